@@ -1,0 +1,59 @@
+/**
+ * @module
+ * The auth context's schema. Ids are permanent; append new migrations, never edit applied ones.
+ * Timestamps are written by the application (its injected clock), never by `now()`, so tests can move time.
+ */
+import type { Migration } from "../../../shared/ports/sql_migrate.ts";
+
+export const authMigrations: readonly Migration[] = Object.freeze([
+  {
+    id: "security_auth_0001_users",
+    sql: `
+      create table auth_users (
+        id uuid primary key,
+        email text not null unique check (email = lower(email) and length(email) <= 254),
+        password_hash text not null,
+        created_at timestamptz not null
+      );
+      create table auth_user_roles (
+        user_id uuid not null references auth_users (id) on delete cascade,
+        role text not null check (role in ('CUSTOMER', 'ADMIN', 'PARTNER', 'DEVICE')),
+        granted_at timestamptz not null,
+        primary key (user_id, role)
+      );`,
+  },
+  {
+    id: "security_auth_0002_refresh_tokens",
+    sql: `
+      -- Only the SHA-256 of a refresh token is stored: a leaked table cannot be replayed.
+      create table auth_refresh_tokens (
+        token_hash text primary key,
+        user_id uuid not null references auth_users (id) on delete cascade,
+        family_id uuid not null,
+        created_at timestamptz not null,
+        expires_at timestamptz not null,
+        used_at timestamptz,
+        revoked_at timestamptz
+      );
+      create index auth_refresh_tokens_family on auth_refresh_tokens (family_id);
+      create index auth_refresh_tokens_expires on auth_refresh_tokens (expires_at);`,
+  },
+  {
+    id: "security_auth_0003_signing_keys",
+    sql: `
+      -- status: next (published, not yet signing) -> active (signing; at most one) -> retired (published
+      -- until every token it signed has expired; its private key is wiped on retirement).
+      create table auth_signing_keys (
+        kid text primary key,
+        private_jwk text,
+        public_jwk text not null,
+        status text not null check (status in ('next', 'active', 'retired')),
+        created_at timestamptz not null,
+        activate_after timestamptz not null,
+        activated_at timestamptz,
+        retired_at timestamptz
+      );
+      create unique index auth_signing_keys_one_active on auth_signing_keys (status) where status = 'active';
+      create unique index auth_signing_keys_one_next on auth_signing_keys (status) where status = 'next';`,
+  },
+]);

@@ -1,0 +1,121 @@
+/**
+ * @module
+ * The auth (security) context: accounts, roles, access and refresh tokens, signing keys and the JWKS.
+ * `createAuthModule` applies its own migrations (they are also exported for tooling), makes sure a signing
+ * key exists, and returns the routes plus a verifier that reads this process's key store directly.
+ */
+import type { Hono } from "hono";
+import { type AuthEnv, createTokenVerifier, type TokenVerifier } from "../../../shared/auth/mod.ts";
+import type { Sql } from "../../../shared/ports/sql.ts";
+import { migrate, type Migration } from "../../../shared/ports/sql_migrate.ts";
+import { log } from "../../../shared/observability/mod.ts";
+import { authMigrations } from "./migrations.ts";
+import { createPasswordHasher, type PasswordHasherOptions } from "./password.ts";
+import { createAuthRoutes } from "./routes.ts";
+import { createSigningKeyStore } from "./signing_keys.ts";
+import { createTokenService } from "./tokens.ts";
+import { createUser, findUserByEmail, grantRoles } from "./users.ts";
+
+export { authMigrations } from "./migrations.ts";
+export { JWKS_MAX_AGE_SEC } from "./signing_keys.ts";
+export type { TokenPair } from "./tokens.ts";
+
+export interface AuthModuleDeps {
+  readonly sql: Sql;
+  readonly issuer: string;
+  readonly audience: string;
+  /** @default {900} */
+  readonly accessTokenTtlSec?: number;
+  /** Milliseconds since the epoch. @default {Date.now} */
+  readonly now?: () => number;
+  /**
+   * How long a new key is published before it signs (see signing_keys.ts).
+   * @default {600_000}
+   */
+  readonly keyActivationDelayMs?: number;
+  /** @default {{}} (scrypt N=2^15, r=8, p=1, two hashes at a time) */
+  readonly passwordHasher?: PasswordHasherOptions;
+}
+
+export interface AuthModule {
+  readonly routes: Hono<AuthEnv>;
+  readonly migrations: readonly Migration[];
+  /** Creates the account if absent and makes sure it holds ADMIN; an existing password is left unchanged. */
+  ensureAdmin(email: string, password: string): Promise<void>;
+  /** Publishes a new signing key; it signs after the activation delay. */
+  rotateSigningKey(): Promise<void>;
+  /** Verifies this process's tokens without HTTP (it reads the key store, cached like a remote JWKS). */
+  readonly verifier: TokenVerifier;
+}
+
+export async function createAuthModule(deps: AuthModuleDeps): Promise<AuthModule> {
+  const now = deps.now ?? Date.now;
+  const accessTokenTtlSec = deps.accessTokenTtlSec ?? 900;
+  await migrate(deps.sql, authMigrations);
+  const keys = createSigningKeyStore({
+    sql: deps.sql,
+    now,
+    accessTokenTtlSec,
+    activationDelayMs: deps.keyActivationDelayMs,
+  });
+  await keys.ensureKey();
+  const tokens = createTokenService({
+    sql: deps.sql,
+    keys,
+    issuer: deps.issuer,
+    audience: deps.audience,
+    accessTokenTtlSec,
+    now,
+  });
+  // The key store caches its rows itself, so an unknown kid may reload at once (no cooldown needed).
+  const verifier = createTokenVerifier({
+    jwks: () => keys.jwks(),
+    issuer: deps.issuer,
+    audience: deps.audience,
+    cacheMaxAgeMs: 5_000,
+    cooldownMs: 0,
+    now,
+  });
+  const passwords = createPasswordHasher(deps.passwordHasher);
+  const decoyPasswordHash = await passwords.hash(crypto.randomUUID());
+  const routes = createAuthRoutes({
+    sql: deps.sql,
+    passwords,
+    tokens,
+    keys,
+    verifier,
+    now,
+    decoyPasswordHash,
+  });
+
+  async function ensureAdmin(email: string, password: string): Promise<void> {
+    const normalized = email.trim().toLowerCase();
+    if (password.length < 8 || password.length > 128) {
+      throw new RangeError(`The admin password for "${normalized}" must be 8 to 128 characters`);
+    }
+    const existing = await findUserByEmail(deps.sql, normalized);
+    const at = new Date(now());
+    if (existing) {
+      await grantRoles(deps.sql, existing.id, ["ADMIN"], at);
+      return;
+    }
+    const passwordHash = await passwords.hash(password);
+    const id = await deps.sql.transaction((tx) =>
+      createUser(tx, { email: normalized, passwordHash, roles: ["ADMIN"] }, at)
+    );
+    if (id) log.info("admin account created", { userId: id, email: normalized });
+    // Another process created it between our read and insert: grant the role to that account.
+    else await ensureAdmin(normalized, password);
+  }
+
+  return {
+    routes,
+    migrations: authMigrations,
+    verifier,
+    ensureAdmin,
+    async rotateSigningKey() {
+      const { kid, activatesAtMs } = await keys.rotate();
+      log.info("signing key published", { kid, activatesAt: new Date(activatesAtMs).toISOString() });
+    },
+  };
+}

@@ -1,0 +1,93 @@
+/**
+ * @module
+ * The ports of one region, created lazily so a process builds only the adapters it uses. This is the one
+ * place where adapters are chosen: the embedded default (PGlite, in-process log/cache/queue, aedes) or the
+ * real services (Postgres, Kafka, Redis, RabbitMQ, Mosquitto).
+ */
+import type { Cache, EventLog, MqttBus, Sql, WorkQueue } from "../../shared/ports/mod.ts";
+import type { Config, Region } from "../../shared/config/config.ts";
+import { createMemoryCache, createMemoryEventLog, createMemoryWorkQueue } from "../../shared/adapters/memory/mod.ts";
+import { createPgliteSql } from "../../shared/adapters/pglite/mod.ts";
+import { createPostgresSql } from "../../shared/adapters/postgres/mod.ts";
+import { createKafkaEventLog } from "../../shared/adapters/kafka/mod.ts";
+import { createRedisCache } from "../../shared/adapters/redis/mod.ts";
+import { createAmqpWorkQueue } from "../../shared/adapters/amqp/mod.ts";
+import { createMqttBus } from "../../shared/adapters/mqtt/mod.ts";
+
+export interface RegionPorts {
+  readonly region: Region;
+  readonly mode: "embedded" | "infra";
+  sql(): Promise<Sql>;
+  cache(): Promise<Cache>;
+  eventLog(): Promise<EventLog>;
+  workQueue(): Promise<WorkQueue>;
+  /** One MQTT client per caller; `clientId` is its session identity. */
+  mqtt(clientId: string): Promise<MqttBus>;
+  /** Closes every adapter that was created. */
+  close(): Promise<void>;
+}
+
+type Factories = {
+  readonly sql: () => Promise<Sql>;
+  readonly cache: () => Promise<Cache>;
+  readonly eventLog: () => Promise<EventLog>;
+  readonly workQueue: () => Promise<WorkQueue>;
+  readonly mqttUrl: string;
+};
+
+function lazyPorts(region: Region, mode: "embedded" | "infra", factories: Factories): RegionPorts {
+  const made = new Map<string, Promise<{ close(): Promise<void> }>>();
+  function once<T extends { close(): Promise<void> }>(key: string, make: () => Promise<T>): Promise<T> {
+    let value = made.get(key);
+    if (!value) {
+      value = make();
+      made.set(key, value);
+      // A failed creation is forgotten so the next caller tries again (the dependency may come up later).
+      value.catch(() => made.delete(key));
+    }
+    return value as Promise<T>;
+  }
+  return {
+    region,
+    mode,
+    sql: () => once("sql", factories.sql),
+    cache: () => once("cache", factories.cache),
+    eventLog: () => once("eventLog", factories.eventLog),
+    workQueue: () => once("workQueue", factories.workQueue),
+    mqtt: (clientId) =>
+      once(`mqtt:${clientId}`, () => createMqttBus({ url: factories.mqttUrl, clientId, cleanSession: false })),
+    async close() {
+      const all = await Promise.allSettled([...made.values()]);
+      await Promise.allSettled(
+        all.flatMap((r) => (r.status === "fulfilled" ? [r.value.close()] : [])),
+      );
+      made.clear();
+    },
+  };
+}
+
+/** Ports on the real services, for a process named `processName` (used as client id). */
+export function realRegionPorts(config: Config, region: Region, processName: string): RegionPorts {
+  const endpoints = config.regions[region];
+  return lazyPorts(region, "infra", {
+    sql: () => Promise.resolve(createPostgresSql({ url: endpoints.pgUrl, maxConnections: 10 })),
+    cache: () => Promise.resolve(createRedisCache({ url: config.BV_REDIS_URL, keyPrefix: endpoints.redisPrefix })),
+    eventLog: () =>
+      Promise.resolve(createKafkaEventLog({ brokers: [...endpoints.kafkaBrokers], clientId: processName })),
+    workQueue: () => Promise.resolve(createAmqpWorkQueue({ url: endpoints.amqpUrl })),
+    mqttUrl: config.BV_MQTT_URL,
+  });
+}
+
+/** Embedded ports for one region: everything in this process, persisted under `<dataDir>/embedded/<region>`. */
+export function embeddedRegionPorts(config: Config, region: Region): RegionPorts {
+  const dir = `${config.BV_DATA_DIR}/embedded/${region}`;
+  const endpoints = config.regions[region];
+  return lazyPorts(region, "embedded", {
+    sql: () => createPgliteSql({ dataDir: `${dir}/pg` }),
+    cache: () => Promise.resolve(createMemoryCache()),
+    eventLog: () => Promise.resolve(createMemoryEventLog({ dataDir: `${dir}/events` })),
+    workQueue: () => Promise.resolve(createMemoryWorkQueue()),
+    mqttUrl: `mqtt://127.0.0.1:${endpoints.embeddedMqttPort}`,
+  });
+}

@@ -1,0 +1,25 @@
+/**
+ * @module
+ * Stops what `scripts/infra_up.ts` started (SIGTERM, SIGKILL after 20 s). Data under `.data/kafka` stays
+ * unless `--purge` is given.
+ *
+ *     deno run -A scripts/infra_down.ts [east|west|all] [--purge]
+ */
+import { purgeKafkaData, stopKafka } from "./kafka/mod.ts";
+import { parseRegions } from "./infra_up.ts";
+
+async function main(): Promise<void> {
+  const purge = Deno.args.includes("--purge");
+  const regions = parseRegions(Deno.args.filter((arg) => arg !== "--purge"));
+  await Promise.all(regions.map((region) => stopKafka(region)));
+  if (purge) { for (const region of regions) await purgeKafkaData(region); }
+}
+
+if (import.meta.main) {
+  try {
+    await main();
+  } catch (error) {
+    console.error(`[infra] ${error instanceof Error ? error.message : String(error)}`);
+    Deno.exit(1);
+  }
+}

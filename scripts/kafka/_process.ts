@@ -1,0 +1,131 @@
+/**
+ * @module
+ * Process plumbing for the broker scripts: prerequisite checks, running a tool to completion, starting a
+ * detached JVM with its output in a log file, and signalling it. Private to `scripts/kafka/`.
+ */
+
+const INSTALL_HINT = "install it with: apt-get update && apt-get install -y openjdk-17-jre-headless maven";
+
+/** Throws one line naming each missing tool (`java`, `mvn`) and how to install it. */
+export async function checkPrerequisites(tools: readonly ("java" | "mvn")[]): Promise<void> {
+  const missing: string[] = [];
+  for (const tool of tools) {
+    const args = tool === "java" ? ["-version"] : ["-v"];
+    if (!(await commandWorks(tool, args))) missing.push(tool);
+  }
+  if (missing.length > 0) {
+    throw new Error(`Kafka needs ${missing.map((t) => `"${t}"`).join(" and ")} on PATH; ${INSTALL_HINT}`);
+  }
+}
+
+async function commandWorks(command: string, args: string[]): Promise<boolean> {
+  try {
+    const { success } = await new Deno.Command(command, { args, stdout: "null", stderr: "null" }).output();
+    return success;
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return false;
+    throw error;
+  }
+}
+
+/** Runs a command to completion; throws with its output when it fails. */
+export async function run(command: string, args: string[], options: { cwd?: string } = {}): Promise<string> {
+  const output = await new Deno.Command(command, { args, cwd: options.cwd, stdout: "piped", stderr: "piped" })
+    .output();
+  const text = new TextDecoder().decode(output.stdout) + new TextDecoder().decode(output.stderr);
+  if (!output.success) {
+    throw new Error(`"${command} ${args.join(" ")}" exited with ${output.code}:\n${text.trim()}`);
+  }
+  return text;
+}
+
+/**
+ * Starts `command` in its own process group, detached from this one, with stdout and stderr appended to
+ * `logFile`; resolves with its pid. `exec` in the shell keeps the pid the JVM's own, so the pid file
+ * points at the broker and not at a wrapper.
+ */
+export function spawnDetached(command: string[], logFile: string, cwd: string): number {
+  const quoted = command.map(shellQuote).join(" ");
+  const child = new Deno.Command("sh", {
+    args: ["-c", `exec ${quoted} >>${shellQuote(logFile)} 2>&1 </dev/null`],
+    cwd,
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+    detached: true,
+  }).spawn();
+  child.unref();
+  return child.pid;
+}
+
+function shellQuote(value: string): string {
+  return `'${value.replaceAll("'", `'\\''`)}'`;
+}
+
+/** True when `pid` is a live process whose command line contains `mustContain` (guards against pid reuse). */
+export async function isProcessAlive(pid: number, mustContain: string): Promise<boolean> {
+  try {
+    const cmdline = await Deno.readTextFile(`/proc/${pid}/cmdline`);
+    const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
+    // A zombie (state Z) has exited; only its parent has not reaped it yet.
+    const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
+    return state !== "Z" && cmdline.replaceAll("\0", " ").includes(mustContain);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return false;
+    throw error;
+  }
+}
+
+/** Sends `signal` to `pid`, ignoring a process that has already gone. */
+export function signalProcess(pid: number, signal: Deno.Signal): void {
+  try {
+    Deno.kill(pid, signal);
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+  }
+}
+
+/** True when something accepts TCP connections on 127.0.0.1:`port` within `timeoutMs`. */
+export async function isPortOpen(port: number, timeoutMs: number): Promise<boolean> {
+  const attempt = Deno.connect({ hostname: "127.0.0.1", port }).then((conn) => {
+    conn.close();
+    return true;
+  }, () => false);
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<boolean>((resolve) => timer = setTimeout(() => resolve(false), timeoutMs));
+  try {
+    return await Promise.race([attempt, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** The last `count` lines of a text file, or "" when it does not exist. */
+export async function tailFile(path: string, count: number): Promise<string> {
+  try {
+    return (await Deno.readTextFile(path)).trimEnd().split("\n").slice(-count).join("\n");
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return "";
+    throw error;
+  }
+}
+
+export async function readPid(pidFile: string): Promise<number | undefined> {
+  try {
+    const pid = Number((await Deno.readTextFile(pidFile)).trim());
+    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return undefined;
+    throw error;
+  }
+}
+
+export async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return false;
+    throw error;
+  }
+}

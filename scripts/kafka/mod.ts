@@ -1,0 +1,331 @@
+/**
+ * @module
+ * Local Kafka brokers, one per region, run from jars cached under `.cache/kafka/<version>/libs` (no Docker):
+ * `ensureKafka("east")` downloads the jars once, writes a KRaft `server.properties`, formats storage on
+ * first use, starts the JVM detached and waits until the broker answers. Used by `scripts/infra_up.ts`,
+ * `scripts/infra_down.ts` and anything else (start:infra, test tasks) that needs a broker.
+ */
+import { Kafka, logLevel } from "kafkajs";
+import {
+  type BrokerLayout,
+  brokerLayout,
+  KAFKA_LIBS_DIR,
+  KAFKA_LIBS_MARKER,
+  KAFKA_LOG4J_CONFIG,
+  KAFKA_POM,
+  KAFKA_REGIONS,
+  KAFKA_VERSION,
+  type KafkaRegion,
+  LOGS_DIR,
+  REPO_ROOT,
+  serverProperties,
+} from "./_config.ts";
+import {
+  checkPrerequisites,
+  exists,
+  isPortOpen,
+  isProcessAlive,
+  readPid,
+  run,
+  signalProcess,
+  spawnDetached,
+  tailFile,
+} from "./_process.ts";
+
+export { brokerLayout, checkPrerequisites, KAFKA_REGIONS, KAFKA_VERSION };
+export type { BrokerLayout, KafkaRegion };
+
+/** Where progress lines go; the scripts print them, tests may collect them. */
+export type ProgressLog = (line: string) => void;
+
+/** How long `ensureKafka` waits for a started broker to answer. */
+export const BROKER_START_TIMEOUT_MS_DEFAULT = 60_000;
+/** How long `stopKafka` waits after SIGTERM before SIGKILL. */
+export const BROKER_STOP_GRACE_MS_DEFAULT = 20_000;
+const PROBE_TIMEOUT_MS = 3_000;
+const POLL_INTERVAL_MS = 500;
+const PROGRESS_EVERY_MS = 5_000;
+
+/** The bootstrap servers of a region's local broker, e.g. `["127.0.0.1:9092"]`. */
+export function kafkaBrokersOf(region: KafkaRegion): string[] {
+  return [`127.0.0.1:${brokerLayout(region).port}`];
+}
+
+/** True when a Kafka broker on 127.0.0.1:`port` answers a DescribeCluster request within `timeoutMs`. */
+export async function isKafkaUp(port: number, timeoutMs: number = PROBE_TIMEOUT_MS): Promise<boolean> {
+  // A closed port is the common case; answering it without a Kafka client is both faster and quieter.
+  if (!(await isPortOpen(port, timeoutMs))) return false;
+  const kafka = new Kafka({
+    clientId: "bv-infra-probe",
+    brokers: [`127.0.0.1:${port}`],
+    connectionTimeout: timeoutMs,
+    requestTimeout: timeoutMs,
+    retry: { retries: 0 },
+    logLevel: logLevel.NOTHING,
+  });
+  const admin = kafka.admin({ retry: { retries: 0 } });
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error("timed out")), timeoutMs);
+    });
+    const cluster = await Promise.race([admin.connect().then(() => admin.describeCluster()), timeout]);
+    return cluster.brokers.length > 0;
+  } catch {
+    return false;
+  } finally {
+    clearTimeout(timer);
+    await admin.disconnect().catch(() => {});
+  }
+}
+
+let libsReady: Promise<void> | undefined;
+
+/** Downloads the Kafka jars from Maven Central once; later calls (and later runs) return at once. */
+export function ensureKafkaLibs(log: ProgressLog = console.log): Promise<void> {
+  libsReady ??= downloadLibs(log).catch((error) => {
+    libsReady = undefined;
+    throw error;
+  });
+  return libsReady;
+}
+
+async function downloadLibs(log: ProgressLog): Promise<void> {
+  if (await exists(KAFKA_LIBS_MARKER)) {
+    log(`[kafka] jars for Kafka ${KAFKA_VERSION} already cached in ${relative(KAFKA_LIBS_DIR)}`);
+    return;
+  }
+  await checkPrerequisites(["mvn"]);
+  log(`[kafka] downloading Kafka ${KAFKA_VERSION} jars from Maven Central into ${relative(KAFKA_LIBS_DIR)}`);
+  // A folder without the marker may hold a partial download; start it over.
+  await Deno.remove(KAFKA_LIBS_DIR, { recursive: true }).catch(ignoreNotFound);
+  await Deno.mkdir(KAFKA_LIBS_DIR, { recursive: true });
+  const startedMs = Date.now();
+  const ticker = setInterval(async () => {
+    const jars = await countJars();
+    log(`[kafka] ... ${jars} jars so far (${Math.round((Date.now() - startedMs) / 1000)} s)`);
+  }, PROGRESS_EVERY_MS);
+  try {
+    await run("mvn", [
+      "-q",
+      "-B",
+      "-f",
+      KAFKA_POM,
+      "dependency:copy-dependencies",
+      `-DoutputDirectory=${KAFKA_LIBS_DIR}`,
+    ]);
+  } finally {
+    clearInterval(ticker);
+  }
+  const jars = await countJars();
+  if (jars === 0) throw new Error(`Maven finished but ${relative(KAFKA_LIBS_DIR)} holds no jars`);
+  await Deno.writeTextFile(
+    KAFKA_LIBS_MARKER,
+    JSON.stringify({ kafkaVersion: KAFKA_VERSION, jars, completedAt: new Date().toISOString() }) + "\n",
+  );
+  log(`[kafka] ${jars} jars downloaded in ${Math.round((Date.now() - startedMs) / 1000)} s`);
+}
+
+async function countJars(): Promise<number> {
+  let count = 0;
+  for await (const entry of Deno.readDir(KAFKA_LIBS_DIR)) if (entry.name.endsWith(".jar")) count++;
+  return count;
+}
+
+/** What `ensureKafka` did. */
+export interface EnsureKafkaResult {
+  readonly region: KafkaRegion;
+  readonly brokers: string[];
+  /** false when a healthy broker was already there. */
+  readonly started: boolean;
+}
+
+/** Makes sure the region's broker is up and answering: idempotent, safe to call from several scripts. */
+export async function ensureKafka(
+  region: KafkaRegion,
+  options: { readonly log?: ProgressLog; readonly startTimeoutMs?: number } = {},
+): Promise<EnsureKafkaResult> {
+  const log = options.log ?? console.log;
+  const timeoutMs = options.startTimeoutMs ?? BROKER_START_TIMEOUT_MS_DEFAULT;
+  const layout = brokerLayout(region);
+  const say: ProgressLog = (line) => log(`[kafka:${region}] ${line}`);
+  const result = { region, brokers: kafkaBrokersOf(region) };
+
+  if (await isKafkaUp(layout.port)) {
+    say(`already up on 127.0.0.1:${layout.port}; nothing to do`);
+    return { ...result, started: false };
+  }
+  const runningPid = await brokerPid(layout);
+  if (runningPid !== undefined) {
+    say(`broker pid ${runningPid} is running but not answering yet; waiting for it`);
+    await waitUntilUp(layout, runningPid, timeoutMs, say);
+    return { ...result, started: false };
+  }
+  for (const port of [layout.port, layout.controllerPort]) {
+    if (await isPortOpen(port, PROBE_TIMEOUT_MS)) {
+      throw new Error(
+        `Port ${port} is in use by something that is not a healthy Kafka broker; free it or set ` +
+          `KAFKA_${region.toUpperCase()}_PORT to another port`,
+      );
+    }
+  }
+  await checkPrerequisites(["java"]);
+  await ensureKafkaLibs(log);
+  await Deno.mkdir(layout.dataDir, { recursive: true });
+  await Deno.mkdir(LOGS_DIR, { recursive: true });
+  await Deno.writeTextFile(layout.propertiesFile, serverProperties(layout));
+  await formatStorageOnce(layout, say);
+
+  say(`starting broker on 127.0.0.1:${layout.port} (log: ${relative(layout.logFile)})`);
+  await Deno.writeTextFile(layout.logFile, `\n=== start ${new Date().toISOString()} ===\n`, { append: true });
+  const pid = spawnDetached(brokerCommand(layout), layout.logFile, REPO_ROOT);
+  await Deno.writeTextFile(layout.pidFile, `${pid}\n`);
+  await waitUntilUp(layout, pid, timeoutMs, say);
+  return { ...result, started: true };
+}
+
+function brokerCommand(layout: BrokerLayout): string[] {
+  return [
+    "java",
+    // Two brokers and MirrorMaker share 2 cores and a dev machine's memory.
+    "-Xmx512m",
+    "-Xms256m",
+    "-XX:+UseG1GC",
+    "-XX:MaxGCPauseMillis=20",
+    "-Djava.awt.headless=true",
+    `-Dlog4j2.configurationFile=${KAFKA_LOG4J_CONFIG}`,
+    `-Dkafka.logs.dir=${LOGS_DIR}`,
+    "-cp",
+    `${KAFKA_LIBS_DIR}/*`,
+    "kafka.Kafka",
+    layout.propertiesFile,
+  ];
+}
+
+/** Formats the KRaft metadata log unless `meta.properties` shows it was done before (data is kept). */
+async function formatStorageOnce(layout: BrokerLayout, say: ProgressLog): Promise<void> {
+  if (await exists(`${layout.dataDir}/meta.properties`)) return;
+  say(`formatting storage in ${relative(layout.dataDir)}`);
+  // Static quorum (controller.quorum.voters), so `format` takes only a cluster id: no --standalone.
+  await run("java", [
+    "-Xmx256m",
+    "-cp",
+    `${KAFKA_LIBS_DIR}/*`,
+    "kafka.tools.StorageTool",
+    "format",
+    "--cluster-id",
+    randomClusterId(),
+    "--config",
+    layout.propertiesFile,
+  ]);
+}
+
+/** A Kafka cluster id: 16 random bytes, base64url without padding, never starting with "-" (CLI-safe). */
+function randomClusterId(): string {
+  for (;;) {
+    const bytes = crypto.getRandomValues(new Uint8Array(16));
+    const id = btoa(String.fromCharCode(...bytes)).replaceAll("+", "-").replaceAll("/", "_").replace(
+      /=+$/,
+      "",
+    );
+    if (!id.startsWith("-")) return id;
+  }
+}
+
+async function waitUntilUp(layout: BrokerLayout, pid: number, timeoutMs: number, say: ProgressLog) {
+  const startedMs = Date.now();
+  let nextProgressMs = startedMs + PROGRESS_EVERY_MS;
+  while (Date.now() - startedMs < timeoutMs) {
+    if (!(await isProcessAlive(pid, layout.propertiesFile))) {
+      throw new Error(
+        `Kafka ${layout.region} (pid ${pid}) exited during startup; last lines of ${
+          relative(layout.logFile)
+        }:\n` +
+          (await tailFile(layout.logFile, 20)),
+      );
+    }
+    if (await isKafkaUp(layout.port, PROBE_TIMEOUT_MS)) {
+      say(`up on 127.0.0.1:${layout.port} (pid ${pid}) after ${seconds(Date.now() - startedMs)}`);
+      return;
+    }
+    if (Date.now() >= nextProgressMs) {
+      say(`waiting for the broker to answer (${seconds(Date.now() - startedMs)} of ${seconds(timeoutMs)})`);
+      nextProgressMs += PROGRESS_EVERY_MS;
+    }
+    await sleep(POLL_INTERVAL_MS);
+  }
+  throw new Error(
+    `Kafka ${layout.region} did not answer on port ${layout.port} within ${seconds(timeoutMs)}; see ` +
+      relative(layout.logFile),
+  );
+}
+
+/** Stops the region's broker if this tooling started it: SIGTERM, then SIGKILL after `graceMs`. */
+export async function stopKafka(
+  region: KafkaRegion,
+  options: { readonly log?: ProgressLog; readonly graceMs?: number } = {},
+): Promise<boolean> {
+  const log = options.log ?? console.log;
+  const graceMs = options.graceMs ?? BROKER_STOP_GRACE_MS_DEFAULT;
+  const layout = brokerLayout(region);
+  const say: ProgressLog = (line) => log(`[kafka:${region}] ${line}`);
+  const pid = await brokerPid(layout);
+  if (pid === undefined) {
+    await Deno.remove(layout.pidFile).catch(ignoreNotFound);
+    say("not running (no live pid from infra_up); nothing to stop");
+    return false;
+  }
+  say(`stopping broker pid ${pid} (SIGTERM; SIGKILL after ${seconds(graceMs)})`);
+  signalProcess(pid, "SIGTERM");
+  const startedMs = Date.now();
+  let nextProgressMs = startedMs + PROGRESS_EVERY_MS;
+  while (await isProcessAlive(pid, layout.propertiesFile)) {
+    if (Date.now() - startedMs >= graceMs) {
+      say(`still running after ${seconds(graceMs)}; sending SIGKILL`);
+      signalProcess(pid, "SIGKILL");
+      await sleep(POLL_INTERVAL_MS);
+      break;
+    }
+    if (Date.now() >= nextProgressMs) {
+      say(`waiting for a clean shutdown (${seconds(Date.now() - startedMs)})`);
+      nextProgressMs += PROGRESS_EVERY_MS;
+    }
+    await sleep(POLL_INTERVAL_MS / 2);
+  }
+  await Deno.remove(layout.pidFile).catch(ignoreNotFound);
+  say(`stopped after ${seconds(Date.now() - startedMs)}`);
+  return true;
+}
+
+/** Deletes the region's topics, offsets and metadata (`.data/kafka/<region>`); the broker must be stopped. */
+export async function purgeKafkaData(region: KafkaRegion, log: ProgressLog = console.log): Promise<void> {
+  const layout = brokerLayout(region);
+  if ((await brokerPid(layout)) !== undefined) {
+    throw new Error(`Kafka ${region} is still running; stop it before purging ${relative(layout.dir)}`);
+  }
+  await Deno.remove(layout.dir, { recursive: true }).catch(ignoreNotFound);
+  log(`[kafka:${region}] deleted ${relative(layout.dir)}`);
+}
+
+/** The pid from the pid file when that process is alive and is this region's broker. */
+async function brokerPid(layout: BrokerLayout): Promise<number | undefined> {
+  const pid = await readPid(layout.pidFile);
+  if (pid === undefined) return undefined;
+  return (await isProcessAlive(pid, layout.propertiesFile)) ? pid : undefined;
+}
+
+function relative(path: string): string {
+  return path.startsWith(`${REPO_ROOT}/`) ? path.slice(REPO_ROOT.length + 1) : path;
+}
+
+function seconds(ms: number): string {
+  return `${(ms / 1000).toFixed(1)} s`;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+function ignoreNotFound(error: unknown): void {
+  if (!(error instanceof Deno.errors.NotFound)) throw error;
+}

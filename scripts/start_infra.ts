@@ -1,0 +1,121 @@
+/**
+ * @module
+ * `deno task start:infra`: every deployable as its own process per region, on the real services. Brings
+ * Kafka up first when it is not running (both regions' clusters), creates each region's Postgres database
+ * and RabbitMQ vhost when missing, starts the processes, waits for every `/readyz`, and prints the table of
+ * endpoints. SIGINT/SIGTERM stop the processes (each drains); Kafka keeps running (`deno task infra:down`).
+ */
+import { type Config, loadConfigOrExit, REGIONS, SERVICES } from "../shared/config/config.ts";
+import { ensureDatabase } from "../shared/testing/pg_database.ts";
+import { ensureVhost } from "../shared/testing/rabbit_vhost.ts";
+import { ensureKafka } from "./kafka/mod.ts";
+import { endpointsTable } from "./endpoints_table.ts";
+
+interface Child {
+  readonly name: string;
+  readonly process: Deno.ChildProcess;
+  readonly readyUrl: string;
+}
+
+const READY_TIMEOUT_MS = 60_000;
+const STOP_TIMEOUT_MS = 15_000;
+
+function spawn(name: string, script: string, env: Record<string, string>, readyUrl: string): Child {
+  const process = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", script],
+    env,
+    stdin: "null",
+    stdout: "inherit",
+    stderr: "inherit",
+  }).spawn();
+  process.status.then((status) => {
+    if (!stopping) console.error(`start:infra: ${name} exited with code ${status.code}`);
+  });
+  return { name, process, readyUrl };
+}
+
+async function waitReady(children: readonly Child[]): Promise<void> {
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  const pending = new Set(children);
+  while (pending.size > 0) {
+    if (Date.now() > deadline) {
+      throw new Error(`Not ready after ${READY_TIMEOUT_MS} ms: ${[...pending].map((c) => c.name).join(", ")}`);
+    }
+    await Promise.all([...pending].map(async (child) => {
+      try {
+        const response = await fetch(child.readyUrl, { signal: AbortSignal.timeout(2_000) });
+        await response.body?.cancel();
+        if (response.ok) pending.delete(child);
+      } catch {
+        // Not listening yet.
+      }
+    }));
+    if (pending.size > 0) await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+let stopping = false;
+
+async function stopAll(children: readonly Child[]): Promise<void> {
+  stopping = true;
+  for (const child of [...children].reverse()) {
+    try {
+      child.process.kill("SIGTERM");
+    } catch {
+      // Already gone.
+    }
+  }
+  const timer = setTimeout(() => {
+    for (const child of children) {
+      try {
+        child.process.kill("SIGKILL");
+      } catch {
+        // Already gone.
+      }
+    }
+  }, STOP_TIMEOUT_MS);
+  await Promise.allSettled(children.map((c) => c.process.status));
+  clearTimeout(timer);
+}
+
+async function prepareInfrastructure(config: Config): Promise<void> {
+  console.log("start:infra: checking Kafka (east and west)…");
+  await Promise.all(REGIONS.map((region) => ensureKafka(region)));
+  for (const region of REGIONS) {
+    const endpoints = config.regions[region];
+    await ensureDatabase(config.BV_PG_URL, endpoints.pgDatabase);
+    await ensureVhost(endpoints.amqpVhost);
+  }
+}
+
+const config = loadConfigOrExit();
+const host = config.BV_HOST;
+const children: Child[] = [];
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  Deno.addSignalListener(signal, async () => {
+    console.log(`start:infra: ${signal}: stopping ${children.length} processes…`);
+    await stopAll(children);
+    Deno.exit(0);
+  });
+}
+try {
+  await prepareInfrastructure(config);
+  const baseEnv = { ...Deno.env.toObject(), BV_MODE: "infra" };
+  for (const region of REGIONS) {
+    const endpoints = config.regions[region];
+    for (const service of SERVICES) {
+      children.push(spawn(`${service}-${region}`, `regional/${service}/main.ts`, { ...baseEnv, BV_REGION: region }, `http://${host}:${endpoints.servicePorts[service]}/readyz`));
+    }
+    children.push(spawn(`ingress-${region}`, "regional/ingress/main.ts", { ...baseEnv, BV_REGION: region }, `http://${host}:${endpoints.ingressPort}/readyz`));
+  }
+  children.push(spawn("edge", "edge/main.ts", baseEnv, `http://${host}:${config.BV_EDGE_PORT}/readyz`));
+  const started = performance.now();
+  await waitReady(children);
+  console.log(`\n${endpointsTable(config, "infra")}\n`);
+  console.log(`start:infra: all ${children.length} processes ready in ${Math.round(performance.now() - started)} ms`);
+  await Promise.all(children.map((c) => c.process.status));
+} catch (error) {
+  console.error(`start:infra: ${(error as Error).message}`);
+  await stopAll(children);
+  Deno.exit(1);
+}

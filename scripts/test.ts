@@ -1,0 +1,79 @@
+/**
+ * @module
+ * `deno task test`: every check in one command, in this order —
+ *   1. format check, lint, type check (`deno task verify`);
+ *   2. Kafka up for both regions (fetched from Maven Central on first use);
+ *   3. unit tests and both adapter contract suites (embedded and real), files in parallel;
+ *   4. journeys under `tests/` (whole processes on real services), one file at a time.
+ * Ends with `tests: N passed, M failed` (a failed verify step counts as one failure).
+ */
+import { REGIONS } from "../shared/config/config.ts";
+import { ensureKafka } from "./kafka/mod.ts";
+
+interface StepResult {
+  readonly passed: number;
+  readonly failed: number;
+  readonly ok: boolean;
+}
+
+const SUMMARY = /^(?:ok|FAILED) \| (\d+) passed(?: \((\d+) steps?\))? \| (\d+) failed/;
+
+/** Runs a command with inherited stdin/out but a copy of stdout scanned for deno test summaries. */
+async function run(label: string, args: string[]): Promise<StepResult> {
+  console.log(`\n== ${label}: deno ${args.join(" ")}`);
+  const child = new Deno.Command(Deno.execPath(), {
+    args,
+    env: { NO_COLOR: "1" },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  let passed = 0;
+  let failed = 0;
+  let buffered = "";
+  const decoder = new TextDecoder();
+  for await (const chunk of child.stdout) {
+    await Deno.stdout.write(chunk);
+    buffered += decoder.decode(chunk, { stream: true });
+    const lines = buffered.split("\n");
+    buffered = lines.pop() ?? "";
+    for (const line of lines) {
+      const match = SUMMARY.exec(line.trim());
+      if (match) {
+        passed += Number(match[1]);
+        failed += Number(match[3]);
+      }
+    }
+  }
+  const status = await child.status;
+  return { passed, failed, ok: status.success };
+}
+
+const results: StepResult[] = [];
+const verify = await run("verify", ["task", "verify"]);
+results.push({ passed: verify.ok ? 1 : 0, failed: verify.ok ? 0 : 1, ok: verify.ok });
+
+console.log("\n== infrastructure: Kafka east and west");
+let kafkaOk = true;
+try {
+  await Promise.all(REGIONS.map((region) => ensureKafka(region)));
+} catch (error) {
+  kafkaOk = false;
+  console.error(`Kafka did not start: ${(error as Error).message}`);
+}
+results.push({ passed: 0, failed: kafkaOk ? 0 : 1, ok: kafkaOk });
+
+const unitDirs = ["shared", "regional", "edge", "scripts", "bench"].filter((d) => {
+  try {
+    return Deno.statSync(d).isDirectory;
+  } catch {
+    return false;
+  }
+});
+results.push(await run("unit and contract tests", ["test", "-A", "--parallel", ...unitDirs]));
+results.push(await run("journeys", ["test", "-A", "tests/"]));
+
+const passed = results.reduce((n, r) => n + r.passed, 0);
+const failed = results.reduce((n, r) => n + r.failed + (r.ok || r.failed > 0 ? 0 : 1), 0);
+console.log(`\ntests: ${passed} passed, ${failed} failed`);
+Deno.exit(failed === 0 ? 0 : 1);

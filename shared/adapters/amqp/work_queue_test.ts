@@ -1,0 +1,48 @@
+import assert from "node:assert/strict";
+import { workQueueContract } from "../../ports/contract/work_queue_contract.ts";
+import { createTestVhost } from "../../testing/rabbit_vhost.ts";
+import { uniqueName } from "../../testing/unique.ts";
+import { createAmqpWorkQueue } from "./mod.ts";
+
+// One vhost for the whole file (rabbitmqctl is slow); every test uses its own queue names inside it.
+const vhost = await createTestVhost();
+
+workQueueContract("amqp", () => {
+  const queue = createAmqpWorkQueue({ url: vhost.url, connectTimeoutMs: 5_000, publishTimeoutMs: 5_000 });
+  return Promise.resolve({ queue, newQueueName: (name) => uniqueName(name), cleanup: () => queue.close() });
+});
+
+Deno.test("[amqp] work queue declares the retry topology: one TTL queue per distinct delay", async () => {
+  const queue = createAmqpWorkQueue({ url: vhost.url });
+  const name = uniqueName("topology");
+  try {
+    await queue.declare({ name, retryDelaysMs: [100, 100, 250] });
+    const { rabbitmqctl } = await import("../../testing/rabbit_vhost.ts");
+    const listed = await rabbitmqctl("list_queues", "-p", vhost.name, "--no-table-headers", "name", "arguments");
+    const ours = listed.split("\n").filter((line) => line.startsWith(name)).map((line) => line.split("\t")[0]);
+    assert.deepEqual(ours.sort(), [name, `${name}.dlq`, `${name}.retry.100`, `${name}.retry.250`].sort());
+    const retryLine = listed.split("\n").find((line) => line.startsWith(`${name}.retry.250\t`)) ?? "";
+    assert.match(retryLine, /x-message-ttl/);
+    assert.match(retryLine, /250/);
+    assert.match(retryLine, new RegExp(`x-dead-letter-routing-key.*${name}`));
+  } finally {
+    await queue.close();
+  }
+});
+
+Deno.test("[amqp] work queue publish() rejects within publishTimeoutMs when the broker is unreachable", async () => {
+  const queue = createAmqpWorkQueue({ url: "amqp://guest:guest@127.0.0.1:1", publishTimeoutMs: 300 });
+  try {
+    const startedMs = Date.now();
+    await assert.rejects(queue.publish("anything", "x"), /not confirmed within 300 ms/);
+    assert.ok(Date.now() - startedMs < 1_500);
+    await assert.rejects(queue.ping(200), /not connected/);
+  } finally {
+    await queue.close();
+  }
+});
+
+// Deno.test has no "after all": registered last, this runs after the tests above (files run in order).
+Deno.test("[amqp] drop the test vhost", async () => {
+  await vhost.drop();
+});

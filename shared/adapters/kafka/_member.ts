@@ -1,0 +1,269 @@
+/**
+ * @module
+ * One consumer-group member on kafkajs: commit after the handler succeeds, bounded retries, dead-lettering
+ * and a close that cannot hang on a stuck handler. Private to the Kafka adapter.
+ */
+import type { Consumer, EachMessagePayload, IHeaders, Kafka, KafkaMessage } from "kafkajs";
+import {
+  dlqRecordOf,
+  dlqTopicOf,
+  type IncomingRecord,
+  type OutgoingRecord,
+  type RecordHeaders,
+  type SubscribeOptions,
+  type Subscription,
+} from "../../ports/event_log.ts";
+import type { KafkaLogSink } from "./_logging.ts";
+
+/** Consumer-group timing; kafkajs's defaults are written out here so they are visible. */
+export interface KafkaConsumerTimings {
+  /** The broker drops a member it has not heard from for this long. @default 30_000 */
+  readonly sessionTimeoutMs?: number;
+  /** How long the coordinator waits for members to rejoin during a rebalance. @default 60_000 */
+  readonly rebalanceTimeoutMs?: number;
+  /** @default 3_000 (kafkajs heartbeats between fetches and between handler retries) */
+  readonly heartbeatIntervalMs?: number;
+  /** Longest an empty fetch waits on the broker; also bounds how long `close()` waits for the fetch loop. @default 500 */
+  readonly maxWaitTimeMs?: number;
+  /** How long `close()` waits for the record in flight before abandoning it uncommitted. @default 10_000 */
+  readonly closeTimeoutMs?: number;
+}
+
+/** Backoff before redelivering a record whose handler threw: doubles from `initialDelayMs` up to `maxDelayMs`. */
+export interface HandlerRetryPolicy {
+  /** @default 200 */
+  readonly initialDelayMs: number;
+  /** @default 5_000 */
+  readonly maxDelayMs: number;
+}
+
+export const HANDLER_MAX_ATTEMPTS_DEFAULT = 5;
+
+interface MemberContext {
+  readonly kafka: Kafka;
+  readonly timings: Required<KafkaConsumerTimings>;
+  readonly retry: HandlerRetryPolicy;
+  readonly requestTimeoutMs: number;
+  readonly log: KafkaLogSink;
+  readonly publishDeadLetter: (topic: string, record: OutgoingRecord) => Promise<void>;
+}
+
+/** Joins `options.groupId` and starts consuming; the returned subscription's `ready` tracks the join. */
+export async function startMember(context: MemberContext, options: SubscribeOptions): Promise<Subscription> {
+  const { timings } = context;
+  const maxAttempts = options.maxAttempts ?? HANDLER_MAX_ATTEMPTS_DEFAULT;
+  if (!Number.isInteger(maxAttempts) || maxAttempts < 1) {
+    throw new RangeError(`maxAttempts must be a positive integer, got ${maxAttempts}`);
+  }
+  if (options.topics.length === 0) throw new TypeError(`Subscription of group "${options.groupId}" has no topics`);
+
+  const consumer = context.kafka.consumer({
+    groupId: options.groupId,
+    sessionTimeout: timings.sessionTimeoutMs,
+    rebalanceTimeout: timings.rebalanceTimeoutMs,
+    heartbeatInterval: timings.heartbeatIntervalMs,
+    maxWaitTimeInMs: timings.maxWaitTimeMs,
+    minBytes: 1,
+    maxBytes: 10 * 1024 * 1024,
+    maxBytesPerPartition: 1024 * 1024,
+    // Topics are created on purpose (ensureTopics); a typo must not create one.
+    allowAutoTopicCreation: false,
+    readUncommitted: false,
+    retry: { initialRetryTime: 100, maxRetryTime: 5_000, retries: 8 },
+  });
+  const state = new MemberState(context, options, consumer, maxAttempts);
+  const ready = readyOf(consumer);
+  // Nobody is obliged to await `ready`; a failed join must not become an unhandled rejection.
+  ready.catch(() => {});
+  try {
+    await consumer.connect();
+    await consumer.subscribe({ topics: [...options.topics], fromBeginning: options.from === "earliest" });
+    await consumer.run({
+      autoCommit: false,
+      // One partition at a time keeps per-key order obvious; more parallelism means more members.
+      partitionsConsumedConcurrently: 1,
+      eachMessage: (payload) => state.onMessage(payload),
+    });
+  } catch (error) {
+    await consumer.disconnect().catch(() => {});
+    throw error;
+  }
+  return { ready, close: () => state.close() };
+}
+
+/**
+ * Resolves after the first completed fetch that follows a group join: by then kafkajs has resolved the
+ * starting offsets (ListOffsets for `latest`), so a record published afterwards is not skipped.
+ */
+function readyOf(consumer: Consumer): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    let joined = false;
+    const removers: (() => void)[] = [];
+    const done = (settle: () => void) => {
+      for (const remove of removers) remove();
+      settle();
+    };
+    removers.push(consumer.on(consumer.events.GROUP_JOIN, () => joined = true));
+    removers.push(consumer.on(consumer.events.FETCH, () => joined && done(resolve)));
+    removers.push(consumer.on(consumer.events.CRASH, (event) => done(() => reject(event.payload.error))));
+    removers.push(consumer.on(consumer.events.STOP, () => done(() => reject(new Error("Consumer stopped before it joined")))));
+  });
+}
+
+class MemberState {
+  #closing = false;
+  #abandoned = false;
+  #inFlight: Promise<void> | undefined;
+  #abandon!: () => void;
+  readonly #abandonedSignal = new Promise<void>((resolve) => this.#abandon = resolve);
+  #stop!: () => void;
+  /** Resolves when close() starts: it cuts retry backoffs short. */
+  readonly #stopSignal = new Promise<void>((resolve) => this.#stop = resolve);
+  #closed: Promise<void> | undefined;
+  readonly #timers = new Set<ReturnType<typeof setTimeout>>();
+
+  constructor(
+    private readonly context: MemberContext,
+    private readonly options: SubscribeOptions,
+    private readonly consumer: Consumer,
+    private readonly maxAttempts: number,
+  ) {}
+
+  async onMessage(payload: EachMessagePayload): Promise<void> {
+    // After close() starts nothing new is handled; skipped records stay uncommitted for the next owner.
+    if (this.#closing) return;
+    const work = this.#deliver(toIncomingRecord(payload.topic, payload.partition, payload.message), payload);
+    this.#inFlight = work;
+    try {
+      await Promise.race([work, this.#abandonedSignal]);
+    } finally {
+      this.#inFlight = undefined;
+    }
+  }
+
+  async #deliver(record: IncomingRecord, payload: EachMessagePayload): Promise<void> {
+    for (let attempt = 1;; attempt++) {
+      try {
+        await this.options.handler(record);
+        break;
+      } catch (error) {
+        if (this.#abandoned || this.#closing) return;
+        if (attempt >= this.maxAttempts) {
+          await this.context.publishDeadLetter(dlqTopicOf(record.topic), dlqRecordOf(record, error, attempt));
+          this.#log("warn", "Handler failed on the last attempt; record dead-lettered", record, error, attempt);
+          break;
+        }
+        this.#log("warn", "Handler failed; the record will be delivered again", record, error, attempt);
+        await this.#sleep(retryDelayMs(this.context.retry, attempt));
+        if (this.#closing) return;
+        // Retries can outlast the session timeout; a heartbeat keeps the partition (or reports a rebalance).
+        await payload.heartbeat();
+      }
+    }
+    if (this.#abandoned) return;
+    // Kafka commits the offset of the next record to read.
+    const next = (BigInt(record.offset) + 1n).toString();
+    await this.consumer.commitOffsets([{ topic: record.topic, partition: record.partition, offset: next }]);
+  }
+
+  close(): Promise<void> {
+    this.#closed ??= this.#close();
+    return this.#closed;
+  }
+
+  async #close(): Promise<void> {
+    this.#closing = true;
+    this.#stop();
+    for (const timer of this.#timers) clearTimeout(timer);
+    this.#timers.clear();
+    const inFlight = this.#inFlight;
+    if (inFlight !== undefined) {
+      const finished = await settlesWithin(inFlight, this.context.timings.closeTimeoutMs);
+      if (!finished) {
+        this.#abandoned = true;
+        this.#abandon();
+        this.context.log({
+          level: "warn",
+          source: "event-log",
+          message: "Closing with a record still in its handler; it stays uncommitted and will be redelivered",
+          groupId: this.options.groupId,
+          closeTimeoutMs: this.context.timings.closeTimeoutMs,
+        });
+      }
+    }
+    // disconnect() stops the fetch loop and sends LeaveGroup, so the partitions move without waiting for
+    // the session timeout.
+    await this.consumer.disconnect();
+  }
+
+  #sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.#timers.delete(timer);
+        resolve();
+      }, ms);
+      this.#timers.add(timer);
+      // close() clears the timer; the stop signal lets the retry loop see `#closing` and end.
+      this.#stopSignal.then(() => resolve());
+    });
+  }
+
+  #log(level: "warn", message: string, record: IncomingRecord, error: unknown, attempt: number): void {
+    this.context.log({
+      level,
+      source: "event-log",
+      message,
+      groupId: this.options.groupId,
+      topic: record.topic,
+      partition: record.partition,
+      offset: record.offset,
+      attempt,
+      maxAttempts: this.maxAttempts,
+      error: error instanceof Error ? error.message : String(error),
+    });
+  }
+}
+
+/** Resolves true when `promise` settles (either way) within `ms`, false otherwise. */
+async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<boolean>((resolve) => timer = setTimeout(() => resolve(false), ms));
+  try {
+    return await Promise.race([promise.then(() => true, () => true), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+export function retryDelayMs(policy: HandlerRetryPolicy, attempt: number): number {
+  return Math.min(policy.maxDelayMs, policy.initialDelayMs * 2 ** (attempt - 1));
+}
+
+function toIncomingRecord(topic: string, partition: number, message: KafkaMessage): IncomingRecord {
+  return {
+    topic,
+    partition,
+    offset: message.offset,
+    key: message.key === null ? "" : textOf(message.key),
+    value: message.value === null ? "" : textOf(message.value),
+    headers: headersOf(message.headers),
+    timestampMs: Number(message.timestamp),
+  };
+}
+
+function headersOf(headers: IHeaders | undefined): RecordHeaders {
+  const result: Record<string, string> = {};
+  for (const [name, value] of Object.entries(headers ?? {})) {
+    if (value === undefined) continue;
+    // Kafka allows a header name twice; the port has one value per name, and the last one wins.
+    const last = Array.isArray(value) ? value[value.length - 1] : value;
+    result[name] = textOf(last);
+  }
+  return result;
+}
+
+const decoder = new TextDecoder();
+
+function textOf(value: Uint8Array | string): string {
+  return typeof value === "string" ? value : decoder.decode(value);
+}

@@ -1,0 +1,205 @@
+/**
+ * @module
+ * One member of an embedded consumer group: a single loop that takes the next record from its assigned
+ * partitions, runs the handler with the same retry and dead-letter rule as the Kafka adapter, and commits.
+ * It sleeps on a wake-up promise when there is nothing to do. Private to the memory adapter.
+ */
+import {
+  dlqRecordOf,
+  dlqTopicOf,
+  type IncomingRecord,
+  type OutgoingRecord,
+  type SubscribeOptions,
+} from "../../ports/event_log.ts";
+import type { StoredRecord } from "./_event_log_store.ts";
+
+/** Backoff between deliveries of a record whose handler threw; same shape and defaults as the Kafka adapter. */
+export interface HandlerRetryPolicy {
+  /** @default 200 */
+  readonly initialDelayMs: number;
+  /** @default 5_000 */
+  readonly maxDelayMs: number;
+}
+
+/** A partition this member owns, and where it reads next. */
+export interface Assignment {
+  readonly topic: string;
+  readonly partition: number;
+  position: number;
+}
+
+/** What a member needs from the log that owns it. */
+export interface MemberHost {
+  readonly retry: HandlerRetryPolicy;
+  readonly closeTimeoutMs: number;
+  recordsOf(topic: string, partition: number): readonly StoredRecord[];
+  /** Commits `offset` for the member's group if the member still owns the partition. */
+  commit(member: Member, assignment: Assignment, offset: number): Promise<void>;
+  publish(topic: string, records: readonly OutgoingRecord[]): Promise<void>;
+  leave(member: Member): void;
+  warn(message: string, fields: Record<string, unknown>): void;
+}
+
+export const HANDLER_MAX_ATTEMPTS_DEFAULT = 5;
+
+export class Member {
+  /** Partitions owned after the latest rebalance, keyed by `topic\0partition`. */
+  assignments = new Map<string, Assignment>();
+  readonly maxAttempts: number;
+  #cursor = 0;
+  #closing = false;
+  #abandoned = false;
+  #wake: (() => void) | undefined;
+  #inFlight: Promise<void> | undefined;
+  #loop: Promise<void> | undefined;
+  #closed: Promise<void> | undefined;
+  #stop!: () => void;
+  readonly #stopSignal = new Promise<void>((resolve) => this.#stop = resolve);
+  #abandon!: () => void;
+  readonly #abandonedSignal = new Promise<void>((resolve) => this.#abandon = resolve);
+  readonly #timers = new Set<ReturnType<typeof setTimeout>>();
+
+  constructor(private readonly host: MemberHost, readonly options: SubscribeOptions) {
+    this.maxAttempts = options.maxAttempts ?? HANDLER_MAX_ATTEMPTS_DEFAULT;
+    if (!Number.isInteger(this.maxAttempts) || this.maxAttempts < 1) {
+      throw new RangeError(`maxAttempts must be a positive integer, got ${this.maxAttempts}`);
+    }
+  }
+
+  start(): void {
+    this.#loop ??= this.#run();
+  }
+
+  /** Called when records arrive on a subscribed topic or the assignment changes. */
+  wake(): void {
+    const wake = this.#wake;
+    this.#wake = undefined;
+    wake?.();
+  }
+
+  close(): Promise<void> {
+    this.#closed ??= this.#close();
+    return this.#closed;
+  }
+
+  async #close(): Promise<void> {
+    this.#closing = true;
+    this.#stop();
+    for (const timer of this.#timers) clearTimeout(timer);
+    this.#timers.clear();
+    this.wake();
+    const inFlight = this.#inFlight;
+    if (inFlight !== undefined && !(await settlesWithin(inFlight, this.host.closeTimeoutMs))) {
+      this.#abandoned = true;
+      this.#abandon();
+      this.host.warn("Closing with a record still in its handler; it stays uncommitted and will be redelivered", {
+        groupId: this.options.groupId,
+        closeTimeoutMs: this.host.closeTimeoutMs,
+      });
+    }
+    await this.#loop;
+    this.host.leave(this);
+  }
+
+  async #run(): Promise<void> {
+    while (!this.#closing) {
+      const next = this.#nextRecord();
+      if (next === undefined) {
+        await new Promise<void>((resolve) => this.#wake = resolve);
+        continue;
+      }
+      const work = this.#deliver(next.assignment, next.record);
+      this.#inFlight = work;
+      try {
+        await Promise.race([work, this.#abandonedSignal]);
+      } catch (error) {
+        // Only the dead-letter publish or the commit can fail here; the record stays uncommitted and is
+        // tried again, as kafkajs does after an error in eachMessage.
+        this.host.warn("Delivery failed outside the handler; the record will be delivered again", {
+          groupId: this.options.groupId,
+          error: error instanceof Error ? error.message : String(error),
+        });
+        await this.#sleep(this.host.retry.initialDelayMs);
+      } finally {
+        this.#inFlight = undefined;
+      }
+    }
+  }
+
+  /** The next unread record, taking partitions in turn so a busy one cannot starve the others. */
+  #nextRecord(): { assignment: Assignment; record: StoredRecord } | undefined {
+    const owned = [...this.assignments.values()];
+    for (let i = 0; i < owned.length; i++) {
+      const assignment = owned[(this.#cursor + i) % owned.length];
+      const records = this.host.recordsOf(assignment.topic, assignment.partition);
+      if (assignment.position < records.length) {
+        this.#cursor = (this.#cursor + i + 1) % owned.length;
+        return { assignment, record: records[assignment.position] };
+      }
+    }
+    return undefined;
+  }
+
+  async #deliver(assignment: Assignment, stored: StoredRecord): Promise<void> {
+    const record: IncomingRecord = {
+      topic: assignment.topic,
+      partition: assignment.partition,
+      offset: String(stored.offset),
+      key: stored.key,
+      value: stored.value,
+      headers: stored.headers,
+      timestampMs: stored.timestampMs,
+    };
+    for (let attempt = 1;; attempt++) {
+      try {
+        await this.options.handler(record);
+        break;
+      } catch (error) {
+        if (this.#abandoned || this.#closing) return;
+        if (attempt >= this.maxAttempts) {
+          await this.host.publish(dlqTopicOf(record.topic), [dlqRecordOf(record, error, attempt)]);
+          this.#warnFailure("Handler failed on the last attempt; record dead-lettered", record, error, attempt);
+          break;
+        }
+        this.#warnFailure("Handler failed; the record will be delivered again", record, error, attempt);
+        await this.#sleep(Math.min(this.host.retry.maxDelayMs, this.host.retry.initialDelayMs * 2 ** (attempt - 1)));
+        if (this.#closing) return;
+      }
+    }
+    if (this.#abandoned) return;
+    await this.host.commit(this, assignment, stored.offset + 1);
+  }
+
+  #sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.#timers.delete(timer);
+        resolve();
+      }, ms);
+      this.#timers.add(timer);
+      this.#stopSignal.then(() => resolve());
+    });
+  }
+
+  #warnFailure(message: string, record: IncomingRecord, error: unknown, attempt: number): void {
+    this.host.warn(message, {
+      groupId: this.options.groupId,
+      topic: record.topic,
+      partition: record.partition,
+      offset: record.offset,
+      attempt,
+      maxAttempts: this.maxAttempts,
+      error: error instanceof Error ? error.message : String(error),
+    });
+  }
+}
+
+async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<boolean>((resolve) => timer = setTimeout(() => resolve(false), ms));
+  try {
+    return await Promise.race([promise.then(() => true, () => true), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

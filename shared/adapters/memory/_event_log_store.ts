@@ -1,0 +1,169 @@
+/**
+ * @module
+ * Disk persistence for the embedded event log: one append-only JSON-lines file per topic-partition plus
+ * an append-only offsets file, compacted when the log opens and when it grows past a bound. Private to
+ * the memory adapter.
+ *
+ * Layout under `dataDir`:
+ *   topics/<topic>/meta.json      {"partitions": 3}
+ *   topics/<topic>/<p>.jsonl      {"o":0,"k":"…","v":"…","h":{…},"t":1700000000000} per record
+ *   offsets.jsonl                 {"g":"group","t":"topic","p":0,"o":12} per commit (last line wins)
+ */
+
+/** A record as the embedded log keeps it. */
+export interface StoredRecord {
+  readonly offset: number;
+  readonly key: string;
+  readonly value: string;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly timestampMs: number;
+}
+
+/** What a data directory held when it was opened. */
+export interface LoadedState {
+  readonly topics: Map<string, StoredRecord[][]>;
+  /** group → `topic\0partition` → next offset to read. */
+  readonly offsets: Map<string, Map<string, number>>;
+}
+
+/** Rewrite the offsets file once it holds this many lines, so it stays proportional to the live groups. */
+const OFFSET_LINES_MAX = 10_000;
+
+export function offsetKeyOf(topic: string, partition: number): string {
+  return `${topic}\u0000${partition}`;
+}
+
+export class EventLogStore {
+  readonly #dir: string;
+  readonly #fsync: boolean;
+  #offsetLines = 0;
+
+  constructor(dataDir: string, options: { readonly fsync: boolean }) {
+    this.#dir = dataDir.replace(/\/+$/, "");
+    this.#fsync = options.fsync;
+  }
+
+  /** Reads everything back; a torn last line (a crash mid-write) is dropped, as it was never acknowledged. */
+  async load(): Promise<LoadedState> {
+    await Deno.mkdir(`${this.#dir}/topics`, { recursive: true });
+    const topics = new Map<string, StoredRecord[][]>();
+    for await (const entry of Deno.readDir(`${this.#dir}/topics`)) {
+      if (!entry.isDirectory) continue;
+      const topic = decodeURIComponent(entry.name);
+      const meta = await readJson<{ partitions: number }>(`${this.#topicDir(topic)}/meta.json`);
+      if (meta === undefined) continue;
+      const partitions: StoredRecord[][] = [];
+      for (let p = 0; p < meta.partitions; p++) {
+        const lines = await readLines<{ o: number; k: string; v: string; h: Record<string, string>; t: number }>(
+          `${this.#topicDir(topic)}/${p}.jsonl`,
+        );
+        partitions.push(lines.map((l) => ({ offset: l.o, key: l.k, value: l.v, headers: l.h, timestampMs: l.t })));
+      }
+      topics.set(topic, partitions);
+    }
+    const offsets = new Map<string, Map<string, number>>();
+    for (const line of await readLines<{ g: string; t: string; p: number; o: number }>(this.#offsetsFile)) {
+      let group = offsets.get(line.g);
+      if (group === undefined) offsets.set(line.g, group = new Map());
+      group.set(offsetKeyOf(line.t, line.p), line.o);
+    }
+    await this.#compactOffsets(offsets);
+    return { topics, offsets };
+  }
+
+  async createTopic(topic: string, partitions: number): Promise<void> {
+    await Deno.mkdir(this.#topicDir(topic), { recursive: true });
+    await atomicWrite(`${this.#topicDir(topic)}/meta.json`, JSON.stringify({ partitions }) + "\n");
+  }
+
+  /** Appends records to one partition file; resolves once the bytes are written (and synced with `fsync`). */
+  async append(topic: string, partition: number, records: readonly StoredRecord[]): Promise<void> {
+    const text = records
+      .map((r) => JSON.stringify({ o: r.offset, k: r.key, v: r.value, h: r.headers, t: r.timestampMs }) + "\n")
+      .join("");
+    await this.#appendText(`${this.#topicDir(topic)}/${partition}.jsonl`, text);
+  }
+
+  /** Appends one committed offset; `allOffsets` is the full state, used when the file is compacted. */
+  async commit(
+    group: string,
+    topic: string,
+    partition: number,
+    offset: number,
+    allOffsets: Map<string, Map<string, number>>,
+  ): Promise<void> {
+    await this.#appendText(this.#offsetsFile, JSON.stringify({ g: group, t: topic, p: partition, o: offset }) + "\n");
+    if (++this.#offsetLines > OFFSET_LINES_MAX) await this.#compactOffsets(allOffsets);
+  }
+
+  get #offsetsFile(): string {
+    return `${this.#dir}/offsets.jsonl`;
+  }
+
+  #topicDir(topic: string): string {
+    return `${this.#dir}/topics/${encodeURIComponent(topic)}`;
+  }
+
+  async #compactOffsets(offsets: Map<string, Map<string, number>>): Promise<void> {
+    const lines: string[] = [];
+    for (const [group, positions] of offsets) {
+      for (const [key, offset] of positions) {
+        const [topic, partition] = key.split("\u0000");
+        lines.push(JSON.stringify({ g: group, t: topic, p: Number(partition), o: offset }) + "\n");
+      }
+    }
+    await atomicWrite(this.#offsetsFile, lines.join(""));
+    this.#offsetLines = lines.length;
+  }
+
+  async #appendText(path: string, text: string): Promise<void> {
+    const file = await Deno.open(path, { append: true, create: true });
+    try {
+      const bytes = new TextEncoder().encode(text);
+      for (let written = 0; written < bytes.length;) written += await file.write(bytes.subarray(written));
+      if (this.#fsync) await file.syncData();
+    } finally {
+      file.close();
+    }
+  }
+}
+
+async function atomicWrite(path: string, text: string): Promise<void> {
+  const temporary = `${path}.tmp`;
+  await Deno.writeTextFile(temporary, text);
+  await Deno.rename(temporary, path);
+}
+
+async function readJson<T>(path: string): Promise<T | undefined> {
+  try {
+    return JSON.parse(await Deno.readTextFile(path)) as T;
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return undefined;
+    throw error;
+  }
+}
+
+async function readLines<T>(path: string): Promise<T[]> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return [];
+    throw error;
+  }
+  // Every acknowledged write ends with a newline; a tail without one was torn by a crash and never
+  // acknowledged. Cut it off, or the next append would be glued to it.
+  const intact = text.slice(0, text.lastIndexOf("\n") + 1);
+  if (intact.length !== text.length) await Deno.truncate(path, new TextEncoder().encode(intact).length);
+  const parsed: T[] = [];
+  const lines = intact.split("\n");
+  for (let i = 0; i < lines.length; i++) {
+    if (lines[i] === "") continue;
+    try {
+      parsed.push(JSON.parse(lines[i]) as T);
+    } catch (error) {
+      throw new Error(`Corrupt line ${i + 1} in "${path}": ${(error as Error).message}`);
+    }
+  }
+  return parsed;
+}

@@ -1,0 +1,172 @@
+/**
+ * @module
+ * The cache port in process: a bounded map with Redis semantics (PX expiry, PTTL -1/-2, INCRBY keeping
+ * the TTL, SET clearing it) and same-instance pub/sub. One instance is one "Redis server": two instances
+ * share nothing. The clock is injected so TTL behaviour can be tested without sleeping.
+ */
+
+import type { Cache } from "../../ports/cache.ts";
+
+/** Options for {@linkcode createMemoryCache}. */
+export interface MemoryCacheOptions {
+  /** Milliseconds since an arbitrary epoch. @default Date.now */
+  readonly now?: () => number;
+  /**
+   * Keys held at most. When a write would exceed it, expired keys are purged first, then the least
+   * recently used key (read or written) is evicted, like Redis `maxmemory-policy allkeys-lru`.
+   * @default 10000
+   */
+  readonly maxEntries?: number;
+}
+
+const maxEntriesDefault = 10_000;
+/** Redis stores 64-bit integers; JavaScript numbers are exact only up to 2^53. */
+const notAnInteger = "ERR value is not an integer or out of range";
+
+interface Entry {
+  value: string;
+  /** Absolute expiry on the injected clock; null when the key has no TTL. */
+  expiresAtMs: number | null;
+}
+
+/** Creates an in-process {@linkcode Cache}. */
+export function createMemoryCache(options: MemoryCacheOptions = {}): Cache {
+  const now = options.now ?? Date.now;
+  const maxEntries = options.maxEntries ?? maxEntriesDefault;
+  if (!Number.isSafeInteger(maxEntries) || maxEntries < 1) {
+    throw new RangeError(`createMemoryCache() "maxEntries" must be a positive integer, got ${maxEntries}`);
+  }
+  // Map iteration order is insertion order; re-inserting on every access keeps the LRU key first.
+  const entries = new Map<string, Entry>();
+  const channels = new Map<string, Set<(message: string) => void>>();
+  let closed = false;
+
+  /** The live entry for `key`, touched as most recently used; expired entries are removed on sight. */
+  function live(key: string): Entry | undefined {
+    const entry = entries.get(key);
+    if (!entry) return undefined;
+    entries.delete(key);
+    if (entry.expiresAtMs !== null && entry.expiresAtMs <= now()) return undefined;
+    entries.set(key, entry);
+    return entry;
+  }
+
+  function store(key: string, entry: Entry): void {
+    entries.delete(key);
+    if (entries.size >= maxEntries) makeRoom();
+    entries.set(key, entry);
+  }
+
+  function makeRoom(): void {
+    const nowMs = now();
+    for (const [key, entry] of entries) {
+      if (entry.expiresAtMs !== null && entry.expiresAtMs <= nowMs) entries.delete(key);
+    }
+    for (const key of entries.keys()) {
+      if (entries.size < maxEntries) break;
+      entries.delete(key);
+    }
+  }
+
+  return {
+    get: (key) => run(() => live(key)?.value ?? null),
+    set: (key, value, setOptions) =>
+      run(() => {
+        const ttlMs = setOptions?.ttlMs;
+        // Like SET without KEEPTTL: a plain set clears any previous TTL.
+        store(key, { value, expiresAtMs: ttlMs === undefined ? null : now() + validTtlMs(ttlMs) });
+      }),
+    del: (...keys) =>
+      run(() => {
+        let existed = 0;
+        for (const key of new Set(keys)) {
+          if (live(key)) existed++;
+          entries.delete(key);
+        }
+        return existed;
+      }),
+    incr: (key, by = 1) =>
+      run(() => {
+        validIncrement(by);
+        const entry = live(key);
+        const next = (entry === undefined ? 0 : parseRedisInteger(entry.value)) + by;
+        if (!Number.isSafeInteger(next)) throw new RangeError("ERR increment or decrement would overflow");
+        // INCRBY keeps the key's TTL.
+        store(key, { value: String(next), expiresAtMs: entry?.expiresAtMs ?? null });
+        return next;
+      }),
+    ttlMs: (key) =>
+      run(() => {
+        const entry = live(key);
+        if (!entry) return -2;
+        return entry.expiresAtMs === null ? -1 : entry.expiresAtMs - now();
+      }),
+    publish: (channel, message) =>
+      run(() => {
+        const handlers = [...channels.get(channel) ?? []];
+        // Delivered asynchronously, as over a socket: a subscriber never runs inside publish().
+        queueMicrotask(() => {
+          for (const onMessage of handlers) deliver(onMessage, channel, message);
+        });
+        // Redis counts subscribed connections; this instance is one connection however many callbacks.
+        return handlers.length > 0 ? 1 : 0;
+      }),
+    subscribe: (channel, onMessage) =>
+      run(() => {
+        const handlers = channels.get(channel) ?? new Set();
+        const entry = (message: string) => onMessage(message);
+        handlers.add(entry);
+        channels.set(channel, handlers);
+        return () => {
+          handlers.delete(entry);
+          if (handlers.size === 0 && channels.get(channel) === handlers) channels.delete(channel);
+          return Promise.resolve();
+        };
+      }),
+    ping: () => run(() => undefined),
+    close() {
+      closed = true;
+      entries.clear();
+      channels.clear();
+      return Promise.resolve();
+    },
+  };
+
+  /** Runs an operation as the port expects: failures (closed, bad input, WRONGTYPE-like) become rejections. */
+  function run<T>(operation: () => T): Promise<T> {
+    try {
+      if (closed) throw new Error("Cache is closed: create a new one");
+      return Promise.resolve(operation());
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+}
+
+/** Parses a stored value the way Redis INCRBY does: a canonical decimal integer or a rejection. */
+function parseRedisInteger(value: string): number {
+  if (!/^(0|-?[1-9][0-9]*)$/.test(value)) throw new Error(notAnInteger);
+  const parsed = Number(value);
+  if (!Number.isSafeInteger(parsed)) throw new Error(notAnInteger);
+  return parsed;
+}
+
+function deliver(onMessage: (message: string) => void, channel: string, message: string): void {
+  try {
+    onMessage(message);
+  } catch (error) {
+    console.error(`Cache subscriber for channel "${channel}" threw; the message is dropped for it`, error);
+  }
+}
+
+function validTtlMs(ttlMs: number): number {
+  if (!Number.isSafeInteger(ttlMs) || ttlMs <= 0) {
+    throw new RangeError(`Cache ttlMs must be a positive integer number of milliseconds, got ${ttlMs}`);
+  }
+  return ttlMs;
+}
+
+function validIncrement(by: number): number {
+  if (!Number.isSafeInteger(by)) throw new RangeError(`Cache incr "by" must be a safe integer, got ${by}`);
+  return by;
+}

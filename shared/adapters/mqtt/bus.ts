@@ -1,0 +1,241 @@
+/**
+ * @module
+ * The MQTT-bus port on mqtt.js. One connection per bus; QoS 1 publishes resolve on PUBACK; a QoS 1 message
+ * is acknowledged only after every matching handler resolved (through mqtt.js `handleMessage`, which also
+ * holds back the next message, so handlers run one at a time, in arrival order). MQTT 5 by default (user
+ * properties); `protocolVersion: 4` for brokers that speak only 3.1.1, such as aedes.
+ */
+
+import { Buffer } from "node:buffer";
+import mqtt from "mqtt";
+import type { MqttBus, MqttBusOptions, MqttMessage, QoS } from "../../ports/mqtt_bus.ts";
+import { topicMatches } from "./topic_match.ts";
+
+/** Adapter options on top of the port's {@linkcode MqttBusOptions}. */
+export interface MqttBusAdapterOptions extends MqttBusOptions {
+  /** 5 carries user properties; 4 (MQTT 3.1.1) cannot, and publishing some then throws. @default 5 */
+  readonly protocolVersion?: 4 | 5;
+  /** Seconds between PINGREQs when idle; the broker drops us after 1.5× this with no traffic. @default 30 */
+  readonly keepaliveSec?: number;
+  /** Delay between reconnect attempts after the connection drops. @default 1000 */
+  readonly reconnectPeriodMs?: number;
+  /** How long a publish waits for its PUBACK (QoS 1) or for the write (QoS 0). @default 5000 */
+  readonly publishTimeoutMs?: number;
+  /** MQTT 5 only: how long the broker keeps a persistent session after we disconnect. @default 86400 */
+  readonly sessionExpirySec?: number;
+  /**
+   * How long a QoS 1 message that no handler matches is held (unacknowledged) waiting for `subscribe()`:
+   * a persistent session delivers its queued messages right after CONNACK, before the process subscribed
+   * again. @default 5000
+   */
+  readonly unmatchedHoldMs?: number;
+  /** Receives connection errors and handler failures (which leave the message unacknowledged). */
+  readonly onError?: (error: Error) => void;
+}
+
+type Handler = (message: MqttMessage) => Promise<void>;
+
+/** Connects and resolves once the broker accepted the session (CONNACK). */
+export async function createMqttBus(options: MqttBusAdapterOptions): Promise<MqttBus> {
+  const {
+    url,
+    clientId,
+    cleanSession = false,
+    connectTimeoutMs = 5_000,
+    protocolVersion = 5,
+    keepaliveSec = 30,
+    reconnectPeriodMs = 1_000,
+    publishTimeoutMs = 5_000,
+    sessionExpirySec = 86_400,
+    unmatchedHoldMs = 5_000,
+    onError = (error: Error) => console.error(`[mqtt ${clientId}]`, error.message),
+  } = options;
+  if (clientId === "") throw new TypeError("Cannot connect to MQTT: clientId is empty; it names the session");
+
+  const client = mqtt.connect(url, {
+    clientId,
+    protocolVersion,
+    clean: cleanSession,
+    keepalive: keepaliveSec,
+    connectTimeout: connectTimeoutMs,
+    reconnectPeriod: reconnectPeriodMs,
+    // Subscriptions are re-sent after a reconnect only when the broker lost the session.
+    resubscribe: true,
+    // QoS 0 is fire-and-forget: while offline it is dropped rather than queued without bound.
+    queueQoSZero: false,
+    // MQTT 5: with Clean Start false the session must outlive the connection, or the broker drops it at once.
+    properties: protocolVersion === 5 && !cleanSession ? { sessionExpiryInterval: sessionExpirySec } : undefined,
+  });
+  const handlers: { filter: string; id: number; handler: Handler }[] = [];
+  const waiters = new Set<() => void>();
+  const matching = (packet: mqtt.IPublishPacket) => {
+    // MQTT 5 brokers may send one copy per matching subscription; the subscription identifiers say which.
+    const ids = [packet.properties?.subscriptionIdentifier ?? []].flat();
+    const byId = handlers.filter((h) => ids.includes(h.id));
+    const chosen = byId.length > 0 ? byId : handlers.filter((h) => topicMatches(h.filter, packet.topic));
+    return chosen.map((h) => h.handler);
+  };
+
+  async function dispatch(packet: mqtt.IPublishPacket): Promise<void> {
+    const message = toMessage(packet);
+    let targets = matching(packet);
+    if (targets.length === 0 && message.qos === 1) {
+      await waitForHandler(waiters, unmatchedHoldMs);
+      targets = matching(packet);
+    }
+    if (targets.length === 0) {
+      throw new Error(`No handler for "${message.topic}"; the message is left unacknowledged`);
+    }
+    await Promise.all(targets.map((handler) => handler(message)));
+  }
+
+  // mqtt.js sends the PUBACK only once this callback runs without an error, and reads no further packet
+  // before it runs: that is what makes "acknowledge after the handler" work on MQTT 3.1.1 and 5 alike.
+  client.handleMessage = (packet, callback) => {
+    dispatch(packet).then(
+      () => callback(),
+      (error: unknown) => {
+        const reason = error instanceof Error ? error : new Error(String(error));
+        onError(new Error(`Handler for "${packet.topic}" failed: ${reason.message}`, { cause: reason }));
+        callback(reason);
+      },
+    );
+  };
+  // Installed before the CONNACK is read: a persistent session's queued messages follow it immediately.
+  await connected(client, connectTimeoutMs, url);
+  client.on("error", (error) => onError(error));
+
+  return {
+    publish(topic, payload, publishOptions = {}) {
+      const { qos = 0, userProperties } = publishOptions;
+      const hasProperties = userProperties !== undefined && Object.keys(userProperties).length > 0;
+      if (hasProperties && protocolVersion !== 5) {
+        return Promise.reject(
+          new TypeError(
+            `Cannot publish user properties to "${topic}" over MQTT 3.1.1; connect with protocolVersion 5`,
+          ),
+        );
+      }
+      const body = typeof payload === "string" ? Buffer.from(payload, "utf8") : Buffer.from(payload);
+      const properties = hasProperties ? { userProperties: { ...userProperties } } : undefined;
+      return withTimeout(
+        client.publishAsync(topic, body, { qos, properties }).then(() => {}),
+        publishTimeoutMs,
+        `Publishing to "${topic}" got no ${qos === 1 ? "PUBACK" : "write"} (it may still be delivered)`,
+      );
+    },
+
+    async subscribe(topicFilter: string, qos: QoS, handler: Handler): Promise<void> {
+      const entry = { filter: topicFilter, id: subscriptionIdOf(topicFilter), handler };
+      // Registered before SUBSCRIBE is sent so messages held since CONNACK can run at once.
+      handlers.push(entry);
+      for (const wake of waiters) wake();
+      try {
+        const grants = await withTimeout(
+          client.subscribeAsync(
+            topicFilter,
+            protocolVersion === 5 ? { qos, properties: { subscriptionIdentifier: entry.id } } : { qos },
+          ),
+          connectTimeoutMs,
+          `Subscribing to "${topicFilter}" got no SUBACK`,
+        );
+        const refused = grants.find((grant) => grant.qos === 128 || grant.qos > 2);
+        if (refused) throw new Error(`The broker refused the subscription to "${topicFilter}"`);
+      } catch (error) {
+        handlers.splice(handlers.indexOf(entry), 1);
+        throw error;
+      }
+    },
+
+    async ping(timeoutMs: number): Promise<void> {
+      if (!client.connected) throw new Error(`MQTT client "${clientId}" is not connected to ${url}`);
+      // MQTT has no request/response ping in mqtt.js' API; a QoS 1 publish nobody reads proves the round trip.
+      await withTimeout(
+        client.publishAsync(`bv/_ping/${clientId}`, "", { qos: 1 }).then(() => {}),
+        timeoutMs,
+        `The MQTT broker at ${url} did not acknowledge a ping`,
+      );
+    },
+
+    async close(): Promise<void> {
+      for (const wake of waiters) wake();
+      handlers.length = 0;
+      // A graceful DISCONNECT; a handler still running keeps the socket half-open, so cut it after a bound.
+      const closeTimeoutMs = 2_000;
+      try {
+        await withTimeout(client.endAsync(false), closeTimeoutMs, "MQTT close");
+      } catch {
+        client.stream?.destroy();
+      }
+    },
+  };
+}
+
+/**
+ * A subscription identifier derived from the filter (FNV-1a, 1…2^28-1), so a later process reusing the
+ * persistent session recognises the identifiers on messages queued for the earlier one.
+ */
+function subscriptionIdOf(filter: string): number {
+  let hash = 0x811c9dc5;
+  for (const byte of new TextEncoder().encode(filter)) hash = Math.imul(hash ^ byte, 0x01000193) >>> 0;
+  return (hash % 0x0ffffffe) + 1;
+}
+
+function connected(client: mqtt.MqttClient, timeoutMs: number, url: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const fail = (error: Error) => {
+      cleanup();
+      client.end(true);
+      reject(new Error(`Cannot connect to MQTT at ${url}: ${error.message}`, { cause: error }));
+    };
+    const timer = setTimeout(() => fail(new Error(`no CONNACK within ${timeoutMs} ms`)), timeoutMs);
+    const onConnect = () => {
+      cleanup();
+      resolve();
+    };
+    const cleanup = () => {
+      clearTimeout(timer);
+      client.off("connect", onConnect);
+      client.off("error", fail);
+    };
+    client.on("connect", onConnect);
+    client.on("error", fail);
+  });
+}
+
+function toMessage(packet: mqtt.IPublishPacket): MqttMessage {
+  const raw = packet.properties?.userProperties ?? {};
+  const userProperties: Record<string, string> = {};
+  // MQTT allows a key to repeat; the port carries one value per key, the last one sent.
+  for (const [key, value] of Object.entries(raw)) {
+    userProperties[key] = Array.isArray(value) ? value.at(-1)! : value;
+  }
+  const payload = typeof packet.payload === "string"
+    ? new TextEncoder().encode(packet.payload)
+    : new Uint8Array(packet.payload.buffer, packet.payload.byteOffset, packet.payload.length);
+  return { topic: packet.topic, payload, qos: packet.qos === 0 ? 0 : 1, userProperties };
+}
+
+function waitForHandler(waiters: Set<() => void>, timeoutMs: number): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      waiters.delete(done);
+      resolve();
+    };
+    const timer = setTimeout(done, timeoutMs);
+    waiters.add(done);
+  });
+}
+
+async function withTimeout<T>(promise: Promise<T>, timeoutMs: number, message: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${message} within ${timeoutMs} ms`)), timeoutMs);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

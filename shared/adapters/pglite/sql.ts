@@ -1,0 +1,106 @@
+/**
+ * @module
+ * The SQL port on PGlite (PostgreSQL compiled to WASM, in process). PGlite has one connection, so every
+ * top-level query, exec and transaction runs under one lock: a transaction never sees another caller's
+ * statements interleaved. Rows and errors are normalised by `shared/ports/sql_values.ts`, exactly like the
+ * postgres.js adapter.
+ */
+
+import { PGlite, types } from "@electric-sql/pglite";
+import { type Row, type Sql, type SqlExecutor, type SqlValue, toParameterized } from "../../ports/sql.ts";
+import { normalizeRows, PG_OID, toSqlError } from "../../ports/sql_values.ts";
+
+/** Options for {@linkcode createPgliteSql}. */
+export interface PgliteSqlOptions {
+  /** A directory that keeps the database across restarts. @default in memory */
+  readonly dataDir?: string;
+}
+
+/** Boots PGlite (about 3–4 s) and resolves once it accepts queries. */
+export async function createPgliteSql(options: PgliteSqlOptions = {}): Promise<Sql> {
+  const db = await PGlite.create(options.dataDir, {
+    parsers: {
+      // PGlite reads int8 as bigint and int8[] as (lossy) numbers; the port returns decimal strings.
+      [PG_OID.INT8]: (text: string) => text,
+      [PG_OID.INT8_ARRAY]: (text: string) => types.arrayParser(text, (element: string) => element, PG_OID.INT8_ARRAY),
+    },
+  });
+  const lock = createLock();
+  let closed = false;
+  const guard = <T>(work: () => Promise<T>): Promise<T> => {
+    if (closed) return Promise.reject(new Error("Cannot use the PGlite database: it is closed"));
+    return lock(work);
+  };
+  const executor = executorOf(db);
+  return {
+    query: (strings, ...values) => guard(() => executor.query(strings, ...values)),
+    exec: (statements) => guard(() => executor.exec(statements)),
+    transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
+      return guard(async () => {
+        try {
+          return await db.transaction((tx) => fn(executorOf(tx)));
+        } catch (error) {
+          throw toSqlError(error);
+        }
+      });
+    },
+    async ping(timeoutMs: number): Promise<void> {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () => reject(new Error(`PGlite did not answer a ping within ${timeoutMs} ms`)),
+          timeoutMs,
+        );
+      });
+      try {
+        await Promise.race([guard(() => db.query("select 1")), timeout]);
+      } finally {
+        clearTimeout(timer);
+      }
+    },
+    async close(): Promise<void> {
+      if (closed) return;
+      // Waits for the work already queued, then flushes and closes the database files.
+      await lock(async () => {
+        closed = true;
+        await db.close();
+      });
+    },
+  };
+}
+
+interface PgliteDriver {
+  query<T>(text: string, params?: unknown[]): Promise<{ rows: T[] }>;
+  exec(statements: string): Promise<unknown>;
+}
+
+function executorOf(driver: PgliteDriver): SqlExecutor {
+  return {
+    async query<T extends Row = Row>(strings: TemplateStringsArray, ...values: SqlValue[]): Promise<T[]> {
+      const { text, params } = toParameterized(strings, values);
+      try {
+        const result = await driver.query<Record<string, unknown>>(text, params);
+        return normalizeRows<T>(result.rows);
+      } catch (error) {
+        throw toSqlError(error);
+      }
+    },
+    async exec(statements: string): Promise<void> {
+      try {
+        await driver.exec(statements);
+      } catch (error) {
+        throw toSqlError(error);
+      }
+    },
+  };
+}
+
+/** A FIFO mutex: `lock(work)` runs `work` after every earlier call has settled. */
+function createLock(): <T>(work: () => Promise<T>) => Promise<T> {
+  let tail: Promise<unknown> = Promise.resolve();
+  return <T>(work: () => Promise<T>): Promise<T> => {
+    const run = tail.then(work, work);
+    tail = run.catch(() => {});
+    return run;
+  };
+}

@@ -1,0 +1,102 @@
+/**
+ * @module
+ * The SQL port on PostgreSQL through postgres.js. Template values always travel as bind parameters
+ * (`toParameterized` then `sql.unsafe(text, params)`); rows and errors are normalised by
+ * `shared/ports/sql_values.ts` so they match the PGlite adapter.
+ */
+
+import postgres from "postgres";
+import { type Row, type Sql, type SqlExecutor, type SqlValue, toParameterized } from "../../ports/sql.ts";
+import { normalizeRows, toSqlError } from "../../ports/sql_values.ts";
+
+/** Options for {@linkcode createPostgresSql}. */
+export interface PostgresSqlOptions {
+  /** `postgres://user:pass@host:port/db`. */
+  readonly url: string;
+  /** Pool size. @default 10 */
+  readonly maxConnections?: number;
+  /** Seconds to wait for a TCP connection and startup. @default 5 */
+  readonly connectTimeoutSec?: number;
+  /** Server-side `statement_timeout` for every connection of the pool. @default 30000 */
+  readonly statementTimeoutMs?: number;
+  /** Seconds an unused connection stays open. @default 30 */
+  readonly idleTimeoutSec?: number;
+}
+
+/** Connects lazily (on the first query) with an explicit pool size and timeouts. */
+export function createPostgresSql(options: PostgresSqlOptions): Sql {
+  const {
+    url,
+    maxConnections = 10,
+    connectTimeoutSec = 5,
+    statementTimeoutMs = 30_000,
+    idleTimeoutSec = 30,
+  } = options;
+  if (!Number.isInteger(maxConnections) || maxConnections < 1) {
+    throw new RangeError(
+      `Cannot create the Postgres pool: maxConnections is "${maxConnections}"; use 1 or more`,
+    );
+  }
+  const client = postgres(url, {
+    max: maxConnections,
+    connect_timeout: connectTimeoutSec,
+    idle_timeout: idleTimeoutSec,
+    // Sent as a startup parameter, so the server itself cancels a runaway statement on every connection.
+    connection: { statement_timeout: statementTimeoutMs, application_name: "bitvelocity" },
+    // NOTICEs (for example "relation already exists, skipping") are not errors; they would only be noise.
+    onnotice: () => {},
+  });
+  return {
+    ...executorOf(client),
+    async transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
+      try {
+        return await client.begin((tx) => fn(executorOf(tx))) as T;
+      } catch (error) {
+        throw toSqlError(error);
+      }
+    },
+    async ping(timeoutMs: number): Promise<void> {
+      await withTimeout(client.unsafe("select 1"), timeoutMs, "Postgres did not answer a ping");
+    },
+    async close(): Promise<void> {
+      // Lets running queries finish for up to 5 s, then closes the sockets.
+      await client.end({ timeout: 5 });
+    },
+  };
+}
+
+type Driver = postgres.Sql | postgres.TransactionSql;
+
+function executorOf(driver: Driver): SqlExecutor {
+  return {
+    async query<T extends Row = Row>(strings: TemplateStringsArray, ...values: SqlValue[]): Promise<T[]> {
+      const { text, params } = toParameterized(strings, values);
+      try {
+        const rows = await driver.unsafe(text, params as postgres.ParameterOrJSON<never>[]);
+        return normalizeRows<T>(rows);
+      } catch (error) {
+        throw toSqlError(error);
+      }
+    },
+    async exec(statements: string): Promise<void> {
+      try {
+        // The simple-query protocol accepts several statements separated by semicolons.
+        await driver.unsafe(statements).simple();
+      } catch (error) {
+        throw toSqlError(error);
+      }
+    },
+  };
+}
+
+async function withTimeout<T>(promise: Promise<T>, timeoutMs: number, message: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${message} within ${timeoutMs} ms`)), timeoutMs);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

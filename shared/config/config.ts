@@ -1,0 +1,152 @@
+/**
+ * @module
+ * Process configuration, parsed once from the environment into a typed, frozen object. A missing or
+ * malformed variable is a {@linkcode ConfigError} whose message is one line naming it; `loadConfigOrExit`
+ * prints that line and exits with status 78 (EX_CONFIG).
+ */
+import { z } from "zod";
+
+export const REGIONS = ["east", "west"] as const;
+export type Region = (typeof REGIONS)[number];
+
+/** The deployables of a region, one bounded context each. */
+export const SERVICES = ["security", "ecommerce", "chat", "iot", "social", "ops"] as const;
+export type ServiceName = (typeof SERVICES)[number];
+
+export class ConfigError extends Error {
+  constructor(readonly variable: string, problem: string) {
+    super(`Configuration error: ${variable} ${problem}`);
+    this.name = "ConfigError";
+  }
+}
+
+const port = z.coerce.number().int().min(1).max(65535);
+const url = z.string().refine((v) => URL.canParse(v), "must be a URL");
+
+/** Every variable, its parser and its default. Names are the contract (README lists them). */
+const variables = {
+  BV_MODE: z.enum(["embedded", "infra"]).default("embedded"),
+  BV_DATA_DIR: z.string().min(1).default(".data"),
+  BV_LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
+  BV_HOST: z.string().min(1).default("127.0.0.1"),
+  BV_EDGE_PORT: port.default(8080),
+  BV_EAST_INGRESS_PORT: port.default(8081),
+  BV_WEST_INGRESS_PORT: port.default(8082),
+  BV_EAST_GRPC_INVENTORY_PORT: port.default(50051),
+  BV_WEST_GRPC_INVENTORY_PORT: port.default(50052),
+  /** Each region's services listen on consecutive ports from this base, in the order of SERVICES. */
+  BV_EAST_SERVICE_PORT_BASE: port.default(8110),
+  BV_WEST_SERVICE_PORT_BASE: port.default(8210),
+  /** Embedded mode only: the in-process aedes MQTT broker of each region. */
+  BV_EAST_EMBEDDED_MQTT_PORT: port.default(1884),
+  BV_WEST_EMBEDDED_MQTT_PORT: port.default(1885),
+  KAFKA_EAST_PORT: port.default(9092),
+  KAFKA_WEST_PORT: port.default(9192),
+  BV_PG_URL: url.default("postgres://postgres@127.0.0.1:5432/postgres"),
+  BV_EAST_PG_DATABASE: z.string().regex(/^[a-z_][a-z0-9_]*$/).default("bv_east"),
+  BV_WEST_PG_DATABASE: z.string().regex(/^[a-z_][a-z0-9_]*$/).default("bv_west"),
+  BV_REDIS_URL: url.default("redis://127.0.0.1:6379"),
+  /** Keys of a region are `<prefix><region>:`; tests set a unique prefix. */
+  BV_REDIS_PREFIX: z.string().default("bv:"),
+  BV_AMQP_URL: url.default("amqp://guest:guest@127.0.0.1:5672"),
+  BV_EAST_AMQP_VHOST: z.string().min(1).default("bv_east"),
+  BV_WEST_AMQP_VHOST: z.string().min(1).default("bv_west"),
+  BV_MQTT_URL: url.default("mqtt://127.0.0.1:1883"),
+  BV_ADMIN_EMAIL: z.email().default("admin@bitvelocity.local"),
+  BV_ADMIN_PASSWORD: z.string().min(8).default("bitvelocity-admin"),
+  BV_JWT_ISSUER: z.string().min(1).default("bitvelocity-auth"),
+  BV_JWT_AUDIENCE: z.string().min(1).default("bitvelocity"),
+  BV_ACCESS_TOKEN_TTL_SEC: z.coerce.number().int().min(30).max(86_400).default(900),
+  /** Upper bound of any outgoing call (HTTP between services, readiness checks). */
+  BV_CALL_TIMEOUT_MS: z.coerce.number().int().min(50).max(120_000).default(5_000),
+  /** Grace period to drain on SIGINT/SIGTERM before closing anyway. */
+  BV_SHUTDOWN_GRACE_MS: z.coerce.number().int().min(100).max(120_000).default(10_000),
+} as const;
+
+type Variables = { readonly [K in keyof typeof variables]: z.output<(typeof variables)[K]> };
+
+export interface RegionEndpoints {
+  readonly region: Region;
+  readonly ingressPort: number;
+  readonly grpcInventoryPort: number;
+  readonly servicePorts: Readonly<Record<ServiceName, number>>;
+  readonly embeddedMqttPort: number;
+  readonly kafkaBrokers: readonly string[];
+  readonly pgUrl: string;
+  readonly pgDatabase: string;
+  readonly redisPrefix: string;
+  readonly amqpUrl: string;
+  readonly amqpVhost: string;
+}
+
+export interface Config extends Variables {
+  readonly regions: Readonly<Record<Region, RegionEndpoints>>;
+}
+
+function regionEndpoints(v: Variables, region: Region): RegionEndpoints {
+  const upper = region === "east" ? "EAST" : "WEST";
+  const base = v[`BV_${upper}_SERVICE_PORT_BASE`];
+  const servicePorts = Object.fromEntries(SERVICES.map((s, i) => [s, base + i])) as Record<ServiceName, number>;
+  const pgDatabase = v[`BV_${upper}_PG_DATABASE`];
+  const pgUrl = new URL(v.BV_PG_URL);
+  pgUrl.pathname = `/${pgDatabase}`;
+  const amqpVhost = v[`BV_${upper}_AMQP_VHOST`];
+  const amqpUrl = new URL(v.BV_AMQP_URL);
+  amqpUrl.pathname = `/${encodeURIComponent(amqpVhost)}`;
+  return Object.freeze({
+    region,
+    ingressPort: v[`BV_${upper}_INGRESS_PORT`],
+    grpcInventoryPort: v[`BV_${upper}_GRPC_INVENTORY_PORT`],
+    servicePorts: Object.freeze(servicePorts),
+    embeddedMqttPort: v[`BV_${upper}_EMBEDDED_MQTT_PORT`],
+    kafkaBrokers: Object.freeze([`127.0.0.1:${v[`KAFKA_${upper}_PORT`]}`]),
+    pgUrl: pgUrl.toString(),
+    pgDatabase,
+    redisPrefix: `${v.BV_REDIS_PREFIX}${region}:`,
+    amqpUrl: amqpUrl.toString(),
+    amqpVhost,
+  });
+}
+
+/** Parses `env`; throws {@linkcode ConfigError} naming the first bad variable. */
+export function loadConfig(env: Readonly<Record<string, string | undefined>>): Config {
+  const parsed: Record<string, unknown> = {};
+  for (const [name, schema] of Object.entries(variables)) {
+    const raw = env[name];
+    const result = (schema as z.ZodType).safeParse(raw === "" ? undefined : raw);
+    if (!result.success) {
+      const shown = raw === undefined ? "is missing" : `is malformed ("${raw.slice(0, 80)}")`;
+      throw new ConfigError(name, `${shown}: ${result.error.issues[0]?.message ?? "invalid"}`);
+    }
+    parsed[name] = result.data;
+  }
+  const v = parsed as Variables;
+  return Object.freeze({
+    ...v,
+    regions: Object.freeze({ east: regionEndpoints(v, "east"), west: regionEndpoints(v, "west") }),
+  });
+}
+
+/** Reads the process environment once; on a bad variable prints one line and exits. */
+export function loadConfigOrExit(): Config {
+  try {
+    return loadConfig(Deno.env.toObject());
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      console.error(error.message);
+      Deno.exit(78);
+    }
+    throw error;
+  }
+}
+
+/** The region named by `BV_REGION` (required for per-region processes). */
+export function regionFromEnvOrExit(): Region {
+  const value = Deno.env.get("BV_REGION");
+  if (value === "east" || value === "west") return value;
+  console.error(
+    `Configuration error: BV_REGION ${value === undefined ? "is missing" : `is malformed ("${value}")`}: ` +
+      `expected "east" or "west"`,
+  );
+  Deno.exit(78);
+}

@@ -1,0 +1,49 @@
+import assert from "node:assert/strict";
+import { ConfigError, loadConfig } from "./config.ts";
+
+Deno.test("loadConfig() applies the documented defaults and freezes the result", () => {
+  const config = loadConfig({});
+  assert.equal(config.BV_EDGE_PORT, 8080);
+  assert.equal(config.regions.east.ingressPort, 8081);
+  assert.equal(config.regions.west.ingressPort, 8082);
+  assert.equal(config.regions.east.grpcInventoryPort, 50051);
+  assert.equal(config.regions.west.grpcInventoryPort, 50052);
+  assert.deepEqual(config.regions.east.kafkaBrokers, ["127.0.0.1:9092"]);
+  assert.deepEqual(config.regions.west.kafkaBrokers, ["127.0.0.1:9192"]);
+  assert.equal(config.regions.west.pgUrl, "postgres://postgres@127.0.0.1:5432/bv_west");
+  assert.equal(config.regions.east.amqpUrl, "amqp://guest:guest@127.0.0.1:5672/bv_east");
+  assert.equal(config.regions.east.redisPrefix, "bv:east:");
+  assert.ok(Object.isFrozen(config) && Object.isFrozen(config.regions.east));
+});
+
+Deno.test("loadConfig() names the malformed variable in one line", () => {
+  const cases: [Record<string, string>, string][] = [
+    [{ BV_EDGE_PORT: "eighty" }, "BV_EDGE_PORT"],
+    [{ BV_MODE: "cloud" }, "BV_MODE"],
+    [{ BV_PG_URL: "not a url" }, "BV_PG_URL"],
+    [{ BV_ADMIN_EMAIL: "nobody" }, "BV_ADMIN_EMAIL"],
+    [{ BV_ACCESS_TOKEN_TTL_SEC: "5" }, "BV_ACCESS_TOKEN_TTL_SEC"],
+  ];
+  for (const [env, name] of cases) {
+    assert.throws(() => loadConfig(env), (error: unknown) => {
+      assert.ok(error instanceof ConfigError);
+      assert.equal(error.variable, name);
+      assert.match(error.message, new RegExp(`^Configuration error: ${name} is malformed`));
+      assert.ok(!error.message.includes("\n"));
+      return true;
+    });
+  }
+});
+
+Deno.test("a process started with a malformed variable exits with one line naming it", async () => {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["eval", `import { loadConfigOrExit } from "${new URL("./config.ts", import.meta.url)}"; loadConfigOrExit();`],
+    env: { BV_EAST_INGRESS_PORT: "70000" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.equal(out.code, 78);
+  const stderr = new TextDecoder().decode(out.stderr).trim();
+  assert.equal(stderr.split("\n").length, 1);
+  assert.match(stderr, /BV_EAST_INGRESS_PORT is malformed \("70000"\)/);
+});

@@ -1,0 +1,6 @@
+/** @module Contracts shared by every service: envelope, event types, topics, problem codes. */
+export * from "./envelope.ts";
+export * from "./topics.ts";
+export * from "./problem.ts";
+export * as ecommerceEvents from "./events/ecommerce.ts";
+export * as securityEvents from "./events/security.ts";

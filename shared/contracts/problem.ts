@@ -1,0 +1,158 @@
+/**
+ * @module
+ * RFC 9457 problem details with stable codes, and the one mapping from a code to HTTP and gRPC status.
+ * Domain code throws {@linkcode ProblemError}; the HTTP and gRPC edges turn it into a response here and
+ * nowhere else.
+ */
+
+/** gRPC status codes (https://grpc.github.io/grpc/core/md_doc_statuscodes.html). */
+export const GrpcStatus = Object.freeze({
+  OK: 0,
+  CANCELLED: 1,
+  UNKNOWN: 2,
+  INVALID_ARGUMENT: 3,
+  DEADLINE_EXCEEDED: 4,
+  NOT_FOUND: 5,
+  ALREADY_EXISTS: 6,
+  PERMISSION_DENIED: 7,
+  RESOURCE_EXHAUSTED: 8,
+  FAILED_PRECONDITION: 9,
+  ABORTED: 10,
+  OUT_OF_RANGE: 11,
+  UNIMPLEMENTED: 12,
+  INTERNAL: 13,
+  UNAVAILABLE: 14,
+  DATA_LOSS: 15,
+  UNAUTHENTICATED: 16,
+});
+
+/** The one table from HTTP status to gRPC status (grpc-gateway's mapping, inverted). */
+const grpcByHttp: Readonly<Record<number, number>> = Object.freeze({
+  400: GrpcStatus.INVALID_ARGUMENT,
+  401: GrpcStatus.UNAUTHENTICATED,
+  403: GrpcStatus.PERMISSION_DENIED,
+  404: GrpcStatus.NOT_FOUND,
+  408: GrpcStatus.DEADLINE_EXCEEDED,
+  409: GrpcStatus.ABORTED,
+  412: GrpcStatus.FAILED_PRECONDITION,
+  413: GrpcStatus.INVALID_ARGUMENT,
+  415: GrpcStatus.INVALID_ARGUMENT,
+  422: GrpcStatus.FAILED_PRECONDITION,
+  429: GrpcStatus.RESOURCE_EXHAUSTED,
+  500: GrpcStatus.INTERNAL,
+  501: GrpcStatus.UNIMPLEMENTED,
+  503: GrpcStatus.UNAVAILABLE,
+  504: GrpcStatus.DEADLINE_EXCEEDED,
+});
+
+/**
+ * Stable problem codes: `<CONTEXT>.<REASON>`. Clients branch on `code`, never on `title` or `detail`.
+ * Each code has exactly one HTTP status.
+ */
+export const problemCodes = Object.freeze({
+  "COMMON.VALIDATION_FAILED": 400,
+  "COMMON.MALFORMED_JSON": 400,
+  "COMMON.UNSUPPORTED_MEDIA_TYPE": 415,
+  "COMMON.PAYLOAD_TOO_LARGE": 413,
+  "COMMON.NOT_FOUND": 404,
+  "COMMON.METHOD_NOT_ALLOWED": 405,
+  "COMMON.CONFLICT": 409,
+  "COMMON.RATE_LIMITED": 429,
+  "COMMON.UPSTREAM_UNAVAILABLE": 503,
+  "COMMON.UPSTREAM_TIMEOUT": 504,
+  "COMMON.INTERNAL": 500,
+  "AUTH.UNAUTHENTICATED": 401,
+  "AUTH.TOKEN_INVALID": 401,
+  "AUTH.TOKEN_EXPIRED": 401,
+  "AUTH.INVALID_CREDENTIALS": 401,
+  "AUTH.REFRESH_TOKEN_INVALID": 401,
+  "AUTH.FORBIDDEN": 403,
+  "AUTH.EMAIL_TAKEN": 409,
+  "AUTH.USER_NOT_FOUND": 404,
+} as const);
+
+export type ProblemCode = keyof typeof problemCodes;
+
+/** The RFC 9457 body. `code` and `traceId` are extension members. */
+export interface ProblemDetails {
+  readonly type: string;
+  readonly title: string;
+  readonly status: number;
+  readonly detail: string;
+  readonly code: string;
+  readonly instance?: string;
+  readonly traceId?: string;
+  readonly errors?: readonly { readonly path: string; readonly message: string }[];
+}
+
+/** An error that carries a stable problem code; thrown by domain code, rendered at the protocol edge. */
+export class ProblemError extends Error {
+  readonly code: ProblemCode;
+  readonly status: number;
+  readonly errors?: ProblemDetails["errors"];
+  readonly headers?: Readonly<Record<string, string>>;
+
+  constructor(
+    code: ProblemCode,
+    detail: string,
+    options?: {
+      readonly errors?: ProblemDetails["errors"];
+      readonly headers?: Readonly<Record<string, string>>;
+      readonly cause?: unknown;
+    },
+  ) {
+    super(detail, { cause: options?.cause });
+    this.name = "ProblemError";
+    this.code = code;
+    this.status = problemCodes[code];
+    this.errors = options?.errors;
+    this.headers = options?.headers;
+  }
+}
+
+const titles: Readonly<Record<number, string>> = Object.freeze({
+  400: "Bad Request",
+  401: "Unauthorized",
+  403: "Forbidden",
+  404: "Not Found",
+  405: "Method Not Allowed",
+  409: "Conflict",
+  413: "Content Too Large",
+  415: "Unsupported Media Type",
+  422: "Unprocessable Content",
+  429: "Too Many Requests",
+  500: "Internal Server Error",
+  503: "Service Unavailable",
+  504: "Gateway Timeout",
+});
+
+/** Builds the problem body for a code; `type` is a stable URN so clients need no docs site to resolve it. */
+export function problemOf(
+  code: ProblemCode,
+  detail: string,
+  extra?: { readonly instance?: string; readonly traceId?: string; readonly errors?: ProblemDetails["errors"] },
+): ProblemDetails {
+  const status = problemCodes[code];
+  return {
+    type: `urn:bitvelocity:problem:${code.toLowerCase()}`,
+    title: titles[status] ?? "Error",
+    status,
+    detail,
+    code,
+    ...(extra?.instance ? { instance: extra.instance } : {}),
+    ...(extra?.traceId ? { traceId: extra.traceId } : {}),
+    ...(extra?.errors ? { errors: extra.errors } : {}),
+  };
+}
+
+/** The gRPC status for an HTTP status (unknown 4xx → FAILED_PRECONDITION, unknown 5xx → INTERNAL). */
+export function grpcStatusOfHttp(status: number): number {
+  return grpcByHttp[status] ?? (status >= 500 ? GrpcStatus.INTERNAL : GrpcStatus.FAILED_PRECONDITION);
+}
+
+/** The gRPC status for a problem code. */
+export function grpcStatusOf(code: ProblemCode): number {
+  return grpcStatusOfHttp(problemCodes[code]);
+}
+
+export const PROBLEM_CONTENT_TYPE = "application/problem+json";

@@ -1,0 +1,87 @@
+/**
+ * @module
+ * A reverse-proxy step on web-standard APIs only (fetch, Headers, streams), so the edge worker and the
+ * regional ingress share it. Bodies stream both ways; the deadline covers the wait for response headers
+ * only, so long-lived SSE streams are not cut. A failed upstream becomes a 503/504 problem, never a throw.
+ */
+import { PROBLEM_CONTENT_TYPE, problemOf } from "../contracts/problem.ts";
+
+/** Hop-by-hop headers (RFC 9110 section 7.6.1) are never forwarded. */
+const HOP_BY_HOP = [
+  "connection",
+  "keep-alive",
+  "proxy-authenticate",
+  "proxy-authorization",
+  "te",
+  "trailer",
+  "transfer-encoding",
+  "upgrade",
+  "host",
+  "content-length",
+];
+
+export interface ProxyOptions {
+  /** Base URL of the upstream, for example `http://127.0.0.1:8110`. */
+  readonly upstream: string;
+  /** Bound on the wait for the upstream's response headers. */
+  readonly headersTimeoutMs: number;
+  /** Extra headers to set on the forwarded request (trace context, forwarding info). */
+  readonly setHeaders?: Readonly<Record<string, string>>;
+  /** Injected for tests; defaults to the global fetch. */
+  readonly fetch?: typeof fetch;
+}
+
+/**
+ * Set only on responses this proxy made itself because the upstream could not be reached or timed out,
+ * so a caller can tell "region down" from "region answered 503". Stripped from upstream responses.
+ */
+export const PROXY_ERROR_HEADER = "x-bv-proxy-error";
+
+function problem(status: 503 | 504, detail: string): Response {
+  const body = problemOf(status === 503 ? "COMMON.UPSTREAM_UNAVAILABLE" : "COMMON.UPSTREAM_TIMEOUT", detail);
+  return new Response(JSON.stringify(body), {
+    status,
+    headers: { "content-type": PROBLEM_CONTENT_TYPE, [PROXY_ERROR_HEADER]: status === 503 ? "unreachable" : "timeout" },
+  });
+}
+
+/** Forwards `request` (same path and query) to `options.upstream` and returns the upstream's response. */
+export async function proxyRequest(request: Request, options: ProxyOptions): Promise<Response> {
+  const incoming = new URL(request.url);
+  const target = new URL(incoming.pathname + incoming.search, options.upstream);
+  const headers = new Headers(request.headers);
+  for (const name of HOP_BY_HOP) headers.delete(name);
+  for (const [name, value] of Object.entries(options.setHeaders ?? {})) headers.set(name, value);
+  const controller = new AbortController();
+  const onClientAbort = () => controller.abort(request.signal.reason);
+  request.signal.addEventListener("abort", onClientAbort, { once: true });
+  const timer = setTimeout(() => controller.abort(new DOMException("headers timeout", "TimeoutError")), options.headersTimeoutMs);
+  const hasBody = request.method !== "GET" && request.method !== "HEAD";
+  try {
+    const upstream = await (options.fetch ?? fetch)(target, {
+      method: request.method,
+      headers,
+      body: hasBody ? request.body : undefined,
+      redirect: "manual",
+      signal: controller.signal,
+      // Streaming request bodies need half-duplex mode in fetch implementations that support it.
+      ...(hasBody ? { duplex: "half" } : {}),
+    } as RequestInit);
+    const responseHeaders = new Headers(upstream.headers);
+    for (const name of HOP_BY_HOP) responseHeaders.delete(name);
+    responseHeaders.delete(PROXY_ERROR_HEADER);
+    return new Response(upstream.body, {
+      status: upstream.status,
+      statusText: upstream.statusText,
+      headers: responseHeaders,
+    });
+  } catch (error) {
+    const timedOut = controller.signal.aborted && (controller.signal.reason as Error)?.name === "TimeoutError";
+    return timedOut
+      ? problem(504, `Upstream ${target.host} sent no response within ${options.headersTimeoutMs} ms`)
+      : problem(503, `Upstream ${target.host} is unavailable: ${(error as Error).message}`);
+  } finally {
+    clearTimeout(timer);
+    request.signal.removeEventListener("abort", onClientAbort);
+  }
+}

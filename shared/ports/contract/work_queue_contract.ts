@@ -1,0 +1,212 @@
+/**
+ * @module
+ * The behaviour every {@linkcode WorkQueue} adapter must show, written once and run against each adapter
+ * (`workQueueContract("amqp", …)`, `workQueueContract("memory", …)`). RabbitMQ is the reference.
+ */
+
+import assert from "node:assert/strict";
+import type { QueueMessage, WorkQueue } from "../work_queue.ts";
+import { dlqQueueOf } from "../work_queue.ts";
+import { delay, waitFor } from "./_wait_for.ts";
+
+/** A fresh work queue, a way to name queues no other test uses, and how to remove what the test left. */
+export type MakeQueue = () => Promise<{
+  queue: WorkQueue;
+  newQueueName: (name: string) => string;
+  cleanup: () => Promise<void>;
+}>;
+
+/** How long we watch for something that must NOT happen (an extra delivery) after the expected outcome. */
+const quietPeriodMs = 300;
+
+/** Registers the work-queue contract tests, named `[<kind>] work queue …`. */
+export function workQueueContract(kind: string, makeQueue: MakeQueue): void {
+  function test(
+    name: string,
+    body: (queue: WorkQueue, newQueueName: (name: string) => string) => Promise<void>,
+  ): void {
+    Deno.test(`[${kind}] work queue ${name}`, async () => {
+      const { queue, newQueueName, cleanup } = await makeQueue();
+      try {
+        await body(queue, newQueueName);
+      } finally {
+        await cleanup();
+      }
+    });
+  }
+
+  test("delivers a published message with its id and headers, once it is acked", async (queue, newQueueName) => {
+    const name = newQueueName("orders");
+    await queue.declare({ name });
+    await queue.publish(name, "order #1 ✓", { id: "order-1", headers: { "x-trace": "t-1" } });
+    await queue.publish(name, "no id given");
+    const received: QueueMessage[] = [];
+    const consumer = await queue.consume(name, (message) => Promise.resolve(void received.push(message)));
+    await waitFor("two messages", () => received.length === 2);
+    assert.deepEqual(received[0], { id: "order-1", body: "order #1 ✓", headers: { "x-trace": "t-1" }, attempt: 1 });
+    assert.equal(received[1].body, "no id given");
+    assert.ok(received[1].id.length > 0, "a message without an id gets one");
+    assert.notEqual(received[1].id, received[0].id);
+
+    await consumer.cancel();
+    const afterAck: QueueMessage[] = [];
+    const second = await queue.consume(name, (message) => Promise.resolve(void afterAck.push(message)));
+    await delay(quietPeriodMs);
+    assert.deepEqual(afterAck, [], "acked messages are gone");
+    await second.cancel();
+  });
+
+  test("retries a failing message after the configured delays, then handles it exactly once", async (queue, newQueueName) => {
+    const name = newQueueName("retry");
+    await queue.declare({ name, retryDelaysMs: [100, 200] });
+    const attempts: { attempt: number; atMs: number; error?: string; trace?: string }[] = [];
+    let successes = 0;
+    const consumer = await queue.consume(name, (message) => {
+      attempts.push({
+        attempt: message.attempt,
+        atMs: performance.now(),
+        error: message.headers["x-bv-error"],
+        trace: message.headers["x-trace"],
+      });
+      if (message.attempt < 3) return Promise.reject(new Error(`flaky #${message.attempt}`));
+      successes++;
+      return Promise.resolve();
+    });
+    await queue.publish(name, "payload", { id: "m-retry", headers: { "x-trace": "t-9" } });
+    await waitFor("the third attempt to succeed", () => successes === 1, { timeoutMs: 5_000 });
+    await delay(quietPeriodMs);
+    assert.deepEqual(attempts.map((a) => a.attempt), [1, 2, 3]);
+    assert.equal(successes, 1);
+    const firstGapMs = attempts[1].atMs - attempts[0].atMs;
+    const secondGapMs = attempts[2].atMs - attempts[1].atMs;
+    assert.ok(firstGapMs >= 90, `first retry after ${firstGapMs} ms, expected ≥ 100 ms`);
+    assert.ok(secondGapMs >= 190, `second retry after ${secondGapMs} ms, expected ≥ 200 ms`);
+    assert.equal(attempts[0].error, undefined);
+    assert.match(attempts[1].error ?? "", /flaky #1/);
+    assert.match(attempts[2].error ?? "", /flaky #2/);
+    assert.deepEqual(attempts.map((a) => a.trace), ["t-9", "t-9", "t-9"], "headers survive retries");
+    await consumer.cancel();
+  });
+
+  test("dead-letters a message that always fails after exactly 1 + retries attempts", async (queue, newQueueName) => {
+    const name = newQueueName("doomed");
+    await queue.declare({ name, retryDelaysMs: [50, 100] });
+    let attempts = 0;
+    const consumer = await queue.consume(name, (message) => {
+      attempts++;
+      return Promise.reject(new Error(`boom on attempt ${message.attempt}`));
+    });
+    await queue.publish(name, "poison", { id: "m-poison", headers: { "x-trace": "t-2" } });
+
+    // A DLQ is consumed like any queue, so it is declared like one (its own failures go to `.dlq.dlq`).
+    await queue.declare({ name: dlqQueueOf(name) });
+    const deadLetters: QueueMessage[] = [];
+    const dlqConsumer = await queue.consume(dlqQueueOf(name), (message) => {
+      deadLetters.push(message);
+      return Promise.resolve();
+    });
+    await waitFor("the message in the DLQ", () => deadLetters.length === 1, { timeoutMs: 5_000 });
+    await delay(quietPeriodMs);
+    assert.equal(attempts, 3);
+    assert.equal(deadLetters.length, 1);
+    const [dead] = deadLetters;
+    assert.equal(dead.id, "m-poison");
+    assert.equal(dead.body, "poison");
+    assert.equal(dead.headers["x-trace"], "t-2");
+    assert.match(dead.headers["x-bv-error"], /boom on attempt 3/);
+    assert.equal(dead.headers["x-bv-attempts"], "3");
+    await consumer.cancel();
+    await dlqConsumer.cancel();
+  });
+
+  test("dead-letters at once when no retries are configured", async (queue, newQueueName) => {
+    const name = newQueueName("noretry");
+    await queue.declare({ name });
+    let attempts = 0;
+    const consumer = await queue.consume(name, () => Promise.reject(new Error(`attempt ${++attempts}`)));
+    await queue.publish(name, "x", { id: "m-once" });
+    await queue.declare({ name: dlqQueueOf(name) });
+    const deadLetters: QueueMessage[] = [];
+    const dlqConsumer = await queue.consume(dlqQueueOf(name), (m) => Promise.resolve(void deadLetters.push(m)));
+    await waitFor("the message in the DLQ", () => deadLetters.length === 1);
+    assert.equal(attempts, 1);
+    assert.match(deadLetters[0].headers["x-bv-error"], /attempt 1/);
+    await consumer.cancel();
+    await dlqConsumer.cancel();
+  });
+
+  test("runs at most `prefetch` handlers at once per consumer", async (queue, newQueueName) => {
+    const name = newQueueName("prefetch");
+    await queue.declare({ name });
+    for (let i = 0; i < 10; i++) await queue.publish(name, `job ${i}`);
+    let running = 0;
+    let runningMax = 0;
+    const done: string[] = [];
+    const consumer = await queue.consume(name, async (message) => {
+      running++;
+      runningMax = Math.max(runningMax, running);
+      await delay(50);
+      running--;
+      done.push(message.body);
+    }, { prefetch: 3 });
+    await waitFor("all ten jobs", () => done.length === 10, { timeoutMs: 5_000 });
+    assert.equal(runningMax, 3);
+    assert.deepEqual(new Set(done), new Set(Array.from({ length: 10 }, (_, i) => `job ${i}`)));
+    await consumer.cancel();
+  });
+
+  test("gives an unacked message to the next consumer when its consumer is cancelled mid-handler", async (queue, newQueueName) => {
+    const name = newQueueName("handover");
+    await queue.declare({ name });
+    await queue.publish(name, "in flight", { id: "m-handover" });
+    let started!: () => void;
+    const handlerStarted = new Promise<void>((resolve) => started = resolve);
+    let release!: () => void;
+    const handlerReleased = new Promise<void>((resolve) => release = resolve);
+    const first = await queue.consume(name, async () => {
+      started();
+      await handlerReleased;
+    });
+    await handlerStarted;
+    await first.cancel();
+
+    const redelivered: QueueMessage[] = [];
+    const second = await queue.consume(name, (message) => Promise.resolve(void redelivered.push(message)));
+    await waitFor("the redelivery", () => redelivered.length === 1);
+    assert.equal(redelivered[0].id, "m-handover");
+    assert.equal(redelivered[0].attempt, 1, "a redelivery is not a failed attempt");
+    release(); // The cancelled handler finishes late; its ack must not disturb anything.
+    await delay(quietPeriodMs);
+    assert.equal(redelivered.length, 1);
+    await second.cancel();
+  });
+
+  test("keeps messages published before any consumer until one arrives", async (queue, newQueueName) => {
+    const name = newQueueName("early");
+    await queue.declare({ name });
+    for (const body of ["a", "b", "c"]) await queue.publish(name, body);
+    await delay(50);
+    const received: string[] = [];
+    const consumer = await queue.consume(name, (m) => Promise.resolve(void received.push(m.body)), { prefetch: 1 });
+    await waitFor("three messages", () => received.length === 3);
+    assert.deepEqual(received, ["a", "b", "c"], "one consumer with prefetch 1 sees publish order");
+    await consumer.cancel();
+  });
+
+  test("rejects publishing to or consuming from a queue that was not declared", async (queue, newQueueName) => {
+    const name = newQueueName("undeclared");
+    await assert.rejects(queue.publish(name, "lost?"), /does not exist/);
+    await assert.rejects(queue.consume(name, () => Promise.resolve()), /not declared/);
+  });
+
+  test("rejects invalid retry delays and prefetch values", async (queue, newQueueName) => {
+    const name = newQueueName("invalid");
+    await assert.rejects(queue.declare({ name, retryDelaysMs: [0] }), RangeError);
+    await queue.declare({ name });
+    await assert.rejects(queue.consume(name, () => Promise.resolve(), { prefetch: 0 }), RangeError);
+  });
+
+  test("ping() resolves against a healthy queue", async (queue) => {
+    await queue.ping(2_000);
+  });
+}

@@ -1,0 +1,114 @@
+/**
+ * @module
+ * The event-log port: Kafka semantics (topics, key-ordered partitions, consumer groups, offsets committed
+ * only after the handler succeeds, headers). Real adapter: kafkajs; embedded adapter: in-process log.
+ */
+
+/** Headers carried with a record; values are UTF-8 strings (trace context, event type, origin region). */
+export type RecordHeaders = Readonly<Record<string, string>>;
+
+/** A record to publish. Records with the same key land in the same partition and keep their order. */
+export interface OutgoingRecord {
+  readonly key: string;
+  readonly value: string;
+  readonly headers?: RecordHeaders;
+}
+
+/** A record as a consumer sees it. */
+export interface IncomingRecord extends OutgoingRecord {
+  readonly topic: string;
+  readonly partition: number;
+  /** Offset within the partition, as a decimal string (Kafka offsets are 64-bit). */
+  readonly offset: string;
+  readonly headers: RecordHeaders;
+  readonly timestampMs: number;
+}
+
+/** Options for {@linkcode EventLog.subscribe}. */
+export interface SubscribeOptions {
+  readonly groupId: string;
+  readonly topics: readonly string[];
+  /** Where a group with no committed offset starts. @default "latest" */
+  readonly from?: "earliest" | "latest";
+  /**
+   * Called once per record, in order per partition. The offset is committed only after it resolves.
+   * If it throws, the record is delivered again (after a short backoff) until `maxAttempts`, then it is
+   * published to the dead-letter topic ({@linkcode dlqTopicOf}) as {@linkcode dlqRecordOf} builds it and
+   * the group committed past it. Delivery is at least once: a record whose handler did not finish before
+   * its member died, closed or lost the partition in a rebalance is delivered again, so handlers must be
+   * idempotent.
+   */
+  readonly handler: (record: IncomingRecord) => Promise<void>;
+  /** @default 5 */
+  readonly maxAttempts?: number;
+}
+
+/** A running consumer-group member. */
+export interface Subscription {
+  /**
+   * Resolves once the member has joined the group, been assigned partitions and resolved its starting
+   * offsets, so a record published after `ready` reaches a `from: "latest"` group.
+   */
+  readonly ready: Promise<void>;
+  /**
+   * Stops fetching, lets the record in flight finish, commits, and leaves the group. The wait for the
+   * record in flight is bounded (an adapter option); past it the record is abandoned uncommitted, and the
+   * member that takes over its partition receives it again.
+   */
+  close(): Promise<void>;
+}
+
+/** Topic administration options. */
+export interface TopicSpec {
+  readonly name: string;
+  /** @default 3 */
+  readonly partitions?: number;
+}
+
+export interface EventLog {
+  /** Creates the topics that do not exist yet (idempotent). */
+  ensureTopics(topics: readonly TopicSpec[]): Promise<void>;
+  /** Appends records; resolves only when they are durably acknowledged (acks=all). */
+  publish(topic: string, records: readonly OutgoingRecord[]): Promise<void>;
+  subscribe(options: SubscribeOptions): Promise<Subscription>;
+  /** Throws if the log cannot be reached within the timeout (used by `/readyz`). */
+  ping(timeoutMs: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** The dead-letter topic of `topic`: `<topic>.dlq`. One rule for every consumer of the platform. */
+export function dlqTopicOf(topic: string): string {
+  return `${topic}.dlq`;
+}
+
+/** Headers a dead-lettered record carries besides its own: why it failed and where it came from. */
+export const DLQ_HEADERS = Object.freeze({
+  error: "x-bv-error",
+  originalTopic: "x-bv-original-topic",
+  originalPartition: "x-bv-original-partition",
+  originalOffset: "x-bv-original-offset",
+  attempts: "x-bv-attempts",
+});
+
+/** Bound on the `x-bv-error` header, so a huge error message cannot make the dead letter too big to publish. */
+export const DLQ_ERROR_CHARS_MAX = 1_000;
+
+/**
+ * The record published to {@linkcode dlqTopicOf} after the last failed attempt: same key, value and headers,
+ * plus {@linkcode DLQ_HEADERS}. Every adapter builds dead letters here so they look the same everywhere.
+ */
+export function dlqRecordOf(record: IncomingRecord, error: unknown, attempts: number): OutgoingRecord {
+  const message = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+  return {
+    key: record.key,
+    value: record.value,
+    headers: {
+      ...record.headers,
+      [DLQ_HEADERS.error]: message.slice(0, DLQ_ERROR_CHARS_MAX),
+      [DLQ_HEADERS.originalTopic]: record.topic,
+      [DLQ_HEADERS.originalPartition]: String(record.partition),
+      [DLQ_HEADERS.originalOffset]: record.offset,
+      [DLQ_HEADERS.attempts]: String(attempts),
+    },
+  };
+}

@@ -1,0 +1,137 @@
+/**
+ * @module
+ * Starts the platform as a developer would (`scripts/start.ts` or `scripts/start_infra.ts`) on ports and
+ * data locations of its own, so a journey never collides with a running platform or another run.
+ */
+import { loadConfig, REGIONS, SERVICES } from "../../shared/config/config.ts";
+
+export interface RunningPlatform {
+  readonly env: Record<string, string>;
+  readonly edgeUrl: string;
+  readonly ingressUrl: Readonly<Record<"east" | "west", string>>;
+  /** Every process's `/readyz` URL, by process name. */
+  readonly readyUrls: Readonly<Record<string, string>>;
+  readonly logPath: string;
+  /** Polls every `/readyz` until all answer 200; resolves with the elapsed ms since `since`. */
+  waitReady(timeoutMs: number, since?: number): Promise<number>;
+  /** SIGTERM, then waits for the exit; resolves with the exit code. */
+  stop(): Promise<number>;
+  /** The last lines the platform printed (for failure messages). */
+  tail(lines?: number): Promise<string>;
+}
+
+/** Ports for a journey: distinct from the defaults so a developer's running platform is untouched. */
+export function journeyEnv(offset: number, extra: Record<string, string> = {}): Record<string, string> {
+  const base = 20_000 + offset * 1_000;
+  return {
+    BV_EDGE_PORT: String(base + 80),
+    BV_EAST_INGRESS_PORT: String(base + 81),
+    BV_WEST_INGRESS_PORT: String(base + 82),
+    BV_EAST_SERVICE_PORT_BASE: String(base + 110),
+    BV_WEST_SERVICE_PORT_BASE: String(base + 210),
+    BV_EAST_EMBEDDED_MQTT_PORT: String(base + 883),
+    BV_WEST_EMBEDDED_MQTT_PORT: String(base + 884),
+    BV_EAST_GRPC_INVENTORY_PORT: String(base + 51),
+    BV_WEST_GRPC_INVENTORY_PORT: String(base + 52),
+    BV_LOG_LEVEL: "warn",
+    ...extra,
+  };
+}
+
+export async function startPlatform(script: "scripts/start.ts" | "scripts/start_infra.ts", env: Record<string, string>): Promise<RunningPlatform> {
+  const config = loadConfig(env);
+  const host = config.BV_HOST;
+  const readyUrls: Record<string, string> = { edge: `http://${host}:${config.BV_EDGE_PORT}/readyz` };
+  for (const region of REGIONS) {
+    const r = config.regions[region];
+    readyUrls[`ingress-${region}`] = `http://${host}:${r.ingressPort}/readyz`;
+    for (const service of SERVICES) readyUrls[`${service}-${region}`] = `http://${host}:${r.servicePorts[service]}/readyz`;
+  }
+  await Deno.mkdir(".data/logs", { recursive: true });
+  const logPath = `.data/logs/journey-${Date.now()}-${script.replace(/\W/g, "_")}.log`;
+  const logFile = await Deno.open(logPath, { create: true, write: true, truncate: true });
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", script],
+    env,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  // Both streams into one log file; the pipes must be drained or the child would block on a full pipe.
+  const pumps = Promise.all([child.stdout, child.stderr].map(async (stream) => {
+    for await (const chunk of stream) await logFile.write(chunk);
+  }));
+  let exited = false;
+  const status = child.status.then((s) => {
+    exited = true;
+    return s;
+  });
+  const platform: RunningPlatform = {
+    env,
+    edgeUrl: `http://${host}:${config.BV_EDGE_PORT}`,
+    ingressUrl: {
+      east: `http://${host}:${config.regions.east.ingressPort}`,
+      west: `http://${host}:${config.regions.west.ingressPort}`,
+    },
+    readyUrls,
+    logPath,
+    async waitReady(timeoutMs, since = performance.now()) {
+      const pending = new Set(Object.keys(readyUrls));
+      while (pending.size > 0) {
+        if (exited) throw new Error(`platform exited before ready:\n${await platform.tail()}`);
+        if (performance.now() - since > timeoutMs) {
+          throw new Error(`not ready within ${timeoutMs} ms: ${[...pending].join(", ")}\n${await platform.tail()}`);
+        }
+        await Promise.all([...pending].map(async (name) => {
+          try {
+            const response = await fetch(readyUrls[name], { signal: AbortSignal.timeout(1_500) });
+            await response.body?.cancel();
+            if (response.ok) pending.delete(name);
+          } catch {
+            // Not listening yet.
+          }
+        }));
+        if (pending.size > 0) await new Promise((r) => setTimeout(r, 200));
+      }
+      return performance.now() - since;
+    },
+    async stop() {
+      if (!exited) child.kill("SIGTERM");
+      const timer = setTimeout(() => !exited && child.kill("SIGKILL"), 30_000);
+      const s = await status;
+      clearTimeout(timer);
+      await pumps;
+      logFile.close();
+      return s.code;
+    },
+    async tail(lines = 40) {
+      const text = await Deno.readTextFile(logPath).catch(() => "");
+      return text.split("\n").slice(-lines).join("\n");
+    },
+  };
+  return platform;
+}
+
+/** JSON request helper for journeys. */
+export async function call(
+  url: string,
+  init: { method?: string; body?: unknown; token?: string; headers?: Record<string, string> } = {},
+): Promise<{ status: number; headers: Headers; body: any }> {
+  const headers: Record<string, string> = { ...init.headers };
+  if (init.body !== undefined) headers["content-type"] = "application/json";
+  if (init.token) headers.authorization = `Bearer ${init.token}`;
+  const response = await fetch(url, {
+    method: init.method ?? (init.body === undefined ? "GET" : "POST"),
+    headers,
+    body: init.body === undefined ? undefined : JSON.stringify(init.body),
+    signal: AbortSignal.timeout(10_000),
+  });
+  const text = await response.text();
+  let body: unknown = text;
+  try {
+    body = text ? JSON.parse(text) : undefined;
+  } catch {
+    // Not JSON: keep the text.
+  }
+  return { status: response.status, headers: response.headers, body };
+}
