@@ -6,13 +6,7 @@
  *
  * Idempotent: a healthy broker is left alone; the jars are downloaded once into `.cache/kafka/`.
  */
-import {
-  checkPrerequisites,
-  ensureKafka,
-  ensureKafkaLibs,
-  KAFKA_REGIONS,
-  type KafkaRegion,
-} from "./kafka/mod.ts";
+import { checkPrerequisites, ensureKafka, ensureKafkaLibs, KAFKA_REGIONS, type KafkaRegion } from "./kafka/mod.ts";
 
 /** Parses `[east|west|all]`; exits with one line on anything else. */
 export function parseRegions(args: readonly string[]): KafkaRegion[] {

@@ -54,8 +54,21 @@ const started = performance.now();
 try {
   const [east, west] = await Promise.all(REGIONS.map((region) => startRegion(config, region, lifecycle)));
   const [eastLog, westLog] = await Promise.all([east.eventLog(), west.eventLog()]);
-  for (const [source, target, from, to] of [[eastLog, westLog, "east", "west"], [westLog, eastLog, "west", "east"]] as const) {
-    const mirror = await startEventMirror({ source, target, sourceRegion: from, targetRegion: to, topics: MIRRORED_TOPICS });
+  for (
+    const [source, target, from, to] of [[eastLog, westLog, "east", "west"], [
+      westLog,
+      eastLog,
+      "west",
+      "east",
+    ]] as const
+  ) {
+    const mirror = await startEventMirror({
+      source,
+      target,
+      sourceRegion: from,
+      targetRegion: to,
+      topics: MIRRORED_TOPICS,
+    });
     lifecycle.onStop(`mirror-${from}-to-${to}`, () => mirror.close());
   }
   const edge = createEdge({ regions: edgeRegionsOf(config), upstreamTimeoutMs: config.BV_CALL_TIMEOUT_MS });

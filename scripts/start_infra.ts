@@ -104,9 +104,23 @@ try {
   for (const region of REGIONS) {
     const endpoints = config.regions[region];
     for (const service of SERVICES) {
-      children.push(spawn(`${service}-${region}`, `regional/${service}/main.ts`, { ...baseEnv, BV_REGION: region }, `http://${host}:${endpoints.servicePorts[service]}/readyz`));
+      children.push(
+        spawn(
+          `${service}-${region}`,
+          `regional/${service}/main.ts`,
+          { ...baseEnv, BV_REGION: region },
+          `http://${host}:${endpoints.servicePorts[service]}/readyz`,
+        ),
+      );
     }
-    children.push(spawn(`ingress-${region}`, "regional/ingress/main.ts", { ...baseEnv, BV_REGION: region }, `http://${host}:${endpoints.ingressPort}/readyz`));
+    children.push(
+      spawn(
+        `ingress-${region}`,
+        "regional/ingress/main.ts",
+        { ...baseEnv, BV_REGION: region },
+        `http://${host}:${endpoints.ingressPort}/readyz`,
+      ),
+    );
   }
   children.push(spawn("edge", "edge/main.ts", baseEnv, `http://${host}:${config.BV_EDGE_PORT}/readyz`));
   const started = performance.now();

@@ -13,6 +13,7 @@ import { createKafkaEventLog } from "../../shared/adapters/kafka/mod.ts";
 import { createRedisCache } from "../../shared/adapters/redis/mod.ts";
 import { createAmqpWorkQueue } from "../../shared/adapters/amqp/mod.ts";
 import { createMqttBus } from "../../shared/adapters/mqtt/mod.ts";
+import { tracedEventLog, tracedMqttBus, tracedWorkQueue } from "../../shared/observability/traced_ports.ts";
 
 export interface RegionPorts {
   readonly region: Region;
@@ -33,6 +34,8 @@ type Factories = {
   readonly eventLog: () => Promise<EventLog>;
   readonly workQueue: () => Promise<WorkQueue>;
   readonly mqttUrl: string;
+  /** 5 for Mosquitto; 4 for the embedded aedes broker, which does not speak MQTT 5. */
+  readonly mqttProtocolVersion: 4 | 5;
 };
 
 function lazyPorts(region: Region, mode: "embedded" | "infra", factories: Factories): RegionPorts {
@@ -52,10 +55,23 @@ function lazyPorts(region: Region, mode: "embedded" | "infra", factories: Factor
     mode,
     sql: () => once("sql", factories.sql),
     cache: () => once("cache", factories.cache),
-    eventLog: () => once("eventLog", factories.eventLog),
-    workQueue: () => once("workQueue", factories.workQueue),
+    // Messaging ports carry W3C trace context whichever adapter is behind them.
+    eventLog: () => once("eventLog", async () => tracedEventLog(await factories.eventLog())),
+    workQueue: () => once("workQueue", async () => tracedWorkQueue(await factories.workQueue())),
     mqtt: (clientId) =>
-      once(`mqtt:${clientId}`, () => createMqttBus({ url: factories.mqttUrl, clientId, cleanSession: false })),
+      once(
+        `mqtt:${clientId}`,
+        async () => {
+          const bus = await createMqttBus({
+            url: factories.mqttUrl,
+            clientId,
+            cleanSession: false,
+            protocolVersion: factories.mqttProtocolVersion,
+          });
+          // MQTT 3.1.1 has no user properties, so trace context cannot ride along on the embedded broker.
+          return factories.mqttProtocolVersion === 5 ? tracedMqttBus(bus) : bus;
+        },
+      ),
     async close() {
       const all = await Promise.allSettled([...made.values()]);
       await Promise.allSettled(
@@ -76,6 +92,7 @@ export function realRegionPorts(config: Config, region: Region, processName: str
       Promise.resolve(createKafkaEventLog({ brokers: [...endpoints.kafkaBrokers], clientId: processName })),
     workQueue: () => Promise.resolve(createAmqpWorkQueue({ url: endpoints.amqpUrl })),
     mqttUrl: config.BV_MQTT_URL,
+    mqttProtocolVersion: 5,
   });
 }
 
@@ -84,10 +101,14 @@ export function embeddedRegionPorts(config: Config, region: Region): RegionPorts
   const dir = `${config.BV_DATA_DIR}/embedded/${region}`;
   const endpoints = config.regions[region];
   return lazyPorts(region, "embedded", {
-    sql: () => createPgliteSql({ dataDir: `${dir}/pg` }),
+    sql: async () => {
+      await Deno.mkdir(`${dir}/pg`, { recursive: true });
+      return createPgliteSql({ dataDir: `${dir}/pg` });
+    },
     cache: () => Promise.resolve(createMemoryCache()),
     eventLog: () => Promise.resolve(createMemoryEventLog({ dataDir: `${dir}/events` })),
     workQueue: () => Promise.resolve(createMemoryWorkQueue()),
     mqttUrl: `mqtt://127.0.0.1:${endpoints.embeddedMqttPort}`,
+    mqttProtocolVersion: 4,
   });
 }

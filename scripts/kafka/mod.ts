@@ -238,9 +238,7 @@ async function waitUntilUp(layout: BrokerLayout, pid: number, timeoutMs: number,
   while (Date.now() - startedMs < timeoutMs) {
     if (!(await isProcessAlive(pid, layout.propertiesFile))) {
       throw new Error(
-        `Kafka ${layout.region} (pid ${pid}) exited during startup; last lines of ${
-          relative(layout.logFile)
-        }:\n` +
+        `Kafka ${layout.region} (pid ${pid}) exited during startup; last lines of ${relative(layout.logFile)}:\n` +
           (await tailFile(layout.logFile, 20)),
       );
     }

@@ -26,6 +26,12 @@ export async function ensureDatabase(adminUrl: string, name: string): Promise<bo
   });
 }
 
+/** Drops database `name` (if it exists) even while clients are still connected to it. */
+export async function dropDatabase(adminUrl: string, name: string): Promise<void> {
+  assertSafeName(name);
+  await withAdmin(adminUrl, async (admin) => void await admin.unsafe(`drop database if exists "${name}" with (force)`));
+}
+
 /** A fresh `bv_test_<unique>` database on the real server; `drop()` removes it even with open connections. */
 export async function createTestDatabase(
   adminUrl: string = realInfra.postgresAdminUrl,
@@ -37,11 +43,7 @@ export async function createTestDatabase(
   return {
     name,
     url: url.toString(),
-    drop: () =>
-      withAdmin(
-        adminUrl,
-        async (admin) => void await admin.unsafe(`drop database if exists "${name}" with (force)`),
-      ),
+    drop: () => dropDatabase(adminUrl, name),
   };
 }
 

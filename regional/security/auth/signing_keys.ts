@@ -20,6 +20,7 @@ import {
   type JSONWebKeySet,
   type JWK,
 } from "jose";
+import { log } from "../../../shared/observability/mod.ts";
 import type { Sql } from "../../../shared/ports/sql.ts";
 
 export const SIGNING_ALGORITHM = "EdDSA";
@@ -87,10 +88,18 @@ export function createSigningKeyStore(options: SigningKeyStoreOptions): SigningK
 
   async function rows(): Promise<readonly KeyRow[]> {
     if (cache && now() - cache.loadedAtMs < reloadIntervalMs) return cache.rows;
-    const loaded = await sql.query<KeyRow & Record<string, unknown>>`
-      select kid, private_jwk, public_jwk, status, activate_after, retired_at from auth_signing_keys`;
-    cache = { rows: loaded, loadedAtMs: now() };
-    return loaded;
+    try {
+      const loaded = await sql.query<KeyRow & Record<string, unknown>>`
+        select kid, private_jwk, public_jwk, status, activate_after, retired_at from auth_signing_keys`;
+      cache = { rows: loaded, loadedAtMs: now() };
+      return loaded;
+    } catch (error) {
+      // Stale keys beat no keys: public keys are safe to keep serving, and the JWKS (hence every verifier)
+      // keeps working through a database outage. The next call tries the database again.
+      if (!cache) throw error;
+      log.warn("signing keys could not be reloaded; serving the cached ones", { error: String(error) });
+      return cache.rows;
+    }
   }
 
   async function insertKey(status: "next" | "active", activateAfterMs: number): Promise<string | undefined> {

@@ -87,9 +87,12 @@ export class ConfirmTimeoutError extends Error {
  */
 export function confirmedPublisher(channel: AmqpConfirmChannel) {
   const returned = new Set<string>();
-  channel.on("return", ((message: AmqpMessage) => {
-    if (message.properties.correlationId) returned.add(message.properties.correlationId);
-  }) as Listener);
+  channel.on(
+    "return",
+    ((message: AmqpMessage) => {
+      if (message.properties.correlationId) returned.add(message.properties.correlationId);
+    }) as Listener,
+  );
 
   return function publish(
     queue: string,

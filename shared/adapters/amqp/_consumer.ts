@@ -77,7 +77,8 @@ export class AmqpConsumer {
       await quietly(() => channel.close());
       throw error;
     }
-    if (this.#cancelled) return void (await quietly(() => channel.close()));
+    // Cancelled meanwhile, or already attached by a concurrent start (reconnect racing consume()).
+    if (this.#cancelled || this.#channel) return void (await quietly(() => channel.close()));
     this.#channel = channel;
   }
 
@@ -133,9 +134,17 @@ export class AmqpConsumer {
     const delayMs = this.retryDelaysMs[message.attempt - 1];
     const target = delayMs === undefined
       ? { queue: dlqQueueOf(this.queue), headers: { ...headers, [attemptsHeader]: String(message.attempt) } }
-      : { queue: retryQueueOf(this.queue, delayMs), headers: { ...headers, [attemptHeader]: String(message.attempt + 1) } };
+      : {
+        queue: retryQueueOf(this.queue, delayMs),
+        headers: { ...headers, [attemptHeader]: String(message.attempt + 1) },
+      };
     try {
-      await publish(target.queue, message.body, { id: message.id, headers: target.headers }, this.host.publishTimeoutMs);
+      await publish(
+        target.queue,
+        message.body,
+        { id: message.id, headers: target.headers },
+        this.host.publishTimeoutMs,
+      );
     } catch (publishError) {
       if (this.#channel !== channel) return; // Channel gone: the broker redelivers the original.
       this.host.warn(`Cannot move message "${message.id}" to "${target.queue}"; requeueing it`, publishError);

@@ -119,11 +119,20 @@ class AmqpWorkQueue implements WorkQueue {
     }
     const retryDelaysMs = this.#declared.get(queue);
     if (!retryDelaysMs) {
-      throw new Error(`Queue "${queue}" was not declared by this work queue: call declare({ name, retryDelaysMs }) first`);
+      throw new Error(
+        `Queue "${queue}" was not declared by this work queue: call declare({ name, retryDelaysMs }) first`,
+      );
     }
     const consumer = new AmqpConsumer(this, queue, retryDelaysMs, prefetch, handler);
-    await consumer.start(await this.#whenConnected(this.#connectTimeoutMs));
+    // Registered before starting, so a reconnect during the start re-attaches it too.
     this.#consumers.add(consumer);
+    try {
+      await consumer.start(await this.#whenConnected(this.#connectTimeoutMs));
+    } catch (error) {
+      this.#consumers.delete(consumer);
+      await consumer.cancel();
+      throw error;
+    }
     return {
       cancel: async () => {
         this.#consumers.delete(consumer);

@@ -3,7 +3,7 @@
  * Routes kafkajs's log lines and the adapter's own through one function, so a process decides where
  * Kafka logs go (JSON lines on stderr by default). Private to the Kafka adapter.
  */
-import { logLevel as KafkaLogLevel, type logCreator } from "kafkajs";
+import { type logCreator, logLevel as KafkaLogLevel } from "kafkajs";
 
 /** One log line from the adapter or from kafkajs. */
 export interface KafkaLogEntry {
@@ -35,18 +35,27 @@ export function kafkajsLevelOf(name: KafkaLogLevelName): KafkaLogLevel {
   return levels[name];
 }
 
-/** A kafkajs `logCreator` that hands every line to `sink` as a flat entry. */
-export function logCreatorFor(sink: KafkaLogSink): logCreator {
+const SEVERITY: Record<KafkaLogEntry["level"], number> = { error: 1, warn: 2, info: 4, debug: 5 };
+
+/** A kafkajs `logCreator` that hands every line at or above `level` to `sink` as a flat entry. */
+export function logCreatorFor(sink: KafkaLogSink, level: KafkaLogLevelName): logCreator {
+  const threshold = kafkajsLevelOf(level);
   return () => ({ namespace, label, log }) => {
     const { message, timestamp: _timestamp, logger: _logger, ...fields } = log;
-    sink({
-      ...plainFields(fields),
-      level: levelOfLabel(label),
-      source: "kafkajs",
-      namespace,
-      message: String(message),
-    });
+    const entryLevel = levelOf(namespace, label, String(message));
+    if (SEVERITY[entryLevel] > threshold) return;
+    sink({ ...plainFields(fields), level: entryLevel, source: "kafkajs", namespace, message: String(message) });
   };
+}
+
+/**
+ * kafkajs logs every error response at ERROR in its Connection namespace, including the expected ones
+ * ("The group is rebalancing", "Topic already exists"). The same error reaches the caller or kafkajs's
+ * retry logic, which report it if it matters, so these lines are debug detail.
+ */
+function levelOf(namespace: string, label: string, message: string): KafkaLogEntry["level"] {
+  if (namespace === "Connection" && message.startsWith("Response ")) return "debug";
+  return levelOfLabel(label);
 }
 
 function levelOfLabel(label: string): KafkaLogEntry["level"] {

@@ -71,10 +71,8 @@ export async function startMember(context: MemberContext, options: SubscribeOpti
     readUncommitted: false,
     retry: { initialRetryTime: 100, maxRetryTime: 5_000, retries: 8 },
   });
-  const state = new MemberState(context, options, consumer, maxAttempts);
   const ready = readyOf(consumer);
-  // Nobody is obliged to await `ready`; a failed join must not become an unhandled rejection.
-  ready.catch(() => {});
+  const state = new MemberState(context, options, consumer, maxAttempts, ready.fail);
   try {
     await consumer.connect();
     await consumer.subscribe({ topics: [...options.topics], fromBeginning: options.from === "earliest" });
@@ -85,29 +83,38 @@ export async function startMember(context: MemberContext, options: SubscribeOpti
       eachMessage: (payload) => state.onMessage(payload),
     });
   } catch (error) {
+    ready.fail(new Error(`Consumer of group "${options.groupId}" could not start`));
     await consumer.disconnect().catch(() => {});
     throw error;
   }
-  return { ready, close: () => state.close() };
+  return { ready: ready.promise, close: () => state.close() };
 }
 
 /**
  * Resolves after the first completed fetch that follows a group join: by then kafkajs has resolved the
- * starting offsets (ListOffsets for `latest`), so a record published afterwards is not skipped.
+ * starting offsets (ListOffsets for `latest`), so a record published afterwards is not skipped. Rejects on
+ * a crash kafkajs will not restart from, or when `fail` is called (close before joining). A crash kafkajs
+ * restarts from (the coordinator still loading on a fresh broker, say) only delays it.
  */
-function readyOf(consumer: Consumer): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
+function readyOf(consumer: Consumer): { promise: Promise<void>; fail: (error: Error) => void } {
+  let fail!: (error: Error) => void;
+  const promise = new Promise<void>((resolve, reject) => {
     let joined = false;
     const removers: (() => void)[] = [];
-    const done = (settle: () => void) => {
-      for (const remove of removers) remove();
-      settle();
+    const settle = (how: () => void) => {
+      for (const remove of removers.splice(0)) remove();
+      how();
     };
+    fail = (error) => settle(() => reject(error));
     removers.push(consumer.on(consumer.events.GROUP_JOIN, () => joined = true));
-    removers.push(consumer.on(consumer.events.FETCH, () => joined && done(resolve)));
-    removers.push(consumer.on(consumer.events.CRASH, (event) => done(() => reject(event.payload.error))));
-    removers.push(consumer.on(consumer.events.STOP, () => done(() => reject(new Error("Consumer stopped before it joined")))));
+    removers.push(consumer.on(consumer.events.FETCH, () => joined && settle(resolve)));
+    removers.push(consumer.on(consumer.events.CRASH, ({ payload }) => {
+      if (!payload.restart) fail(payload.error);
+    }));
   });
+  // Nobody is obliged to await `ready`; a failed join must not become an unhandled rejection.
+  promise.catch(() => {});
+  return { promise, fail };
 }
 
 class MemberState {
@@ -127,6 +134,7 @@ class MemberState {
     private readonly options: SubscribeOptions,
     private readonly consumer: Consumer,
     private readonly maxAttempts: number,
+    private readonly failReady: (error: Error) => void,
   ) {}
 
   async onMessage(payload: EachMessagePayload): Promise<void> {
@@ -174,6 +182,7 @@ class MemberState {
   async #close(): Promise<void> {
     this.#closing = true;
     this.#stop();
+    this.failReady(new Error(`Subscription of group "${this.options.groupId}" closed before it joined`));
     for (const timer of this.#timers) clearTimeout(timer);
     this.#timers.clear();
     const inFlight = this.#inFlight;

@@ -6,10 +6,10 @@
 import { type Admin, CompressionTypes, Kafka, Partitioners, type Producer } from "kafkajs";
 import type { EventLog, OutgoingRecord, Subscription, TopicSpec } from "../../ports/event_log.ts";
 import {
+  kafkajsLevelOf,
   type KafkaLogEntry,
   type KafkaLogLevelName,
   type KafkaLogSink,
-  kafkajsLevelOf,
   logCreatorFor,
   stderrJsonSink,
 } from "./_logging.ts";
@@ -55,7 +55,7 @@ export function createKafkaEventLog(options: KafkaEventLogOptions): EventLog {
     // Admin and metadata calls: a few quick retries ride out a broker restart; callers see the error after ~10 s.
     retry: { initialRetryTime: 100, maxRetryTime: 2_000, retries: 5 },
     logLevel: kafkajsLevelOf(options.logLevel ?? "warn"),
-    logCreator: logCreatorFor(sink),
+    logCreator: logCreatorFor(sink, options.logLevel ?? "warn"),
   });
   const timings: Required<KafkaConsumerTimings> = {
     sessionTimeoutMs: options.consumer?.sessionTimeoutMs ?? 30_000,

@@ -107,7 +107,12 @@ export function createMemoryWorkQueue(options: MemoryWorkQueueOptions = {}): Wor
   function deliver(consumer: Consumer, message: StoredMessage): void {
     const delivery: Delivery = { message, settled: false };
     consumer.inFlight.add(delivery);
-    const view: QueueMessage = { id: message.id, body: message.body, headers: { ...message.headers }, attempt: message.attempt };
+    const view: QueueMessage = {
+      id: message.id,
+      body: message.body,
+      headers: { ...message.headers },
+      attempt: message.attempt,
+    };
     // Handlers run asynchronously, never inside publish() or dispatch().
     Promise.resolve().then(() => consumer.handler(view)).then(
       () => settle(consumer, delivery),
@@ -181,7 +186,9 @@ export function createMemoryWorkQueue(options: MemoryWorkQueueOptions = {}): Wor
         const prefetch = validPrefetch(consumeOptions?.prefetch ?? prefetchDefault);
         const queue = queues.get(queueName);
         if (!queue?.retryDelaysMs) {
-          throw new Error(`Queue "${queueName}" was not declared by this work queue: call declare({ name, retryDelaysMs }) first`);
+          throw new Error(
+            `Queue "${queueName}" was not declared by this work queue: call declare({ name, retryDelaysMs }) first`,
+          );
         }
         const consumer: Consumer = { queue, prefetch, handler, inFlight: new Set() };
         queue.consumers.push(consumer);

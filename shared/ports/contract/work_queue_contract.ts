@@ -56,37 +56,40 @@ export function workQueueContract(kind: string, makeQueue: MakeQueue): void {
     await second.cancel();
   });
 
-  test("retries a failing message after the configured delays, then handles it exactly once", async (queue, newQueueName) => {
-    const name = newQueueName("retry");
-    await queue.declare({ name, retryDelaysMs: [100, 200] });
-    const attempts: { attempt: number; atMs: number; error?: string; trace?: string }[] = [];
-    let successes = 0;
-    const consumer = await queue.consume(name, (message) => {
-      attempts.push({
-        attempt: message.attempt,
-        atMs: performance.now(),
-        error: message.headers["x-bv-error"],
-        trace: message.headers["x-trace"],
+  test(
+    "retries a failing message after the configured delays, then handles it exactly once",
+    async (queue, newQueueName) => {
+      const name = newQueueName("retry");
+      await queue.declare({ name, retryDelaysMs: [100, 200] });
+      const attempts: { attempt: number; atMs: number; error?: string; trace?: string }[] = [];
+      let successes = 0;
+      const consumer = await queue.consume(name, (message) => {
+        attempts.push({
+          attempt: message.attempt,
+          atMs: performance.now(),
+          error: message.headers["x-bv-error"],
+          trace: message.headers["x-trace"],
+        });
+        if (message.attempt < 3) return Promise.reject(new Error(`flaky #${message.attempt}`));
+        successes++;
+        return Promise.resolve();
       });
-      if (message.attempt < 3) return Promise.reject(new Error(`flaky #${message.attempt}`));
-      successes++;
-      return Promise.resolve();
-    });
-    await queue.publish(name, "payload", { id: "m-retry", headers: { "x-trace": "t-9" } });
-    await waitFor("the third attempt to succeed", () => successes === 1, { timeoutMs: 5_000 });
-    await delay(quietPeriodMs);
-    assert.deepEqual(attempts.map((a) => a.attempt), [1, 2, 3]);
-    assert.equal(successes, 1);
-    const firstGapMs = attempts[1].atMs - attempts[0].atMs;
-    const secondGapMs = attempts[2].atMs - attempts[1].atMs;
-    assert.ok(firstGapMs >= 90, `first retry after ${firstGapMs} ms, expected ≥ 100 ms`);
-    assert.ok(secondGapMs >= 190, `second retry after ${secondGapMs} ms, expected ≥ 200 ms`);
-    assert.equal(attempts[0].error, undefined);
-    assert.match(attempts[1].error ?? "", /flaky #1/);
-    assert.match(attempts[2].error ?? "", /flaky #2/);
-    assert.deepEqual(attempts.map((a) => a.trace), ["t-9", "t-9", "t-9"], "headers survive retries");
-    await consumer.cancel();
-  });
+      await queue.publish(name, "payload", { id: "m-retry", headers: { "x-trace": "t-9" } });
+      await waitFor("the third attempt to succeed", () => successes === 1, { timeoutMs: 5_000 });
+      await delay(quietPeriodMs);
+      assert.deepEqual(attempts.map((a) => a.attempt), [1, 2, 3]);
+      assert.equal(successes, 1);
+      const firstGapMs = attempts[1].atMs - attempts[0].atMs;
+      const secondGapMs = attempts[2].atMs - attempts[1].atMs;
+      assert.ok(firstGapMs >= 90, `first retry after ${firstGapMs} ms, expected ≥ 100 ms`);
+      assert.ok(secondGapMs >= 190, `second retry after ${secondGapMs} ms, expected ≥ 200 ms`);
+      assert.equal(attempts[0].error, undefined);
+      assert.match(attempts[1].error ?? "", /flaky #1/);
+      assert.match(attempts[2].error ?? "", /flaky #2/);
+      assert.deepEqual(attempts.map((a) => a.trace), ["t-9", "t-9", "t-9"], "headers survive retries");
+      await consumer.cancel();
+    },
+  );
 
   test("dead-letters a message that always fails after exactly 1 + retries attempts", async (queue, newQueueName) => {
     const name = newQueueName("doomed");
@@ -155,31 +158,34 @@ export function workQueueContract(kind: string, makeQueue: MakeQueue): void {
     await consumer.cancel();
   });
 
-  test("gives an unacked message to the next consumer when its consumer is cancelled mid-handler", async (queue, newQueueName) => {
-    const name = newQueueName("handover");
-    await queue.declare({ name });
-    await queue.publish(name, "in flight", { id: "m-handover" });
-    let started!: () => void;
-    const handlerStarted = new Promise<void>((resolve) => started = resolve);
-    let release!: () => void;
-    const handlerReleased = new Promise<void>((resolve) => release = resolve);
-    const first = await queue.consume(name, async () => {
-      started();
-      await handlerReleased;
-    });
-    await handlerStarted;
-    await first.cancel();
+  test(
+    "gives an unacked message to the next consumer when its consumer is cancelled mid-handler",
+    async (queue, newQueueName) => {
+      const name = newQueueName("handover");
+      await queue.declare({ name });
+      await queue.publish(name, "in flight", { id: "m-handover" });
+      let started!: () => void;
+      const handlerStarted = new Promise<void>((resolve) => started = resolve);
+      let release!: () => void;
+      const handlerReleased = new Promise<void>((resolve) => release = resolve);
+      const first = await queue.consume(name, async () => {
+        started();
+        await handlerReleased;
+      });
+      await handlerStarted;
+      await first.cancel();
 
-    const redelivered: QueueMessage[] = [];
-    const second = await queue.consume(name, (message) => Promise.resolve(void redelivered.push(message)));
-    await waitFor("the redelivery", () => redelivered.length === 1);
-    assert.equal(redelivered[0].id, "m-handover");
-    assert.equal(redelivered[0].attempt, 1, "a redelivery is not a failed attempt");
-    release(); // The cancelled handler finishes late; its ack must not disturb anything.
-    await delay(quietPeriodMs);
-    assert.equal(redelivered.length, 1);
-    await second.cancel();
-  });
+      const redelivered: QueueMessage[] = [];
+      const second = await queue.consume(name, (message) => Promise.resolve(void redelivered.push(message)));
+      await waitFor("the redelivery", () => redelivered.length === 1);
+      assert.equal(redelivered[0].id, "m-handover");
+      assert.equal(redelivered[0].attempt, 1, "a redelivery is not a failed attempt");
+      release(); // The cancelled handler finishes late; its ack must not disturb anything.
+      await delay(quietPeriodMs);
+      assert.equal(redelivered.length, 1);
+      await second.cancel();
+    },
+  );
 
   test("keeps messages published before any consumer until one arrives", async (queue, newQueueName) => {
     const name = newQueueName("early");
