@@ -11,7 +11,8 @@ import { uniqueName } from "../shared/testing/unique.ts";
 import { realInfra } from "../shared/testing/real_infra.ts";
 import { dropDatabase } from "../shared/testing/pg_database.ts";
 import { dropVhost } from "../shared/testing/rabbit_vhost.ts";
-import { ensureKafka, killKafka } from "../scripts/kafka/mod.ts";
+import { ensureKafka } from "../scripts/kafka/mod.ts";
+import { killKafka } from "./support/kafka_chaos.ts";
 import { call, journeyEnv, startPlatform } from "./support/platform.ts";
 
 /** Deployables whose readiness includes the region's Kafka. */

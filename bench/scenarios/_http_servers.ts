@@ -9,7 +9,7 @@ import { createServiceApp } from "../../shared/runtime/mod.ts";
 
 /** The same body from both servers. */
 const BODY = Object.freeze({ ok: true, service: "bench" });
-export const BENCH_PATH = "/bench";
+const BENCH_PATH = "/bench";
 
 // The access log line of every request is still built (its cost is part of the subject) but not written:
 // a log line per request on the bench's stdout would drown the results and measure the terminal instead.

@@ -62,14 +62,20 @@ function shellQuote(value: string): string {
   return `'${value.replaceAll("'", `'\\''`)}'`;
 }
 
-/** True when `pid` is a live process whose command line contains `mustContain` (guards against pid reuse). */
-export async function isProcessAlive(pid: number, mustContain: string): Promise<boolean> {
+/**
+ * True when `pid` is a live process, and, with `mustContain`, its command line contains that text (guards
+ * against a reused pid in a stale pid file). Leave `mustContain` out for a process just spawned: until the
+ * shell has exec'd, its command line is still its parent's.
+ */
+export async function isProcessAlive(pid: number, mustContain?: string): Promise<boolean> {
   try {
-    const cmdline = await Deno.readTextFile(`/proc/${pid}/cmdline`);
     const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
     // A zombie (state Z) has exited; only its parent has not reaped it yet.
     const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
-    return state !== "Z" && cmdline.replaceAll("\0", " ").includes(mustContain);
+    if (state === "Z") return false;
+    if (mustContain === undefined) return true;
+    const cmdline = await Deno.readTextFile(`/proc/${pid}/cmdline`);
+    return cmdline.replaceAll("\0", " ").includes(mustContain);
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) return false;
     throw error;

@@ -236,7 +236,7 @@ async function waitUntilUp(layout: BrokerLayout, pid: number, timeoutMs: number,
   const startedMs = Date.now();
   let nextProgressMs = startedMs + PROGRESS_EVERY_MS;
   while (Date.now() - startedMs < timeoutMs) {
-    if (!(await isProcessAlive(pid, layout.propertiesFile))) {
+    if (!(await isProcessAlive(pid))) {
       throw new Error(
         `Kafka ${layout.region} (pid ${pid}) exited during startup; last lines of ${relative(layout.logFile)}:\n` +
           (await tailFile(layout.logFile, 20)),

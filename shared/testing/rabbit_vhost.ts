@@ -45,3 +45,8 @@ export async function createTestVhost(): Promise<{ name: string; url: string; dr
     },
   };
 }
+
+/** Deletes `name` with everything in it. */
+export async function dropVhost(name: string): Promise<void> {
+  await rabbitmqctl("delete_vhost", name);
+}

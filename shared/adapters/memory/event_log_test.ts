@@ -55,7 +55,7 @@ Deno.test("[memory] event log keeps records and committed offsets across close a
       from: "earliest",
       handler: collectInto(handled, (record) => record.value),
     });
-    await waitFor(() => handled.length >= 3, 5_000, "the first process to handle three records");
+    await waitFor("the first process to handle three records", () => handled.length >= 3, { timeoutMs: 5_000 });
     await subscription.close();
     await first.close();
 
@@ -78,7 +78,9 @@ Deno.test("[memory] event log keeps records and committed offsets across close a
         from: "earliest",
         handler: collectInto(replayed, (record) => record),
       });
-      await waitFor(() => resumed.length >= 1 && replayed.length >= 4, 5_000, "both groups after the restart");
+      await waitFor("both groups after the restart", () => resumed.length >= 1 && replayed.length >= 4, {
+        timeoutMs: 5_000,
+      });
       assert.deepEqual(resumed, ["paid-2"]);
       const placed1 = replayed.find((record) => record.value === "placed-1");
       assert.deepEqual(placed1?.headers, { "x-bv-event-type": "OrderPlaced" });
@@ -112,7 +114,7 @@ Deno.test("[memory] event log drops a torn last line left by a crash and keeps a
         from: "earliest",
         handler: collectInto(seen, (record) => `${record.offset}:${record.value}`),
       });
-      await waitFor(() => seen.length >= 2, 5_000, "both records");
+      await waitFor("both records", () => seen.length >= 2, { timeoutMs: 5_000 });
       assert.deepEqual(seen, ["0:kept", "1:next"]);
     } finally {
       await second.close();

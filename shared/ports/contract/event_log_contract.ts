@@ -5,7 +5,11 @@
  * log from `makeLog`, names its topics with `newTopic` (unique per run) and ends with `cleanup`.
  */
 import assert from "node:assert/strict";
+import { waitFor } from "./_wait_for.ts";
 import { DLQ_HEADERS, dlqTopicOf, type EventLog, type IncomingRecord, type SubscribeOptions } from "../event_log.ts";
+
+/** Re-exported so adapter-specific tests wait the same bounded way. */
+export { waitFor };
 
 /** What a contract test needs from the adapter under test. */
 export interface EventLogFixture {
@@ -18,15 +22,6 @@ export interface EventLogFixture {
 
 /** Longest any single expectation may take; Kafka group joins are the slow part (~1 s each). */
 const WAIT_MS_MAX = 20_000;
-
-/** Polls `predicate` every few milliseconds until it holds; fails with `what` after `timeoutMs`. */
-export async function waitFor(predicate: () => boolean, timeoutMs: number, what = "a condition"): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
 
 /** A handler that appends `pick(record)` to `list`. */
 export function collectInto<T>(
@@ -95,7 +90,7 @@ export function eventLogContract(kind: string, makeLog: () => Promise<EventLogFi
         return Promise.resolve();
       },
     });
-    await waitFor(() => total >= keys.length * perKey, WAIT_MS_MAX, "every record");
+    await waitFor("every record", () => total >= keys.length * perKey, { timeoutMs: WAIT_MS_MAX });
     const expected = Array.from({ length: perKey }, (_, n) => n);
     for (const key of keys) {
       assert.deepEqual(seen.get(key)?.values, expected, `order of ${key}`);
@@ -125,7 +120,7 @@ export function eventLogContract(kind: string, makeLog: () => Promise<EventLogFi
       from: "earliest",
       handler: collectInto(received, (record) => record),
     });
-    await waitFor(() => received.length >= 2, WAIT_MS_MAX, "both records");
+    await waitFor("both records", () => received.length >= 2, { timeoutMs: WAIT_MS_MAX });
     const [first, second] = received;
     assert.equal(first.topic, topic);
     assert.equal(first.key, "order-1");
@@ -154,7 +149,7 @@ export function eventLogContract(kind: string, makeLog: () => Promise<EventLogFi
       from: "earliest",
       handler: collectInto(firstRun, (record) => record.value),
     });
-    await waitFor(() => firstRun.length >= 3, WAIT_MS_MAX, "the first member to handle a, b, c");
+    await waitFor("the first member to handle a, b, c", () => firstRun.length >= 3, { timeoutMs: WAIT_MS_MAX });
     await first.close();
 
     await log.publish(topic, [{ key: "k", value: "d" }]);
@@ -165,7 +160,7 @@ export function eventLogContract(kind: string, makeLog: () => Promise<EventLogFi
       from: "earliest",
       handler: collectInto(secondRun, (record) => record.value),
     });
-    await waitFor(() => secondRun.length >= 1, WAIT_MS_MAX, "the second member to handle d");
+    await waitFor("the second member to handle d", () => secondRun.length >= 1, { timeoutMs: WAIT_MS_MAX });
     assert.deepEqual(firstRun, ["a", "b", "c"]);
     assert.deepEqual(secondRun, ["d"]);
   });
@@ -188,7 +183,9 @@ export function eventLogContract(kind: string, makeLog: () => Promise<EventLogFi
       },
     });
     try {
-      await waitFor(() => firstMember.length >= 2, WAIT_MS_MAX, "the first member to take the second record");
+      await waitFor("the first member to take the second record", () => firstMember.length >= 2, {
+        timeoutMs: WAIT_MS_MAX,
+      });
       await dying.close();
 
       const secondMember: IncomingRecord[] = [];
@@ -198,7 +195,9 @@ export function eventLogContract(kind: string, makeLog: () => Promise<EventLogFi
         from: "earliest",
         handler: collectInto(secondMember, (record) => record),
       });
-      await waitFor(() => secondMember.length >= 1, WAIT_MS_MAX, "the second member to receive the record");
+      await waitFor("the second member to receive the record", () => secondMember.length >= 1, {
+        timeoutMs: WAIT_MS_MAX,
+      });
       assert.equal(secondMember[0].value, "second");
       assert.equal(secondMember[0].offset, firstMember[1].offset);
       assert.equal(secondMember[0].partition, firstMember[1].partition);
@@ -225,7 +224,7 @@ export function eventLogContract(kind: string, makeLog: () => Promise<EventLogFi
         },
       });
     }
-    await waitFor(() => byGroup.every((seen) => seen.size >= values.length), WAIT_MS_MAX, "both groups");
+    await waitFor("both groups", () => byGroup.every((seen) => seen.size >= values.length), { timeoutMs: WAIT_MS_MAX });
     for (const seen of byGroup) assert.deepEqual([...seen].sort(), [...values].sort());
   });
 
@@ -244,7 +243,9 @@ export function eventLogContract(kind: string, makeLog: () => Promise<EventLogFi
     }
     const values = Array.from({ length: 30 }, (_, i) => `event-${i}`);
     await log.publish(topic, values.map((value) => ({ key: value, value })));
-    await waitFor(() => byMember[0].length + byMember[1].length >= values.length, WAIT_MS_MAX, "all records");
+    await waitFor("all records", () => byMember[0].length + byMember[1].length >= values.length, {
+      timeoutMs: WAIT_MS_MAX,
+    });
     const all = [...byMember[0], ...byMember[1]];
     assert.deepEqual([...all].sort(), [...values].sort(), "each record handled exactly once");
     assert.ok(
@@ -275,7 +276,7 @@ export function eventLogContract(kind: string, makeLog: () => Promise<EventLogFi
       handler: collectInto(earliest, (record) => record.value),
     });
     await log.publish(topic, [{ key: "k", value: "new-1" }]);
-    await waitFor(() => earliest.length >= 3 && latest.length >= 1, WAIT_MS_MAX, "both groups");
+    await waitFor("both groups", () => earliest.length >= 3 && latest.length >= 1, { timeoutMs: WAIT_MS_MAX });
     assert.deepEqual(earliest, ["old-1", "old-2", "new-1"]);
     assert.deepEqual(latest, ["new-1"]);
   });
@@ -305,7 +306,7 @@ export function eventLogContract(kind: string, makeLog: () => Promise<EventLogFi
         return Promise.resolve();
       },
     });
-    await waitFor(() => events.includes("after#1 ok"), WAIT_MS_MAX, "the record after the flaky one");
+    await waitFor("the record after the flaky one", () => events.includes("after#1 ok"), { timeoutMs: WAIT_MS_MAX });
     assert.deepEqual(events, ["flaky#1 failed", "flaky#2 failed", "flaky#3 ok", "after#1 ok"]);
   });
 
@@ -343,7 +344,9 @@ export function eventLogContract(kind: string, makeLog: () => Promise<EventLogFi
         return Promise.resolve();
       },
     });
-    await waitFor(() => deadLetters.length >= 1 && handled.includes("healthy"), WAIT_MS_MAX, "the dead letter");
+    await waitFor("the dead letter", () => deadLetters.length >= 1 && handled.includes("healthy"), {
+      timeoutMs: WAIT_MS_MAX,
+    });
     assert.equal(failures.length, 3, "three attempts, then the dead-letter topic");
     const [dead] = deadLetters;
     const poison = failures[0];
@@ -366,7 +369,7 @@ export function eventLogContract(kind: string, makeLog: () => Promise<EventLogFi
       from: "earliest",
       handler: collectInto(afterRestart, (record) => record.value),
     });
-    await waitFor(() => afterRestart.length >= 1, WAIT_MS_MAX, "the marker");
+    await waitFor("the marker", () => afterRestart.length >= 1, { timeoutMs: WAIT_MS_MAX });
     assert.deepEqual(afterRestart, ["marker"]);
   });
 
