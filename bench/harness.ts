@@ -125,7 +125,11 @@ export function createLatencyHistogram(): Histogram {
 }
 
 /** Runs `op` up to `iterations` times (after `warmup`), `concurrency` at a time, stopping at `timeCapMs`. */
-export async function measure(label: string, op: () => Promise<unknown>, options: MeasureOptions): Promise<Measurement> {
+export async function measure(
+  label: string,
+  op: () => Promise<unknown>,
+  options: MeasureOptions,
+): Promise<Measurement> {
   const { iterations, warmup = 0, concurrency = 1, timeCapMs } = options;
   assertCount("iterations", iterations, 1, ITERATIONS_MAX);
   assertCount("warmup", warmup, 0, ITERATIONS_MAX);

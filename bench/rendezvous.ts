@@ -46,7 +46,9 @@ export function createRendezvous(options: RendezvousOptions = {}): Rendezvous {
   }, options.checkEveryMs ?? 500);
   return {
     expect(id) {
-      if (waiting.has(id)) return Promise.reject(new Error(`Message id "${id}" is already awaited; ids must be unique`));
+      if (waiting.has(id)) {
+        return Promise.reject(new Error(`Message id "${id}" is already awaited; ids must be unique`));
+      }
       return new Promise<void>((resolve, reject) => waiting.set(id, { resolve, reject, sinceMs: now() }));
     },
     arrive(id) {

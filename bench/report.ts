@@ -60,7 +60,12 @@ export function markdownTable(outcomes: readonly ScenarioOutcome[]): string {
       continue;
     }
     const { subject, baseline, ratio } = outcome.result;
-    rows.push([outcome.scenario, "subject", ...statCells(subject), ...[ratio.p50, ratio.p99, ratio.throughput].map(times)]);
+    rows.push([
+      outcome.scenario,
+      "subject",
+      ...statCells(subject),
+      ...[ratio.p50, ratio.p99, ratio.throughput].map(times),
+    ]);
     rows.push(["", "baseline", ...statCells(baseline), "", "", ""]);
   }
   return rows.map((cells) => `| ${cells.map(escapeCell).join(" | ")} |`).join("\n");

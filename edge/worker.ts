@@ -145,7 +145,8 @@ export function createEdge(options: EdgeOptions): Edge {
       if (timer !== undefined) clearInterval(timer);
       timer = undefined;
     },
-    health: () => states.map((s) => ({ name: s.region.name, healthy: s.healthy, latencyMs: s.latencyMs, lastError: s.lastError })),
+    health: () =>
+      states.map((s) => ({ name: s.region.name, healthy: s.healthy, latencyMs: s.latencyMs, lastError: s.lastError })),
   };
   return edge;
 }

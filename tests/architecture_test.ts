@@ -43,7 +43,8 @@ Deno.test("no domain file imports a driver package", async () => {
 });
 
 Deno.test("the driver-import rule catches a driver import (self-check)", () => {
-  const sample = `import { Kafka } from "kafkajs";\nimport postgres from "npm:postgres@3";\nimport x from "./postgres_store.ts";`;
+  const sample =
+    `import { Kafka } from "kafkajs";\nimport postgres from "npm:postgres@3";\nimport x from "./postgres_store.ts";`;
   const found = [...sample.matchAll(IMPORT)].map((m) => driverOf(m[1])).filter(Boolean);
   assert.deepEqual(found, ["kafkajs", "postgres"]);
 });

@@ -38,7 +38,8 @@ async function pollUntil(what: string, predicate: () => Promise<boolean>, timeou
 }
 
 Deno.test({
-  name: "deno task start:infra: all /readyz green; Kafka broker kill turns /readyz red ≤5 s, green ≤15 s, loses nothing",
+  name:
+    "deno task start:infra: all /readyz green; Kafka broker kill turns /readyz red ≤5 s, green ≤15 s, loses nothing",
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async () => {

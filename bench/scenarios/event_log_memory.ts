@@ -28,8 +28,7 @@ export const eventLogMemory: Scenario = {
         groupId: "bench",
         topics: [TOPIC],
         from: "latest",
-        // deno-lint-ignore require-await -- the port's handler type is async.
-        handler: async (record) => void rendezvous.arrive(record.key),
+        handler: (record) => Promise.resolve(void rendezvous.arrive(record.key)),
       });
       await subscription.ready;
       target.addEventListener(TOPIC, (event) => rendezvous.arrive((event as CustomEvent<string>).detail));

@@ -47,7 +47,10 @@ export const httpServiceApp: Scenario = {
 /** The worker's next message, or an error (its own, or a timeout). */
 function nextMessage<T>(worker: Worker, timeoutMs: number): Promise<T> {
   return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => settle(() => reject(new Error(`HTTP worker silent for ${timeoutMs} ms`))), timeoutMs);
+    const timer = setTimeout(
+      () => settle(() => reject(new Error(`HTTP worker silent for ${timeoutMs} ms`))),
+      timeoutMs,
+    );
     const settle = (finish: () => void) => {
       clearTimeout(timer);
       worker.onmessage = null;

@@ -15,7 +15,8 @@ const POOL_SIZE = 4;
 
 export const sqlPostgres: Scenario = {
   name: "sql_postgres",
-  description: `select $1::int, ${POOL_SIZE} in flight: createPostgresSql().query vs raw postgres.js (pool of ${POOL_SIZE} each)`,
+  description:
+    `select $1::int, ${POOL_SIZE} in flight: createPostgresSql().query vs raw postgres.js (pool of ${POOL_SIZE} each)`,
   async run(ctx) {
     // The query touches no table, so the admin database is enough and nothing needs cleaning up.
     const url = realInfra.postgresAdminUrl;

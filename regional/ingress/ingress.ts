@@ -4,7 +4,7 @@
  * deployable that owns it, streaming bodies both ways. It is ready when every deployable is ready.
  */
 import type { Hono } from "hono";
-import { SERVICES, type ServiceName } from "../../shared/config/config.ts";
+import { type ServiceName, SERVICES } from "../../shared/config/config.ts";
 import { problemResponse, proxyRequest } from "../../shared/http/mod.ts";
 import { traceHeaders } from "../../shared/observability/mod.ts";
 import { callService, createServiceApp, type ReadinessCheck } from "../../shared/runtime/mod.ts";

@@ -8,5 +8,8 @@ import { portChecks, type ServiceFactory } from "../wiring/service_context.ts";
 
 export const createIotService: ServiceFactory = (context) =>
   Promise.resolve(
-    createServiceApp({ name: context.name, checks: portChecks(context.ports, context.name, ["sql", "eventLog", "mqtt"]) }),
+    createServiceApp({
+      name: context.name,
+      checks: portChecks(context.ports, context.name, ["sql", "eventLog", "mqtt"]),
+    }),
   );

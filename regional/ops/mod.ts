@@ -15,7 +15,10 @@ export const createOpsService: ServiceFactory = (context) => {
     checks: portChecks(context.ports, context.name, ["sql", "eventLog"]),
   });
   const admin = requireAuth(regionalVerifier(context.config, context.region), { roles: ["ADMIN"] });
-  app.get("/api/v1/ops/event-types", admin, (c) =>
-    c.json({ region: context.region, eventTypes: registeredEventTypes() }));
+  app.get(
+    "/api/v1/ops/event-types",
+    admin,
+    (c) => c.json({ region: context.region, eventTypes: registeredEventTypes() }),
+  );
   return Promise.resolve(app);
 };

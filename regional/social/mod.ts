@@ -8,5 +8,8 @@ import { portChecks, type ServiceFactory } from "../wiring/service_context.ts";
 
 export const createSocialService: ServiceFactory = (context) =>
   Promise.resolve(
-    createServiceApp({ name: context.name, checks: portChecks(context.ports, context.name, ["sql", "cache", "eventLog"]) }),
+    createServiceApp({
+      name: context.name,
+      checks: portChecks(context.ports, context.name, ["sql", "cache", "eventLog"]),
+    }),
   );

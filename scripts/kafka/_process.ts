@@ -4,7 +4,7 @@
  * detached JVM with its output in a log file, and signalling it. Private to `scripts/kafka/`.
  */
 
-const INSTALL_HINT = "install it with: apt-get update && apt-get install -y openjdk-17-jre-headless maven";
+const INSTALL_COMMAND = "apt-get update && apt-get install -y openjdk-17-jre-headless maven";
 
 /** Throws one line naming each missing tool (`java`, `mvn`) and how to install it. */
 export async function checkPrerequisites(tools: readonly ("java" | "mvn")[]): Promise<void> {
@@ -14,7 +14,10 @@ export async function checkPrerequisites(tools: readonly ("java" | "mvn")[]): Pr
     if (!(await commandWorks(tool, args))) missing.push(tool);
   }
   if (missing.length > 0) {
-    throw new Error(`Kafka needs ${missing.map((t) => `"${t}"`).join(" and ")} on PATH; ${INSTALL_HINT}`);
+    const them = missing.length > 1 ? "them" : "it";
+    throw new Error(
+      `Kafka needs ${missing.map((t) => `"${t}"`).join(" and ")} on PATH; install ${them} with: ${INSTALL_COMMAND}`,
+    );
   }
 }
 

@@ -37,7 +37,10 @@ Deno.test("loadConfig() names the malformed variable in one line", () => {
 
 Deno.test("a process started with a malformed variable exits with one line naming it", async () => {
   const out = await new Deno.Command(Deno.execPath(), {
-    args: ["eval", `import { loadConfigOrExit } from "${new URL("./config.ts", import.meta.url)}"; loadConfigOrExit();`],
+    args: [
+      "eval",
+      `import { loadConfigOrExit } from "${new URL("./config.ts", import.meta.url)}"; loadConfigOrExit();`,
+    ],
     env: { BV_EAST_INGRESS_PORT: "70000" },
     stdout: "piped",
     stderr: "piped",

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { Hono } from "hono";
 import { z } from "zod";
 import { ProblemError } from "../contracts/problem.ts";
-import { grpcStatusOf, GrpcStatus, problemCodes } from "../contracts/problem.ts";
+import { GrpcStatus, grpcStatusOf, problemCodes } from "../contracts/problem.ts";
 import { installProblemHandlers } from "./problem_response.ts";
 import { readJson } from "./json_body.ts";
 
@@ -31,13 +31,31 @@ async function problem(response: Response) {
 Deno.test("readJson() turns every kind of bad body into a 4xx problem with a stable code", async () => {
   const cases: [string, RequestInit, number, string][] = [
     ["malformed", { body: "{", headers: { "content-type": "application/json" } }, 400, "COMMON.MALFORMED_JSON"],
-    ["wrong type", { body: '{"qty":"2"}', headers: { "content-type": "application/json" } }, 400, "COMMON.VALIDATION_FAILED"],
-    ["unknown field", { body: '{"qty":2,"x":1}', headers: { "content-type": "application/json" } }, 400, "COMMON.VALIDATION_FAILED"],
-    ["negative", { body: '{"qty":-1}', headers: { "content-type": "application/json" } }, 400, "COMMON.VALIDATION_FAILED"],
+    [
+      "wrong type",
+      { body: '{"qty":"2"}', headers: { "content-type": "application/json" } },
+      400,
+      "COMMON.VALIDATION_FAILED",
+    ],
+    [
+      "unknown field",
+      { body: '{"qty":2,"x":1}', headers: { "content-type": "application/json" } },
+      400,
+      "COMMON.VALIDATION_FAILED",
+    ],
+    [
+      "negative",
+      { body: '{"qty":-1}', headers: { "content-type": "application/json" } },
+      400,
+      "COMMON.VALIDATION_FAILED",
+    ],
     ["not json", { body: "qty=1", headers: { "content-type": "text/plain" } }, 415, "COMMON.UNSUPPORTED_MEDIA_TYPE"],
     [
       "too large",
-      { body: JSON.stringify({ qty: 1, pad: "x".repeat(1024 * 1024) }), headers: { "content-type": "application/json" } },
+      {
+        body: JSON.stringify({ qty: 1, pad: "x".repeat(1024 * 1024) }),
+        headers: { "content-type": "application/json" },
+      },
       413,
       "COMMON.PAYLOAD_TOO_LARGE",
     ],

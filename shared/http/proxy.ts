@@ -55,7 +55,10 @@ export async function proxyRequest(request: Request, options: ProxyOptions): Pro
   const controller = new AbortController();
   const onClientAbort = () => controller.abort(request.signal.reason);
   request.signal.addEventListener("abort", onClientAbort, { once: true });
-  const timer = setTimeout(() => controller.abort(new DOMException("headers timeout", "TimeoutError")), options.headersTimeoutMs);
+  const timer = setTimeout(
+    () => controller.abort(new DOMException("headers timeout", "TimeoutError")),
+    options.headersTimeoutMs,
+  );
   const hasBody = request.method !== "GET" && request.method !== "HEAD";
   try {
     const upstream = await (options.fetch ?? fetch)(target, {

@@ -16,7 +16,15 @@ Deno.test("parseTraceparent() accepts the W3C form and rejects malformed or all-
     sampled: true,
   });
   assert.equal(formatTraceparent(parseTraceparent(valid)!), valid);
-  for (const bad of [undefined, "", "garbage", "00-00000000000000000000000000000000-b7ad6b7169203331-01", "00-0af7651916cd43dd8448eb211c80319c-0000000000000000-01"]) {
+  for (
+    const bad of [
+      undefined,
+      "",
+      "garbage",
+      "00-00000000000000000000000000000000-b7ad6b7169203331-01",
+      "00-0af7651916cd43dd8448eb211c80319c-0000000000000000-01",
+    ]
+  ) {
     assert.equal(parseTraceparent(bad), null, String(bad));
   }
 });

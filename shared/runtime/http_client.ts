@@ -19,12 +19,20 @@ export async function callService(
     return await fetch(url, { ...init, headers, signal });
   } catch (error) {
     if ((error as Error).name === "TimeoutError") {
-      throw new ProblemError("COMMON.UPSTREAM_TIMEOUT", `Call to ${new URL(url).host} timed out after ${init.timeoutMs} ms`, {
-        cause: error,
-      });
+      throw new ProblemError(
+        "COMMON.UPSTREAM_TIMEOUT",
+        `Call to ${new URL(url).host} timed out after ${init.timeoutMs} ms`,
+        {
+          cause: error,
+        },
+      );
     }
-    throw new ProblemError("COMMON.UPSTREAM_UNAVAILABLE", `Call to ${new URL(url).host} failed: ${(error as Error).message}`, {
-      cause: error,
-    });
+    throw new ProblemError(
+      "COMMON.UPSTREAM_UNAVAILABLE",
+      `Call to ${new URL(url).host} failed: ${(error as Error).message}`,
+      {
+        cause: error,
+      },
+    );
   }
 }

@@ -69,8 +69,10 @@ export function createServiceApp(options: ServiceAppOptions): Hono {
     const report = await runReadiness(options.checks, readinessTimeoutMs);
     return c.json({ service: options.name, ...report }, report.ready ? 200 : 503);
   });
-  app.get("/metrics", async () =>
-    new Response(await metrics.render(), { headers: { "content-type": metrics.contentType } }));
+  app.get(
+    "/metrics",
+    async () => new Response(await metrics.render(), { headers: { "content-type": metrics.contentType } }),
+  );
   // The lifecycle flips readiness to red first so balancers stop sending before the server drains.
   drainHooks.set(app, () => {
     draining = true;

@@ -38,14 +38,19 @@ export function journeyEnv(offset: number, extra: Record<string, string> = {}): 
   };
 }
 
-export async function startPlatform(script: "scripts/start.ts" | "scripts/start_infra.ts", env: Record<string, string>): Promise<RunningPlatform> {
+export async function startPlatform(
+  script: "scripts/start.ts" | "scripts/start_infra.ts",
+  env: Record<string, string>,
+): Promise<RunningPlatform> {
   const config = loadConfig(env);
   const host = config.BV_HOST;
   const readyUrls: Record<string, string> = { edge: `http://${host}:${config.BV_EDGE_PORT}/readyz` };
   for (const region of REGIONS) {
     const r = config.regions[region];
     readyUrls[`ingress-${region}`] = `http://${host}:${r.ingressPort}/readyz`;
-    for (const service of SERVICES) readyUrls[`${service}-${region}`] = `http://${host}:${r.servicePorts[service]}/readyz`;
+    for (const service of SERVICES) {
+      readyUrls[`${service}-${region}`] = `http://${host}:${r.servicePorts[service]}/readyz`;
+    }
   }
   await Deno.mkdir(".data/logs", { recursive: true });
   const logPath = `.data/logs/journey-${Date.now()}-${script.replace(/\W/g, "_")}.log`;

@@ -7,7 +7,7 @@ import { z } from "zod";
 import { defineEvent } from "../envelope.ts";
 
 const id = z.string().min(1).max(64);
-const money = z.string().regex(/^-?\d{1,12}(\.\d{1,4})?$/, "a decimal string such as \"129.50\"");
+const money = z.string().regex(/^-?\d{1,12}(\.\d{1,4})?$/, 'a decimal string such as "129.50"');
 const currency = z.string().regex(/^[A-Z]{3}$/);
 const orderRef = { orderId: id, userId: id };
 
