@@ -85,6 +85,10 @@ export function markdownReport(report: BenchReport): string {
     "",
     "× = subject ÷ baseline: above 1 for p50/p99 and below 1 for ops/s mean the port costs that much over its raw driver.",
     "",
+    "## Scenarios",
+    "",
+    ...report.outcomes.map((o) => `- **${o.scenario}** (${(o.wallMs / 1000).toFixed(1)} s): ${o.description}`),
+    "",
   ].join("\n");
 }
 

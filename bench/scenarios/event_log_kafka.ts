@@ -117,7 +117,7 @@ export const eventLogKafka: Scenario = {
             await consumed;
           },
         },
-        { iterationsPerRound: 300, warmupPerRound: 20, concurrency: 1, timeCapMsPerRound: 4_000 },
+        { iterationsPerRound: 300, warmupPerRound: 20, concurrency: 1, timeCapMsPerRound: 5_000 },
       );
       await subscription.close();
       return resultOf("event_log_kafka", sides);

@@ -10,7 +10,7 @@ import type { Sql } from "../../../shared/ports/sql.ts";
 import { migrate, type Migration } from "../../../shared/ports/sql_migrate.ts";
 import { log } from "../../../shared/observability/mod.ts";
 import { authMigrations } from "./migrations.ts";
-import { createPasswordHasher, type PasswordHasherOptions } from "./password.ts";
+import { createPasswordHasher, type PasswordHasher, type PasswordHasherOptions } from "./password.ts";
 import { createAuthRoutes } from "./routes.ts";
 import { createSigningKeyStore } from "./signing_keys.ts";
 import { createTokenService } from "./tokens.ts";
@@ -35,6 +35,8 @@ export interface AuthModuleDeps {
   readonly keyActivationDelayMs?: number;
   /** @default {{}} (scrypt N=2^15, r=8, p=1, two hashes at a time) */
   readonly passwordHasher?: PasswordHasherOptions;
+  /** Replaces the hasher built from `passwordHasher` (tests observe the work done per login). */
+  readonly passwords?: PasswordHasher;
 }
 
 export interface AuthModule {
@@ -76,7 +78,7 @@ export async function createAuthModule(deps: AuthModuleDeps): Promise<AuthModule
     cooldownMs: 0,
     now,
   });
-  const passwords = createPasswordHasher(deps.passwordHasher);
+  const passwords = deps.passwords ?? createPasswordHasher(deps.passwordHasher);
   const decoyPasswordHash = await passwords.hash(crypto.randomUUID());
   const routes = createAuthRoutes({
     sql: deps.sql,

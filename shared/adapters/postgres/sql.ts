@@ -72,7 +72,9 @@ function executorOf(driver: Driver): SqlExecutor {
     async query<T extends Row = Row>(strings: TemplateStringsArray, ...values: SqlValue[]): Promise<T[]> {
       const { text, params } = toParameterized(strings, values);
       try {
-        const rows = await driver.unsafe(text, params as postgres.ParameterOrJSON<never>[]);
+        // Prepared (named) statements: tagged templates repeat the same text, so the server parses and
+        // plans each one once per connection (the bench measured about 2× lower p50 than unprepared).
+        const rows = await driver.unsafe(text, params as postgres.ParameterOrJSON<never>[], { prepare: true });
         return normalizeRows<T>(rows);
       } catch (error) {
         throw toSqlError(error);
