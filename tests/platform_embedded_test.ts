@@ -4,6 +4,7 @@
  * restart; SIGTERM drains and exits 0.
  */
 import assert from "node:assert/strict";
+import { createGrpcClient, healthClientConstructor } from "../shared/adapters/grpc/mod.ts";
 import { call, journeyEnv, startPlatform } from "./support/platform.ts";
 
 const READY_BUDGET_MS = 20_000;
@@ -71,6 +72,19 @@ Deno.test({
         body: { email, password: "correct horse battery" },
       });
       assert.equal(westLogin.status, 401);
+
+      // The inventory gRPC port answers grpc.health.v1 with the same readiness as /readyz.
+      for (const port of [env.BV_EAST_GRPC_INVENTORY_PORT, env.BV_WEST_GRPC_INVENTORY_PORT]) {
+        const health = createGrpcClient(healthClientConstructor(), `127.0.0.1:${port}`, {
+          deadlineMs: 3_000,
+          retry: { maxAttempts: 2, baseDelayMs: 50, maxDelayMs: 200 },
+        });
+        try {
+          assert.deepEqual(await health.call("Check", { service: "" }), { status: "SERVING" });
+        } finally {
+          health.close();
+        }
+      }
 
       const metrics = await fetch(`${platform.ingressUrl.east}/metrics`);
       assert.match(await metrics.text(), /bv_http_requests_total/);
