@@ -30,6 +30,7 @@ export const GrpcStatus = Object.freeze({
 const grpcByHttp: Readonly<Record<number, number>> = Object.freeze({
   400: GrpcStatus.INVALID_ARGUMENT,
   401: GrpcStatus.UNAUTHENTICATED,
+  402: GrpcStatus.FAILED_PRECONDITION,
   403: GrpcStatus.PERMISSION_DENIED,
   404: GrpcStatus.NOT_FOUND,
   408: GrpcStatus.DEADLINE_EXCEEDED,
@@ -115,6 +116,7 @@ export class ProblemError extends Error {
 const titles: Readonly<Record<number, string>> = Object.freeze({
   400: "Bad Request",
   401: "Unauthorized",
+  402: "Payment Required",
   403: "Forbidden",
   404: "Not Found",
   405: "Method Not Allowed",

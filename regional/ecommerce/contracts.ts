@@ -1,0 +1,55 @@
+/**
+ * @module
+ * What the order context needs from the other e-commerce contexts, as small interfaces. Implementations
+ * cross a real protocol: stock reservations go over gRPC to inventory, payments over SOAP (with a REST
+ * fallback) to the legacy gateway. Orders depend on these interfaces only.
+ */
+
+export interface ReservationItem {
+  readonly productId: string;
+  readonly qty: number;
+}
+
+export type ReserveOutcome =
+  | { readonly ok: true }
+  | { readonly ok: false; readonly productId: string; readonly requested: number; readonly available: number };
+
+/** Implemented by the inventory gRPC client (`inventory/client.ts`). Every method is idempotent. */
+export interface StockReservations {
+  /**
+   * Reserves every item or none (one transaction). Idempotent by `reservationId` (the order id): a
+   * repeated call with the same id returns the first outcome. The reservation lapses after `ttlSec`
+   * unless confirmed.
+   */
+  reserve(input: {
+    readonly reservationId: string;
+    readonly items: readonly ReservationItem[];
+    readonly ttlSec: number;
+  }): Promise<ReserveOutcome>;
+  /** Releases a reservation (cancel, payment failure). Releasing an unknown or released one is a no-op. */
+  release(reservationId: string): Promise<void>;
+  /** Payment succeeded: the reservation no longer lapses. */
+  confirm(reservationId: string): Promise<void>;
+  /** Fulfilled: reserved units leave the warehouse (on hand and reserved both go down). */
+  commit(reservationId: string): Promise<void>;
+}
+
+export interface PaymentRequest {
+  readonly orderId: string;
+  /** Decimal string, e.g. "129.50". */
+  readonly amount: string;
+  readonly currency: string;
+}
+
+export type PaymentResult =
+  | { readonly status: "APPROVED"; readonly authCode: string; readonly via: "soap" | "rest-fallback" }
+  | { readonly status: "DECLINED"; readonly reason: string; readonly via: "soap" | "rest-fallback" };
+
+/**
+ * Implemented by the payment adapter (`payment/`). Throws `ProblemError` `COMMON.UPSTREAM_UNAVAILABLE`
+ * when neither the SOAP gateway nor its REST fallback answered within the policy. Idempotent by orderId at
+ * the gateway: a retried charge never charges twice.
+ */
+export interface PaymentGateway {
+  charge(request: PaymentRequest): Promise<PaymentResult>;
+}

@@ -1,0 +1,108 @@
+import assert from "node:assert/strict";
+import { createMemoryEventLog } from "../../../shared/adapters/memory/mod.ts";
+import { createPgliteSql } from "../../../shared/adapters/pglite/mod.ts";
+import { createPostgresSql } from "../../../shared/adapters/postgres/mod.ts";
+import { createKafkaEventLog } from "../../../shared/adapters/kafka/mod.ts";
+import { createEnvelope } from "../../../shared/contracts/envelope.ts";
+import { orderFulfilled } from "../../../shared/contracts/events/ecommerce.ts";
+import type { EventLog, IncomingRecord, Sql } from "../../../shared/ports/mod.ts";
+import { migrate } from "../../../shared/ports/sql_migrate.ts";
+import { createTestDatabase } from "../../../shared/testing/pg_database.ts";
+import { realInfra } from "../../../shared/testing/real_infra.ts";
+import { uniqueName } from "../../../shared/testing/unique.ts";
+import { appendToOutbox, outboxMigrations, processOnce, startOutboxRelay } from "./mod.ts";
+
+const context = { producer: "order-service", traceId: "0af7651916cd43dd8448eb211c80319c", correlationId: "c-1" };
+
+async function waitFor(what: string, predicate: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const started = Date.now();
+  while (!predicate()) {
+    if (Date.now() - started > timeoutMs) throw new Error(`${what} not within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+async function outboxScenario(sql: Sql, eventLog: EventLog, topicOverride?: string): Promise<void> {
+  await migrate(sql, [...outboxMigrations]);
+  const topic = orderFulfilled.eventType;
+  await eventLog.ensureTopics([{ name: topicOverride ?? topic, partitions: 3 }]);
+  const received: IncomingRecord[] = [];
+  const sub = await eventLog.subscribe({
+    groupId: uniqueName("outbox-test"),
+    topics: [topic],
+    from: "earliest",
+    handler: (record) => {
+      received.push(record);
+      return Promise.resolve();
+    },
+  });
+  await sub.ready;
+  const relay = startOutboxRelay({ sql, eventLog, pollIntervalMs: 50 });
+  try {
+    const committed = createEnvelope(orderFulfilled, { orderId: uniqueName("o"), userId: "u-1" }, context);
+    const rolledBack = createEnvelope(orderFulfilled, { orderId: uniqueName("o"), userId: "u-1" }, context);
+    await sql.transaction((tx) => appendToOutbox(tx, committed));
+    await assert.rejects(
+      sql.transaction(async (tx) => {
+        await appendToOutbox(tx, rolledBack);
+        throw new Error("the state change failed");
+      }),
+      /state change failed/,
+    );
+    relay.nudge();
+    await waitFor("the committed event on the log", () => received.some((r) => r.value.includes(committed.eventId)));
+    await new Promise((r) => setTimeout(r, 200));
+    assert.ok(!received.some((r) => r.value.includes(rolledBack.eventId)), "a rolled-back event is never published");
+    const record = received.find((r) => r.value.includes(committed.eventId))!;
+    assert.equal(record.key, committed.partitionKey);
+    assert.deepEqual(JSON.parse(record.value), committed);
+    assert.equal(record.headers["event-type"], orderFulfilled.eventType);
+    const pending = await sql.query`select count(*)::int as n from outbox where published_at is null`;
+    assert.equal(pending[0].n, 0);
+
+    // A redelivered event runs its effect once.
+    await sql.exec("create table if not exists effects (event_id uuid primary key)");
+    const effect = (tx: Parameters<Parameters<Sql["transaction"]>[0]>[0]) =>
+      tx.query`insert into effects (event_id) values (${committed.eventId})`.then(() => {});
+    assert.equal(await processOnce(sql, "fulfilment-mailer", committed.eventId, effect), true);
+    assert.equal(await processOnce(sql, "fulfilment-mailer", committed.eventId, effect), false);
+    assert.equal((await sql.query`select count(*)::int as n from effects`)[0].n, 1);
+  } finally {
+    await relay.stop();
+    await sub.close();
+  }
+}
+
+Deno.test({
+  name: "[pglite+memory] outbox publishes committed events once and never rolled-back ones",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const sql = await createPgliteSql();
+    const eventLog = createMemoryEventLog();
+    try {
+      await outboxScenario(sql, eventLog);
+    } finally {
+      await eventLog.close();
+      await sql.close();
+    }
+  },
+});
+
+Deno.test({
+  name: "[postgres+kafka] outbox publishes committed events once and never rolled-back ones",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const db = await createTestDatabase();
+    const sql = createPostgresSql({ url: db.url });
+    const eventLog = createKafkaEventLog({ brokers: realInfra.kafkaBrokers, clientId: uniqueName("outbox") });
+    try {
+      await outboxScenario(sql, eventLog);
+    } finally {
+      await eventLog.close();
+      await sql.close();
+      await db.drop();
+    }
+  },
+});

@@ -1,0 +1,111 @@
+/**
+ * @module
+ * The outbox relay: publishes unpublished outbox rows to the event log in id order, then marks them
+ * published. Rows are claimed with `for update skip locked` so several relays (several processes) can run
+ * without publishing a row twice at the same time. The event log's producer is idempotent with acks=all.
+ */
+import type { EventLog, Sql } from "../../../shared/ports/mod.ts";
+import { log } from "../../../shared/observability/mod.ts";
+
+export interface OutboxRelayOptions {
+  readonly sql: Sql;
+  readonly eventLog: EventLog;
+  /** Rows published per transaction. @default 100 */
+  readonly batchSize?: number;
+  /** Poll interval when idle; `nudge()` wakes the relay at once after a commit. @default 200 */
+  readonly pollIntervalMs?: number;
+  /** Backoff after a failed publish (the broker may be down). @default 1000 */
+  readonly failureBackoffMs?: number;
+}
+
+export interface OutboxRelay {
+  /** Wakes the relay now (call after committing a transaction that appended to the outbox). */
+  nudge(): void;
+  /** Publishes everything pending now; resolves with how many rows were published. */
+  drain(): Promise<number>;
+  /** Stops after the batch in flight. */
+  stop(): Promise<void>;
+}
+
+interface OutboxRow extends Record<string, unknown> {
+  id: string;
+  topic: string;
+  partition_key: string;
+  envelope: string;
+  headers: Record<string, string>;
+}
+
+export function startOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
+  const batchSize = options.batchSize ?? 100;
+  const pollIntervalMs = options.pollIntervalMs ?? 200;
+  const failureBackoffMs = options.failureBackoffMs ?? 1_000;
+  let stopped = false;
+  let wake: (() => void) | undefined;
+  let running: Promise<number> = Promise.resolve(0);
+
+  async function publishBatch(): Promise<number> {
+    return await options.sql.transaction(async (tx) => {
+      const rows = await tx.query<OutboxRow>`
+        select id::text as id, topic, partition_key, envelope, headers from outbox
+        where published_at is null order by id limit ${batchSize} for update skip locked`;
+      if (rows.length === 0) return 0;
+      // One publish per topic, each keeping id order; keys keep per-entity order inside a topic.
+      const byTopic = new Map<string, OutboxRow[]>();
+      for (const row of rows) byTopic.set(row.topic, [...(byTopic.get(row.topic) ?? []), row]);
+      for (const [topic, topicRows] of byTopic) {
+        await options.eventLog.publish(
+          topic,
+          topicRows.map((r) => ({ key: r.partition_key, value: r.envelope, headers: r.headers })),
+        );
+      }
+      const ids = rows.map((r) => r.id);
+      await tx.query`update outbox set published_at = now() where id = any(${ids}::bigint[])`;
+      return rows.length;
+    });
+  }
+
+  async function drain(): Promise<number> {
+    let total = 0;
+    for (;;) {
+      const published = await publishBatch();
+      total += published;
+      if (published < batchSize) return total;
+    }
+  }
+
+  async function loop(): Promise<void> {
+    while (!stopped) {
+      let delayMs = pollIntervalMs;
+      try {
+        running = drain();
+        await running;
+      } catch (error) {
+        log.warn("outbox relay could not publish; will retry", { error: String(error), backoffMs: failureBackoffMs });
+        delayMs = failureBackoffMs;
+      }
+      if (stopped) break;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, delayMs);
+        wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      wake = undefined;
+    }
+  }
+
+  const looping = loop();
+  return {
+    nudge: () => wake?.(),
+    drain: async () => {
+      await running.catch(() => 0);
+      return await drain();
+    },
+    stop: async () => {
+      stopped = true;
+      wake?.();
+      await looping;
+    },
+  };
+}

@@ -1,0 +1,38 @@
+/**
+ * @module
+ * Money as decimal strings ("129.50"), computed in integer minor units (bigint), never floats.
+ */
+
+const DECIMAL = /^(-)?(\d{1,12})(?:\.(\d{1,4}))?$/;
+const SCALE = 4;
+
+/** Parses a decimal string into units of 10^-4; throws RangeError on anything else. */
+export function parseMoney(value: string): bigint {
+  const match = DECIMAL.exec(value);
+  if (!match) throw new RangeError(`"${value}" is not a decimal amount such as "129.50"`);
+  const units = BigInt(match[2]) * 10n ** BigInt(SCALE) + BigInt((match[3] ?? "").padEnd(SCALE, "0"));
+  return match[1] ? -units : units;
+}
+
+/** Formats units of 10^-4 with `fractionDigits` (default 2), rounding half away from zero. */
+export function formatMoney(units: bigint, fractionDigits = 2): string {
+  const negative = units < 0n;
+  let abs = negative ? -units : units;
+  const drop = 10n ** BigInt(SCALE - fractionDigits);
+  abs = (abs + drop / 2n) / drop;
+  const base = 10n ** BigInt(fractionDigits);
+  const whole = abs / base;
+  const fraction = fractionDigits > 0 ? `.${(abs % base).toString().padStart(fractionDigits, "0")}` : "";
+  return `${negative && abs !== 0n ? "-" : ""}${whole}${fraction}`;
+}
+
+/** `price × qty`, as a decimal string. */
+export function multiplyMoney(price: string, qty: number): string {
+  if (!Number.isSafeInteger(qty)) throw new RangeError(`Quantity ${qty} is not a safe integer`);
+  return formatMoney(parseMoney(price) * BigInt(qty));
+}
+
+/** The sum of decimal strings. */
+export function sumMoney(amounts: readonly string[]): string {
+  return formatMoney(amounts.reduce((total, a) => total + parseMoney(a), 0n));
+}
