@@ -40,6 +40,10 @@ const variables = {
   /** Embedded mode only: the in-process aedes MQTT broker of each region. */
   BV_EAST_EMBEDDED_MQTT_PORT: port.default(1884),
   BV_WEST_EMBEDDED_MQTT_PORT: port.default(1885),
+  /** The simulated legacy payment gateway (SOAP + REST fallback), shared by both regions. */
+  BV_PAYMENT_GATEWAY_PORT: port.default(8089),
+  /** Unpaid reservations lapse after this long. */
+  BV_RESERVATION_TTL_SEC: z.coerce.number().int().min(10).max(86_400).default(900),
   KAFKA_EAST_PORT: port.default(9092),
   KAFKA_WEST_PORT: port.default(9192),
   BV_PG_URL: url.default("postgres://postgres@127.0.0.1:5432/postgres"),

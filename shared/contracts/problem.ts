@@ -71,6 +71,10 @@ export const problemCodes = Object.freeze(
     "AUTH.FORBIDDEN": 403,
     "AUTH.EMAIL_TAKEN": 409,
     "AUTH.USER_NOT_FOUND": 404,
+    "ECOMMERCE.PRODUCT_NOT_FOUND": 404,
+    "ECOMMERCE.SKU_TAKEN": 409,
+    "ECOMMERCE.CART_NOT_FOUND": 404,
+    "ECOMMERCE.CURRENCY_MISMATCH": 422,
   } as const,
 );
 

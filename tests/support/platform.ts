@@ -16,6 +16,8 @@ export interface RunningPlatform {
   waitReady(timeoutMs: number, since?: number): Promise<number>;
   /** SIGTERM, then waits for the exit; resolves with the exit code. */
   stop(): Promise<number>;
+  /** SIGKILL (a crash: nothing is drained or closed); resolves when the process is gone. */
+  crash(): Promise<void>;
   /** The last lines the platform printed (for failure messages). */
   tail(lines?: number): Promise<string>;
 }
@@ -38,9 +40,14 @@ export function journeyEnv(offset: number, extra: Record<string, string> = {}): 
   };
 }
 
+/**
+ * Starts `script` (the whole platform, or one deployable's `main.ts`) with `env`. `waitFor` names the
+ * processes whose `/readyz` `waitReady` polls: all of them by default.
+ */
 export async function startPlatform(
-  script: "scripts/start.ts" | "scripts/start_infra.ts",
+  script: string,
   env: Record<string, string>,
+  waitFor?: readonly string[],
 ): Promise<RunningPlatform> {
   const config = loadConfig(env);
   const host = config.BV_HOST;
@@ -51,6 +58,9 @@ export async function startPlatform(
     for (const service of SERVICES) {
       readyUrls[`${service}-${region}`] = `http://${host}:${r.servicePorts[service]}/readyz`;
     }
+  }
+  if (waitFor) {
+    for (const name of Object.keys(readyUrls)) if (!waitFor.includes(name)) delete readyUrls[name];
   }
   await Deno.mkdir(".data/logs", { recursive: true });
   const logPath = `.data/logs/journey-${Date.now()}-${script.replace(/\W/g, "_")}.log`;
@@ -67,6 +77,11 @@ export async function startPlatform(
     for await (const chunk of stream) await logFile.write(chunk);
   }));
   let exited = false;
+  let logClosed = false;
+  const closeLog = () => {
+    if (!logClosed) logFile.close();
+    logClosed = true;
+  };
   const status = child.status.then((s) => {
     exited = true;
     return s;
@@ -106,8 +121,14 @@ export async function startPlatform(
       const s = await status;
       clearTimeout(timer);
       await pumps;
-      logFile.close();
+      closeLog();
       return s.code;
+    },
+    async crash() {
+      if (!exited) child.kill("SIGKILL");
+      await status;
+      await pumps;
+      closeLog();
     },
     async tail(lines = 40) {
       const text = await Deno.readTextFile(logPath).catch(() => "");

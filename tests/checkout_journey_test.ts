@@ -1,0 +1,159 @@
+/**
+ * Journey (seed 003 exit criteria) on the real services, through the edge: sign up → browse (REST and
+ * GraphQL) → cart → order with an Idempotency-Key → stock reserved over gRPC → paid over SOAP → events on
+ * Kafka in the envelope → fulfilled. Each step asserts what the user would see.
+ */
+import assert from "node:assert/strict";
+import { realInfra } from "../shared/testing/real_infra.ts";
+import { uniqueName } from "../shared/testing/unique.ts";
+import { dropDatabase } from "../shared/testing/pg_database.ts";
+import { dropVhost } from "../shared/testing/rabbit_vhost.ts";
+import { call, journeyEnv, startPlatform } from "./support/platform.ts";
+import { probeKafka } from "./support/kafka_probe.ts";
+
+const ORDER_TOPICS = [
+  "ecommerce.order.order.created.v1",
+  "ecommerce.order.order.paid.v1",
+  "ecommerce.order.order.fulfilled.v1",
+];
+
+Deno.test({
+  name: "checkout journey: sign up, browse, cart, idempotent order, reserve (gRPC), pay (SOAP), Kafka events, fulfil",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const id = uniqueName("bvc");
+    const env = journeyEnv(3, {
+      BV_EAST_PG_DATABASE: `${id}_east`,
+      BV_WEST_PG_DATABASE: `${id}_west`,
+      BV_EAST_AMQP_VHOST: `${id}_east`,
+      BV_WEST_AMQP_VHOST: `${id}_west`,
+      BV_REDIS_PREFIX: `${id}:`,
+      BV_ADMIN_EMAIL: "root@journey.test",
+      BV_ADMIN_PASSWORD: "journey-admin-pass",
+      BV_PAYMENT_GATEWAY_PORT: "23089",
+    });
+    const platform = await startPlatform("scripts/start_infra.ts", env);
+    const probe = await probeKafka(realInfra.kafkaBrokers, ORDER_TOPICS);
+    try {
+      await platform.waitReady(120_000);
+      const edge = platform.edgeUrl;
+      const admin = await call(`${edge}/api/v1/auth/login`, {
+        body: { email: "root@journey.test", password: "journey-admin-pass" },
+      });
+      assert.equal(admin.status, 200);
+      const adminToken = admin.body.accessToken;
+
+      // The catalog has a product with stock.
+      const sku = `SKU-${id}`.toUpperCase();
+      const product = await call(`${edge}/api/v1/products`, {
+        token: adminToken,
+        body: {
+          sku,
+          name: "Journey Lamp",
+          description: "A lamp for journeys",
+          category: "lighting",
+          price: "25.00",
+          currency: "USD",
+        },
+      });
+      assert.equal(product.status, 201, JSON.stringify(product.body));
+      const productId = product.body.id;
+      const stocked = await call(`${edge}/api/v1/inventory/${productId}/adjustments`, {
+        token: adminToken,
+        body: { delta: 10, reason: "initial stock" },
+      });
+      assert.equal(stocked.status, 200, JSON.stringify(stocked.body));
+      assert.equal(stocked.body.available, 10);
+
+      // A customer signs up and browses.
+      const signup = await call(`${edge}/api/v1/auth/signup`, {
+        body: { email: `buyer-${id}@journey.test`, password: "correct horse battery" },
+      });
+      assert.equal(signup.status, 201);
+      const token = signup.body.accessToken;
+      const found = await call(`${edge}/api/v1/products?q=${encodeURIComponent("Journey Lamp")}`);
+      assert.equal(found.status, 200);
+      assert.ok(found.body.items.some((p: { id: string }) => p.id === productId));
+      const fetched = await call(`${edge}/api/v1/products/${productId}`);
+      assert.equal(fetched.body.price, "25.00");
+      const gql = await call(`${edge}/graphql`, {
+        body: { query: `{ productInventory(id: "${productId}") { productId sku available } }` },
+      });
+      assert.equal(gql.status, 200, JSON.stringify(gql.body));
+      assert.deepEqual(gql.body.data.productInventory, { productId, sku, available: 10 });
+
+      // Cart, then an order from it with an Idempotency-Key.
+      const cart = await call(`${edge}/api/v1/carts`, { token, body: {} });
+      assert.equal(cart.status, 201, JSON.stringify(cart.body));
+      const added = await call(`${edge}/api/v1/carts/${cart.body.id}/items`, {
+        token,
+        body: { productId, qty: 2 },
+      });
+      assert.ok(added.status === 200 || added.status === 201, JSON.stringify(added.body));
+      const key = crypto.randomUUID();
+      const order = await call(`${edge}/api/v1/orders`, {
+        token,
+        body: { cartId: cart.body.id },
+        headers: { "idempotency-key": key, "correlation-id": `journey-${id}` },
+      });
+      assert.equal(order.status, 201, JSON.stringify(order.body));
+      assert.equal(order.body.status, "RESERVED");
+      assert.equal(order.body.totalAmount, "50.00");
+      const replay = await call(`${edge}/api/v1/orders`, {
+        token,
+        body: { cartId: cart.body.id },
+        headers: { "idempotency-key": key },
+      });
+      assert.equal(replay.status, 201);
+      assert.equal(replay.headers.get("idempotent-replayed"), "true");
+      assert.deepEqual(replay.body, order.body);
+      const orderId = order.body.id;
+      const reserved = await call(`${edge}/api/v1/inventory/${productId}`);
+      assert.deepEqual([reserved.body.reserved, reserved.body.available], [2, 8]);
+
+      // Pay over the legacy SOAP gateway.
+      const paid = await call(`${edge}/api/v1/orders/${orderId}/pay`, {
+        token,
+        body: {},
+        headers: { "idempotency-key": crypto.randomUUID() },
+      });
+      assert.equal(paid.status, 200, JSON.stringify(paid.body));
+      assert.equal(paid.body.status, "PAID");
+
+      // Fulfilment by an ADMIN.
+      const fulfilled = await call(`${edge}/api/v1/orders/${orderId}/fulfill`, {
+        token: adminToken,
+        body: {},
+        headers: { "idempotency-key": crypto.randomUUID() },
+      });
+      assert.equal(fulfilled.status, 200, JSON.stringify(fulfilled.body));
+      assert.equal(fulfilled.body.status, "FULFILLED");
+      const after = await call(`${edge}/api/v1/inventory/${productId}`);
+      assert.deepEqual([after.body.onHand, after.body.reserved, after.body.available], [8, 0, 8]);
+      const mine = await call(`${edge}/api/v1/orders/${orderId}`, { token });
+      assert.equal(mine.body.status, "FULFILLED");
+
+      // Every lifecycle event reached Kafka once, in the envelope, keyed by the order, with our correlation id.
+      const envelopes = await probe.waitFor("created, paid and fulfilled", (all) =>
+        ORDER_TOPICS.every((type) =>
+          all.some((e) => e.eventType === type && (e.payload as { orderId: string }).orderId === orderId)
+        ));
+      const ours = envelopes.filter((e) => (e.payload as { orderId: string }).orderId === orderId);
+      assert.deepEqual(ours.map((e) => e.eventType), ORDER_TOPICS);
+      for (const envelope of ours) {
+        assert.equal(envelope.partitionKey, orderId);
+        assert.equal(envelope.schemaVersion, "1.0");
+      }
+      assert.equal(ours[0].correlationId, `journey-${id}`);
+      assert.equal((ours[0].payload as { totalAmount: string }).totalAmount, "50.00");
+    } finally {
+      await probe.close();
+      assert.equal(await platform.stop(), 0, await platform.tail());
+      for (const region of ["east", "west"]) {
+        await dropDatabase(realInfra.postgresAdminUrl, `${id}_${region}`).catch(() => {});
+        await dropVhost(`${id}_${region}`).catch(() => {});
+      }
+    }
+  },
+});
