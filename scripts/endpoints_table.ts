@@ -3,10 +3,14 @@ import { type Config, REGIONS, SERVICES } from "../shared/config/config.ts";
 
 export function endpointsTable(config: Config, mode: "embedded" | "infra"): string {
   const host = config.BV_HOST;
-  const rows: [string, string, string][] = [["edge", "-", `http://${host}:${config.BV_EDGE_PORT}`]];
+  const rows: [string, string, string][] = [
+    ["edge", "-", `http://${host}:${config.BV_EDGE_PORT}`],
+    ["payment gateway (SOAP)", "-", `http://${host}:${config.BV_PAYMENT_GATEWAY_PORT}/soap/payment?wsdl`],
+  ];
   for (const region of REGIONS) {
     const r = config.regions[region];
     rows.push(["ingress", region, `http://${host}:${r.ingressPort}`]);
+    rows.push(["inventory gRPC", region, `${host}:${r.grpcInventoryPort}`]);
     for (const service of SERVICES) rows.push([service, region, `http://${host}:${r.servicePorts[service]}`]);
     if (mode === "embedded") rows.push(["mqtt (aedes)", region, `mqtt://${host}:${r.embeddedMqttPort}`]);
     else rows.push(["kafka", region, r.kafkaBrokers.join(",")]);

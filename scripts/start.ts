@@ -17,6 +17,7 @@ import { createIngressApp, serviceUrlsOf } from "../regional/ingress/mod.ts";
 import { createEdge } from "../edge/worker.ts";
 import { edgeRegionsOf } from "../edge/regions.ts";
 import { endpointsTable } from "./endpoints_table.ts";
+import { startPaymentGatewaySimulator } from "../regional/ecommerce/payment/mod.ts";
 
 /** Topics replicated between regions (seed 000 section 5: order events feed the other region's dashboards). */
 const MIRRORED_TOPICS = [
@@ -52,6 +53,9 @@ setLogService("bitvelocity-embedded");
 const lifecycle = createLifecycle({ graceMs: config.BV_SHUTDOWN_GRACE_MS, handleSignals: true });
 const started = performance.now();
 try {
+  // The simulated legacy payment gateway both regions pay through (its own process under start:infra).
+  const gateway = await startPaymentGatewaySimulator({ host: config.BV_HOST, port: config.BV_PAYMENT_GATEWAY_PORT });
+  lifecycle.onStop("payment gateway simulator", () => gateway.close());
   const [east, west] = await Promise.all(REGIONS.map((region) => startRegion(config, region, lifecycle)));
   const [eastLog, westLog] = await Promise.all([east.eventLog(), west.eventLog()]);
   for (

@@ -101,6 +101,14 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
 try {
   await prepareInfrastructure(config);
   const baseEnv = { ...Deno.env.toObject(), BV_MODE: "infra" };
+  children.push(
+    spawn(
+      "payment-gateway",
+      "regional/ecommerce/payment/gateway/main.ts",
+      baseEnv,
+      `http://${host}:${config.BV_PAYMENT_GATEWAY_PORT}/soap/payment?wsdl`,
+    ),
+  );
   for (const region of REGIONS) {
     const endpoints = config.regions[region];
     for (const service of SERVICES) {

@@ -31,7 +31,6 @@ Deno.test({
       BV_REDIS_PREFIX: `${id}:`,
       BV_ADMIN_EMAIL: "root@journey.test",
       BV_ADMIN_PASSWORD: "journey-admin-pass",
-      BV_PAYMENT_GATEWAY_PORT: "23089",
     });
     const platform = await startPlatform("scripts/start_infra.ts", env);
     const probe = await probeKafka(realInfra.kafkaBrokers, ORDER_TOPICS);
@@ -135,10 +134,13 @@ Deno.test({
       assert.equal(mine.body.status, "FULFILLED");
 
       // Every lifecycle event reached Kafka once, in the envelope, keyed by the order, with our correlation id.
-      const envelopes = await probe.waitFor("created, paid and fulfilled", (all) =>
-        ORDER_TOPICS.every((type) =>
-          all.some((e) => e.eventType === type && (e.payload as { orderId: string }).orderId === orderId)
-        ));
+      const envelopes = await probe.waitFor(
+        "created, paid and fulfilled",
+        (all) =>
+          ORDER_TOPICS.every((type) =>
+            all.some((e) => e.eventType === type && (e.payload as { orderId: string }).orderId === orderId)
+          ),
+      );
       const ours = envelopes.filter((e) => (e.payload as { orderId: string }).orderId === orderId);
       assert.deepEqual(ours.map((e) => e.eventType), ORDER_TOPICS);
       for (const envelope of ours) {

@@ -52,7 +52,14 @@ Deno.test({
       const token = buyer.body.accessToken;
       const product = await call(`${ecommerceUrl}/api/v1/products`, {
         token: adminToken,
-        body: { sku: `CRASH-${id}`.toUpperCase(), name: "Crash Cup", description: "", category: "kitchen", price: "3.50", currency: "EUR" },
+        body: {
+          sku: `CRASH-${id}`.toUpperCase(),
+          name: "Crash Cup",
+          description: "",
+          category: "kitchen",
+          price: "3.50",
+          currency: "EUR",
+        },
       });
       assert.equal(product.status, 201, JSON.stringify(product.body));
       const productId = product.body.id;
@@ -84,8 +91,11 @@ Deno.test({
 
       const probe = await probeKafka(realInfra.kafkaBrokers, ["ecommerce.order.order.created.v1"]);
       try {
-        const envelopes = await probe.waitFor("every order.created", (all) =>
-          orderIds.every((orderId) => all.some((e) => (e.payload as { orderId: string }).orderId === orderId)), 30_000);
+        const envelopes = await probe.waitFor(
+          "every order.created",
+          (all) => orderIds.every((orderId) => all.some((e) => (e.payload as { orderId: string }).orderId === orderId)),
+          30_000,
+        );
         const ours = envelopes.filter((e) => orderIds.includes((e.payload as { orderId: string }).orderId));
         // At-least-once on the wire, exactly once in meaning: one eventId per order.
         const eventIdsByOrder = new Map<string, Set<string>>();

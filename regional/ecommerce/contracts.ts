@@ -46,7 +46,7 @@ export type PaymentResult =
   | { readonly status: "DECLINED"; readonly reason: string; readonly via: "soap" | "rest-fallback" };
 
 /**
- * Implemented by the payment adapter (`payment/`). Throws `ProblemError` `COMMON.UPSTREAM_UNAVAILABLE`
+ * Implemented by the payment adapter (`payment/`). Throws `ProblemError` `ECOMMERCE.PAYMENT_UNAVAILABLE`
  * when neither the SOAP gateway nor its REST fallback answered within the policy. Idempotent by orderId at
  * the gateway: a retried charge never charges twice.
  */

@@ -1,14 +1,32 @@
 /**
  * @module
- * The e-commerce deployable of a region (catalog, cart, orders, inventory, payment, notifications,
- * partner webhooks, analytics). This is its shell: readiness over every port it uses and the topics of its
- * events; the domain arrives with the e-commerce issues.
+ * The e-commerce deployable of a region (seed 003): catalog, cart, inventory (REST + gRPC), orders with
+ * Idempotency-Key and a transactional outbox, payment through the legacy SOAP gateway, GraphQL reads and
+ * the OpenAPI document. This file is the one place its parts are wired together.
  */
 import { ecommerceEvents } from "../../shared/contracts/mod.ts";
 import { dlqTopicOf } from "../../shared/ports/mod.ts";
+import { migrate } from "../../shared/ports/sql_migrate.ts";
 import { createServiceApp } from "../../shared/runtime/mod.ts";
+import { log } from "../../shared/observability/mod.ts";
 import { createHealthService, startGrpcServer } from "../../shared/adapters/grpc/mod.ts";
 import { portChecks, type ServiceFactory } from "../wiring/service_context.ts";
+import { regionalVerifier } from "../wiring/verifier.ts";
+import { outboxMigrations, startOutboxRelay } from "./outbox/mod.ts";
+import { catalogMigrations, createCatalogRoutes, startProductCacheInvalidation } from "./catalog/mod.ts";
+import { cartMigrations, createCartRoutes } from "./cart/mod.ts";
+import {
+  createInventoryClient,
+  createInventoryGrpcService,
+  createInventoryRoutes,
+  inventoryMigrations,
+  startInventoryCacheProjection,
+  startReservationExpiry,
+} from "./inventory/mod.ts";
+import { createOrderRoutes, ordersMigrations, purgeExpiredIdempotencyKeys } from "./orders/mod.ts";
+import { createSoapPaymentGateway } from "./payment/mod.ts";
+import { createGraphqlRoutes, startGraphqlCacheInvalidation } from "./graphql/mod.ts";
+import { createOpenApiRoutes } from "./openapi/mod.ts";
 
 /** The topics e-commerce publishes, each with its dead-letter topic. */
 export const ECOMMERCE_TOPICS: readonly string[] = Object.values(ecommerceEvents).flatMap((event) => [
@@ -16,17 +34,85 @@ export const ECOMMERCE_TOPICS: readonly string[] = Object.values(ecommerceEvents
   dlqTopicOf(event.eventType),
 ]);
 
+const IDEMPOTENCY_PURGE_INTERVAL_MS = 10 * 60_000;
+
+/** Every e-commerce migration, in dependency order. */
+export const ECOMMERCE_MIGRATIONS = [
+  ...outboxMigrations,
+  ...catalogMigrations,
+  ...cartMigrations,
+  ...inventoryMigrations,
+  ...ordersMigrations,
+];
+
 export const createEcommerceService: ServiceFactory = async (context) => {
-  const eventLog = await context.ports.eventLog();
-  await eventLog.ensureTopics(ECOMMERCE_TOPICS.map((name) => ({ name, partitions: 3 })));
-  const checks = portChecks(context.ports, context.name, ["sql", "cache", "eventLog", "workQueue", "mqtt"]);
-  // The inventory gRPC port answers grpc.health.v1 over the same checks as /readyz, so gRPC-aware
-  // balancers see the same readiness as HTTP ones. InventoryService joins it with the e-commerce core.
+  const { config, region, ports, lifecycle, name } = context;
+  const [sql, cache, eventLog] = await Promise.all([ports.sql(), ports.cache(), ports.eventLog()]);
+  const applied = await migrate(sql, ECOMMERCE_MIGRATIONS);
+  if (applied.length > 0) log.info("migrations applied", { applied });
+  await eventLog.ensureTopics(ECOMMERCE_TOPICS.map((topic) => ({ name: topic, partitions: 3 })));
+
+  const relay = startOutboxRelay({ sql, eventLog });
+  lifecycle.onStop(`${name} outbox relay`, () => relay.stop());
+  const nudgeOutbox = () => relay.nudge();
+
+  const checks = portChecks(ports, name, ["sql", "cache", "eventLog", "workQueue", "mqtt"]);
+  // The inventory gRPC port serves Inventory and grpc.health.v1 (over the same checks as /readyz).
+  const grpcPort = config.regions[region].grpcInventoryPort;
   const grpcServer = await startGrpcServer({
-    host: context.config.BV_HOST,
-    port: context.config.regions[context.region].grpcInventoryPort,
-    services: [createHealthService(checks, 1_000)],
+    host: config.BV_HOST,
+    port: grpcPort,
+    services: [createHealthService(checks, 1_000), createInventoryGrpcService({ sql, nudgeOutbox })],
   });
-  context.lifecycle.onStop(`${context.name} grpc`, () => grpcServer.close(5_000));
-  return createServiceApp({ name: context.name, checks });
+  lifecycle.onStop(`${name} grpc`, () => grpcServer.close(5_000));
+  // Orders reach inventory over gRPC like any other client would, even in the same process.
+  const stock = createInventoryClient(`${config.BV_HOST}:${grpcPort}`);
+  lifecycle.onStop(`${name} inventory client`, () => Promise.resolve(stock.close()));
+
+  const expiry = startReservationExpiry({ sql, nudgeOutbox });
+  lifecycle.onStop(`${name} reservation expiry`, () => expiry.stop());
+  // Cache projections: stable group ids per region, so a restart resumes where it left off.
+  const projections = {
+    "product-cache": startProductCacheInvalidation,
+    "inventory-cache": startInventoryCacheProjection,
+    "graphql-cache": startGraphqlCacheInvalidation,
+  };
+  for (const [projection, start] of Object.entries(projections)) {
+    const subscription = await start({ eventLog, cache, groupId: `ecommerce-${region}.${projection}` });
+    lifecycle.onStop(`${name} ${projection}`, () => subscription.close());
+  }
+  // Idempotency keys live 24 h; expired ones are purged in bounded batches.
+  const purge = setInterval(() => {
+    purgeExpiredIdempotencyKeys(sql, { limit: 1_000 }).catch((error) =>
+      log.warn("idempotency key purge failed", { error: String(error) })
+    );
+  }, IDEMPOTENCY_PURGE_INTERVAL_MS);
+  lifecycle.onStop(`${name} idempotency purge`, () => Promise.resolve(clearInterval(purge)));
+
+  // The legacy gateway is external: the adapter loads its WSDL lazily, so it may start after us.
+  const gatewayUrl = `http://${config.BV_HOST}:${config.BV_PAYMENT_GATEWAY_PORT}`;
+  const payments = await createSoapPaymentGateway({
+    wsdlUrl: `${gatewayUrl}/soap/payment?wsdl`,
+    fallbackUrl: `${gatewayUrl}/rest/payments`,
+  });
+  lifecycle.onStop(`${name} payment gateway`, () => Promise.resolve(payments.close()));
+  const verifier = regionalVerifier(config, region);
+  const app = createServiceApp({ name, checks });
+  app.route("/", createCatalogRoutes({ sql, cache, verifier, nudgeOutbox }));
+  app.route("/", createCartRoutes({ sql, verifier }));
+  app.route("/", createInventoryRoutes({ sql, verifier, nudgeOutbox }));
+  app.route(
+    "/",
+    createOrderRoutes({
+      sql,
+      verifier,
+      stock,
+      payments,
+      nudgeOutbox,
+      reservationTtlSec: config.BV_RESERVATION_TTL_SEC,
+    }),
+  );
+  app.route("/", createGraphqlRoutes({ sql, cache }));
+  app.route("/", createOpenApiRoutes());
+  return app;
 };

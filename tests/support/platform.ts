@@ -33,6 +33,7 @@ export function journeyEnv(offset: number, extra: Record<string, string> = {}): 
     BV_WEST_SERVICE_PORT_BASE: String(base + 210),
     BV_EAST_EMBEDDED_MQTT_PORT: String(base + 883),
     BV_WEST_EMBEDDED_MQTT_PORT: String(base + 884),
+    BV_PAYMENT_GATEWAY_PORT: String(base + 89),
     BV_EAST_GRPC_INVENTORY_PORT: String(base + 51),
     BV_WEST_GRPC_INVENTORY_PORT: String(base + 52),
     BV_LOG_LEVEL: "warn",

@@ -1,0 +1,253 @@
+import assert from "node:assert/strict";
+import type { Hono } from "hono";
+import { createMemoryCache } from "../../../shared/adapters/memory/mod.ts";
+import { createPgliteSql } from "../../../shared/adapters/pglite/mod.ts";
+import type { Sql } from "../../../shared/ports/mod.ts";
+import { migrate } from "../../../shared/ports/sql_migrate.ts";
+import { createTestTokens, type TestTokens } from "../../../shared/testing/test_tokens.ts";
+import { catalogMigrations, createCatalogRoutes, type ProductView } from "../catalog/mod.ts";
+import { outboxMigrations } from "../outbox/mod.ts";
+import { cartMigrations, type CartView, clearCart, createCartRoutes, getCartItemsForCheckout } from "./mod.ts";
+
+interface World {
+  sql: Sql;
+  tokens: TestTokens;
+  catalog: Hono;
+  carts: Hono;
+  admin: string;
+  alice: string;
+  bob: string;
+}
+
+let worldPromise: Promise<World> | undefined;
+
+function world(): Promise<World> {
+  worldPromise ??= (async () => {
+    const sql = await createPgliteSql();
+    await migrate(sql, [...outboxMigrations, ...catalogMigrations, ...cartMigrations]);
+    const tokens = await createTestTokens();
+    return {
+      sql,
+      tokens,
+      catalog: createCatalogRoutes({
+        sql,
+        cache: createMemoryCache(),
+        verifier: tokens.verifier,
+        nudgeOutbox: () => {},
+      }),
+      carts: createCartRoutes({ sql, verifier: tokens.verifier }),
+      admin: await tokens.token("admin", ["ADMIN"]),
+      alice: await tokens.token("alice"),
+      bob: await tokens.token("bob"),
+    };
+  })();
+  return worldPromise;
+}
+
+function call(app: Hono, method: string, path: string, token: string | null, body?: unknown) {
+  const headers: Record<string, string> = {};
+  if (token) headers.authorization = `Bearer ${token}`;
+  if (body !== undefined) headers["content-type"] = "application/json";
+  return app.request(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+}
+
+let n = 0;
+async function product(w: World, price: string, currency = "EUR"): Promise<ProductView> {
+  const res = await call(w.catalog, "POST", "/api/v1/products", w.admin, {
+    sku: `CART-${Date.now().toString(36)}-${n++}`,
+    name: `Item ${n}`,
+    category: "cart-test",
+    price,
+    currency,
+  });
+  assert.equal(res.status, 201);
+  return await res.json();
+}
+
+async function newCart(w: World, token: string): Promise<CartView> {
+  const res = await call(w.carts, "POST", "/api/v1/carts", token);
+  assert.equal(res.status, 201);
+  return await res.json();
+}
+
+async function code(res: Response): Promise<string> {
+  assert.equal(res.headers.get("content-type"), "application/problem+json");
+  return (await res.json()).code;
+}
+
+const opts = { sanitizeResources: false, sanitizeOps: false };
+
+Deno.test({
+  ...opts,
+  name: "a customer fills a cart and sees current names, prices and the total as decimal strings",
+  fn: async () => {
+    const w = await world();
+    const shoe = await product(w, "129.50");
+    const sock = await product(w, "0.10");
+    const cart = await newCart(w, w.alice);
+    assert.deepEqual(cart.items, []);
+    assert.equal(cart.total, "0.00");
+    let res = await call(w.carts, "POST", `/api/v1/carts/${cart.id}/items`, w.alice, { productId: shoe.id, qty: 2 });
+    assert.equal(res.status, 200);
+    res = await call(w.carts, "POST", `/api/v1/carts/${cart.id}/items`, w.alice, { productId: sock.id, qty: 3 });
+    res = await call(w.carts, "POST", `/api/v1/carts/${cart.id}/items`, w.alice, { productId: sock.id, qty: 4 });
+    const filled: CartView = await res.json();
+    assert.deepEqual(filled.items.map((i) => [i.name, i.qty, i.unitPrice, i.lineTotal]), [
+      [shoe.name, 2, "129.50", "259.00"],
+      [sock.name, 7, "0.10", "0.70"],
+    ]);
+    assert.equal(filled.total, "259.70");
+    assert.equal(filled.currency, "EUR");
+
+    // A price change shows on the next read: carts never store prices.
+    await call(w.catalog, "PATCH", `/api/v1/products/${shoe.id}`, w.admin, { price: "100.00" });
+    const read: CartView = await (await call(w.carts, "GET", `/api/v1/carts/${cart.id}`, w.alice)).json();
+    assert.equal(read.total, "200.70");
+
+    assert.equal(
+      (await call(w.carts, "PUT", `/api/v1/carts/${cart.id}/items/${sock.id}`, w.alice, { qty: 1 })).status,
+      204,
+    );
+    assert.equal((await call(w.carts, "DELETE", `/api/v1/carts/${cart.id}/items/${shoe.id}`, w.alice)).status, 204);
+    const after: CartView = await (await call(w.carts, "GET", `/api/v1/carts/${cart.id}`, w.alice)).json();
+    assert.deepEqual(after.items.map((i) => [i.productId, i.qty]), [[sock.id, 1]]);
+    assert.equal(
+      (await call(w.carts, "PUT", `/api/v1/carts/${cart.id}/items/${sock.id}`, w.alice, { qty: 0 })).status,
+      204,
+    );
+    const empty: CartView = await (await call(w.carts, "GET", `/api/v1/carts/${cart.id}`, w.alice)).json();
+    assert.deepEqual(empty.items, []);
+    assert.equal(empty.currency, null);
+  },
+});
+
+Deno.test({
+  ...opts,
+  name: "another user's cart answers 404 ECOMMERCE.CART_NOT_FOUND on every route, never 403",
+  fn: async () => {
+    const w = await world();
+    const item = await product(w, "5.00");
+    const cart = await newCart(w, w.alice);
+    await call(w.carts, "POST", `/api/v1/carts/${cart.id}/items`, w.alice, { productId: item.id, qty: 1 });
+    const attempts: [string, string, unknown?][] = [
+      ["GET", `/api/v1/carts/${cart.id}`],
+      ["POST", `/api/v1/carts/${cart.id}/items`, { productId: item.id, qty: 1 }],
+      ["PUT", `/api/v1/carts/${cart.id}/items/${item.id}`, { qty: 3 }],
+      ["DELETE", `/api/v1/carts/${cart.id}/items/${item.id}`],
+      ["GET", `/api/v1/carts/${crypto.randomUUID()}`],
+      ["GET", `/api/v1/carts/not-a-uuid`],
+    ];
+    for (const [method, path, body] of attempts) {
+      const res = await call(w.carts, method, path, w.bob, body);
+      assert.equal(res.status, 404, `${method} ${path}`);
+      assert.equal(await code(res), "ECOMMERCE.CART_NOT_FOUND");
+    }
+    const mine: CartView = await (await call(w.carts, "GET", `/api/v1/carts/${cart.id}`, w.alice)).json();
+    assert.equal(mine.items[0].qty, 1, "the stranger changed nothing");
+    assert.equal(await getCartItemsForCheckout(w.sql, "bob", cart.id), null);
+    assert.deepEqual(await getCartItemsForCheckout(w.sql, "alice", cart.id), [{ productId: item.id, qty: 1 }]);
+    assert.equal(await getCartItemsForCheckout(w.sql, "alice", "nope"), null);
+    const anonymous = await call(w.carts, "GET", `/api/v1/carts/${cart.id}`, null);
+    assert.equal(anonymous.status, 401);
+    assert.equal((await call(w.carts, "POST", "/api/v1/carts", null)).status, 401);
+  },
+});
+
+Deno.test({
+  ...opts,
+  name: "a cart holds one currency: adding another answers 422 ECOMMERCE.CURRENCY_MISMATCH",
+  fn: async () => {
+    const w = await world();
+    const euro = await product(w, "10.00", "EUR");
+    const dollar = await product(w, "10.00", "USD");
+    const cart = await newCart(w, w.alice);
+    await call(w.carts, "POST", `/api/v1/carts/${cart.id}/items`, w.alice, { productId: euro.id, qty: 1 });
+    const res = await call(w.carts, "POST", `/api/v1/carts/${cart.id}/items`, w.alice, {
+      productId: dollar.id,
+      qty: 1,
+    });
+    assert.equal(res.status, 422);
+    assert.equal(await code(res), "ECOMMERCE.CURRENCY_MISMATCH");
+
+    // A product that changes currency later makes the cart unpriceable until one side is removed.
+    const other = await product(w, "3.00", "EUR");
+    await call(w.carts, "POST", `/api/v1/carts/${cart.id}/items`, w.alice, { productId: other.id, qty: 1 });
+    await call(w.catalog, "PATCH", `/api/v1/products/${other.id}`, w.admin, { currency: "USD" });
+    const mixed = await call(w.carts, "GET", `/api/v1/carts/${cart.id}`, w.alice);
+    assert.equal(mixed.status, 422);
+    assert.equal(await code(mixed), "ECOMMERCE.CURRENCY_MISMATCH");
+    assert.equal((await call(w.carts, "DELETE", `/api/v1/carts/${cart.id}/items/${other.id}`, w.alice)).status, 204);
+    const fixed: CartView = await (await call(w.carts, "GET", `/api/v1/carts/${cart.id}`, w.alice)).json();
+    assert.equal(fixed.total, "10.00");
+  },
+});
+
+Deno.test({
+  ...opts,
+  name: "adding an unknown product answers 404 and quantities stay within 1..1000",
+  fn: async () => {
+    const w = await world();
+    const item = await product(w, "1.00");
+    const cart = await newCart(w, w.alice);
+    const unknown = await call(w.carts, "POST", `/api/v1/carts/${cart.id}/items`, w.alice, {
+      productId: crypto.randomUUID(),
+      qty: 1,
+    });
+    assert.equal(unknown.status, 404);
+    assert.equal(await code(unknown), "ECOMMERCE.PRODUCT_NOT_FOUND");
+    const badPut = await call(w.carts, "PUT", `/api/v1/carts/${cart.id}/items/zzz`, w.alice, { qty: 1 });
+    assert.equal(badPut.status, 404);
+    for (
+      const body of [
+        { productId: item.id, qty: 0 },
+        { productId: item.id, qty: 1001 },
+        { productId: item.id, qty: 1.5 },
+        {
+          productId: item.id,
+          qty: "2",
+        },
+        { productId: "x", qty: 1 },
+        { productId: item.id, qty: 1, price: "0.01" },
+      ]
+    ) {
+      const res = await call(w.carts, "POST", `/api/v1/carts/${cart.id}/items`, w.alice, body);
+      assert.equal(res.status, 400, JSON.stringify(body));
+      assert.equal(await code(res), "COMMON.VALIDATION_FAILED");
+    }
+    await call(w.carts, "PUT", `/api/v1/carts/${cart.id}/items/${item.id}`, w.alice, { qty: 999 });
+    const over = await call(w.carts, "POST", `/api/v1/carts/${cart.id}/items`, w.alice, { productId: item.id, qty: 2 });
+    assert.equal(over.status, 409);
+    assert.equal(await code(over), "COMMON.CONFLICT");
+    const withBody = await call(w.carts, "POST", "/api/v1/carts", w.alice, { owner: "bob" });
+    assert.equal(withBody.status, 400);
+  },
+});
+
+Deno.test({
+  ...opts,
+  name: "clearCart empties a cart inside the caller's transaction",
+  fn: async () => {
+    const w = await world();
+    const item = await product(w, "2.00");
+    const cart = await newCart(w, w.alice);
+    await call(w.carts, "POST", `/api/v1/carts/${cart.id}/items`, w.alice, { productId: item.id, qty: 2 });
+    await assert.rejects(
+      w.sql.transaction(async (tx) => {
+        await clearCart(tx, cart.id);
+        throw new Error("checkout failed");
+      }),
+      /checkout failed/,
+    );
+    assert.equal((await getCartItemsForCheckout(w.sql, "alice", cart.id))?.length, 1);
+    await w.sql.transaction((tx) => clearCart(tx, cart.id));
+    assert.deepEqual(await getCartItemsForCheckout(w.sql, "alice", cart.id), []);
+  },
+});
+
+Deno.test({
+  ...opts,
+  name: "close the cart test database",
+  fn: async () => {
+    if (worldPromise) await (await worldPromise).sql.close();
+  },
+});

@@ -1,0 +1,22 @@
+/** @module Request schemas and bounds of the cart REST API (strict bodies: unknown fields are rejected). */
+import { z } from "zod";
+
+export const CART_LIMITS = Object.freeze({
+  /** Units of one product in a cart (the `cart_items.qty` check). */
+  QTY_MAX: 1_000,
+  /** Distinct products in one cart. */
+  ITEMS_MAX: 100,
+  /** Carts one user may hold; carts are not deleted yet, so this bounds what a user can make us store. */
+  CARTS_PER_USER_MAX: 1_000,
+});
+
+const qty = z.number().int().min(1).max(CART_LIMITS.QTY_MAX);
+
+/** `POST /api/v1/carts` takes no fields (an empty object, or no body at all). */
+export const createCartSchema = z.strictObject({});
+
+/** `POST /api/v1/carts/{id}/items`: adds `qty` units (to any already there). */
+export const addItemSchema = z.strictObject({ productId: z.uuid(), qty });
+
+/** `PUT /api/v1/carts/{id}/items/{productId}`: sets the quantity; 0 removes the line. */
+export const setItemSchema = z.strictObject({ qty: z.number().int().min(0).max(CART_LIMITS.QTY_MAX) });

@@ -1,0 +1,276 @@
+/**
+ * @module
+ * Catalog reads and writes over the SQL port. Every write that changes a product appends
+ * `ecommerce.product.product.updated.v1` to the outbox in the same transaction, and a price (or currency)
+ * change closes the current `product_price_history` row and opens the next one in that transaction too
+ * (SCD2: `valid_to` of the old row equals `valid_from` of the new one, the transaction's `now()`).
+ */
+import { productUpdated } from "../../../shared/contracts/events/ecommerce.ts";
+import { ProblemError } from "../../../shared/contracts/problem.ts";
+import type { Sql, SqlExecutor } from "../../../shared/ports/sql.ts";
+import { SqlError } from "../../../shared/ports/sql_values.ts";
+import { appendToOutbox, envelopeFor } from "../outbox/mod.ts";
+import { decodeCursor, encodeCursor } from "./cursor.ts";
+import { PRODUCT_LIMITS, type ProductChanges } from "./schemas.ts";
+
+/** The public shape of a product (REST, GraphQL, orders). Money is a decimal string. */
+export interface ProductView {
+  readonly id: string;
+  readonly sku: string;
+  readonly name: string;
+  readonly description: string;
+  readonly category: string;
+  readonly price: string;
+  readonly currency: string;
+  readonly createdAt: string;
+  readonly updatedAt: string;
+}
+
+/** One SCD2 row of a product's price; `validTo` is null for the current price. */
+export interface PriceHistoryRow {
+  readonly price: string;
+  readonly currency: string;
+  readonly validFrom: string;
+  readonly validTo: string | null;
+  readonly changedBy: string;
+}
+
+/** Filter of {@linkcode listProducts}; prices are decimal strings, `limit` 1..100 (default 20). */
+export interface ProductFilter {
+  readonly q?: string;
+  readonly category?: string;
+  readonly minPrice?: string;
+  readonly maxPrice?: string;
+  readonly limit?: number;
+  readonly cursor?: string;
+}
+
+export interface NewProduct {
+  readonly sku: string;
+  readonly name: string;
+  readonly description: string;
+  readonly category: string;
+  readonly price: string;
+  readonly currency: string;
+}
+
+const PRODUCER = "catalog-service";
+const PRICE_BOUND = /^\d{1,10}(\.\d{1,2})?$/;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+interface ProductRow extends Record<string, unknown> {
+  id: string;
+  sku: string;
+  name: string;
+  description: string;
+  category: string;
+  price: string;
+  currency: string;
+  created_at: Date;
+  updated_at: Date;
+}
+
+/** True when `value` is a UUID in its textual form (anything else can never name a product). */
+export function isUuid(value: string): boolean {
+  return UUID.test(value);
+}
+
+function viewOf(row: ProductRow): ProductView {
+  return {
+    id: row.id,
+    sku: row.sku,
+    name: row.name,
+    description: row.description,
+    category: row.category,
+    price: row.price,
+    currency: row.currency,
+    createdAt: row.created_at.toISOString(),
+    updatedAt: row.updated_at.toISOString(),
+  };
+}
+
+/** The products with these ids (unknown or malformed ids are simply absent from the map). */
+export async function getProductsByIds(sql: SqlExecutor, ids: readonly string[]): Promise<Map<string, ProductView>> {
+  const wanted = [...new Set(ids.filter(isUuid).map((id) => id.toLowerCase()))];
+  if (wanted.length === 0) return new Map();
+  const rows = await sql.query<ProductRow>`
+    select id::text as id, sku, name, description, category, price::text as price, currency, created_at, updated_at
+    from products where id = any(${wanted}::uuid[])`;
+  return new Map(rows.map((row) => [row.id, viewOf(row)]));
+}
+
+/** One product, or a 404 problem. */
+export async function getProduct(sql: SqlExecutor, id: string): Promise<ProductView> {
+  const found = (await getProductsByIds(sql, [id])).get(id.toLowerCase());
+  if (!found) throw productNotFound(id);
+  return found;
+}
+
+export function productNotFound(id: string): ProblemError {
+  return new ProblemError(
+    "ECOMMERCE.PRODUCT_NOT_FOUND",
+    `Product "${id.slice(0, 64)}" does not exist; check the id or list products with GET /api/v1/products`,
+  );
+}
+
+/** A page of products in sku order; `nextCursor` is null on the last page. */
+export async function listProducts(
+  sql: SqlExecutor,
+  filter: ProductFilter,
+): Promise<{ items: ProductView[]; nextCursor: string | null }> {
+  assertValidFilter(filter);
+  const limit = filter.limit ?? PRODUCT_LIMITS.PAGE_SIZE_DEFAULT;
+  const after = filter.cursor === undefined ? null : decodeCursor(filter.cursor);
+  // ILIKE wildcards in the user's text match themselves, not "anything".
+  const pattern = filter.q ? `%${filter.q.replace(/[\\%_]/g, (ch) => `\\${ch}`)}%` : null;
+  const rows = await sql.query<ProductRow>`
+    select id::text as id, sku, name, description, category, price::text as price, currency, created_at, updated_at
+    from products
+    where (${after}::text is null or sku > ${after}::text)
+      and (${pattern}::text is null or name ilike ${pattern}::text escape '\\' or description ilike ${pattern}::text escape '\\')
+      and (${filter.category ?? null}::text is null or category = ${filter.category ?? null}::text)
+      and (${filter.minPrice ?? null}::numeric is null or price >= ${filter.minPrice ?? null}::numeric)
+      and (${filter.maxPrice ?? null}::numeric is null or price <= ${filter.maxPrice ?? null}::numeric)
+    order by sku
+    limit ${limit + 1}`;
+  const items = rows.slice(0, limit).map(viewOf);
+  const nextCursor = rows.length > limit ? encodeCursor(items[items.length - 1].sku) : null;
+  return { items, nextCursor };
+}
+
+/** The same bounds as the REST query, for callers that do not come through it (GraphQL). */
+function assertValidFilter(filter: ProductFilter): void {
+  const fail = (detail: string) => {
+    throw new ProblemError("COMMON.VALIDATION_FAILED", detail);
+  };
+  const limit = filter.limit ?? PRODUCT_LIMITS.PAGE_SIZE_DEFAULT;
+  if (!Number.isInteger(limit) || limit < 1 || limit > PRODUCT_LIMITS.PAGE_SIZE_MAX) {
+    fail(`Limit ${limit} is out of range; use 1 to ${PRODUCT_LIMITS.PAGE_SIZE_MAX}`);
+  }
+  if ((filter.q?.length ?? 0) > PRODUCT_LIMITS.QUERY_CHARS_MAX) {
+    fail(`Search text is longer than ${PRODUCT_LIMITS.QUERY_CHARS_MAX} characters; shorten it`);
+  }
+  if ((filter.category?.length ?? 0) > PRODUCT_LIMITS.CATEGORY_CHARS_MAX) {
+    fail(`Category is longer than ${PRODUCT_LIMITS.CATEGORY_CHARS_MAX} characters; shorten it`);
+  }
+  if (filter.q?.includes("\u0000") || filter.category?.includes("\u0000")) {
+    fail("Search text and category cannot contain the NUL character (U+0000); remove it");
+  }
+  for (const [name, bound] of [["minPrice", filter.minPrice], ["maxPrice", filter.maxPrice]] as const) {
+    if (bound !== undefined && !PRICE_BOUND.test(bound)) {
+      fail(`${name} "${String(bound).slice(0, 32)}" is not a decimal amount; use one such as "10.00"`);
+    }
+  }
+  if (
+    filter.minPrice !== undefined && filter.maxPrice !== undefined && cents(filter.minPrice) > cents(filter.maxPrice)
+  ) {
+    fail(`minPrice "${filter.minPrice}" is above maxPrice "${filter.maxPrice}"; swap them or widen the range`);
+  }
+}
+
+/** Creates a product with its first price-history row and a product.updated event, in one transaction. */
+export async function createProduct(sql: Sql, product: NewProduct, actor: string): Promise<ProductView> {
+  try {
+    return await sql.transaction(async (tx) => {
+      const [row] = await tx.query<ProductRow>`
+        insert into products (id, sku, name, description, category, price, currency)
+        values (${crypto.randomUUID()}, ${product.sku}, ${product.name}, ${product.description}, ${product.category},
+                ${product.price}::numeric, ${product.currency})
+        returning id::text as id, sku, name, description, category, price::text as price, currency, created_at,
+                  updated_at`;
+      await openPrice(tx, row.id, product.price, product.currency, actor);
+      await announce(tx, row);
+      return viewOf(row);
+    });
+  } catch (error) {
+    // The id is a fresh random UUID, so a unique violation on anything but the primary key is the sku.
+    if (error instanceof SqlError && error.code === "23505" && error.detail?.constraint !== "products_pkey") {
+      throw new ProblemError(
+        "ECOMMERCE.SKU_TAKEN",
+        `SKU "${product.sku}" is already used by another product; choose another SKU or update that product`,
+      );
+    }
+    throw error;
+  }
+}
+
+/**
+ * Applies `changes` to product `id` under a row lock. A change that alters nothing writes nothing (no new
+ * version, no event); otherwise the version goes up and the event is appended.
+ */
+export async function updateProduct(
+  sql: Sql,
+  id: string,
+  changes: ProductChanges,
+  actor: string,
+): Promise<ProductView> {
+  if (!isUuid(id)) throw productNotFound(id);
+  return await sql.transaction(async (tx) => {
+    const [current] = await tx.query<ProductRow>`
+      select id::text as id, sku, name, description, category, price::text as price, currency, created_at, updated_at
+      from products where id = ${id}::uuid for update`;
+    if (!current) throw productNotFound(id);
+    const next = {
+      name: changes.name ?? current.name,
+      description: changes.description ?? current.description,
+      category: changes.category ?? current.category,
+      // Compare prices as numbers of cents: "10" and "10.00" are the same price.
+      price: changes.price ?? current.price,
+      currency: changes.currency ?? current.currency,
+    };
+    const priceChanged = cents(next.price) !== cents(current.price) || next.currency !== current.currency;
+    const changed = priceChanged || next.name !== current.name || next.description !== current.description ||
+      next.category !== current.category;
+    if (!changed) return viewOf(current);
+    const [row] = await tx.query<ProductRow>`
+      update products set name = ${next.name}, description = ${next.description}, category = ${next.category},
+        price = ${next.price}::numeric, currency = ${next.currency}, updated_at = now(), version = version + 1
+      where id = ${id}::uuid
+      returning id::text as id, sku, name, description, category, price::text as price, currency, created_at,
+                updated_at`;
+    if (priceChanged) {
+      await tx.query`
+        update product_price_history set valid_to = now() where product_id = ${id}::uuid and valid_to is null`;
+      await openPrice(tx, id, next.price, next.currency, actor);
+    }
+    await announce(tx, row);
+    return viewOf(row);
+  });
+}
+
+/** The newest `limit` price rows of a product, newest first; a 404 problem when it does not exist. */
+export async function getPriceHistory(sql: SqlExecutor, id: string, limit: number): Promise<PriceHistoryRow[]> {
+  await getProduct(sql, id);
+  const rows = await sql.query<{
+    price: string;
+    currency: string;
+    valid_from: Date;
+    valid_to: Date | null;
+    changed_by: string;
+  }>`
+    select price::text as price, currency, valid_from, valid_to, changed_by from product_price_history
+    where product_id = ${id}::uuid order by valid_from desc, id desc limit ${limit}`;
+  return rows.map((r) => ({
+    price: r.price,
+    currency: r.currency,
+    validFrom: r.valid_from.toISOString(),
+    validTo: r.valid_to?.toISOString() ?? null,
+    changedBy: r.changed_by,
+  }));
+}
+
+async function openPrice(tx: SqlExecutor, id: string, price: string, currency: string, actor: string) {
+  await tx.query`
+    insert into product_price_history (product_id, price, currency, valid_from, changed_by)
+    values (${id}::uuid, ${price}::numeric, ${currency}, now(), ${actor})`;
+}
+
+async function announce(tx: SqlExecutor, row: ProductRow): Promise<void> {
+  const payload = { productId: row.id, sku: row.sku, price: row.price, currency: row.currency };
+  await appendToOutbox(tx, envelopeFor(productUpdated, payload, PRODUCER));
+}
+
+function cents(price: string): bigint {
+  const [whole, fraction = ""] = price.split(".");
+  return BigInt(whole) * 100n + BigInt(fraction.padEnd(2, "0").slice(0, 2));
+}

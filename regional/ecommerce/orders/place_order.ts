@@ -1,0 +1,209 @@
+/**
+ * @module
+ * Placing an order: price the items from the catalog, insert the order PENDING with its items and the
+ * `order.created` event (transaction 1), reserve stock over the inventory port, then RESERVED (transaction 2,
+ * which also empties the cart) — or CANCELED with the `order.canceled` event when stock is short.
+ */
+import type { Principal } from "../../../shared/auth/mod.ts";
+import { orderCanceled, orderCreated } from "../../../shared/contracts/events/ecommerce.ts";
+import { multiplyMoney, parseMoney, sumMoney } from "../../../shared/contracts/money.ts";
+import { ProblemError } from "../../../shared/contracts/problem.ts";
+import { log } from "../../../shared/observability/mod.ts";
+import type { SqlExecutor } from "../../../shared/ports/sql.ts";
+import { clearCart, getCartItemsForCheckout } from "../cart/mod.ts";
+import { getProductsByIds } from "../catalog/mod.ts";
+import type { ReserveOutcome } from "../contracts.ts";
+import { appendToOutbox, envelopeFor } from "../outbox/mod.ts";
+import { ORDER_PRODUCER, type OrderContext } from "./order_deps.ts";
+import { orderCreationLatency, ordersCreated } from "./order_metrics.ts";
+import {
+  insertOrder,
+  type OrderHead,
+  type OrderItemView,
+  type OrderView,
+  transitionOrder,
+  viewsOf,
+} from "./order_store.ts";
+import { ORDER_LIMITS, type PlaceOrderBody } from "./schemas.ts";
+import { releaseQuietly, withTimeout } from "./bounded_calls.ts";
+
+/** numeric(12, 2) holds at most this; a larger total is refused before it reaches the database. */
+const TOTAL_MAX = parseMoney("9999999999.99");
+
+interface RequestedLine {
+  readonly productId: string;
+  readonly qty: number;
+}
+
+/** Places an order for `principal`; resolves with the RESERVED order or throws a problem. */
+export async function placeOrder(ctx: OrderContext, principal: Principal, body: PlaceOrderBody): Promise<OrderView> {
+  const started = performance.now();
+  // "rejected": refused before an order existed (validation, unknown product, currency mismatch).
+  let outcome = "rejected";
+  try {
+    return await place(ctx, principal, body, (o) => outcome = o);
+  } finally {
+    if (outcome !== "rejected") ordersCreated.inc({ outcome });
+    orderCreationLatency.observe({ outcome }, (performance.now() - started) / 1000);
+  }
+}
+
+async function place(
+  ctx: OrderContext,
+  principal: Principal,
+  body: PlaceOrderBody,
+  setOutcome: (outcome: "reserved" | "canceled") => void,
+): Promise<OrderView> {
+  const cartId = "cartId" in body ? body.cartId : undefined;
+  const requested = "cartId" in body ? await cartLines(ctx, principal, body.cartId) : body.items;
+  const priced = await priceLines(ctx.sql, requested);
+  const pending = await insertPending(ctx, principal, priced);
+  try {
+    await reserveOrCancel(ctx, pending, requested);
+  } catch (error) {
+    setOutcome("canceled");
+    throw error;
+  }
+  try {
+    const reserved = await ctx.sql.transaction(async (tx) => {
+      const change = { to: "RESERVED", reason: "stock reserved", actor: principal.userId, at: ctx.now() } as const;
+      const next = await transitionOrder(tx, pending, change);
+      if (cartId !== undefined) await clearCart(tx, cartId);
+      return next;
+    });
+    setOutcome("reserved");
+    return (await viewsOf(ctx.sql, [reserved]))[0];
+  } catch (error) {
+    // Canceled meanwhile (the customer may cancel a PENDING order): give the stock back.
+    await releaseQuietly(ctx, pending.id);
+    throw error;
+  }
+}
+
+/** Transaction 1: the order PENDING, its items, its first history row and the created event. */
+async function insertPending(
+  ctx: OrderContext,
+  principal: Principal,
+  priced: { items: OrderItemView[]; totalAmount: string; currency: string },
+): Promise<OrderHead> {
+  const orderId = crypto.randomUUID();
+  const order = { id: orderId, userId: principal.userId, at: ctx.now(), ...priced };
+  const head = await ctx.sql.transaction(async (tx) => {
+    const inserted = await insertOrder(tx, order, principal.userId);
+    const payload = {
+      orderId,
+      userId: principal.userId,
+      totalAmount: priced.totalAmount,
+      currency: priced.currency,
+      items: priced.items.map((i) => ({ productId: i.productId, qty: i.qty, price: i.price })),
+    };
+    await appendToOutbox(tx, envelopeFor(orderCreated, payload, ORDER_PRODUCER));
+    return inserted;
+  });
+  ctx.nudgeOutbox();
+  return head;
+}
+
+/** Reserves the stock of `order`, or cancels the order (with its event) and throws the matching problem. */
+async function reserveOrCancel(ctx: OrderContext, order: OrderHead, items: readonly RequestedLine[]): Promise<void> {
+  let reserved: ReserveOutcome;
+  try {
+    reserved = await withTimeout(
+      ctx.stock.reserve({ reservationId: order.id, items, ttlSec: ctx.reservationTtlSec }),
+      ctx.stockTimeoutMs,
+      "Inventory",
+    );
+  } catch (error) {
+    // Unknown outcome: cancel and release (both idempotent) so no stock stays held for an order nobody sees.
+    await cancelBySystem(ctx, order, "stock reservation unavailable");
+    await releaseQuietly(ctx, order.id);
+    throw new ProblemError(
+      "COMMON.UPSTREAM_UNAVAILABLE",
+      "Stock could not be reserved right now; retry the request (the same Idempotency-Key is fine)",
+      { cause: error, headers: { "retry-after": "2" } },
+    );
+  }
+  if (reserved.ok) return;
+  const shortage = `Cannot reserve ${reserved.requested} of product "${reserved.productId}": only ` +
+    `${reserved.available} available`;
+  await cancelBySystem(ctx, order, shortage);
+  throw new ProblemError(
+    "ECOMMERCE.INSUFFICIENT_STOCK",
+    `${shortage}; order "${order.id}" is canceled — lower the quantity and place a new order`,
+  );
+}
+
+async function cartLines(ctx: OrderContext, principal: Principal, cartId: string): Promise<RequestedLine[]> {
+  const lines = await getCartItemsForCheckout(ctx.sql, principal.userId, cartId);
+  if (lines === null) {
+    throw new ProblemError(
+      "ECOMMERCE.CART_NOT_FOUND",
+      `Cart "${cartId}" does not exist; check the id or create a cart with POST /api/v1/carts`,
+    );
+  }
+  if (lines.length === 0) {
+    throw new ProblemError("COMMON.VALIDATION_FAILED", `Cart "${cartId}" is empty; add items before placing an order`);
+  }
+  if (lines.length > ORDER_LIMITS.itemsMax) {
+    throw new ProblemError(
+      "COMMON.VALIDATION_FAILED",
+      `Cart "${cartId}" has ${lines.length} products; an order holds at most ${ORDER_LIMITS.itemsMax} — split it`,
+    );
+  }
+  return lines.map((l) => ({ productId: l.productId.toLowerCase(), qty: l.qty }));
+}
+
+/** Prices every line from the catalog: one currency per order, every product known, total within bounds. */
+async function priceLines(
+  sql: SqlExecutor,
+  lines: readonly RequestedLine[],
+): Promise<{ items: OrderItemView[]; totalAmount: string; currency: string }> {
+  const products = await getProductsByIds(sql, lines.map((l) => l.productId));
+  const items: OrderItemView[] = [];
+  for (const line of lines) {
+    const product = products.get(line.productId);
+    if (!product) {
+      throw new ProblemError(
+        "ECOMMERCE.PRODUCT_NOT_FOUND",
+        `Product "${line.productId}" does not exist; remove it from the order or check the id`,
+      );
+    }
+    items.push({ productId: line.productId, qty: line.qty, price: product.price });
+  }
+  const currencies = [...new Set(lines.map((l) => products.get(l.productId)!.currency))];
+  if (currencies.length > 1) {
+    throw new ProblemError(
+      "ECOMMERCE.CURRENCY_MISMATCH",
+      `The products are priced in ${currencies.map((c) => `"${c}"`).join(", ")}; an order has one currency — ` +
+        "place one order per currency",
+    );
+  }
+  const totalAmount = sumMoney(items.map((i) => multiplyMoney(i.price, i.qty)));
+  if (parseMoney(totalAmount) > TOTAL_MAX) {
+    throw new ProblemError(
+      "COMMON.VALIDATION_FAILED",
+      `The order total "${totalAmount}" exceeds the limit of 9999999999.99; split the order`,
+    );
+  }
+  return { items, totalAmount, currency: currencies[0] };
+}
+
+/**
+ * Cancels `order` with the canceled event in one transaction. An order that moved on meanwhile (the
+ * customer canceled it) is left as it is: the caller's answer does not change.
+ */
+async function cancelBySystem(ctx: OrderContext, order: OrderHead, reason: string): Promise<void> {
+  try {
+    await ctx.sql.transaction(async (tx) => {
+      await transitionOrder(tx, order, { to: "CANCELED", reason, actor: "system", at: ctx.now() });
+      await appendToOutbox(
+        tx,
+        envelopeFor(orderCanceled, { orderId: order.id, userId: order.userId, reason }, ORDER_PRODUCER),
+      );
+    });
+    ctx.nudgeOutbox();
+  } catch (error) {
+    if (!(error instanceof ProblemError && error.code === "ECOMMERCE.ORDER_INVALID_TRANSITION")) throw error;
+    log.info("order changed before the system could cancel it", { orderId: order.id, reason });
+  }
+}
