@@ -1,0 +1,259 @@
+/**
+ * @module
+ * The real platform for the e-commerce scenarios: `scripts/start_infra.ts` (every deployable its own
+ * process, both regions, real Postgres/Redis/RabbitMQ/Kafka) on bench-only ports (journey offset 7) with a
+ * database, vhost and Redis prefix unique to the run, seeded through the REST API. It is started by the
+ * first e-commerce scenario of a run and shared; the last selected one stops it, drops its databases and
+ * vhosts and deletes its Redis keys. "Selected" is read from the bench's arguments (`deno task bench
+ * [name…]`); a scenario that never releases (its module failed to load) is covered by an `unload` hook that
+ * still stops the processes when the bench exits.
+ */
+import Redis from "ioredis";
+import { type Config, loadConfig } from "../../shared/config/config.ts";
+import { realInfra } from "../../shared/testing/real_infra.ts";
+import { uniqueName } from "../../shared/testing/unique.ts";
+import { dropDatabase } from "../../shared/testing/pg_database.ts";
+import { dropVhost } from "../../shared/testing/rabbit_vhost.ts";
+import { ensureKafka } from "../../scripts/kafka/mod.ts";
+import { call, journeyEnv, type RunningPlatform, startPlatform } from "../../tests/support/platform.ts";
+import type { ScenarioContext } from "../harness.ts";
+import { hostPortOf } from "./_endpoints.ts";
+
+/** Every scenario that uses the platform, in run order (the same names as in main.ts). */
+export const ECOMMERCE_SCENARIOS: readonly string[] = Object.freeze([
+  "product_get_ingress",
+  "product_get_ingress_miss",
+  "order_create",
+  "grpc_reserve_stock",
+  "order_to_kafka",
+  "graphql_product_inventory",
+]);
+
+/** Journey offsets 1–4 belong to tests; 7 gives ports 27xxx. */
+const PORT_OFFSET = 7;
+const READY_TIMEOUT_MS = 60_000;
+/** Products in the catalog: the ring the GET and GraphQL scenarios walk. */
+export const PRODUCT_COUNT = 200;
+/** Products that orders and reservations spread over (a catalog's hot few, not a single locked row). */
+export const STOCKED_FOR_ORDERS = 20;
+/** Units per product: far more than a run reserves (reservations hold units for their TTL). */
+const STOCK_PER_PRODUCT = 1_000_000;
+const SEED_CONCURRENCY = 8;
+const ADMIN = Object.freeze({ email: "root@bench.test", password: "bench-admin-pass" });
+
+export interface SeededProduct {
+  readonly id: string;
+  readonly sku: string;
+  /** The JSON body GET /api/v1/products/{id} answers (what the cache holds). */
+  readonly json: string;
+}
+
+export interface EcommercePlatform {
+  readonly runId: string;
+  readonly config: Config;
+  /** East ingress, e.g. http://127.0.0.1:27081 */
+  readonly ingressUrl: string;
+  /** The e-commerce deployable of east, directly. */
+  readonly ecommerceUrl: string;
+  /** `host:port` of east's inventory gRPC server. */
+  readonly grpcAddress: string;
+  /** East's database (the platform's tables). */
+  readonly pgUrl: string;
+  readonly redisUrl: string;
+  /** Prefix of east's keys in Redis: `<run>:east:`. */
+  readonly redisPrefix: string;
+  readonly kafkaBrokers: readonly string[];
+  readonly customerToken: string;
+  readonly products: readonly SeededProduct[];
+  /** The value of a counter of the e-commerce deployable's `/metrics`, summed over matching lines. */
+  counter(name: string, labelMatch?: string): Promise<number>;
+}
+
+interface Shared {
+  readonly platform: RunningPlatform;
+  readonly runId: string;
+  readonly ready: Promise<EcommercePlatform>;
+}
+
+let shared: Shared | undefined;
+const released = new Set<string>();
+
+/** The e-commerce scenarios this bench run will run (all when no name was given). */
+function selectedScenarios(): string[] {
+  const named = Deno.args.filter((arg) => ECOMMERCE_SCENARIOS.includes(arg));
+  return Deno.args.length === 0 ? [...ECOMMERCE_SCENARIOS] : named;
+}
+
+/** The running, seeded platform; starts it on the first call of the run. */
+export async function acquirePlatform(ctx: ScenarioContext): Promise<EcommercePlatform> {
+  if (shared === undefined) {
+    await ctx.requireTcp(hostPortOf(realInfra.postgresAdminUrl, 5432), "PostgreSQL");
+    await ctx.requireTcp(hostPortOf(realInfra.redisUrl, 6379), "Redis");
+    await ctx.requireTcp(hostPortOf(realInfra.amqpUrl, 5672), "RabbitMQ");
+    await ctx.requireTcp(hostPortOf(realInfra.mqttUrl, 1883), "MQTT (Mosquitto)");
+    shared = await start(ctx);
+  }
+  return await shared.ready;
+}
+
+/**
+ * Marks `scenario` done; when every selected e-commerce scenario is, stops the platform and removes what it
+ * made. Call it in `finally` whether the scenario passed or not.
+ */
+export async function releasePlatform(ctx: ScenarioContext, scenario: string): Promise<void> {
+  released.add(scenario);
+  if (shared === undefined) return;
+  const remaining = selectedScenarios().filter((name) => !released.has(name));
+  if (remaining.length > 0) return;
+  const current = shared;
+  shared = undefined;
+  await teardown(ctx, current);
+}
+
+async function start(ctx: ScenarioContext): Promise<Shared> {
+  const started = performance.now();
+  ctx.log("ensuring Kafka (east and west) is up");
+  await Promise.all([ensureKafka("east"), ensureKafka("west")]);
+  const runId = uniqueName("bvbench").replaceAll("-", "_").toLowerCase();
+  const env = journeyEnv(PORT_OFFSET, {
+    BV_PG_URL: realInfra.postgresAdminUrl,
+    BV_REDIS_URL: realInfra.redisUrl,
+    BV_AMQP_URL: realInfra.amqpUrl,
+    BV_MQTT_URL: realInfra.mqttUrl,
+    BV_EAST_PG_DATABASE: `${runId}_east`,
+    BV_WEST_PG_DATABASE: `${runId}_west`,
+    BV_EAST_AMQP_VHOST: `${runId}_east`,
+    BV_WEST_AMQP_VHOST: `${runId}_west`,
+    BV_REDIS_PREFIX: `${runId}:`,
+    BV_ADMIN_EMAIL: ADMIN.email,
+    BV_ADMIN_PASSWORD: ADMIN.password,
+    // Long enough that the customer's token outlives every scenario of the run.
+    BV_ACCESS_TOKEN_TTL_SEC: "3600",
+    BV_SHUTDOWN_GRACE_MS: "3000",
+  });
+  const platform = await startPlatform("scripts/start_infra.ts", env);
+  // A bench that exits without releasing (a module that did not load) still stops the processes:
+  // `stop()` sends SIGTERM synchronously; start_infra forwards it to every deployable.
+  globalThis.addEventListener("unload", () => void platform.stop().catch(() => {}));
+  ctx.log(`platform ${runId} starting (logs in ${platform.logPath})`);
+  const ready = (async () => {
+    try {
+      await platform.waitReady(READY_TIMEOUT_MS, started);
+      ctx.log(`platform ready in ${((performance.now() - started) / 1000).toFixed(1)} s; seeding`);
+      const seeded = await seed(ctx, platform, runId, env);
+      ctx.log(`platform up and seeded in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+      return seeded;
+    } catch (error) {
+      throw new Error(`E-commerce platform did not start: ${(error as Error).message}\n${await platform.tail(20)}`);
+    }
+  })();
+  return { platform, runId, ready };
+}
+
+async function seed(
+  ctx: ScenarioContext,
+  platform: RunningPlatform,
+  runId: string,
+  env: Record<string, string>,
+): Promise<EcommercePlatform> {
+  const config = loadConfig(env);
+  const east = config.regions.east;
+  const ingressUrl = platform.ingressUrl.east;
+  const ecommerceUrl = `http://${config.BV_HOST}:${east.servicePorts.ecommerce}`;
+  const login = await call(`${ingressUrl}/api/v1/auth/login`, { body: ADMIN });
+  expectStatus("admin login", login, 200);
+  const adminToken: string = login.body.accessToken;
+  const signup = await call(`${ingressUrl}/api/v1/auth/signup`, {
+    body: { email: `buyer-${runId}@bench.test`, password: "correct horse battery" },
+  });
+  expectStatus("customer signup", signup, 201);
+
+  const products: SeededProduct[] = new Array(PRODUCT_COUNT);
+  let next = 0;
+  await Promise.all(Array.from({ length: SEED_CONCURRENCY }, async () => {
+    while (next < PRODUCT_COUNT) {
+      const i = next++;
+      const sku = `BENCH-${runId}-${i}`.toUpperCase();
+      const created = await call(`${ingressUrl}/api/v1/products`, {
+        token: adminToken,
+        body: {
+          sku,
+          name: `Bench product ${i}`,
+          description: "A product of the e-commerce bench",
+          category: "bench",
+          price: `${10 + (i % 90)}.50`,
+          currency: "USD",
+        },
+      });
+      expectStatus(`create product ${i}`, created, 201);
+      const id: string = created.body.id;
+      const stocked = await call(`${ingressUrl}/api/v1/inventory/${id}/adjustments`, {
+        token: adminToken,
+        body: { delta: STOCK_PER_PRODUCT, reason: "bench stock" },
+      });
+      expectStatus(`stock product ${i}`, stocked, 200);
+      // GET fills the product cache and returns the exact JSON it holds.
+      const response = await fetch(`${ingressUrl}/api/v1/products/${id}`, { signal: AbortSignal.timeout(5_000) });
+      const json = await response.text();
+      if (response.status !== 200) throw new Error(`GET product ${i} answered ${response.status}: ${json}`);
+      products[i] = { id, sku, json };
+    }
+  }));
+  ctx.log(`seeded ${PRODUCT_COUNT} products with ${STOCK_PER_PRODUCT} units each`);
+  return {
+    runId,
+    config,
+    ingressUrl,
+    ecommerceUrl,
+    grpcAddress: `${config.BV_HOST}:${east.grpcInventoryPort}`,
+    pgUrl: east.pgUrl,
+    redisUrl: config.BV_REDIS_URL,
+    redisPrefix: east.redisPrefix,
+    kafkaBrokers: east.kafkaBrokers,
+    customerToken: signup.body.accessToken,
+    products,
+    async counter(name, labelMatch) {
+      const response = await fetch(`${ecommerceUrl}/metrics`, { signal: AbortSignal.timeout(5_000) });
+      const text = await response.text();
+      return text.split("\n")
+        .filter((line) => line.startsWith(name) && (labelMatch === undefined || line.includes(labelMatch)))
+        .reduce((sum, line) => sum + Number(line.slice(line.lastIndexOf(" ") + 1)), 0);
+    },
+  };
+}
+
+async function teardown(ctx: ScenarioContext, current: Shared): Promise<void> {
+  const started = performance.now();
+  const code = await current.platform.stop().catch((error) => `stop failed: ${error}`);
+  if (code !== 0) ctx.log(`platform exited with ${code}; last lines:\n${await current.platform.tail(20)}`);
+  for (const region of ["east", "west"]) {
+    await dropDatabase(realInfra.postgresAdminUrl, `${current.runId}_${region}`)
+      .catch((error) => ctx.log(`could not drop database ${current.runId}_${region}: ${error}`));
+    await dropVhost(`${current.runId}_${region}`)
+      .catch((error) => ctx.log(`could not drop vhost ${current.runId}_${region}: ${error}`));
+  }
+  await deleteKeys(`${current.runId}:*`).catch((error) => ctx.log(`could not delete Redis keys: ${error}`));
+  ctx.log(`platform stopped and cleaned up in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+}
+
+/** Deletes every Redis key matching `pattern` (SCAN, not KEYS: the server is shared). */
+export async function deleteKeys(pattern: string): Promise<void> {
+  const redis = new Redis(realInfra.redisUrl, { connectTimeout: 5_000, commandTimeout: 5_000, lazyConnect: true });
+  try {
+    await redis.connect();
+    let cursor = "0";
+    do {
+      const [nextCursor, keys] = await redis.scan(cursor, "MATCH", pattern, "COUNT", 1_000);
+      cursor = nextCursor;
+      if (keys.length > 0) await redis.del(...keys);
+    } while (cursor !== "0");
+  } finally {
+    redis.disconnect();
+  }
+}
+
+function expectStatus(what: string, reply: { status: number; body: unknown }, status: number): void {
+  if (reply.status !== status) {
+    throw new Error(`${what} answered ${reply.status} (expected ${status}): ${JSON.stringify(reply.body)}`);
+  }
+}
