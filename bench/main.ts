@@ -19,6 +19,14 @@ const SCENARIOS: Readonly<Record<string, () => Promise<Scenario>>> = {
   mqtt_mosquitto: async () => (await import("./scenarios/mqtt_mosquitto.ts")).mqttMosquitto,
   work_queue_amqp: async () => (await import("./scenarios/work_queue_amqp.ts")).workQueueAmqp,
   event_log_kafka: async () => (await import("./scenarios/event_log_kafka.ts")).eventLogKafka,
+  // E-commerce on the real platform (started once by the first of these, stopped after the last one).
+  product_get_ingress: async () => (await import("./scenarios/product_get_ingress.ts")).productGetIngress,
+  product_get_ingress_miss: async () => (await import("./scenarios/product_get_ingress.ts")).productGetIngressMiss,
+  order_create: async () => (await import("./scenarios/order_create.ts")).orderCreate,
+  grpc_reserve_stock: async () => (await import("./scenarios/grpc_reserve_stock.ts")).grpcReserveStock,
+  order_to_kafka: async () => (await import("./scenarios/order_to_kafka.ts")).orderToKafka,
+  graphql_product_inventory: async () =>
+    (await import("./scenarios/graphql_product_inventory.ts")).graphqlProductInventory,
 };
 
 /**

@@ -9,7 +9,14 @@
  * `measure()` in harness.ts is unchanged. Clock and sleep are injectable (`open_loop_test.ts` uses virtual time).
  */
 import type { Histogram } from "hdr-histogram-js";
-import { createLatencyHistogram, type Measurement, mergeRounds, ROUNDS_DEFAULT, type Side, type Stats } from "./harness.ts";
+import {
+  createLatencyHistogram,
+  type Measurement,
+  mergeRounds,
+  ROUNDS_DEFAULT,
+  type Side,
+  type Stats,
+} from "./harness.ts";
 
 export interface RateOptions {
   /** Arrivals per second. */

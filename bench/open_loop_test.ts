@@ -65,7 +65,15 @@ Deno.test("measureAtRate() does not record the warm-up slots", async () => {
   const m = await clock.run(measureAtRate("warm", () => {
     calls++;
     return clock.sleep(1);
-  }, { ratePerSec: 500, durationMs: 100, warmupMs: 40, maxInFlight: 4, now: clock.now, sleep: clock.sleep, memoryUsage }));
+  }, {
+    ratePerSec: 500,
+    durationMs: 100,
+    warmupMs: 40,
+    maxInFlight: 4,
+    now: clock.now,
+    sleep: clock.sleep,
+    memoryUsage,
+  }));
   assert.equal(calls, 70);
   assert.equal(m.scheduled, 50);
   assert.equal(m.histogram.totalCount, 50);

@@ -8,7 +8,7 @@
  * [name…]`); a scenario that never releases (its module failed to load) is covered by an `unload` hook that
  * still stops the processes when the bench exits.
  */
-import Redis from "ioredis";
+import { Redis } from "ioredis";
 import { type Config, loadConfig } from "../../shared/config/config.ts";
 import { realInfra } from "../../shared/testing/real_infra.ts";
 import { uniqueName } from "../../shared/testing/unique.ts";

@@ -6,6 +6,7 @@
 import type { Hono } from "hono";
 import { type ServiceName, SERVICES } from "../../shared/config/config.ts";
 import { problemResponse, proxyRequest } from "../../shared/http/mod.ts";
+import { isWebSocketUpgrade, proxyWebSocket } from "../../shared/http/websocket_proxy.ts";
 import { traceHeaders } from "../../shared/observability/mod.ts";
 import { callService, createServiceApp, type ReadinessCheck } from "../../shared/runtime/mod.ts";
 import { serviceForPath } from "./routes.ts";
@@ -31,6 +32,13 @@ export function createIngressApp(options: IngressOptions): Hono {
     const pathname = new URL(c.req.url).pathname;
     const service = serviceForPath(pathname);
     if (!service) return problemResponse("COMMON.NOT_FOUND", `No route for ${c.req.method} ${pathname}`);
+    if (isWebSocketUpgrade(c.req.raw)) {
+      return proxyWebSocket(c.req.raw, {
+        upstream: options.serviceUrls[service].replace(/^http/, "ws"),
+        connectTimeoutMs: options.upstreamTimeoutMs,
+        setHeaders: traceHeaders(),
+      });
+    }
     return proxyRequest(c.req.raw, {
       upstream: options.serviceUrls[service],
       headersTimeoutMs: options.upstreamTimeoutMs,

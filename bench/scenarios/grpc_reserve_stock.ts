@@ -1,0 +1,93 @@
+/**
+ * @module
+ * `ReserveStock` (1 item, 1 unit, a fresh reservation id each call) over east's inventory gRPC port with the
+ * real client (`createInventoryClient`: deadline, UNAVAILABLE-only retry) at 300/s open loop; the server
+ * runs the reservation transaction in the e-commerce process. Baseline: a raw grpc-js unary call of the same
+ * `Inventory.ReserveStock` method (same proto, same message bytes) to a server in this process whose handler
+ * answers `ok` at once — the cost of gRPC itself on loopback.
+ */
+import * as grpc from "@grpc/grpc-js";
+import * as protoLoader from "@grpc/proto-loader";
+import { createInventoryClient } from "../../regional/ecommerce/inventory/mod.ts";
+import { resultOf, type Scenario } from "../harness.ts";
+import { compareAtRate } from "../open_loop.ts";
+import { acquirePlatform, releasePlatform, STOCKED_FOR_ORDERS } from "./_ecommerce_platform.ts";
+
+const NAME = "grpc_reserve_stock";
+const RATE_PER_SEC = 300;
+const DURATION_MS_PER_ROUND = 3_300;
+const WARMUP_MS_PER_ROUND = 500;
+const MAX_IN_FLIGHT = 256;
+const DEADLINE_MS = 2_000;
+const PROTO = new URL("../../proto/ecommerce/inventory/v1/inventory.proto", import.meta.url).pathname;
+
+export const grpcReserveStock: Scenario = {
+  name: NAME,
+  description:
+    `ReserveStock (1 unit, fresh reservation id) over east's inventory gRPC port at ${RATE_PER_SEC}/s with ` +
+    "createInventoryClient vs a raw grpc-js unary call of the same method to an in-process server answering ok",
+  async run(ctx) {
+    try {
+      const platform = await acquirePlatform(ctx);
+      const definition = protoLoader.loadSync(PROTO, { keepCase: false, longs: String, enums: String, defaults: true });
+      const Inventory = (grpc.loadPackageDefinition(definition) as unknown as {
+        bitvelocity: { ecommerce: { inventory: { v1: { Inventory: grpc.ServiceClientConstructor } } } };
+      }).bitvelocity.ecommerce.inventory.v1.Inventory;
+      const server = new grpc.Server();
+      server.addService(Inventory.service, {
+        ReserveStock: (_call: unknown, callback: grpc.sendUnaryData<unknown>) =>
+          callback(null, { ok: true, failedProductId: "", requested: 0, available: 0 }),
+      });
+      const port = await new Promise<number>((resolve, reject) =>
+        server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (e, p) => e ? reject(e) : resolve(p))
+      );
+      const raw = new Inventory(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+      const client = createInventoryClient(platform.grpcAddress, { deadlineMs: DEADLINE_MS });
+      try {
+        const products = platform.products.slice(0, STOCKED_FOR_ORDERS);
+        let n = 0;
+        const request = () => ({
+          reservationId: crypto.randomUUID(),
+          items: [{ productId: products[n++ % products.length].id, qty: 1 }],
+          ttlSec: 900,
+        });
+        const sides = await compareAtRate(
+          {
+            label: "createInventoryClient → ReserveStock",
+            op: async () => {
+              const outcome = await client.reserve(request());
+              if (!outcome.ok) throw new Error(`ReserveStock answered a shortage: ${JSON.stringify(outcome)}`);
+            },
+          },
+          {
+            label: "grpc-js unary → echo",
+            op: () => {
+              const { reservationId, items, ttlSec } = request();
+              return new Promise<void>((resolve, reject) =>
+                raw.ReserveStock(
+                  { reservationId, items, ttlSeconds: ttlSec },
+                  { deadline: Date.now() + DEADLINE_MS },
+                  (error: grpc.ServiceError | null, reply: { ok: boolean }) =>
+                    error ? reject(error) : reply.ok ? resolve() : reject(new Error("echo answered not ok")),
+                )
+              );
+            },
+          },
+          {
+            ratePerSec: RATE_PER_SEC,
+            durationMsPerRound: DURATION_MS_PER_ROUND,
+            warmupMsPerRound: WARMUP_MS_PER_ROUND,
+            maxInFlight: MAX_IN_FLIGHT,
+          },
+        );
+        return resultOf(NAME, sides);
+      } finally {
+        client.close();
+        raw.close();
+        await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
+      }
+    } finally {
+      await releasePlatform(ctx, NAME);
+    }
+  },
+};

@@ -1,0 +1,138 @@
+/**
+ * @module
+ * What a sensor sends and how the bridge reads it: the topic `iot/inventory/{sku}/delta`, the strict JSON
+ * payload `{ "delta": -2, "reason": "SENSOR" }` (optionally `seq` and `deviceId`), and the idempotency id
+ * that makes a redelivered message collapse to one adjustment.
+ *
+ * MQTT packet ids are reused within a session and restart with every session, so they cannot identify a
+ * message. The id is, in order of preference:
+ * 1. `mid:` + SHA-256 of (sku, the MQTT 5 user property `message-id`) when the device sends one;
+ * 2. `seq:` + SHA-256 of (sku, deviceId, seq, delta, reason) when the payload carries a `seq`;
+ * 3. otherwise `rcv:` + SHA-256 of (sku, payload, a random nonce drawn when the bridge received it).
+ * Rules 1 and 2 collapse every redelivery (MQTT or Kafka) to one adjustment. Rule 3 cannot tell a
+ * redelivery from a second, identical reading (a shelf reporting `-1` twice), and collapsing real readings
+ * would silently lose stock changes; so without a device id only the Kafka hop is exactly once, and a
+ * message redelivered by MQTT (the bridge died between the Kafka ack and its PUBACK) can apply twice.
+ * Devices that need exactly once end to end send `seq` or `message-id` (see README.md).
+ */
+import { z } from "zod";
+import {
+  SENSOR_DELTA_ABS_MAX,
+  SENSOR_REASON_CHARS_MAX,
+  sensorSkuSchema,
+} from "../../../shared/contracts/events/sensors.ts";
+
+/** The MQTT topic filter the bridge subscribes to. */
+export const SENSOR_TOPIC_FILTER = "iot/inventory/+/delta";
+/** Largest payload read; a larger one is rejected without being parsed. */
+export const SENSOR_PAYLOAD_BYTES_MAX = 1_024;
+/** The MQTT 5 user property a device may set to name its message. */
+export const MESSAGE_ID_PROPERTY = "message-id";
+/** Longest device-supplied `message-id`. */
+export const DEVICE_MESSAGE_ID_CHARS_MAX = 128;
+
+const TOPIC = /^iot\/inventory\/([^/]+)\/delta$/;
+
+/** The payload a sensor publishes; unknown fields are refused so a typo is not silently ignored. */
+export const sensorPayloadSchema = z.strictObject({
+  delta: z.number().int().min(-SENSOR_DELTA_ABS_MAX).max(SENSOR_DELTA_ABS_MAX).refine((d) => d !== 0, {
+    message: "must not be 0",
+  }),
+  reason: z.string().trim().min(1).max(SENSOR_REASON_CHARS_MAX).refine(
+    (s) => ![...s].some((c) => c.charCodeAt(0) < 0x20),
+    { message: "must not contain control characters" },
+  ),
+  /** A per-device sequence number; with it a redelivery collapses to one adjustment. */
+  seq: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER).optional(),
+  /** Tells apart several devices reporting on one sku with their own `seq`. */
+  deviceId: z.string().regex(/^[A-Za-z0-9._:-]{1,64}$/, "Use 1 to 64 letters, digits, '.', '_', ':' or '-'")
+    .optional(),
+});
+
+export type SensorPayload = z.infer<typeof sensorPayloadSchema>;
+
+/** A delta the bridge accepted: ready to forward. */
+export interface SensorDelta {
+  readonly messageId: string;
+  readonly sku: string;
+  readonly delta: number;
+  readonly reason: string;
+}
+
+/** The outcome of reading one MQTT message: a delta, or why it was refused (the sku when it was readable). */
+export type ReadSensorMessage =
+  | { readonly ok: true; readonly value: SensorDelta }
+  | { readonly ok: false; readonly reason: string; readonly sku?: string };
+
+/** Reads one MQTT message of `iot/inventory/{sku}/delta`; never throws. `nonce` feeds rule 3 of the id. */
+export async function readSensorMessage(
+  message: { readonly topic: string; readonly payload: Uint8Array; readonly userProperties: Record<string, string> },
+  nonce: string = crypto.randomUUID(),
+): Promise<ReadSensorMessage> {
+  const topicMatch = TOPIC.exec(message.topic);
+  if (!topicMatch) return { ok: false, reason: `Topic "${message.topic}" is not iot/inventory/{sku}/delta` };
+  const sku = sensorSkuSchema.safeParse(topicMatch[1]);
+  if (!sku.success) {
+    return { ok: false, reason: `Sku "${topicMatch[1]}" in the topic is not valid: ${sku.error.issues[0].message}` };
+  }
+  const refuse = (reason: string): ReadSensorMessage => ({ ok: false, reason, sku: sku.data });
+  if (message.payload.byteLength > SENSOR_PAYLOAD_BYTES_MAX) {
+    return refuse(`Payload is ${message.payload.byteLength} bytes; send at most ${SENSOR_PAYLOAD_BYTES_MAX}`);
+  }
+  let text: string;
+  let json: unknown;
+  try {
+    text = new TextDecoder("utf-8", { fatal: true }).decode(message.payload);
+    json = JSON.parse(text);
+  } catch (error) {
+    return refuse(`Payload is not UTF-8 JSON (${(error as Error).message}); send {"delta": -2, "reason": "SENSOR"}`);
+  }
+  const payload = sensorPayloadSchema.safeParse(json);
+  if (!payload.success) {
+    const issues = payload.error.issues.map((i) => `${i.path.join(".") || "(payload)"}: ${i.message}`).join("; ");
+    return refuse(`Payload is not a sensor delta: ${issues}`);
+  }
+  const deviceMessageId = message.userProperties[MESSAGE_ID_PROPERTY];
+  if (deviceMessageId !== undefined && !validDeviceMessageId(deviceMessageId)) {
+    return refuse(
+      `User property "${MESSAGE_ID_PROPERTY}" must be 1 to ${DEVICE_MESSAGE_ID_CHARS_MAX} printable characters`,
+    );
+  }
+  const messageId = await messageIdOf(sku.data, payload.data, text, deviceMessageId, nonce);
+  return { ok: true, value: { messageId, sku: sku.data, delta: payload.data.delta, reason: payload.data.reason } };
+}
+
+/** The idempotency id of a sensor message (see the module doc for the three rules). */
+export async function messageIdOf(
+  sku: string,
+  payload: SensorPayload,
+  payloadText: string,
+  deviceMessageId: string | undefined,
+  nonce: string,
+): Promise<string> {
+  // Fields are joined with NUL, which none of them may contain, so two different tuples never hash alike.
+  if (deviceMessageId !== undefined) return `mid:${await sha256Hex(["mid", sku, deviceMessageId])}`;
+  if (payload.seq !== undefined) {
+    const parts = ["seq", sku, payload.deviceId ?? "", String(payload.seq), String(payload.delta), payload.reason];
+    return `seq:${await sha256Hex(parts)}`;
+  }
+  return `rcv:${await sha256Hex(["rcv", sku, payloadText, nonce])}`;
+}
+
+/** A UUID (version 8, RFC 9562) derived from the message id, so every redelivery has the same eventId. */
+export async function eventIdOf(messageId: string): Promise<string> {
+  const bytes = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(messageId)));
+  bytes[6] = (bytes[6] & 0x0f) | 0x80;
+  bytes[8] = (bytes[8] & 0x3f) | 0x80;
+  const hex = [...bytes.subarray(0, 16)].map((b) => b.toString(16).padStart(2, "0")).join("");
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+
+function validDeviceMessageId(value: string): boolean {
+  return value.length >= 1 && value.length <= DEVICE_MESSAGE_ID_CHARS_MAX && /^[\x21-\x7e]+$/.test(value);
+}
+
+async function sha256Hex(parts: readonly string[]): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(parts.join("\u0000")));
+  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
