@@ -4,7 +4,7 @@
  * socket is opened first (with the client's Authorization and trace headers), so a refused upstream
  * answers the client with a problem response instead of an upgraded socket that dies at once. Messages
  * flow both ways unchanged; closing either side closes the other with the same code where the protocol
- * allows. Bounded: connect timeout, and a cap on bytes buffered towards a slow side (then close 1013).
+ * allows. Bounded: connect timeout, and a cap on bytes buffered towards a slow side (then close 4013).
  */
 import { PROBLEM_CONTENT_TYPE, problemOf } from "../contracts/problem.ts";
 
@@ -26,9 +26,22 @@ export function isWebSocketUpgrade(request: Request): boolean {
   return request.headers.get("upgrade")?.toLowerCase() === "websocket";
 }
 
-function closeCodeOf(code: number): number {
-  // 1005 (no status) and 1006 (abnormal) are reserved: they must not be sent in a close frame.
-  return code === 1005 || code === 1006 || code < 1000 || code > 4999 ? 1011 : code;
+/**
+ * The WebSocket API lets an endpoint send only 1000 or 3000–4999; any other code received (1001, 1006,
+ * 1009, 1011 …) is passed on as 1000 with the original code in the reason.
+ */
+function closeArgsOf(code: number, reason: string): [number, string] {
+  if (code === 1000 || (code >= 3000 && code <= 4999)) return [code, reason];
+  // Close reasons are limited to 123 bytes.
+  return [1000, `peer closed with ${code}${reason ? `: ${reason}` : ""}`.slice(0, 120)];
+}
+
+function safeClose(socket: WebSocket, code: number, reason: string): void {
+  try {
+    socket.close(...closeArgsOf(code, reason));
+  } catch {
+    // Already closing.
+  }
 }
 
 function openUpstream(url: string, headers: Record<string, string>, protocols: string[], timeoutMs: number) {
@@ -78,19 +91,19 @@ export async function proxyWebSocket(request: Request, options: WebSocketProxyOp
     from.onmessage = (event) => {
       if (to.readyState !== WebSocket.OPEN) return;
       if (to.bufferedAmount > bufferedBytesMax) {
-        to.close(1013, "peer too slow");
-        from.close(1013, "peer too slow");
+        safeClose(to, 4013, "peer too slow");
+        safeClose(from, 4013, "peer too slow");
         return;
       }
       to.send(event.data);
     };
     from.onclose = (event) => {
       if (to.readyState === WebSocket.OPEN || to.readyState === WebSocket.CONNECTING) {
-        to.close(closeCodeOf(event.code), event.reason);
+        safeClose(to, event.code, event.reason);
       }
     };
     from.onerror = () => {
-      if (to.readyState === WebSocket.OPEN) to.close(1011, "peer failed");
+      if (to.readyState === WebSocket.OPEN) safeClose(to, 4011, "peer failed");
     };
   };
   upstream.binaryType = "arraybuffer";

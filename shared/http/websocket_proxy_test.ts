@@ -18,8 +18,11 @@ function upstreamServer() {
 }
 
 function proxyServer(upstream: string) {
-  return Deno.serve({ port: 0, hostname: "127.0.0.1", onListen: () => {} }, (request) =>
-    proxyWebSocket(request, { upstream, connectTimeoutMs: 1_000, setHeaders: { "correlation-id": "c-1" } }));
+  return Deno.serve(
+    { port: 0, hostname: "127.0.0.1", onListen: () => {} },
+    (request) =>
+      proxyWebSocket(request, { upstream, connectTimeoutMs: 1_000, setHeaders: { "correlation-id": "c-1" } }),
+  );
 }
 
 function next(socket: WebSocket, type: "message" | "close"): Promise<MessageEvent | CloseEvent> {
@@ -57,7 +60,12 @@ Deno.test("a refused upstream handshake answers 503 problem+json instead of a de
   const proxy = proxyServer(up.url);
   try {
     const response = await fetch(`http://127.0.0.1:${proxy.addr.port}/refuse`, {
-      headers: { upgrade: "websocket", connection: "Upgrade", "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==", "sec-websocket-version": "13" },
+      headers: {
+        upgrade: "websocket",
+        connection: "Upgrade",
+        "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==",
+        "sec-websocket-version": "13",
+      },
     });
     assert.equal(response.status, 503);
     assert.equal((await response.json()).code, "COMMON.UPSTREAM_UNAVAILABLE");

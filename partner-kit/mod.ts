@@ -1,0 +1,16 @@
+/**
+ * @module
+ * The BitVelocity partner kit: verify the signatures on our webhook deliveries. Web-standard APIs only;
+ * it imports nothing from the platform.
+ */
+export {
+  DEFAULT_TOLERANCE_SEC,
+  type HeadersLike,
+  secretBytes,
+  timingSafeEqual,
+  verifyBvSignature,
+  type VerifyFailureCode,
+  type VerifyOptions,
+  type VerifyResult,
+  verifyWebhook,
+} from "./verify_webhook.ts";

@@ -1,0 +1,21 @@
+/**
+ * @module
+ * Decimal text for the analytics answers: exact (no floats), trailing zeros trimmed down to two fraction
+ * digits, so `numeric(18,4)` "129.5000" and 1_295_000n units both read "129.50".
+ */
+import { formatMoney } from "../../../shared/contracts/money.ts";
+
+const NUMERIC = /^(-?\d+)(?:\.(\d+))?$/;
+
+/** Normalises PostgreSQL numeric text: "129.5000" → "129.50", "0.1230" → "0.123". */
+export function decimalText(value: string): string {
+  const match = NUMERIC.exec(value);
+  if (!match) throw new RangeError(`"${value}" is not decimal text such as "129.50"`);
+  const fraction = (match[2] ?? "").replace(/0+$/, "").padEnd(2, "0");
+  return `${match[1] === "-0" ? "0" : match[1]}.${fraction}`;
+}
+
+/** Formats units of 10^-4 (the scale of shared/contracts/money.ts) as {@linkcode decimalText}. */
+export function decimalTextOfUnits(units: bigint): string {
+  return decimalText(formatMoney(units, 4));
+}
