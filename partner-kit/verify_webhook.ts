@@ -75,8 +75,8 @@ export async function verifyWebhook(options: VerifyOptions): Promise<VerifyResul
   for (const part of signature.split(" ").filter(Boolean).slice(0, SIGNATURES_MAX)) {
     const comma = part.indexOf(",");
     if (comma < 0 || part.slice(0, comma) !== "v1") continue;
-    const decoded = fromBase64(part.slice(comma + 1));
-    if (decoded) candidates.push(decoded);
+    // An undecodable v1 signature is still a signature, one that matches nothing.
+    candidates.push(fromBase64(part.slice(comma + 1)) ?? new Uint8Array());
   }
   if (candidates.length === 0) {
     return fail("BAD_SIGNATURE_HEADER", 'The "webhook-signature" header holds no "v1,<base64>" signature');

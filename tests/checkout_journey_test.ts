@@ -6,9 +6,7 @@
 import assert from "node:assert/strict";
 import { realInfra } from "../shared/testing/real_infra.ts";
 import { uniqueName } from "../shared/testing/unique.ts";
-import { dropDatabase } from "../shared/testing/pg_database.ts";
-import { dropVhost } from "../shared/testing/rabbit_vhost.ts";
-import { call, journeyEnv, startPlatform } from "./support/platform.ts";
+import { call, dropIsolatedInfra, isolatedInfraEnv, JOURNEY_ADMIN, startPlatform } from "./support/platform.ts";
 import { probeKafka } from "./support/kafka_probe.ts";
 
 const ORDER_TOPICS = [
@@ -23,22 +21,14 @@ Deno.test({
   sanitizeOps: false,
   fn: async () => {
     const id = uniqueName("bvc");
-    const env = journeyEnv(3, {
-      BV_EAST_PG_DATABASE: `${id}_east`,
-      BV_WEST_PG_DATABASE: `${id}_west`,
-      BV_EAST_AMQP_VHOST: `${id}_east`,
-      BV_WEST_AMQP_VHOST: `${id}_west`,
-      BV_REDIS_PREFIX: `${id}:`,
-      BV_ADMIN_EMAIL: "root@journey.test",
-      BV_ADMIN_PASSWORD: "journey-admin-pass",
-    });
+    const env = isolatedInfraEnv(id, 3);
     const platform = await startPlatform("scripts/start_infra.ts", env);
     const probe = await probeKafka(realInfra.kafkaBrokers, ORDER_TOPICS);
     try {
       await platform.waitReady(120_000);
       const edge = platform.edgeUrl;
       const admin = await call(`${edge}/api/v1/auth/login`, {
-        body: { email: "root@journey.test", password: "journey-admin-pass" },
+        body: { email: JOURNEY_ADMIN.email, password: JOURNEY_ADMIN.password },
       });
       assert.equal(admin.status, 200);
       const adminToken = admin.body.accessToken;
@@ -152,10 +142,7 @@ Deno.test({
     } finally {
       await probe.close();
       assert.equal(await platform.stop(), 0, await platform.tail());
-      for (const region of ["east", "west"]) {
-        await dropDatabase(realInfra.postgresAdminUrl, `${id}_${region}`).catch(() => {});
-        await dropVhost(`${id}_${region}`).catch(() => {});
-      }
+      await dropIsolatedInfra(id);
     }
   },
 });

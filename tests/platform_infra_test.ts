@@ -9,11 +9,9 @@ import { SERVICES } from "../shared/config/config.ts";
 import { createKafkaEventLog } from "../shared/adapters/kafka/mod.ts";
 import { uniqueName } from "../shared/testing/unique.ts";
 import { realInfra } from "../shared/testing/real_infra.ts";
-import { dropDatabase } from "../shared/testing/pg_database.ts";
-import { dropVhost } from "../shared/testing/rabbit_vhost.ts";
 import { ensureKafka } from "../scripts/kafka/mod.ts";
 import { killKafka } from "./support/kafka_chaos.ts";
-import { call, journeyEnv, startPlatform } from "./support/platform.ts";
+import { call, dropIsolatedInfra, isolatedInfraEnv, startPlatform } from "./support/platform.ts";
 
 /** Deployables whose readiness includes the region's Kafka. */
 const KAFKA_DEPENDENT = ["ecommerce", "chat", "iot", "social", "ops"] as const;
@@ -44,15 +42,7 @@ Deno.test({
   sanitizeOps: false,
   fn: async () => {
     const id = uniqueName("bvj");
-    const env = journeyEnv(2, {
-      BV_EAST_PG_DATABASE: `${id}_east`,
-      BV_WEST_PG_DATABASE: `${id}_west`,
-      BV_EAST_AMQP_VHOST: `${id}_east`,
-      BV_WEST_AMQP_VHOST: `${id}_west`,
-      BV_REDIS_PREFIX: `${id}:`,
-      BV_ADMIN_EMAIL: "root@journey.test",
-      BV_ADMIN_PASSWORD: "journey-admin-pass",
-    });
+    const env = isolatedInfraEnv(id, 2);
     const platform = await startPlatform("scripts/start_infra.ts", env);
     const topic = `${id}.acked`;
     const log = createKafkaEventLog({ brokers: realInfra.kafkaBrokers, clientId: `${id}-journey` });
@@ -115,10 +105,7 @@ Deno.test({
       await log.close().catch(() => {});
       await ensureKafka("east").catch(() => {});
       assert.equal(await platform.stop(), 0, await platform.tail());
-      for (const region of ["east", "west"]) {
-        await dropDatabase(realInfra.postgresAdminUrl, `${id}_${region}`).catch(() => {});
-        await dropVhost(`${id}_${region}`).catch(() => {});
-      }
+      await dropIsolatedInfra(id);
     }
   },
 });

@@ -4,6 +4,9 @@
  * data locations of its own, so a journey never collides with a running platform or another run.
  */
 import { loadConfig, REGIONS, SERVICES } from "../../shared/config/config.ts";
+import { dropDatabase } from "../../shared/testing/pg_database.ts";
+import { dropVhost } from "../../shared/testing/rabbit_vhost.ts";
+import { realInfra } from "../../shared/testing/real_infra.ts";
 
 export interface RunningPlatform {
   readonly env: Record<string, string>;
@@ -162,4 +165,40 @@ export async function call(
     // Not JSON: keep the text.
   }
   return { status: response.status, headers: response.headers, body };
+}
+
+/** The admin account journeys log in with. */
+export const JOURNEY_ADMIN = Object.freeze({ email: "root@journey.test", password: "journey-admin-pass" });
+
+/**
+ * Environment for a journey on the real services, isolated by `id`: its own databases, vhosts and Redis
+ * key prefix per region (created by `start:infra`, removed by {@linkcode dropIsolatedInfra}).
+ */
+export function isolatedInfraEnv(id: string, offset: number): Record<string, string> {
+  return journeyEnv(offset, {
+    BV_EAST_PG_DATABASE: `${id}_east`,
+    BV_WEST_PG_DATABASE: `${id}_west`,
+    BV_EAST_AMQP_VHOST: `${id}_east`,
+    BV_WEST_AMQP_VHOST: `${id}_west`,
+    BV_REDIS_PREFIX: `${id}:`,
+    BV_ADMIN_EMAIL: JOURNEY_ADMIN.email,
+    BV_ADMIN_PASSWORD: JOURNEY_ADMIN.password,
+  });
+}
+
+/** Drops what {@linkcode isolatedInfraEnv} made: databases, vhosts and Redis keys. */
+export async function dropIsolatedInfra(id: string): Promise<void> {
+  for (const region of ["east", "west"]) {
+    await dropDatabase(realInfra.postgresAdminUrl, `${id}_${region}`).catch(() => {});
+    await dropVhost(`${id}_${region}`).catch(() => {});
+  }
+  const redis = new Deno.Command("redis-cli", {
+    args: ["--scan", "--pattern", `${id}:*`],
+    stdout: "piped",
+    stderr: "null",
+  });
+  const keys = new TextDecoder().decode((await redis.output()).stdout).split("\n").filter(Boolean);
+  for (let i = 0; i < keys.length; i += 500) {
+    await new Deno.Command("redis-cli", { args: ["del", ...keys.slice(i, i + 500)], stdout: "null" }).output();
+  }
 }

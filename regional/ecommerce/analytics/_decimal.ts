@@ -11,11 +11,21 @@ const NUMERIC = /^(-?\d+)(?:\.(\d+))?$/;
 export function decimalText(value: string): string {
   const match = NUMERIC.exec(value);
   if (!match) throw new RangeError(`"${value}" is not decimal text such as "129.50"`);
-  const fraction = (match[2] ?? "").replace(/0+$/, "").padEnd(2, "0");
-  return `${match[1] === "-0" ? "0" : match[1]}.${fraction}`;
+  const whole = BigInt(match[1].replace("-", ""));
+  const fraction = (match[2] ?? "").replace(/0+$/, "");
+  const negative = match[1].startsWith("-") && (whole !== 0n || fraction !== "");
+  return `${negative ? "-" : ""}${whole}.${fraction.padEnd(2, "0")}`;
 }
 
 /** Formats units of 10^-4 (the scale of shared/contracts/money.ts) as {@linkcode decimalText}. */
 export function decimalTextOfUnits(units: bigint): string {
   return decimalText(formatMoney(units, 4));
+}
+
+/** Units of 10^-4 of decimal text with at most four fraction digits (numeric(18,4), `decimalText`). */
+export function unitsOfDecimal(text: string): bigint {
+  const [whole, fraction = ""] = decimalText(text).split(".");
+  if (fraction.length > 4) throw new RangeError(`"${text}" has more than 4 fraction digits`);
+  const units = BigInt(whole.replace("-", "")) * 10_000n + BigInt(fraction.padEnd(4, "0"));
+  return whole.startsWith("-") ? -units : units;
 }

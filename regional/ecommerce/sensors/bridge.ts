@@ -8,7 +8,7 @@
  */
 import { createEnvelope } from "../../../shared/contracts/envelope.ts";
 import { sensorDeltaReceived } from "../../../shared/contracts/events/sensors.ts";
-import { currentTraceContext, log, newTraceContext, traceHeaders } from "../../../shared/observability/mod.ts";
+import { currentTraceContext, formatTraceparent, log, newTraceContext } from "../../../shared/observability/mod.ts";
 import { DLQ_HEADERS, dlqTopicOf, type EventLog, type MqttBus, type MqttMessage } from "../../../shared/ports/mod.ts";
 import { createBatcher } from "./batcher.ts";
 import { eventIdOf, readSensorMessage, SENSOR_PAYLOAD_BYTES_MAX, SENSOR_TOPIC_FILTER } from "./sensor_delta.ts";
@@ -96,7 +96,7 @@ async function outgoingOf(message: MqttMessage, topic: string, deadLetters: stri
   const read = await readSensorMessage(message);
   // Captured here, in the message's own trace context: a batch is published from one caller's context.
   const trace = currentTraceContext() ?? newTraceContext();
-  const headers = { ...traceHeaders(), "correlation-id": trace.correlationId };
+  const headers = { traceparent: formatTraceparent(trace), "correlation-id": trace.correlationId };
   if (!read.ok) {
     log.warn("sensor message rejected", { mqttTopic: message.topic, reason: read.reason });
     const text = new TextDecoder().decode(message.payload.subarray(0, SENSOR_PAYLOAD_BYTES_MAX));
@@ -131,7 +131,11 @@ async function outgoingOf(message: MqttMessage, topic: string, deadLetters: stri
 /** Publishes a batch (one call per topic), retrying with capped backoff until the deadline. */
 async function publishBatch(eventLog: EventLog, items: readonly Outgoing[], deadlineMs: number): Promise<void> {
   const byTopic = new Map<string, Outgoing["record"][]>();
-  for (const { topic, record } of items) byTopic.set(topic, [...(byTopic.get(topic) ?? []), record]);
+  for (const { topic, record } of items) {
+    const records = byTopic.get(topic) ?? [];
+    records.push(record);
+    byTopic.set(topic, records);
+  }
   const giveUpAt = Date.now() + deadlineMs;
   for (const [topic, records] of byTopic) {
     let delayMs = PUBLISH_RETRY_DELAY_MS_MIN;

@@ -1,0 +1,206 @@
+/**
+ * @module
+ * Rebuilds the revenue projection from the order topics and compares it with the live one. The replay
+ * reads from the earliest offset under a fresh consumer group, applies every record with the same
+ * decoding (`revenue_events.ts`) and rules (`revenue_rules.ts`) as the live consumer, but keeps its state
+ * in memory instead of SQL — so parity also checks the live store. It never writes: no table, no
+ * dead-letter record (a record the live consumer would dead-letter is only counted here).
+ *
+ * The log has no end, so the replay stops once it has applied at least as many events as the live
+ * projection has processed (`processed_events`) and then saw nothing new for `quietMs`. Run it when the
+ * live consumer has caught up; otherwise the windows it has not reached yet show as "differs".
+ */
+import type { EventLog, Sql, Subscription } from "../../../shared/ports/mod.ts";
+import { decimalTextOfUnits } from "./_decimal.ts";
+import { decodeRevenueRecord, REVENUE_TOPICS, type RevenueTopics } from "./revenue_events.ts";
+import { REVENUE_CONSUMER } from "./revenue_projection.ts";
+import { applyRevenueEvent, type OrderRevenueState } from "./revenue_rules.ts";
+import { readAllRevenueWindows, type RevenueWindow } from "./revenue_store.ts";
+
+export interface ReplayRevenueOptions {
+  readonly sql: Sql;
+  readonly eventLog: EventLog;
+  /** The region whose projection is rebuilt (records mirrored in from elsewhere are skipped, as live). */
+  readonly region: string;
+  /** @default {@linkcode REVENUE_TOPICS} */
+  readonly topics?: RevenueTopics;
+  /** A group that has never committed, so reading starts at the earliest offset. @default a fresh uuid group */
+  readonly groupId?: string;
+  /** How long nothing new must arrive, once caught up, before the replay ends. @default 2_000 */
+  readonly quietMs?: number;
+  /** Bound on the whole replay. @default 300_000 */
+  readonly timeoutMs?: number;
+  /** Bound on distinct events (memory: the replay keeps each event id and each order's state). @default 2_000_000 */
+  readonly eventsMax?: number;
+  /** Bound on the live windows read back for the comparison. @default 2_000_000 */
+  readonly windowsMax?: number;
+}
+
+export type ParityVerdict = "equal" | "differs";
+
+/** One (minute, currency) window on either side; a side without the window shows null. */
+export interface ParityLine {
+  readonly windowStart: string;
+  readonly currency: string;
+  readonly live: { readonly revenue: string; readonly orders: number } | null;
+  readonly replay: { readonly revenue: string; readonly orders: number } | null;
+  readonly verdict: ParityVerdict;
+}
+
+export interface RevenueParity {
+  readonly ok: boolean;
+  readonly lines: readonly ParityLine[];
+  readonly equal: number;
+  readonly differs: number;
+  /** Distinct events applied by the replay. */
+  readonly eventsApplied: number;
+  /** Events the live projection had processed when the replay started. */
+  readonly eventsLive: number;
+  /** Records skipped because they were mirrored in from another region. */
+  readonly mirroredSkipped: number;
+  /** Records that are not valid paid/canceled events (the live consumer dead-letters them). */
+  readonly malformed: number;
+}
+
+/** Replays the topics from the start and compares the result with `revenue_minute`, window by window. */
+export async function replayRevenue(options: ReplayRevenueOptions): Promise<RevenueParity> {
+  const quietMs = options.quietMs ?? 2_000;
+  const timeoutMs = options.timeoutMs ?? 300_000;
+  const eventsMax = options.eventsMax ?? 2_000_000;
+  const topics = options.topics ?? REVENUE_TOPICS;
+  const [{ n }] = await options.sql.query<{ n: number }>`
+    select count(*)::int as n from processed_events where consumer = ${REVENUE_CONSUMER}`;
+  const rebuilt = createRebuild(options.region, eventsMax);
+  const subscription: Subscription = await options.eventLog.subscribe({
+    groupId: options.groupId ?? `analytics-revenue-replay.${options.region}.${crypto.randomUUID()}`,
+    topics: [topics.paid, topics.canceled],
+    from: "earliest",
+    // Never throws: a throwing handler would make the event log dead-letter the record a second time.
+    handler: (record) => Promise.resolve(rebuilt.apply(record)),
+  });
+  try {
+    await subscription.ready;
+    await waitUntilCaughtUp(rebuilt, { eventsLive: n, quietMs, timeoutMs });
+  } finally {
+    await subscription.close();
+  }
+  const live = await readAllRevenueWindows(options.sql, options.windowsMax ?? 2_000_000);
+  return compare(live, rebuilt.windows(), { ...rebuilt.counts(), eventsLive: n });
+}
+
+type Rebuild = ReturnType<typeof createRebuild>;
+
+function createRebuild(region: string, eventsMax: number) {
+  const seen = new Set<string>();
+  const orders = new Map<string, OrderRevenueState>();
+  const windows = new Map<string, { windowStart: string; currency: string; units: bigint; orders: number }>();
+  let mirroredSkipped = 0;
+  let malformed = 0;
+  let lastRecordAtMs = Date.now();
+  let failure: Error | undefined;
+  return {
+    apply(record: Parameters<typeof decodeRevenueRecord>[0]): void {
+      lastRecordAtMs = Date.now();
+      if (failure) return;
+      let event;
+      try {
+        event = decodeRevenueRecord(record, region);
+      } catch {
+        malformed++;
+        return;
+      }
+      if (event === null) return void mirroredSkipped++;
+      if (seen.has(event.eventId)) return;
+      if (seen.size >= eventsMax) {
+        failure = new RangeError(`The replay holds ${eventsMax} events at most; raise eventsMax to replay more`);
+        return;
+      }
+      seen.add(event.eventId);
+      const outcome = applyRevenueEvent(orders.get(event.orderId) ?? {}, event);
+      orders.set(event.orderId, outcome.state);
+      for (const delta of outcome.deltas) {
+        const windowStart = delta.windowStart.toISOString();
+        const key = `${windowStart} ${delta.currency}`;
+        const window = windows.get(key) ?? { windowStart, currency: delta.currency, units: 0n, orders: 0 };
+        window.units += delta.revenueUnits;
+        window.orders += delta.orders;
+        windows.set(key, window);
+      }
+    },
+    state: () => ({ applied: seen.size, lastRecordAtMs, failure }),
+    counts: () => ({ eventsApplied: seen.size, mirroredSkipped, malformed }),
+    windows: (): RevenueWindow[] =>
+      [...windows.values()].map((w) => ({
+        windowStart: w.windowStart,
+        currency: w.currency,
+        revenue: decimalTextOfUnits(w.units),
+        orders: w.orders,
+      })),
+  };
+}
+
+async function waitUntilCaughtUp(
+  rebuilt: Rebuild,
+  bounds: { readonly eventsLive: number; readonly quietMs: number; readonly timeoutMs: number },
+): Promise<void> {
+  const deadline = Date.now() + bounds.timeoutMs;
+  for (;;) {
+    const { applied, lastRecordAtMs, failure } = rebuilt.state();
+    if (failure) throw failure;
+    if (applied >= bounds.eventsLive && Date.now() - lastRecordAtMs >= bounds.quietMs) return;
+    if (Date.now() > deadline) {
+      throw new Error(
+        `The replay applied ${applied} of the ${bounds.eventsLive} events the live projection processed within ` +
+          `${bounds.timeoutMs} ms; check the topics' retention or raise the timeout`,
+      );
+    }
+    await new Promise((resolve) => setTimeout(resolve, Math.min(50, bounds.quietMs)));
+  }
+}
+
+function compare(
+  live: readonly RevenueWindow[],
+  replay: readonly RevenueWindow[],
+  counts: Omit<RevenueParity, "ok" | "lines" | "equal" | "differs">,
+): RevenueParity {
+  // A window netted back to zero is the same as no window (one side may have kept the row, the other not).
+  const nonZero = (w: RevenueWindow) => w.orders !== 0 || w.revenue !== "0.00";
+  const key = (w: RevenueWindow) => `${w.windowStart} ${w.currency}`;
+  const liveByKey = new Map(live.filter(nonZero).map((w) => [key(w), w]));
+  const replayByKey = new Map(replay.filter(nonZero).map((w) => [key(w), w]));
+  const keys = [...new Set([...liveByKey.keys(), ...replayByKey.keys()])].sort();
+  const lines = keys.map((k): ParityLine => {
+    const l = liveByKey.get(k);
+    const r = replayByKey.get(k);
+    const [windowStart, currency] = k.split(" ");
+    const equal = l !== undefined && r !== undefined && l.revenue === r.revenue && l.orders === r.orders;
+    return {
+      windowStart,
+      currency,
+      live: l ? { revenue: l.revenue, orders: l.orders } : null,
+      replay: r ? { revenue: r.revenue, orders: r.orders } : null,
+      verdict: equal ? "equal" : "differs",
+    };
+  });
+  const differs = lines.filter((line) => line.verdict === "differs").length;
+  return { ok: differs === 0, lines, equal: lines.length - differs, differs, ...counts };
+}
+
+/** The report the replay command prints: one line per window (differing ones first), then a summary. */
+export function formatParity(parity: RevenueParity, options?: { readonly linesMax?: number }): string {
+  const linesMax = options?.linesMax ?? 1_000;
+  const side = (s: ParityLine["live"]) => (s ? `${s.revenue}/${s.orders}` : "-");
+  const ordered = [...parity.lines].sort((a, b) =>
+    a.verdict === b.verdict ? 0 : a.verdict === "differs" ? -1 : 1
+  );
+  const shown = ordered.slice(0, linesMax).map((line) =>
+    `${line.windowStart} ${line.currency} live=${side(line.live)} replay=${side(line.replay)} ${line.verdict}`
+  );
+  if (ordered.length > linesMax) shown.push(`… ${ordered.length - linesMax} more windows not shown`);
+  shown.push(
+    `parity: ${parity.ok ? "OK" : "MISMATCH"} — windows ${parity.lines.length}, equal ${parity.equal}, ` +
+      `differs ${parity.differs}; events replayed ${parity.eventsApplied} (live processed ${parity.eventsLive}), ` +
+      `mirrored skipped ${parity.mirroredSkipped}, malformed ${parity.malformed}`,
+  );
+  return shown.join("\n");
+}

@@ -1,0 +1,230 @@
+/**
+ * @module
+ * The SSE hub of one process: it subscribes to the region's cache pub/sub channel and pushes every
+ * numbered broadcast to its `/sse/flash-sales` clients. Several processes of a region each run one, so all
+ * of the region's subscribers hear every start and end.
+ *
+ * Ordering and gaps: a broadcast numbered `lastSeq + 1` goes out at once; any other jump (a lost pub/sub
+ * message, two broadcasters publishing out of order) is filled from the broadcast log in SQL, which is
+ * also read every `catchUpIntervalMs` as a safety net (Redis pub/sub is at most once). Each client keeps
+ * the last number it was sent, so it never gets a number twice or out of order.
+ *
+ * Streams are plain `ReadableStream`s rather than Hono's `streamSSE`: one frame is encoded once and the
+ * same bytes are enqueued to every client (fan-out to thousands), and the stream's `cancel` plus the
+ * request's abort signal both free a client (honojs/hono#1770: `onAbort` alone may not fire).
+ */
+import { ProblemError } from "../../../shared/contracts/problem.ts";
+import { log } from "../../../shared/observability/mod.ts";
+import type { Cache, Sql } from "../../../shared/ports/mod.ts";
+import { type Broadcast, parseBroadcast, readBroadcastsAfter, readLatestBroadcasts } from "./broadcast_log.ts";
+
+export interface FlashSaleHubOptions {
+  readonly sql: Sql;
+  readonly cache: Cache;
+  /** The region's pub/sub channel. */
+  readonly channel: string;
+  /** Broadcasts kept for `Last-Event-ID` resume. @default 100 */
+  readonly recentEventsMax?: number;
+  /** Open streams at most in this process; more are refused with 429. @default 10000 */
+  readonly subscribersMax?: number;
+  /** Comment frames on idle streams, so proxies keep them open and dead clients are found. @default 15000 */
+  readonly heartbeatMs?: number;
+  /** Safety-net read of the broadcast log. @default 5000 */
+  readonly catchUpIntervalMs?: number;
+  /** Frames queued for a client that does not read; past it the stream is closed (it resumes). @default 256 */
+  readonly subscriberQueueMax?: number;
+  /** The reconnect delay sent to clients (`retry:`). @default 2000 */
+  readonly retryMs?: number;
+}
+
+export interface FlashSaleHub {
+  /** Open streams in this process. */
+  subscribers(): number;
+  /** The newest broadcast number this hub has pushed (0 before any). */
+  lastSeq(): number;
+  /** Opens a client stream, resuming after `lastEventId` when given; throws a 429 problem when full. */
+  open(request: { readonly lastEventId?: string | null; readonly signal: AbortSignal }): Response;
+  /** Ends every stream and stops listening. */
+  close(): Promise<void>;
+}
+
+interface Subscriber {
+  readonly controller: ReadableStreamDefaultController<Uint8Array>;
+  /** The number of the last broadcast enqueued for this client (or its Last-Event-ID). */
+  lastSentSeq: number;
+}
+
+interface Frame {
+  readonly seq: number;
+  readonly bytes: Uint8Array;
+}
+
+/** Rows read per catch-up query. */
+const CATCH_UP_BATCH = 1_000;
+const encoder = new TextEncoder();
+const HEARTBEAT = encoder.encode(": heartbeat\n\n");
+
+/** Starts a hub: loads the recent broadcasts (for resume), then listens on the region channel. */
+export async function startFlashSaleHub(options: FlashSaleHubOptions): Promise<FlashSaleHub> {
+  const recentMax = positiveInt("recentEventsMax", options.recentEventsMax ?? 100);
+  const subscribersMax = positiveInt("subscribersMax", options.subscribersMax ?? 10_000);
+  const heartbeatMs = positiveInt("heartbeatMs", options.heartbeatMs ?? 15_000);
+  const catchUpIntervalMs = positiveInt("catchUpIntervalMs", options.catchUpIntervalMs ?? 5_000);
+  const queueMax = positiveInt("subscriberQueueMax", options.subscriberQueueMax ?? 256);
+  const retryMs = positiveInt("retryMs", options.retryMs ?? 2_000);
+  if (queueMax <= recentMax) {
+    // A resume replays up to recentEventsMax frames at once; that must not look like a stuck client.
+    throw new RangeError(`subscriberQueueMax (${queueMax}) must exceed recentEventsMax (${recentMax})`);
+  }
+  const subscribers = new Set<Subscriber>();
+  const recent: Frame[] = [];
+  let lastSeq = 0;
+  let closed = false;
+  let catchingUp: Promise<void> | undefined;
+  let catchUpAgain = false;
+
+  function deliver(broadcast: Broadcast): void {
+    if (broadcast.seq <= lastSeq) return;
+    lastSeq = broadcast.seq;
+    const frame = { seq: broadcast.seq, bytes: encoder.encode(frameText(broadcast)) };
+    recent.push(frame);
+    if (recent.length > recentMax) recent.splice(0, recent.length - recentMax);
+    for (const subscriber of subscribers) {
+      if (frame.seq > subscriber.lastSentSeq) send(subscriber, frame.bytes, frame.seq);
+    }
+  }
+
+  function send(subscriber: Subscriber, bytes: Uint8Array, seq?: number): void {
+    const { controller } = subscriber;
+    if ((controller.desiredSize ?? 0) <= 0) {
+      // Not reading: close rather than buffer without bound. It reconnects and resumes with Last-Event-ID.
+      log.warn("flash sale stream closed: client is not reading", { queued: queueMax });
+      drop(subscriber, true);
+      return;
+    }
+    try {
+      controller.enqueue(bytes);
+      if (seq !== undefined) subscriber.lastSentSeq = seq;
+    } catch {
+      // The stream was cancelled between the client leaving and our hearing of it.
+      drop(subscriber, false);
+    }
+  }
+
+  function drop(subscriber: Subscriber, closeStream: boolean): void {
+    if (!subscribers.delete(subscriber) || !closeStream) return;
+    try {
+      subscriber.controller.close();
+    } catch {
+      // Already closed or errored: nothing left to free.
+    }
+  }
+
+  /** Reads the log after `lastSeq` until it is exhausted; concurrent calls share one run. */
+  function catchUp(): Promise<void> {
+    if (catchingUp) {
+      catchUpAgain = true;
+      return catchingUp;
+    }
+    catchingUp = (async () => {
+      do {
+        catchUpAgain = false;
+        const rows = await readBroadcastsAfter(options.sql, lastSeq, CATCH_UP_BATCH);
+        for (const row of rows) deliver(row);
+        if (rows.length === CATCH_UP_BATCH) catchUpAgain = true;
+      } while (catchUpAgain && !closed);
+    })()
+      .catch((error) => log.warn("flash sale hub could not read the broadcast log", { error: String(error) }))
+      .finally(() => {
+        catchingUp = undefined;
+      });
+    return catchingUp;
+  }
+
+  for (const row of await readLatestBroadcasts(options.sql, recentMax)) deliver(row);
+  const unsubscribe = await options.cache.subscribe(options.channel, (message) => {
+    if (closed) return;
+    const broadcast = parseBroadcast(message);
+    if (!broadcast) {
+      log.warn("flash sale hub ignored a message that is not a broadcast", { channel: options.channel });
+      return;
+    }
+    if (broadcast.seq <= lastSeq) return;
+    if (broadcast.seq === lastSeq + 1 && !catchingUp) deliver(broadcast);
+    else void catchUp();
+  });
+  const heartbeat = setInterval(() => {
+    for (const subscriber of subscribers) send(subscriber, HEARTBEAT);
+  }, heartbeatMs);
+  const safetyNet = setInterval(() => void catchUp(), catchUpIntervalMs);
+
+  return {
+    subscribers: () => subscribers.size,
+    lastSeq: () => lastSeq,
+    open({ lastEventId, signal }) {
+      if (closed) throw new ProblemError("COMMON.UPSTREAM_UNAVAILABLE", "The flash sale stream is shutting down; retry");
+      if (subscribers.size >= subscribersMax) {
+        throw new ProblemError(
+          "COMMON.RATE_LIMITED",
+          `This server already holds ${subscribersMax} flash sale streams; retry in a few seconds`,
+          { headers: { "retry-after": "5" } },
+        );
+      }
+      const resumeAfter = parseLastEventId(lastEventId);
+      let subscriber: Subscriber | undefined;
+      const stream = new ReadableStream<Uint8Array>({
+        start(controller) {
+          subscriber = { controller, lastSentSeq: resumeAfter ?? lastSeq };
+          controller.enqueue(encoder.encode(`retry: ${retryMs}\n: connected\n\n`));
+          // Replays what the client missed; a number older than the buffer gets everything still kept.
+          for (const frame of recent) {
+            if (frame.seq > subscriber.lastSentSeq) send(subscriber, frame.bytes, frame.seq);
+          }
+          subscribers.add(subscriber);
+        },
+        cancel: () => {
+          if (subscriber) drop(subscriber, false);
+        },
+      }, new CountQueuingStrategy({ highWaterMark: queueMax }));
+      const leave = () => subscriber && drop(subscriber, true);
+      if (signal.aborted) leave();
+      else signal.addEventListener("abort", leave, { once: true });
+      return new Response(stream, {
+        headers: {
+          "content-type": "text/event-stream; charset=utf-8",
+          "cache-control": "no-cache, no-transform",
+          // Reverse proxies (nginx) must not buffer an event stream.
+          "x-accel-buffering": "no",
+        },
+      });
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      clearInterval(heartbeat);
+      clearInterval(safetyNet);
+      for (const subscriber of [...subscribers]) drop(subscriber, true);
+      await unsubscribe().catch((error) => log.warn("flash sale hub unsubscribe failed", { error: String(error) }));
+      await catchingUp;
+    },
+  };
+}
+
+/** One SSE frame; JSON never contains a raw newline, so `data` fits one line. */
+function frameText(broadcast: Broadcast): string {
+  return `id: ${broadcast.seq}\nevent: ${broadcast.event}\ndata: ${JSON.stringify(broadcast.data)}\n\n`;
+}
+
+/** A Last-Event-ID we issued is a positive decimal integer; anything else means "no resume". */
+function parseLastEventId(value: string | null | undefined): number | null {
+  if (!value || !/^[1-9][0-9]{0,15}$/.test(value.trim())) return null;
+  const seq = Number(value.trim());
+  return Number.isSafeInteger(seq) ? seq : null;
+}
+
+function positiveInt(name: string, value: number): number {
+  if (!Number.isSafeInteger(value) || value < 1) {
+    throw new RangeError(`startFlashSaleHub() ${name} must be a positive integer, got ${value}`);
+  }
+  return value;
+}

@@ -1,0 +1,31 @@
+/**
+ * @module
+ * IoT inventory sensors (see README.md): the MQTT → Kafka bridge and the inventory consumer that applies
+ * each sensor delta once.
+ */
+export {
+  SENSOR_BRIDGE_BATCH_MAX_DEFAULT,
+  SENSOR_BRIDGE_LINGER_MS_DEFAULT,
+  SENSOR_BRIDGE_PRODUCER,
+  SENSOR_BRIDGE_PUBLISH_DEADLINE_MS,
+  SENSOR_DLQ_HEADERS,
+  type SensorBridgeDeps,
+  startSensorBridge,
+} from "./bridge.ts";
+export {
+  SENSOR_ADJUSTMENT_SOURCE,
+  SENSOR_CONSUMER_ATTEMPTS_MAX,
+  type SensorDeltaConsumerDeps,
+  startSensorDeltaConsumer,
+} from "./delta_consumer.ts";
+export {
+  eventIdOf,
+  MESSAGE_ID_PROPERTY,
+  messageIdOf,
+  readSensorMessage,
+  SENSOR_PAYLOAD_BYTES_MAX,
+  SENSOR_TOPIC_FILTER,
+  type SensorDelta,
+  type SensorPayload,
+  sensorPayloadSchema,
+} from "./sensor_delta.ts";
