@@ -29,6 +29,12 @@ export interface RateOptions {
   readonly maxInFlight: number;
   /** A request started more than this after its slot counts as late (the generator fell behind). @default 5 */
   readonly lateAfterMs?: number;
+  /**
+   * What a failing request does: "throw" stops the schedule and rethrows the first error; "count" records
+   * its latency (to the failure) like any other and counts it in `failed` — under overload an error (a 503,
+   * a deadline) is a result, not a broken bench. @default "throw"
+   */
+  readonly onError?: "throw" | "count";
   /** Bound on waiting for the requests still in flight when the schedule ends. @default 10_000 */
   readonly drainTimeoutMs?: number;
   /** Milliseconds from an arbitrary origin. @default performance.now */
@@ -46,6 +52,10 @@ export interface RateMeasurement extends Measurement {
   readonly scheduled: number;
   readonly dropped: number;
   readonly late: number;
+  /** Requests that failed (only with `onError: "count"`; they are in the histogram too). */
+  readonly failed: number;
+  /** The first failure's message, when one was counted. */
+  readonly firstError?: string;
 }
 
 /** Bounds that keep a typo from starting a run that never ends or floods the machine. */
@@ -64,6 +74,7 @@ export async function measureAtRate(
   options: RateOptions,
 ): Promise<RateMeasurement> {
   const { ratePerSec, durationMs, warmupMs = 0, maxInFlight, lateAfterMs = 5, drainTimeoutMs = 10_000 } = options;
+  const countErrors = options.onError === "count";
   assertRange(label, "ratePerSec", ratePerSec, Number.MIN_VALUE, RATE_MAX);
   assertRange(label, "durationMs", durationMs, Number.MIN_VALUE, DURATION_MS_MAX);
   assertRange(label, "warmupMs", warmupMs, 0, DURATION_MS_MAX);
@@ -85,6 +96,8 @@ export async function measureAtRate(
   let failure: { error: unknown } | undefined;
   let dropped = 0;
   let late = 0;
+  let failed = 0;
+  let firstError: string | undefined;
   let memoryBefore = memoryUsage();
   let recordStartMs = 0;
   let lastEndMs = 0;
@@ -135,14 +148,20 @@ export async function measureAtRate(
     scheduled: recordedSlots,
     dropped,
     late,
+    failed,
+    ...(firstError === undefined ? {} : { firstError }),
   };
 
   async function start(run: () => Promise<unknown>, slotMs: number, recorded: boolean): Promise<void> {
     try {
       await run();
     } catch (error) {
-      failure ??= { error };
-      return;
+      if (!countErrors) {
+        failure ??= { error };
+        return;
+      }
+      if (recorded) failed++;
+      firstError ??= error instanceof Error ? error.message : String(error);
     }
     const endMs = now();
     if (!recorded) return;
@@ -166,11 +185,14 @@ export interface RateStats extends Stats {
   readonly scheduled: number;
   readonly dropped: number;
   readonly late: number;
+  readonly failed: number;
+  readonly firstError?: string;
 }
 
 /**
  * Runs subject and baseline at the same rate in interleaved rounds (S B, B S, S B …) and merges each side's
- * rounds. The label of each side gets the schedule's outcome appended ("@200/s, 0 dropped, 3 late"), so the
+ * rounds. The label of each side gets the schedule's outcome appended ("@200/s, 0 dropped, 3 late", and
+ * ", 7 failed" when failures are counted), so the
  * table shows it next to the percentiles.
  */
 export async function compareAtRate(
@@ -218,14 +240,19 @@ export function mergeRateRounds(rounds: readonly RateMeasurement[]): RateStats {
   const scheduled = rounds.reduce((sum, r) => sum + r.scheduled, 0);
   const dropped = rounds.reduce((sum, r) => sum + r.dropped, 0);
   const late = rounds.reduce((sum, r) => sum + r.late, 0);
+  const failed = rounds.reduce((sum, r) => sum + r.failed, 0);
+  const firstError = rounds.find((r) => r.firstError !== undefined)?.firstError;
   const ratePerSec = rounds[0].ratePerSec;
   return {
     ...stats,
-    label: `${stats.label} @${formatRate(ratePerSec)}/s, ${dropped} dropped, ${late} late`,
+    label: `${stats.label} @${formatRate(ratePerSec)}/s, ${dropped} dropped, ${late} late` +
+      (failed > 0 ? `, ${failed} failed` : ""),
     ratePerSec,
     scheduled,
     dropped,
     late,
+    failed,
+    ...(firstError === undefined ? {} : { firstError }),
   };
 }
 

@@ -167,6 +167,27 @@ Deno.test("measureAtRate() rethrows the first error of the operation after the r
   assert.ok(calls < 20, `scheduling should stop soon after the failure, ran ${calls}`);
 });
 
+Deno.test('measureAtRate() with onError "count" records failures with their latency and keeps the schedule', async () => {
+  const clock = virtualTime();
+  let calls = 0;
+  const m = await clock.run(measureAtRate("flaky", async () => {
+    await clock.sleep(3);
+    if (++calls % 10 === 0) throw new Error(`503 at ${calls}`);
+  }, {
+    ratePerSec: 1000,
+    durationMs: 100,
+    maxInFlight: 10,
+    onError: "count",
+    now: clock.now,
+    sleep: clock.sleep,
+    memoryUsage,
+  }));
+  assert.equal(m.histogram.totalCount, 100);
+  assert.equal(m.failed, 10);
+  assert.equal(m.firstError, "503 at 10");
+  assert.equal(m.histogram.maxValue, 3000);
+});
+
 Deno.test("measureAtRate() fails when requests are still in flight after the drain timeout", async () => {
   const clock = virtualTime();
   await assert.rejects(

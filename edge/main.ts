@@ -5,13 +5,13 @@
 import { loadConfigOrExit } from "../shared/config/config.ts";
 import { setLogService } from "../shared/observability/mod.ts";
 import { createLifecycle } from "../shared/runtime/mod.ts";
-import { edgeRegionsOf } from "./regions.ts";
+import { edgeOptionsOf } from "./regions.ts";
 import { createEdge } from "./worker.ts";
 
 const config = loadConfigOrExit();
 setLogService("edge");
 const lifecycle = createLifecycle({ graceMs: config.BV_SHUTDOWN_GRACE_MS, handleSignals: true });
-const edge = createEdge({ regions: edgeRegionsOf(config), upstreamTimeoutMs: config.BV_CALL_TIMEOUT_MS });
+const edge = createEdge(edgeOptionsOf(config));
 await edge.start();
-lifecycle.onStop("health probes", () => Promise.resolve(edge.stop()));
+lifecycle.onStop("health probes and invalidation streams", () => edge.stop());
 lifecycle.serve(edge.app, { port: config.BV_EDGE_PORT, hostname: config.BV_HOST, name: "edge" });

@@ -1,10 +1,26 @@
 /** @module The regions the edge fronts, from config: east first (the order writer), then west. */
 import type { Config } from "../shared/config/config.ts";
-import type { EdgeRegion } from "./worker.ts";
+import { EDGE_CACHE_DEFAULTS, EDGE_RATE_LIMIT_DEFAULTS, type EdgeOptions, type EdgeRegion } from "./worker.ts";
 
 export function edgeRegionsOf(config: Config): EdgeRegion[] {
   return (["east", "west"] as const).map((name) => ({
     name,
     url: `http://${config.BV_HOST}:${config.regions[name].ingressPort}`,
   }));
+}
+
+/** Everything `createEdge` needs from config: regions, pre-auth against every region's JWKS, cache, limits. */
+export function edgeOptionsOf(config: Config): EdgeOptions {
+  const regions = edgeRegionsOf(config);
+  return {
+    regions,
+    upstreamTimeoutMs: config.BV_CALL_TIMEOUT_MS,
+    auth: {
+      jwksUrls: regions.map((region) => `${region.url}/.well-known/jwks.json`),
+      issuer: config.BV_JWT_ISSUER,
+      audience: config.BV_JWT_AUDIENCE,
+    },
+    cache: EDGE_CACHE_DEFAULTS,
+    rateLimit: EDGE_RATE_LIMIT_DEFAULTS,
+  };
 }

@@ -1,19 +1,70 @@
 /**
  * @module
  * The edge worker: a Hono app on web-standard APIs only (fetch, Headers, streams, Web Crypto), so it could
- * run on Cloudflare Workers; locally Deno serves it on port 8080. It sends each request to a healthy
- * region: the client's hint (`x-bv-region`) when that region is healthy, else the first healthy region in
- * preference order. Regions are probed on `/readyz`; idempotent requests that fail to connect are retried
- * once on the next healthy region.
+ * run on Cloudflare Workers; locally Deno serves it on port 8080. Per request, in this order: a per-client
+ * rate limit; JWT pre-auth (mutations and private reads need a token, any token present must be valid);
+ * a per-subject rate limit; then the hot-query cache for public reads, or the proxy. It sends each request
+ * to a healthy region: the client's hint (`x-bv-region`) when that region is healthy, else the first
+ * healthy region in preference order. Regions are probed on `/readyz`; idempotent requests that fail to
+ * connect are retried once on the next healthy region.
  */
 import { Hono } from "hono";
-import { PROBLEM_CONTENT_TYPE, problemOf } from "../shared/contracts/problem.ts";
+import type { Principal } from "../shared/auth/verifier.ts";
 import { PROXY_ERROR_HEADER, proxyRequest } from "../shared/http/proxy.ts";
+import { type CacheableRead, createCachedReads } from "./cached_read.ts";
+import { edgeProblem } from "./edge_problem.ts";
+import { GRAPHQL_BODY_BYTES_MAX, type GraphqlRead, readGraphqlRequest } from "./graphql_read.ts";
+import { type CacheEntryInfo, createHotCache, type PurgeTarget } from "./hot_cache.ts";
+import { followInvalidations, type InvalidationFollower } from "./invalidation_stream.ts";
+import { createPreAuth } from "./pre_auth.ts";
+import { createRateLimiter, type RateLimiter, type TokenBucketRate } from "./rate_limiter.ts";
+import { isCacheableGet, productIdOfPath, tokenRequired } from "./route_policy.ts";
 
 export interface EdgeRegion {
   readonly name: string;
   /** The region's ingress, for example `http://127.0.0.1:8081`. */
   readonly url: string;
+}
+
+export interface EdgeAuthOptions {
+  /** Every region's `/.well-known/jwks.json`; tokens signed by a key of any of them pass. */
+  readonly jwksUrls: readonly string[];
+  readonly issuer: string;
+  readonly audience: string;
+  /** Bound on one JWKS fetch. @default 2000 */
+  readonly jwksTimeoutMs?: number;
+  /** How long loaded keys are used before reloading. @default 300_000 */
+  readonly jwksCacheMaxAgeMs?: number;
+  /** Least time between reloads triggered by unknown `kid`s. @default 30_000 */
+  readonly jwksCooldownMs?: number;
+}
+
+export interface EdgeCacheOptions {
+  /** Longest an entry is served without asking a region (also the staleness bound while a stream is down). */
+  readonly ttlMs: number;
+  /** After the TTL, how long a stale entry is served while one refresh runs (only while the stream is up). */
+  readonly staleWhileRevalidateMs: number;
+  readonly entriesMax: number;
+  readonly bytesMax: number;
+  /** Largest single entry. @default min(1 MiB, bytesMax / 8) */
+  readonly entryBytesMax?: number;
+  /** Follow each region's invalidation stream from `start()`. @default true */
+  readonly followInvalidations?: boolean;
+}
+
+export interface EdgeRateLimitOptions {
+  /** Per client address (see `clientIdOf`). */
+  readonly perClient: TokenBucketRate;
+  /** Per verified token subject. */
+  readonly perSubject: TokenBucketRate;
+  /** Buckets kept per limiter; idle ones go first. @default 10_000 */
+  readonly bucketsMax?: number;
+  /**
+   * The client a request counts against. The default takes the connecting address that Deno's server passes
+   * as `env.remoteAddr`, or, when that is a trusted proxy (loopback) or absent, the last `X-Forwarded-For`
+   * entry (the one our proxy appended).
+   */
+  readonly clientIdOf?: (request: Request, env: unknown) => string;
 }
 
 export interface EdgeOptions {
@@ -25,42 +76,130 @@ export interface EdgeOptions {
   readonly healthTimeoutMs?: number;
   /** Bound on waiting for a region's response headers. @default 5000 */
   readonly upstreamTimeoutMs?: number;
+  /** JWT pre-auth; without it every request passes through unverified (regions still verify). */
+  readonly auth?: EdgeAuthOptions;
+  /** The hot-query cache for public reads; without it nothing is cached. */
+  readonly cache?: EdgeCacheOptions;
+  /** Token buckets per client and per subject; without them nothing is limited. */
+  readonly rateLimit?: EdgeRateLimitOptions;
+  /** Milliseconds since the epoch (cache ages, buckets, token expiry). @default Date.now */
+  readonly now?: () => number;
   readonly fetch?: typeof fetch;
 }
 
 interface RegionState {
   readonly region: EdgeRegion;
+  /** The headers the edge adds when forwarding to this region, built once. */
+  readonly forwardHeaders: Readonly<Record<string, string>>;
   healthy: boolean;
   latencyMs: number;
   lastError?: string;
+  follower?: InvalidationFollower;
 }
 
 export interface Edge {
   readonly app: Hono;
   /** Probes every region once. */
   checkHealth(): Promise<void>;
-  /** Starts periodic probes (after one immediate probe). */
+  /** Starts periodic probes (after one immediate probe) and the invalidation streams. */
   start(): Promise<void>;
-  stop(): void;
+  /** Stops probes and invalidation streams and waits for background refreshes. */
+  stop(): Promise<void>;
   health(): readonly { name: string; healthy: boolean; latencyMs: number; lastError?: string }[];
+  /** Drops cached reads by key or by predicate; returns how many went (0 without a cache). */
+  purge(target: PurgeTarget): number;
+  /** Drops every cached read about `productId`, and every listing and GraphQL read (they may contain it). */
+  purgeProduct(productId: string): number;
 }
 
-const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "PUT", "DELETE"]);
+/**
+ * Cache defaults: 10 s TTL is the staleness bound while a region's invalidation stream is down; 30 s of
+ * stale-while-revalidate applies only while it is up; 10,000 entries and 64 MiB.
+ */
+export const EDGE_CACHE_DEFAULTS: EdgeCacheOptions = Object.freeze({
+  ttlMs: 10_000,
+  staleWhileRevalidateMs: 30_000,
+  entriesMax: 10_000,
+  bytesMax: 64 * 1024 * 1024,
+});
 
-function problem(code: "COMMON.UPSTREAM_UNAVAILABLE", detail: string): Response {
-  return new Response(JSON.stringify(problemOf(code, detail)), {
-    status: 503,
-    headers: { "content-type": PROBLEM_CONTENT_TYPE },
-  });
+/** Rate defaults: 100 requests/s per client address (bursts of 200), 50/s per user (bursts of 100). */
+export const EDGE_RATE_LIMIT_DEFAULTS: EdgeRateLimitOptions = Object.freeze({
+  perClient: Object.freeze({ ratePerSec: 100, burst: 200 }),
+  perSubject: Object.freeze({ ratePerSec: 50, burst: 100 }),
+});
+
+/** Whole requests the edge lets through to a region; bigger ones are refused here (regions bound them too). */
+export const EDGE_BODY_BYTES_MAX = 1024 * 1024;
+
+const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "PUT", "DELETE"]);
+/** Identity headers only the edge may set; a client's copies are dropped. */
+export const IDENTITY_HEADERS: readonly string[] = Object.freeze([
+  "x-bv-verified-sub",
+  "x-bv-verified-email",
+  "x-bv-verified-roles",
+  "x-bv-user-id",
+  "x-bv-principal",
+]);
+const VERIFIED_SUB = "x-bv-verified-sub";
+const CLIENT_ID_CHARS_MAX = 64;
+
+/** True for a loopback address: the only proxy the default client identification trusts. */
+function isLoopback(address: string): boolean {
+  return address.startsWith("127.") || address === "::1" || address === "::ffff:127.0.0.1";
+}
+
+function defaultClientIdOf(request: Request, env: unknown): string {
+  const remote = (env as { remoteAddr?: { hostname?: unknown } } | undefined)?.remoteAddr?.hostname;
+  if (typeof remote !== "string" || isLoopback(remote)) {
+    const forwarded = request.headers.get("x-forwarded-for");
+    if (forwarded !== null) {
+      const last = forwarded.slice(forwarded.lastIndexOf(",") + 1).trim();
+      if (last !== "") return last.slice(0, CLIENT_ID_CHARS_MAX);
+    }
+  }
+  return typeof remote === "string" ? remote : "unknown";
+}
+
+function withoutIdentityHeaders(request: Request): Request {
+  let found = false;
+  for (const name of IDENTITY_HEADERS) if (request.headers.has(name)) found = true;
+  if (!found) return request;
+  const headers = new Headers(request.headers);
+  for (const name of IDENTITY_HEADERS) headers.delete(name);
+  return new Request(request, { headers });
 }
 
 export function createEdge(options: EdgeOptions): Edge {
   const fetchFn = options.fetch ?? fetch;
+  const now = options.now ?? Date.now;
   const healthTimeoutMs = options.healthTimeoutMs ?? 1_000;
   const upstreamTimeoutMs = options.upstreamTimeoutMs ?? 5_000;
   // Unknown until probed: optimistic, so the first request after start is not refused.
-  const states: RegionState[] = options.regions.map((region) => ({ region, healthy: true, latencyMs: 0 }));
-  const counters = { requests: 0, failovers: 0, noRegion: 0 };
+  const states: RegionState[] = options.regions.map((region) => ({
+    region,
+    forwardHeaders: Object.freeze({ "x-bv-edge-region": region.name }),
+    healthy: true,
+    latencyMs: 0,
+  }));
+  const counters = {
+    requests: 0,
+    failovers: 0,
+    noRegion: 0,
+    authRejected: 0,
+    rateLimited: 0,
+    purged: 0,
+    cache: { hits: 0, stale: 0, misses: 0, notModified: 0 },
+  };
+  const preAuth = options.auth && createPreAuth({ ...options.auth, now, fetch: fetchFn });
+  const rateLimit = options.rateLimit;
+  const clientLimiter: RateLimiter | undefined = rateLimit &&
+    createRateLimiter({ ...rateLimit.perClient, bucketsMax: rateLimit.bucketsMax, now });
+  const subjectLimiter: RateLimiter | undefined = rateLimit &&
+    createRateLimiter({ ...rateLimit.perSubject, bucketsMax: rateLimit.bucketsMax, now });
+  const clientIdOf = rateLimit?.clientIdOf ?? defaultClientIdOf;
+  const cache = options.cache && createHotCache(options.cache);
+  const background = new Set<Promise<unknown>>();
   let timer: ReturnType<typeof setInterval> | undefined;
 
   async function probe(state: RegionState): Promise<void> {
@@ -77,10 +216,125 @@ export function createEdge(options: EdgeOptions): Edge {
     state.latencyMs = Math.round(performance.now() - started);
   }
 
-  function candidates(hint: string | undefined): RegionState[] {
-    const healthy = states.filter((s) => s.healthy);
-    const hinted = healthy.find((s) => s.region.name === hint);
-    return hinted ? [hinted, ...healthy.filter((s) => s !== hinted)] : healthy;
+  /** The hinted region when healthy, else the first healthy one; `exclude` skips one already tried. */
+  function pick(hint: string | null | undefined, exclude?: RegionState): RegionState | undefined {
+    let first: RegionState | undefined;
+    for (const state of states) {
+      if (!state.healthy || state === exclude) continue;
+      if (state.region.name === hint) return state;
+      first ??= state;
+    }
+    return first;
+  }
+
+  /** Sends `request` to the best region, once more to the next one when it is safe and the first is unreachable. */
+  async function forward(request: Request, verifiedSub?: string): Promise<Response> {
+    const hint = request.headers.get("x-bv-region");
+    let state: RegionState | undefined = pick(hint);
+    if (state === undefined) {
+      counters.noRegion++;
+      return edgeProblem("COMMON.UPSTREAM_UNAVAILABLE", "No region is healthy; try again shortly");
+    }
+    // Only requests without a body and with idempotent semantics can be sent twice safely.
+    const retryable = IDEMPOTENT.has(request.method) && request.body === null;
+    for (let attempt = 0;; attempt++) {
+      const response: Response = await proxyRequest(request, {
+        upstream: state.region.url,
+        headersTimeoutMs: upstreamTimeoutMs,
+        fetch: fetchFn,
+        setHeaders: verifiedSub === undefined
+          ? state.forwardHeaders
+          : { ...state.forwardHeaders, [VERIFIED_SUB]: verifiedSub },
+      });
+      if (response.headers.get(PROXY_ERROR_HEADER) !== "unreachable") {
+        response.headers.set("x-bv-region", state.region.name);
+        return response;
+      }
+      state.healthy = false;
+      const next: RegionState | undefined = retryable && attempt === 0 ? pick(hint, state) : undefined;
+      if (next === undefined) return response;
+      counters.failovers++;
+      state = next;
+    }
+  }
+
+  const cachedReads = cache && createCachedReads({
+    cache,
+    now,
+    forward: (request) => forward(request),
+    staleAllowed: (region) => {
+      const state = states.find((s) => s.region.name === region);
+      return state?.follower === undefined || state.follower.connected;
+    },
+    track: (work) => {
+      background.add(work);
+      void work.finally(() => background.delete(work));
+    },
+    counters: counters.cache,
+  });
+
+  function purge(target: PurgeTarget): number {
+    const purged = cache?.purge(target) ?? 0;
+    counters.purged += purged;
+    return purged;
+  }
+
+  function purgeProduct(productId: string): number {
+    return purge((entry: CacheEntryInfo) => entry.productId === undefined || entry.productId === productId);
+  }
+
+  function limited(retryAfterSec: number, who: string): Response {
+    counters.rateLimited++;
+    return edgeProblem("COMMON.RATE_LIMITED", `Too many requests from this ${who}; retry in ${retryAfterSec} s`, {
+      "retry-after": String(retryAfterSec),
+    });
+  }
+
+  async function handle(rawRequest: Request, path: string, env: unknown): Promise<Response> {
+    counters.requests++;
+    if (clientLimiter !== undefined) {
+      const waitSec = clientLimiter.take(clientIdOf(rawRequest, env));
+      if (waitSec > 0) return limited(waitSec, "client");
+    }
+    if (Number(rawRequest.headers.get("content-length") ?? "0") > EDGE_BODY_BYTES_MAX) {
+      return edgeProblem("COMMON.PAYLOAD_TOO_LARGE", `Request bodies are limited to ${EDGE_BODY_BYTES_MAX} bytes`);
+    }
+    let request = withoutIdentityHeaders(rawRequest);
+    const method = request.method;
+    let graphql: GraphqlRead | undefined;
+    if (method === "POST" && path === "/graphql") {
+      const read = await readGraphqlRequest(request);
+      if (read === "too-large") {
+        return edgeProblem(
+          "COMMON.PAYLOAD_TOO_LARGE",
+          `GraphQL request bodies are limited to ${GRAPHQL_BODY_BYTES_MAX} bytes; send a smaller query or fewer variables`,
+        );
+      }
+      graphql = read;
+      request = new Request(request.url, { method, headers: request.headers, body: read.text, signal: request.signal });
+    }
+    let principal: Principal | undefined;
+    if (preAuth !== undefined) {
+      const required = graphql === undefined ? tokenRequired(method, path) : graphql.kind !== "read";
+      const result = await preAuth.authenticate(request, required);
+      if (result instanceof Response) {
+        counters.authRejected++;
+        return result;
+      }
+      principal = result;
+    }
+    if (principal !== undefined && subjectLimiter !== undefined) {
+      const waitSec = subjectLimiter.take(principal.userId);
+      if (waitSec > 0) return limited(waitSec, "user");
+    }
+    if (cachedReads !== undefined) {
+      const read = cacheableRead(request, path, graphql);
+      if (read !== undefined) {
+        const region = pick(request.headers.get("x-bv-region"));
+        if (region !== undefined) return await cachedReads.serve(request, region.region.name, read);
+      }
+    }
+    return await forward(request, principal?.userId);
   }
 
   const app = new Hono();
@@ -89,7 +343,10 @@ export function createEdge(options: EdgeOptions): Edge {
     const ready = states.some((s) => s.healthy);
     return c.json({ service: "edge", ready, regions: edge.health() }, ready ? 200 : 503);
   });
-  app.get("/metrics", () => {
+  app.get("/metrics", () => new Response(metricsText(), { headers: { "content-type": "text/plain; version=0.0.4" } }));
+  app.all("*", (c) => handle(c.req.raw, c.req.path, c.env));
+
+  function metricsText(): string {
     const lines = [
       "# TYPE bv_edge_requests_total counter",
       `bv_edge_requests_total ${counters.requests}`,
@@ -97,40 +354,42 @@ export function createEdge(options: EdgeOptions): Edge {
       `bv_edge_failovers_total ${counters.failovers}`,
       "# TYPE bv_edge_no_region_total counter",
       `bv_edge_no_region_total ${counters.noRegion}`,
+      "# TYPE bv_edge_auth_rejected_total counter",
+      `bv_edge_auth_rejected_total ${counters.authRejected}`,
+      "# TYPE bv_edge_rate_limited_total counter",
+      `bv_edge_rate_limited_total ${counters.rateLimited}`,
+      "# TYPE bv_edge_cache_lookups_total counter",
+      ...(["hits", "stale", "misses", "notModified"] as const).map((result) =>
+        `bv_edge_cache_lookups_total{result="${result}"} ${counters.cache[result]}`
+      ),
+      "# TYPE bv_edge_cache_purged_total counter",
+      `bv_edge_cache_purged_total ${counters.purged}`,
+      "# TYPE bv_edge_cache_entries gauge",
+      `bv_edge_cache_entries ${cache?.stats().entries ?? 0}`,
+      "# TYPE bv_edge_cache_bytes gauge",
+      `bv_edge_cache_bytes ${cache?.stats().bytes ?? 0}`,
       "# TYPE bv_edge_region_healthy gauge",
       ...states.map((s) => `bv_edge_region_healthy{region="${s.region.name}"} ${s.healthy ? 1 : 0}`),
+      "# TYPE bv_edge_invalidation_stream_up gauge",
+      ...states.filter((s) => s.follower).map((s) =>
+        `bv_edge_invalidation_stream_up{region="${s.region.name}"} ${s.follower!.connected ? 1 : 0}`
+      ),
     ];
-    return new Response(lines.join("\n") + "\n", { headers: { "content-type": "text/plain; version=0.0.4" } });
-  });
-  app.all("*", async (c) => {
-    counters.requests++;
-    const order = candidates(c.req.header("x-bv-region"));
-    if (order.length === 0) {
-      counters.noRegion++;
-      return problem("COMMON.UPSTREAM_UNAVAILABLE", "No region is healthy; try again shortly");
-    }
-    // Only requests without a body and with idempotent semantics can be sent twice safely.
-    const retryable = IDEMPOTENT.has(c.req.method) && c.req.raw.body === null;
-    const attempts = retryable ? order.slice(0, 2) : order.slice(0, 1);
-    let response: Response | undefined;
-    for (const [i, state] of attempts.entries()) {
-      if (i > 0) counters.failovers++;
-      response = await proxyRequest(c.req.raw, {
-        upstream: state.region.url,
-        headersTimeoutMs: upstreamTimeoutMs,
+    return lines.join("\n") + "\n";
+  }
+
+  function startFollowers(): void {
+    if (cache === undefined || options.cache?.followInvalidations === false) return;
+    for (const state of states) {
+      const name = state.region.name;
+      state.follower ??= followInvalidations(state.region.url, {
         fetch: fetchFn,
-        setHeaders: { "x-bv-edge-region": state.region.name },
+        // Purges sent while the stream was down are lost: what this region's entries say may be stale.
+        onConnected: () => void purge((entry) => entry.region === name),
+        onPurge: ({ productId }) => void purgeProduct(productId),
       });
-      const unreachable = response.headers.get(PROXY_ERROR_HEADER) === "unreachable";
-      if (!unreachable) {
-        const headers = new Headers(response.headers);
-        headers.set("x-bv-region", state.region.name);
-        return new Response(response.body, { status: response.status, headers });
-      }
-      state.healthy = false;
     }
-    return response!;
-  });
+  }
 
   const edge: Edge = {
     app,
@@ -138,15 +397,38 @@ export function createEdge(options: EdgeOptions): Edge {
       await Promise.all(states.map(probe));
     },
     start: async () => {
+      startFollowers();
       await edge.checkHealth();
       timer ??= setInterval(() => void edge.checkHealth(), options.healthIntervalMs ?? 2_000);
     },
-    stop: () => {
+    stop: async () => {
       if (timer !== undefined) clearInterval(timer);
       timer = undefined;
+      await Promise.all(states.map(async (state) => {
+        await state.follower?.stop();
+        state.follower = undefined;
+      }));
+      await Promise.allSettled([...background]);
     },
     health: () =>
       states.map((s) => ({ name: s.region.name, healthy: s.healthy, latencyMs: s.latencyMs, lastError: s.lastError })),
+    purge,
+    purgeProduct,
   };
   return edge;
+}
+
+/** The cache's view of a request, or undefined when it is not a hot public read. */
+function cacheableRead(request: Request, path: string, graphql: GraphqlRead | undefined): CacheableRead | undefined {
+  if (graphql !== undefined) {
+    if (graphql.kind !== "read" || graphql.keyBase === undefined) return undefined;
+    return { keyBase: graphql.keyBase, path, productId: undefined, bodyText: graphql.text };
+  }
+  if (!isCacheableGet(request.method, path)) return undefined;
+  // The query is part of the key; hono's path has none, so take it from the URL only for cacheable reads.
+  const url = request.url;
+  const queryStart = url.indexOf("?");
+  const pathAndQuery = queryStart < 0 ? path : path + url.slice(queryStart);
+  if (pathAndQuery.length > 2048) return undefined;
+  return { keyBase: `GET ${pathAndQuery}`, path: pathAndQuery, productId: productIdOfPath(path) };
 }

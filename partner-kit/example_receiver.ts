@@ -37,7 +37,12 @@ export function createReceiver(options: ReceiverOptions): (request: Request) => 
     if (declared > BODY_BYTES_MAX) return new Response("Body too large\n", { status: 413 });
     const bytes = new Uint8Array(await request.arrayBuffer());
     if (bytes.length > BODY_BYTES_MAX) return new Response("Body too large\n", { status: 413 });
-    const verify = { headers: request.headers, body: bytes, secrets: options.secrets, toleranceSec: options.toleranceSec };
+    const verify = {
+      headers: request.headers,
+      body: bytes,
+      secrets: options.secrets,
+      toleranceSec: options.toleranceSec,
+    };
     // Both schemes are checked: they use the same secret, so a mismatch in either means tampering.
     for (const result of [await verifyWebhook(verify), await verifyBvSignature(verify)]) {
       if (!result.ok) return new Response(`${result.code}: ${result.reason}\n`, { status: 400 });
@@ -65,8 +70,11 @@ if (import.meta.main) {
     Deno.exit(78);
   }
   const port = Number(Deno.env.get("PORT") ?? "8787");
-  Deno.serve({ port, hostname: "0.0.0.0" }, createReceiver({
-    secrets,
-    onEvent: ({ webhookId, type, body }) => console.log(`${new Date().toISOString()} ${webhookId} ${type} ${body}`),
-  }));
+  Deno.serve(
+    { port, hostname: "0.0.0.0" },
+    createReceiver({
+      secrets,
+      onEvent: ({ webhookId, type, body }) => console.log(`${new Date().toISOString()} ${webhookId} ${type} ${body}`),
+    }),
+  );
 }

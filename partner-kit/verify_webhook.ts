@@ -165,7 +165,10 @@ function checkTimestamp(
   const toleranceSec = options.toleranceSec ?? DEFAULT_TOLERANCE_SEC;
   const nowSec = Math.floor((options.now?.() ?? new Date()).getTime() / 1000);
   if (timestampSec < nowSec - toleranceSec) {
-    return fail("TIMESTAMP_TOO_OLD", `The timestamp ${timestampSec} is more than ${toleranceSec} s old: refusing a replay`);
+    return fail(
+      "TIMESTAMP_TOO_OLD",
+      `The timestamp ${timestampSec} is more than ${toleranceSec} s old: refusing a replay`,
+    );
   }
   if (timestampSec > nowSec + toleranceSec) {
     return fail(

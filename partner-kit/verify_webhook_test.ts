@@ -179,4 +179,21 @@ Deno.test("the example receiver answers 400 with the reason for a forged deliver
   assert.equal(forged.status, 400);
   assert.match(await forged.text(), /TIMESTAMP_TOO_OLD/);
   assert.deepEqual(received, []);
+
+  const nowSec = Math.floor(Date.now() / 1000);
+  const body = '{"type":"ecommerce.order.order.paid.v1","data":{}}';
+  const raw = Uint8Array.from(atob(VECTOR.secret.slice(6)), (c) => c.charCodeAt(0));
+  const key = await crypto.subtle.importKey("raw", raw, { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
+  const bvMac = new Uint8Array(await crypto.subtle.sign("HMAC", key, new TextEncoder().encode(`${nowSec}.${body}`)));
+  const headers = {
+    "webhook-id": "msg_2",
+    "webhook-timestamp": String(nowSec),
+    "webhook-signature": await sign(VECTOR.secret, "msg_2", nowSec, body),
+    "x-bv-signature": `t=${nowSec},v1=${[...bvMac].map((b) => b.toString(16).padStart(2, "0")).join("")}`,
+  };
+  for (let i = 0; i < 2; i++) {
+    const response = await handler(new Request("http://receiver/", { method: "POST", headers, body }));
+    assert.equal(response.status, 204);
+  }
+  assert.deepEqual(received, ["msg_2"], "a redelivery is acknowledged but processed once");
 });

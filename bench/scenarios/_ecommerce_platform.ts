@@ -9,6 +9,7 @@
  * still stops the processes when the bench exits.
  */
 import { Redis } from "ioredis";
+import postgres from "postgres";
 import { type Config, loadConfig } from "../../shared/config/config.ts";
 import { realInfra } from "../../shared/testing/real_infra.ts";
 import { uniqueName } from "../../shared/testing/unique.ts";
@@ -84,7 +85,11 @@ function selectedScenarios(): string[] {
   return Deno.args.length === 0 ? [...ECOMMERCE_SCENARIOS] : named;
 }
 
-/** The running, seeded platform; starts it on the first call of the run. */
+/**
+ * The running, seeded platform; starts it on the first call of the run. Before returning it waits (bounded)
+ * until east's outbox is drained, so a scenario does not start while the previous one's events are still
+ * being published.
+ */
 export async function acquirePlatform(ctx: ScenarioContext): Promise<EcommercePlatform> {
   if (shared === undefined) {
     await ctx.requireTcp(hostPortOf(realInfra.postgresAdminUrl, 5432), "PostgreSQL");
@@ -93,7 +98,33 @@ export async function acquirePlatform(ctx: ScenarioContext): Promise<EcommercePl
     await ctx.requireTcp(hostPortOf(realInfra.mqttUrl, 1883), "MQTT (Mosquitto)");
     shared = await start(ctx);
   }
-  return await shared.ready;
+  const platform = await shared.ready;
+  await waitForDrainedOutbox(ctx, platform.pgUrl);
+  return platform;
+}
+
+const QUIESCE_TIMEOUT_MS = 30_000;
+
+async function waitForDrainedOutbox(ctx: ScenarioContext, pgUrl: string): Promise<void> {
+  const sql = postgres(pgUrl, { max: 1, connect_timeout: 5, onnotice: () => {} });
+  const started = performance.now();
+  try {
+    for (;;) {
+      const [{ n }] = await sql<{ n: number }[]>`select count(*)::int as n from outbox where published_at is null`;
+      const waitedMs = performance.now() - started;
+      if (n === 0) {
+        if (waitedMs > 500) ctx.log(`waited ${(waitedMs / 1000).toFixed(1)} s for the outbox to drain`);
+        return;
+      }
+      if (waitedMs > QUIESCE_TIMEOUT_MS) {
+        ctx.log(`outbox still has ${n} unpublished rows after ${QUIESCE_TIMEOUT_MS / 1000} s; starting anyway`);
+        return;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+  } finally {
+    await sql.end({ timeout: 5 });
+  }
 }
 
 /**

@@ -71,6 +71,7 @@ export const graphqlProductInventory: Scenario = {
             durationMsPerRound: DURATION_MS_PER_ROUND,
             warmupMsPerRound: WARMUP_MS_PER_ROUND,
             maxInFlight: MAX_IN_FLIGHT,
+            onError: "count",
           },
         );
         const [hitsAfter, missesAfter] = await gqlCounters(platform);
@@ -78,6 +79,9 @@ export const graphqlProductInventory: Scenario = {
           `GraphQL aggregate cache during the rounds: ${hitsAfter - hitsBefore} hits, ` +
             `${missesAfter - missesBefore} misses (warm-ups included)`,
         );
+        for (const side of [sides.subject, sides.baseline]) {
+          if (side.firstError) ctx.log(`${side.label}: first failure: ${side.firstError}`);
+        }
         return resultOf(NAME, sides);
       } finally {
         await sql.end({ timeout: 5 });

@@ -76,8 +76,12 @@ export const orderCreate: Scenario = {
             durationMsPerRound: DURATION_MS_PER_ROUND,
             warmupMsPerRound: WARMUP_MS_PER_ROUND,
             maxInFlight: MAX_IN_FLIGHT,
+            onError: "count",
           },
         );
+        for (const side of [sides.subject, sides.baseline]) {
+          if (side.firstError) ctx.log(`${side.label}: first failure: ${side.firstError}`);
+        }
         return resultOf(NAME, sides);
       } finally {
         await sql.end({ timeout: 5 });

@@ -85,9 +85,13 @@ async function runProductGet(ctx: ScenarioContext, name: string, mode: "hit" | "
           durationMsPerRound: DURATION_MS_PER_ROUND,
           warmupMsPerRound: WARMUP_MS_PER_ROUND,
           maxInFlight: MAX_IN_FLIGHT,
+          onError: "count",
         },
       );
       await Promise.allSettled([...pendingDeletes]);
+      for (const side of [sides.subject, sides.baseline]) {
+        if (side.firstError) ctx.log(`${side.label}: first failure: ${side.firstError}`);
+      }
       const after = await cacheCounters(platform);
       const hits = after.hit - before.hit;
       const misses = after.miss - before.miss;

@@ -27,6 +27,8 @@ import { createOrderRoutes, ordersMigrations, purgeExpiredIdempotencyKeys } from
 import { createSoapPaymentGateway } from "./payment/mod.ts";
 import { createGraphqlRoutes, startGraphqlCacheInvalidation } from "./graphql/mod.ts";
 import { createOpenApiRoutes } from "./openapi/mod.ts";
+import { notificationsMigrations, startOrderNotifications } from "./notifications/mod.ts";
+import { flashSalesMigrations, startFlashSales } from "./flash_sales/mod.ts";
 
 /** The topics e-commerce publishes, each with its dead-letter topic. */
 export const ECOMMERCE_TOPICS: readonly string[] = Object.values(ecommerceEvents).flatMap((event) => [
@@ -43,6 +45,8 @@ export const ECOMMERCE_MIGRATIONS = [
   ...cartMigrations,
   ...inventoryMigrations,
   ...ordersMigrations,
+  ...notificationsMigrations,
+  ...flashSalesMigrations,
 ];
 
 export const createEcommerceService: ServiceFactory = async (context) => {
@@ -97,7 +101,15 @@ export const createEcommerceService: ServiceFactory = async (context) => {
   });
   lifecycle.onStop(`${name} payment gateway`, () => Promise.resolve(payments.close()));
   const verifier = regionalVerifier(config, region);
+  const notifications = await startOrderNotifications({ sql, cache, eventLog, verifier, region });
+  lifecycle.onStop(`${name} notifications`, () => notifications.close());
+
+  const flashSales = await startFlashSales({ sql, cache, eventLog, verifier, nudgeOutbox, region });
+  lifecycle.onStop(`${name} flash sales`, () => flashSales.close());
+
   const app = createServiceApp({ name, checks });
+  app.route("/", notifications.routes);
+  app.route("/", flashSales.routes);
   app.route("/", createCatalogRoutes({ sql, cache, verifier, nudgeOutbox }));
   app.route("/", createCartRoutes({ sql, verifier }));
   app.route("/", createInventoryRoutes({ sql, verifier, nudgeOutbox }));

@@ -15,6 +15,8 @@ export const ROUTES: readonly { readonly prefix: string; readonly service: Servi
   { prefix: "/api/v1/inventory", service: "ecommerce" },
   { prefix: "/api/v1/webhooks", service: "ecommerce" },
   { prefix: "/api/v1/analytics", service: "ecommerce" },
+  { prefix: "/api/v1/flash-sales", service: "ecommerce" },
+  { prefix: "/api/v1/ecommerce", service: "ecommerce" },
   { prefix: "/graphql", service: "ecommerce" },
   { prefix: "/ws/orders", service: "ecommerce" },
   { prefix: "/sse", service: "ecommerce" },

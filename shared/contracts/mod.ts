@@ -4,3 +4,4 @@ export * from "./topics.ts";
 export * from "./problem.ts";
 export * as ecommerceEvents from "./events/ecommerce.ts";
 export * as securityEvents from "./events/security.ts";
+export * as pricingEvents from "./events/pricing.ts";

@@ -62,7 +62,12 @@ export async function runDailySales(
       select ${options.date}::date, currency, sum(amount), sum(n)::int, ${computedAt} from moves group by currency
       returning currency, revenue::text as revenue, orders`;
     return rows
-      .map((row) => ({ date: options.date, currency: row.currency, revenue: decimalText(row.revenue), orders: row.orders }))
+      .map((row) => ({
+        date: options.date,
+        currency: row.currency,
+        revenue: decimalText(row.revenue),
+        orders: row.orders,
+      }))
       .sort((a, b) => a.currency.localeCompare(b.currency));
   });
 }

@@ -7,12 +7,7 @@ export { analyticsMigrations } from "./migrations.ts";
 export { REVENUE_CONSUMER, type RevenueProjectionDeps, startRevenueProjection } from "./revenue_projection.ts";
 export { REVENUE_TOPICS, type RevenueTopics } from "./revenue_events.ts";
 export type { RevenueWindow } from "./revenue_store.ts";
-export {
-  type AnalyticsRoutesDeps,
-  createAnalyticsRoutes,
-  REVENUE_RANGE_MS_MAX,
-  REVENUE_ROWS_MAX,
-} from "./routes.ts";
+export { type AnalyticsRoutesDeps, createAnalyticsRoutes, REVENUE_RANGE_MS_MAX, REVENUE_ROWS_MAX } from "./routes.ts";
 export { type DailySalesRow, readDailySales, runDailySales, utcDayOf, yesterdayUtc } from "./daily_sales.ts";
 export {
   formatParity,

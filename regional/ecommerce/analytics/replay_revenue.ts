@@ -190,9 +190,7 @@ function compare(
 export function formatParity(parity: RevenueParity, options?: { readonly linesMax?: number }): string {
   const linesMax = options?.linesMax ?? 1_000;
   const side = (s: ParityLine["live"]) => (s ? `${s.revenue}/${s.orders}` : "-");
-  const ordered = [...parity.lines].sort((a, b) =>
-    a.verdict === b.verdict ? 0 : a.verdict === "differs" ? -1 : 1
-  );
+  const ordered = [...parity.lines].sort((a, b) => a.verdict === b.verdict ? 0 : a.verdict === "differs" ? -1 : 1);
   const shown = ordered.slice(0, linesMax).map((line) =>
     `${line.windowStart} ${line.currency} live=${side(line.live)} replay=${side(line.replay)} ${line.verdict}`
   );

@@ -38,7 +38,9 @@ export function decodeRevenueRecord(record: IncomingRecord, region: string): Rev
   if (envelope.eventType === orderPaid.eventType) {
     const payload = orderPaid.payload.parse(envelope.payload);
     const amountUnits = parseMoney(payload.amount);
-    if (amountUnits < 0n) throw new TypeError(`Order "${payload.orderId}" was paid a negative amount "${payload.amount}"`);
+    if (amountUnits < 0n) {
+      throw new TypeError(`Order "${payload.orderId}" was paid a negative amount "${payload.amount}"`);
+    }
     return {
       kind: "paid",
       eventId: envelope.eventId,

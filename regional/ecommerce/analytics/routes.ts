@@ -118,4 +118,3 @@ function totalsOf(windows: readonly RevenueWindow[]): { currency: string; revenu
     orders: t.orders,
   }));
 }
-

@@ -162,7 +162,9 @@ export async function startFlashSaleHub(options: FlashSaleHubOptions): Promise<F
     subscribers: () => subscribers.size,
     lastSeq: () => lastSeq,
     open({ lastEventId, signal }) {
-      if (closed) throw new ProblemError("COMMON.UPSTREAM_UNAVAILABLE", "The flash sale stream is shutting down; retry");
+      if (closed) {
+        throw new ProblemError("COMMON.UPSTREAM_UNAVAILABLE", "The flash sale stream is shutting down; retry");
+      }
       if (subscribers.size >= subscribersMax) {
         throw new ProblemError(
           "COMMON.RATE_LIMITED",

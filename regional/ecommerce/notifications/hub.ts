@@ -73,7 +73,7 @@ interface Entry extends HubSubscription {
   pumping: boolean;
   again: boolean;
   removed: boolean;
-  retry?: number;
+  retry?: ReturnType<typeof setTimeout>;
 }
 
 const indexOf = (key: ChannelKey) => key.kind === "order" ? `order:${key.orderId}` : `user:${key.userId}`;

@@ -53,7 +53,7 @@ export function createBatcher<T>(options: BatcherOptions<T>): Batcher<T> {
 
   function pump(): void {
     if (pending.length === 0) {
-      if (!flushing) for (const wake of idleWaiters.splice(0)) wake();
+      if (!flushing) { for (const wake of idleWaiters.splice(0)) wake(); }
       return;
     }
     const ready = pending.length >= batchMax || pending.length >= feeders || lingered;

@@ -81,7 +81,9 @@ export async function startSensorBridge(deps: SensorBridgeDeps): Promise<{ close
   };
   // One shared subscription spreads messages over the connections; a single bus subscribes plainly
   // (aedes, the embedded broker, has no shared subscriptions).
-  const filter = buses.length > 1 ? `$share/bv-sensor-bridge-${deps.region}/${SENSOR_TOPIC_FILTER}` : SENSOR_TOPIC_FILTER;
+  const filter = buses.length > 1
+    ? `$share/bv-sensor-bridge-${deps.region}/${SENSOR_TOPIC_FILTER}`
+    : SENSOR_TOPIC_FILTER;
   await Promise.all(buses.map((bus) => bus.subscribe(filter, 1, handler)));
   return {
     async close() {

@@ -1,0 +1,107 @@
+/**
+ * @module
+ * Classifies a GraphQL POST at the edge: a document whose every operation is a `query` is a public read
+ * (no token needed, cacheable by a hash of its normalised form); one with a mutation or subscription needs
+ * a token. The body is read once with the region's own bound (64 KiB) and forwarded as read. A body the
+ * edge cannot parse is `unparsed`: it is not cached and, since the edge cannot prove it is only a read, it
+ * needs a token like a mutation (fail closed; the region then answers the syntax error).
+ */
+import { Kind, parse, stripIgnoredCharacters } from "graphql";
+import { sha256Hex } from "./hot_cache.ts";
+
+/** The region's bound on a GraphQL body (`GRAPHQL_BODY_BYTES_MAX` in the ecommerce service). */
+export const GRAPHQL_BODY_BYTES_MAX = 64 * 1024;
+
+/** Token budget of the edge's parse: the region allows 10 KiB of query, far below this many tokens. */
+const PARSE_TOKENS_MAX = 5_000;
+
+export type GraphqlRequestKind = "read" | "write" | "unparsed";
+
+export interface GraphqlRead {
+  readonly kind: GraphqlRequestKind;
+  /** The body as received, to forward. */
+  readonly text: string;
+  /** For reads: the cache key part, a SHA-256 of query (ignored characters stripped), operation and variables. */
+  readonly keyBase?: string;
+}
+
+/** Reads and classifies the body; `"too-large"` when it exceeds {@linkcode GRAPHQL_BODY_BYTES_MAX}. */
+export async function readGraphqlRequest(request: Request): Promise<GraphqlRead | "too-large"> {
+  const declared = Number(request.headers.get("content-length") ?? "0");
+  if (declared > GRAPHQL_BODY_BYTES_MAX) {
+    await request.body?.cancel();
+    return "too-large";
+  }
+  const text = await readTextBounded(request.body, GRAPHQL_BODY_BYTES_MAX);
+  if (text === null) return "too-large";
+  const mediaType = (request.headers.get("content-type") ?? "").split(";")[0].trim().toLowerCase();
+  let query: unknown;
+  let operationName: unknown = null;
+  let variables: unknown = null;
+  if (mediaType === "application/graphql") {
+    query = text;
+  } else if (mediaType === "application/json") {
+    try {
+      ({ query, operationName = null, variables = null } = JSON.parse(text) ?? {});
+    } catch {
+      return { kind: "unparsed", text };
+    }
+  } else {
+    return { kind: "unparsed", text };
+  }
+  if (typeof query !== "string") return { kind: "unparsed", text };
+  let readOnly = true;
+  try {
+    const document = parse(query, { noLocation: true, maxTokens: PARSE_TOKENS_MAX });
+    for (const definition of document.definitions) {
+      if (definition.kind === Kind.OPERATION_DEFINITION && definition.operation !== "query") readOnly = false;
+    }
+  } catch {
+    return { kind: "unparsed", text };
+  }
+  if (!readOnly) return { kind: "write", text };
+  const sortedVariables = canonical(variables, 0);
+  // Variables nested deeper than any real query needs are forwarded but not cached.
+  if (sortedVariables === TOO_DEEP) return { kind: "read", text };
+  const normalised = JSON.stringify([stripIgnoredCharacters(query), operationName, sortedVariables]);
+  return { kind: "read", text, keyBase: `graphql ${await sha256Hex(normalised)}` };
+}
+
+const TOO_DEEP = Symbol("too deep");
+const VARIABLES_DEPTH_MAX = 32;
+
+/** `value` with object keys sorted at every depth, so `{a,b}` and `{b,a}` variables share a cache entry. */
+function canonical(value: unknown, depth: number): unknown {
+  if (value === null || typeof value !== "object") return value;
+  if (depth > VARIABLES_DEPTH_MAX) return TOO_DEEP;
+  if (Array.isArray(value)) {
+    const items = value.map((item) => canonical(item, depth + 1));
+    return items.includes(TOO_DEEP) ? TOO_DEEP : items;
+  }
+  const sorted: Record<string, unknown> = {};
+  for (const key of Object.keys(value).sort()) {
+    const item = canonical((value as Record<string, unknown>)[key], depth + 1);
+    if (item === TOO_DEEP) return TOO_DEEP;
+    sorted[key] = item;
+  }
+  return sorted;
+}
+
+async function readTextBounded(body: ReadableStream<Uint8Array> | null, bytesMax: number): Promise<string | null> {
+  if (body === null) return "";
+  const reader = body.getReader();
+  const decoder = new TextDecoder();
+  let size = 0;
+  let text = "";
+  while (true) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > bytesMax) {
+      await reader.cancel();
+      return null;
+    }
+    text += decoder.decode(value, { stream: true });
+  }
+  return text + decoder.decode();
+}

@@ -1,0 +1,118 @@
+/**
+ * @module
+ * JWT pre-auth at the edge: the shared access-token verifier (EdDSA only, `at+jwt`, iss/aud/exp/nbf) over
+ * the union of every region's JWKS. Keys are cached and reloaded early on an unknown `kid` (at most once
+ * per cooldown); when no region answers, the last key set that loaded keeps serving. A bad token is
+ * answered here, before any regional call.
+ */
+import type { JSONWebKeySet, JWK } from "jose";
+import { ProblemError } from "../shared/contracts/problem.ts";
+// The file itself, not shared/auth/mod.ts: the module door also exports node-only code.
+import { createTokenVerifier, type Principal } from "../shared/auth/verifier.ts";
+import { edgeProblem } from "./edge_problem.ts";
+
+export interface PreAuthOptions {
+  /** Every region's `/.well-known/jwks.json`; a token signed by a key of any of them is accepted. */
+  readonly jwksUrls: readonly string[];
+  readonly issuer: string;
+  readonly audience: string;
+  /** Bound on one JWKS fetch. @default 2000 */
+  readonly jwksTimeoutMs?: number;
+  /** How long a loaded key set is used before it is loaded again. @default 300_000 */
+  readonly jwksCacheMaxAgeMs?: number;
+  /** Least time between two loads triggered by unknown `kid`s. @default 30_000 */
+  readonly jwksCooldownMs?: number;
+  readonly now: () => number;
+  readonly fetch: typeof fetch;
+}
+
+export interface PreAuth {
+  /**
+   * The principal of the request's bearer token, undefined when there is none and none is required, or a
+   * 401 (bad or missing token) / 503 (keys unavailable) problem response to send instead.
+   */
+  authenticate(request: Request, required: boolean): Promise<Principal | undefined | Response>;
+}
+
+const BEARER = /^Bearer[ ]+([A-Za-z0-9._~+/-]+=*)$/i;
+/** Largest JWKS accepted: ours is a few hundred bytes per key. */
+const JWKS_BYTES_MAX = 64 * 1024;
+const CHALLENGE = 'Bearer realm="bitvelocity"';
+const CHALLENGE_INVALID = 'Bearer realm="bitvelocity", error="invalid_token"';
+
+/** Creates the pre-auth step; options are checked here so a misconfiguration fails at start. */
+export function createPreAuth(options: PreAuthOptions): PreAuth {
+  if (options.jwksUrls.length === 0) throw new TypeError("Edge auth requires at least one JWKS URL in jwksUrls");
+  for (const url of options.jwksUrls) new URL(url);
+  const verifier = createTokenVerifier({
+    jwks: jwksUnionLoader(options),
+    issuer: options.issuer,
+    audience: options.audience,
+    cacheMaxAgeMs: options.jwksCacheMaxAgeMs ?? 300_000,
+    cooldownMs: options.jwksCooldownMs ?? 30_000,
+    now: options.now,
+  });
+  return {
+    async authenticate(request, required) {
+      const header = request.headers.get("authorization");
+      if (header === null) {
+        if (!required) return undefined;
+        return edgeProblem("AUTH.UNAUTHENTICATED", 'Send an access token as "Authorization: Bearer <token>"', {
+          "www-authenticate": CHALLENGE,
+        });
+      }
+      const match = BEARER.exec(header);
+      if (match === null) {
+        return edgeProblem(
+          "AUTH.TOKEN_INVALID",
+          'The Authorization header is not "Bearer <token>"; send an access token or no header',
+          { "www-authenticate": CHALLENGE_INVALID },
+        );
+      }
+      try {
+        return await verifier.verify(match[1]);
+      } catch (error) {
+        if (!(error instanceof ProblemError)) throw error;
+        const headers = error.status === 401 ? { "www-authenticate": CHALLENGE_INVALID } : undefined;
+        return edgeProblem(error.code, error.message, headers);
+      }
+    },
+  };
+}
+
+/** Loads every URL at once and merges their keys by `kid`; falls back to the last good set when all fail. */
+function jwksUnionLoader(options: PreAuthOptions): () => Promise<JSONWebKeySet> {
+  const timeoutMs = options.jwksTimeoutMs ?? 2_000;
+  let lastGood: JSONWebKeySet | undefined;
+  async function load(url: string): Promise<JWK[]> {
+    const response = await options.fetch(url, {
+      headers: { accept: "application/json" },
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+    if (!response.ok || Number(response.headers.get("content-length") ?? "0") > JWKS_BYTES_MAX) {
+      await response.body?.cancel();
+      throw new Error(`${url} answered ${response.status}`);
+    }
+    const text = await response.text();
+    if (text.length > JWKS_BYTES_MAX) throw new Error(`${url} sent a key set over ${JWKS_BYTES_MAX} bytes`);
+    const body = JSON.parse(text) as { keys?: unknown };
+    if (!Array.isArray(body?.keys)) throw new Error(`${url} sent no "keys" array`);
+    return body.keys as JWK[];
+  }
+  return async () => {
+    const results = await Promise.allSettled(options.jwksUrls.map(load));
+    const byKid = new Map<string, JWK>();
+    const failures: string[] = [];
+    for (const result of results) {
+      if (result.status === "rejected") failures.push(String((result.reason as Error)?.message ?? result.reason));
+      else for (const key of result.value) byKid.set(`${key.kid}`, key);
+    }
+    if (failures.length === results.length) {
+      // Stale keys beat refusing every token while the auth services are unreachable.
+      if (lastGood !== undefined) return lastGood;
+      throw new Error(`No JWKS could be loaded: ${failures.join("; ")}`);
+    }
+    lastGood = { keys: [...byKid.values()] };
+    return lastGood;
+  };
+}

@@ -1,0 +1,115 @@
+/**
+ * @module
+ * Wires the flash sales context of one process: the SSE hub, the price projection (the region's consumer
+ * group), the end sweeper and the routes. The caller applies `flashSalesMigrations` first (after the
+ * outbox and catalog ones) and mounts `routes` at "/".
+ */
+import type { Hono } from "hono";
+import type { TokenVerifier } from "../../../shared/auth/verifier.ts";
+import { flashSaleStarted } from "../../../shared/contracts/events/ecommerce.ts";
+import { flashSaleEnded } from "../../../shared/contracts/events/pricing.ts";
+import { type Cache, dlqTopicOf, type EventLog, type Sql } from "../../../shared/ports/mod.ts";
+import { startFlashSaleHub } from "./flash_sale_hub.ts";
+import { startFlashPriceProjection } from "./flash_price_projection.ts";
+import { createFlashSaleRoutes } from "./routes.ts";
+import { startSaleEnder } from "./sale_ender.ts";
+
+export interface FlashSalesDeps {
+  readonly sql: Sql;
+  readonly cache: Cache;
+  readonly eventLog: EventLog;
+  readonly verifier: TokenVerifier;
+  /** Wakes the outbox relay after a commit that appended events. */
+  readonly nudgeOutbox: () => void;
+  /** Names the consumer group (`ecommerce-<region>.flash-sales`) and the pub/sub channel. */
+  readonly region: string;
+}
+
+/** Tuning with safe defaults; tests shorten the intervals. */
+export interface FlashSalesOptions {
+  /** Broadcasts kept for `Last-Event-ID` resume, in memory per hub. @default 100 */
+  readonly recentEventsMax?: number;
+  /** Broadcasts kept in the log table (catch-up and hub start). @default 1000 */
+  readonly broadcastsRetained?: number;
+  /** SSE streams per process. @default 10000 */
+  readonly subscribersMax?: number;
+  /** @default 15000 */
+  readonly heartbeatMs?: number;
+  /** @default 5000 */
+  readonly catchUpIntervalMs?: number;
+  /** Longest sleep of the end sweeper. @default 1000 */
+  readonly endCheckIntervalMsMax?: number;
+  /** @default `ecommerce-${region}.flash-sales` */
+  readonly groupId?: string;
+  /** @default Date.now */
+  readonly now?: () => number;
+}
+
+/** The running context: routes to mount, the hub (for metrics and tests) and an orderly close. */
+export interface FlashSales {
+  readonly routes: Hono;
+  readonly hub: { subscribers(): number };
+  close(): Promise<void>;
+}
+
+/** The topics flash sales publish, each with its dead-letter topic. */
+export const FLASH_SALE_TOPICS: readonly string[] = [flashSaleStarted.eventType, flashSaleEnded.eventType]
+  .flatMap((topic) => [topic, dlqTopicOf(topic)]);
+
+const REGION = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+
+/** Starts flash sales; resolves once the consumer is ready, so a sale started afterwards is never missed. */
+export async function startFlashSales(deps: FlashSalesDeps, options: FlashSalesOptions = {}): Promise<FlashSales> {
+  if (!REGION.test(deps.region)) {
+    throw new TypeError(
+      `startFlashSales() region must be lower-case letters, digits, "-" or "_"; got "${deps.region}"`,
+    );
+  }
+  const now = options.now ?? Date.now;
+  const recentEventsMax = options.recentEventsMax ?? 100;
+  const broadcastsRetained = options.broadcastsRetained ?? 1_000;
+  if (!(broadcastsRetained >= recentEventsMax)) {
+    throw new RangeError(`broadcastsRetained (${broadcastsRetained}) must be at least recentEventsMax`);
+  }
+  const channel = `flash_sales:${deps.region}`;
+  await deps.eventLog.ensureTopics(FLASH_SALE_TOPICS.map((name) => ({ name, partitions: 3 })));
+  const hub = await startFlashSaleHub({
+    sql: deps.sql,
+    cache: deps.cache,
+    channel,
+    recentEventsMax,
+    subscribersMax: options.subscribersMax,
+    heartbeatMs: options.heartbeatMs,
+    catchUpIntervalMs: options.catchUpIntervalMs,
+    subscriberQueueMax: Math.max(256, recentEventsMax + 64),
+  });
+  const closers: (() => Promise<void>)[] = [() => hub.close()];
+  const close = async () => {
+    for (const closeOne of closers.splice(0).reverse()) await closeOne();
+  };
+  try {
+    const projection = await startFlashPriceProjection({
+      sql: deps.sql,
+      cache: deps.cache,
+      eventLog: deps.eventLog,
+      groupId: options.groupId ?? `ecommerce-${deps.region}.flash-sales`,
+      channel,
+      broadcastsRetained,
+      now,
+    });
+    closers.push(() => projection.close());
+    await projection.ready;
+    const ender = startSaleEnder({
+      sql: deps.sql,
+      nudgeOutbox: deps.nudgeOutbox,
+      checkIntervalMsMax: options.endCheckIntervalMsMax,
+      now,
+    });
+    closers.push(() => ender.stop());
+    const routes = createFlashSaleRoutes({ ...deps, hub, onSaleStarted: () => ender.wake(), now });
+    return { routes, hub: { subscribers: () => hub.subscribers() }, close };
+  } catch (error) {
+    await close();
+    throw error;
+  }
+}

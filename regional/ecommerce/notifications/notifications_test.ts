@@ -1,0 +1,227 @@
+/**
+ * The notification protocol on the embedded adapters (PGlite, in-process log and cache): error frames and
+ * close codes, limits, the ack window, idempotent storage, dead-lettering, and mounting on the service app.
+ */
+import assert from "node:assert/strict";
+import { createEnvelope } from "../../../shared/contracts/envelope.ts";
+import { orderCreated, orderPaid } from "../../../shared/contracts/events/ecommerce.ts";
+import { createServiceApp } from "../../../shared/runtime/mod.ts";
+import type { Principal } from "../../../shared/auth/mod.ts";
+import { createPgliteSql } from "../../../shared/adapters/pglite/mod.ts";
+import { dlqTopicOf, type IncomingRecord, type Sql } from "../../../shared/ports/mod.ts";
+import { uniqueName } from "../../../shared/testing/unique.ts";
+import { connectWs, eventually, type Frame, type Harness, startHarness } from "./_fixture_for_test.ts";
+import type { NotificationHub } from "./hub.ts";
+import { CLOSE_CODES, DEFAULT_LIMITS, type NotificationLimits } from "./mod.ts";
+import { OrderSocket } from "./order_socket.ts";
+
+const created = (orderId: string, userId: string) => ({
+  orderId,
+  userId,
+  totalAmount: "10.00",
+  currency: "EUR",
+  items: [{ productId: crypto.randomUUID(), qty: 1, price: "10.00" }],
+});
+const isEvent = (frame: Frame) => frame.type === "event";
+
+// One PGlite for the whole file (it takes seconds to boot); each test has its own service, log and cache.
+let sharedSql: Promise<Sql> | undefined;
+
+function embeddedTest(name: string, limits: Partial<NotificationLimits>, fn: (h: Harness) => Promise<void>) {
+  Deno.test({
+    name: `[pglite+memory] ${name}`,
+    sanitizeResources: false,
+    sanitizeOps: false,
+    fn: async () => {
+      sharedSql ??= createPgliteSql();
+      const harness = await startHarness("embedded", { limits, sharedSql: await sharedSql });
+      try {
+        await fn(harness);
+      } finally {
+        await harness.close();
+      }
+    },
+  });
+}
+
+embeddedTest("bad frames get error frames with stable codes and the connection stays up", {}, async (h) => {
+  const client = await connectWs(h.wsUrl, await h.tokens.token("u-clumsy"));
+  const expectError = async (send: () => void, code: string) => {
+    send();
+    const frame = await client.next();
+    assert.equal(frame.type, "error", JSON.stringify(frame));
+    assert.equal(frame.code, code, frame.message);
+    return frame;
+  };
+  await expectError(() => client.sendRaw("{not json"), "COMMON.MALFORMED_JSON");
+  await expectError(() => client.sendRaw(new Uint8Array([1, 2, 3])), "COMMON.MALFORMED_JSON");
+  const unknown = await expectError(() => client.send({ type: "shout" }), "NOTIFICATIONS.UNKNOWN_TYPE");
+  assert.match(unknown.message, /Unknown frame type "shout"; use one of subscribe, unsubscribe, ack, auth, ping/);
+  await expectError(() => client.send(["subscribe"]), "NOTIFICATIONS.UNKNOWN_TYPE");
+  await expectError(
+    () => client.send({ type: "subscribe", orderId: "o-1", channel: "mine" }),
+    "COMMON.VALIDATION_FAILED",
+  );
+  await expectError(() => client.send({ type: "subscribe", orderId: "o-1", extra: 1 }), "COMMON.VALIDATION_FAILED");
+  await expectError(() => client.send({ type: "subscribe", orderId: "o-1", after: "-1" }), "COMMON.VALIDATION_FAILED");
+  await expectError(() => client.send({ type: "unsubscribe", orderId: "o-1" }), "NOTIFICATIONS.UNKNOWN_SUBSCRIPTION");
+  await expectError(() => client.send({ type: "ack", id: "99" }), "NOTIFICATIONS.UNKNOWN_EVENT");
+  await expectError(() => client.send({ type: "auth", token: "forged" }), "AUTH.TOKEN_INVALID");
+  client.send({ type: "subscribe", channel: "mine" });
+  assert.equal((await client.next()).type, "subscribed");
+  await expectError(() => client.send({ type: "subscribe", channel: "mine" }), "COMMON.CONFLICT");
+  client.send({ type: "unsubscribe", channel: "mine" });
+  assert.deepEqual(await client.next(), { type: "unsubscribed", channel: "mine" });
+  client.send({ type: "ping" });
+  assert.deepEqual(await client.next(), { type: "pong" });
+
+  client.sendRaw(JSON.stringify({ type: "ping", pad: "x".repeat(DEFAULT_LIMITS.frameBytesMax) }));
+  assert.equal((await client.closed).code, CLOSE_CODES.MESSAGE_TOO_BIG);
+  await eventually("the socket released", () => h.notifications.stats().sockets === 0 ? true : undefined);
+});
+
+embeddedTest(
+  "subscriptions and sockets are bounded",
+  { subscriptionsPerSocketMax: 2, socketsMax: 2 },
+  async (h) => {
+    const token = await h.tokens.token("u-greedy");
+    const first = await connectWs(h.wsUrl, token);
+    for (const orderId of ["o-1", "o-2"]) {
+      first.send({ type: "subscribe", orderId });
+      assert.equal((await first.next()).type, "subscribed");
+    }
+    first.send({ type: "subscribe", orderId: "o-3" });
+    assert.equal((await first.next()).code, "NOTIFICATIONS.TOO_MANY_SUBSCRIPTIONS");
+    const second = await connectWs(h.wsUrl, token);
+    const refused = await fetch(h.wsUrl.replace("ws:", "http:"), {
+      headers: { authorization: `Bearer ${token}`, upgrade: "websocket" },
+    });
+    assert.equal(refused.status, 429);
+    assert.equal(refused.headers.get("retry-after"), "5");
+    assert.equal((await refused.json()).code, "COMMON.RATE_LIMITED");
+    await Promise.all([first.close(), second.close()]);
+    assert.equal(h.notifications.stats().subscriptions, 0);
+  },
+);
+
+embeddedTest(
+  "delivery pauses when the ack window is full and resumes after an ack",
+  { unackedEventsMax: 2 },
+  async (h) => {
+    const userId = "u-acker";
+    const client = await connectWs(h.wsUrl, await h.tokens.token(userId));
+    client.send({ type: "subscribe", channel: "mine" });
+    await client.next((f) => f.type === "subscribed");
+    const orders = [crypto.randomUUID(), crypto.randomUUID(), crypto.randomUUID(), crypto.randomUUID()];
+    for (const orderId of orders) await h.publish(orderCreated, created(orderId, userId));
+    const firstTwo = [await client.next(isEvent), await client.next(isEvent)];
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(client.all(isEvent).length, 2, "nothing beyond the window before an ack");
+    client.send({ type: "ack", id: firstTwo[1].id });
+    const all = [...firstTwo, await client.next(isEvent), await client.next(isEvent)];
+    // Orders live on different partitions: the personal channel follows the order they were stored in.
+    assert.deepEqual(new Set(all.map((f) => f.orderId)), new Set(orders));
+    const ids = all.map((f) => BigInt(f.id));
+    assert.deepEqual(ids, [...ids].sort((a, b) => (a < b ? -1 : 1)), "ids increase");
+    await client.close();
+  },
+);
+
+embeddedTest("a redelivered event is stored and pushed once; a malformed record is dead-lettered", {}, async (h) => {
+  const userId = "u-dup";
+  const orderId = crypto.randomUUID();
+  const client = await connectWs(h.wsUrl, await h.tokens.token(userId));
+  client.send({ type: "subscribe", orderId });
+  await client.next((f) => f.type === "subscribed");
+  const dead: IncomingRecord[] = [];
+  const dlq = await h.eventLog.subscribe({
+    groupId: uniqueName("dlq-reader"),
+    topics: [dlqTopicOf(orderPaid.eventType)],
+    from: "earliest",
+    handler: (record) => Promise.resolve(void dead.push(record)),
+  });
+  await dlq.ready;
+  const envelope = createEnvelope(orderCreated, created(orderId, userId), {
+    producer: "order-service",
+    traceId: "0af7651916cd43dd8448eb211c80319c",
+    correlationId: "c-dup",
+  });
+  const record = { key: orderId, value: JSON.stringify(envelope) };
+  await h.eventLog.publish(orderCreated.eventType, [record, record]);
+  await h.eventLog.publish(orderPaid.eventType, [{ key: orderId, value: '{"eventType":"nonsense"}' }]);
+  await h.publish(orderPaid, { orderId, userId, amount: "10.00", currency: "EUR", authCode: "A" });
+  const events = [await client.next(isEvent), await client.next(isEvent, 15_000)];
+  assert.deepEqual(events.map((f) => [f.seq, f.status]), [[1, "PENDING"], [2, "PAID"]]);
+  const rows = await h.sql.query`select count(*)::int as n from order_notifications where order_id = ${orderId}`;
+  assert.equal(rows[0].n, 2);
+  await eventually("the dead letter", () => dead.length > 0 ? true : undefined, 15_000);
+  assert.match(dead[0].headers["x-bv-error"], /Not a valid order event/);
+  await dlq.close();
+  await client.close();
+});
+
+embeddedTest("the WebSocket route upgrades when mounted on the service app", {}, async (h) => {
+  const app = createServiceApp({ name: "ecommerce-test", checks: {} });
+  app.route("/", h.notifications.routes);
+  const server = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen: () => {} }, app.fetch);
+  try {
+    const userId = "u-mounted";
+    const orderId = crypto.randomUUID();
+    const client = await connectWs(`ws://127.0.0.1:${server.addr.port}/ws/orders`, await h.tokens.token(userId));
+    client.send({ type: "subscribe", orderId });
+    await client.next((f) => f.type === "subscribed");
+    await h.publish(orderCreated, created(orderId, userId));
+    assert.equal((await client.next(isEvent)).status, "PENDING");
+    await client.close();
+  } finally {
+    await server.shutdown();
+  }
+});
+
+Deno.test("a socket whose send buffer is over the limit is closed with 4429 instead of buffering", () => {
+  const closes: [number, string][] = [];
+  const socket = {
+    bufferedAmount: 2_000_000,
+    send: () => {},
+    close: (code: number, reason: string) => closes.push([code, reason]),
+  };
+  const principal: Principal = {
+    userId: "u",
+    email: "u@x",
+    roles: [],
+    tokenId: "t",
+    expiresAt: Date.now() / 1000 + 60,
+  };
+  let released = 0;
+  const connection = new OrderSocket({
+    socket,
+    principal,
+    verifier: { verify: () => Promise.reject(new Error("unused")) },
+    sql: {} as Sql,
+    hub: {} as NotificationHub,
+    limits: DEFAULT_LIMITS,
+    onClosed: () => released++,
+  });
+  connection.deliver("mine", {
+    id: "1",
+    orderId: "o",
+    seq: 1,
+    eventId: crypto.randomUUID(),
+    eventType: orderCreated.eventType,
+    status: "PENDING",
+    occurredAt: new Date().toISOString(),
+    userId: "u",
+  });
+  assert.equal(closes[0][0], CLOSE_CODES.SLOW_CONSUMER);
+  assert.equal(released, 1);
+  assert.equal(connection.canDeliver(), false);
+});
+
+Deno.test({
+  name: "[pglite] close the shared database",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    if (sharedSql) await (await sharedSql).close();
+  },
+});

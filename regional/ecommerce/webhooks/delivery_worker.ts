@@ -1,0 +1,261 @@
+/**
+ * @module
+ * The delivery worker: consumes the lane queues with manual acks and POSTs each delivery, signed afresh
+ * (new `webhook-timestamp`) at every attempt, through a per-endpoint circuit breaker and with a timeout.
+ *
+ * - 2xx: delivered (ack). 410 Gone: the subscription is disabled and nothing more is sent to it (ack).
+ * - Anything else, a timeout, a network error or an open circuit: the attempt is recorded and the handler
+ *   throws, so the work queue parks the message in the lane's next retry queue; after the last retry it
+ *   records the final attempt and the `webhook.delivery.failed` event (outbox, same transaction) and throws
+ *   once more, so the work queue moves the message to the lane's DLQ.
+ *
+ * Idempotent by delivery id: a delivery with a terminal row (delivered, gone, skipped, final) is not sent
+ * again; a unique index keeps that row single even when two copies race.
+ */
+import {
+  BrokenCircuitError,
+  circuitBreaker,
+  type CircuitBreakerPolicy,
+  ConsecutiveBreaker,
+  handleAll,
+} from "cockatiel";
+import client from "prom-client";
+import { webhookDeliveryFailed } from "../../../shared/contracts/events/ecommerce.ts";
+import { log, metrics } from "../../../shared/observability/mod.ts";
+import type { ConsumerHandle, QueueMessage, Sql, SqlExecutor, WorkQueue } from "../../../shared/ports/mod.ts";
+import { appendToOutbox, envelopeFor } from "../outbox/mod.ts";
+import { DELIVERY_LANES, laneQueueOf, parseDeliveryMessage } from "./delivery_queues.ts";
+import type { SecretBox } from "./secret_box.ts";
+import { signatureHeaders } from "./signing.ts";
+import { deliveryTargetOf, disableSubscription } from "./subscription_store.ts";
+
+const attemptsTotal = new client.Counter({
+  name: "bv_webhook_delivery_attempts_total",
+  help: "Webhook delivery attempts, by outcome",
+  labelNames: ["outcome"] as const,
+  registers: [metrics.registry],
+});
+/** Seed 003 section 10: webhook_retry_attempts_total. */
+const retryAttemptsTotal = new client.Counter({
+  name: "bv_webhook_retry_attempts_total",
+  help: "Webhook delivery attempts after the first (retries)",
+  registers: [metrics.registry],
+});
+
+/** Endpoints whose breaker state is kept; the least recently used is forgotten beyond it. */
+const BREAKERS_MAX = 10_000;
+const ERROR_CHARS_MAX = 500;
+const PRODUCER = "webhooks-service";
+
+export interface BreakerOptions {
+  /** Consecutive failures that open an endpoint's circuit. @default 5 */
+  readonly consecutiveFailures?: number;
+  /** Time before a half-open trial. @default min(30 s, first retry delay) */
+  readonly halfOpenAfterMs?: number;
+}
+
+export interface DeliveryWorkerOptions {
+  readonly sql: Sql;
+  readonly queue: WorkQueue;
+  readonly box: SecretBox;
+  readonly nudgeOutbox: () => void;
+  readonly retryDelaysMs: readonly number[];
+  readonly deliveryTimeoutMs: number;
+  readonly breaker?: BreakerOptions;
+  /** Messages in flight per lane (so at most lanes × prefetch concurrent POSTs). @default 16 */
+  readonly prefetch?: number;
+}
+
+type Outcome = "DELIVERED" | "FAILED" | "CIRCUIT_OPEN" | "GONE" | "SKIPPED";
+
+interface AttemptResult {
+  readonly outcome: Outcome;
+  readonly httpStatus: number | null;
+  readonly error: string | null;
+  readonly durationMs: number;
+}
+
+class HttpStatusError extends Error {
+  constructor(readonly status: number) {
+    super(`The endpoint answered HTTP ${status}`);
+  }
+}
+
+/** Starts one consumer per lane; resolves with handles to cancel them. */
+export async function startDeliveryWorker(options: DeliveryWorkerOptions): Promise<ConsumerHandle[]> {
+  const handle = createDeliveryHandler(options);
+  const handles: ConsumerHandle[] = [];
+  for (let lane = 0; lane < DELIVERY_LANES; lane++) {
+    handles.push(await options.queue.consume(laneQueueOf(lane), handle, { prefetch: options.prefetch ?? 16 }));
+  }
+  return handles;
+}
+
+/** The handler of one delivery message (exported for tests of its decisions). */
+export function createDeliveryHandler(options: DeliveryWorkerOptions): (message: QueueMessage) => Promise<void> {
+  const { sql, box } = options;
+  const attemptsMax = options.retryDelaysMs.length + 1;
+  const breakerFor = breakers(options);
+  return async (message) => {
+    const delivery = parseDeliveryMessage(message.body);
+    const record = (tx: SqlExecutor, result: AttemptResult, final = false) =>
+      insertAttempt(tx, delivery, message.attempt, result, final);
+    const terminal = await terminalOf(sql, delivery.deliveryId);
+    if (terminal) {
+      // Redelivered after the final attempt was recorded but before the move to the DLQ: move it now.
+      if (terminal.final && message.attempt >= attemptsMax) throw new Error(terminal.error ?? "Delivery failed");
+      return;
+    }
+    const target = await deliveryTargetOf(sql, box, delivery.subscriptionId);
+    // Deleted or disabled since the event was dispatched: nothing to send (an unknown id cannot be recorded).
+    if (!target) {
+      return log.warn("webhook delivery for an unknown subscription dropped", { ...delivery, body: undefined });
+    }
+    if (target.status !== "ACTIVE") {
+      const error = `Subscription is ${target.status.toLowerCase()}`;
+      await record(sql, { outcome: "SKIPPED", httpStatus: null, error, durationMs: 0 });
+      return;
+    }
+    const result = await attempt(target.url, target.secrets, delivery, breakerFor(target.url), options);
+    attemptsTotal.inc({ outcome: result.outcome });
+    if (message.attempt > 1) retryAttemptsTotal.inc();
+    if (result.outcome === "DELIVERED") return void await record(sql, result);
+    if (result.outcome === "GONE") {
+      await sql.transaction(async (tx) => {
+        await record(tx, result);
+        await disableSubscription(tx, target.id, "The endpoint answered 410 Gone");
+      });
+      log.info("webhook subscription disabled: endpoint answered 410", { subscriptionId: target.id });
+      return;
+    }
+    if (message.attempt < attemptsMax) {
+      await record(sql, result);
+      throw new Error(result.error ?? "Delivery failed");
+    }
+    await sql.transaction(async (tx) => {
+      if (!(await record(tx, result, true))) return;
+      await appendToOutbox(
+        tx,
+        envelopeFor(webhookDeliveryFailed, {
+          subscriptionId: delivery.subscriptionId,
+          eventId: delivery.eventId,
+          attempts: message.attempt,
+          lastError: result.error ?? "Delivery failed",
+        }, PRODUCER),
+      );
+    });
+    options.nudgeOutbox();
+    log.warn("webhook delivery failed for good; moved to the DLQ", {
+      deliveryId: delivery.deliveryId,
+      subscriptionId: delivery.subscriptionId,
+      attempts: message.attempt,
+      error: result.error,
+    });
+    throw new Error(result.error ?? "Delivery failed");
+  };
+}
+
+async function attempt(
+  url: string,
+  secrets: readonly string[],
+  delivery: { readonly deliveryId: string; readonly body: string },
+  breaker: CircuitBreakerPolicy,
+  options: Pick<DeliveryWorkerOptions, "deliveryTimeoutMs">,
+): Promise<AttemptResult> {
+  const started = performance.now();
+  const durationMs = () => Math.round(performance.now() - started);
+  try {
+    const status = await breaker.execute(async () => {
+      const headers = await signatureHeaders(
+        { webhookId: delivery.deliveryId, timestampSec: Math.floor(Date.now() / 1000), body: delivery.body },
+        secrets,
+      );
+      const response = await fetch(url, {
+        method: "POST",
+        headers: { "content-type": "application/json", "user-agent": "BitVelocity-Webhooks/1", ...headers },
+        body: delivery.body,
+        // Standard Webhooks: a redirect is a failure (the partner should update the URL), never followed.
+        redirect: "manual",
+        signal: AbortSignal.timeout(options.deliveryTimeoutMs),
+      });
+      // The body is not needed; cancelling it frees the connection at once.
+      await response.body?.cancel().catch(() => undefined);
+      // 410 is a deliberate answer from a healthy endpoint: it does not count against the circuit.
+      if ((response.status < 200 || response.status > 299) && response.status !== 410) {
+        throw new HttpStatusError(response.status);
+      }
+      return response.status;
+    });
+    return {
+      outcome: status === 410 ? "GONE" : "DELIVERED",
+      httpStatus: status,
+      error: null,
+      durationMs: durationMs(),
+    };
+  } catch (error) {
+    if (error instanceof BrokenCircuitError) {
+      return {
+        outcome: "CIRCUIT_OPEN",
+        httpStatus: null,
+        error: "Circuit open: the endpoint failed repeatedly",
+        durationMs: 0,
+      };
+    }
+    if (error instanceof HttpStatusError) {
+      return { outcome: "FAILED", httpStatus: error.status, error: error.message, durationMs: durationMs() };
+    }
+    const timedOut = error instanceof DOMException && error.name === "TimeoutError";
+    const text = timedOut
+      ? `No answer within ${options.deliveryTimeoutMs} ms`
+      : `Request failed: ${error instanceof Error ? error.message : String(error)}`;
+    return { outcome: "FAILED", httpStatus: null, error: text.slice(0, ERROR_CHARS_MAX), durationMs: durationMs() };
+  }
+}
+
+/** One breaker per endpoint URL, kept in LRU order and bounded. */
+function breakers(options: DeliveryWorkerOptions): (url: string) => CircuitBreakerPolicy {
+  const consecutiveFailures = options.breaker?.consecutiveFailures ?? 5;
+  const halfOpenAfter = options.breaker?.halfOpenAfterMs ?? Math.min(30_000, options.retryDelaysMs[0] ?? 30_000);
+  const byUrl = new Map<string, CircuitBreakerPolicy>();
+  return (url) => {
+    let breaker = byUrl.get(url);
+    if (breaker) byUrl.delete(url);
+    else {
+      breaker = circuitBreaker(handleAll, { halfOpenAfter, breaker: new ConsecutiveBreaker(consecutiveFailures) });
+      breaker.onBreak(() => log.warn("webhook endpoint circuit opened", { url, halfOpenAfterMs: halfOpenAfter }));
+    }
+    byUrl.set(url, breaker);
+    if (byUrl.size > BREAKERS_MAX) byUrl.delete(byUrl.keys().next().value!);
+    return breaker;
+  };
+}
+
+async function terminalOf(
+  sql: SqlExecutor,
+  deliveryId: string,
+): Promise<{ final: boolean; error: string | null } | undefined> {
+  const [row] = await sql.query<{ final: boolean; error: string | null }>`
+    select final, error from webhook_delivery_attempts
+    where delivery_id = ${deliveryId} and (outcome in ('DELIVERED', 'GONE', 'SKIPPED') or final) limit 1`;
+  return row;
+}
+
+/** Records one attempt; resolves false when a terminal row existed already (a racing duplicate). */
+async function insertAttempt(
+  tx: SqlExecutor,
+  delivery: { deliveryId: string; subscriptionId: string; eventId: string; eventType: string },
+  attemptNumber: number,
+  result: { outcome: string; httpStatus: number | null; error: string | null; durationMs: number },
+  final: boolean,
+): Promise<boolean> {
+  const rows = await tx.query`
+    insert into webhook_delivery_attempts
+      (delivery_id, subscription_id, event_id, event_type, attempt, outcome, final, http_status, error, duration_ms)
+    values (${delivery.deliveryId}, ${delivery.subscriptionId}, ${delivery.eventId}, ${delivery.eventType},
+            ${attemptNumber}, ${result.outcome}, ${final}, ${result.httpStatus}, ${
+    result.error?.slice(0, ERROR_CHARS_MAX) ?? null
+  },
+            ${result.durationMs})
+    on conflict do nothing returning id`;
+  return rows.length > 0;
+}

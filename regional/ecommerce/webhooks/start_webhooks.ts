@@ -1,0 +1,100 @@
+/**
+ * @module
+ * Starts partner webhooks in a region: declares the delivery lanes, starts the delivery worker and the
+ * dispatcher, and answers the subscriptions API routes. The caller owns the ports (and closes them).
+ */
+import type { Hono } from "hono";
+import type { TokenVerifier } from "../../../shared/auth/verifier.ts";
+import { log } from "../../../shared/observability/mod.ts";
+import type { EventLog, Sql, WorkQueue } from "../../../shared/ports/mod.ts";
+import { declareDeliveryQueues, DEFAULT_RETRY_DELAYS_MS } from "./delivery_queues.ts";
+import { type BreakerOptions, startDeliveryWorker } from "./delivery_worker.ts";
+import { startDispatcher } from "./dispatcher.ts";
+import { createWebhookRoutes } from "./routes.ts";
+import { createSecretBox } from "./secret_box.ts";
+
+/** Standard Webhooks recommends 15 to 30 s for a receiver to answer. */
+export const DEFAULT_DELIVERY_TIMEOUT_MS = 15_000;
+/** A rotated-out secret keeps signing for a day, time for the partner to deploy the new one. */
+export const DEFAULT_SECRET_OVERLAP_MS = 24 * 60 * 60_000;
+
+export interface WebhooksDeps {
+  readonly sql: Sql;
+  readonly eventLog: EventLog;
+  readonly queue: WorkQueue;
+  readonly verifier: TokenVerifier;
+  /** Wakes the outbox relay after the failure event was committed. */
+  readonly nudgeOutbox: () => void;
+  /** Names the dispatcher's consumer group: `ecommerce-<region>.webhooks`. */
+  readonly region: string;
+  /** The retry schedule. @default 30 s, 2 m, 5 m, 15 m, 30 m (tests pass milliseconds) */
+  readonly retryDelaysMs?: readonly number[];
+  /** Bound on one POST to a partner. @default 15000 */
+  readonly deliveryTimeoutMs?: number;
+  /** AES-256-GCM key (base64 of 32 bytes) sealing secrets at rest. @default none: stored as "plain:" (warned) */
+  readonly secretsKey?: string;
+  /** @default 24 h */
+  readonly secretOverlapMs?: number;
+  readonly breaker?: BreakerOptions;
+  /** Where a new dispatcher group starts. @default "latest" */
+  readonly from?: "earliest" | "latest";
+}
+
+export interface Webhooks {
+  readonly routes: Hono;
+  /** Resolves once the dispatcher joined its group (events published afterwards are dispatched). */
+  readonly ready: Promise<void>;
+  /** Stops the dispatcher and the workers; unacked deliveries return to their queues. */
+  close(): Promise<void>;
+}
+
+export async function startWebhooks(deps: WebhooksDeps): Promise<Webhooks> {
+  const retryDelaysMs = deps.retryDelaysMs ?? DEFAULT_RETRY_DELAYS_MS;
+  const deliveryTimeoutMs = deps.deliveryTimeoutMs ?? DEFAULT_DELIVERY_TIMEOUT_MS;
+  if (retryDelaysMs.length > 20 || retryDelaysMs.some((ms) => !Number.isSafeInteger(ms) || ms < 1)) {
+    throw new RangeError(`startWebhooks() "retryDelaysMs" must be at most 20 positive integers, got ${retryDelaysMs}`);
+  }
+  if (!Number.isSafeInteger(deliveryTimeoutMs) || deliveryTimeoutMs < 100 || deliveryTimeoutMs > 60_000) {
+    throw new RangeError(`startWebhooks() "deliveryTimeoutMs" must be 100 to 60000, got ${deliveryTimeoutMs}`);
+  }
+  if (!/^[a-z0-9_-]{1,64}$/i.test(deps.region)) {
+    throw new TypeError(`startWebhooks() "region" must be a short name such as "east", got "${deps.region}"`);
+  }
+  const box = await createSecretBox(deps.secretsKey);
+  if (!box.encrypted) log.warn("webhook secrets are stored unencrypted: pass a secretsKey to seal them at rest");
+
+  await declareDeliveryQueues(deps.queue, retryDelaysMs);
+  const workers = await startDeliveryWorker({
+    sql: deps.sql,
+    queue: deps.queue,
+    box,
+    nudgeOutbox: deps.nudgeOutbox,
+    retryDelaysMs,
+    deliveryTimeoutMs,
+    breaker: deps.breaker,
+  });
+  const dispatcher = await startDispatcher({
+    sql: deps.sql,
+    eventLog: deps.eventLog,
+    queue: deps.queue,
+    groupId: `ecommerce-${deps.region}.webhooks`,
+    from: deps.from,
+  });
+  const routes = createWebhookRoutes({
+    sql: deps.sql,
+    verifier: deps.verifier,
+    box,
+    secretOverlapMs: deps.secretOverlapMs ?? DEFAULT_SECRET_OVERLAP_MS,
+  });
+  let closed = false;
+  return {
+    routes,
+    ready: dispatcher.ready,
+    close: async () => {
+      if (closed) return;
+      closed = true;
+      await dispatcher.close();
+      await Promise.all(workers.map((worker) => worker.cancel()));
+    },
+  };
+}
