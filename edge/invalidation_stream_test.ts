@@ -37,7 +37,7 @@ Deno.test("followInvalidations delivers purge events and reconnects after the re
 });
 
 Deno.test("followInvalidations keeps retrying with backoff while the region is away, then connects", async () => {
-  const port = await freePort();
+  const port = freePort();
   const delays: number[] = [];
   let last = Date.now();
   let connected = false;
@@ -141,7 +141,7 @@ Deno.test("edge purges a product's cached reads when the region's invalidation s
   }
 });
 
-async function freePort(): Promise<number> {
+function freePort(): number {
   const listener = Deno.listen({ port: 0, hostname: "127.0.0.1" });
   const port = (listener.addr as Deno.NetAddr).port;
   listener.close();

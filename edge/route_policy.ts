@@ -31,6 +31,8 @@ export function isMutation(method: string): boolean {
 /** True when a request to `path` with `method` must carry a valid token before it reaches a region. */
 export function tokenRequired(method: string, path: string): boolean {
   if (isMutation(method)) return !ANONYMOUS_MUTATIONS.has(path);
+  // CORS preflights never carry credentials (Fetch standard) and change nothing.
+  if (method === "OPTIONS") return false;
   for (const prefix of PRIVATE_PREFIXES) {
     if (path.startsWith(prefix)) return true;
   }

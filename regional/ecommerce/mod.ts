@@ -29,6 +29,7 @@ import { createGraphqlRoutes, startGraphqlCacheInvalidation } from "./graphql/mo
 import { createOpenApiRoutes } from "./openapi/mod.ts";
 import { notificationsMigrations, startOrderNotifications } from "./notifications/mod.ts";
 import { flashSalesMigrations, startFlashSales } from "./flash_sales/mod.ts";
+import { startSensorBridge, startSensorDeltaConsumer } from "./sensors/mod.ts";
 
 /** The topics e-commerce publishes, each with its dead-letter topic. */
 export const ECOMMERCE_TOPICS: readonly string[] = Object.values(ecommerceEvents).flatMap((event) => [
@@ -85,6 +86,15 @@ export const createEcommerceService: ServiceFactory = async (context) => {
     const subscription = await start({ eventLog, cache, groupId: `ecommerce-${region}.${projection}` });
     lifecycle.onStop(`${name} ${projection}`, () => subscription.close());
   }
+  // Inventory sensors: MQTT (QoS 1, persistent session) → Kafka → stock adjustments applied once.
+  const sensorDeltas = await startSensorDeltaConsumer({ sql, eventLog, nudgeOutbox, region });
+  lifecycle.onStop(`${name} sensor deltas`, () => sensorDeltas.close());
+  const sensorBridge = await startSensorBridge({
+    mqtt: await ports.mqtt(`bv-sensor-bridge-${region}`),
+    eventLog,
+    region,
+  });
+  lifecycle.onStop(`${name} sensor bridge`, () => sensorBridge.close());
   // Idempotency keys live 24 h; expired ones are purged in bounded batches.
   const purge = setInterval(() => {
     purgeExpiredIdempotencyKeys(sql, { limit: 1_000 }).catch((error) =>

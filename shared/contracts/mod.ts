@@ -5,3 +5,4 @@ export * from "./problem.ts";
 export * as ecommerceEvents from "./events/ecommerce.ts";
 export * as securityEvents from "./events/security.ts";
 export * as pricingEvents from "./events/pricing.ts";
+export * as sensorEvents from "./events/sensors.ts";
