@@ -90,7 +90,9 @@ export const createEcommerceService: ServiceFactory = async (context) => {
   const sensorDeltas = await startSensorDeltaConsumer({ sql, eventLog, nudgeOutbox, region });
   lifecycle.onStop(`${name} sensor deltas`, () => sensorDeltas.close());
   const sensorBridge = await startSensorBridge({
-    mqtt: await ports.mqtt(`bv-sensor-bridge-${region}`),
+    // The session identity follows the region's database, so two platforms sharing one broker (a
+    // developer's and a test run's) do not take over each other's persistent session.
+    mqtt: await ports.mqtt(`bv-sensor-bridge-${config.regions[region].pgDatabase}`),
     eventLog,
     region,
   });
