@@ -30,6 +30,7 @@ import { createOpenApiRoutes } from "./openapi/mod.ts";
 import { notificationsMigrations, startOrderNotifications } from "./notifications/mod.ts";
 import { flashSalesMigrations, startFlashSales } from "./flash_sales/mod.ts";
 import { startSensorBridge, startSensorDeltaConsumer } from "./sensors/mod.ts";
+import { analyticsMigrations, createAnalyticsRoutes, startRevenueProjection } from "./analytics/mod.ts";
 
 /** The topics e-commerce publishes, each with its dead-letter topic. */
 export const ECOMMERCE_TOPICS: readonly string[] = Object.values(ecommerceEvents).flatMap((event) => [
@@ -46,6 +47,7 @@ export const ECOMMERCE_MIGRATIONS = [
   ...cartMigrations,
   ...inventoryMigrations,
   ...ordersMigrations,
+  ...analyticsMigrations,
   ...notificationsMigrations,
   ...flashSalesMigrations,
 ];
@@ -86,6 +88,8 @@ export const createEcommerceService: ServiceFactory = async (context) => {
     const subscription = await start({ eventLog, cache, groupId: `ecommerce-${region}.${projection}` });
     lifecycle.onStop(`${name} ${projection}`, () => subscription.close());
   }
+  const revenue = await startRevenueProjection({ sql, eventLog, region });
+  lifecycle.onStop(`${name} revenue projection`, () => revenue.close());
   // Inventory sensors: MQTT (QoS 1, persistent session) → Kafka → stock adjustments applied once.
   const sensorDeltas = await startSensorDeltaConsumer({ sql, eventLog, nudgeOutbox, region });
   lifecycle.onStop(`${name} sensor deltas`, () => sensorDeltas.close());
@@ -137,6 +141,7 @@ export const createEcommerceService: ServiceFactory = async (context) => {
     }),
   );
   app.route("/", createGraphqlRoutes({ sql, cache }));
+  app.route("/", createAnalyticsRoutes({ sql, verifier }));
   app.route("/", createOpenApiRoutes());
   return app;
 };

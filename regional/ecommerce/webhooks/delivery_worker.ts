@@ -4,10 +4,13 @@
  * (new `webhook-timestamp`) at every attempt, through a per-endpoint circuit breaker and with a timeout.
  *
  * - 2xx: delivered (ack). 410 Gone: the subscription is disabled and nothing more is sent to it (ack).
- * - Anything else, a timeout, a network error or an open circuit: the attempt is recorded and the handler
- *   throws, so the work queue parks the message in the lane's next retry queue; after the last retry it
- *   records the final attempt and the `webhook.delivery.failed` event (outbox, same transaction) and throws
- *   once more, so the work queue moves the message to the lane's DLQ.
+ * - Anything else, a timeout or a network error: the attempt is recorded and the handler throws, so the
+ *   work queue parks the message in the lane's next retry queue. After the last real attempt fails it
+ *   records the final attempt and the `webhook.delivery.failed` event (outbox, same transaction), stores
+ *   the message in the lane's DLQ (confirmed) and only then acks it.
+ * - An open circuit sends nothing and does not use up an attempt: the delivery moves to the next step
+ *   (and, at the last step, starts the schedule again, at most 3 times), so a flapping endpoint does not
+ *   push deliveries into the DLQ untried.
  *
  * Idempotent by delivery id: a delivery with a terminal row (delivered, gone, skipped, final) is not sent
  * again; a unique index keeps that row single even when two copies race.
@@ -23,8 +26,9 @@ import client from "prom-client";
 import { webhookDeliveryFailed } from "../../../shared/contracts/events/ecommerce.ts";
 import { log, metrics } from "../../../shared/observability/mod.ts";
 import type { ConsumerHandle, QueueMessage, Sql, SqlExecutor, WorkQueue } from "../../../shared/ports/mod.ts";
+import { dlqQueueOf } from "../../../shared/ports/mod.ts";
 import { appendToOutbox, envelopeFor } from "../outbox/mod.ts";
-import { DELIVERY_LANES, laneQueueOf, parseDeliveryMessage } from "./delivery_queues.ts";
+import { DELIVERY_LANES, laneOf, laneQueueOf, parseDeliveryMessage } from "./delivery_queues.ts";
 import type { SecretBox } from "./secret_box.ts";
 import { signatureHeaders } from "./signing.ts";
 import { deliveryTargetOf, disableSubscription } from "./subscription_store.ts";
@@ -46,6 +50,9 @@ const retryAttemptsTotal = new client.Counter({
 const BREAKERS_MAX = 10_000;
 const ERROR_CHARS_MAX = 500;
 const PRODUCER = "webhooks-service";
+/** Header counting how often a delivery restarted the schedule because its circuit was open at the last step. */
+const CYCLE_HEADER = "x-webhook-cycle";
+const CYCLES_MAX = 3;
 
 export interface BreakerOptions {
   /** Consecutive failures that open an endpoint's circuit. @default 5 */
@@ -93,17 +100,16 @@ export async function startDeliveryWorker(options: DeliveryWorkerOptions): Promi
 
 /** The handler of one delivery message (exported for tests of its decisions). */
 export function createDeliveryHandler(options: DeliveryWorkerOptions): (message: QueueMessage) => Promise<void> {
-  const { sql, box } = options;
+  const { sql, box, queue } = options;
   const attemptsMax = options.retryDelaysMs.length + 1;
   const breakerFor = breakers(options);
   return async (message) => {
     const delivery = parseDeliveryMessage(message.body);
-    const record = (tx: SqlExecutor, result: AttemptResult, final = false) =>
-      insertAttempt(tx, delivery, message.attempt, result, final);
-    const terminal = await terminalOf(sql, delivery.deliveryId);
-    if (terminal) {
-      // Redelivered after the final attempt was recorded but before the move to the DLQ: move it now.
-      if (terminal.final && message.attempt >= attemptsMax) throw new Error(terminal.error ?? "Delivery failed");
+    const lane = laneQueueOf(laneOf(delivery.deliveryId));
+    const history = await historyOf(sql, delivery.deliveryId);
+    if (history.terminal) {
+      // Redelivered after the final attempt was committed but before it reached the DLQ: finish the move.
+      if (history.terminal.final) await deadLetter(queue, lane, message, history.terminal.error, history.failures);
       return;
     }
     const target = await deliveryTargetOf(sql, box, delivery.subscriptionId);
@@ -111,6 +117,9 @@ export function createDeliveryHandler(options: DeliveryWorkerOptions): (message:
     if (!target) {
       return log.warn("webhook delivery for an unknown subscription dropped", { ...delivery, body: undefined });
     }
+    const attemptNumber = history.failures + 1;
+    const record = (tx: SqlExecutor, result: AttemptResult, final = false) =>
+      insertAttempt(tx, delivery, attemptNumber, result, final);
     if (target.status !== "ACTIVE") {
       const error = `Subscription is ${target.status.toLowerCase()}`;
       await record(sql, { outcome: "SKIPPED", httpStatus: null, error, durationMs: 0 });
@@ -118,7 +127,7 @@ export function createDeliveryHandler(options: DeliveryWorkerOptions): (message:
     }
     const result = await attempt(target.url, target.secrets, delivery, breakerFor(target.url), options);
     attemptsTotal.inc({ outcome: result.outcome });
-    if (message.attempt > 1) retryAttemptsTotal.inc();
+    if (result.outcome !== "CIRCUIT_OPEN" && attemptNumber > 1) retryAttemptsTotal.inc();
     if (result.outcome === "DELIVERED") return void await record(sql, result);
     if (result.outcome === "GONE") {
       await sql.transaction(async (tx) => {
@@ -128,10 +137,21 @@ export function createDeliveryHandler(options: DeliveryWorkerOptions): (message:
       log.info("webhook subscription disabled: endpoint answered 410", { subscriptionId: target.id });
       return;
     }
-    if (message.attempt < attemptsMax) {
+    const failures = history.failures + (result.outcome === "FAILED" ? 1 : 0);
+    const cycle = Number(message.headers[CYCLE_HEADER] ?? "0");
+    // Only real requests use up the budget. An open circuit defers the delivery to the next step; if it was
+    // the last step, the message starts the schedule again (at most CYCLES_MAX times) instead of dying
+    // untried. Past that, or after attemptsMax real failures, it is dead-lettered.
+    if (failures < attemptsMax && !(message.attempt >= attemptsMax && cycle >= CYCLES_MAX)) {
       await record(sql, result);
-      throw new Error(result.error ?? "Delivery failed");
+      if (message.attempt < attemptsMax) throw new Error(result.error ?? "Delivery failed");
+      await queue.publish(lane, message.body, {
+        id: message.id,
+        headers: { ...message.headers, [CYCLE_HEADER]: String(cycle + 1) },
+      });
+      return;
     }
+    const error = result.error ?? "Delivery failed";
     await sql.transaction(async (tx) => {
       if (!(await record(tx, result, true))) return;
       await appendToOutbox(
@@ -139,8 +159,8 @@ export function createDeliveryHandler(options: DeliveryWorkerOptions): (message:
         envelopeFor(webhookDeliveryFailed, {
           subscriptionId: delivery.subscriptionId,
           eventId: delivery.eventId,
-          attempts: message.attempt,
-          lastError: result.error ?? "Delivery failed",
+          attempts: failures,
+          lastError: error,
         }, PRODUCER),
       );
     });
@@ -148,11 +168,25 @@ export function createDeliveryHandler(options: DeliveryWorkerOptions): (message:
     log.warn("webhook delivery failed for good; moved to the DLQ", {
       deliveryId: delivery.deliveryId,
       subscriptionId: delivery.subscriptionId,
-      attempts: message.attempt,
-      error: result.error,
+      attempts: failures,
+      error,
     });
-    throw new Error(result.error ?? "Delivery failed");
+    await deadLetter(queue, lane, message, error, failures);
   };
+}
+
+/** Stores the message in the lane's DLQ (confirmed) with the port's dead-letter headers; then it is acked. */
+async function deadLetter(
+  queue: WorkQueue,
+  lane: string,
+  message: QueueMessage,
+  error: string | null,
+  attempts: number,
+): Promise<void> {
+  await queue.publish(dlqQueueOf(lane), message.body, {
+    id: message.id,
+    headers: { ...message.headers, "x-bv-error": error ?? "Delivery failed", "x-bv-attempts": String(attempts) },
+  });
 }
 
 async function attempt(
@@ -230,14 +264,15 @@ function breakers(options: DeliveryWorkerOptions): (url: string) => CircuitBreak
   };
 }
 
-async function terminalOf(
+/** Real failures so far, and the terminal row if the delivery is finished. */
+async function historyOf(
   sql: SqlExecutor,
   deliveryId: string,
-): Promise<{ final: boolean; error: string | null } | undefined> {
-  const [row] = await sql.query<{ final: boolean; error: string | null }>`
-    select final, error from webhook_delivery_attempts
-    where delivery_id = ${deliveryId} and (outcome in ('DELIVERED', 'GONE', 'SKIPPED') or final) limit 1`;
-  return row;
+): Promise<{ failures: number; terminal: { final: boolean; error: string | null } | undefined }> {
+  const rows = await sql.query<{ outcome: string; final: boolean; error: string | null }>`
+    select outcome, final, error from webhook_delivery_attempts where delivery_id = ${deliveryId} order by id`;
+  const terminal = rows.find((r) => r.final || ["DELIVERED", "GONE", "SKIPPED"].includes(r.outcome));
+  return { failures: rows.filter((r) => r.outcome === "FAILED").length, terminal };
 }
 
 /** Records one attempt; resolves false when a terminal row existed already (a racing duplicate). */
