@@ -42,11 +42,14 @@ export function tokenRequired(method: string, path: string): boolean {
 const PRODUCTS = "/api/v1/products";
 const INVENTORY = "/api/v1/inventory/";
 
-/** True for the REST reads the edge caches: GET of products (item, listing, sub-resources) and of stock. */
+/**
+ * True for the REST reads the edge caches: GET of products (item, listing, sub-resources). Stock is not
+ * cached at the edge: every order changes it, and a buyer must see the stock their order just reserved
+ * (issue 5 names product reads only).
+ */
 export function isCacheableGet(method: string, path: string): boolean {
   if (method !== "GET") return false;
-  return path === PRODUCTS || path.startsWith(`${PRODUCTS}/`) ||
-    (path.startsWith(INVENTORY) && path.length > INVENTORY.length);
+  return path === PRODUCTS || path.startsWith(`${PRODUCTS}/`);
 }
 
 /**

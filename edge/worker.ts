@@ -17,75 +17,11 @@ import { GRAPHQL_BODY_BYTES_MAX, type GraphqlRead, readGraphqlRequest } from "./
 import { type CacheEntryInfo, createHotCache, type PurgeTarget } from "./hot_cache.ts";
 import { followInvalidations, type InvalidationFollower } from "./invalidation_stream.ts";
 import { createPreAuth } from "./pre_auth.ts";
-import { createRateLimiter, type RateLimiter, type TokenBucketRate } from "./rate_limiter.ts";
+import type { EdgeOptions, EdgeRegion } from "./edge_options.ts";
+import { createRateLimiter, type RateLimiter } from "./rate_limiter.ts";
 import { isCacheableGet, productIdOfPath, tokenRequired } from "./route_policy.ts";
 
-export interface EdgeRegion {
-  readonly name: string;
-  /** The region's ingress, for example `http://127.0.0.1:8081`. */
-  readonly url: string;
-}
-
-export interface EdgeAuthOptions {
-  /** Every region's `/.well-known/jwks.json`; tokens signed by a key of any of them pass. */
-  readonly jwksUrls: readonly string[];
-  readonly issuer: string;
-  readonly audience: string;
-  /** Bound on one JWKS fetch. @default 2000 */
-  readonly jwksTimeoutMs?: number;
-  /** How long loaded keys are used before reloading. @default 300_000 */
-  readonly jwksCacheMaxAgeMs?: number;
-  /** Least time between reloads triggered by unknown `kid`s. @default 30_000 */
-  readonly jwksCooldownMs?: number;
-}
-
-export interface EdgeCacheOptions {
-  /** Longest an entry is served without asking a region (also the staleness bound while a stream is down). */
-  readonly ttlMs: number;
-  /** After the TTL, how long a stale entry is served while one refresh runs (only while the stream is up). */
-  readonly staleWhileRevalidateMs: number;
-  readonly entriesMax: number;
-  readonly bytesMax: number;
-  /** Largest single entry. @default min(1 MiB, bytesMax / 8) */
-  readonly entryBytesMax?: number;
-  /** Follow each region's invalidation stream from `start()`. @default true */
-  readonly followInvalidations?: boolean;
-}
-
-export interface EdgeRateLimitOptions {
-  /** Per client address (see `clientIdOf`). */
-  readonly perClient: TokenBucketRate;
-  /** Per verified token subject. */
-  readonly perSubject: TokenBucketRate;
-  /** Buckets kept per limiter; idle ones go first. @default 10_000 */
-  readonly bucketsMax?: number;
-  /**
-   * The client a request counts against. The default takes the connecting address that Deno's server passes
-   * as `env.remoteAddr`, or, when that is a trusted proxy (loopback) or absent, the last `X-Forwarded-For`
-   * entry (the one our proxy appended).
-   */
-  readonly clientIdOf?: (request: Request, env: unknown) => string;
-}
-
-export interface EdgeOptions {
-  /** In preference order: the first healthy one serves requests without a usable hint. */
-  readonly regions: readonly EdgeRegion[];
-  /** @default 2000 */
-  readonly healthIntervalMs?: number;
-  /** Bound on one health probe. @default 1000 */
-  readonly healthTimeoutMs?: number;
-  /** Bound on waiting for a region's response headers. @default 5000 */
-  readonly upstreamTimeoutMs?: number;
-  /** JWT pre-auth; without it every request passes through unverified (regions still verify). */
-  readonly auth?: EdgeAuthOptions;
-  /** The hot-query cache for public reads; without it nothing is cached. */
-  readonly cache?: EdgeCacheOptions;
-  /** Token buckets per client and per subject; without them nothing is limited. */
-  readonly rateLimit?: EdgeRateLimitOptions;
-  /** Milliseconds since the epoch (cache ages, buckets, token expiry). @default Date.now */
-  readonly now?: () => number;
-  readonly fetch?: typeof fetch;
-}
+export * from "./edge_options.ts";
 
 interface RegionState {
   readonly region: EdgeRegion;
@@ -111,23 +47,6 @@ export interface Edge {
   /** Drops every cached read about `productId`, and every listing and GraphQL read (they may contain it). */
   purgeProduct(productId: string): number;
 }
-
-/**
- * Cache defaults: 10 s TTL is the staleness bound while a region's invalidation stream is down; 30 s of
- * stale-while-revalidate applies only while it is up; 10,000 entries and 64 MiB.
- */
-export const EDGE_CACHE_DEFAULTS: EdgeCacheOptions = Object.freeze({
-  ttlMs: 10_000,
-  staleWhileRevalidateMs: 30_000,
-  entriesMax: 10_000,
-  bytesMax: 64 * 1024 * 1024,
-});
-
-/** Rate defaults: 100 requests/s per client address (bursts of 200), 50/s per user (bursts of 100). */
-export const EDGE_RATE_LIMIT_DEFAULTS: EdgeRateLimitOptions = Object.freeze({
-  perClient: Object.freeze({ ratePerSec: 100, burst: 200 }),
-  perSubject: Object.freeze({ ratePerSec: 50, burst: 100 }),
-});
 
 /** Whole requests the edge lets through to a region; bigger ones are refused here (regions bound them too). */
 export const EDGE_BODY_BYTES_MAX = 1024 * 1024;

@@ -15,7 +15,7 @@ import { embeddedRegionPorts, type RegionPorts } from "../regional/wiring/region
 import { serviceFactories } from "../regional/wiring/services.ts";
 import { createIngressApp, serviceUrlsOf } from "../regional/ingress/mod.ts";
 import { createEdge } from "../edge/worker.ts";
-import { edgeRegionsOf } from "../edge/regions.ts";
+import { edgeOptionsOf } from "../edge/regions.ts";
 import { endpointsTable } from "./endpoints_table.ts";
 import { startPaymentGatewaySimulator } from "../regional/ecommerce/payment/mod.ts";
 
@@ -75,7 +75,7 @@ try {
     });
     lifecycle.onStop(`mirror-${from}-to-${to}`, () => mirror.close());
   }
-  const edge = createEdge({ regions: edgeRegionsOf(config), upstreamTimeoutMs: config.BV_CALL_TIMEOUT_MS });
+  const edge = createEdge(edgeOptionsOf(config));
   await edge.start();
   lifecycle.onStop("edge health probes", () => Promise.resolve(edge.stop()));
   lifecycle.serve(edge.app, { port: config.BV_EDGE_PORT, hostname: config.BV_HOST, name: "edge" });
