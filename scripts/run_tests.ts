@@ -4,7 +4,8 @@
  *   1. format check, lint, type check (`deno task verify`);
  *   2. Kafka up for both regions (fetched from Maven Central on first use);
  *   3. unit tests and both adapter contract suites (embedded and real), files in parallel;
- *   4. journeys under `tests/` (whole processes on real services), one file at a time.
+ *   4. tests that restart a shared broker (`*_restart_test.ts`), alone;
+ *   5. journeys under `tests/` (whole processes on real services), one file at a time.
  * Ends with `tests: N passed, M failed` (a failed verify step counts as one failure).
  */
 import { REGIONS } from "../shared/config/config.ts";
@@ -19,11 +20,11 @@ interface StepResult {
 const SUMMARY = /^(?:ok|FAILED) \| (\d+) passed(?: \((\d+) steps?\))? \| (\d+) failed/;
 
 /** Runs a command with inherited stdin/out but a copy of stdout scanned for deno test summaries. */
-async function run(label: string, args: string[]): Promise<StepResult> {
+async function run(label: string, args: string[], env: Record<string, string> = {}): Promise<StepResult> {
   console.log(`\n== ${label}: deno ${args.join(" ")}`);
   const child = new Deno.Command(Deno.execPath(), {
     args,
-    env: { NO_COLOR: "1" },
+    env: { NO_COLOR: "1", ...env },
     stdin: "null",
     stdout: "piped",
     stderr: "inherit",
@@ -49,6 +50,16 @@ async function run(label: string, args: string[]): Promise<StepResult> {
   return { passed, failed, ok: status.success };
 }
 
+function findFiles(dir: string, keep: (name: string) => boolean): string[] {
+  const found: string[] = [];
+  for (const entry of Deno.readDirSync(dir)) {
+    const path = `${dir}/${entry.name}`;
+    if (entry.isDirectory && entry.name !== "node_modules") found.push(...findFiles(path, keep));
+    else if (entry.isFile && keep(entry.name)) found.push(path);
+  }
+  return found.sort();
+}
+
 const results: StepResult[] = [];
 const verify = await run("verify", ["task", "verify"]);
 results.push({ passed: verify.ok ? 1 : 0, failed: verify.ok ? 0 : 1, ok: verify.ok });
@@ -70,7 +81,14 @@ const unitDirs = ["shared", "regional", "edge", "scripts", "bench"].filter((d) =
     return false;
   }
 });
-results.push(await run("unit and contract tests", ["test", "-A", "--parallel", ...unitDirs]));
+// Tests that restart a shared broker (`*_restart_test.ts`) would break whatever runs beside them, so they
+// run on their own after the parallel phase, one file at a time.
+const DISRUPTIVE = "**/*_restart_test.ts";
+results.push(await run("unit and contract tests", ["test", "-A", "--parallel", `--ignore=${DISRUPTIVE}`, ...unitDirs]));
+const restartTests = [...unitDirs.flatMap((dir) => findFiles(dir, (name) => name.endsWith("_restart_test.ts")))];
+if (restartTests.length > 0) {
+  results.push(await run("broker restarts", ["test", "-A", ...restartTests], { BV_TEST_BROKER_RESTARTS: "1" }));
+}
 results.push(await run("journeys", ["test", "-A", "tests/"]));
 
 const passed = results.reduce((n, r) => n + r.passed, 0);

@@ -23,7 +23,8 @@ Deno.test({
     const id = uniqueName("bvc");
     const env = isolatedInfraEnv(id, 3);
     const platform = await startPlatform("scripts/start_infra.ts", env);
-    const probe = await probeKafka(realInfra.kafkaBrokers, ORDER_TOPICS);
+    // The platform's topics carry its prefix (one namespace per run on the shared cluster).
+    const probe = await probeKafka(realInfra.kafkaBrokers, ORDER_TOPICS.map((t) => `${env.BV_KAFKA_PREFIX}${t}`));
     try {
       await platform.waitReady(120_000);
       const edge = platform.edgeUrl;

@@ -26,6 +26,7 @@ Deno.test({
         BV_EAST_PG_DATABASE: `${id}_east`,
         BV_EAST_AMQP_VHOST: `${id}_east`,
         BV_REDIS_PREFIX: `${id}:`,
+        BV_KAFKA_PREFIX: `${id}.`,
         BV_ADMIN_EMAIL: "root@journey.test",
         BV_ADMIN_PASSWORD: "journey-admin-pass",
       }),
@@ -89,7 +90,7 @@ Deno.test({
       ecommerce = await startPlatform("regional/ecommerce/main.ts", env, ["ecommerce-east"]);
       await ecommerce.waitReady(60_000);
 
-      const probe = await probeKafka(realInfra.kafkaBrokers, ["ecommerce.order.order.created.v1"]);
+      const probe = await probeKafka(realInfra.kafkaBrokers, [`${id}.ecommerce.order.order.created.v1`]);
       try {
         const envelopes = await probe.waitFor(
           "every order.created",

@@ -156,6 +156,7 @@ async function start(ctx: ScenarioContext): Promise<Shared> {
     BV_EAST_AMQP_VHOST: `${runId}_east`,
     BV_WEST_AMQP_VHOST: `${runId}_west`,
     BV_REDIS_PREFIX: `${runId}:`,
+    BV_KAFKA_PREFIX: `${runId}.`,
     BV_ADMIN_EMAIL: ADMIN.email,
     BV_ADMIN_PASSWORD: ADMIN.password,
     // Long enough that the customer's token outlives every scenario of the run.

@@ -70,7 +70,11 @@ export const orderToKafka: Scenario = {
         const ready = joinedAndFetched(consumer);
         await producer.connect();
         await consumer.connect();
-        await consumer.subscribe({ topics: [ORDER_CREATED_TOPIC, rawTopic], fromBeginning: false });
+        // The platform's topics carry its run prefix (BV_KAFKA_PREFIX).
+        await consumer.subscribe({
+          topics: [`${platform.runId}.${ORDER_CREATED_TOPIC}`, rawTopic],
+          fromBeginning: false,
+        });
         await consumer.run({
           eachMessage: ({ topic, message }) => {
             const atMs = performance.now();

@@ -30,6 +30,7 @@ import { createOpenApiRoutes } from "./openapi/mod.ts";
 import { notificationsMigrations, startOrderNotifications } from "./notifications/mod.ts";
 import { flashSalesMigrations, startFlashSales } from "./flash_sales/mod.ts";
 import { startSensorBridge, startSensorDeltaConsumer } from "./sensors/mod.ts";
+import { startWebhooks, webhooksMigrations } from "./webhooks/mod.ts";
 import { analyticsMigrations, createAnalyticsRoutes, startRevenueProjection } from "./analytics/mod.ts";
 
 /** The topics e-commerce publishes, each with its dead-letter topic. */
@@ -50,6 +51,7 @@ export const ECOMMERCE_MIGRATIONS = [
   ...analyticsMigrations,
   ...notificationsMigrations,
   ...flashSalesMigrations,
+  ...webhooksMigrations,
 ];
 
 export const createEcommerceService: ServiceFactory = async (context) => {
@@ -123,7 +125,19 @@ export const createEcommerceService: ServiceFactory = async (context) => {
   const flashSales = await startFlashSales({ sql, cache, eventLog, verifier, nudgeOutbox, region });
   lifecycle.onStop(`${name} flash sales`, () => flashSales.close());
 
+  const webhooks = await startWebhooks({
+    sql,
+    eventLog,
+    queue: await ports.workQueue(),
+    verifier,
+    nudgeOutbox,
+    region,
+    secretsKey: config.BV_WEBHOOK_SECRETS_KEY,
+  });
+  lifecycle.onStop(`${name} webhooks`, () => webhooks.close());
+
   const app = createServiceApp({ name, checks });
+  app.route("/", webhooks.routes);
   app.route("/", notifications.routes);
   app.route("/", flashSales.routes);
   app.route("/", createCatalogRoutes({ sql, cache, verifier, nudgeOutbox }));

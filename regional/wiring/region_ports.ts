@@ -13,6 +13,7 @@ import { createKafkaEventLog } from "../../shared/adapters/kafka/mod.ts";
 import { createRedisCache } from "../../shared/adapters/redis/mod.ts";
 import { createAmqpWorkQueue } from "../../shared/adapters/amqp/mod.ts";
 import { createMqttBus } from "../../shared/adapters/mqtt/mod.ts";
+import { prefixedEventLog } from "../../shared/ports/prefixed_event_log.ts";
 import { tracedEventLog, tracedMqttBus, tracedWorkQueue } from "../../shared/observability/traced_ports.ts";
 
 export interface RegionPorts {
@@ -89,7 +90,12 @@ export function realRegionPorts(config: Config, region: Region, processName: str
     sql: () => Promise.resolve(createPostgresSql({ url: endpoints.pgUrl, maxConnections: 10 })),
     cache: () => Promise.resolve(createRedisCache({ url: config.BV_REDIS_URL, keyPrefix: endpoints.redisPrefix })),
     eventLog: () =>
-      Promise.resolve(createKafkaEventLog({ brokers: [...endpoints.kafkaBrokers], clientId: processName })),
+      Promise.resolve(
+        prefixedEventLog(
+          createKafkaEventLog({ brokers: [...endpoints.kafkaBrokers], clientId: processName }),
+          config.BV_KAFKA_PREFIX,
+        ),
+      ),
     workQueue: () => Promise.resolve(createAmqpWorkQueue({ url: endpoints.amqpUrl })),
     mqttUrl: config.BV_MQTT_URL,
     mqttProtocolVersion: 5,

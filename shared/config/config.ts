@@ -44,6 +44,22 @@ const variables = {
   BV_PAYMENT_GATEWAY_PORT: port.default(8089),
   /** Unpaid reservations lapse after this long. */
   BV_RESERVATION_TTL_SEC: z.coerce.number().int().min(10).max(86_400).default(900),
+  /**
+   * Prefix of every Kafka topic and consumer group of this platform instance ("" in production). Test runs
+   * sharing a cluster set a unique one, like their database names and Redis prefixes.
+   */
+  BV_KAFKA_PREFIX: z.string().regex(/^([a-z0-9_]+\.)?$/).default(""),
+  /**
+   * AES-256-GCM key (base64 of 32 bytes) that encrypts partner webhook secrets at rest. The default is a
+   * development key (README): set a real one anywhere that matters.
+   */
+  BV_WEBHOOK_SECRETS_KEY: z.string().refine((v) => {
+    try {
+      return atob(v).length === 32;
+    } catch {
+      return false;
+    }
+  }, "must be base64 of 32 bytes").default("Yml0dmVsb2NpdHktZGV2LXdlYmhvb2sta2V5LTMyYiE="),
   KAFKA_EAST_PORT: port.default(9092),
   KAFKA_WEST_PORT: port.default(9192),
   BV_PG_URL: url.default("postgres://postgres@127.0.0.1:5432/postgres"),

@@ -181,6 +181,7 @@ export function isolatedInfraEnv(id: string, offset: number): Record<string, str
     BV_EAST_AMQP_VHOST: `${id}_east`,
     BV_WEST_AMQP_VHOST: `${id}_west`,
     BV_REDIS_PREFIX: `${id}:`,
+    BV_KAFKA_PREFIX: `${id}.`,
     BV_ADMIN_EMAIL: JOURNEY_ADMIN.email,
     BV_ADMIN_PASSWORD: JOURNEY_ADMIN.password,
   });
