@@ -13,25 +13,48 @@ import { endpointsTable } from "./endpoints_table.ts";
 
 interface Child {
   readonly name: string;
-  readonly process: Deno.ChildProcess;
+  /** The current process; replaced when the supervisor restarts a crashed one. */
+  process: Deno.ChildProcess;
   readonly readyUrl: string;
+  restarts: number;
 }
 
 const READY_TIMEOUT_MS = 60_000;
 const STOP_TIMEOUT_MS = 15_000;
+/** A process that keeps crashing is given up on after this many restarts (backoff 1 s doubling to 16 s). */
+const RESTARTS_MAX = 5;
 
-function spawn(name: string, script: string, env: Record<string, string>, readyUrl: string): Child {
-  const process = new Deno.Command(Deno.execPath(), {
+function launch(script: string, env: Record<string, string>): Deno.ChildProcess {
+  return new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", script],
     env,
     stdin: "null",
     stdout: "inherit",
     stderr: "inherit",
   }).spawn();
-  process.status.then((status) => {
-    if (!stopping) console.error(`start:infra: ${name} exited with code ${status.code}`);
-  });
-  return { name, process, readyUrl };
+}
+
+/** Starts a deployable and supervises it: a crash (not a stop we asked for) restarts it with backoff. */
+function spawn(name: string, script: string, env: Record<string, string>, readyUrl: string): Child {
+  const child: Child = { name, process: launch(script, env), readyUrl, restarts: 0 };
+  const watch = (process: Deno.ChildProcess) => {
+    process.status.then(async (status) => {
+      if (stopping) return;
+      if (child.restarts >= RESTARTS_MAX) {
+        console.error(`start:infra: ${name} exited with code ${status.code}; gave up after ${RESTARTS_MAX} restarts`);
+        return;
+      }
+      const delayMs = 1_000 * 2 ** Math.min(child.restarts, 4);
+      child.restarts++;
+      console.error(`start:infra: ${name} exited with code ${status.code}; restart ${child.restarts} in ${delayMs} ms`);
+      await new Promise((r) => setTimeout(r, delayMs));
+      if (stopping) return;
+      child.process = launch(script, env);
+      watch(child.process);
+    });
+  };
+  watch(child.process);
+  return child;
 }
 
 async function waitReady(children: readonly Child[]): Promise<void> {
@@ -135,7 +158,8 @@ try {
   await waitReady(children);
   console.log(`\n${endpointsTable(config, "infra")}\n`);
   console.log(`start:infra: all ${children.length} processes ready in ${Math.round(performance.now() - started)} ms`);
-  await Promise.all(children.map((c) => c.process.status));
+  // Runs until a signal stops everything (the handlers above exit the process); the timer keeps it alive.
+  for (;;) await new Promise((resolve) => setTimeout(resolve, 60_000));
 } catch (error) {
   console.error(`start:infra: ${(error as Error).message}`);
   await stopAll(children);

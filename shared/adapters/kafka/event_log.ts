@@ -39,6 +39,27 @@ export interface KafkaEventLogOptions {
 }
 
 const TOPIC_PARTITIONS_DEFAULT = 3;
+/** Attempts of `ensureTopics` while new partitions are not hosted yet (backoff 200 ms doubling: ≤ 6 s). */
+const ENSURE_TOPICS_ATTEMPTS_MAX = 5;
+
+/** Errors that mean "the topic exists but its partitions are not served yet". */
+function isTopicNotReadyYet(error: unknown): boolean {
+  // kafkajs may wrap the protocol error (retries exceeded): look through the cause chain.
+  for (
+    let e = error as { type?: string; cause?: unknown; originalError?: unknown } | undefined, depth = 0;
+    e && depth < 5;
+    depth++
+  ) {
+    if (
+      e.type === "UNKNOWN_TOPIC_OR_PARTITION" || e.type === "LEADER_NOT_AVAILABLE" ||
+      e.type === "NOT_LEADER_FOR_PARTITION"
+    ) {
+      return true;
+    }
+    e = (e.cause ?? e.originalError) as typeof e;
+  }
+  return false;
+}
 
 /** Creates an event log on a Kafka cluster; nothing connects until the first call that needs it. */
 export function createKafkaEventLog(options: KafkaEventLogOptions): EventLog {
@@ -101,20 +122,27 @@ export function createKafkaEventLog(options: KafkaEventLogOptions): EventLog {
         throw new RangeError(`Topic "${name}" needs a positive whole number of partitions, got ${partitions}`);
       }
     }
-    try {
-      // createTopics skips topics that already exist (it resolves false when all of them did).
-      await (await admin.get()).createTopics({
-        topics: topics.map(({ name, partitions }) => ({
-          topic: name,
-          numPartitions: partitions ?? TOPIC_PARTITIONS_DEFAULT,
-          replicationFactor,
-        })),
-        waitForLeaders: true,
-        timeout: requestTimeoutMs,
-      });
-    } catch (error) {
-      // Another process may create the same topic between kafkajs's metadata check and its request.
-      if (!isTopicAlreadyExists(error)) throw error;
+    for (let attempt = 1;; attempt++) {
+      try {
+        // createTopics skips topics that already exist (it resolves false when all of them did).
+        await (await admin.get()).createTopics({
+          topics: topics.map(({ name, partitions }) => ({
+            topic: name,
+            numPartitions: partitions ?? TOPIC_PARTITIONS_DEFAULT,
+            replicationFactor,
+          })),
+          waitForLeaders: true,
+          timeout: requestTimeoutMs,
+        });
+        return;
+      } catch (error) {
+        // Another process may create the same topic between kafkajs's metadata check and its request.
+        if (isTopicAlreadyExists(error)) return;
+        // Right after creation the broker may not host the new partitions yet; kafkajs's wait for leaders
+        // retries LEADER_NOT_AVAILABLE only, so UNKNOWN_TOPIC_OR_PARTITION is retried here (bounded).
+        if (!isTopicNotReadyYet(error) || attempt >= ENSURE_TOPICS_ATTEMPTS_MAX) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 100 * 2 ** attempt));
+      }
     }
   }
 
