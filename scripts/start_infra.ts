@@ -6,8 +6,8 @@
  * endpoints. SIGINT/SIGTERM stop the processes (each drains); Kafka keeps running (`deno task infra:down`).
  */
 import { type Config, loadConfigOrExit, REGIONS, SERVICES } from "../shared/config/config.ts";
-import { ensureDatabase } from "../shared/testing/pg_database.ts";
-import { ensureVhost } from "../shared/testing/rabbit_vhost.ts";
+import { ensureDatabase } from "../shared/adapters/postgres/provision.ts";
+import { ensureVhost } from "../shared/adapters/amqp/provision.ts";
 import { ensureKafka } from "./kafka/mod.ts";
 import { endpointsTable } from "./endpoints_table.ts";
 
