@@ -9,7 +9,7 @@
  * Ends with `tests: N passed, M failed` (a failed verify step counts as one failure).
  */
 import { REGIONS } from "../shared/config/config.ts";
-import { ensureKafka } from "./kafka/mod.ts";
+import { ensureKafka, stopForeignKafka } from "./kafka/mod.ts";
 
 interface StepResult {
   readonly passed: number;
@@ -67,6 +67,8 @@ results.push({ passed: verify.ok ? 1 : 0, failed: verify.ok ? 0 : 1, ok: verify.
 console.log("\n== infrastructure: Kafka east and west");
 let kafkaOk = true;
 try {
+  // Tests kill and restart brokers and check what survives: they need brokers this checkout owns.
+  await Promise.all(REGIONS.map((region) => stopForeignKafka(region)));
   await Promise.all(REGIONS.map((region) => ensureKafka(region)));
 } catch (error) {
   kafkaOk = false;

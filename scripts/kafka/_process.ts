@@ -138,3 +138,14 @@ export async function exists(path: string): Promise<boolean> {
     throw error;
   }
 }
+
+/** The pid of the process listening on TCP `port` (from `ss`), or undefined when none does. */
+export async function listenerPid(port: number): Promise<number | undefined> {
+  const output = await new Deno.Command("ss", {
+    args: ["-Hltnp", `sport = :${port}`],
+    stdout: "piped",
+    stderr: "null",
+  }).output();
+  const match = /pid=(\d+)/.exec(new TextDecoder().decode(output.stdout));
+  return match ? Number(match[1]) : undefined;
+}

@@ -25,6 +25,7 @@ import {
   exists,
   isPortOpen,
   isProcessAlive,
+  listenerPid,
   readPid,
   run,
   signalProcess,
@@ -326,4 +327,26 @@ function sleep(ms: number): Promise<void> {
 
 function ignoreNotFound(error: unknown): void {
   if (!(error instanceof Deno.errors.NotFound)) throw error;
+}
+
+/**
+ * Stops a broker listening on the region's port that this checkout did not start (its command line names
+ * another checkout's server.properties), so tests run on a cluster whose data this checkout owns. Returns
+ * true when one was stopped.
+ */
+export async function stopForeignKafka(region: KafkaRegion, log: ProgressLog = console.log): Promise<boolean> {
+  const layout = brokerLayout(region);
+  const pid = await listenerPid(layout.port);
+  if (pid === undefined || await isProcessAlive(pid, layout.propertiesFile)) return false;
+  log(`[kafka:${region}] port ${layout.port} is held by pid ${pid}, not started by this checkout: stopping it`);
+  signalProcess(pid, "SIGTERM");
+  const startedMs = Date.now();
+  while (await isProcessAlive(pid)) {
+    if (Date.now() - startedMs > BROKER_STOP_GRACE_MS_DEFAULT) {
+      signalProcess(pid, "SIGKILL");
+      break;
+    }
+    await sleep(POLL_INTERVAL_MS);
+  }
+  return true;
 }
