@@ -5,6 +5,8 @@
  */
 import assert from "node:assert/strict";
 import { realInfra } from "../shared/testing/real_infra.ts";
+import { loadConfig } from "../shared/config/config.ts";
+import { createPostgresSql } from "../shared/adapters/postgres/mod.ts";
 import { uniqueName } from "../shared/testing/unique.ts";
 import { call, dropIsolatedInfra, isolatedInfraEnv, JOURNEY_ADMIN, startPlatform } from "./support/platform.ts";
 import { probeKafka } from "./support/kafka_probe.ts";
@@ -131,7 +133,21 @@ Deno.test({
           ORDER_TOPICS.every((type) =>
             all.some((e) => e.eventType === type && (e.payload as { orderId: string }).orderId === orderId)
           ),
-      );
+        30_000,
+      ).catch(async (error) => {
+        // Say where the events stopped: still in the outbox (relay), or published but not seen (consumer).
+        const sql = createPostgresSql({ url: loadConfig(env).regions.east.pgUrl, maxConnections: 1 });
+        try {
+          const rows = await sql.query`
+            select topic, count(*)::int as n, count(*) filter (where published_at is null)::int as unpublished
+            from outbox group by topic order by topic`;
+          throw new Error(
+            `${error.message}; outbox: ${JSON.stringify(rows)}; probe saw ${probe.records.length} records`,
+          );
+        } finally {
+          await sql.close();
+        }
+      });
       const ours = envelopes.filter((e) => (e.payload as { orderId: string }).orderId === orderId);
       assert.deepEqual(ours.map((e) => e.eventType), ORDER_TOPICS);
       for (const envelope of ours) {
