@@ -4,12 +4,12 @@
  * Clients are closed before servers: a GOAWAY reaching a live Deno client can crash it (denoland/deno#36788).
  */
 import assert from "node:assert/strict";
+import { rejectsWithProblem } from "../../../shared/testing/assert_problem.ts";
 import * as grpc from "@grpc/grpc-js";
 import { startGrpcServer } from "../../../shared/adapters/grpc/mod.ts";
 import { createPgliteSql } from "../../../shared/adapters/pglite/mod.ts";
 import { createPostgresSql } from "../../../shared/adapters/postgres/mod.ts";
 import { PROBLEM_CODE_METADATA } from "../../../shared/contracts/grpc_problem.ts";
-import { ProblemError } from "../../../shared/contracts/problem.ts";
 import type { Sql } from "../../../shared/ports/sql.ts";
 import { createTestDatabase } from "../../../shared/testing/pg_database.ts";
 import { migrateForInventory, productWithStock, stockRow } from "./_fixtures_for_test.ts";
@@ -26,17 +26,6 @@ async function serveInventory(sql: Sql, onNudge: () => void = () => {}) {
     services: [createInventoryGrpcService({ sql, nudgeOutbox: onNudge })],
   });
   return { server, address: `127.0.0.1:${server.port}` };
-}
-
-async function rejectsWith(promise: Promise<unknown>, code: string): Promise<ProblemError> {
-  try {
-    await promise;
-  } catch (error) {
-    assert.ok(error instanceof ProblemError, `expected a ProblemError, got ${error}`);
-    assert.equal(error.code, code, error.message);
-    return error;
-  }
-  throw new assert.AssertionError({ message: `Expected a rejection with ${code}` });
 }
 
 /** A bare grpc-js call, to see the status and trailer that go over the wire. */
@@ -149,8 +138,8 @@ Deno.test({
         await client.release(canceled);
         await client.release(crypto.randomUUID());
         assert.deepEqual(await stockRow(sql, a.id), { onHand: 3, reserved: 0 });
-        await rejectsWith(client.confirm(canceled), "COMMON.CONFLICT");
-        await rejectsWith(client.commit(crypto.randomUUID()), "COMMON.NOT_FOUND");
+        await rejectsWithProblem(client.confirm(canceled), "COMMON.CONFLICT");
+        await rejectsWithProblem(client.commit(crypto.randomUUID()), "COMMON.NOT_FOUND");
       });
 
       await t.step("bad requests answer INVALID_ARGUMENT with COMMON.VALIDATION_FAILED", async () => {
@@ -175,9 +164,9 @@ Deno.test({
           { reservationId: crypto.randomUUID(), items: [item], ttlSec: 3_601 },
           { reservationId: crypto.randomUUID(), items: Array.from({ length: 101 }, () => item), ttlSec: 60 },
         ];
-        for (const request of bad) await rejectsWith(client.reserve(request), "COMMON.VALIDATION_FAILED");
-        await rejectsWith(client.release("not-a-uuid"), "COMMON.VALIDATION_FAILED");
-        await rejectsWith(client.queryStock([]), "COMMON.VALIDATION_FAILED");
+        for (const request of bad) await rejectsWithProblem(client.reserve(request), "COMMON.VALIDATION_FAILED");
+        await rejectsWithProblem(client.release("not-a-uuid"), "COMMON.VALIDATION_FAILED");
+        await rejectsWithProblem(client.queryStock([]), "COMMON.VALIDATION_FAILED");
         assert.deepEqual(await stockRow(sql, product.id), { onHand: 3, reserved: 0 });
       });
 
@@ -214,13 +203,13 @@ async function deadlineAndUnavailable(sql: Sql): Promise<void> {
   const nowhere = createInventoryClient("127.0.0.1:1", { deadlineMs: 2_000 });
   try {
     const started = performance.now();
-    const timeout = await rejectsWith(
+    const timeout = await rejectsWithProblem(
       client.reserve({ reservationId: crypto.randomUUID(), items: [{ productId: product.id, qty: 1 }], ttlSec: 60 }),
       "COMMON.UPSTREAM_TIMEOUT",
     );
     assert.ok(performance.now() - started < 500, "the call gave up at its deadline");
     assert.match(timeout.message, /ReserveStock.+150 ms/);
-    const down = await rejectsWith(nowhere.release(crypto.randomUUID()), "COMMON.UPSTREAM_UNAVAILABLE");
+    const down = await rejectsWithProblem(nowhere.release(crypto.randomUUID()), "COMMON.UPSTREAM_UNAVAILABLE");
     assert.match(down.message, /after 3 attempts/);
   } finally {
     nowhere.close();

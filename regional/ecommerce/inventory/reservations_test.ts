@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
+import { rejectsWithProblem } from "../../../shared/testing/assert_problem.ts";
 import { createPgliteSql } from "../../../shared/adapters/pglite/mod.ts";
 import { createPostgresSql } from "../../../shared/adapters/postgres/mod.ts";
-import { ProblemError } from "../../../shared/contracts/problem.ts";
 import { createTestDatabase } from "../../../shared/testing/pg_database.ts";
 import {
   insertProduct,
@@ -17,17 +17,6 @@ import {
   reserveStock,
   startReservationExpiry,
 } from "./mod.ts";
-
-async function rejectsWith(promise: Promise<unknown>, code: string): Promise<ProblemError> {
-  try {
-    await promise;
-  } catch (error) {
-    assert.ok(error instanceof ProblemError, `expected a ProblemError, got ${error}`);
-    assert.equal(error.code, code, error.message);
-    return error;
-  }
-  throw new assert.AssertionError({ message: `Expected a rejection with ${code}` });
-}
 
 Deno.test({
   name: "[pglite] stock reservations",
@@ -87,7 +76,7 @@ Deno.test({
         assert.deepEqual(await reserveStock(sql, failing), first);
         assert.deepEqual(await stockRow(sql, product.id), { onHand: 5, reserved: 0 });
         // The same id with other items is a client bug, not a retry.
-        await rejectsWith(
+        await rejectsWithProblem(
           reserveStock(sql, { ...request, items: [{ productId: product.id, qty: 1 }] }),
           "COMMON.CONFLICT",
         );
@@ -102,7 +91,7 @@ Deno.test({
         assert.equal(await releaseReservation(sql, reservationId), false);
         assert.equal(await releaseReservation(sql, crypto.randomUUID()), false);
         assert.deepEqual(await stockRow(sql, product.id), { onHand: 4, reserved: 0 });
-        await rejectsWith(confirmReservation(sql, reservationId), "COMMON.CONFLICT");
+        await rejectsWithProblem(confirmReservation(sql, reservationId), "COMMON.CONFLICT");
       });
 
       await t.step("expiry releases ACTIVE reservations past their time, and confirmed ones stay", async () => {
@@ -132,7 +121,7 @@ Deno.test({
           assert.equal(statusOf.get(paid), "CONFIRMED");
           assert.equal(statusOf.get(fresh), "ACTIVE");
           assert.equal(await expiry.sweep(), 0);
-          await rejectsWith(confirmReservation(sql, unpaid), "COMMON.CONFLICT");
+          await rejectsWithProblem(confirmReservation(sql, unpaid), "COMMON.CONFLICT");
           assert.equal(await releaseReservation(sql, unpaid), false);
         } finally {
           await expiry.stop();
@@ -190,7 +179,7 @@ Deno.test({
         assert.deepEqual(ledger.at(-1), { delta: -3, source: "reservation" });
         // Committed units are gone: releasing now changes nothing.
         assert.equal(await releaseReservation(sql, reservationId), false);
-        await rejectsWith(commitReservation(sql, crypto.randomUUID()), "COMMON.NOT_FOUND");
+        await rejectsWithProblem(commitReservation(sql, crypto.randomUUID()), "COMMON.NOT_FOUND");
       });
 
       await t.step("bad reservation requests are validation problems", async () => {
@@ -207,8 +196,8 @@ Deno.test({
           { ...good, ttlSec: 0 },
           { ...good, ttlSec: 3_601 },
         ];
-        for (const request of bad) await rejectsWith(reserveStock(sql, request), "COMMON.VALIDATION_FAILED");
-        await rejectsWith(releaseReservation(sql, "x"), "COMMON.VALIDATION_FAILED");
+        for (const request of bad) await rejectsWithProblem(reserveStock(sql, request), "COMMON.VALIDATION_FAILED");
+        await rejectsWithProblem(releaseReservation(sql, "x"), "COMMON.VALIDATION_FAILED");
         assert.deepEqual(await stockRow(sql, product.id), { onHand: 1, reserved: 0 });
       });
     } finally {

@@ -1,19 +1,8 @@
 import assert from "node:assert/strict";
+import { rejectsWithProblem } from "../../../shared/testing/assert_problem.ts";
 import { createPgliteSql } from "../../../shared/adapters/pglite/mod.ts";
-import { ProblemError } from "../../../shared/contracts/problem.ts";
 import { insertProduct, migrateForInventory, outboxStockEvents, stockRow } from "./_fixtures_for_test.ts";
 import { applyStockAdjustment, getStockByProductIds, reserveStock } from "./mod.ts";
-
-async function rejectsWith(promise: Promise<unknown>, code: string): Promise<ProblemError> {
-  try {
-    await promise;
-  } catch (error) {
-    assert.ok(error instanceof ProblemError, `expected a ProblemError, got ${error}`);
-    assert.equal(error.code, code, error.message);
-    return error;
-  }
-  throw new assert.AssertionError({ message: `Expected a rejection with ${code}` });
-}
 
 Deno.test({
   name: "[pglite] stock adjustments",
@@ -49,7 +38,7 @@ Deno.test({
         await sql.transaction((tx) =>
           applyStockAdjustment(tx, { productId: product.id, delta: 5, reason: "count", source: "test" })
         );
-        const belowZero = await rejectsWith(
+        const belowZero = await rejectsWithProblem(
           sql.transaction((tx) =>
             applyStockAdjustment(tx, { productId: product.id, delta: -6, reason: "loss", source: "test" })
           ),
@@ -62,7 +51,7 @@ Deno.test({
           ttlSec: 60,
         });
         assert.deepEqual(outcome, { ok: true });
-        await rejectsWith(
+        await rejectsWithProblem(
           sql.transaction((tx) =>
             applyStockAdjustment(tx, { productId: product.id, delta: -3, reason: "loss", source: "test" })
           ),
@@ -89,7 +78,7 @@ Deno.test({
       });
 
       await t.step("an unknown product and bad adjustments are 4xx problems", async () => {
-        await rejectsWith(
+        await rejectsWithProblem(
           sql.transaction((tx) =>
             applyStockAdjustment(tx, { productId: crypto.randomUUID(), delta: 1, reason: "x", source: "test" })
           ),
@@ -99,7 +88,7 @@ Deno.test({
         for (
           const bad of [{ delta: 0 }, { delta: 1.5 }, { delta: 1_000_001 }, { reason: "" }, { reason: "x".repeat(201) }]
         ) {
-          await rejectsWith(
+          await rejectsWithProblem(
             sql.transaction((tx) =>
               applyStockAdjustment(tx, { productId: product.id, delta: 1, reason: "ok", source: "test", ...bad })
             ),

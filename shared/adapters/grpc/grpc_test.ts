@@ -3,6 +3,7 @@
  * as the test service: its `Check` method gets a test implementation where a test needs one.
  */
 import assert from "node:assert/strict";
+import { rejectsWithProblem } from "../../../shared/testing/assert_problem.ts";
 import * as grpc from "@grpc/grpc-js";
 import { GrpcStatus, ProblemError } from "../../contracts/problem.ts";
 import { PROBLEM_CODE_METADATA, problemCodeOfGrpc } from "../../contracts/grpc_problem.ts";
@@ -44,16 +45,6 @@ function rawCheck(port: number, service = ""): Promise<grpc.ServiceError> {
       else reject(new Error("Expected the raw call to fail"));
     });
   });
-}
-
-async function rejectsWithProblem(promise: Promise<unknown>): Promise<ProblemError> {
-  try {
-    await promise;
-  } catch (error) {
-    assert.ok(error instanceof ProblemError, `expected a ProblemError, got ${error}`);
-    return error;
-  }
-  throw new assert.AssertionError({ message: "Expected the call to reject" });
 }
 
 /** A port that was free a moment ago: bind it and let go. */
