@@ -6,13 +6,14 @@
  * default), so the port's commit-per-record shows as overhead. Each side has its own one-partition topic,
  * unique to the run; topics and groups are deleted at the end.
  */
-import { type Consumer, Kafka, logLevel, Partitioners } from "kafkajs";
+import { Kafka, logLevel, Partitioners } from "kafkajs";
 import { createKafkaEventLog } from "../../shared/adapters/kafka/mod.ts";
 import { realInfra } from "../../shared/testing/real_infra.ts";
 import { uniqueName } from "../../shared/testing/unique.ts";
 import { compare, resultOf, type Scenario } from "../harness.ts";
 import { createRendezvous } from "../rendezvous.ts";
 import { idSequence } from "./_endpoints.ts";
+import { joinedAndFetched, withTimeout } from "./_kafka_raw.ts";
 
 /** Consumer timing for both sides: short, so joining and leaving take well under a second on one broker. */
 const SESSION_TIMEOUT_MS = 10_000;
@@ -134,30 +135,3 @@ export const eventLogKafka: Scenario = {
     }
   },
 };
-
-/**
- * Resolves after the first fetch that follows the group join: by then the consumer has resolved its
- * `latest` offset, so a record published afterwards is not skipped (the same rule as the port's `ready`).
- */
-function joinedAndFetched(consumer: Consumer): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    let joined = false;
-    const removers = [
-      consumer.on(consumer.events.GROUP_JOIN, () => joined = true),
-      consumer.on(consumer.events.FETCH, () => joined && done(resolve)),
-      consumer.on(consumer.events.CRASH, (event) => done(() => reject(event.payload.error))),
-    ];
-    function done(settle: () => void) {
-      for (const remove of removers) remove();
-      settle();
-    }
-  });
-}
-
-function withTimeout<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} within ${ms / 1000} s`)), ms);
-  });
-  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
-}

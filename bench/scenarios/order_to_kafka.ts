@@ -8,10 +8,11 @@
  * named in the label). Baseline: raw kafkajs idempotent producer (acks=all) → the same consumer, span from
  * `send()` to arrival, on a topic unique to the run (3 partitions, deleted at the end), at the same rate.
  */
-import { type Consumer, Kafka, logLevel, Partitioners } from "kafkajs";
+import { Kafka, logLevel, Partitioners } from "kafkajs";
 import { createLatencyHistogram, resultOf, type Scenario } from "../harness.ts";
 import { interleaveRounds, measureAtRate, type RateMeasurement } from "../open_loop.ts";
 import { acquirePlatform, releasePlatform, STOCKED_FOR_ORDERS } from "./_ecommerce_platform.ts";
+import { joinedAndFetched, withTimeout } from "./_kafka_raw.ts";
 
 const NAME = "order_to_kafka";
 const ORDER_CREATED_TOPIC = "ecommerce.order.order.created.v1";
@@ -208,28 +209,4 @@ function createArrivals() {
       arrived.clear();
     },
   };
-}
-
-/** Resolves after the first fetch that follows the group join (the `latest` offsets are resolved by then). */
-function joinedAndFetched(consumer: Consumer): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    let joined = false;
-    const removers = [
-      consumer.on(consumer.events.GROUP_JOIN, () => joined = true),
-      consumer.on(consumer.events.FETCH, () => joined && done(resolve)),
-      consumer.on(consumer.events.CRASH, (event) => done(() => reject(event.payload.error))),
-    ];
-    function done(settle: () => void) {
-      for (const remove of removers) remove();
-      settle();
-    }
-  });
-}
-
-function withTimeout<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} within ${ms / 1000} s`)), ms);
-  });
-  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
 }
