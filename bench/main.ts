@@ -19,6 +19,9 @@ const SCENARIOS: Readonly<Record<string, () => Promise<Scenario>>> = {
   mqtt_mosquitto: async () => (await import("./scenarios/mqtt_mosquitto.ts")).mqttMosquitto,
   work_queue_amqp: async () => (await import("./scenarios/work_queue_amqp.ts")).workQueueAmqp,
   event_log_kafka: async () => (await import("./scenarios/event_log_kafka.ts")).eventLogKafka,
+  edge_overhead: async () => (await import("./scenarios/edge_overhead.ts")).edgeOverhead,
+  edge_cache_hit: async () => (await import("./scenarios/edge_cache_hit.ts")).edgeCacheHit,
+  edge_sse_fanout: async () => (await import("./scenarios/edge_sse_fanout.ts")).edgeSseFanout,
   // E-commerce on the real platform (started once by the first of these, stopped after the last one).
   product_get_ingress: async () => (await import("./scenarios/product_get_ingress.ts")).productGetIngress,
   product_get_ingress_miss: async () => (await import("./scenarios/product_get_ingress.ts")).productGetIngressMiss,

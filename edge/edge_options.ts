@@ -1,8 +1,11 @@
 /**
  * @module
- * The options of `createEdge` and their defaults: regions, pre-auth, the hot-query cache, rate limits.
+ * The options of `createEdge` and their defaults: regions, routing, pre-auth, the hot-query cache, rate
+ * limits, flash-sale fan-out and the WebSocket connector.
  */
+import type { FlashSaleFanoutOptions } from "./flash_sale_fanout.ts";
 import type { TokenBucketRate } from "./rate_limiter.ts";
+import type { RegionRouterOptions } from "./region_router.ts";
 
 export interface EdgeRegion {
   readonly name: string;
@@ -51,11 +54,24 @@ export interface EdgeRateLimitOptions {
   readonly clientIdOf?: (request: Request, env: unknown) => string;
 }
 
+/**
+ * Opens a proxied WebSocket: upgrades `request` and pipes it to `upstream` (`ws://…`, same path and query),
+ * adding `setHeaders` to the upstream handshake. Runtime-specific, so injected: Deno passes
+ * `proxyWebSocket` (`shared/http/websocket_proxy.ts`); on Workers, `fetch` to the region with the upgrade
+ * headers returns the upstream socket and a `WebSocketPair` hands the other end to the client.
+ */
+export type WebSocketConnector = (
+  request: Request,
+  target: { readonly upstream: string; readonly setHeaders: Readonly<Record<string, string>> },
+) => Promise<Response>;
+
 export interface EdgeOptions {
   /** In preference order: the first healthy one serves requests without a usable hint. */
   readonly regions: readonly EdgeRegion[];
   /** @default 2000 */
   readonly healthIntervalMs?: number;
+  /** Health thresholds, latency EWMA and the hint rule (`region_router.ts`). */
+  readonly routing?: RegionRouterOptions;
   /** Bound on one health probe. @default 1000 */
   readonly healthTimeoutMs?: number;
   /** Bound on waiting for a region's response headers. @default 5000 */
@@ -66,6 +82,10 @@ export interface EdgeOptions {
   readonly cache?: EdgeCacheOptions;
   /** Token buckets per client and per subject; without them nothing is limited. */
   readonly rateLimit?: EdgeRateLimitOptions;
+  /** Flash-sale SSE fan-out (one upstream per region); without it `/sse/flash-sales` is proxied per client. */
+  readonly flashSales?: FlashSaleFanoutOptions;
+  /** WebSocket proxying; without it an upgrade request is answered 503 (this deployment cannot proxy it). */
+  readonly webSocket?: WebSocketConnector;
   /** Milliseconds since the epoch (cache ages, buckets, token expiry). @default Date.now */
   readonly now?: () => number;
   readonly fetch?: typeof fetch;

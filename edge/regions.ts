@@ -2,6 +2,9 @@
 import type { Config } from "../shared/config/config.ts";
 import { EDGE_CACHE_DEFAULTS, EDGE_RATE_LIMIT_DEFAULTS, type EdgeOptions, type EdgeRegion } from "./worker.ts";
 
+/** Flash-sale fan-out: the defaults of `createFlashSaleFanout` (20,000 clients, 256 frames each, 100 kept). */
+const EDGE_FLASH_SALE_DEFAULTS = Object.freeze({});
+
 export function edgeRegionsOf(config: Config): EdgeRegion[] {
   return (["east", "west"] as const).map((name) => ({
     name,
@@ -9,7 +12,10 @@ export function edgeRegionsOf(config: Config): EdgeRegion[] {
   }));
 }
 
-/** Everything `createEdge` needs from config: regions, pre-auth against every region's JWKS, cache, limits. */
+/**
+ * Everything `createEdge` needs from config: regions, pre-auth against every region's JWKS, cache, limits,
+ * flash-sale fan-out (the WebSocket connector is runtime-specific: `main.ts` adds it).
+ */
 export function edgeOptionsOf(config: Config): EdgeOptions {
   const regions = edgeRegionsOf(config);
   return {
@@ -22,5 +28,6 @@ export function edgeOptionsOf(config: Config): EdgeOptions {
     },
     cache: EDGE_CACHE_DEFAULTS,
     rateLimit: EDGE_RATE_LIMIT_DEFAULTS,
+    flashSales: EDGE_FLASH_SALE_DEFAULTS,
   };
 }

@@ -3,10 +3,11 @@
  * The edge worker: a Hono app on web-standard APIs only (fetch, Headers, streams, Web Crypto), so it could
  * run on Cloudflare Workers; locally Deno serves it on port 8080. Per request, in this order: a per-client
  * rate limit; JWT pre-auth (mutations and private reads need a token, any token present must be valid);
- * a per-subject rate limit; then the hot-query cache for public reads, or the proxy. It sends each request
- * to a healthy region: the client's hint (`x-bv-region`) when that region is healthy, else the first
- * healthy region in preference order. Regions are probed on `/readyz`; idempotent requests that fail to
- * connect are retried once on the next healthy region.
+ * a per-subject rate limit; then the flash-sale fan-out, a WebSocket proxied to its sticky region, the
+ * hot-query cache for public reads, or the proxy. Each request goes to the region `region_router.ts`
+ * chooses from the client's hint (`x-bv-region`) and the measured health and latency of each region
+ * (probed on `/readyz`); idempotent requests that fail to connect are retried once on the next region.
+ * Every request carries a `traceparent` and `Correlation-Id` to the region and back (`trace.ts`).
  */
 import { Hono } from "hono";
 import type { Principal } from "../shared/auth/verifier.ts";
@@ -18,8 +19,12 @@ import { type CacheEntryInfo, createHotCache, type PurgeTarget } from "./hot_cac
 import { followInvalidations, type InvalidationFollower } from "./invalidation_stream.ts";
 import { createPreAuth } from "./pre_auth.ts";
 import type { EdgeOptions, EdgeRegion } from "./edge_options.ts";
+import { edgeMetricsText } from "./edge_metrics.ts";
+import { createFlashSaleFanout, FLASH_SALES_PATH } from "./flash_sale_fanout.ts";
 import { createRateLimiter, type RateLimiter } from "./rate_limiter.ts";
+import { createRegionRouter, type RegionHealth } from "./region_router.ts";
 import { isCacheableGet, productIdOfPath, tokenRequired } from "./route_policy.ts";
+import { type EdgeTrace, edgeTraceOf, withTraceHeaders } from "./trace.ts";
 
 export * from "./edge_options.ts";
 
@@ -27,9 +32,6 @@ interface RegionState {
   readonly region: EdgeRegion;
   /** The headers the edge adds when forwarding to this region, built once. */
   readonly forwardHeaders: Readonly<Record<string, string>>;
-  healthy: boolean;
-  latencyMs: number;
-  lastError?: string;
   follower?: InvalidationFollower;
 }
 
@@ -41,7 +43,8 @@ export interface Edge {
   start(): Promise<void>;
   /** Stops probes and invalidation streams and waits for background refreshes. */
   stop(): Promise<void>;
-  health(): readonly { name: string; healthy: boolean; latencyMs: number; lastError?: string }[];
+  /** Each region's health and latency EWMA, in preference order. */
+  health(): readonly RegionHealth[];
   /** Drops cached reads by key or by predicate; returns how many went (0 without a cache). */
   purge(target: PurgeTarget): number;
   /** Drops every cached read about `productId`, and every listing and GraphQL read (they may contain it). */
@@ -62,6 +65,21 @@ export const IDENTITY_HEADERS: readonly string[] = Object.freeze([
 ]);
 const VERIFIED_SUB = "x-bv-verified-sub";
 const CLIENT_ID_CHARS_MAX = 64;
+/** The WebSocket sticky token: the region a session started in, resent by browsers on every handshake. */
+export const STICKY_COOKIE = "bv-region";
+/** Sticky for a day: long enough for a working session, short enough that a moved user drifts back. */
+const STICKY_COOKIE_MAX_AGE_SEC = 86_400;
+
+/** The value of cookie `name` in `request`, if any. */
+function cookieOf(request: Request, name: string): string | undefined {
+  const header = request.headers.get("cookie");
+  if (header === null) return undefined;
+  for (const part of header.split(";")) {
+    const eq = part.indexOf("=");
+    if (eq > 0 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();
+  }
+  return undefined;
+}
 
 /** True for a loopback address: the only proxy the default client identification trusts. */
 function isLoopback(address: string): boolean {
@@ -94,16 +112,24 @@ export function createEdge(options: EdgeOptions): Edge {
   const now = options.now ?? Date.now;
   const healthTimeoutMs = options.healthTimeoutMs ?? 1_000;
   const upstreamTimeoutMs = options.upstreamTimeoutMs ?? 5_000;
-  // Unknown until probed: optimistic, so the first request after start is not refused.
   const states: RegionState[] = options.regions.map((region) => ({
     region,
     forwardHeaders: Object.freeze({ "x-bv-edge-region": region.name }),
-    healthy: true,
-    latencyMs: 0,
   }));
+  const byName = new Map(states.map((state) => [state.region.name, state]));
+  const fanout = options.flashSales && createFlashSaleFanout(options.regions, {
+    ...options.flashSales,
+    upstream: { fetch: fetchFn, ...options.flashSales.upstream },
+  });
+  // A region that goes out takes its flash-sale clients with it: they reconnect and land on a healthy one.
+  const router = createRegionRouter(options.regions.map((r) => r.name), options.routing, (name, healthy) => {
+    if (!healthy) fanout?.closeRegion(name);
+  });
   const counters = {
     requests: 0,
     failovers: 0,
+    webSockets: 0,
+    stickyHonoured: 0,
     noRegion: 0,
     authRejected: 0,
     rateLimited: 0,
@@ -122,38 +148,57 @@ export function createEdge(options: EdgeOptions): Edge {
   let timer: ReturnType<typeof setInterval> | undefined;
 
   async function probe(state: RegionState): Promise<void> {
+    const name = state.region.name;
     const started = performance.now();
     try {
       const response = await fetchFn(`${state.region.url}/readyz`, { signal: AbortSignal.timeout(healthTimeoutMs) });
       await response.body?.cancel();
-      state.healthy = response.ok;
-      state.lastError = response.ok ? undefined : `readyz answered ${response.status}`;
+      router.recordProbe(
+        name,
+        response.ok
+          ? { kind: "ready", latencyMs: performance.now() - started }
+          : { kind: "not-ready", detail: `readyz answered ${response.status}` },
+      );
     } catch (error) {
-      state.healthy = false;
-      state.lastError = (error as Error).message;
+      router.recordProbe(name, { kind: "failed", detail: (error as Error).message });
     }
-    state.latencyMs = Math.round(performance.now() - started);
   }
 
-  /** The hinted region when healthy, else the first healthy one; `exclude` skips one already tried. */
+  /** The region the router chooses for `hint`; `exclude` skips one already tried. */
   function pick(hint: string | null | undefined, exclude?: RegionState): RegionState | undefined {
-    let first: RegionState | undefined;
-    for (const state of states) {
-      if (!state.healthy || state === exclude) continue;
-      if (state.region.name === hint) return state;
-      first ??= state;
+    const name = router.choose(hint, exclude?.region.name);
+    return name === undefined ? undefined : byName.get(name);
+  }
+
+  /** The sticky region when it is healthy, else the router's choice for the request's hint. */
+  function pickSticky(request: Request, sticky: string | undefined): RegionState | undefined {
+    const state = sticky === undefined ? undefined : byName.get(sticky);
+    if (state !== undefined && router.isHealthy(sticky!)) {
+      counters.stickyHonoured++;
+      return state;
     }
-    return first;
+    return pick(request.headers.get("x-bv-region"));
+  }
+
+  function headersFor(state: RegionState, trace: EdgeTrace, verifiedSub?: string): Record<string, string> {
+    const headers: Record<string, string> = {
+      ...state.forwardHeaders,
+      traceparent: trace.traceparent,
+      "correlation-id": trace.correlationId,
+    };
+    if (verifiedSub !== undefined) headers[VERIFIED_SUB] = verifiedSub;
+    return headers;
   }
 
   /** Sends `request` to the best region, once more to the next one when it is safe and the first is unreachable. */
-  async function forward(request: Request, verifiedSub?: string): Promise<Response> {
+  async function forward(
+    request: Request,
+    verifiedSub?: string,
+    trace: EdgeTrace = edgeTraceOf(request.headers),
+  ): Promise<Response> {
     const hint = request.headers.get("x-bv-region");
     let state: RegionState | undefined = pick(hint);
-    if (state === undefined) {
-      counters.noRegion++;
-      return edgeProblem("COMMON.UPSTREAM_UNAVAILABLE", "No region is healthy; try again shortly");
-    }
+    if (state === undefined) return noRegion();
     // Only requests without a body and with idempotent semantics can be sent twice safely.
     const retryable = IDEMPOTENT.has(request.method) && request.body === null;
     for (let attempt = 0;; attempt++) {
@@ -161,15 +206,13 @@ export function createEdge(options: EdgeOptions): Edge {
         upstream: state.region.url,
         headersTimeoutMs: upstreamTimeoutMs,
         fetch: fetchFn,
-        setHeaders: verifiedSub === undefined
-          ? state.forwardHeaders
-          : { ...state.forwardHeaders, [VERIFIED_SUB]: verifiedSub },
+        setHeaders: headersFor(state, trace, verifiedSub),
       });
       if (response.headers.get(PROXY_ERROR_HEADER) !== "unreachable") {
         response.headers.set("x-bv-region", state.region.name);
         return response;
       }
-      state.healthy = false;
+      router.recordUnreachable(state.region.name, "a request could not connect");
       const next: RegionState | undefined = retryable && attempt === 0 ? pick(hint, state) : undefined;
       if (next === undefined) return response;
       counters.failovers++;
@@ -182,7 +225,7 @@ export function createEdge(options: EdgeOptions): Edge {
     now,
     forward: (request) => forward(request),
     staleAllowed: (region) => {
-      const state = states.find((s) => s.region.name === region);
+      const state = byName.get(region);
       return state?.follower === undefined || state.follower.connected;
     },
     track: (work) => {
@@ -209,7 +252,44 @@ export function createEdge(options: EdgeOptions): Edge {
     });
   }
 
-  async function handle(rawRequest: Request, path: string, env: unknown): Promise<Response> {
+  function openFlashSales(request: Request): Response {
+    const lastEventId = request.headers.get("last-event-id");
+    // A Last-Event-ID the edge issued names the region the client was on: resume there while it is healthy.
+    const state = pickSticky(request, fanout!.resumeRegionOf(lastEventId));
+    if (state === undefined) return noRegion();
+    const response = fanout!.open(state.region.name, lastEventId, request.signal);
+    response.headers.set("x-bv-region", state.region.name);
+    return response;
+  }
+
+  async function openWebSocket(rawRequest: Request, trace: EdgeTrace, verifiedSub?: string): Promise<Response> {
+    if (options.webSocket === undefined) {
+      return edgeProblem("COMMON.UPSTREAM_UNAVAILABLE", "This edge deployment does not proxy WebSockets");
+    }
+    // The sticky cookie keeps a reconnecting session on the region it started in (its state lives there).
+    const state = pickSticky(rawRequest, cookieOf(rawRequest, STICKY_COOKIE));
+    if (state === undefined) return noRegion();
+    counters.webSockets++;
+    const response = await options.webSocket(rawRequest, {
+      upstream: state.region.url.replace(/^http/, "ws"),
+      setHeaders: headersFor(state, trace, verifiedSub),
+    });
+    if (response.status === 101) {
+      response.headers.set("x-bv-region", state.region.name);
+      response.headers.set(
+        "set-cookie",
+        `${STICKY_COOKIE}=${state.region.name}; Path=/ws; Max-Age=${STICKY_COOKIE_MAX_AGE_SEC}; HttpOnly; SameSite=Lax`,
+      );
+    }
+    return response;
+  }
+
+  function noRegion(): Response {
+    counters.noRegion++;
+    return edgeProblem("COMMON.UPSTREAM_UNAVAILABLE", "No region is healthy; try again shortly");
+  }
+
+  async function handle(rawRequest: Request, path: string, env: unknown, trace: EdgeTrace): Promise<Response> {
     counters.requests++;
     if (clientLimiter !== undefined) {
       const waitSec = clientLimiter.take(clientIdOf(rawRequest, env));
@@ -246,6 +326,11 @@ export function createEdge(options: EdgeOptions): Edge {
       const waitSec = subjectLimiter.take(principal.userId);
       if (waitSec > 0) return limited(waitSec, "user");
     }
+    if (method === "GET" && path === FLASH_SALES_PATH && fanout !== undefined) return openFlashSales(request);
+    // The raw request: only the one the server handed us can be upgraded (identity headers are not forwarded).
+    if (rawRequest.headers.get("upgrade")?.toLowerCase() === "websocket") {
+      return await openWebSocket(rawRequest, trace, principal?.userId);
+    }
     if (cachedReads !== undefined) {
       const read = cacheableRead(request, path, graphql);
       if (read !== undefined) {
@@ -253,48 +338,32 @@ export function createEdge(options: EdgeOptions): Edge {
         if (region !== undefined) return await cachedReads.serve(request, region.region.name, read);
       }
     }
-    return await forward(request, principal?.userId);
+    return await forward(request, principal?.userId, trace);
   }
 
   const app = new Hono();
   app.get("/healthz", (c) => c.json({ status: "alive", service: "edge" }));
   app.get("/readyz", (c) => {
-    const ready = states.some((s) => s.healthy);
+    const ready = router.health().some((s) => s.healthy);
     return c.json({ service: "edge", ready, regions: edge.health() }, ready ? 200 : 503);
   });
   app.get("/metrics", () => new Response(metricsText(), { headers: { "content-type": "text/plain; version=0.0.4" } }));
-  app.all("*", (c) => handle(c.req.raw, c.req.path, c.env));
+  app.all("*", async (c) => {
+    const trace = edgeTraceOf(c.req.raw.headers);
+    return withTraceHeaders(await handle(c.req.raw, c.req.path, c.env, trace), trace);
+  });
 
   function metricsText(): string {
-    const lines = [
-      "# TYPE bv_edge_requests_total counter",
-      `bv_edge_requests_total ${counters.requests}`,
-      "# TYPE bv_edge_failovers_total counter",
-      `bv_edge_failovers_total ${counters.failovers}`,
-      "# TYPE bv_edge_no_region_total counter",
-      `bv_edge_no_region_total ${counters.noRegion}`,
-      "# TYPE bv_edge_auth_rejected_total counter",
-      `bv_edge_auth_rejected_total ${counters.authRejected}`,
-      "# TYPE bv_edge_rate_limited_total counter",
-      `bv_edge_rate_limited_total ${counters.rateLimited}`,
-      "# TYPE bv_edge_cache_lookups_total counter",
-      ...(["hits", "stale", "misses", "notModified"] as const).map((result) =>
-        `bv_edge_cache_lookups_total{result="${result}"} ${counters.cache[result]}`
-      ),
-      "# TYPE bv_edge_cache_purged_total counter",
-      `bv_edge_cache_purged_total ${counters.purged}`,
-      "# TYPE bv_edge_cache_entries gauge",
-      `bv_edge_cache_entries ${cache?.stats().entries ?? 0}`,
-      "# TYPE bv_edge_cache_bytes gauge",
-      `bv_edge_cache_bytes ${cache?.stats().bytes ?? 0}`,
-      "# TYPE bv_edge_region_healthy gauge",
-      ...states.map((s) => `bv_edge_region_healthy{region="${s.region.name}"} ${s.healthy ? 1 : 0}`),
-      "# TYPE bv_edge_invalidation_stream_up gauge",
-      ...states.filter((s) => s.follower).map((s) =>
-        `bv_edge_invalidation_stream_up{region="${s.region.name}"} ${s.follower!.connected ? 1 : 0}`
-      ),
-    ];
-    return lines.join("\n") + "\n";
+    return edgeMetricsText({
+      counters,
+      cache: cache?.stats(),
+      regions: router.health(),
+      invalidationStreams: states.filter((s) => s.follower).map((s) => ({
+        region: s.region.name,
+        up: s.follower!.connected,
+      })),
+      flashSales: fanout?.stats(),
+    });
   }
 
   function startFollowers(): void {
@@ -317,6 +386,7 @@ export function createEdge(options: EdgeOptions): Edge {
     },
     start: async () => {
       startFollowers();
+      fanout?.start();
       await edge.checkHealth();
       timer ??= setInterval(() => void edge.checkHealth(), options.healthIntervalMs ?? 2_000);
     },
@@ -327,10 +397,10 @@ export function createEdge(options: EdgeOptions): Edge {
         await state.follower?.stop();
         state.follower = undefined;
       }));
+      await fanout?.stop();
       await Promise.allSettled([...background]);
     },
-    health: () =>
-      states.map((s) => ({ name: s.region.name, healthy: s.healthy, latencyMs: s.latencyMs, lastError: s.lastError })),
+    health: () => router.health(),
     purge,
     purgeProduct,
   };

@@ -1,11 +1,12 @@
 /**
  * @module
- * Stops what `scripts/infra_up.ts` started (SIGTERM, SIGKILL after 20 s). Data under `.data/kafka` stays
- * unless `--purge` is given.
+ * Stops what `scripts/infra_up.ts` started (Kafka: SIGTERM, SIGKILL after 20 s; PostgreSQL: `pg_ctl stop -m
+ * fast`). Data under `.data/kafka` and `.data/pg` stays unless `--purge` is given.
  *
  *     deno run -A scripts/infra_down.ts [east|west|all] [--purge]
  */
 import { purgeKafkaData, stopKafka } from "./kafka/mod.ts";
+import { purgePostgresData, stopPostgres } from "./postgres/mod.ts";
 import { parseRegions } from "./infra_up.ts";
 
 async function main(): Promise<void> {
@@ -13,6 +14,8 @@ async function main(): Promise<void> {
   const regions = parseRegions(Deno.args.filter((arg) => arg !== "--purge"));
   await Promise.all(regions.map((region) => stopKafka(region)));
   if (purge) { for (const region of regions) await purgeKafkaData(region); }
+  await Promise.all(regions.map((region) => stopPostgres(region)));
+  if (purge) { for (const region of regions) await purgePostgresData(region); }
 }
 
 if (import.meta.main) {

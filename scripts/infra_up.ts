@@ -1,12 +1,14 @@
 /**
  * @module
- * Brings up the local infrastructure the project owns: one Kafka broker per region (KRaft, no Docker).
+ * Brings up the local infrastructure the project owns: one Kafka broker per region (KRaft, no Docker) and
+ * one PostgreSQL cluster per region (`scripts/postgres`, from the installed server binaries).
  *
  *     deno run -A scripts/infra_up.ts [east|west|all]     (default: all)
  *
  * Idempotent: a healthy broker is left alone; the jars are downloaded once into `.cache/kafka/`.
  */
 import { checkPrerequisites, ensureKafka, ensureKafkaLibs, KAFKA_REGIONS, type KafkaRegion } from "./kafka/mod.ts";
+import { ensurePostgres } from "./postgres/mod.ts";
 
 /** Parses `[east|west|all]`; exits with one line on anything else. */
 export function parseRegions(args: readonly string[]): KafkaRegion[] {
@@ -27,6 +29,10 @@ async function main(): Promise<void> {
     console.log(
       `[infra] kafka ${region}: ${brokers.join(",")} ${started ? "(started)" : "(was already up)"}`,
     );
+  }
+  // Each region's own PostgreSQL cluster (logical replication of orders needs settings the shared one lacks).
+  for (const { region, url, started } of await Promise.all(regions.map((region) => ensurePostgres(region)))) {
+    console.log(`[infra] postgres ${region}: ${url} ${started ? "(started)" : "(was already up)"}`);
   }
   console.log(`[infra] ready in ${((Date.now() - startedMs) / 1000).toFixed(1)} s`);
 }

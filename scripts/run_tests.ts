@@ -2,7 +2,8 @@
  * @module
  * `deno task test`: every check in one command, in this order —
  *   1. format check, lint, type check (`deno task verify`);
- *   2. Kafka up for both regions (fetched from Maven Central on first use);
+ *   2. Kafka up for both regions (fetched from Maven Central on first use), and each region's PostgreSQL
+ *      cluster (scripts/postgres: initdb on first use);
  *   3. unit tests and both adapter contract suites (embedded and real), files in parallel;
  *   4. tests that restart a shared broker (`*_restart_test.ts`), alone;
  *   5. journeys under `tests/` (whole processes on real services), one file at a time.
@@ -10,6 +11,7 @@
  */
 import { REGIONS } from "../shared/config/config.ts";
 import { ensureKafka, stopForeignKafka } from "./kafka/mod.ts";
+import { ensurePostgres } from "./postgres/mod.ts";
 
 interface StepResult {
   readonly passed: number;
@@ -75,6 +77,16 @@ try {
   console.error(`Kafka did not start: ${(error as Error).message}`);
 }
 results.push({ passed: 0, failed: kafkaOk ? 0 : 1, ok: kafkaOk });
+
+console.log("\n== infrastructure: PostgreSQL clusters east and west (order replication)");
+let postgresOk = true;
+try {
+  await Promise.all(REGIONS.map((region) => ensurePostgres(region)));
+} catch (error) {
+  postgresOk = false;
+  console.error(`PostgreSQL clusters did not start: ${(error as Error).message}`);
+}
+results.push({ passed: 0, failed: postgresOk ? 0 : 1, ok: postgresOk });
 
 const unitDirs = ["shared", "regional", "edge", "scripts", "bench"].filter((d) => {
   try {

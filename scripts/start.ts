@@ -16,6 +16,7 @@ import { serviceFactories } from "../regional/wiring/services.ts";
 import { createIngressApp, serviceUrlsOf } from "../regional/ingress/mod.ts";
 import { createEdge } from "../edge/worker.ts";
 import { edgeOptionsOf } from "../edge/regions.ts";
+import { proxyWebSocket } from "../shared/http/websocket_proxy.ts";
 import { endpointsTable } from "./endpoints_table.ts";
 import { startPaymentGatewaySimulator } from "../regional/ecommerce/payment/mod.ts";
 
@@ -75,7 +76,11 @@ try {
     });
     lifecycle.onStop(`mirror-${from}-to-${to}`, () => mirror.close());
   }
-  const edge = createEdge(edgeOptionsOf(config));
+  const edge = createEdge({
+    ...edgeOptionsOf(config),
+    // Deno-specific, so injected (edge/main.ts does the same): WebSockets through the edge to a sticky region.
+    webSocket: (request, target) => proxyWebSocket(request, { ...target, connectTimeoutMs: config.BV_CALL_TIMEOUT_MS }),
+  });
   await edge.start();
   lifecycle.onStop("edge health probes", () => Promise.resolve(edge.stop()));
   lifecycle.serve(edge.app, { port: config.BV_EDGE_PORT, hostname: config.BV_HOST, name: "edge" });

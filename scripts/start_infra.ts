@@ -9,6 +9,8 @@ import { type Config, loadConfigOrExit, REGIONS, SERVICES } from "../shared/conf
 import { ensureDatabase } from "../shared/adapters/postgres/provision.ts";
 import { ensureVhost } from "../shared/adapters/amqp/provision.ts";
 import { ensureKafka } from "./kafka/mod.ts";
+import { ensurePostgres, isProjectCluster, projectClusterEnv } from "./postgres/mod.ts";
+import { prepareOrderReplication, setUpOrderReplication } from "./postgres/infra_replication.ts";
 import { endpointsTable } from "./endpoints_table.ts";
 
 interface Child {
@@ -102,15 +104,23 @@ async function stopAll(children: readonly Child[]): Promise<void> {
 }
 
 async function prepareInfrastructure(config: Config): Promise<void> {
-  console.log("start:infra: checking Kafka (east and west)…");
-  await Promise.all(REGIONS.map((region) => ensureKafka(region)));
+  console.log("start:infra: checking Kafka and each region's PostgreSQL (east and west)…");
+  await Promise.all([
+    ...REGIONS.map((region) => ensureKafka(region)),
+    // A region on its project cluster (the default) gets that cluster started (initdb on first use).
+    ...REGIONS.filter((region) => isProjectCluster(region, config.regions[region].pgAdminUrl))
+      .map((region) => ensurePostgres(region)),
+  ]);
   for (const region of REGIONS) {
     const endpoints = config.regions[region];
-    await ensureDatabase(config.BV_PG_URL, endpoints.pgDatabase);
+    await ensureDatabase(endpoints.pgAdminUrl, endpoints.pgDatabase);
     await ensureVhost(endpoints.amqpVhost);
   }
 }
 
+// Unless a server was chosen (BV_PG_URL or BV_<REGION>_PG_URL), each region runs on its own project
+// cluster; set here so the children inherit it.
+for (const [name, value] of Object.entries(projectClusterEnv(Deno.env.toObject()))) Deno.env.set(name, value);
 const config = loadConfigOrExit();
 const host = config.BV_HOST;
 const children: Child[] = [];
@@ -123,6 +133,7 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
 }
 try {
   await prepareInfrastructure(config);
+  await prepareOrderReplication(config);
   const baseEnv = { ...Deno.env.toObject(), BV_MODE: "infra" };
   children.push(
     spawn(
@@ -156,6 +167,8 @@ try {
   children.push(spawn("edge", "edge/main.ts", baseEnv, `http://${host}:${config.BV_EDGE_PORT}/readyz`));
   const started = performance.now();
   await waitReady(children);
+  // After the services have migrated both schemas: the writer publishes the order tables, the other subscribes.
+  await setUpOrderReplication(config);
   console.log(`\n${endpointsTable(config, "infra")}\n`);
   console.log(`start:infra: all ${children.length} processes ready in ${Math.round(performance.now() - started)} ms`);
   // Runs until a signal stops everything (the handlers above exit the process); the timer keeps it alive.

@@ -40,6 +40,12 @@ export const STOCKED_FOR_ORDERS = 20;
 /** Units per product: far more than a run reserves (reservations hold units for their TTL). */
 const STOCK_PER_PRODUCT = 1_000_000;
 const SEED_CONCURRENCY = 8;
+/**
+ * `full` (default): `start:infra`'s 16 processes, as deployed. `lean`: only payment gateway and east's
+ * security, e-commerce and ingress (`_lean_platform.ts`), to see what the rest of the platform costs the
+ * measured path on two cores. Read once: the bench is a tool, not a deployable.
+ */
+export const PLATFORM_MODE: "full" | "lean" = Deno.env.get("BV_BENCH_PLATFORM") === "lean" ? "lean" : "full";
 const ADMIN = Object.freeze({ email: "root@bench.test", password: "bench-admin-pass" });
 
 export interface SeededProduct {
@@ -127,6 +133,21 @@ async function waitForDrainedOutbox(ctx: ScenarioContext, pgUrl: string): Promis
   }
 }
 
+async function waitListening(url: string, timeoutMs: number): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    try {
+      const response = await fetch(url, { signal: AbortSignal.timeout(1_000) });
+      await response.body?.cancel();
+      if (response.ok) return;
+    } catch {
+      // Not listening yet.
+    }
+    if (performance.now() > deadline) throw new Error(`${url} did not answer within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
 /**
  * Marks `scenario` done; when every selected e-commerce scenario is, stops the platform and removes what it
  * made. Call it in `finally` whether the scenario passed or not.
@@ -163,14 +184,18 @@ async function start(ctx: ScenarioContext): Promise<Shared> {
     BV_ACCESS_TOKEN_TTL_SEC: "3600",
     BV_SHUTDOWN_GRACE_MS: "3000",
   });
-  const platform = await startPlatform("scripts/start_infra.ts", env);
+  const platform = PLATFORM_MODE === "lean"
+    ? await startPlatform("bench/scenarios/_lean_platform.ts", env, ["security-east", "ecommerce-east"])
+    : await startPlatform("scripts/start_infra.ts", env);
   // A bench that exits without releasing (a module that did not load) still stops the processes:
   // `stop()` sends SIGTERM synchronously; start_infra forwards it to every deployable.
   globalThis.addEventListener("unload", () => void platform.stop().catch(() => {}));
-  ctx.log(`platform ${runId} starting (logs in ${platform.logPath})`);
+  ctx.log(`platform ${runId} (${PLATFORM_MODE}) starting (logs in ${platform.logPath})`);
   const ready = (async () => {
     try {
       await platform.waitReady(READY_TIMEOUT_MS, started);
+      // The lean ingress never reports ready (its /readyz needs all six deployables): wait for it to listen.
+      if (PLATFORM_MODE === "lean") await waitListening(`${platform.ingressUrl.east}/healthz`, READY_TIMEOUT_MS);
       ctx.log(`platform ready in ${((performance.now() - started) / 1000).toFixed(1)} s; seeding`);
       const seeded = await seed(ctx, platform, runId, env);
       ctx.log(`platform up and seeded in ${((performance.now() - started) / 1000).toFixed(1)} s`);

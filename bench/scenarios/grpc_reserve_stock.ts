@@ -11,6 +11,7 @@ import * as protoLoader from "@grpc/proto-loader";
 import { createInventoryClient } from "../../regional/ecommerce/inventory/mod.ts";
 import { compare, resultOf, type Scenario } from "../harness.ts";
 import { acquirePlatform, releasePlatform, STOCKED_FOR_ORDERS } from "./_ecommerce_platform.ts";
+import { perOpLine, startCpuMeter } from "./_process_cpu.ts";
 
 const NAME = "grpc_reserve_stock";
 /**
@@ -49,15 +50,18 @@ export const grpcReserveStock: Scenario = {
       try {
         const products = platform.products.slice(0, STOCKED_FOR_ORDERS);
         let n = 0;
+        let subjectCalls = 0;
         const request = () => ({
           reservationId: crypto.randomUUID(),
           items: [{ productId: products[n++ % products.length].id, qty: 1 }],
           ttlSec: 900,
         });
+        const cpu = await startCpuMeter({ ecommerce: platform.config.regions.east.servicePorts.ecommerce });
         const sides = await compare(
           {
             label: "createInventoryClient → ReserveStock",
             op: async () => {
+              subjectCalls++;
               const outcome = await client.reserve(request());
               if (!outcome.ok) throw new Error(`ReserveStock answered a shortage: ${JSON.stringify(outcome)}`);
             },
@@ -83,6 +87,7 @@ export const grpcReserveStock: Scenario = {
             timeCapMsPerRound: TIME_CAP_MS_PER_ROUND,
           },
         );
+        ctx.log(`${perOpLine(await cpu.read(), subjectCalls)} (${subjectCalls} reservations, warm-up included)`);
         return resultOf(NAME, sides);
       } finally {
         client.close();

@@ -11,6 +11,7 @@ import postgres from "postgres";
 import { resultOf, type Scenario } from "../harness.ts";
 import { compareAtRate } from "../open_loop.ts";
 import { acquirePlatform, releasePlatform, STOCKED_FOR_ORDERS } from "./_ecommerce_platform.ts";
+import { perOpLine, startCpuMeter } from "./_process_cpu.ts";
 
 const NAME = "order_create";
 const RATE_PER_SEC = 200;
@@ -68,6 +69,7 @@ export const orderCreate: Scenario = {
                       ${sql.json({ "event-type": "ecommerce.order.order.created.v1" })})`;
           });
         };
+        const cpu = await startCpuMeter({ ecommerce: platform.config.regions.east.servicePorts.ecommerce });
         const sides = await compareAtRate(
           { label: "REST → gRPC → Postgres + outbox", op: subject },
           { label: "postgres.js tx (order + outbox row)", op: baseline },
@@ -82,6 +84,8 @@ export const orderCreate: Scenario = {
         for (const side of [sides.subject, sides.baseline]) {
           if (side.firstError) ctx.log(`${side.label}: first failure: ${side.firstError}`);
         }
+        // The e-commerce process only drains the subject's backlog (relay, projections) in baseline rounds.
+        ctx.log(`${perOpLine(await cpu.read(), n)} (${n} orders, warm-up included)`);
         return resultOf(NAME, sides);
       } finally {
         await sql.end({ timeout: 5 });

@@ -15,6 +15,7 @@ import { resultOf, type Scenario, type ScenarioContext } from "../harness.ts";
 import { compareAtRate } from "../open_loop.ts";
 import { acquirePlatform, releasePlatform } from "./_ecommerce_platform.ts";
 import { nextMessage } from "./_worker.ts";
+import { perOpLine, startCpuMeter } from "./_process_cpu.ts";
 
 const RATE_PER_SEC = 2_000;
 const DURATION_MS_PER_ROUND = 3_300;
@@ -77,8 +78,12 @@ async function runProductGet(ctx: ScenarioContext, name: string, mode: "hit" | "
         await redis.del(...first.map((id) => `${baselinePrefix}product:${id}`));
       }
       const before = await cacheCounters(platform);
+      const east = platform.config.regions.east;
+      const cpu = await startCpuMeter({ ecommerce: east.servicePorts.ecommerce, ingress: east.ingressPort });
+      const subjectGet = getter(`${platform.ingressUrl}/api/v1/products/`, platform.redisPrefix);
+      let subjectCalls = 0;
       const sides = await compareAtRate(
-        { label: "ingress → e-commerce", op: getter(`${platform.ingressUrl}/api/v1/products/`, platform.redisPrefix) },
+        { label: "ingress → e-commerce", op: () => (subjectCalls++, subjectGet()) },
         { label: "Deno.serve + ioredis", op: getter(`http://127.0.0.1:${port}/products/`, baselinePrefix) },
         {
           ratePerSec: RATE_PER_SEC,
@@ -89,6 +94,8 @@ async function runProductGet(ctx: ScenarioContext, name: string, mode: "hit" | "
         },
       );
       await Promise.allSettled([...pendingDeletes]);
+      // Both processes idle during the baseline's rounds, so their CPU is the subject's (warm-up included).
+      ctx.log(`${perOpLine(await cpu.read(), subjectCalls)} (${subjectCalls} subject requests)`);
       for (const side of [sides.subject, sides.baseline]) {
         if (side.firstError) ctx.log(`${side.label}: first failure: ${side.firstError}`);
       }

@@ -2,10 +2,13 @@
  * @module
  * Test support for the edge: a stand-in region ingress on a real loopback HTTP server. It counts the
  * requests that reach it (health probes, JWKS fetches and invalidation streams apart), serves a JWKS the
- * test controls, product reads with a version the test bumps, a GraphQL endpoint, and the invalidation
- * stream of the edge contract (`event: purge`, `data: {"productId": "…"}`).
+ * test controls, product reads with a version the test bumps, a GraphQL endpoint, the invalidation
+ * stream of the edge contract (`event: purge`, `data: {"productId": "…"}`), a flash-sale stream shaped like
+ * the region's (`id:` numbers, resume after `Last-Event-ID`), a WebSocket echo at `/ws/echo` that names
+ * the region, and a `/readyz` whose latency the test sets.
  */
 import type { JSONWebKeySet } from "jose";
+import { FLASH_SALES_PATH } from "../flash_sale_fanout.ts";
 import { INVALIDATIONS_PATH } from "../invalidation_stream.ts";
 
 export interface FakeRegionState {
@@ -22,6 +25,15 @@ export interface FakeRegionState {
   answerHeaders: Record<string, string>;
   /** Headers of the last API request that reached the region. */
   lastHeaders?: Headers;
+  /** Added before `/readyz` answers: the probe latency the edge measures. */
+  readyDelayMs: number;
+  /** Flash-sale streams opened, the ones open now, and the Last-Event-ID each connection sent. */
+  flashConnects: number;
+  flashOpen: number;
+  flashLastEventIds: (string | null)[];
+  /** WebSocket sessions opened at `/ws/echo`, and the handshake headers of the last one. */
+  wsConnects: number;
+  wsLastHeaders?: Headers;
 }
 
 export interface FakeRegion {
@@ -34,6 +46,12 @@ export interface FakeRegion {
   sendRaw(text: string): void;
   /** Ends every open invalidation stream (the edge must reconnect). */
   dropStreams(): void;
+  /** Sends a numbered flash-sale event to every open flash-sale stream; returns its id. */
+  flashSale(event: string, data: unknown): number;
+  /** Ends every open flash-sale stream (the edge must reconnect and resume). */
+  dropFlashStreams(): void;
+  /** Closes every WebSocket session from the region's side. */
+  closeWebSockets(): void;
   close(): Promise<void>;
 }
 
@@ -48,8 +66,48 @@ export function fakeRegion(name: string, options?: { readonly jwks?: JSONWebKeyS
     jwks: options?.jwks ?? { keys: [] },
     versions: new Map(),
     answerHeaders: {},
+    readyDelayMs: 0,
+    flashConnects: 0,
+    flashOpen: 0,
+    flashLastEventIds: [],
+    wsConnects: 0,
   };
   const streams = new Set<ReadableStreamDefaultController<Uint8Array>>();
+  const flashStreams = new Set<ReadableStreamDefaultController<Uint8Array>>();
+  const flashSent: { id: number; text: string }[] = [];
+  const sockets = new Set<WebSocket>();
+
+  function openFlashStream(request: Request): Response {
+    state.flashConnects++;
+    const lastEventId = request.headers.get("last-event-id");
+    state.flashLastEventIds.push(lastEventId);
+    const after = lastEventId === null ? Infinity : Number(lastEventId);
+    let self: ReadableStreamDefaultController<Uint8Array>;
+    const body = new ReadableStream<Uint8Array>({
+      start(controller) {
+        self = controller;
+        flashStreams.add(controller);
+        state.flashOpen++;
+        controller.enqueue(encoder.encode("retry: 2000\n: connected\n\n"));
+        for (const sent of flashSent) if (sent.id > after) controller.enqueue(encoder.encode(sent.text));
+      },
+      cancel() {
+        if (flashStreams.delete(self)) state.flashOpen--;
+      },
+    });
+    return new Response(body, { headers: { "content-type": "text/event-stream; charset=utf-8" } });
+  }
+
+  function openWebSocket(request: Request): Response {
+    state.wsConnects++;
+    // Copied: a Deno request's headers cannot be read once it is closed.
+    state.wsLastHeaders = new Headers(request.headers);
+    const { socket, response } = Deno.upgradeWebSocket(request);
+    sockets.add(socket);
+    socket.onmessage = (event) => socket.send(`${name}:${event.data}`);
+    socket.onclose = () => sockets.delete(socket);
+    return response;
+  }
 
   function openStream(): Response {
     state.streamConnects++;
@@ -90,12 +148,18 @@ export function fakeRegion(name: string, options?: { readonly jwks?: JSONWebKeyS
 
   const server = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen: () => {} }, (request) => {
     const path = new URL(request.url).pathname;
-    if (path === "/readyz") return new Response(null, { status: state.ready ? 200 : 503 });
+    if (path === "/readyz") {
+      const answer = () => new Response(null, { status: state.ready ? 200 : 503 });
+      if (state.readyDelayMs <= 0) return answer();
+      return new Promise<Response>((resolve) => setTimeout(() => resolve(answer()), state.readyDelayMs));
+    }
     if (path === "/.well-known/jwks.json") {
       state.jwksFetches++;
       return Response.json(state.jwks, { headers: { "cache-control": "public, max-age=60" } });
     }
     if (path === INVALIDATIONS_PATH) return openStream();
+    if (path === FLASH_SALES_PATH) return openFlashStream(request);
+    if (path === "/ws/echo") return openWebSocket(request);
     return api(request, path);
   });
 
@@ -113,7 +177,31 @@ export function fakeRegion(name: string, options?: { readonly jwks?: JSONWebKeyS
       for (const controller of streams) controller.close();
       streams.clear();
     },
+    flashSale: (event, data) => {
+      const id = flashSent.length + 1;
+      const text = `id: ${id}\nevent: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
+      flashSent.push({ id, text });
+      for (const controller of flashStreams) controller.enqueue(encoder.encode(text));
+      return id;
+    },
+    dropFlashStreams: () => {
+      for (const controller of flashStreams) controller.close();
+      state.flashOpen -= flashStreams.size;
+      flashStreams.clear();
+    },
+    closeWebSockets: () => {
+      for (const socket of sockets) socket.close(1000, "region closed");
+    },
     close: async () => {
+      for (const socket of sockets) socket.close();
+      for (const controller of flashStreams) {
+        try {
+          controller.close();
+        } catch {
+          // Already closed by the client going away.
+        }
+      }
+      flashStreams.clear();
       for (const controller of streams) {
         try {
           controller.close();

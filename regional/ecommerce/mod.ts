@@ -24,11 +24,13 @@ import {
   startReservationExpiry,
 } from "./inventory/mod.ts";
 import { createOrderRoutes, ordersMigrations, purgeExpiredIdempotencyKeys } from "./orders/mod.ts";
+import { createWriterRoleReader, forwardOrderWrites, orderWriterMigrations } from "./orders/writer/mod.ts";
 import { createSoapPaymentGateway } from "./payment/mod.ts";
 import { createGraphqlRoutes, startGraphqlCacheInvalidation } from "./graphql/mod.ts";
 import { createOpenApiRoutes } from "./openapi/mod.ts";
 import { notificationsMigrations, startOrderNotifications } from "./notifications/mod.ts";
 import { flashSalesMigrations, startFlashSales } from "./flash_sales/mod.ts";
+import { startInvalidations } from "./invalidations/mod.ts";
 import { startSensorBridge, startSensorDeltaConsumer } from "./sensors/mod.ts";
 import { startWebhooks, webhooksMigrations } from "./webhooks/mod.ts";
 import { analyticsMigrations, createAnalyticsRoutes, startRevenueProjection } from "./analytics/mod.ts";
@@ -48,6 +50,7 @@ export const ECOMMERCE_MIGRATIONS = [
   ...cartMigrations,
   ...inventoryMigrations,
   ...ordersMigrations,
+  ...orderWriterMigrations,
   ...analyticsMigrations,
   ...notificationsMigrations,
   ...flashSalesMigrations,
@@ -124,6 +127,9 @@ export const createEcommerceService: ServiceFactory = async (context) => {
 
   const flashSales = await startFlashSales({ sql, cache, eventLog, verifier, nudgeOutbox, region });
   lifecycle.onStop(`${name} flash sales`, () => flashSales.close());
+  // The edge's purge feed; not awaited: the route answers 503 until its consumer has joined.
+  const invalidations = await startInvalidations({ eventLog, cache, region });
+  lifecycle.onStop(`${name} invalidations`, () => invalidations.close());
 
   const webhooks = await startWebhooks({
     sql,
@@ -137,9 +143,20 @@ export const createEcommerceService: ServiceFactory = async (context) => {
   lifecycle.onStop(`${name} webhooks`, () => webhooks.close());
 
   const app = createServiceApp({ name, checks });
+  // While this region is an order replica, order writes go to the writer region's ingress (orders/writer).
+  app.use(
+    "/api/v1/orders/*",
+    forwardOrderWrites({
+      role: createWriterRoleReader(sql),
+      ingressUrlOf: (r) =>
+        r === "east" || r === "west" ? `http://${config.BV_HOST}:${config.regions[r].ingressPort}` : undefined,
+      timeoutMs: config.BV_CALL_TIMEOUT_MS,
+    }),
+  );
   app.route("/", webhooks.routes);
   app.route("/", notifications.routes);
   app.route("/", flashSales.routes);
+  app.route("/", invalidations.routes);
   app.route("/", createCatalogRoutes({ sql, cache, verifier, nudgeOutbox }));
   app.route("/", createCartRoutes({ sql, verifier }));
   app.route("/", createInventoryRoutes({ sql, verifier, nudgeOutbox }));

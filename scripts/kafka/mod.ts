@@ -3,7 +3,8 @@
  * Local Kafka brokers, one per region, run from jars cached under `.cache/kafka/<version>/libs` (no Docker):
  * `ensureKafka("east")` downloads the jars once, writes a KRaft `server.properties`, formats storage on
  * first use, starts the JVM detached and waits until the broker answers. Used by `scripts/infra_up.ts`,
- * `scripts/infra_down.ts` and anything else (start:infra, test tasks) that needs a broker.
+ * `scripts/infra_down.ts` and anything else (start:infra, test tasks) that needs a broker. MirrorMaker 2
+ * between the two clusters (`ensureMirrorMaker`, `stopMirrorMaker`) lives in `./mirror.ts`.
  */
 import { Kafka, logLevel } from "kafkajs";
 import {
@@ -35,6 +36,22 @@ import {
 
 export { brokerLayout, checkPrerequisites, KAFKA_REGIONS, KAFKA_VERSION };
 export type { BrokerLayout, KafkaRegion };
+export {
+  ensureMirrorMaker,
+  type EnsureMirrorResult,
+  isReplicating,
+  MIRROR_START_TIMEOUT_MS_DEFAULT,
+  MIRROR_STOP_GRACE_MS_DEFAULT,
+  mirrorPid,
+  stopMirrorMaker,
+} from "./mirror.ts";
+export {
+  isMirroredTopic,
+  MIRRORED_TOPIC_PATTERNS,
+  mirrorLayout,
+  REFRESH_TOPICS_INTERVAL_SECONDS,
+  remoteTopicOf,
+} from "./_mirror_config.ts";
 
 /** Where progress lines go; the scripts print them, tests may collect them. */
 export type ProgressLog = (line: string) => void;

@@ -65,6 +65,17 @@ const variables = {
   BV_PG_URL: url.default("postgres://postgres@127.0.0.1:5432/postgres"),
   BV_EAST_PG_DATABASE: z.string().regex(/^[a-z_][a-z0-9_]*$/).default("bv_east"),
   BV_WEST_PG_DATABASE: z.string().regex(/^[a-z_][a-z0-9_]*$/).default("bv_west"),
+  /**
+   * A region's own PostgreSQL server (admin URL; the database name comes from BV_<REGION>_PG_DATABASE).
+   * Unset: BV_PG_URL. `start:infra` sets them to the project's clusters (scripts/postgres, ports 5433/5434).
+   */
+  BV_EAST_PG_URL: url.optional(),
+  BV_WEST_PG_URL: url.optional(),
+  /**
+   * Order replication writer → replica (start:infra): `sync` makes an order commit wait until the replica
+   * has applied it (RPO 0, costs latency and blocks writes while the replica is down); `async` does not.
+   */
+  BV_ORDER_REPLICATION: z.enum(["async", "sync"]).default("async"),
   BV_REDIS_URL: url.default("redis://127.0.0.1:6379"),
   /** Keys of a region are `<prefix><region>:`; tests set a unique prefix. */
   BV_REDIS_PREFIX: z.string().default("bv:"),
@@ -94,6 +105,8 @@ export interface RegionEndpoints {
   readonly kafkaBrokers: readonly string[];
   readonly pgUrl: string;
   readonly pgDatabase: string;
+  /** The region's server with the `postgres` database: where its database is created or dropped. */
+  readonly pgAdminUrl: string;
   readonly redisPrefix: string;
   readonly amqpUrl: string;
   readonly amqpVhost: string;
@@ -108,7 +121,8 @@ function regionEndpoints(v: Variables, region: Region): RegionEndpoints {
   const base = v[`BV_${upper}_SERVICE_PORT_BASE`];
   const servicePorts = Object.fromEntries(SERVICES.map((s, i) => [s, base + i])) as Record<ServiceName, number>;
   const pgDatabase = v[`BV_${upper}_PG_DATABASE`];
-  const pgUrl = new URL(v.BV_PG_URL);
+  const pgAdminUrl = v[`BV_${upper}_PG_URL`] ?? v.BV_PG_URL;
+  const pgUrl = new URL(pgAdminUrl);
   pgUrl.pathname = `/${pgDatabase}`;
   const amqpVhost = v[`BV_${upper}_AMQP_VHOST`];
   const amqpUrl = new URL(v.BV_AMQP_URL);
@@ -122,6 +136,7 @@ function regionEndpoints(v: Variables, region: Region): RegionEndpoints {
     kafkaBrokers: Object.freeze([`127.0.0.1:${v[`KAFKA_${upper}_PORT`]}`]),
     pgUrl: pgUrl.toString(),
     pgDatabase,
+    pgAdminUrl,
     redisPrefix: `${v.BV_REDIS_PREFIX}${region}:`,
     amqpUrl: amqpUrl.toString(),
     amqpVhost,

@@ -38,6 +38,8 @@ const grpcByHttp: Readonly<Record<number, number>> = Object.freeze({
   412: GrpcStatus.FAILED_PRECONDITION,
   413: GrpcStatus.INVALID_ARGUMENT,
   415: GrpcStatus.INVALID_ARGUMENT,
+  // Misdirected: this server is not the one that may answer (the order writer is another region).
+  421: GrpcStatus.FAILED_PRECONDITION,
   422: GrpcStatus.FAILED_PRECONDITION,
   429: GrpcStatus.RESOURCE_EXHAUSTED,
   500: GrpcStatus.INTERNAL,
@@ -85,6 +87,8 @@ export const problemCodes = Object.freeze(
     "ECOMMERCE.SKU_TAKEN": 409,
     "ECOMMERCE.CART_NOT_FOUND": 404,
     "ECOMMERCE.CURRENCY_MISMATCH": 422,
+    /** An order write reached a region that is not the order writer and could not be forwarded to it. */
+    "ECOMMERCE.ORDER_WRITER_ELSEWHERE": 421,
   } as const,
 );
 
@@ -137,6 +141,7 @@ const titles: Readonly<Record<number, string>> = Object.freeze({
   409: "Conflict",
   413: "Content Too Large",
   415: "Unsupported Media Type",
+  421: "Misdirected Request",
   422: "Unprocessable Content",
   429: "Too Many Requests",
   500: "Internal Server Error",

@@ -43,6 +43,23 @@ export interface SubscribeOptions {
   readonly maxAttempts?: number;
 }
 
+/**
+ * Options for {@linkcode EventLog.subscribeBatches}: a group member whose handler takes consecutive records
+ * of one partition at once, so a consumer can apply them in one transaction and commit once.
+ */
+export interface BatchSubscribeOptions extends Omit<SubscribeOptions, "handler"> {
+  /**
+   * Called with 1 to `batchMax` consecutive records of ONE partition, in offset order. The offset after the
+   * last one is committed only after it resolves. If it throws, the same records are delivered again (after
+   * a backoff) until `maxAttempts`, then each is dead-lettered ({@linkcode dlqRecordOf}) and the group
+   * commits past them, so a handler should dead-letter a permanently bad record itself and apply the rest.
+   * At least once, like `subscribe`: handlers must be idempotent.
+   */
+  readonly handler: (records: readonly IncomingRecord[]) => Promise<void>;
+  /** Records per handler call at most. @default 500 */
+  readonly batchMax?: number;
+}
+
 /** A running consumer-group member. */
 export interface Subscription {
   /**
@@ -71,6 +88,11 @@ export interface EventLog {
   /** Appends records; resolves only when they are durably acknowledged (acks=all). */
   publish(topic: string, records: readonly OutgoingRecord[]): Promise<void>;
   subscribe(options: SubscribeOptions): Promise<Subscription>;
+  /**
+   * Optional: a member that takes records in batches (see {@linkcode BatchSubscribeOptions}). Adapters
+   * without it (the in-process log) leave callers to fall back to `subscribe`.
+   */
+  subscribeBatches?(options: BatchSubscribeOptions): Promise<Subscription>;
   /** Throws if the log cannot be reached within the timeout (used by `/readyz`). */
   ping(timeoutMs: number): Promise<void>;
   close(): Promise<void>;

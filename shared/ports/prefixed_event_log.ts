@@ -5,7 +5,7 @@
  * cluster without reading each other's history or splitting each other's consumer groups — the same
  * isolation a database name, a vhost and a key prefix give the other services.
  */
-import type { EventLog } from "./event_log.ts";
+import type { BatchSubscribeOptions, EventLog } from "./event_log.ts";
 
 export function prefixedEventLog(log: EventLog, prefix: string): EventLog {
   if (prefix === "") return log;
@@ -21,6 +21,16 @@ export function prefixedEventLog(log: EventLog, prefix: string): EventLog {
         topics: options.topics.map(physical),
         handler: (record) => options.handler({ ...record, topic: logical(record.topic) }),
       }),
+    // Offered only when the inner log has it, so callers can still tell whether batches are supported.
+    ...(log.subscribeBatches === undefined ? {} : {
+      subscribeBatches: (options: BatchSubscribeOptions) =>
+        log.subscribeBatches!({
+          ...options,
+          groupId: physical(options.groupId),
+          topics: options.topics.map(physical),
+          handler: (records) => options.handler(records.map((record) => ({ ...record, topic: logical(record.topic) }))),
+        }),
+    }),
     ping: (timeoutMs) => log.ping(timeoutMs),
     close: () => log.close(),
   };

@@ -7,6 +7,8 @@ import { loadConfig, REGIONS, SERVICES } from "../../shared/config/config.ts";
 import { dropDatabase } from "../../shared/testing/pg_database.ts";
 import { dropVhost } from "../../shared/testing/rabbit_vhost.ts";
 import { realInfra } from "../../shared/testing/real_infra.ts";
+import { clusterUrl } from "../../scripts/postgres/mod.ts";
+import { teardownOrderReplication } from "../../scripts/postgres/order_replication.ts";
 
 export interface RunningPlatform {
   readonly env: Record<string, string>;
@@ -178,6 +180,9 @@ export function isolatedInfraEnv(id: string, offset: number): Record<string, str
   return journeyEnv(offset, {
     BV_EAST_PG_DATABASE: `${id}_east`,
     BV_WEST_PG_DATABASE: `${id}_west`,
+    // Each region on its project cluster (scripts/postgres), as start:infra runs by default.
+    BV_EAST_PG_URL: clusterUrl("east"),
+    BV_WEST_PG_URL: clusterUrl("west"),
     BV_EAST_AMQP_VHOST: `${id}_east`,
     BV_WEST_AMQP_VHOST: `${id}_west`,
     BV_REDIS_PREFIX: `${id}:`,
@@ -189,6 +194,12 @@ export function isolatedInfraEnv(id: string, offset: number): Record<string, str
 
 /** Drops what {@linkcode isolatedInfraEnv} made: databases, vhosts and Redis keys. */
 export async function dropIsolatedInfra(id: string): Promise<void> {
+  // A database with a subscription or a replication slot cannot be dropped: unlink the regions first.
+  await teardownOrderReplication({ east: clusterUrl("east", `${id}_east`), west: clusterUrl("west", `${id}_west`) })
+    .catch(() => {});
+  for (const region of ["east", "west"] as const) {
+    await dropDatabase(clusterUrl(region), `${id}_${region}`).catch(() => {});
+  }
   for (const region of ["east", "west"]) {
     await dropDatabase(realInfra.postgresAdminUrl, `${id}_${region}`).catch(() => {});
     await dropVhost(`${id}_${region}`).catch(() => {});

@@ -8,6 +8,7 @@
 import { ProblemError } from "../../../shared/contracts/problem.ts";
 import type { OrderStatus } from "../../../shared/policies/mod.ts";
 import type { SqlExecutor } from "../../../shared/ports/sql.ts";
+import type { OutboxRowValues } from "../outbox/mod.ts";
 
 /** The lifecycle: which states each state may move to. */
 export const ORDER_TRANSITIONS: Readonly<Record<OrderStatus, readonly OrderStatus[]>> = Object.freeze({
@@ -83,7 +84,8 @@ function headOf(row: OrderRow): OrderHead {
   };
 }
 
-function viewOf(head: OrderHead, items: readonly OrderItemView[]): OrderView {
+/** The public view of `head` with `items` (already known to the caller, so not read again). */
+export function viewOf(head: OrderHead, items: readonly OrderItemView[]): OrderView {
   return {
     id: head.id,
     userId: head.userId,
@@ -155,29 +157,38 @@ export interface NewOrder {
   readonly at: Date;
 }
 
-/** Inserts the order PENDING with its items and first history row; resolves with its head. */
-export async function insertOrder(tx: SqlExecutor, order: NewOrder, actor: string): Promise<OrderHead> {
-  await tx.query`
-    insert into orders (id, user_id, status, total_amount, currency, created_at, updated_at, version)
-    values (${order.id}::uuid, ${order.userId}, 'PENDING', ${order.totalAmount}::numeric, ${order.currency},
-            ${order.at}, ${order.at}, 1)`;
+/**
+ * Inserts the order PENDING with its items, its first history row and `event` (its outbox row) in ONE
+ * statement: a single statement is atomic without begin/commit, and each round trip to Postgres costs far
+ * more CPU on this platform than the SQL itself (see docs/ARCHITECTURE.md, "Orders in few round trips").
+ * Foreign keys between the rows are checked at the end of the statement, so the order of the CTEs is free.
+ */
+export async function insertOrder(
+  sql: SqlExecutor,
+  order: NewOrder,
+  actor: string,
+  event: OutboxRowValues,
+): Promise<OrderHead> {
   const lineNos = order.items.map((_, i) => i + 1);
   const productIds = order.items.map((i) => i.productId);
   const qtys = order.items.map((i) => i.qty);
   const prices = order.items.map((i) => i.price);
-  await tx.query`
-    insert into order_items (order_id, line_no, product_id, qty, price)
-    select ${order.id}::uuid, line_no, product_id, qty, price
-    from unnest(${lineNos}::int[], ${productIds}::uuid[], ${qtys}::int[], ${prices}::numeric[])
-      as t(line_no, product_id, qty, price)`;
-  await insertHistory(tx, {
-    orderId: order.id,
-    from: null,
-    to: "PENDING",
-    reason: "order placed",
-    actor,
-    at: order.at,
-  });
+  await sql.query`
+    with placed as (
+      insert into orders (id, user_id, status, total_amount, currency, created_at, updated_at, version)
+      values (${order.id}::uuid, ${order.userId}, 'PENDING', ${order.totalAmount}::numeric, ${order.currency},
+              ${order.at}, ${order.at}, 1)
+    ), lines as (
+      insert into order_items (order_id, line_no, product_id, qty, price)
+      select ${order.id}::uuid, line_no, product_id, qty, price
+      from unnest(${lineNos}::int[], ${productIds}::uuid[], ${qtys}::int[], ${prices}::numeric[])
+        as t(line_no, product_id, qty, price)
+    ), history as (
+      insert into order_status_history (order_id, from_status, to_status, reason, actor, at)
+      values (${order.id}::uuid, null, 'PENDING', 'order placed', ${actor}, ${order.at})
+    )
+    insert into outbox (event_id, topic, partition_key, envelope, headers)
+    values (${event.eventId}, ${event.topic}, ${event.partitionKey}, ${event.envelope}, ${event.headers})`;
   return {
     id: order.id,
     userId: order.userId,
@@ -205,35 +216,29 @@ export async function transitionOrder(
       `Order "${order.id}" is ${order.status} and cannot become ${change.to}; reload it to see its current status`,
     );
   }
+  // One statement: the history row is written only when the guarded update matched (one round trip, atomic
+  // on its own, so a caller with nothing else to write needs no transaction).
   const rows = await tx.query<OrderRow>`
-    update orders set status = ${change.to}, version = version + 1, updated_at = ${change.at}
-    where id = ${order.id}::uuid and version = ${order.version} and status = ${order.status}
-    returning id::text as id, user_id, status, total_amount::text as total_amount, currency, created_at,
-              updated_at, version`;
+    with moved as (
+      update orders set status = ${change.to}, version = version + 1, updated_at = ${change.at}
+      where id = ${order.id}::uuid and version = ${order.version} and status = ${order.status}
+      returning id, user_id, status, total_amount, currency, created_at, updated_at, version
+    ), history as (
+      insert into order_status_history (order_id, from_status, to_status, reason, actor, at)
+      select id, ${order.status}::text, ${change.to}::text, ${change.reason}::text, ${change.actor}::text,
+             ${change.at}::timestamptz
+      from moved
+    )
+    select id::text as id, user_id, status, total_amount::text as total_amount, currency, created_at, updated_at,
+           version
+    from moved`;
   if (rows.length === 0) {
     throw new ProblemError(
       "ECOMMERCE.ORDER_INVALID_TRANSITION",
       `Order "${order.id}" changed while this request ran (it was ${order.status}); reload it and retry`,
     );
   }
-  await insertHistory(tx, { orderId: order.id, from: order.status, ...change });
   return headOf(rows[0]);
-}
-
-async function insertHistory(
-  tx: SqlExecutor,
-  row: {
-    readonly orderId: string;
-    readonly from: OrderStatus | null;
-    readonly to: OrderStatus;
-    readonly reason: string;
-    readonly actor: string;
-    readonly at: Date;
-  },
-): Promise<void> {
-  await tx.query`
-    insert into order_status_history (order_id, from_status, to_status, reason, actor, at)
-    values (${row.orderId}::uuid, ${row.from}, ${row.to}, ${row.reason}, ${row.actor}, ${row.at})`;
 }
 
 /** One attempt to charge an order, as recorded in `payments`. */

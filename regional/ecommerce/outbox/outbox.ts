@@ -10,15 +10,35 @@ import { createEnvelope, type Envelope, type EventDefinition } from "../../../sh
 import type { SqlExecutor } from "../../../shared/ports/sql.ts";
 import { currentTraceContext, newTraceContext, traceHeaders } from "../../../shared/observability/mod.ts";
 
+/** The column values of one outbox row, for a statement that writes it beside other rows (one round trip). */
+export interface OutboxRowValues {
+  readonly eventId: string;
+  readonly topic: string;
+  readonly partitionKey: string;
+  /** The envelope as published, byte for byte. */
+  readonly envelope: string;
+  readonly headers: Readonly<Record<string, string>>;
+}
+
+/** The outbox row of `envelope`; the topic is its event type. */
+export function outboxRowOf(envelope: Envelope): OutboxRowValues {
+  return {
+    eventId: envelope.eventId,
+    topic: envelope.eventType,
+    partitionKey: envelope.partitionKey,
+    envelope: JSON.stringify(envelope),
+    // The trace of the request that caused the event travels with it, not the relay's.
+    headers: { ...traceHeaders(), "event-type": envelope.eventType },
+  };
+}
+
 /** Appends `envelope` to the outbox inside `tx`; the topic is its event type. */
 export async function appendToOutbox(tx: SqlExecutor, envelope: Envelope): Promise<void> {
-  // The trace of the request that caused the event travels with it, not the relay's.
+  const row = outboxRowOf(envelope);
   // An object (not JSON text) for the jsonb parameter: each adapter serialises it once.
-  const headers = { ...traceHeaders(), "event-type": envelope.eventType };
   await tx.query`
     insert into outbox (event_id, topic, partition_key, envelope, headers)
-    values (${envelope.eventId}, ${envelope.eventType}, ${envelope.partitionKey}, ${JSON.stringify(envelope)},
-            ${headers})`;
+    values (${row.eventId}, ${row.topic}, ${row.partitionKey}, ${row.envelope}, ${row.headers})`;
 }
 
 /**

@@ -39,7 +39,7 @@ export interface HandlerRetryPolicy {
 
 export const HANDLER_MAX_ATTEMPTS_DEFAULT = 5;
 
-interface MemberContext {
+export interface MemberContext {
   readonly kafka: Kafka;
   readonly timings: Required<KafkaConsumerTimings>;
   readonly retry: HandlerRetryPolicy;
@@ -96,7 +96,7 @@ export async function startMember(context: MemberContext, options: SubscribeOpti
  * a crash kafkajs will not restart from, or when `fail` is called (close before joining). A crash kafkajs
  * restarts from (the coordinator still loading on a fresh broker, say) only delays it.
  */
-function readyOf(consumer: Consumer): { promise: Promise<void>; fail: (error: Error) => void } {
+export function readyOf(consumer: Consumer): { promise: Promise<void>; fail: (error: Error) => void } {
   let fail!: (error: Error) => void;
   const promise = new Promise<void>((resolve, reject) => {
     let joined = false;
@@ -234,7 +234,7 @@ class MemberState {
 }
 
 /** Resolves true when `promise` settles (either way) within `ms`, false otherwise. */
-async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+export async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   const timeout = new Promise<boolean>((resolve) => timer = setTimeout(() => resolve(false), ms));
   try {
@@ -248,7 +248,7 @@ export function retryDelayMs(policy: HandlerRetryPolicy, attempt: number): numbe
   return Math.min(policy.maxDelayMs, policy.initialDelayMs * 2 ** (attempt - 1));
 }
 
-function toIncomingRecord(topic: string, partition: number, message: KafkaMessage): IncomingRecord {
+export function toIncomingRecord(topic: string, partition: number, message: KafkaMessage): IncomingRecord {
   return {
     topic,
     partition,

@@ -14,6 +14,7 @@ import {
   stderrJsonSink,
 } from "./_logging.ts";
 import { type HandlerRetryPolicy, type KafkaConsumerTimings, startMember } from "./_member.ts";
+import { startBatchMember } from "./_batch_member.ts";
 
 export type { HandlerRetryPolicy, KafkaConsumerTimings, KafkaLogEntry, KafkaLogLevelName };
 
@@ -179,6 +180,22 @@ export function createKafkaEventLog(options: KafkaEventLogOptions): EventLog {
       const member = await startMember(
         { kafka, timings, retry: handlerRetry, requestTimeoutMs, log: sink, publishDeadLetter },
         subscribeOptions,
+      );
+      const subscription: Subscription = {
+        ready: member.ready,
+        close: async () => {
+          subscriptions.delete(subscription);
+          await member.close();
+        },
+      };
+      subscriptions.add(subscription);
+      return subscription;
+    },
+    async subscribeBatches(batchOptions) {
+      assertOpen(`subscribe group "${batchOptions.groupId}"`);
+      const member = await startBatchMember(
+        { kafka, timings, retry: handlerRetry, requestTimeoutMs, log: sink, publishDeadLetter },
+        batchOptions,
       );
       const subscription: Subscription = {
         ready: member.ready,

@@ -1,0 +1,110 @@
+/**
+ * @module
+ * Where the invalidation stream learns of product changes, and why each purge is sent only after the
+ * region's own caches for that product are right:
+ *
+ * - `product.updated`: this consumer deletes `product:{id}` and `gql:product:{id}` itself, then reports the
+ *   change. The catalog's own consumer deletes the same keys (idempotent), but it runs in another group at
+ *   its own pace; deleting here, in the same handler, is what lets the purge leave only after the delete.
+ * - `stock.adjusted`: deletes `gql:product:{id}` (the GraphQL aggregate includes stock), then reports.
+ *   Inventory REST reads come from the database, which committed before the event was published.
+ * - flash-sale start/end: the flash-sale projection sets or deletes `flash_price:{id}` and only then
+ *   publishes the broadcast on the region channel `flash_sales:<region>` (flash_sales/README.md); this
+ *   module listens there, so the price authority is already updated when it reports.
+ *
+ * The Kafka group is unique to the process (`ecommerce-<region>.invalidations.<uuid>`, from `latest`):
+ * every process must hear every change for its own streams, and nothing is replayed (edges purge on
+ * connect). A malformed record names no product: it is skipped here (the catalog and inventory consumers
+ * dead-letter it). A failed cache delete throws, so the event log retries it before the purge goes out.
+ */
+import { parseEnvelope } from "../../../shared/contracts/envelope.ts";
+import { productUpdated, stockAdjusted } from "../../../shared/contracts/events/ecommerce.ts";
+import { log } from "../../../shared/observability/mod.ts";
+import type { Cache, EventLog, Subscription } from "../../../shared/ports/mod.ts";
+import { gqlProductCacheKey, productCacheKey } from "../catalog/mod.ts";
+
+export interface ProductChangesDeps {
+  readonly eventLog: EventLog;
+  readonly cache: Cache;
+  /** Names the flash-sale channel and the consumer group. */
+  readonly region: string;
+}
+
+export interface ProductChanges {
+  /** Resolves once the Kafka member is assigned its partitions and the flash-sale channel is subscribed. */
+  readonly ready: Promise<void>;
+  close(): Promise<void>;
+}
+
+/** The topics whose records are product changes (flash sales arrive on the cache channel instead). */
+export const PRODUCT_CHANGE_TOPICS: readonly string[] = [productUpdated.eventType, stockAdjusted.eventType];
+
+/** The flash-sale projection's broadcast channel (flash_sales/README.md, "Region-wide fan-out"). */
+export function flashSaleChannelOf(region: string): string {
+  return `flash_sales:${region}`;
+}
+
+/**
+ * Calls `onChange(productId)` for every product change the region learns of from now on, each after the
+ * region's caches for that product were updated (see the module doc).
+ */
+export async function followProductChanges(
+  deps: ProductChangesDeps,
+  onChange: (productId: string) => void,
+): Promise<ProductChanges> {
+  const { cache } = deps;
+  const unsubscribe = await cache.subscribe(flashSaleChannelOf(deps.region), (message) => {
+    const productId = productIdOfBroadcast(message);
+    if (productId === undefined) {
+      log.warn("invalidations ignored a flash-sale broadcast without a product", { chars: message.length });
+      return;
+    }
+    onChange(productId);
+  });
+  let subscription: Subscription;
+  try {
+    subscription = await deps.eventLog.subscribe({
+      groupId: `ecommerce-${deps.region}.invalidations.${crypto.randomUUID()}`,
+      topics: PRODUCT_CHANGE_TOPICS,
+      from: "latest",
+      handler: async (record) => {
+        const parsed = parseEnvelope(record.value);
+        if (!parsed.ok) {
+          log.warn("invalidations skipped a malformed record", { topic: record.topic, reason: parsed.reason });
+          return;
+        }
+        const id = (parsed.envelope.payload as { productId: string }).productId.toLowerCase();
+        if (parsed.envelope.eventType === productUpdated.eventType) {
+          await cache.del(productCacheKey(id), gqlProductCacheKey(id));
+        } else if (parsed.envelope.eventType === stockAdjusted.eventType) {
+          await cache.del(gqlProductCacheKey(id));
+        } else {
+          return;
+        }
+        onChange(id);
+      },
+    });
+  } catch (error) {
+    await unsubscribe();
+    throw error;
+  }
+  return {
+    ready: subscription.ready,
+    async close() {
+      await subscription.close();
+      await unsubscribe().catch((error) => log.warn("invalidations unsubscribe failed", { error: String(error) }));
+    },
+  };
+}
+
+/** The product of a flash-sale broadcast (`{ seq, eventId, event, data: { productId, … } }`), if any. */
+function productIdOfBroadcast(message: string): string | undefined {
+  try {
+    const value = JSON.parse(message) as { event?: unknown; data?: { productId?: unknown } };
+    const productId = value?.data?.productId;
+    if (typeof value?.event !== "string" || !value.event.startsWith("flash_sale.")) return undefined;
+    return typeof productId === "string" ? productId.toLowerCase() : undefined;
+  } catch {
+    return undefined;
+  }
+}

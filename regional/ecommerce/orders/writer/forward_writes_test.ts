@@ -1,0 +1,119 @@
+import assert from "node:assert/strict";
+import { Hono } from "hono";
+import { FORWARDED_FROM_HEADER, forwardOrderWrites, isOrderWrite, ORDER_WRITER_HEADER } from "./forward_writes.ts";
+import type { WriterRole, WriterRoleReader } from "./writer_role.ts";
+
+/** A role that tests can flip, as a promotion flips the database row. */
+function roleOf(initial: WriterRole | undefined): WriterRoleReader & { set(role: WriterRole | undefined): void } {
+  let role = initial;
+  return { current: () => Promise.resolve(role), set: (next) => void (role = next) };
+}
+
+/** A real HTTP server standing in for the writer region's ingress; records what reached it. */
+function writerIngress() {
+  const seen: { method: string; path: string; headers: Headers; body: string }[] = [];
+  const server = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen: () => {} }, async (request) => {
+    seen.push({
+      method: request.method,
+      path: new URL(request.url).pathname,
+      headers: request.headers,
+      body: await request.text(),
+    });
+    return Response.json({ id: "o-1", writtenBy: "east" }, { status: 201 });
+  });
+  return { seen, url: `http://127.0.0.1:${server.addr.port}`, close: () => server.shutdown() };
+}
+
+function appWith(role: WriterRoleReader, ingressUrl: string | undefined): Hono {
+  const app = new Hono();
+  app.use("/api/v1/orders/*", forwardOrderWrites({ role, ingressUrlOf: () => ingressUrl, timeoutMs: 2_000 }));
+  app.post("/api/v1/orders", (c) => c.json({ writtenBy: "local" }, 201));
+  app.post("/api/v1/orders/:id/pay", (c) => c.json({ writtenBy: "local" }));
+  app.get("/api/v1/orders/:id", (c) => c.json({ readBy: "local" }));
+  return app;
+}
+
+const placeOrder = (headers: Record<string, string> = {}) =>
+  new Request("http://west.local/api/v1/orders", {
+    method: "POST",
+    headers: {
+      "content-type": "application/json",
+      authorization: "Bearer token-1",
+      "idempotency-key": "key-1",
+      "correlation-id": "corr-1",
+      ...headers,
+    },
+    body: JSON.stringify({ items: [{ productId: "p", qty: 1 }] }),
+  });
+
+Deno.test("a replica forwards an order POST to the writer with its token, key, correlation id and body", async () => {
+  const writer = writerIngress();
+  try {
+    const app = appWith(roleOf({ localRegion: "west", writerRegion: "east", epoch: 1 }), writer.url);
+    const response = await app.request(placeOrder());
+    assert.equal(response.status, 201);
+    assert.deepEqual(await response.json(), { id: "o-1", writtenBy: "east" });
+    assert.equal(response.headers.get(ORDER_WRITER_HEADER), "east");
+    assert.equal(writer.seen.length, 1);
+    const [forwarded] = writer.seen;
+    assert.equal(forwarded.path, "/api/v1/orders");
+    assert.equal(forwarded.headers.get("authorization"), "Bearer token-1");
+    assert.equal(forwarded.headers.get("idempotency-key"), "key-1");
+    assert.equal(forwarded.headers.get("correlation-id"), "corr-1");
+    assert.equal(forwarded.headers.get(FORWARDED_FROM_HEADER), "west");
+    assert.deepEqual(JSON.parse(forwarded.body), { items: [{ productId: "p", qty: 1 }] });
+  } finally {
+    await writer.close();
+  }
+});
+
+Deno.test("the writer, a standalone region and every read are served locally", async () => {
+  const writer = writerIngress();
+  try {
+    const role = roleOf({ localRegion: "east", writerRegion: "east", epoch: 1 });
+    const app = appWith(role, writer.url);
+    assert.deepEqual(await (await app.request(placeOrder())).json(), { writtenBy: "local" });
+    role.set(undefined);
+    assert.deepEqual(await (await app.request(placeOrder())).json(), { writtenBy: "local" });
+    role.set({ localRegion: "west", writerRegion: "east", epoch: 1 });
+    assert.deepEqual(await (await app.request("http://west.local/api/v1/orders/o-1")).json(), { readBy: "local" });
+    assert.equal(writer.seen.length, 0);
+  } finally {
+    await writer.close();
+  }
+});
+
+Deno.test("a write already forwarded once is refused with 421 ORDER_WRITER_ELSEWHERE, never forwarded again", async () => {
+  const writer = writerIngress();
+  try {
+    const app = appWith(roleOf({ localRegion: "west", writerRegion: "east", epoch: 2 }), writer.url);
+    const response = await app.request(placeOrder({ [FORWARDED_FROM_HEADER]: "east" }));
+    assert.equal(response.status, 421);
+    const problem = await response.json();
+    assert.equal(problem.code, "ECOMMERCE.ORDER_WRITER_ELSEWHERE");
+    assert.match(problem.detail, /region "east"/);
+    assert.equal(response.headers.get(ORDER_WRITER_HEADER), "east");
+    assert.equal(writer.seen.length, 0);
+  } finally {
+    await writer.close();
+  }
+});
+
+Deno.test("an unreachable writer is a 503 from this region, not marked as this region being unreachable", async () => {
+  const writer = writerIngress();
+  await writer.close();
+  const app = appWith(roleOf({ localRegion: "west", writerRegion: "east", epoch: 1 }), writer.url);
+  const response = await app.request(placeOrder());
+  assert.equal(response.status, 503);
+  assert.equal((await response.json()).code, "COMMON.UPSTREAM_UNAVAILABLE");
+  assert.equal(response.headers.get("x-bv-proxy-error"), null);
+  assert.equal(response.headers.get(ORDER_WRITER_HEADER), "east");
+});
+
+Deno.test("isOrderWrite() matches the four order write routes only", () => {
+  assert.ok(isOrderWrite("POST", "/api/v1/orders"));
+  for (const action of ["pay", "cancel", "fulfill"]) assert.ok(isOrderWrite("POST", `/api/v1/orders/o-1/${action}`));
+  assert.ok(!isOrderWrite("GET", "/api/v1/orders"));
+  assert.ok(!isOrderWrite("POST", "/api/v1/orders/o-1/refund"));
+  assert.ok(!isOrderWrite("POST", "/api/v1/ordersx"));
+});

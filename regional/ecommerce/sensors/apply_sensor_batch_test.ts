@@ -1,0 +1,113 @@
+import assert from "node:assert/strict";
+import { createPgliteSql } from "../../../shared/adapters/pglite/mod.ts";
+import { createEnvelope } from "../../../shared/contracts/envelope.ts";
+import { sensorDeltaReceived } from "../../../shared/contracts/events/sensors.ts";
+import type { IncomingRecord, Sql } from "../../../shared/ports/mod.ts";
+import { applySensorBatch } from "./apply_sensor_batch.ts";
+import { migrateForSensors, productWithStock, stockOf } from "./_fixture_for_test.ts";
+
+let offset = 0;
+
+/** A record as the bridge writes it. */
+function deltaRecord(sku: string, messageId: string, delta: number): IncomingRecord {
+  const envelope = createEnvelope(sensorDeltaReceived, {
+    messageId,
+    sku,
+    delta,
+    reason: "SENSOR",
+    receivedAt: new Date().toISOString(),
+  }, { producer: "sensor-bridge" });
+  return {
+    topic: sensorDeltaReceived.eventType,
+    partition: 0,
+    offset: String(offset++),
+    key: sku,
+    value: JSON.stringify(envelope),
+    headers: {},
+    timestampMs: Date.now(),
+  };
+}
+
+async function stockAnnouncements(sql: Sql, productId: string): Promise<{ delta: number; onHand: number }[]> {
+  const rows = await sql.query<{ envelope: string }>`
+    select envelope from outbox where topic = 'ecommerce.inventory.stock.adjusted.v1' and partition_key = ${productId}
+    order by id`;
+  return rows.map((row) => JSON.parse(row.envelope).payload).map(({ delta, onHand }) => ({ delta, onHand }));
+}
+
+async function withDatabase(run: (sql: Sql) => Promise<void>): Promise<void> {
+  const sql = await createPgliteSql();
+  try {
+    await migrateForSensors(sql);
+    await run(sql);
+  } finally {
+    await sql.close();
+  }
+}
+
+Deno.test("applySensorBatch() applies a batch once, skips repeated ids and rejects only the deltas that cannot apply", async () => {
+  await withDatabase(async (sql) => {
+    const a = await productWithStock(sql, 10);
+    const b = await productWithStock(sql, 5);
+    const batch = [
+      deltaRecord(a.sku, "m1", -3),
+      deltaRecord(b.sku, "m2", 4),
+      deltaRecord(a.sku, "m1", -3), // the same reading twice in one fetch (an MQTT redelivery)
+      deltaRecord(a.sku, "m3", -8), // 7 on hand: would go negative, rejected alone
+      deltaRecord("NO-SUCH-SKU", "m4", 1),
+      { ...deltaRecord(a.sku, "m5", 1), value: '{"not": "an envelope"}' },
+      deltaRecord(a.sku, "m6", 2),
+    ];
+    const outcome = await applySensorBatch(sql, batch);
+    assert.equal(outcome.applied, 3);
+    assert.equal(outcome.duplicates, 1);
+    assert.deepEqual(outcome.rejected.map((r) => r.error.code).sort(), [
+      "COMMON.VALIDATION_FAILED",
+      "ECOMMERCE.PRODUCT_NOT_FOUND",
+      "ECOMMERCE.STOCK_NEGATIVE",
+    ]);
+    assert.match(outcome.rejected.find((r) => r.record.offset === batch[3].offset)!.error.message, /by -8: 7 on hand/);
+    assert.deepEqual(await stockOf(sql, a.id), { onHand: 9, adjustments: 2 });
+    assert.deepEqual(await stockOf(sql, b.id), { onHand: 9, adjustments: 1 });
+    // One announcement per product per batch, with the net change and the final count (after the initial one).
+    assert.deepEqual((await stockAnnouncements(sql, a.id)).slice(1), [{ delta: -1, onHand: 9 }]);
+    assert.deepEqual((await stockAnnouncements(sql, b.id)).slice(1), [{ delta: 4, onHand: 9 }]);
+  });
+});
+
+Deno.test("applySensorBatch() delivered again after a crash before the offset commit changes nothing", async () => {
+  await withDatabase(async (sql) => {
+    const product = await productWithStock(sql, 100);
+    const batch = Array.from({ length: 50 }, (_, i) => deltaRecord(product.sku, `r-${i}`, i % 2 === 0 ? -1 : 2));
+    assert.equal((await applySensorBatch(sql, batch)).applied, 50);
+    const again = await applySensorBatch(sql, [...batch, deltaRecord(product.sku, "r-new", -5)]);
+    assert.deepEqual({ applied: again.applied, duplicates: again.duplicates }, { applied: 1, duplicates: 50 });
+    assert.deepEqual(await stockOf(sql, product.id), { onHand: 100 + 25 * -1 + 25 * 2 - 5, adjustments: 51 });
+  });
+});
+
+Deno.test("applySensorBatch() rolls the whole batch back when the database fails mid-way", async () => {
+  await withDatabase(async (sql) => {
+    const product = await productWithStock(sql, 100);
+    let statements = 0;
+    // Fails the 5th statement of the transaction (the ledger insert): nothing of the batch may stay.
+    const failing: Sql = {
+      ...sql,
+      transaction: (fn) =>
+        sql.transaction((tx) =>
+          fn({
+            exec: (text) => tx.exec(text),
+            query: (strings, ...values) => {
+              if (++statements === 5) return Promise.reject(new Error("connection lost"));
+              return tx.query(strings, ...values);
+            },
+          })
+        ),
+    };
+    const batch = [deltaRecord(product.sku, "x1", -1), deltaRecord(product.sku, "x2", -1)];
+    await assert.rejects(applySensorBatch(failing, batch), /connection lost/);
+    assert.deepEqual(await stockOf(sql, product.id), { onHand: 100, adjustments: 0 });
+    assert.equal((await applySensorBatch(sql, batch)).applied, 2);
+    assert.deepEqual(await stockOf(sql, product.id), { onHand: 98, adjustments: 2 });
+  });
+});

@@ -1,0 +1,64 @@
+/**
+ * @module
+ * The key set a regional service verifies access tokens with: the union of every region's JWKS (seed 000
+ * section 5: tokens are valid in every region). Each region's last good keys are kept per region, so a
+ * region that goes down (the DR drill) does not take its users' still-valid tokens with it; the sets are
+ * refreshed in the background, so they are known before the first token of the other region arrives.
+ */
+import type { JSONWebKeySet, JWK } from "jose";
+
+export interface JwksUnionOptions {
+  /** Every region's `/.well-known/jwks.json`. */
+  readonly urls: readonly string[];
+  /** Bound on one fetch. @default 2000 */
+  readonly timeoutMs?: number;
+  /** Background refresh period; 0 turns it off. @default 60000 */
+  readonly refreshMs?: number;
+}
+
+export interface JwksUnion {
+  /** The union of the last good key set of every region; rejects only when no region was ever loaded. */
+  load(): Promise<JSONWebKeySet>;
+  stop(): void;
+}
+
+/** A region's key set is a few hundred bytes per key. */
+const JWKS_BYTES_MAX = 64 * 1024;
+
+export function createJwksUnion(options: JwksUnionOptions): JwksUnion {
+  const timeoutMs = options.timeoutMs ?? 2_000;
+  const refreshMs = options.refreshMs ?? 60_000;
+  const lastGood = new Map<string, JWK[]>();
+  async function fetchOne(url: string): Promise<void> {
+    const response = await fetch(url, {
+      headers: { accept: "application/json" },
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+    const text = await response.text();
+    if (!response.ok || text.length > JWKS_BYTES_MAX) throw new Error(`${url} answered ${response.status}`);
+    const keys = (JSON.parse(text) as { keys?: unknown }).keys;
+    if (!Array.isArray(keys)) throw new Error(`${url} sent no "keys" array`);
+    lastGood.set(url, keys as JWK[]);
+  }
+  async function load(): Promise<JSONWebKeySet> {
+    const results = await Promise.allSettled(options.urls.map(fetchOne));
+    if (lastGood.size === 0) {
+      const reasons = results.map((r) => (r.status === "rejected" ? String(r.reason) : "ok"));
+      throw new Error(`No region's JWKS could be loaded: ${reasons.join("; ")}`);
+    }
+    const byKid = new Map<string, JWK>();
+    for (const keys of lastGood.values()) for (const key of keys) byKid.set(`${key.kid}`, key);
+    return { keys: [...byKid.values()] };
+  }
+  const timer = refreshMs > 0 ? setInterval(() => void load().catch(() => {}), refreshMs) : undefined;
+  if (timer !== undefined) Deno.unrefTimer(timer);
+  // The first load: at start the other region's auth service may not be up yet, so retry a few times soon.
+  let warmups = 0;
+  const warm = () => {
+    void load().catch(() => {}).finally(() => {
+      if (lastGood.size < options.urls.length && ++warmups < 12) Deno.unrefTimer(setTimeout(warm, 5_000));
+    });
+  };
+  warm();
+  return { load, stop: () => clearInterval(timer) };
+}

@@ -1,0 +1,129 @@
+/**
+ * @module
+ * What MirrorMaker 2 replicates between the regional clusters and the `mm2.properties` it runs with. Every
+ * setting that matters is written here with its reason, so the file `scripts/kafka/mirror.ts` writes on
+ * each start is only an output. Private to `scripts/kafka/`; import `./mod.ts`.
+ */
+import { brokerLayout, KAFKA_REGIONS, type KafkaRegion, LOGS_DIR, REPO_ROOT } from "./_config.ts";
+
+/**
+ * Source topics mirrored in both directions (Java regexes, each matched against the whole topic name).
+ * `(.*\.)?` admits a `BV_KAFKA_PREFIX` namespace (`t123.ecommerce.order.order.created.v1`); the `.v<n>` end
+ * keeps dead-letter topics (`….v1.dlq`) regional. Chat and feed have no contracts yet; their patterns follow
+ * seed 000 (`chat.message.sent.v1`, `social.feed.activity.v1`) and the five-segment rule alike.
+ */
+export const MIRRORED_TOPIC_PATTERNS: readonly string[] = Object.freeze([
+  String.raw`(.*\.)?ecommerce\.order\.order\.[a-z_]+\.v[0-9]+`,
+  String.raw`(.*\.)?chat\.message\.[a-z_.]+\.v[0-9]+`,
+  String.raw`(.*\.)?social\.feed\.[a-z_.]+\.v[0-9]+`,
+]);
+
+/** How often MM2 lists source topics: a new matching topic starts mirroring within this (plus a task restart). */
+export const REFRESH_TOPICS_INTERVAL_SECONDS = 5;
+/** Heartbeats double as the readiness probe (`scripts/kafka/mirror.ts`), so they are frequent. */
+export const EMIT_HEARTBEATS_INTERVAL_SECONDS = 1;
+/** The heartbeats topic of DefaultReplicationPolicy; its remote copy is `<region>.heartbeats`. */
+export const HEARTBEATS_TOPIC = "heartbeats";
+
+/** True when `topic` is a source topic MM2 mirrors to the other region (same rule as the Java filter). */
+export function isMirroredTopic(topic: string): boolean {
+  if (KAFKA_REGIONS.some((region) => topic.startsWith(`${region}.`))) return false;
+  return MIRRORED_TOPIC_PATTERNS.some((pattern) => new RegExp(`^(?:${pattern})$`).test(topic));
+}
+
+/** The name a topic of `sourceRegion` has in the other region's cluster (DefaultReplicationPolicy). */
+export function remoteTopicOf(sourceRegion: KafkaRegion, topic: string): string {
+  return `${sourceRegion}.${topic}`;
+}
+
+/** Where the MirrorMaker process keeps its files. */
+export interface MirrorLayout {
+  readonly dir: string;
+  readonly propertiesFile: string;
+  readonly pidFile: string;
+  readonly logFile: string;
+  readonly log4jConfig: string;
+}
+
+export function mirrorLayout(): MirrorLayout {
+  const dir = `${REPO_ROOT}/.data/kafka/mirror`;
+  return Object.freeze({
+    dir,
+    propertiesFile: `${dir}/mm2.properties`,
+    pidFile: `${dir}/mirror.pid`,
+    logFile: `${LOGS_DIR}/kafka-mirror.log`,
+    log4jConfig: `${REPO_ROOT}/infra/kafka/log4j2-mirror.properties`,
+  });
+}
+
+/** The two directed flows, `east->west` and `west->east`. */
+export function mirrorFlows(): { source: KafkaRegion; target: KafkaRegion }[] {
+  return KAFKA_REGIONS.flatMap((source) =>
+    KAFKA_REGIONS.filter((target) => target !== source).map((target) => ({ source, target }))
+  );
+}
+
+/** MM2 dedicated-mode configuration: both regions, both directions, the selected topics only. */
+export function mirrorMakerProperties(): string {
+  const topics = MIRRORED_TOPIC_PATTERNS.join(", ");
+  const lines = [
+    `# Written by scripts/kafka/mirror.ts on every start; edit scripts/kafka/_mirror_config.ts instead.`,
+    `clusters = ${KAFKA_REGIONS.join(", ")}`,
+    ...KAFKA_REGIONS.flatMap((region) => clusterLines(region)),
+    ...mirrorFlows().flatMap(({ source, target }) => [
+      `${source}->${target}.enabled = true`,
+      `${source}->${target}.topics = ${topics}`,
+    ]),
+    // Loop prevention: remote topics are renamed `<source>.<topic>`, and MM2 never copies a topic whose
+    // source alias is the target (east.X in west is not sent back to east as west.east.X).
+    `replication.policy.class = org.apache.kafka.connect.mirror.DefaultReplicationPolicy`,
+    `replication.policy.separator = .`,
+    // One broker per cluster: no topic can have more replicas than that.
+    `replication.factor = 1`,
+    `checkpoints.topic.replication.factor = 1`,
+    `heartbeats.topic.replication.factor = 1`,
+    `offset-syncs.topic.replication.factor = 1`,
+    `offset.storage.replication.factor = 1`,
+    `status.storage.replication.factor = 1`,
+    `config.storage.replication.factor = 1`,
+    `refresh.topics.interval.seconds = ${REFRESH_TOPICS_INTERVAL_SECONDS}`,
+    `refresh.groups.interval.seconds = 30`,
+    // Partition counts and non-default topic configs (retention, cleanup policy) follow the source topic.
+    `sync.topic.configs.enabled = true`,
+    `sync.topic.configs.interval.seconds = 30`,
+    // The brokers run without an authorizer: describing ACLs would only fail and log every interval.
+    `sync.topic.acls.enabled = false`,
+    `emit.heartbeats.enabled = true`,
+    `emit.heartbeats.interval.seconds = ${EMIT_HEARTBEATS_INTERVAL_SECONDS}`,
+    // Checkpoints (consumer offsets translated into the other region) let a consumer group move regions
+    // without replaying everything; offset syncs (kept on the source) are what they are computed from.
+    `emit.checkpoints.enabled = true`,
+    `emit.checkpoints.interval.seconds = 5`,
+    `emit.offset-syncs.enabled = true`,
+    `offset-syncs.topic.location = source`,
+    // Regional consumer groups own their own offsets; writing translated offsets into them would fight the
+    // live group. Translation stays available through the checkpoints (RemoteClusterUtils).
+    `sync.group.offsets.enabled = false`,
+  ];
+  return lines.join("\n") + "\n";
+}
+
+/** Per-cluster client and worker settings; `<region>.producer.*` is the producer of flows into `region`. */
+function clusterLines(region: KafkaRegion): string[] {
+  const { port } = brokerLayout(region);
+  return [
+    `${region}.bootstrap.servers = 127.0.0.1:${port}`,
+    // Copies must survive a broker crash in the target and must not duplicate on producer retries.
+    `${region}.producer.acks = all`,
+    `${region}.producer.enable.idempotence = true`,
+    // Kafka 4 producers wait 5 ms to fill a batch; cross-region visibility is what this process is for.
+    `${region}.producer.linger.ms = 0`,
+    // The source consumer: a record arriving ends a waiting fetch at once.
+    `${region}.consumer.fetch.min.bytes = 1`,
+    // A topic found after records were written to it is copied from its first record.
+    `${region}.consumer.auto.offset.reset = earliest`,
+    // Source offsets are committed this often: after a crash (not a clean stop) at most this much is copied
+    // twice. A clean stop commits on the way out.
+    `${region}.offset.flush.interval.ms = 2000`,
+  ];
+}

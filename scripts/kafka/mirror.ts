@@ -1,0 +1,229 @@
+/**
+ * @module
+ * MirrorMaker 2 between the regional clusters, run like the brokers: a detached JVM (dedicated mode,
+ * `org.apache.kafka.connect.mirror.MirrorMaker`) from the cached jars, its pid in `.data/kafka/mirror/` and
+ * its log in `.data/logs/kafka-mirror.log`. "Up" means replicating, not merely alive: each flow's heartbeats
+ * must arrive, mirrored, in the other cluster (`east.heartbeats` in west, `west.heartbeats` in east).
+ */
+import { Kafka, logLevel } from "kafkajs";
+import { brokerLayout, KAFKA_LIBS_DIR, KAFKA_REGIONS, type KafkaRegion, LOGS_DIR, REPO_ROOT } from "./_config.ts";
+import {
+  HEARTBEATS_TOPIC,
+  mirrorFlows,
+  type MirrorLayout,
+  mirrorLayout,
+  mirrorMakerProperties,
+  remoteTopicOf,
+} from "./_mirror_config.ts";
+import { checkPrerequisites, isProcessAlive, readPid, signalProcess, spawnDetached, tailFile } from "./_process.ts";
+// A cycle (mod.ts re-exports this module) that is safe: isKafkaUp is only called, never read at load time.
+import { isKafkaUp } from "./mod.ts";
+
+/** Where progress lines go. */
+type ProgressLog = (line: string) => void;
+
+/** How long `ensureMirrorMaker` waits for both flows to replicate (JVM start, Connect join, first refresh). */
+export const MIRROR_START_TIMEOUT_MS_DEFAULT = 90_000;
+/** How long `stopMirrorMaker` waits after SIGTERM (tasks stop and commit their offsets) before SIGKILL. */
+export const MIRROR_STOP_GRACE_MS_DEFAULT = 20_000;
+/** A running MirrorMaker counts as replicating when a mirrored heartbeat is at most this old. */
+const HEARTBEAT_FRESH_MS = 10_000;
+const PROBE_TIMEOUT_MS = 3_000;
+const POLL_INTERVAL_MS = 500;
+const PROGRESS_EVERY_MS = 10_000;
+
+/** What `ensureMirrorMaker` did. */
+export interface EnsureMirrorResult {
+  readonly pid: number;
+  /** false when a replicating MirrorMaker was already there. */
+  readonly started: boolean;
+}
+
+/** Makes sure MirrorMaker 2 runs and replicates both ways; idempotent. Both brokers must be up. */
+export async function ensureMirrorMaker(
+  options: { readonly log?: ProgressLog; readonly startTimeoutMs?: number } = {},
+): Promise<EnsureMirrorResult> {
+  const say: ProgressLog = (line) => (options.log ?? console.log)(`[kafka:mirror] ${line}`);
+  const timeoutMs = options.startTimeoutMs ?? MIRROR_START_TIMEOUT_MS_DEFAULT;
+  const layout = mirrorLayout();
+  const runningPid = await mirrorPid(layout);
+  if (runningPid !== undefined) {
+    if (await isReplicating(Date.now() - HEARTBEAT_FRESH_MS)) {
+      say(`already replicating (pid ${runningPid}); nothing to do`);
+      return { pid: runningPid, started: false };
+    }
+    say(`pid ${runningPid} is running but not replicating yet; waiting for it`);
+    await waitUntilReplicating(layout, runningPid, Date.now() - HEARTBEAT_FRESH_MS, timeoutMs, say);
+    return { pid: runningPid, started: false };
+  }
+  await requireBrokers();
+  await checkPrerequisites(["java"]);
+  await Deno.mkdir(layout.dir, { recursive: true });
+  await Deno.mkdir(LOGS_DIR, { recursive: true });
+  await Deno.writeTextFile(layout.propertiesFile, mirrorMakerProperties());
+  say(
+    `starting MirrorMaker 2 (${mirrorFlows().map((f) => `${f.source}->${f.target}`).join(", ")}; ` +
+      `log: ${relative(layout.logFile)})`,
+  );
+  await Deno.writeTextFile(layout.logFile, `\n=== start ${new Date().toISOString()} ===\n`, { append: true });
+  const startedMs = Date.now();
+  const pid = spawnDetached(mirrorCommand(layout), layout.logFile, REPO_ROOT);
+  await Deno.writeTextFile(layout.pidFile, `${pid}\n`);
+  await waitUntilReplicating(layout, pid, startedMs, timeoutMs, say);
+  return { pid, started: true };
+}
+
+function mirrorCommand(layout: MirrorLayout): string[] {
+  return [
+    "java",
+    // Shares 2 cores with both brokers: a small heap, short GC pauses (they would show as mirroring lag).
+    "-Xmx384m",
+    "-Xms128m",
+    "-XX:+UseG1GC",
+    "-XX:MaxGCPauseMillis=20",
+    "-Djava.awt.headless=true",
+    `-Dlog4j2.configurationFile=${layout.log4jConfig}`,
+    "-cp",
+    `${KAFKA_LIBS_DIR}/*`,
+    "org.apache.kafka.connect.mirror.MirrorMaker",
+    layout.propertiesFile,
+  ];
+}
+
+async function requireBrokers(): Promise<void> {
+  for (const region of KAFKA_REGIONS) {
+    const { port } = brokerLayout(region);
+    if (!(await isKafkaUp(port))) {
+      throw new Error(
+        `MirrorMaker needs both brokers; Kafka ${region} does not answer on 127.0.0.1:${port}. Start them with ` +
+          "`deno task infra:up`",
+      );
+    }
+  }
+}
+
+async function waitUntilReplicating(
+  layout: MirrorLayout,
+  pid: number,
+  sinceMs: number,
+  timeoutMs: number,
+  say: ProgressLog,
+): Promise<void> {
+  const startedMs = Date.now();
+  let nextProgressMs = startedMs + PROGRESS_EVERY_MS;
+  while (Date.now() - startedMs < timeoutMs) {
+    if (!(await isProcessAlive(pid))) {
+      throw new Error(
+        `MirrorMaker (pid ${pid}) exited during startup; last lines of ${relative(layout.logFile)}:\n` +
+          (await tailFile(layout.logFile, 20)),
+      );
+    }
+    if (await isReplicating(sinceMs)) {
+      say(`replicating both ways (pid ${pid}) after ${seconds(Date.now() - startedMs)}`);
+      return;
+    }
+    if (Date.now() >= nextProgressMs) {
+      say(`waiting for mirrored heartbeats (${seconds(Date.now() - startedMs)} of ${seconds(timeoutMs)})`);
+      nextProgressMs += PROGRESS_EVERY_MS;
+    }
+    await sleep(POLL_INTERVAL_MS);
+  }
+  throw new Error(
+    `MirrorMaker (pid ${pid}) did not replicate heartbeats both ways within ${seconds(timeoutMs)}; see ` +
+      relative(layout.logFile),
+  );
+}
+
+/**
+ * True when every flow has delivered a heartbeat written at or after `sinceMs` into its target cluster. A
+ * heartbeat is emitted into its source cluster each second and copied by the flow's source connector, so
+ * its arrival proves the whole path: source consumer, task, producer into the target.
+ */
+export async function isReplicating(sinceMs: number): Promise<boolean> {
+  for (const { source, target } of mirrorFlows()) {
+    if (!(await hasRecordSince(target, remoteTopicOf(source, HEARTBEATS_TOPIC), sinceMs))) return false;
+  }
+  return true;
+}
+
+/** True when `topic` in `region` holds a record whose timestamp is at or after `sinceMs`. */
+async function hasRecordSince(region: KafkaRegion, topic: string, sinceMs: number): Promise<boolean> {
+  const kafka = new Kafka({
+    clientId: "bv-mirror-probe",
+    brokers: [`127.0.0.1:${brokerLayout(region).port}`],
+    connectionTimeout: PROBE_TIMEOUT_MS,
+    requestTimeout: PROBE_TIMEOUT_MS,
+    retry: { retries: 0 },
+    logLevel: logLevel.NOTHING,
+  });
+  const admin = kafka.admin({ retry: { retries: 0 } });
+  try {
+    await admin.connect();
+    if (!(await admin.listTopics()).includes(topic)) return false;
+    // Offset of the first record at or after the time; kafkajs answers the high watermark when there is none.
+    const [since, high] = await Promise.all([
+      admin.fetchTopicOffsetsByTimestamp(topic, sinceMs),
+      admin.fetchTopicOffsets(topic),
+    ]);
+    return since.some(({ partition, offset }) =>
+      Number(offset) < Number(high.find((p) => p.partition === partition)?.high ?? offset)
+    );
+  } catch {
+    return false;
+  } finally {
+    await admin.disconnect().catch(() => {});
+  }
+}
+
+/** Stops the MirrorMaker this tooling started: SIGTERM (a clean stop commits offsets), SIGKILL after `graceMs`. */
+export async function stopMirrorMaker(
+  options: { readonly log?: ProgressLog; readonly graceMs?: number } = {},
+): Promise<boolean> {
+  const say: ProgressLog = (line) => (options.log ?? console.log)(`[kafka:mirror] ${line}`);
+  const graceMs = options.graceMs ?? MIRROR_STOP_GRACE_MS_DEFAULT;
+  const layout = mirrorLayout();
+  const pid = await mirrorPid(layout);
+  if (pid === undefined) {
+    await Deno.remove(layout.pidFile).catch(ignoreNotFound);
+    say("not running (no live pid); nothing to stop");
+    return false;
+  }
+  say(`stopping pid ${pid} (SIGTERM; SIGKILL after ${seconds(graceMs)})`);
+  signalProcess(pid, "SIGTERM");
+  const startedMs = Date.now();
+  while (await isProcessAlive(pid, layout.propertiesFile)) {
+    if (Date.now() - startedMs >= graceMs) {
+      say(`still running after ${seconds(graceMs)}; sending SIGKILL`);
+      signalProcess(pid, "SIGKILL");
+      await sleep(POLL_INTERVAL_MS);
+      break;
+    }
+    await sleep(POLL_INTERVAL_MS / 2);
+  }
+  await Deno.remove(layout.pidFile).catch(ignoreNotFound);
+  say(`stopped after ${seconds(Date.now() - startedMs)}`);
+  return true;
+}
+
+/** The pid from the pid file when that process is alive and is this checkout's MirrorMaker. */
+export async function mirrorPid(layout: MirrorLayout = mirrorLayout()): Promise<number | undefined> {
+  const pid = await readPid(layout.pidFile);
+  if (pid === undefined) return undefined;
+  return (await isProcessAlive(pid, layout.propertiesFile)) ? pid : undefined;
+}
+
+function relative(path: string): string {
+  return path.startsWith(`${REPO_ROOT}/`) ? path.slice(REPO_ROOT.length + 1) : path;
+}
+
+function seconds(ms: number): string {
+  return `${(ms / 1000).toFixed(1)} s`;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+function ignoreNotFound(error: unknown): void {
+  if (!(error instanceof Deno.errors.NotFound)) throw error;
+}

@@ -1,0 +1,111 @@
+/**
+ * @module
+ * Where the project's own PostgreSQL clusters live (one per region: ports, folders) and the settings each
+ * one runs with. Private to `scripts/postgres/`; import `./mod.ts`.
+ */
+
+/** The regions that get a cluster of their own. */
+export const PG_REGIONS = ["east", "west"] as const;
+export type PgRegion = typeof PG_REGIONS[number];
+
+/** The repository root, found from this file so the scripts work from any working directory. */
+export const REPO_ROOT = new URL("../../", import.meta.url).pathname.replace(/\/$/, "");
+export const LOGS_DIR = `${REPO_ROOT}/.data/logs`;
+
+/** The installed server binaries (Debian's postgresql-15); `BV_PG_BIN_DIR` points elsewhere. */
+export function pgBinDir(): string {
+  return Deno.env.get("BV_PG_BIN_DIR") || "/usr/lib/postgresql/15/bin";
+}
+
+/**
+ * initdb and postgres refuse to run as root, so the clusters run as this OS user (it owns the data
+ * folders). `BV_PG_OS_USER` overrides it; when the scripts already run as that user, no `runuser` is used.
+ */
+export function pgOsUser(): string {
+  return Deno.env.get("BV_PG_OS_USER") || "postgres";
+}
+
+/** Above the shared server (5432) so both can run side by side. */
+const DEFAULT_PORTS: Readonly<Record<PgRegion, number>> = { east: 5433, west: 5434 };
+
+/** Everything that differs between two regional clusters. */
+export interface ClusterLayout {
+  readonly region: PgRegion;
+  readonly port: number;
+  /** `.data/pg/<region>`: owned by the cluster's OS user; also the Unix socket folder. */
+  readonly dir: string;
+  readonly dataDir: string;
+  readonly logFile: string;
+  /** Written by the server itself; its first line is the postmaster's pid. */
+  readonly pidFile: string;
+  /** Our settings, rewritten on every start and included from `postgresql.conf`. */
+  readonly settingsFile: string;
+}
+
+/** The layout of `region`; the port comes from `PG_<REGION>_PORT` when set. */
+export function clusterLayout(region: PgRegion): ClusterLayout {
+  const port = portFromEnv(`PG_${region.toUpperCase()}_PORT`, DEFAULT_PORTS[region]);
+  const dir = `${REPO_ROOT}/.data/pg/${region}`;
+  return Object.freeze({
+    region,
+    port,
+    dir,
+    dataDir: `${dir}/data`,
+    logFile: `${LOGS_DIR}/postgres-${region}.log`,
+    pidFile: `${dir}/data/postmaster.pid`,
+    settingsFile: `${dir}/data/bitvelocity.conf`,
+  });
+}
+
+/** `postgres://postgres@127.0.0.1:<port>/<database>` of the region's cluster. */
+export function clusterUrl(region: PgRegion, database = "postgres"): string {
+  return `postgres://postgres@127.0.0.1:${clusterLayout(region).port}/${database}`;
+}
+
+function portFromEnv(name: string, fallback: number): number {
+  const raw = Deno.env.get(name);
+  if (raw === undefined || raw === "") return fallback;
+  const port = Number(raw);
+  if (!Number.isInteger(port) || port < 1 || port > 65535) {
+    throw new RangeError(`${name} must be a TCP port between 1 and 65535, got "${raw}"`);
+  }
+  return port;
+}
+
+/**
+ * The settings a regional cluster needs beyond initdb's defaults. Logical replication is the reason these
+ * clusters exist (the shared server runs with `wal_level=replica`).
+ */
+export function clusterSettings(layout: ClusterLayout): string {
+  const lines = [
+    `# Written by scripts/postgres on every start; edit scripts/postgres/_config.ts instead.`,
+    // Trust auth (initdb -A trust) is acceptable only because nothing but loopback can connect.
+    `listen_addresses = '127.0.0.1'`,
+    `port = ${layout.port}`,
+    // Not /var/run/postgresql: that folder belongs to the system's server, and ours must not clash with it.
+    `unix_socket_directories = '${layout.dir}'`,
+    `max_connections = 300`,
+    `shared_buffers = 128MB`,
+    `fsync = on`,
+    `wal_level = logical`,
+    // Commits wait for a synchronous standby only in a database that asks for it (ALTER DATABASE … SET
+    // synchronous_commit = on, scripts/postgres/order_replication.ts), never on the whole cluster.
+    `synchronous_commit = local`,
+    // One slot and one WAL sender per subscription; journeys and the DR drill each add one pair.
+    `max_replication_slots = 32`,
+    `max_wal_senders = 32`,
+    `max_logical_replication_workers = 16`,
+    `max_sync_workers_per_subscription = 2`,
+    `max_worker_processes = 32`,
+    // A forgotten inactive slot would keep WAL forever; past this it is invalidated instead of filling the disk.
+    `max_slot_wal_keep_size = 1GB`,
+    // Dead subscribers are noticed within this time (the DR drill relies on it to see east gone).
+    `wal_sender_timeout = 10s`,
+    `wal_receiver_timeout = 10s`,
+    // Re-tried quickly after a publisher comes back (the default is 5 s).
+    `wal_retrieve_retry_interval = 1s`,
+    `log_min_messages = warning`,
+    `log_line_prefix = '%m [%p] %q%a '`,
+  ];
+  return lines.join("\n") + "\n";
+}

@@ -1,0 +1,98 @@
+/**
+ * @module
+ * Process plumbing for the cluster scripts: running a server binary as the cluster's OS user, file
+ * ownership and the log tail shown when a start fails. Private to `scripts/postgres/`.
+ */
+import { pgBinDir, pgOsUser } from "./_config.ts";
+
+/** Bound on any one tool run (initdb, pg_ctl): a hung tool fails the script instead of hanging it. */
+const TOOL_TIMEOUT_MS = 120_000;
+
+/** Runs `pgBinDir()/<tool> args` as the cluster's OS user; resolves with its output, throws with it on failure. */
+export async function runPgTool(tool: string, args: string[], timeoutMs = TOOL_TIMEOUT_MS): Promise<string> {
+  const binary = `${pgBinDir()}/${tool}`;
+  const asRoot = Deno.uid() === 0;
+  const command = asRoot ? "runuser" : binary;
+  const fullArgs = asRoot ? ["-u", pgOsUser(), "--", binary, ...args] : args;
+  const output = await new Deno.Command(command, {
+    args: fullArgs,
+    // The OS user may not be able to read the caller's working directory.
+    cwd: "/",
+    stdout: "piped",
+    stderr: "piped",
+    signal: AbortSignal.timeout(timeoutMs),
+  }).output();
+  const text = new TextDecoder().decode(output.stdout) + new TextDecoder().decode(output.stderr);
+  if (!output.success) {
+    throw new Error(`"${tool} ${args.join(" ")}" exited with ${output.code}:\n${text.trim()}`);
+  }
+  return text;
+}
+
+/** Makes `path` owned by the cluster's OS user (only possible, and only needed, when running as root). */
+export async function chownToPgUser(path: string): Promise<void> {
+  if (Deno.uid() !== 0) return;
+  const output = await new Deno.Command("chown", { args: ["-R", `${pgOsUser()}:`, path], stderr: "piped" }).output();
+  if (!output.success) {
+    throw new Error(`chown of ${path} to "${pgOsUser()}" failed: ${new TextDecoder().decode(output.stderr).trim()}`);
+  }
+}
+
+/** Throws one line naming what is missing when the server binaries or the OS user are not there. */
+export async function checkPgPrerequisites(): Promise<void> {
+  for (const tool of ["initdb", "pg_ctl", "postgres"]) {
+    if (!(await exists(`${pgBinDir()}/${tool}`))) {
+      throw new Error(
+        `PostgreSQL server binaries not found in ${pgBinDir()} (missing ${tool}); install them with ` +
+          `"apt-get install -y postgresql-15" or set BV_PG_BIN_DIR`,
+      );
+    }
+  }
+  if (Deno.uid() === 0) {
+    const output = await new Deno.Command("id", { args: ["-u", pgOsUser()], stdout: "null", stderr: "null" })
+      .output();
+    if (!output.success) {
+      throw new Error(`OS user "${pgOsUser()}" does not exist; create it or set BV_PG_OS_USER (initdb refuses root)`);
+    }
+  }
+}
+
+/** The last `count` lines of a text file, or "" when it does not exist. */
+export async function tailFile(path: string, count: number): Promise<string> {
+  try {
+    return (await Deno.readTextFile(path)).trimEnd().split("\n").slice(-count).join("\n");
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return "";
+    throw error;
+  }
+}
+
+export async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return false;
+    throw error;
+  }
+}
+
+/** The postmaster's pid from `postmaster.pid` when that process is alive, else undefined. */
+export async function livePostmasterPid(pidFile: string): Promise<number | undefined> {
+  let pid: number;
+  try {
+    pid = Number((await Deno.readTextFile(pidFile)).split("\n")[0].trim());
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return undefined;
+    throw error;
+  }
+  if (!Number.isInteger(pid) || pid <= 0) return undefined;
+  try {
+    const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
+    const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
+    return state === "Z" ? undefined : pid;
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return undefined;
+    throw error;
+  }
+}

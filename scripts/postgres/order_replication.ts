@@ -1,0 +1,298 @@
+/**
+ * @module
+ * Orders are single-writer (seed 000 section 5): the writer region publishes the order tables, the other
+ * region subscribes. This module sets that up (idempotently, after both schemas are migrated), promotes a
+ * replica to writer, re-syncs a former writer as the new replica, and checks parity. The writer is data:
+ * the `order_writer` row in each region's database (`regional/ecommerce/orders/writer`).
+ */
+import {
+  advanceSequences,
+  dropPublication,
+  dropReplicationSlot,
+  dropSubscriptionDetached,
+  ensurePublication,
+  ensureSubscription,
+  subscriptionState,
+  tableShapes,
+  walLevel,
+  withPg,
+} from "../../shared/adapters/postgres/replication.ts";
+import { REPLICATED_ORDER_TABLES } from "../../regional/ecommerce/orders/writer/mod.ts";
+
+export type OrderRegion = "east" | "west";
+/** The URL of each region's database (not the admin database). */
+export type OrderDatabases = Readonly<Record<OrderRegion, string>>;
+export type ProgressLog = (line: string) => void;
+
+/** The publication's name in the writer's database (publications are per database). */
+export const ORDER_PUBLICATION = "bv_orders";
+const INITIAL_SYNC_TIMEOUT_MS_DEFAULT = 60_000;
+
+export function otherRegion(region: OrderRegion): OrderRegion {
+  return region === "east" ? "west" : "east";
+}
+
+/**
+ * Subscription, slot and `application_name` of the link from `writer` to its replica: named after the
+ * region pair and the writer's database, so platforms sharing a cluster (journeys) never share a slot.
+ */
+export function orderSubscriptionName(dbs: OrderDatabases, writer: OrderRegion): string {
+  const name = `${databaseOf(dbs[writer])}_orders_${writer}_to_${otherRegion(writer)}`;
+  if (name.length > 63) throw new RangeError(`Subscription name "${name}" is longer than 63 characters`);
+  return name;
+}
+
+/** Each region's `order_writer` row (undefined where there is none yet). */
+export async function readWriterRoles(
+  dbs: OrderDatabases,
+): Promise<Record<OrderRegion, { writer: OrderRegion; epoch: number } | undefined>> {
+  const read = (url: string) =>
+    withPg(url, async (sql) => {
+      const [row] = await sql`select writer_region, epoch from order_writer`;
+      return row ? { writer: row.writer_region as OrderRegion, epoch: Number(row.epoch) } : undefined;
+    });
+  const [east, west] = await Promise.all([read(dbs.east), read(dbs.west)]);
+  return { east, west };
+}
+
+/** Writes `region`'s row: `writer` writes orders from `epoch` on. */
+export async function writeWriterRole(
+  dbs: OrderDatabases,
+  region: OrderRegion,
+  writer: OrderRegion,
+  epoch: number,
+): Promise<void> {
+  await withPg(dbs[region], (sql) =>
+    sql`
+    insert into order_writer (singleton, local_region, writer_region, epoch, changed_at)
+    values (true, ${region}, ${writer}, ${epoch}, now())
+    on conflict (singleton) do update
+      set local_region = excluded.local_region, writer_region = excluded.writer_region, epoch = excluded.epoch,
+        changed_at = now()`);
+}
+
+export interface EnsureOrderReplicationOptions {
+  /** Make the writer's commits wait until the replica has applied them (RPO 0; see docs). @default false */
+  readonly synchronous?: boolean;
+  /** Bound on the initial copy. @default 60000 */
+  readonly initialSyncTimeoutMs?: number;
+  readonly log?: ProgressLog;
+}
+
+/**
+ * Makes the recorded writer (east when none is recorded) publish the order tables and the other region
+ * subscribe. Both schemas must be migrated (the services do that); their order tables must be identical.
+ * Idempotent: an existing link is left as it is (enabled if it was disabled).
+ */
+export async function ensureOrderReplication(
+  dbs: OrderDatabases,
+  options: EnsureOrderReplicationOptions = {},
+): Promise<{ writer: OrderRegion; subscription: string; outcome: string }> {
+  const say = options.log ?? console.log;
+  const roles = await readWriterRoles(dbs);
+  const recorded = [roles.east, roles.west].filter((r) => r !== undefined).sort((a, b) => b.epoch - a.epoch)[0];
+  const writer: OrderRegion = recorded?.writer ?? "east";
+  const epoch = recorded?.epoch ?? 1;
+  const replica = otherRegion(writer);
+  const level = await walLevel(dbs[writer]);
+  if (level !== "logical") {
+    throw new Error(
+      `Cannot publish orders from ${writer}: its server runs with wal_level=${level}; use the project clusters ` +
+        `(scripts/postgres) or a server with wal_level=logical`,
+    );
+  }
+  await assertSameShapes(dbs);
+  await writeWriterRole(dbs, writer, writer, epoch);
+  await writeWriterRole(dbs, replica, writer, epoch);
+  await ensurePublication(dbs[writer], ORDER_PUBLICATION, REPLICATED_ORDER_TABLES);
+  const subscription = orderSubscriptionName(dbs, writer);
+  if ((await subscriptionState(dbs[replica], subscription)) === undefined) {
+    const rows = await orderRowCount(dbs[replica]);
+    if (rows > 0) {
+      throw new Error(
+        `Cannot subscribe ${replica} to ${writer}'s orders: ${replica} already holds ${rows} order rows that ` +
+          `the initial copy would collide with; re-sync it (scripts/dr_drill.ts resyncAsReplica) or empty it`,
+      );
+    }
+  }
+  const outcome = await ensureSubscription({
+    subscriberUrl: dbs[replica],
+    publisherUrl: dbs[writer],
+    publication: ORDER_PUBLICATION,
+    subscription,
+    copyData: true,
+    synchronousCommit: options.synchronous ? "on" : "off",
+  });
+  await waitForInitialSync(dbs[replica], subscription, options.initialSyncTimeoutMs ?? INITIAL_SYNC_TIMEOUT_MS_DEFAULT);
+  if (options.synchronous) await setSynchronousStandby(dbs[writer], subscription);
+  say(
+    `[orders] ${writer} → ${replica}: subscription ${subscription} ${outcome}${
+      options.synchronous ? " (synchronous)" : ""
+    }`,
+  );
+  return { writer, subscription, outcome };
+}
+
+/**
+ * Commits in the writer's database wait until `standby` (a subscription's application_name) has applied
+ * and flushed them; undefined turns that off. The database's `synchronous_commit` is `on`, the server's
+ * default `local` (scripts/postgres/_config.ts), so other databases on the same cluster never wait.
+ */
+export async function setSynchronousStandby(writerDbUrl: string, standby: string | undefined): Promise<void> {
+  const database = databaseOf(writerDbUrl);
+  await withPg(writerDbUrl, async (sql) => {
+    if (standby === undefined) {
+      await sql.unsafe(`alter system reset synchronous_standby_names`);
+    } else {
+      if (!/^[a-z_][a-z0-9_]{0,62}$/.test(standby)) throw new TypeError(`Bad standby name "${standby}"`);
+      await sql.unsafe(`alter database "${database}" set synchronous_commit = on`);
+      await sql.unsafe(`alter system set synchronous_standby_names = '"${standby}"'`);
+    }
+    await sql`select pg_reload_conf()`;
+  });
+}
+
+/**
+ * Before the writer's services connect: their sessions take the database's `synchronous_commit = on`
+ * (a setting read at connect time). It waits for nothing until a standby is named.
+ */
+export async function prepareSynchronousWriter(writerDbUrl: string): Promise<void> {
+  const database = databaseOf(writerDbUrl);
+  await withPg(writerDbUrl, (sql) => sql.unsafe(`alter database "${database}" set synchronous_commit = on`));
+}
+
+/**
+ * Promotes `region` to order writer while the old writer may be dead: its subscription is dropped without
+ * contacting the publisher, sequences move past the replicated rows, and the role row flips (epoch + 1).
+ * The old writer's row is flipped too when it answers; otherwise {@linkcode resyncAsReplica} does it.
+ */
+export async function promoteOrderWriter(
+  dbs: OrderDatabases,
+  region: OrderRegion,
+  log: ProgressLog = console.log,
+): Promise<{ epoch: number; sequences: Record<string, number> }> {
+  const old = otherRegion(region);
+  const subscription = orderSubscriptionName(dbs, old);
+  const dropped = await dropSubscriptionDetached(dbs[region], subscription);
+  const sequences = await advanceSequences(dbs[region], REPLICATED_ORDER_TABLES);
+  const [own] = await withPg(dbs[region], (sql) => sql`select epoch from order_writer`);
+  const epoch = (own ? Number(own.epoch) : 1) + 1;
+  await writeWriterRole(dbs, region, region, epoch);
+  await writeWriterRole(dbs, old, region, epoch).catch(() =>
+    log(`[orders] ${old} unreachable; its role row flips at re-sync`)
+  );
+  log(`[orders] ${region} promoted to order writer (epoch ${epoch}; subscription ${dropped ? "dropped" : "absent"})`);
+  return { epoch, sequences };
+}
+
+/**
+ * Makes the former writer `region` a replica of the current writer: its role row flips first (its own
+ * services stop writing orders), its synchronous-standby setting is cleared (its commits would otherwise
+ * wait for a standby that no longer exists), the orders only it has are reported, its order tables are
+ * emptied and copied from the writer (truncate-and-copy: simpler and safer than merging rows whose
+ * history diverged), and it subscribes to the writer.
+ */
+export async function resyncAsReplica(
+  dbs: OrderDatabases,
+  region: OrderRegion,
+  options: { readonly log?: ProgressLog; readonly initialSyncTimeoutMs?: number } = {},
+): Promise<{ discardedOrderIds: string[]; subscription: string }> {
+  const say = options.log ?? console.log;
+  const writer = otherRegion(region);
+  const roles = await readWriterRoles(dbs);
+  const epoch = Math.max(roles.east?.epoch ?? 1, roles.west?.epoch ?? 1);
+  await writeWriterRole(dbs, region, writer, epoch);
+  await setSynchronousStandby(dbs[region], undefined);
+  // Its old publication and the slot its replica used are of no use any more; the slot would hold WAL.
+  await dropPublication(dbs[region], ORDER_PUBLICATION);
+  await dropReplicationSlot(dbs[region], orderSubscriptionName(dbs, region));
+  const discardedOrderIds = await orderIdsMissingIn(dbs[region], dbs[writer]);
+  if (discardedOrderIds.length > 0) {
+    say(`[orders] ${region} holds ${discardedOrderIds.length} orders ${writer} never received; they are discarded`);
+  }
+  await withPg(dbs[region], (sql) => sql.unsafe(`truncate ${REPLICATED_ORDER_TABLES.join(", ")}`));
+  await ensurePublication(dbs[writer], ORDER_PUBLICATION, REPLICATED_ORDER_TABLES);
+  const subscription = orderSubscriptionName(dbs, writer);
+  await dropSubscriptionDetached(dbs[region], subscription);
+  await ensureSubscription({
+    subscriberUrl: dbs[region],
+    publisherUrl: dbs[writer],
+    publication: ORDER_PUBLICATION,
+    subscription,
+    copyData: true,
+    synchronousCommit: "off",
+  });
+  await waitForInitialSync(dbs[region], subscription, options.initialSyncTimeoutMs ?? INITIAL_SYNC_TIMEOUT_MS_DEFAULT);
+  say(`[orders] ${region} re-synced as replica of ${writer} (subscription ${subscription})`);
+  return { discardedOrderIds, subscription };
+}
+
+/** Order counts per region and the ids each lacks that the other has. */
+export async function orderParity(
+  dbs: OrderDatabases,
+): Promise<{ east: number; west: number; missingInEast: string[]; missingInWest: string[] }> {
+  const [east, west] = await Promise.all([orderIds(dbs.east), orderIds(dbs.west)]);
+  return {
+    east: east.size,
+    west: west.size,
+    missingInEast: [...west].filter((id) => !east.has(id)),
+    missingInWest: [...east].filter((id) => !west.has(id)),
+  };
+}
+
+/**
+ * Removes every link between the two databases (subscriptions on both sides, their slots, publications),
+ * so the databases can be dropped; a database with a subscription or a slot cannot be. Best effort.
+ */
+export async function teardownOrderReplication(dbs: OrderDatabases): Promise<void> {
+  for (const writer of ["east", "west"] as const) {
+    const name = orderSubscriptionName(dbs, writer);
+    await dropSubscriptionDetached(dbs[otherRegion(writer)], name).catch(() => {});
+    await dropReplicationSlot(dbs[writer], name).catch(() => {});
+    await setSynchronousStandby(dbs[writer], undefined).catch(() => {});
+  }
+}
+
+async function assertSameShapes(dbs: OrderDatabases): Promise<void> {
+  const [east, west] = await Promise.all([
+    tableShapes(dbs.east, REPLICATED_ORDER_TABLES),
+    tableShapes(dbs.west, REPLICATED_ORDER_TABLES),
+  ]);
+  for (const table of REPLICATED_ORDER_TABLES) {
+    if (east[table] !== west[table]) {
+      throw new Error(`Table ${table} differs between east (${east[table]}) and west (${west[table]}); migrate both`);
+    }
+  }
+}
+
+async function waitForInitialSync(subscriberUrl: string, name: string, timeoutMs: number): Promise<void> {
+  const started = Date.now();
+  for (;;) {
+    const state = await subscriptionState(subscriberUrl, name);
+    if (state && state.tablesTotal > 0 && state.tablesReady === state.tablesTotal) return;
+    if (Date.now() - started > timeoutMs) {
+      throw new Error(`Subscription ${name}: initial copy not done within ${timeoutMs} ms (${JSON.stringify(state)})`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
+function orderRowCount(url: string): Promise<number> {
+  return withPg(url, async (sql) => {
+    const counts = REPLICATED_ORDER_TABLES.map((t) => `(select count(*) from ${t})`).join(" + ");
+    return Number((await sql.unsafe(`select ${counts} as n`))[0].n);
+  });
+}
+
+function orderIds(url: string): Promise<Set<string>> {
+  return withPg(url, async (sql) => new Set((await sql`select id::text as id from orders`).map((r) => r.id as string)));
+}
+
+async function orderIdsMissingIn(from: string, to: string): Promise<string[]> {
+  const [have, other] = await Promise.all([orderIds(from), orderIds(to)]);
+  return [...have].filter((id) => !other.has(id));
+}
+
+function databaseOf(url: string): string {
+  return decodeURIComponent(new URL(url).pathname.slice(1));
+}

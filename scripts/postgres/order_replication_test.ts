@@ -1,0 +1,121 @@
+/**
+ * Order replication between the project's east and west clusters (scripts/postgres), on throw-away
+ * databases: east publishes, west subscribes and refuses local writes, promotion flips the writer, the old
+ * writer re-syncs as replica. Brings the clusters up when they are not running.
+ */
+import assert from "node:assert/strict";
+import { createPostgresSql } from "../../shared/adapters/postgres/mod.ts";
+import { dropDatabase, ensureDatabase } from "../../shared/adapters/postgres/provision.ts";
+import { migrate } from "../../shared/ports/sql_migrate.ts";
+import type { Sql } from "../../shared/ports/mod.ts";
+import { uniqueName } from "../../shared/testing/unique.ts";
+import { ordersMigrations } from "../../regional/ecommerce/orders/mod.ts";
+import { createWriterRoleReader, orderWriterMigrations } from "../../regional/ecommerce/orders/writer/mod.ts";
+import { clusterUrl, ensurePostgres } from "./mod.ts";
+import {
+  ensureOrderReplication,
+  type OrderDatabases,
+  orderParity,
+  orderSubscriptionName,
+  promoteOrderWriter,
+  readWriterRoles,
+  resyncAsReplica,
+  teardownOrderReplication,
+} from "./order_replication.ts";
+
+const quiet = () => {};
+
+async function placeOrder(sql: Sql, userId: string): Promise<string> {
+  const id = crypto.randomUUID();
+  const at = new Date();
+  await sql.transaction(async (tx) => {
+    await tx.query`insert into orders (id, user_id, status, total_amount, currency, created_at, updated_at)
+      values (${id}, ${userId}, 'PENDING', '10.00', 'USD', ${at}, ${at})`;
+    await tx.query`insert into order_items (order_id, line_no, product_id, qty, price)
+      values (${id}, 1, ${crypto.randomUUID()}, 1, '10.00')`;
+    await tx.query`insert into order_status_history (order_id, from_status, to_status, reason, actor, at)
+      values (${id}, null, 'PENDING', 'placed', ${userId}, ${at})`;
+  });
+  return id;
+}
+
+async function waitForOrder(sql: Sql, id: string, timeoutMs: number): Promise<number> {
+  const started = performance.now();
+  for (;;) {
+    const rows = await sql.query`select 1 from orders where id = ${id}`;
+    if (rows.length > 0) return performance.now() - started;
+    if (performance.now() - started > timeoutMs) throw new Error(`order ${id} not replicated within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+Deno.test({
+  name: "orders written in east reach west, west refuses local order writes, and promotion + re-sync swap the roles",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    await Promise.all([ensurePostgres("east", { log: quiet }), ensurePostgres("west", { log: quiet })]);
+    const id = uniqueName("bvr");
+    const names = { east: `${id}_east`, west: `${id}_west` };
+    const dbs: OrderDatabases = { east: clusterUrl("east", names.east), west: clusterUrl("west", names.west) };
+    await ensureDatabase(clusterUrl("east"), names.east);
+    await ensureDatabase(clusterUrl("west"), names.west);
+    const east = createPostgresSql({ url: dbs.east, maxConnections: 2 });
+    const west = createPostgresSql({ url: dbs.west, maxConnections: 2 });
+    try {
+      for (const sql of [east, west]) await migrate(sql, [...ordersMigrations, ...orderWriterMigrations]);
+      const before = await placeOrder(east, "u-before");
+      const link = await ensureOrderReplication(dbs, { log: quiet });
+      assert.equal(link.writer, "east");
+      assert.equal(link.subscription, orderSubscriptionName(dbs, "east"));
+      // The initial copy brought the order that existed before the subscription.
+      assert.equal((await west.query`select 1 from orders where id = ${before}`).length, 1);
+      // A second run changes nothing.
+      assert.equal((await ensureOrderReplication(dbs, { log: quiet })).outcome, "unchanged");
+
+      const placed = await placeOrder(east, "u-east");
+      const lagMs = await waitForOrder(west, placed, 10_000);
+      console.log(`east → west order visible after ${lagMs.toFixed(1)} ms`);
+      const items = await west.query`select qty from order_items where order_id = ${placed}`;
+      assert.deepEqual(items.map((r) => r.qty), [1]);
+
+      await assert.rejects(placeOrder(west, "u-west"), (error: Error & { code?: string }) => {
+        assert.equal(error.code, "25006");
+        assert.match(error.message, /region "east" writes orders/);
+        return true;
+      });
+      const westRole = await createWriterRoleReader(west, { cacheMs: 0 }).current();
+      assert.deepEqual(westRole, { localRegion: "west", writerRegion: "east", epoch: 1 });
+
+      // Promotion: west writes, its status-history sequence continues after the replicated rows.
+      const promoted = await promoteOrderWriter(dbs, "west", quiet);
+      assert.equal(promoted.epoch, 2);
+      const westOrder = await placeOrder(west, "u-west");
+      const [maxEast] = await east.query<{ max: string }>`select max(id)::text as max from order_status_history`;
+      const [newRow] = await west.query<{ id: string }>`
+        select id::text as id from order_status_history where order_id = ${westOrder}`;
+      assert.ok(BigInt(newRow.id) > BigInt(maxEast.max), `${newRow.id} must be above ${maxEast.max}`);
+      // East (the old writer) now refuses local writes: its row was flipped.
+      await assert.rejects(placeOrder(east, "u-east-late"), /region "west" writes orders/);
+
+      const resync = await resyncAsReplica(dbs, "east", { log: quiet });
+      assert.deepEqual(resync.discardedOrderIds, []);
+      const fromWest = await placeOrder(west, "u-west-2");
+      await waitForOrder(east, fromWest, 10_000);
+      const parity = await orderParity(dbs);
+      assert.deepEqual({ missingInEast: parity.missingInEast, missingInWest: parity.missingInWest }, {
+        missingInEast: [],
+        missingInWest: [],
+      });
+      assert.equal(parity.east, 4);
+      const roles = await readWriterRoles(dbs);
+      assert.deepEqual(roles, { east: { writer: "west", epoch: 2 }, west: { writer: "west", epoch: 2 } });
+    } finally {
+      await east.close();
+      await west.close();
+      await teardownOrderReplication(dbs);
+      await dropDatabase(clusterUrl("west"), names.west);
+      await dropDatabase(clusterUrl("east"), names.east);
+    }
+  },
+});

@@ -1,0 +1,189 @@
+/**
+ * @module
+ * A consumer-group member that hands its handler consecutive records of one partition at once
+ * (`EventLog.subscribeBatches`): one handler call and one offset commit per chunk of at most `batchMax`
+ * records instead of one of each per record, which is what lets a consumer apply a fetch in one transaction.
+ * Retries, dead letters and the bounded close follow `_member.ts`. Private to the Kafka adapter.
+ */
+import type { Consumer, EachBatchPayload } from "kafkajs";
+import {
+  type BatchSubscribeOptions,
+  dlqRecordOf,
+  dlqTopicOf,
+  type IncomingRecord,
+  type Subscription,
+} from "../../ports/event_log.ts";
+import {
+  HANDLER_MAX_ATTEMPTS_DEFAULT,
+  type MemberContext,
+  readyOf,
+  retryDelayMs,
+  settlesWithin,
+  toIncomingRecord,
+} from "./_member.ts";
+
+/** Records per handler call unless the caller says otherwise. */
+export const BATCH_MAX_DEFAULT = 500;
+const BATCH_MAX_LIMIT = 10_000;
+
+/** Joins `options.groupId` and starts consuming in batches; `ready` tracks the join like `startMember`. */
+export async function startBatchMember(
+  context: MemberContext,
+  options: BatchSubscribeOptions,
+): Promise<Subscription> {
+  const maxAttempts = options.maxAttempts ?? HANDLER_MAX_ATTEMPTS_DEFAULT;
+  const batchMax = options.batchMax ?? BATCH_MAX_DEFAULT;
+  if (!Number.isInteger(maxAttempts) || maxAttempts < 1) {
+    throw new RangeError(`maxAttempts must be a positive integer, got ${maxAttempts}`);
+  }
+  if (!Number.isInteger(batchMax) || batchMax < 1 || batchMax > BATCH_MAX_LIMIT) {
+    throw new RangeError(`batchMax must be a whole number from 1 to ${BATCH_MAX_LIMIT}, got ${batchMax}`);
+  }
+  if (options.topics.length === 0) throw new TypeError(`Subscription of group "${options.groupId}" has no topics`);
+  const { timings } = context;
+  const consumer = context.kafka.consumer({
+    groupId: options.groupId,
+    sessionTimeout: timings.sessionTimeoutMs,
+    rebalanceTimeout: timings.rebalanceTimeoutMs,
+    heartbeatInterval: timings.heartbeatIntervalMs,
+    maxWaitTimeInMs: timings.maxWaitTimeMs,
+    minBytes: 1,
+    maxBytes: 10 * 1024 * 1024,
+    maxBytesPerPartition: 1024 * 1024,
+    allowAutoTopicCreation: false,
+    readUncommitted: false,
+    retry: { initialRetryTime: 100, maxRetryTime: 5_000, retries: 8 },
+  });
+  const ready = readyOf(consumer);
+  const state = new BatchMemberState(context, options, consumer, maxAttempts, batchMax, ready.fail);
+  try {
+    await consumer.connect();
+    await consumer.subscribe({ topics: [...options.topics], fromBeginning: options.from === "earliest" });
+    await consumer.run({
+      autoCommit: false,
+      // Offsets are resolved per chunk below, so a rebalance mid-fetch resumes after the last applied chunk.
+      eachBatchAutoResolve: false,
+      partitionsConsumedConcurrently: 1,
+      eachBatch: (payload) => state.onBatch(payload),
+    });
+  } catch (error) {
+    ready.fail(new Error(`Consumer of group "${options.groupId}" could not start`));
+    await consumer.disconnect().catch(() => {});
+    throw error;
+  }
+  return { ready: ready.promise, close: () => state.close() };
+}
+
+class BatchMemberState {
+  #closing = false;
+  #abandoned = false;
+  #inFlight: Promise<void> | undefined;
+  #abandon!: () => void;
+  readonly #abandonedSignal = new Promise<void>((resolve) => this.#abandon = resolve);
+  #stop!: () => void;
+  readonly #stopSignal = new Promise<void>((resolve) => this.#stop = resolve);
+  #closed: Promise<void> | undefined;
+
+  constructor(
+    private readonly context: MemberContext,
+    private readonly options: BatchSubscribeOptions,
+    private readonly consumer: Consumer,
+    private readonly maxAttempts: number,
+    private readonly batchMax: number,
+    private readonly failReady: (error: Error) => void,
+  ) {}
+
+  async onBatch(payload: EachBatchPayload): Promise<void> {
+    const { batch } = payload;
+    for (let start = 0; start < batch.messages.length; start += this.batchMax) {
+      // A rebalance or close: what was not resolved is fetched again by whoever owns the partition next.
+      if (this.#closing || !payload.isRunning() || payload.isStale()) return;
+      const records = batch.messages.slice(start, start + this.batchMax)
+        .map((message) => toIncomingRecord(batch.topic, batch.partition, message));
+      const work = this.#deliver(records, payload);
+      this.#inFlight = work.then(() => {});
+      let committed = false;
+      try {
+        committed = await Promise.race([work, this.#abandonedSignal.then(() => false)]);
+      } finally {
+        this.#inFlight = undefined;
+      }
+      if (!committed) return;
+      payload.resolveOffset(records[records.length - 1].offset);
+      await payload.heartbeat();
+    }
+  }
+
+  /** Resolves true once the chunk was handled (or dead-lettered) and committed; false when closing cut it short. */
+  async #deliver(records: readonly IncomingRecord[], payload: EachBatchPayload): Promise<boolean> {
+    for (let attempt = 1;; attempt++) {
+      try {
+        await this.options.handler(records);
+        break;
+      } catch (error) {
+        if (this.#abandoned || this.#closing) return false;
+        if (attempt >= this.maxAttempts) {
+          for (const record of records) {
+            await this.context.publishDeadLetter(dlqTopicOf(record.topic), dlqRecordOf(record, error, attempt));
+          }
+          this.#log("Batch handler failed on the last attempt; its records were dead-lettered", records, error);
+          break;
+        }
+        this.#log("Batch handler failed; the records will be delivered again", records, error);
+        await this.#sleep(retryDelayMs(this.context.retry, attempt));
+        if (this.#closing) return false;
+        await payload.heartbeat();
+      }
+    }
+    if (this.#abandoned) return false;
+    const last = records[records.length - 1];
+    const next = (BigInt(last.offset) + 1n).toString();
+    await this.consumer.commitOffsets([{ topic: last.topic, partition: last.partition, offset: next }]);
+    return true;
+  }
+
+  close(): Promise<void> {
+    this.#closed ??= this.#close();
+    return this.#closed;
+  }
+
+  async #close(): Promise<void> {
+    this.#closing = true;
+    this.#stop();
+    this.failReady(new Error(`Subscription of group "${this.options.groupId}" closed before it joined`));
+    const inFlight = this.#inFlight;
+    if (inFlight !== undefined) {
+      const finished = await settlesWithin(inFlight, this.context.timings.closeTimeoutMs);
+      if (!finished) {
+        this.#abandoned = true;
+        this.#abandon();
+      }
+    }
+    await this.consumer.disconnect();
+  }
+
+  #sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      this.#stopSignal.then(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
+  #log(message: string, records: readonly IncomingRecord[], error: unknown): void {
+    this.context.log({
+      level: "warn",
+      source: "event-log",
+      message,
+      groupId: this.options.groupId,
+      topic: records[0].topic,
+      partition: records[0].partition,
+      offset: records[0].offset,
+      records: records.length,
+      maxAttempts: this.maxAttempts,
+      error: error instanceof Error ? error.message : String(error),
+    });
+  }
+}

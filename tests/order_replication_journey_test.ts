@@ -1,0 +1,138 @@
+/**
+ * Journey: `start:infra` runs each region on its own PostgreSQL cluster, east publishes the order tables
+ * and west subscribes. An order created in east is readable in west (same user, same token: tokens are
+ * verified against every region's keys) and the lag is measured; an order POST that reaches west is
+ * forwarded to east, the writer, and comes back to west through replication.
+ */
+import assert from "node:assert/strict";
+import { loadConfig } from "../shared/config/config.ts";
+import { uniqueName } from "../shared/testing/unique.ts";
+import { subscriptionState } from "../shared/adapters/postgres/replication.ts";
+import { ORDER_WRITER_HEADER } from "../regional/ecommerce/orders/writer/mod.ts";
+import { orderSubscriptionName, readWriterRoles } from "../scripts/postgres/order_replication.ts";
+import { orderDatabasesOf } from "../scripts/postgres/infra_replication.ts";
+import { call, dropIsolatedInfra, isolatedInfraEnv, JOURNEY_ADMIN, startPlatform } from "./support/platform.ts";
+
+async function pollUntil<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
+  const started = performance.now();
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (performance.now() - started > timeoutMs) throw new Error(`${what}: not within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+Deno.test({
+  name: "an order created in east is readable in west; an order POST to west is forwarded to east and replicated back",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const id = uniqueName("bvrep");
+    const env = isolatedInfraEnv(id, 12);
+    const dbs = orderDatabasesOf(loadConfig(env));
+    const platform = await startPlatform("scripts/start_infra.ts", env);
+    try {
+      await platform.waitReady(120_000);
+      // start:infra links the regions once every service has migrated (just after they turn ready).
+      await pollUntil("replication set up", async () => {
+        const state = await subscriptionState(dbs.west, orderSubscriptionName(dbs, "east")).catch(() => undefined);
+        return state && state.tablesTotal > 0 && state.tablesReady === state.tablesTotal ? state : undefined;
+      }, 60_000);
+      assert.deepEqual(await readWriterRoles(dbs), {
+        east: { writer: "east", epoch: 1 },
+        west: { writer: "east", epoch: 1 },
+      });
+
+      const { east, west } = platform.ingressUrl;
+      const admin = await call(`${east}/api/v1/auth/login`, { body: JOURNEY_ADMIN });
+      assert.equal(admin.status, 200, JSON.stringify(admin.body));
+      const product = await call(`${east}/api/v1/products`, {
+        token: admin.body.accessToken,
+        body: {
+          sku: `REP-${id}`.toUpperCase(),
+          name: "Replica Mug",
+          description: "",
+          category: "kitchen",
+          price: "9.50",
+          currency: "USD",
+        },
+      });
+      assert.equal(product.status, 201, JSON.stringify(product.body));
+      const productId = product.body.id;
+      const stocked = await call(`${east}/api/v1/inventory/${productId}/adjustments`, {
+        token: admin.body.accessToken,
+        body: { delta: 50, reason: "initial stock" },
+      });
+      assert.equal(stocked.status, 200, JSON.stringify(stocked.body));
+      const signup = await call(`${east}/api/v1/auth/signup`, {
+        body: { email: `rep-${id}@journey.test`, password: "correct horse battery" },
+      });
+      assert.equal(signup.status, 201, JSON.stringify(signup.body));
+      const token = signup.body.accessToken;
+
+      // Written in east, read in west with the token east issued.
+      const placed = await call(`${east}/api/v1/orders`, {
+        token,
+        body: { items: [{ productId, qty: 2 }] },
+        headers: { "idempotency-key": crypto.randomUUID() },
+      });
+      assert.equal(placed.status, 201, JSON.stringify(placed.body));
+      const committedAt = performance.now();
+      const seen = await pollUntil("order readable in west", async () => {
+        const read = await call(`${west}/api/v1/orders/${placed.body.id}`, { token });
+        if (read.status === 404) return undefined;
+        assert.equal(read.status, 200, JSON.stringify(read.body));
+        return read.body;
+      }, 10_000);
+      const lagMs = performance.now() - committedAt;
+      console.log(`order ${placed.body.id}: 201 in east → readable in west after ${lagMs.toFixed(1)} ms`);
+      assert.equal(seen.status, placed.body.status);
+      assert.equal(seen.totalAmount, "19.00");
+      assert.deepEqual(seen.items.map((i: { productId: string; qty: number }) => [i.productId, i.qty]), [[
+        productId,
+        2,
+      ]]);
+
+      // A write that reaches west goes to east (the writer) with its Idempotency-Key, then comes back.
+      const key = crypto.randomUUID();
+      const viaWest = await call(`${west}/api/v1/orders`, {
+        token,
+        body: { items: [{ productId, qty: 1 }] },
+        headers: { "idempotency-key": key, "correlation-id": `rep-${id}` },
+      });
+      assert.equal(viaWest.status, 201, JSON.stringify(viaWest.body));
+      assert.equal(viaWest.headers.get(ORDER_WRITER_HEADER), "east");
+      const inEast = await call(`${east}/api/v1/orders/${viaWest.body.id}`, { token });
+      assert.equal(inEast.status, 200, JSON.stringify(inEast.body));
+      const replayed = await call(`${west}/api/v1/orders`, {
+        token,
+        body: { items: [{ productId, qty: 1 }] },
+        headers: { "idempotency-key": key },
+      });
+      assert.equal(replayed.headers.get("idempotent-replayed"), "true");
+      assert.equal(replayed.body.id, viaWest.body.id);
+      await pollUntil("forwarded order back in west", async () => {
+        const read = await call(`${west}/api/v1/orders/${viaWest.body.id}`, { token });
+        return read.status === 200 ? read : undefined;
+      }, 10_000);
+
+      // A user who signed up in west (a token signed with west's key) is accepted by east too.
+      const westUser = await call(`${west}/api/v1/auth/signup`, {
+        body: { email: `rep-west-${id}@journey.test`, password: "correct horse battery" },
+      });
+      assert.equal(westUser.status, 201, JSON.stringify(westUser.body));
+      const westPlaced = await call(`${west}/api/v1/orders/${viaWest.body.id}/cancel`, {
+        token: westUser.body.accessToken,
+        body: {},
+        headers: { "idempotency-key": crypto.randomUUID() },
+      });
+      // Verified in east (not 401) and refused there: the order belongs to the other user.
+      assert.equal(westPlaced.status, 404, JSON.stringify(westPlaced.body));
+      assert.equal(westPlaced.headers.get(ORDER_WRITER_HEADER), "east");
+    } finally {
+      assert.equal(await platform.stop(), 0, await platform.tail());
+      await dropIsolatedInfra(id);
+    }
+  },
+});
