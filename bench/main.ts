@@ -19,6 +19,9 @@ const SCENARIOS: Readonly<Record<string, () => Promise<Scenario>>> = {
   mqtt_mosquitto: async () => (await import("./scenarios/mqtt_mosquitto.ts")).mqttMosquitto,
   work_queue_amqp: async () => (await import("./scenarios/work_queue_amqp.ts")).workQueueAmqp,
   event_log_kafka: async () => (await import("./scenarios/event_log_kafka.ts")).eventLogKafka,
+  // Real-time ingest on its own private Mosquitto, database and Kafka prefix (not the shared platform).
+  mqtt_sensor_ingest: async () => (await import("./scenarios/mqtt_sensor_ingest.ts")).mqttSensorIngest,
+  cross_region_events: async () => (await import("./scenarios/cross_region_events.ts")).crossRegionEvents,
   edge_overhead: async () => (await import("./scenarios/edge_overhead.ts")).edgeOverhead,
   edge_cache_hit: async () => (await import("./scenarios/edge_cache_hit.ts")).edgeCacheHit,
   edge_sse_fanout: async () => (await import("./scenarios/edge_sse_fanout.ts")).edgeSseFanout,
@@ -30,6 +33,11 @@ const SCENARIOS: Readonly<Record<string, () => Promise<Scenario>>> = {
   order_to_kafka: async () => (await import("./scenarios/order_to_kafka.ts")).orderToKafka,
   graphql_product_inventory: async () =>
     (await import("./scenarios/graphql_product_inventory.ts")).graphqlProductInventory,
+  // Real-time push on the same platform (issue 4 item 6).
+  order_to_websocket: async () => (await import("./scenarios/order_to_websocket.ts")).orderToWebsocket,
+  // Order replication east → west on the project clusters (scripts/postgres).
+  order_replication_lag: async () => (await import("./scenarios/order_replication_lag.ts")).orderReplicationLag,
+  order_commit_sync: async () => (await import("./scenarios/order_replication_lag.ts")).orderCommitSync,
 };
 
 /**

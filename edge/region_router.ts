@@ -10,11 +10,13 @@
  * comes back after `healthyAfterSuccesses` good probes in a row, or after one when no region is healthy
  * (anything beats a 503).
  *
- * Latency: an EWMA of successful probe round trips (`latencyEwmaAlpha` for the newest sample).
+ * Latency: an EWMA of successful probe round trips (`latencyEwmaAlpha` for the newest sample). It steers
+ * traffic only once both regions compared have `latencySamplesMin` samples: right after start one cold
+ * probe (a new connection, a JIT-cold handler) says little, and preference order is the better guess.
  *
  * Choice: without a hint, the healthy region with the lowest EWMA, where a region earlier in preference order
  * keeps the traffic unless a later one is faster by more than `latencyToleranceMs` (so loopback jitter of
- * a few tenths of a millisecond does not flip every request between east and west). With a hint
+ * a few milliseconds (a GC pause in one probe) does not flip every request between east and west). With a hint
  * (`x-bv-region`), that region when healthy, unless it is much slower than the fastest healthy one: both
  * more than `hintSlowFactor` times its EWMA and more than `hintSlowMarginMs` above it. The two bounds keep
  * a hint honoured for small absolute differences (1 ms vs 3 ms on loopback) and for proportionally small
@@ -26,9 +28,11 @@ export interface RegionRouterOptions {
   readonly unhealthyAfterFailures?: number;
   /** Consecutive good probes that bring a region back. @default 2 */
   readonly healthyAfterSuccesses?: number;
+  /** Probes a region needs before its latency can move traffic. @default 3 */
+  readonly latencySamplesMin?: number;
   /** Weight of the newest latency sample in the EWMA, in (0, 1]. @default 0.3 */
   readonly latencyEwmaAlpha?: number;
-  /** How much faster a later region must be to win over an earlier one without a hint. @default 5 */
+  /** How much faster a later region must be to win over an earlier one without a hint. @default 10 */
   readonly latencyToleranceMs?: number;
   /** A hinted region is overridden only when slower than this many times the fastest... @default 3 */
   readonly hintSlowFactor?: number;
@@ -91,7 +95,8 @@ export function createRegionRouter(
   const alpha = positive("latencyEwmaAlpha", options.latencyEwmaAlpha ?? 0.3, false);
   const slowFactor = positive("hintSlowFactor", options.hintSlowFactor ?? 3, false);
   const slowMarginMs = positive("hintSlowMarginMs", options.hintSlowMarginMs ?? 50, false);
-  const toleranceMs = options.latencyToleranceMs ?? 5;
+  const toleranceMs = options.latencyToleranceMs ?? 10;
+  const samplesMin = positive("latencySamplesMin", options.latencySamplesMin ?? 3, true);
   if (!(toleranceMs >= 0)) throw new RangeError("createRegionRouter() latencyToleranceMs must be 0 or more");
   if (alpha > 1) throw new RangeError("createRegionRouter() latencyEwmaAlpha must be at most 1");
   const states: State[] = names.map((name) => ({
@@ -116,11 +121,17 @@ export function createRegionRouter(
     onChange?.(state.name, healthy);
   }
 
+  function comparable(a: State, b: State): boolean {
+    return a.samples >= samplesMin && b.samples >= samplesMin;
+  }
+
   function fastest(exclude: string | undefined): State | undefined {
     let best: State | undefined;
     for (const state of states) {
       if (!state.healthy || state.name === exclude) continue;
-      if (best === undefined || state.latencyMs + toleranceMs < best.latencyMs) best = state;
+      if (best === undefined || (comparable(state, best) && state.latencyMs + toleranceMs < best.latencyMs)) {
+        best = state;
+      }
     }
     return best;
   }
@@ -156,7 +167,7 @@ export function createRegionRouter(
       if (best === undefined || !hint || hint === best.name) return best?.name;
       const hinted = byName.get(hint);
       if (hinted === undefined || !hinted.healthy || hinted.name === exclude) return best.name;
-      const muchSlower = hinted.latencyMs > best.latencyMs * slowFactor &&
+      const muchSlower = comparable(hinted, best) && hinted.latencyMs > best.latencyMs * slowFactor &&
         hinted.latencyMs - best.latencyMs > slowMarginMs;
       return muchSlower ? best.name : hinted.name;
     },

@@ -21,6 +21,16 @@ Deno.test("router sends unhinted requests to the healthy region with the lowest 
   assert.ok(ewma >= 3 && ewma < 3.1, `east EWMA converges on its probes, got ${ewma}`);
 });
 
+Deno.test("router lets latency move traffic only after a few probes of each region", () => {
+  const router = createRegionRouter(["east", "west"]);
+  probeMany(router, { east: 80, west: 2 }, 2);
+  assert.equal(router.choose(null), "east", "two cold probes say little: preference order");
+  assert.equal(router.choose("east"), "east");
+  probeMany(router, { east: 80, west: 2 }, 1);
+  assert.equal(router.choose(null), "west");
+  assert.equal(router.choose("east"), "west", "80 ms vs 2 ms: the hint is overridden");
+});
+
 Deno.test("router keeps a hinted region within 3x or 50 ms of the fastest, overrides it beyond both", () => {
   const router = createRegionRouter(["east", "west"]);
   probeMany(router, { east: 2, west: 30 }, 30);
@@ -65,10 +75,14 @@ Deno.test("router brings a region back on its first good probe when no region is
   assert.equal(router.isHealthy("east"), false, "west serves again, so east needs its three good probes");
 });
 
-Deno.test("edge routes by measured probe latency and the hint rule, fails over to a ready region and fails back", async () => {
+Deno.test("edge routes by probe latency and the hint rule, fails over to a ready region, fails back", async () => {
   const east = fakeRegion("east");
   const west = fakeRegion("west");
-  const edge = createEdge({ regions: [east, west], healthTimeoutMs: 1_000, routing: { latencyEwmaAlpha: 1 } });
+  const edge = createEdge({
+    regions: [east, west],
+    healthTimeoutMs: 1_000,
+    routing: { latencyEwmaAlpha: 1, latencySamplesMin: 1 },
+  });
   const regionOf = async (hint?: string) => {
     const response = await edge.app.request("/api/v1/things", { headers: hint ? { "x-bv-region": hint } : {} });
     await response.body?.cancel();

@@ -27,7 +27,7 @@ Deno.test("edge continues a client's trace with its own span and keeps its corre
   }
 });
 
-Deno.test("edge starts a trace when the client sent none or a malformed one; the correlation id is its trace id", async () => {
+Deno.test("edge starts a trace when the client sent none or a bad one; correlation id = trace id", async () => {
   const east = fakeRegion("east");
   const edge = createEdge({ regions: [east] });
   try {

@@ -18,7 +18,7 @@ function rig(): Rig {
   const west = fakeRegion("west");
   const edge = createEdge({
     regions: [east, west],
-    routing: { latencyEwmaAlpha: 1 },
+    routing: { latencyEwmaAlpha: 1, latencySamplesMin: 1 },
     webSocket: (request, target) => proxyWebSocket(request, { ...target, connectTimeoutMs: 2_000 }),
   });
   const server = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen: () => {} }, edge.app.fetch);

@@ -25,8 +25,10 @@ import { createRateLimiter, type RateLimiter } from "./rate_limiter.ts";
 import { createRegionRouter, type RegionHealth } from "./region_router.ts";
 import { isCacheableGet, productIdOfPath, tokenRequired } from "./route_policy.ts";
 import { type EdgeTrace, edgeTraceOf, withTraceHeaders } from "./trace.ts";
+import { cookieOf, defaultClientIdOf, STICKY_COOKIE, withoutIdentityHeaders } from "./client_request.ts";
 
 export * from "./edge_options.ts";
+export { IDENTITY_HEADERS, STICKY_COOKIE } from "./client_request.ts";
 
 interface RegionState {
   readonly region: EdgeRegion;
@@ -55,57 +57,9 @@ export interface Edge {
 export const EDGE_BODY_BYTES_MAX = 1024 * 1024;
 
 const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "PUT", "DELETE"]);
-/** Identity headers only the edge may set; a client's copies are dropped. */
-export const IDENTITY_HEADERS: readonly string[] = Object.freeze([
-  "x-bv-verified-sub",
-  "x-bv-verified-email",
-  "x-bv-verified-roles",
-  "x-bv-user-id",
-  "x-bv-principal",
-]);
 const VERIFIED_SUB = "x-bv-verified-sub";
-const CLIENT_ID_CHARS_MAX = 64;
-/** The WebSocket sticky token: the region a session started in, resent by browsers on every handshake. */
-export const STICKY_COOKIE = "bv-region";
 /** Sticky for a day: long enough for a working session, short enough that a moved user drifts back. */
 const STICKY_COOKIE_MAX_AGE_SEC = 86_400;
-
-/** The value of cookie `name` in `request`, if any. */
-function cookieOf(request: Request, name: string): string | undefined {
-  const header = request.headers.get("cookie");
-  if (header === null) return undefined;
-  for (const part of header.split(";")) {
-    const eq = part.indexOf("=");
-    if (eq > 0 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();
-  }
-  return undefined;
-}
-
-/** True for a loopback address: the only proxy the default client identification trusts. */
-function isLoopback(address: string): boolean {
-  return address.startsWith("127.") || address === "::1" || address === "::ffff:127.0.0.1";
-}
-
-function defaultClientIdOf(request: Request, env: unknown): string {
-  const remote = (env as { remoteAddr?: { hostname?: unknown } } | undefined)?.remoteAddr?.hostname;
-  if (typeof remote !== "string" || isLoopback(remote)) {
-    const forwarded = request.headers.get("x-forwarded-for");
-    if (forwarded !== null) {
-      const last = forwarded.slice(forwarded.lastIndexOf(",") + 1).trim();
-      if (last !== "") return last.slice(0, CLIENT_ID_CHARS_MAX);
-    }
-  }
-  return typeof remote === "string" ? remote : "unknown";
-}
-
-function withoutIdentityHeaders(request: Request): Request {
-  let found = false;
-  for (const name of IDENTITY_HEADERS) if (request.headers.has(name)) found = true;
-  if (!found) return request;
-  const headers = new Headers(request.headers);
-  for (const name of IDENTITY_HEADERS) headers.delete(name);
-  return new Request(request, { headers });
-}
 
 export function createEdge(options: EdgeOptions): Edge {
   const fetchFn = options.fetch ?? fetch;

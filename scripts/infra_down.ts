@@ -5,13 +5,16 @@
  *
  *     deno run -A scripts/infra_down.ts [east|west|all] [--purge]
  */
-import { purgeKafkaData, stopKafka } from "./kafka/mod.ts";
+import { KAFKA_REGIONS, purgeKafkaData, stopKafka, stopMirrorMaker } from "./kafka/mod.ts";
 import { purgePostgresData, stopPostgres } from "./postgres/mod.ts";
 import { parseRegions } from "./infra_up.ts";
 
 async function main(): Promise<void> {
   const purge = Deno.args.includes("--purge");
   const regions = parseRegions(Deno.args.filter((arg) => arg !== "--purge"));
+  // MirrorMaker first, while both brokers still take its last offset commits; it stays up when only one region
+  // stops, and resumes once that broker is back.
+  if (regions.length === KAFKA_REGIONS.length) await stopMirrorMaker();
   await Promise.all(regions.map((region) => stopKafka(region)));
   if (purge) { for (const region of regions) await purgeKafkaData(region); }
   await Promise.all(regions.map((region) => stopPostgres(region)));

@@ -1,13 +1,21 @@
 /**
  * @module
- * Brings up the local infrastructure the project owns: one Kafka broker per region (KRaft, no Docker) and
- * one PostgreSQL cluster per region (`scripts/postgres`, from the installed server binaries).
+ * Brings up the local infrastructure the project owns: one Kafka broker per region (KRaft, no Docker),
+ * MirrorMaker 2 between them (both regions only), and one PostgreSQL cluster per region (`scripts/postgres`,
+ * from the installed server binaries).
  *
  *     deno run -A scripts/infra_up.ts [east|west|all]     (default: all)
  *
  * Idempotent: a healthy broker is left alone; the jars are downloaded once into `.cache/kafka/`.
  */
-import { checkPrerequisites, ensureKafka, ensureKafkaLibs, KAFKA_REGIONS, type KafkaRegion } from "./kafka/mod.ts";
+import {
+  checkPrerequisites,
+  ensureKafka,
+  ensureKafkaLibs,
+  ensureMirrorMaker,
+  KAFKA_REGIONS,
+  type KafkaRegion,
+} from "./kafka/mod.ts";
 import { ensurePostgres } from "./postgres/mod.ts";
 
 /** Parses `[east|west|all]`; exits with one line on anything else. */
@@ -29,6 +37,11 @@ async function main(): Promise<void> {
     console.log(
       `[infra] kafka ${region}: ${brokers.join(",")} ${started ? "(started)" : "(was already up)"}`,
     );
+  }
+  // MirrorMaker 2 copies the selected topics both ways once both clusters answer (scripts/kafka/mirror.ts).
+  if (regions.length === KAFKA_REGIONS.length) {
+    const mirror = await ensureMirrorMaker();
+    console.log(`[infra] mirrormaker east<->west: pid ${mirror.pid} ${mirror.started ? "(started)" : "(was up)"}`);
   }
   // Each region's own PostgreSQL cluster (logical replication of orders needs settings the shared one lacks).
   for (const { region, url, started } of await Promise.all(regions.map((region) => ensurePostgres(region)))) {

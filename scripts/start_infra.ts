@@ -8,7 +8,7 @@
 import { type Config, loadConfigOrExit, REGIONS, SERVICES } from "../shared/config/config.ts";
 import { ensureDatabase } from "../shared/adapters/postgres/provision.ts";
 import { ensureVhost } from "../shared/adapters/amqp/provision.ts";
-import { ensureKafka } from "./kafka/mod.ts";
+import { ensureKafka, ensureMirrorMaker } from "./kafka/mod.ts";
 import { ensurePostgres, isProjectCluster, projectClusterEnv } from "./postgres/mod.ts";
 import { prepareOrderReplication, setUpOrderReplication } from "./postgres/infra_replication.ts";
 import { endpointsTable } from "./endpoints_table.ts";
@@ -111,6 +111,9 @@ async function prepareInfrastructure(config: Config): Promise<void> {
     ...REGIONS.filter((region) => isProjectCluster(region, config.regions[region].pgAdminUrl))
       .map((region) => ensurePostgres(region)),
   ]);
+  // Cross-region copies of the selected topics (MirrorMaker 2) start beside the services, not before them: no
+  // regional service needs them to be ready, and the first start of the JVM takes 20–30 s.
+  ensureMirrorMaker().catch((error) => console.error(`start:infra: MirrorMaker 2 is not running: ${error.message}`));
   for (const region of REGIONS) {
     const endpoints = config.regions[region];
     await ensureDatabase(endpoints.pgAdminUrl, endpoints.pgDatabase);

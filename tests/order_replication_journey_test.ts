@@ -29,7 +29,7 @@ Deno.test({
   sanitizeOps: false,
   fn: async () => {
     const id = uniqueName("bvrep");
-    const env = isolatedInfraEnv(id, 12);
+    const env = isolatedInfraEnv(id, 11);
     const dbs = orderDatabasesOf(loadConfig(env));
     const platform = await startPlatform("scripts/start_infra.ts", env);
     try {

@@ -28,10 +28,15 @@ export const ECOMMERCE_SCENARIOS: readonly string[] = Object.freeze([
   "grpc_reserve_stock",
   "order_to_kafka",
   "graphql_product_inventory",
+  "order_to_websocket",
+  "flash_sale_fanout",
 ]);
 
-/** Journey offsets 1–4 belong to tests; 7 gives ports 27xxx. */
-const PORT_OFFSET = 7;
+/**
+ * Journey offsets 1–4 belong to tests; 7 gives ports 27xxx. `BV_BENCH_PLATFORM_OFFSET` moves a second bench
+ * run (another engineer's, on the same machine) to other ports.
+ */
+const PORT_OFFSET = Number(Deno.env.get("BV_BENCH_PLATFORM_OFFSET") ?? 7);
 const READY_TIMEOUT_MS = 60_000;
 /** Products in the catalog: the ring the GET and GraphQL scenarios walk. */
 export const PRODUCT_COUNT = 200;

@@ -78,6 +78,8 @@ export function fakeRegion(name: string, options?: { readonly jwks?: JSONWebKeyS
   const sockets = new Set<WebSocket>();
 
   function openFlashStream(request: Request): Response {
+    // A region API like any other for the hit count (the edge's fan-out is what keeps this at one).
+    state.hits++;
     state.flashConnects++;
     const lastEventId = request.headers.get("last-event-id");
     state.flashLastEventIds.push(lastEventId);

@@ -12,6 +12,7 @@ import { log } from "../../shared/observability/mod.ts";
 import { createHealthService, startGrpcServer } from "../../shared/adapters/grpc/mod.ts";
 import { portChecks, type ServiceFactory } from "../wiring/service_context.ts";
 import { regionalVerifier } from "../wiring/verifier.ts";
+import { withVerifiedTokenCache } from "../../shared/auth/mod.ts";
 import { outboxMigrations, startOutboxRelay } from "./outbox/mod.ts";
 import { catalogMigrations, createCatalogRoutes, startProductCacheInvalidation } from "./catalog/mod.ts";
 import { cartMigrations, createCartRoutes } from "./cart/mod.ts";
@@ -121,7 +122,8 @@ export const createEcommerceService: ServiceFactory = async (context) => {
     fallbackUrl: `${gatewayUrl}/rest/payments`,
   });
   lifecycle.onStop(`${name} payment gateway`, () => Promise.resolve(payments.close()));
-  const verifier = regionalVerifier(config, region);
+  // A session sends the same token with every request: verify it once per minute, not per request.
+  const verifier = withVerifiedTokenCache(regionalVerifier(config, region));
   const notifications = await startOrderNotifications({ sql, cache, eventLog, verifier, region });
   lifecycle.onStop(`${name} notifications`, () => notifications.close());
 

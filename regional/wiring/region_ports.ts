@@ -112,7 +112,15 @@ export function embeddedRegionPorts(config: Config, region: Region): RegionPorts
       return createPgliteSql({ dataDir: `${dir}/pg` });
     },
     cache: () => Promise.resolve(createMemoryCache()),
-    eventLog: () => Promise.resolve(createMemoryEventLog({ dataDir: `${dir}/events` })),
+    eventLog: () =>
+      Promise.resolve(createMemoryEventLog({
+        dataDir: `${dir}/events`,
+        retention: {
+          ms: config.BV_EMBEDDED_LOG_RETENTION_MS,
+          records: config.BV_EMBEDDED_LOG_RETENTION_RECORDS,
+          bytes: config.BV_EMBEDDED_LOG_RETENTION_BYTES,
+        },
+      })),
     workQueue: () => Promise.resolve(createMemoryWorkQueue()),
     mqttUrl: `mqtt://127.0.0.1:${endpoints.embeddedMqttPort}`,
     mqttProtocolVersion: 4,

@@ -41,6 +41,8 @@ export interface MirrorLayout {
   readonly dir: string;
   readonly propertiesFile: string;
   readonly pidFile: string;
+  /** Held while one process starts MirrorMaker, so concurrent callers do not start two. */
+  readonly lockFile: string;
   readonly logFile: string;
   readonly log4jConfig: string;
 }
@@ -51,6 +53,7 @@ export function mirrorLayout(): MirrorLayout {
     dir,
     propertiesFile: `${dir}/mm2.properties`,
     pidFile: `${dir}/mirror.pid`,
+    lockFile: `${dir}/start.lock`,
     logFile: `${LOGS_DIR}/kafka-mirror.log`,
     log4jConfig: `${REPO_ROOT}/infra/kafka/log4j2-mirror.properties`,
   });

@@ -31,6 +31,7 @@ const HEARTBEAT_FRESH_MS = 10_000;
 const PROBE_TIMEOUT_MS = 3_000;
 const POLL_INTERVAL_MS = 500;
 const PROGRESS_EVERY_MS = 10_000;
+const STALE_LOCK_MARGIN_MS = 10_000;
 
 /** What `ensureMirrorMaker` did. */
 export interface EnsureMirrorResult {
@@ -46,6 +47,12 @@ export async function ensureMirrorMaker(
   const say: ProgressLog = (line) => (options.log ?? console.log)(`[kafka:mirror] ${line}`);
   const timeoutMs = options.startTimeoutMs ?? MIRROR_START_TIMEOUT_MS_DEFAULT;
   const layout = mirrorLayout();
+  await Deno.mkdir(layout.dir, { recursive: true });
+  // start:infra, journeys and tests may all call this at once; two JVMs would form one Connect group.
+  return await withStartLock(layout, timeoutMs, say, () => ensureLocked(layout, timeoutMs, say));
+}
+
+async function ensureLocked(layout: MirrorLayout, timeoutMs: number, say: ProgressLog): Promise<EnsureMirrorResult> {
   const runningPid = await mirrorPid(layout);
   if (runningPid !== undefined) {
     if (await isReplicating(Date.now() - HEARTBEAT_FRESH_MS)) {
@@ -58,7 +65,6 @@ export async function ensureMirrorMaker(
   }
   await requireBrokers();
   await checkPrerequisites(["java"]);
-  await Deno.mkdir(layout.dir, { recursive: true });
   await Deno.mkdir(LOGS_DIR, { recursive: true });
   await Deno.writeTextFile(layout.propertiesFile, mirrorMakerProperties());
   say(
@@ -71,6 +77,45 @@ export async function ensureMirrorMaker(
   await Deno.writeTextFile(layout.pidFile, `${pid}\n`);
   await waitUntilReplicating(layout, pid, startedMs, timeoutMs, say);
   return { pid, started: true };
+}
+
+/**
+ * Runs `work` holding `start.lock` (created exclusively). A lock older than the start timeout is left from
+ * a process that died mid-start and is taken over.
+ */
+async function withStartLock<T>(
+  layout: MirrorLayout,
+  timeoutMs: number,
+  say: ProgressLog,
+  work: () => Promise<T>,
+): Promise<T> {
+  const startedMs = Date.now();
+  let announced = false;
+  for (;;) {
+    try {
+      await Deno.writeTextFile(layout.lockFile, `${Deno.pid}\n`, { createNew: true });
+      break;
+    } catch (error) {
+      if (!(error instanceof Deno.errors.AlreadyExists)) throw error;
+    }
+    const lockAgeMs = await Deno.stat(layout.lockFile).then((s) => Date.now() - (s.mtime?.getTime() ?? 0), () => 0);
+    if (lockAgeMs > timeoutMs + STALE_LOCK_MARGIN_MS) {
+      say(`taking over a start lock left ${seconds(lockAgeMs)} ago (${relative(layout.lockFile)})`);
+      await Deno.remove(layout.lockFile).catch(ignoreNotFound);
+      continue;
+    }
+    if (Date.now() - startedMs > timeoutMs + STALE_LOCK_MARGIN_MS) {
+      throw new Error(`Another process has been starting MirrorMaker for too long; see ${relative(layout.logFile)}`);
+    }
+    if (!announced) say("another process is starting MirrorMaker; waiting for it");
+    announced = true;
+    await sleep(POLL_INTERVAL_MS);
+  }
+  try {
+    return await work();
+  } finally {
+    await Deno.remove(layout.lockFile).catch(ignoreNotFound);
+  }
 }
 
 function mirrorCommand(layout: MirrorLayout): string[] {

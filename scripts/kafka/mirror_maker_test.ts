@@ -59,7 +59,7 @@ Deno.test("the topic filter selects order, chat and feed events under any prefix
   ) assert.equal(isMirroredTopic(topic), false, topic);
 });
 
-Deno.test("an order event crosses to the other region with its key, value, headers and partition, and never back", async () => {
+Deno.test("an order event crosses regions intact (key, value, headers, partition) and never comes back", async () => {
   await Promise.all(KAFKA_REGIONS.map((region) => ensureKafka(region, { log: quiet })));
   await ensureMirrorMaker({ log: quiet });
   const run = uniqueName("mm2");

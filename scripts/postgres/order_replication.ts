@@ -138,17 +138,27 @@ export async function ensureOrderReplication(
  * and flushed them; undefined turns that off. The database's `synchronous_commit` is `on`, the server's
  * default `local` (scripts/postgres/_config.ts), so other databases on the same cluster never wait.
  */
-export async function setSynchronousStandby(writerDbUrl: string, standby: string | undefined): Promise<void> {
+export async function setSynchronousStandby(writerDbUrl: string, standby: string): Promise<void> {
   const database = databaseOf(writerDbUrl);
+  if (!/^[a-z_][a-z0-9_]{0,62}$/.test(standby)) throw new TypeError(`Bad standby name "${standby}"`);
   await withPg(writerDbUrl, async (sql) => {
-    if (standby === undefined) {
-      await sql.unsafe(`alter system reset synchronous_standby_names`);
-    } else {
-      if (!/^[a-z_][a-z0-9_]{0,62}$/.test(standby)) throw new TypeError(`Bad standby name "${standby}"`);
-      await sql.unsafe(`alter database "${database}" set synchronous_commit = on`);
-      await sql.unsafe(`alter system set synchronous_standby_names = '"${standby}"'`);
-    }
+    await sql.unsafe(`alter database "${database}" set synchronous_commit = on`);
+    await sql.unsafe(`alter system set synchronous_standby_names = '"${standby}"'`);
     await sql`select pg_reload_conf()`;
+  });
+}
+
+/**
+ * Clears the server's `synchronous_standby_names` when it names `standby` (a setting of the whole cluster:
+ * another platform's standby is left alone). Resolves true when it was cleared.
+ */
+export async function clearSynchronousStandby(dbUrl: string, standby: string): Promise<boolean> {
+  return await withPg(dbUrl, async (sql) => {
+    const [row] = await sql`select current_setting('synchronous_standby_names') as v`;
+    if (String(row.v).replaceAll('"', "") !== standby) return false;
+    await sql.unsafe(`alter system reset synchronous_standby_names`);
+    await sql`select pg_reload_conf()`;
+    return true;
   });
 }
 
@@ -202,7 +212,7 @@ export async function resyncAsReplica(
   const roles = await readWriterRoles(dbs);
   const epoch = Math.max(roles.east?.epoch ?? 1, roles.west?.epoch ?? 1);
   await writeWriterRole(dbs, region, writer, epoch);
-  await setSynchronousStandby(dbs[region], undefined);
+  await clearSynchronousStandby(dbs[region], orderSubscriptionName(dbs, region));
   // Its old publication and the slot its replica used are of no use any more; the slot would hold WAL.
   await dropPublication(dbs[region], ORDER_PUBLICATION);
   await dropReplicationSlot(dbs[region], orderSubscriptionName(dbs, region));
@@ -249,7 +259,7 @@ export async function teardownOrderReplication(dbs: OrderDatabases): Promise<voi
     const name = orderSubscriptionName(dbs, writer);
     await dropSubscriptionDetached(dbs[otherRegion(writer)], name).catch(() => {});
     await dropReplicationSlot(dbs[writer], name).catch(() => {});
-    await setSynchronousStandby(dbs[writer], undefined).catch(() => {});
+    await clearSynchronousStandby(dbs[writer], name).catch(() => {});
   }
 }
 

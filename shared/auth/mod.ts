@@ -6,3 +6,4 @@
 export * from "./roles.ts";
 export * from "./verifier.ts";
 export * from "./require_auth.ts";
+export * from "./verified_token_cache.ts";

@@ -40,6 +40,14 @@ const variables = {
   /** Embedded mode only: the in-process aedes MQTT broker of each region. */
   BV_EAST_EMBEDDED_MQTT_PORT: port.default(1884),
   BV_WEST_EMBEDDED_MQTT_PORT: port.default(1885),
+  /**
+   * Embedded mode only: retention of each partition of the in-process event log, like Kafka's `retention.ms`
+   * and `retention.bytes` plus a record count (whichever is reached first drops the oldest records). The
+   * defaults bound one partition to ~64 MiB of heap for typical events (shared/adapters/memory/README.md).
+   */
+  BV_EMBEDDED_LOG_RETENTION_MS: z.coerce.number().int().min(1).default(7 * 24 * 60 * 60 * 1000),
+  BV_EMBEDDED_LOG_RETENTION_RECORDS: z.coerce.number().int().min(1).default(100_000),
+  BV_EMBEDDED_LOG_RETENTION_BYTES: z.coerce.number().int().min(1).default(64 * 1024 * 1024),
   /** The simulated legacy payment gateway (SOAP + REST fallback), shared by both regions. */
   BV_PAYMENT_GATEWAY_PORT: port.default(8089),
   /** Unpaid reservations lapse after this long. */

@@ -9,11 +9,13 @@
  * those locks. Idempotency: the first ReserveStock of a reservation id claims its row in
  * `inventory_reservation_requests` (a concurrent twin waits on that row, then reads the stored outcome).
  */
+import { createHash } from "node:crypto";
 import { z } from "zod";
 import type { ReservationItem, ReserveOutcome } from "../contracts.ts";
 import { ProblemError } from "../../../shared/contracts/problem.ts";
 import type { Sql, SqlExecutor } from "../../../shared/ports/sql.ts";
-import { announceStock, productIdSchema, type StockView, stockViewOf } from "./stock.ts";
+import { outboxRowOf } from "../outbox/mod.ts";
+import { announceStock, productIdSchema, stockAdjustedEnvelope, type StockView, stockViewOf } from "./stock.ts";
 
 /** Most items of one reservation. */
 export const RESERVATION_ITEMS_MAX = 100;
@@ -84,16 +86,22 @@ export async function reserveStock(
 ): Promise<ReserveOutcome> {
   const { reservationId, items, ttlSec } = validated(reserveInputSchema, input, "Reservation request");
   const sorted = [...items].sort((a, b) => (a.productId < b.productId ? -1 : a.productId > b.productId ? 1 : 0));
-  const requestHash = await hashOf(sorted);
+  const requestHash = hashOf(sorted);
   const expiresAt = new Date(now() + ttlSec * 1000);
   return await sql.transaction(async (tx) => {
-    const claimed = await tx.query`
-      insert into inventory_reservation_requests (reservation_id, request_hash) values (${reservationId}, ${requestHash})
-      on conflict (reservation_id) do nothing returning reservation_id`;
-    if (claimed.length === 0) return await firstOutcome(tx, reservationId, requestHash);
     const ids = sorted.map((i) => i.productId);
     const qtys = sorted.map((i) => i.qty);
-    const locked = await lockStock(tx, ids);
+    // Claim and lock go out together (one write, pipelined on the transaction's connection). Locking before
+    // knowing the claim won is harmless: a repeated request then only reads the stored outcome, and the lock
+    // order (claim row, then stock rows in product-id order) is the same for every caller, so no cycle.
+    const [claimed, locked] = await Promise.all([
+      tx.query`
+        insert into inventory_reservation_requests (reservation_id, request_hash)
+        values (${reservationId}, ${requestHash})
+        on conflict (reservation_id) do nothing returning reservation_id`,
+      lockStock(tx, ids),
+    ]);
+    if (claimed.length === 0) return await firstOutcome(tx, reservationId, requestHash);
     for (const { productId, qty } of sorted) {
       const row = locked.get(productId);
       const available = row ? row.on_hand - row.reserved : 0;
@@ -105,20 +113,31 @@ export async function reserveStock(
         return { ok: false, productId, requested: qty, available };
       }
     }
-    const rows = await tx.query<StockRow>`
-      update inventory_stock s set reserved = s.reserved + v.qty, updated_at = now()
-      from unnest(${ids}::uuid[], ${qtys}::int[]) as v (product_id, qty)
-      where s.product_id = v.product_id
-      returning s.product_id::text as product_id, s.sku, s.on_hand, s.reserved`;
+    // Every row is locked by us, so the values after the update are known now: the stock events are built
+    // first and written by the same statement as the update (one round trip for every write of the call).
+    const events = sorted.map(({ productId, qty }) => {
+      const row = locked.get(productId)!;
+      const after = stockViewOf({ ...row, reserved: row.reserved + qty });
+      return outboxRowOf(stockAdjustedEnvelope(after, 0, `Reserved ${qty} for "${reservationId}"`));
+    });
     await tx.query`
-      insert into inventory_reservations (reservation_id, product_id, qty, status, expires_at)
-      select ${reservationId}::uuid, v.product_id, v.qty, 'ACTIVE', ${expiresAt}::timestamptz
-      from unnest(${ids}::uuid[], ${qtys}::int[]) as v (product_id, qty)`;
-    await tx.query`update inventory_reservation_requests set ok = true where reservation_id = ${reservationId}`;
-    const qtyOf = new Map(sorted.map((i) => [i.productId, i.qty]));
-    for (const row of rows) {
-      await announceStock(tx, stockViewOf(row), 0, `Reserved ${qtyOf.get(row.product_id)} for "${reservationId}"`);
-    }
+      with reserved as (
+        update inventory_stock s set reserved = s.reserved + v.qty, updated_at = now()
+        from unnest(${ids}::uuid[], ${qtys}::int[]) as v (product_id, qty)
+        where s.product_id = v.product_id
+      ), held as (
+        insert into inventory_reservations (reservation_id, product_id, qty, status, expires_at)
+        select ${reservationId}::uuid, v.product_id, v.qty, 'ACTIVE', ${expiresAt}::timestamptz
+        from unnest(${ids}::uuid[], ${qtys}::int[]) as v (product_id, qty)
+      ), answered as (
+        update inventory_reservation_requests set ok = true where reservation_id = ${reservationId}
+      )
+      insert into outbox (event_id, topic, partition_key, envelope, headers)
+      select e.event_id, e.topic, e.partition_key, e.envelope, e.headers::jsonb
+      from unnest(${events.map((e) => e.eventId)}::uuid[], ${events.map((e) => e.topic)}::text[],
+                  ${events.map((e) => e.partitionKey)}::text[], ${events.map((e) => e.envelope)}::text[],
+                  ${events.map((e) => JSON.stringify(e.headers))}::text[])
+        as e (event_id, topic, partition_key, envelope, headers)`;
     return { ok: true };
   });
 }
@@ -277,8 +296,9 @@ async function firstOutcome(tx: SqlExecutor, reservationId: string, requestHash:
 }
 
 /** A SHA-256 of the sorted items: the fingerprint a repeated request must match. */
-async function hashOf(sorted: readonly ReservationItem[]): Promise<string> {
+function hashOf(sorted: readonly ReservationItem[]): string {
   const canonical = sorted.map((i) => `${i.productId}:${i.qty}`).join(",");
-  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(canonical));
-  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
+  // node:crypto hashes synchronously; WebCrypto's digest() is a thread-pool round trip that the profile
+  // showed at ~0.2 ms of CPU per call under load, for 100 bytes of input.
+  return createHash("sha256").update(canonical).digest("hex");
 }

@@ -148,6 +148,11 @@ export async function applyStockAdjustment(
 
 /** Appends `stock.adjusted` for a stock row that changed (`delta` is the change of on_hand, 0 for reservations). */
 export async function announceStock(tx: SqlExecutor, stock: StockView, delta: number, reason: string): Promise<void> {
+  await appendToOutbox(tx, stockAdjustedEnvelope(stock, delta, reason));
+}
+
+/** The `stock.adjusted` envelope announcing `stock` (the row after the change). */
+export function stockAdjustedEnvelope(stock: StockView, delta: number, reason: string) {
   const payload = {
     productId: stock.productId,
     sku: stock.sku,
@@ -156,7 +161,7 @@ export async function announceStock(tx: SqlExecutor, stock: StockView, delta: nu
     onHand: stock.onHand,
     reserved: stock.reserved,
   };
-  await appendToOutbox(tx, envelopeFor(stockAdjusted, payload, INVENTORY_PRODUCER));
+  return envelopeFor(stockAdjusted, payload, INVENTORY_PRODUCER);
 }
 
 /**

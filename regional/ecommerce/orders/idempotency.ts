@@ -12,6 +12,7 @@
  * - A 5xx (or a thrown error) is not stored: the key is released so the client may retry with it.
  * - An expired key, or an in-flight claim older than the lease (its process died), counts as new.
  */
+import { createHash } from "node:crypto";
 import type { Context, MiddlewareHandler } from "hono";
 import type { AuthEnv } from "../../../shared/auth/mod.ts";
 import { ProblemError } from "../../../shared/contracts/problem.ts";
@@ -183,13 +184,11 @@ async function requestHashOf(c: Context): Promise<string> {
       `Body of ${bytes.byteLength} bytes exceeds ${JSON_BODY_BYTES_MAX} bytes`,
     );
   }
-  const prefix = new TextEncoder().encode(`${c.req.method}\n${new URL(c.req.url).pathname}\n`);
-  const body = canonicalBody(bytes);
-  const input = new Uint8Array(prefix.byteLength + body.byteLength);
-  input.set(prefix);
-  input.set(body, prefix.byteLength);
-  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", input));
-  return Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
+  // node:crypto hashes synchronously; WebCrypto's digest() is a thread-pool round trip per call.
+  return createHash("sha256")
+    .update(`${c.req.method}\n${new URL(c.req.url).pathname}\n`)
+    .update(canonicalBody(bytes))
+    .digest("hex");
 }
 
 /** JSON bodies hash by meaning (key order and spacing do not matter); anything else by its bytes. */

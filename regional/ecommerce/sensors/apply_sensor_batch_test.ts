@@ -16,7 +16,7 @@ function deltaRecord(sku: string, messageId: string, delta: number): IncomingRec
     delta,
     reason: "SENSOR",
     receivedAt: new Date().toISOString(),
-  }, { producer: "sensor-bridge" });
+  }, { producer: "sensor-bridge", traceId: "0af7651916cd43dd8448eb211c80319c", correlationId: "test" });
   return {
     topic: sensorDeltaReceived.eventType,
     partition: 0,

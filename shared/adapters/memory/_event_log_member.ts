@@ -2,7 +2,10 @@
  * @module
  * One member of an embedded consumer group: a single loop that takes the next record from its assigned
  * partitions, runs the handler with the same retry and dead-letter rule as the Kafka adapter, and commits.
- * It sleeps on a wake-up promise when there is nothing to do. Private to the memory adapter.
+ * It sleeps on a wake-up promise when there is nothing to do. A position outside the retained log (below
+ * the log start after retention, or past the end) is reset as kafkajs resets it on OFFSET_OUT_OF_RANGE: to
+ * the log start for a `from: "earliest"` member, to the end for `"latest"`, and committed. Private to the
+ * memory adapter.
  */
 import {
   dlqRecordOf,
@@ -12,6 +15,7 @@ import {
   type SubscribeOptions,
 } from "../../ports/event_log.ts";
 import type { StoredRecord } from "./_event_log_store.ts";
+import type { Partition } from "./_partition.ts";
 
 /** Backoff between deliveries of a record whose handler threw; same shape and defaults as the Kafka adapter. */
 export interface HandlerRetryPolicy {
@@ -32,7 +36,7 @@ export interface Assignment {
 export interface MemberHost {
   readonly retry: HandlerRetryPolicy;
   readonly closeTimeoutMs: number;
-  recordsOf(topic: string, partition: number): readonly StoredRecord[];
+  partitionOf(topic: string, partition: number): Partition | undefined;
   /** Commits `offset` for the member's group if the member still owns the partition. */
   commit(member: Member, assignment: Assignment, offset: number): Promise<void>;
   publish(topic: string, records: readonly OutgoingRecord[]): Promise<void>;
@@ -108,7 +112,9 @@ export class Member {
         await new Promise<void>((resolve) => this.#wake = resolve);
         continue;
       }
-      const work = this.#deliver(next.assignment, next.record);
+      const work = "record" in next
+        ? this.#deliver(next.assignment, next.record)
+        : this.#reset(next.assignment, next.resetTo);
       this.#inFlight = work;
       try {
         await Promise.race([work, this.#abandonedSignal]);
@@ -126,18 +132,39 @@ export class Member {
     }
   }
 
-  /** The next unread record, taking partitions in turn so a busy one cannot starve the others. */
-  #nextRecord(): { assignment: Assignment; record: StoredRecord } | undefined {
+  /**
+   * The next unread record, taking partitions in turn so a busy one cannot starve the others, or a position
+   * to reset first when retention dropped the records the member would read next.
+   */
+  #nextRecord():
+    | { assignment: Assignment; record: StoredRecord }
+    | { assignment: Assignment; resetTo: number }
+    | undefined {
     const owned = [...this.assignments.values()];
     for (let i = 0; i < owned.length; i++) {
       const assignment = owned[(this.#cursor + i) % owned.length];
-      const records = this.host.recordsOf(assignment.topic, assignment.partition);
-      if (assignment.position < records.length) {
+      const partition = this.host.partitionOf(assignment.topic, assignment.partition);
+      if (partition === undefined) continue;
+      if (assignment.position < partition.logStart || assignment.position > partition.end) {
+        return { assignment, resetTo: this.options.from === "earliest" ? partition.logStart : partition.end };
+      }
+      if (assignment.position < partition.end) {
         this.#cursor = (this.#cursor + i + 1) % owned.length;
-        return { assignment, record: records[assignment.position] };
+        return { assignment, record: partition.at(assignment.position)! };
       }
     }
     return undefined;
+  }
+
+  async #reset(assignment: Assignment, offset: number): Promise<void> {
+    this.host.warn("Position is outside the retained log; resetting it as auto.offset.reset does", {
+      groupId: this.options.groupId,
+      topic: assignment.topic,
+      partition: assignment.partition,
+      position: assignment.position,
+      resetTo: offset,
+    });
+    await this.host.commit(this, assignment, offset);
   }
 
   async #deliver(assignment: Assignment, stored: StoredRecord): Promise<void> {

@@ -1,14 +1,19 @@
 /**
  * @module
  * Disk persistence for the embedded event log: one append-only JSON-lines file per topic-partition plus
- * an append-only offsets file, compacted when the log opens and when it grows past a bound. Private to
- * the memory adapter.
+ * an append-only offsets file, compacted when the log opens and when it grows past a bound. Retention is
+ * recorded by appending a log-start marker; a partition file is rewritten (temp file + rename) once what
+ * it holds below the log start is as large as what it retains, so disk use stays within about twice the
+ * retained records and the rewrites cost O(1) amortized per dropped record. Private to the memory adapter.
  *
  * Layout under `dataDir`:
  *   topics/<topic>/meta.json      {"partitions": 3}
- *   topics/<topic>/<p>.jsonl      {"o":0,"k":"…","v":"…","h":{…},"t":1700000000000} per record
+ *   topics/<topic>/<p>.jsonl      {"o":0,"k":"…","v":"…","h":{…},"t":1700000000000} per record, and
+ *                                 {"s":1200} when retention moved the log start (records below it are gone)
  *   offsets.jsonl                 {"g":"group","t":"topic","p":0,"o":12} per commit (last line wins)
  */
+
+import { type Dropped, Partition } from "./_partition.ts";
 
 /** A record as the embedded log keeps it. */
 export interface StoredRecord {
@@ -21,13 +26,20 @@ export interface StoredRecord {
 
 /** What a data directory held when it was opened. */
 export interface LoadedState {
-  readonly topics: Map<string, StoredRecord[][]>;
+  readonly topics: Map<string, Partition[]>;
   /** group → `topic\0partition` → next offset to read. */
   readonly offsets: Map<string, Map<string, number>>;
 }
 
 /** Rewrite the offsets file once it holds this many lines, so it stays proportional to the live groups. */
 const OFFSET_LINES_MAX = 10_000;
+/** Lines below the log start a partition file may hold however little it retains, so tiny logs rarely rewrite. */
+const GARBAGE_LINES_MIN = 1_000;
+/** Bytes below the log start a partition file may hold however little it retains. */
+const GARBAGE_BYTES_MIN = 1024 * 1024;
+
+type RecordLine = { o: number; k: string; v: string; h: Record<string, string>; t: number };
+type MarkerLine = { s: number };
 
 export function offsetKeyOf(topic: string, partition: number): string {
   return `${topic}\u0000${partition}`;
@@ -37,6 +49,8 @@ export class EventLogStore {
   readonly #dir: string;
   readonly #fsync: boolean;
   #offsetLines = 0;
+  /** `topic\0partition` → lines and bytes its file holds that are not retained records (dropped, markers). */
+  readonly #garbage = new Map<string, { lines: number; bytes: number }>();
 
   constructor(dataDir: string, options: { readonly fsync: boolean }) {
     this.#dir = dataDir.replace(/\/+$/, "");
@@ -46,18 +60,16 @@ export class EventLogStore {
   /** Reads everything back; a torn last line (a crash mid-write) is dropped, as it was never acknowledged. */
   async load(): Promise<LoadedState> {
     await Deno.mkdir(`${this.#dir}/topics`, { recursive: true });
-    const topics = new Map<string, StoredRecord[][]>();
+    const topics = new Map<string, Partition[]>();
     for await (const entry of Deno.readDir(`${this.#dir}/topics`)) {
       if (!entry.isDirectory) continue;
       const topic = decodeURIComponent(entry.name);
       const meta = await readJson<{ partitions: number }>(`${this.#topicDir(topic)}/meta.json`);
       if (meta === undefined) continue;
-      const partitions: StoredRecord[][] = [];
+      const partitions: Partition[] = [];
       for (let p = 0; p < meta.partitions; p++) {
-        const lines = await readLines<{ o: number; k: string; v: string; h: Record<string, string>; t: number }>(
-          `${this.#topicDir(topic)}/${p}.jsonl`,
-        );
-        partitions.push(lines.map((l) => ({ offset: l.o, key: l.k, value: l.v, headers: l.h, timestampMs: l.t })));
+        const lines = await readLines<RecordLine | MarkerLine>(`${this.#topicDir(topic)}/${p}.jsonl`);
+        partitions.push(this.#partitionOf(topic, p, lines));
       }
       topics.set(topic, partitions);
     }
@@ -76,12 +88,36 @@ export class EventLogStore {
     await atomicWrite(`${this.#topicDir(topic)}/meta.json`, JSON.stringify({ partitions }) + "\n");
   }
 
-  /** Appends records to one partition file; resolves once the bytes are written (and synced with `fsync`). */
-  async append(topic: string, partition: number, records: readonly StoredRecord[]): Promise<void> {
-    const text = records
-      .map((r) => JSON.stringify({ o: r.offset, k: r.key, v: r.value, h: r.headers, t: r.timestampMs }) + "\n")
-      .join("");
-    await this.#appendText(`${this.#topicDir(topic)}/${partition}.jsonl`, text);
+  /**
+   * Appends records to one partition file, then the new log start when retention moved it, in one write;
+   * resolves once the bytes are written (and synced with `fsync`).
+   */
+  async append(topic: string, partition: number, records: readonly StoredRecord[], logStart?: number): Promise<void> {
+    const marker = logStart === undefined ? "" : markerLineOf(logStart);
+    await this.#appendText(this.#partitionFile(topic, partition), records.map(recordLineOf).join("") + marker);
+  }
+
+  /**
+   * Accounts for records retention dropped from `state` (already gone in memory). Appends a log-start marker
+   * unless the caller's `append` carried it, or rewrites the file once its garbage outweighs what it keeps.
+   */
+  async dropped(topic: string, index: number, state: Partition, dropped: Dropped, markerWritten: boolean) {
+    const key = offsetKeyOf(topic, index);
+    const garbage = this.#garbage.get(key) ?? { lines: 0, bytes: 0 };
+    this.#garbage.set(key, garbage);
+    garbage.lines += dropped.records;
+    garbage.bytes += dropped.bytes;
+    const rewrite = garbage.lines >= Math.max(state.count, GARBAGE_LINES_MIN) ||
+      garbage.bytes >= Math.max(state.bytes, GARBAGE_BYTES_MIN);
+    if (rewrite) {
+      const lines = [markerLineOf(state.logStart)];
+      for (const record of state.records()) lines.push(recordLineOf(record));
+      await atomicWrite(this.#partitionFile(topic, index), lines.join(""), this.#fsync);
+      this.#garbage.delete(key);
+      return;
+    }
+    if (!markerWritten) await this.#appendText(this.#partitionFile(topic, index), markerLineOf(state.logStart));
+    garbage.lines++;
   }
 
   /** Appends one committed offset; `allOffsets` is the full state, used when the file is compacted. */
@@ -102,6 +138,25 @@ export class EventLogStore {
 
   #topicDir(topic: string): string {
     return `${this.#dir}/topics/${encodeURIComponent(topic)}`;
+  }
+
+  #partitionFile(topic: string, partition: number): string {
+    return `${this.#topicDir(topic)}/${partition}.jsonl`;
+  }
+
+  /** Rebuilds a partition from its file: the last marker is the log start; records below it are garbage. */
+  #partitionOf(topic: string, index: number, lines: readonly (RecordLine | MarkerLine)[]): Partition {
+    let logStart = 0;
+    for (const line of lines) if ("s" in line) logStart = Math.max(logStart, line.s);
+    const records: StoredRecord[] = [];
+    let garbage = 0;
+    for (const line of lines) {
+      if ("s" in line || line.o < logStart) garbage++;
+      else records.push({ offset: line.o, key: line.k, value: line.v, headers: line.h, timestampMs: line.t });
+    }
+    if (garbage > 0) this.#garbage.set(offsetKeyOf(topic, index), { lines: garbage, bytes: 0 });
+    // A file written before markers existed starts at its first record.
+    return new Partition(records[0]?.offset ?? logStart, records);
   }
 
   async #compactOffsets(offsets: Map<string, Map<string, number>>): Promise<void> {
@@ -128,9 +183,25 @@ export class EventLogStore {
   }
 }
 
-async function atomicWrite(path: string, text: string): Promise<void> {
+function recordLineOf(r: StoredRecord): string {
+  return JSON.stringify({ o: r.offset, k: r.key, v: r.value, h: r.headers, t: r.timestampMs }) + "\n";
+}
+
+function markerLineOf(logStart: number): string {
+  return JSON.stringify({ s: logStart }) + "\n";
+}
+
+/** Replaces `path` whole: a crash leaves either the old file or the new one, never a mix. */
+async function atomicWrite(path: string, text: string, fsync = false): Promise<void> {
   const temporary = `${path}.tmp`;
-  await Deno.writeTextFile(temporary, text);
+  const file = await Deno.open(temporary, { write: true, create: true, truncate: true });
+  try {
+    const bytes = new TextEncoder().encode(text);
+    for (let written = 0; written < bytes.length;) written += await file.write(bytes.subarray(written));
+    if (fsync) await file.syncData();
+  } finally {
+    file.close();
+  }
   await Deno.rename(temporary, path);
 }
 

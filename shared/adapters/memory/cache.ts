@@ -17,9 +17,17 @@ export interface MemoryCacheOptions {
    * @default 10000
    */
   readonly maxEntries?: number;
+  /**
+   * Size of keys and values (UTF-16 code units, about bytes for ASCII) held at most, like Redis `maxmemory`:
+   * the same eviction makes room, and a single value larger than it is refused with Redis's OOM error.
+   * Without it `maxEntries` alone would let a few large values take any amount of memory.
+   * @default 67108864 (64 MiB)
+   */
+  readonly maxBytes?: number;
 }
 
 const maxEntriesDefault = 10_000;
+const maxBytesDefault = 64 * 1024 * 1024;
 /** Redis stores 64-bit integers; JavaScript numbers are exact only up to 2^53. */
 const notAnInteger = "ERR value is not an integer or out of range";
 
@@ -36,8 +44,13 @@ export function createMemoryCache(options: MemoryCacheOptions = {}): Cache {
   if (!Number.isSafeInteger(maxEntries) || maxEntries < 1) {
     throw new RangeError(`createMemoryCache() "maxEntries" must be a positive integer, got ${maxEntries}`);
   }
+  const maxBytes = options.maxBytes ?? maxBytesDefault;
+  if (!Number.isSafeInteger(maxBytes) || maxBytes < 1) {
+    throw new RangeError(`createMemoryCache() "maxBytes" must be a positive integer, got ${maxBytes}`);
+  }
   // Map iteration order is insertion order; re-inserting on every access keeps the LRU key first.
   const entries = new Map<string, Entry>();
+  let bytes = 0;
   const channels = new Map<string, Set<(message: string) => void>>();
   let closed = false;
 
@@ -46,25 +59,41 @@ export function createMemoryCache(options: MemoryCacheOptions = {}): Cache {
     const entry = entries.get(key);
     if (!entry) return undefined;
     entries.delete(key);
-    if (entry.expiresAtMs !== null && entry.expiresAtMs <= now()) return undefined;
+    if (entry.expiresAtMs !== null && entry.expiresAtMs <= now()) {
+      bytes -= sizeOf(key, entry);
+      return undefined;
+    }
     entries.set(key, entry);
     return entry;
   }
 
-  function store(key: string, entry: Entry): void {
+  function remove(key: string): void {
+    const entry = entries.get(key);
+    if (entry === undefined) return;
     entries.delete(key);
-    if (entries.size >= maxEntries) makeRoom();
-    entries.set(key, entry);
+    bytes -= sizeOf(key, entry);
   }
 
-  function makeRoom(): void {
+  function store(key: string, entry: Entry): void {
+    const size = sizeOf(key, entry);
+    if (size > maxBytes) {
+      throw new RangeError(`OOM command not allowed: "${key}" takes ${size} bytes, more than maxBytes ${maxBytes}`);
+    }
+    remove(key);
+    if (entries.size >= maxEntries || bytes + size > maxBytes) makeRoom(size);
+    entries.set(key, entry);
+    bytes += size;
+  }
+
+  /** Purges expired keys, then evicts least recently used ones until one more key of `size` fits. */
+  function makeRoom(size: number): void {
     const nowMs = now();
     for (const [key, entry] of entries) {
-      if (entry.expiresAtMs !== null && entry.expiresAtMs <= nowMs) entries.delete(key);
+      if (entry.expiresAtMs !== null && entry.expiresAtMs <= nowMs) remove(key);
     }
     for (const key of entries.keys()) {
-      if (entries.size < maxEntries) break;
-      entries.delete(key);
+      if (entries.size < maxEntries && bytes + size <= maxBytes) break;
+      remove(key);
     }
   }
 
@@ -81,7 +110,7 @@ export function createMemoryCache(options: MemoryCacheOptions = {}): Cache {
         let existed = 0;
         for (const key of new Set(keys)) {
           if (live(key)) existed++;
-          entries.delete(key);
+          remove(key);
         }
         return existed;
       }),
@@ -127,6 +156,7 @@ export function createMemoryCache(options: MemoryCacheOptions = {}): Cache {
     close() {
       closed = true;
       entries.clear();
+      bytes = 0;
       channels.clear();
       return Promise.resolve();
     },
@@ -141,6 +171,10 @@ export function createMemoryCache(options: MemoryCacheOptions = {}): Cache {
       return Promise.reject(error);
     }
   }
+}
+
+function sizeOf(key: string, entry: Entry): number {
+  return key.length + entry.value.length;
 }
 
 /** Parses a stored value the way Redis INCRBY does: a canonical decimal integer or a rejection. */

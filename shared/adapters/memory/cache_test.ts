@@ -53,3 +53,35 @@ Deno.test("[memory] cache rejects every call once closed", async () => {
 Deno.test("[memory] createMemoryCache() refuses a maxEntries below 1", () => {
   assert.throws(() => createMemoryCache({ maxEntries: 0 }), RangeError);
 });
+
+Deno.test("[memory] cache evicts least recently used keys to stay within maxBytes", async () => {
+  const cache = createMemoryCache({ maxBytes: 30 });
+  await cache.set("a", "x".repeat(9)); // 10 units with its key
+  await cache.set("b", "x".repeat(9));
+  await cache.set("c", "x".repeat(9));
+  await cache.get("a"); // "b" is now the least recently used.
+  await cache.set("d", "x".repeat(9));
+  assert.deepEqual(await Promise.all(["a", "b", "c", "d"].map((k) => cache.get(k))), [
+    "x".repeat(9),
+    null,
+    "x".repeat(9),
+    "x".repeat(9),
+  ]);
+  await cache.set("a", "x".repeat(19)); // Growing a value evicts the others it no longer fits beside.
+  assert.deepEqual(await Promise.all(["a", "c", "d"].map(async (k) => (await cache.get(k)) !== null)), [
+    true,
+    false,
+    true,
+  ]);
+  await cache.del("a", "d");
+  await cache.set("e", "x".repeat(29)); // Freed by del: the whole budget is available again.
+  assert.equal(await cache.get("e"), "x".repeat(29));
+});
+
+Deno.test("[memory] cache refuses a value larger than maxBytes and keeps the old one", async () => {
+  const cache = createMemoryCache({ maxBytes: 20 });
+  await cache.set("k", "small");
+  await assert.rejects(cache.set("k", "x".repeat(20)), /OOM command not allowed: "k" takes 21 bytes/);
+  assert.equal(await cache.get("k"), "small");
+  assert.throws(() => createMemoryCache({ maxBytes: 0 }), RangeError);
+});

@@ -3,14 +3,31 @@
  * The event-log port in process: Kafka's model (key-hashed partitions, consumer groups sharing partitions,
  * offsets committed after the handler succeeds, the same retry and dead-letter rule) without a broker.
  * With `dataDir`, records and committed offsets are appended to JSON-lines files, so whatever `publish`
- * acknowledged survives a restart of the process.
+ * acknowledged survives a restart of the process. Each partition is bounded like a Kafka log (`retention`):
+ * old records are dropped on publish and on a timer, records keep their offsets, and a group whose position
+ * falls outside the retained log is reset the way kafkajs resets it (see `_event_log_member.ts`).
  */
 import type { EventLog, OutgoingRecord, Subscription, TopicSpec } from "../../ports/event_log.ts";
 import { type Assignment, type HandlerRetryPolicy, Member, type MemberHost } from "./_event_log_member.ts";
 import { EventLogStore, offsetKeyOf, type StoredRecord } from "./_event_log_store.ts";
+import { Partition, type RetentionPolicy } from "./_partition.ts";
 import { partitionOfKey } from "./_murmur2.ts";
 
-export type { HandlerRetryPolicy };
+export type { HandlerRetryPolicy, RetentionPolicy };
+
+/**
+ * Kafka's `retention.ms` default (7 days). The count and size bounds are ours (Kafka has no count bound and
+ * an unbounded `retention.bytes`): a typical event (a ~460-character envelope plus trace headers) measured
+ * ~670 bytes of heap, so 100,000 records is ~64 MiB per partition, and 64 MiB of keys, values and headers
+ * caps partitions of larger records. Which binds first depends on the record size; both bound memory.
+ */
+export const RETENTION_DEFAULT: RetentionPolicy = Object.freeze({
+  ms: 7 * 24 * 60 * 60 * 1000,
+  records: 100_000,
+  bytes: 64 * 1024 * 1024,
+});
+/** How often retention runs without publishes (Kafka's `log.retention.check.interval.ms` is 5 minutes). */
+export const RETENTION_CHECK_INTERVAL_MS_DEFAULT = 60_000;
 
 export interface MemoryEventLogOptions {
   /** Where to persist records and offsets; without it everything lives in memory only. */
@@ -25,6 +42,12 @@ export interface MemoryEventLogOptions {
   readonly fsync?: boolean;
   /** Where warnings go. @default JSON lines on stderr */
   readonly warn?: (message: string, fields: Record<string, unknown>) => void;
+  /** How much each partition keeps; unset fields take {@linkcode RETENTION_DEFAULT}'s. */
+  readonly retention?: Partial<RetentionPolicy>;
+  /** How often retention runs besides on publish. @default 60_000 */
+  readonly retentionCheckIntervalMs?: number;
+  /** Milliseconds since the epoch: record timestamps and retention by age. @default Date.now */
+  readonly now?: () => number;
 }
 
 interface Group {
@@ -37,7 +60,12 @@ interface Group {
 export function createMemoryEventLog(options: MemoryEventLogOptions = {}): EventLog {
   const partitionsDefault = options.partitionsDefault ?? 3;
   assertPartitions("partitionsDefault", partitionsDefault);
-  const topics = new Map<string, StoredRecord[][]>();
+  const retention: RetentionPolicy = Object.freeze({ ...RETENTION_DEFAULT, ...options.retention });
+  for (const [name, value] of Object.entries(retention)) assertPositive(`retention.${name}`, value);
+  const retentionCheckIntervalMs = options.retentionCheckIntervalMs ?? RETENTION_CHECK_INTERVAL_MS_DEFAULT;
+  assertPositive("retentionCheckIntervalMs", retentionCheckIntervalMs);
+  const now = options.now ?? Date.now;
+  const topics = new Map<string, Partition[]>();
   const groups = new Map<string, Group>();
   const store = options.dataDir === undefined
     ? undefined
@@ -47,6 +75,8 @@ export function createMemoryEventLog(options: MemoryEventLogOptions = {}): Event
     const loaded = await store.load();
     for (const [topic, partitions] of loaded.topics) topics.set(topic, partitions);
     for (const [groupId, committed] of loaded.offsets) groups.set(groupId, { members: [], committed });
+    // Records that expired while the process was down go before anyone reads them.
+    await enforceRetention();
   })();
   // Surfaced by the first call; an unobserved load failure must not crash the process on its own.
   opened.catch(() => {});
@@ -70,7 +100,7 @@ export function createMemoryEventLog(options: MemoryEventLogOptions = {}): Event
   }
 
   /** The topic's partitions, created (and persisted) first when it does not exist. */
-  async function topicOf(name: string, partitions = partitionsDefault): Promise<StoredRecord[][]> {
+  async function topicOf(name: string, partitions = partitionsDefault): Promise<Partition[]> {
     const existing = topics.get(name);
     if (existing !== undefined) return existing;
     assertTopicName(name);
@@ -78,7 +108,7 @@ export function createMemoryEventLog(options: MemoryEventLogOptions = {}): Event
       const raced = topics.get(name);
       if (raced !== undefined) return raced;
       await store?.createTopic(name, partitions);
-      const made = Array.from({ length: partitions }, (): StoredRecord[] => []);
+      const made = Array.from({ length: partitions }, () => new Partition());
       topics.set(name, made);
       return made;
     });
@@ -90,18 +120,28 @@ export function createMemoryEventLog(options: MemoryEventLogOptions = {}): Event
     if (records.length === 0) return;
     const partitions = await topicOf(topic);
     await serially(async () => {
-      const timestampMs = Date.now();
+      const timestampMs = now();
       const byPartition = new Map<number, StoredRecord[]>();
       for (const { key, value, headers } of records) {
         const partition = partitionOfKey(key, partitions.length);
         const batch = byPartition.get(partition) ?? [];
-        const offset = partitions[partition].length + batch.length;
+        const offset = partitions[partition].end + batch.length;
         batch.push({ offset, key, value, headers: { ...headers }, timestampMs });
         byPartition.set(partition, batch);
       }
-      // Written before consumers can see it: a record handled and committed is always on disk too.
-      for (const [partition, batch] of byPartition) await store?.append(topic, partition, batch);
-      for (const [partition, batch] of byPartition) partitions[partition].push(...batch);
+      for (const [index, batch] of byPartition) {
+        const partition = partitions[index];
+        // Retention is applied as part of the append (amortized: it walks only the records it drops), so a
+        // burst can never leave a partition above its bounds.
+        const logStart = partition.retainedStart(retention, timestampMs, batch);
+        const moved = logStart > partition.logStart ? logStart : undefined;
+        // Written before consumers can see it: a record handled and committed is always on disk too.
+        await store?.append(topic, index, batch, moved);
+        partition.append(batch);
+        if (moved === undefined) continue;
+        const dropped = partition.dropBefore(moved);
+        await store?.dropped(topic, index, partition, dropped, true);
+      }
     });
     for (const group of groups.values()) {
       for (const member of group.members) if (member.options.topics.includes(topic)) member.wake();
@@ -133,10 +173,10 @@ export function createMemoryEventLog(options: MemoryEventLogOptions = {}): Event
     const key = offsetKeyOf(topic, partition);
     const committed = group.committed.get(key);
     if (committed !== undefined) return committed;
-    if (member.options.from === "earliest") return 0;
+    if (member.options.from === "earliest") return topics.get(topic)?.[partition].logStart ?? 0;
     // "latest" is resolved once and remembered as the group's position, so a record published after
     // `ready` is not skipped if the partition moves to another member before the first commit.
-    const end = topics.get(topic)?.[partition].length ?? 0;
+    const end = topics.get(topic)?.[partition].end ?? 0;
     group.committed.set(key, end);
     return end;
   }
@@ -144,7 +184,7 @@ export function createMemoryEventLog(options: MemoryEventLogOptions = {}): Event
   const host: MemberHost = {
     retry: options.handlerRetry ?? { initialDelayMs: 200, maxDelayMs: 5_000 },
     closeTimeoutMs: options.closeTimeoutMs ?? 10_000,
-    recordsOf: (topic, partition) => topics.get(topic)?.[partition] ?? [],
+    partitionOf: (topic, partition) => topics.get(topic)?.[partition],
     async commit(member, assignment, offset) {
       const key = offsetKeyOf(assignment.topic, assignment.partition);
       // A member that lost the partition in a rebalance must not move the new owner's position.
@@ -167,6 +207,29 @@ export function createMemoryEventLog(options: MemoryEventLogOptions = {}): Event
     },
     warn,
   };
+
+  /** Applies retention to every partition: the timer's job, for topics nobody publishes to. */
+  async function enforceRetention(): Promise<void> {
+    const nowMs = now();
+    for (const [topic, partitions] of topics) {
+      for (const [index, partition] of partitions.entries()) {
+        const logStart = partition.retainedStart(retention, nowMs);
+        if (logStart === partition.logStart) continue;
+        const dropped = partition.dropBefore(logStart);
+        await store?.dropped(topic, index, partition, dropped, false);
+      }
+    }
+  }
+  // Unref'd: a log nobody closed must not keep the process alive for its housekeeping.
+  const retentionTimer = setInterval(() => {
+    if (closed) return;
+    serially(() => opened.then(enforceRetention)).catch((error) =>
+      warn("Retention could not be applied; it is tried again on the next check", {
+        error: error instanceof Error ? error.message : String(error),
+      })
+    );
+  }, retentionCheckIntervalMs);
+  Deno.unrefTimer(retentionTimer);
 
   function committedOffsets(): Map<string, Map<string, number>> {
     return new Map([...groups].map(([groupId, group]) => [groupId, group.committed]));
@@ -202,12 +265,19 @@ export function createMemoryEventLog(options: MemoryEventLogOptions = {}): Event
     async close() {
       if (closed) return;
       closed = true;
+      clearInterval(retentionTimer);
       await opened.catch(() => {});
       const members = [...groups.values()].flatMap((group) => group.members);
       await Promise.allSettled(members.map((member) => member.close()));
       await writes;
     },
   };
+}
+
+function assertPositive(name: string, value: number): void {
+  if (!Number.isSafeInteger(value) || value < 1) {
+    throw new RangeError(`${name} must be a positive whole number, got ${value}`);
+  }
 }
 
 function assertPartitions(name: string, partitions: number): void {

@@ -13,7 +13,10 @@ import { dlqQueueOf } from "../../ports/work_queue.ts";
 export interface MemoryWorkQueueOptions {
   /**
    * Messages waiting in one queue at most; publish() rejects beyond it. Retries and dead-lettering are
-   * not refused (that would lose a message already accepted): they are bounded by messages in flight.
+   * not refused (that would lose a message already accepted): they are bounded by messages in flight. So that
+   * an unconsumed dead-letter queue cannot grow for as long as the process runs, publish() to a queue also
+   * rejects while its DLQ holds this many: pushback, as RabbitMQ blocks publishers at its memory alarm,
+   * rather than dropping dead letters. A DLQ thus holds at most about twice this many plus the prefetch.
    * @default 10000
    */
   readonly maxQueueLength?: number;
@@ -175,6 +178,13 @@ export function createMemoryWorkQueue(options: MemoryWorkQueueOptions = {}): Wor
         if (queue.ready.length >= maxQueueLength) {
           throw new Error(
             `Queue "${queueName}" is full (${maxQueueLength} messages waiting): consumers are behind; retry later`,
+          );
+        }
+        const dlq = queues.get(dlqQueueOf(queueName));
+        if (dlq !== undefined && dlq.ready.length >= maxQueueLength) {
+          throw new Error(
+            `Queue "${queueName}" refuses messages: its dead-letter queue "${dlq.name}" is full ` +
+              `(${maxQueueLength} messages); consume it to make room`,
           );
         }
         const id = publishOptions?.id ?? crypto.randomUUID();

@@ -30,3 +30,41 @@ Deno.test("[memory] work queue rejects every call once closed, and close() drops
   await assert.rejects(queue.publish("q", "m"), /Work queue is closed/);
   await assert.rejects(queue.ping(100), /Work queue is closed/);
 });
+
+Deno.test("[memory] work queue refuses publish() while the queue's DLQ is full, and accepts again once drained", async () => {
+  const queue = createMemoryWorkQueue({ maxQueueLength: 2 });
+  const until = async (what: string, condition: () => boolean) => {
+    const deadline = Date.now() + 2_000;
+    while (!condition()) {
+      if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+  };
+  try {
+    await queue.declare({ name: "jobs" });
+    const attempts: string[] = [];
+    await queue.consume("jobs", (message) => {
+      attempts.push(message.body);
+      return Promise.reject(new Error("always fails"));
+    });
+    await queue.publish("jobs", "m0");
+    await queue.publish("jobs", "m1");
+    await until("both messages to be dead-lettered", () => attempts.length >= 2);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    await assert.rejects(queue.publish("jobs", "m2"), /dead-letter queue "jobs.dlq" is full \(2 messages\)/);
+
+    await queue.declare({ name: "jobs.dlq" });
+    const dead: string[] = [];
+    await queue.consume("jobs.dlq", (message) => {
+      dead.push(message.body);
+      return Promise.resolve();
+    });
+    await until("the dead letters to be consumed", () => dead.length >= 2);
+    assert.deepEqual(dead, ["m0", "m1"], "no dead letter was dropped");
+    await queue.publish("jobs", "m2");
+    await until("the new message", () => attempts.length >= 3);
+    assert.equal(attempts[2], "m2");
+  } finally {
+    await queue.close();
+  }
+});

@@ -1,0 +1,166 @@
+/**
+ * @module
+ * How long after `POST /api/v1/orders` is SENT the order's `order.created` event (status PENDING) arrives
+ * at a WebSocket client subscribed to its own channel (`/ws/orders`, `{"type":"subscribe","channel":"mine"}`)
+ * — the whole push path: order transaction and outbox → relay → Kafka → notifications consumer (stored once,
+ * `order_status` written) → hub → socket. Orders at 50/s open loop to east's e-commerce deployable; the span
+ * starts at the request, so it is never negative (unlike `order_to_kafka`, which starts at the 201). Every
+ * event frame is acknowledged, so the 256-event ack window never pauses delivery.
+ *
+ * Baseline: a raw `Deno.serve` server in a worker (`_broadcast_worker.ts`): `POST /publish` answers 201 and
+ * broadcasts the id to its WebSocket clients; the same client layout, span from the request to the frame.
+ */
+import { resultOf, type Scenario } from "../harness.ts";
+import { interleaveRounds, measureAtRate, type RateMeasurement } from "../open_loop.ts";
+import { createLatencyHistogram } from "../harness.ts";
+import { createArrivals } from "./_arrivals.ts";
+import { acquirePlatform, releasePlatform, STOCKED_FOR_ORDERS } from "./_ecommerce_platform.ts";
+import { nextMessage } from "./_worker.ts";
+
+const NAME = "order_to_websocket";
+const RATE_PER_SEC = 50;
+const DURATION_MS_PER_ROUND = 3_300;
+const WARMUP_MS = 500;
+const MAX_IN_FLIGHT = 256;
+const ROUNDS = 3;
+const ARRIVAL_TIMEOUT_MS = 10_000;
+const OPEN_TIMEOUT_MS = 10_000;
+
+export const orderToWebsocket: Scenario = {
+  name: NAME,
+  description:
+    `POST /api/v1/orders sent → order.created frame at a /ws/orders client (own channel; ${RATE_PER_SEC}/s) ` +
+    "vs raw Deno.serve POST → WebSocket broadcast",
+  async run(ctx) {
+    const worker = new Worker(new URL("./_broadcast_worker.ts", import.meta.url), { type: "module" });
+    const arrivals = createArrivals(ARRIVAL_TIMEOUT_MS, "the WebSocket client");
+    const sockets: WebSocket[] = [];
+    try {
+      const platform = await acquirePlatform(ctx);
+      const { port } = await nextMessage<{ port: number }>(worker, 10_000);
+      const wsBase = platform.ecommerceUrl.replace(/^http/, "ws");
+      const subject = await openSocket(`${wsBase}/ws/orders?access_token=${platform.customerToken}`, (socket) => {
+        socket.send(JSON.stringify({ type: "subscribe", channel: "mine" }));
+      }, (socket, frame) => {
+        // Logged, not thrown: a throw in a WebSocket listener would end the bench process.
+        if (frame.type === "error") ctx.log(`/ws/orders answered ${JSON.stringify(frame)}`);
+        if (frame.type !== "event") return;
+        socket.send(JSON.stringify({ type: "ack", id: frame.id }));
+        if (frame.eventType === "ecommerce.order.order.created.v1") arrivals.arrive(`o:${frame.orderId}`, now());
+      }, "subscribed");
+      sockets.push(subject);
+      const raw = await openSocket(`ws://127.0.0.1:${port}/ws`, () => {}, (_socket, frame) => {
+        arrivals.arrive(`r:${frame.id}`, now());
+      });
+      sockets.push(raw);
+
+      const products = platform.products.slice(0, STOCKED_FOR_ORDERS);
+      let n = 0;
+      const order = async (): Promise<number> => {
+        const product = products[n++ % products.length];
+        const sentAt = now();
+        const response = await fetch(`${platform.ecommerceUrl}/api/v1/orders`, {
+          method: "POST",
+          headers: {
+            authorization: `Bearer ${platform.customerToken}`,
+            "content-type": "application/json",
+            "idempotency-key": crypto.randomUUID(),
+          },
+          body: JSON.stringify({ items: [{ productId: product.id, qty: 1 }] }),
+          signal: AbortSignal.timeout(10_000),
+        });
+        const body = await response.json();
+        if (response.status !== 201) {
+          throw new Error(`POST /api/v1/orders answered ${response.status}: ${JSON.stringify(body)}`);
+        }
+        return (await arrivals.wait(`o:${body.id}`)) - sentAt;
+      };
+      let next = 0;
+      const publish = async (): Promise<number> => {
+        const id = String(next++);
+        const sentAt = now();
+        const response = await fetch(`http://127.0.0.1:${port}/publish?id=${id}`, {
+          method: "POST",
+          signal: AbortSignal.timeout(10_000),
+        });
+        await response.body?.cancel();
+        if (response.status !== 201) throw new Error(`The raw server answered ${response.status}`);
+        return (await arrivals.wait(`r:${id}`)) - sentAt;
+      };
+      const sides = await interleaveRounds(
+        ROUNDS,
+        () => spanRound("POST /orders sent → /ws/orders frame", order),
+        () => spanRound("raw POST → Deno.serve WebSocket broadcast", publish),
+      );
+      return resultOf(NAME, sides);
+    } finally {
+      arrivals.close();
+      for (const socket of sockets) socket.close();
+      worker.postMessage("stop");
+      await nextMessage(worker, 5_000).catch(() => {});
+      worker.terminate();
+      await releasePlatform(ctx, NAME);
+    }
+  },
+};
+
+const now = () => performance.now();
+
+// deno-lint-ignore no-explicit-any
+type Frame = any;
+
+/**
+ * Opens a WebSocket, calls `onOpen`, and resolves once a frame of type `readyType` came (or at once when
+ * none is named); every frame after that goes to `onFrame`.
+ */
+function openSocket(
+  url: string,
+  onOpen: (socket: WebSocket) => void,
+  onFrame: (socket: WebSocket, frame: Frame) => void,
+  readyType?: string,
+): Promise<WebSocket> {
+  return new Promise((resolve, reject) => {
+    const socket = new WebSocket(url);
+    const timer = setTimeout(
+      () => fail(new Error(`${url.split("?")[0]} did not open within ${OPEN_TIMEOUT_MS} ms`)),
+      OPEN_TIMEOUT_MS,
+    );
+    let ready = readyType === undefined;
+    const fail = (error: Error) => {
+      clearTimeout(timer);
+      socket.close();
+      reject(error);
+    };
+    socket.onerror = () => fail(new Error(`WebSocket ${url.split("?")[0]} failed`));
+    socket.onopen = () => {
+      onOpen(socket);
+      if (ready) {
+        clearTimeout(timer);
+        resolve(socket);
+      }
+    };
+    socket.onmessage = (event) => {
+      const frame = JSON.parse(String(event.data));
+      if (!ready) {
+        if (frame.type === "error") fail(new Error(`${url.split("?")[0]} answered ${String(event.data)}`));
+        if (frame.type !== readyType) return;
+        ready = true;
+        clearTimeout(timer);
+        resolve(socket);
+        return;
+      }
+      onFrame(socket, frame);
+    };
+  });
+}
+
+/** One open-loop round whose histogram holds the span each op returns (ms → µs); warm-up unrecorded. */
+async function spanRound(label: string, op: () => Promise<number>): Promise<RateMeasurement> {
+  const options = { ratePerSec: RATE_PER_SEC, maxInFlight: MAX_IN_FLIGHT };
+  await measureAtRate(label, op, { ...options, durationMs: WARMUP_MS });
+  const spans = createLatencyHistogram();
+  const measured = await measureAtRate(label, async () => {
+    spans.recordValue(Math.max(0, Math.round((await op()) * 1000)));
+  }, { ...options, durationMs: DURATION_MS_PER_ROUND });
+  return { ...measured, histogram: spans };
+}

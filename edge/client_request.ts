@@ -1,0 +1,56 @@
+/**
+ * @module
+ * What the edge reads from a client's request before routing it: who the client is (for rate limits),
+ * the identity headers it must not be trusted with, and cookies (the WebSocket sticky token).
+ */
+
+/** Identity headers only the edge may set; a client's copies are dropped. */
+export const IDENTITY_HEADERS: readonly string[] = Object.freeze([
+  "x-bv-verified-sub",
+  "x-bv-verified-email",
+  "x-bv-verified-roles",
+  "x-bv-user-id",
+  "x-bv-principal",
+]);
+const CLIENT_ID_CHARS_MAX = 64;
+/** The WebSocket sticky token: the region a session started in, resent by browsers on every handshake. */
+export const STICKY_COOKIE = "bv-region";
+
+/** The value of cookie `name` in `request`, if any. */
+export function cookieOf(request: Request, name: string): string | undefined {
+  const header = request.headers.get("cookie");
+  if (header === null) return undefined;
+  for (const part of header.split(";")) {
+    const eq = part.indexOf("=");
+    if (eq > 0 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();
+  }
+  return undefined;
+}
+
+/** True for a loopback address: the only proxy the default client identification trusts. */
+function isLoopback(address: string): boolean {
+  return address.startsWith("127.") || address === "::1" || address === "::ffff:127.0.0.1";
+}
+
+/** The client a request counts against by default (see `EdgeRateLimitOptions.clientIdOf`). */
+export function defaultClientIdOf(request: Request, env: unknown): string {
+  const remote = (env as { remoteAddr?: { hostname?: unknown } } | undefined)?.remoteAddr?.hostname;
+  if (typeof remote !== "string" || isLoopback(remote)) {
+    const forwarded = request.headers.get("x-forwarded-for");
+    if (forwarded !== null) {
+      const last = forwarded.slice(forwarded.lastIndexOf(",") + 1).trim();
+      if (last !== "") return last.slice(0, CLIENT_ID_CHARS_MAX);
+    }
+  }
+  return typeof remote === "string" ? remote : "unknown";
+}
+
+/** `request` without the identity headers only the edge may set (the same object when it has none). */
+export function withoutIdentityHeaders(request: Request): Request {
+  let found = false;
+  for (const name of IDENTITY_HEADERS) if (request.headers.has(name)) found = true;
+  if (!found) return request;
+  const headers = new Headers(request.headers);
+  for (const name of IDENTITY_HEADERS) headers.delete(name);
+  return new Request(request, { headers });
+}

@@ -1,0 +1,211 @@
+/**
+ * @module
+ * `deno task dr:drill` (seed 000 section 11): a steady load of orders through the edge; then east dies
+ * (every east process SIGKILLed, east's PostgreSQL stopped `immediate` — no checkpoint, as a crash — and
+ * east's Kafka broker SIGTERM then SIGKILL at once); the edge fails over to west, west is promoted to order
+ * writer; the drill prints RTO (seconds without a successful order write) and RPO (acknowledged orders
+ * missing in west), brings east back, re-syncs it as west's replica and prints a parity check.
+ *
+ *     deno task dr:drill [--async] [--keep-kafka] [--rate=20] [--warm-sec=5] [--after-sec=6]
+ *
+ * `--async` runs replication without waiting for west's apply (RPO may then be above 0: the measured tail);
+ * `--keep-kafka` leaves the shared east broker running. Exit 1 when an acknowledged order is missing or the
+ * regions disagree at the end.
+ */
+import { parseArgs } from "node:util";
+import { REGIONS } from "../shared/config/config.ts";
+import { dropVhost, ensureVhost } from "../shared/adapters/amqp/provision.ts";
+import { dropDatabase, ensureDatabase } from "../shared/adapters/postgres/provision.ts";
+import { withPg } from "../shared/adapters/postgres/replication.ts";
+import { ensureKafka, stopKafka } from "./kafka/mod.ts";
+import { ensurePostgres, stopPostgres } from "./postgres/mod.ts";
+import { orderDatabasesOf } from "./postgres/infra_replication.ts";
+import {
+  ensureOrderReplication,
+  orderParity,
+  prepareSynchronousWriter,
+  promoteOrderWriter,
+  resyncAsReplica,
+  teardownOrderReplication,
+} from "./postgres/order_replication.ts";
+import { drillEnv, openDrillPlatform } from "./dr/drill_platform.ts";
+import { acknowledgedOrderIds, measureRto, outcomeCounts } from "./dr/measure.ts";
+import { startOrderLoad } from "./dr/order_load.ts";
+import { seedDrill } from "./dr/seed.ts";
+
+const RTO_TARGET_SEC = 10;
+const READY_TIMEOUT_MS = 120_000;
+/** East counts as down after this many failed probes in a row (one probe every 200 ms). */
+const DOWN_AFTER_FAILED_PROBES = 3;
+
+const { values: flags } = parseArgs({
+  args: Deno.args,
+  options: {
+    async: { type: "boolean", default: false },
+    "keep-kafka": { type: "boolean", default: false },
+    rate: { type: "string", default: "20" },
+    "warm-sec": { type: "string", default: "5" },
+    "after-sec": { type: "string", default: "6" },
+  },
+});
+const synchronous = !flags.async;
+const rate = Number(flags.rate);
+const started = performance.now();
+const t = () => `${((performance.now() - started) / 1000).toFixed(1).padStart(6)} s`;
+const say = (line: string) => console.log(`[dr ${t()}] ${line}`);
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+const runId = `bvdr_${Date.now().toString(36)}`;
+const env = drillEnv(runId, synchronous);
+await Deno.mkdir(".data/logs", { recursive: true });
+const platform = await openDrillPlatform(env, `.data/logs/dr-drill-${runId}.log`);
+const dbs = orderDatabasesOf(platform.config);
+let kafkaKilled = false;
+let exitCode = 1;
+
+async function eastIsDown(): Promise<boolean> {
+  const ingress = fetch(`${platform.ingressUrl.east}/readyz`, { signal: AbortSignal.timeout(200) })
+    .then((r) => (r.body?.cancel(), false), () => true);
+  const database = withPg(dbs.east, (sql) => sql`select 1`).then(() => false, () => true);
+  return (await ingress) && (await database);
+}
+
+try {
+  say(`run ${runId}: replication ${synchronous ? "synchronous (RPO 0)" : "asynchronous"}, ${rate} orders/s`);
+  say(`process logs: ${platform.logPath}`);
+  await Promise.all([
+    ...REGIONS.map((r) => ensureKafka(r, { log: say })),
+    ...REGIONS.map((r) => ensurePostgres(r, { log: say })),
+  ]);
+  for (const region of REGIONS) {
+    await ensureDatabase(platform.config.regions[region].pgAdminUrl, platform.config.regions[region].pgDatabase);
+    await ensureVhost(platform.config.regions[region].amqpVhost);
+  }
+  if (synchronous) await prepareSynchronousWriter(dbs.east);
+  platform.start();
+  await platform.waitReady(READY_TIMEOUT_MS);
+  say("platform ready");
+  await ensureOrderReplication(dbs, { synchronous, log: say });
+  const { token, productId } = await seedDrill({
+    eastIngressUrl: platform.ingressUrl.east,
+    edgeUrl: platform.edgeUrl,
+    admin: { email: env.BV_ADMIN_EMAIL, password: env.BV_ADMIN_PASSWORD },
+    dbs,
+    runId,
+  });
+  const load = startOrderLoad({
+    edgeUrl: platform.edgeUrl,
+    token,
+    productId,
+    ratePerSec: rate,
+    maxInFlight: 64,
+    timeoutMs: 5_000,
+  });
+  say(`load running through the edge; east fails in ${flags["warm-sec"]} s`);
+  await sleep(Number(flags["warm-sec"]) * 1_000);
+
+  const failureMs = performance.now();
+  const killed = await platform.kill("east");
+  await stopPostgres("east", { mode: "immediate", log: say });
+  if (!flags["keep-kafka"]) {
+    kafkaKilled = true;
+    await stopKafka("east", { graceMs: 0, log: say });
+  }
+  say(`east is down: SIGKILL ${killed.join(", ")}; postgres immediate stop${kafkaKilled ? "; kafka killed" : ""}`);
+
+  let failedProbes = 0;
+  while (failedProbes < DOWN_AFTER_FAILED_PROBES) {
+    failedProbes = (await eastIsDown()) ? failedProbes + 1 : 0;
+    await sleep(200);
+  }
+  const detectedMs = performance.now();
+  const promotion = await promoteOrderWriter(dbs, "west", say);
+  const promotedMs = performance.now();
+  say(
+    `detected after ${((detectedMs - failureMs) / 1000).toFixed(2)} s; promoted in ${
+      ((promotedMs - detectedMs) / 1000).toFixed(2)
+    } s; sequences ${JSON.stringify(promotion.sequences)}`,
+  );
+  await sleep(Number(flags["after-sec"]) * 1_000);
+  const attempts = await load.stop();
+
+  const rto = measureRto(attempts, failureMs);
+  const acked = acknowledgedOrderIds(attempts);
+  const inWest = await withPg(
+    dbs.west,
+    async (sql) =>
+      new Set(
+        (await sql`select id::text as id from orders where id = any(${acked}::uuid[])`).map((r) => r.id as string),
+      ),
+  );
+  const lost = acked.filter((id) => !inWest.has(id));
+  say(`outcomes: ${JSON.stringify(outcomeCounts(attempts))} (${load.skipped()} sends skipped: 64 in flight)`);
+  say(
+    `RTO ${
+      rto.rtoSec ?? "n/a"
+    } s without a successful order write (target < ${RTO_TARGET_SEC} s; failure → first write ${
+      rto.failureToFirstWriteSec ?? "n/a"
+    } s)`,
+  );
+  say(
+    `RPO ${lost.length} of ${acked.length} acknowledged orders missing in west${
+      lost.length > 0 ? `: ${lost.slice(0, 5).join(", ")}…` : ""
+    }`,
+  );
+
+  say("bringing east back as west's replica");
+  await ensurePostgres("east", { log: say });
+  if (kafkaKilled) await ensureKafka("east", { log: say });
+  const resync = await resyncAsReplica(dbs, "east", { log: say });
+  platform.start("east");
+  await platform.waitReady(READY_TIMEOUT_MS);
+  const probe = await fetch(`${platform.ingressUrl.east}/api/v1/orders`, {
+    method: "POST",
+    headers: {
+      "content-type": "application/json",
+      authorization: `Bearer ${token}`,
+      "idempotency-key": crypto.randomUUID(),
+    },
+    body: JSON.stringify({ items: [{ productId, qty: 1 }] }),
+    signal: AbortSignal.timeout(10_000),
+  });
+  const probeBody = await probe.json();
+  say(
+    `order POST to east after failback: ${probe.status}, written by ${
+      probe.headers.get("x-bv-order-writer") ?? "east"
+    }`,
+  );
+  let parity = await orderParity(dbs);
+  for (let i = 0; i < 50 && (parity.missingInEast.length > 0 || parity.missingInWest.length > 0); i++) {
+    await sleep(200);
+    parity = await orderParity(dbs);
+  }
+  say(
+    `parity: east ${parity.east} orders, west ${parity.west}; missing in east ${parity.missingInEast.length}, in west ${parity.missingInWest.length}; east discarded ${resync.discardedOrderIds.length} orders west never had`,
+  );
+  const ok = lost.length === 0 && parity.missingInEast.length === 0 && parity.missingInWest.length === 0 &&
+    probe.status === 201 && probeBody.id !== undefined;
+  console.log(
+    `\nDR drill ${ok ? "PASSED" : "FAILED"}: RTO ${rto.rtoSec ?? "n/a"} s (target < ${RTO_TARGET_SEC} s${
+      rto.rtoSec !== undefined && rto.rtoSec < RTO_TARGET_SEC ? ", met" : ", NOT met"
+    }), RPO ${lost.length} acknowledged orders lost of ${acked.length}, parity ${parity.east}/${parity.west}`,
+  );
+  exitCode = ok ? 0 : 1;
+} catch (error) {
+  console.error(`[dr] failed: ${(error as Error).stack ?? error}`);
+} finally {
+  await platform.stop().catch(() => {});
+  if (kafkaKilled) {
+    await ensureKafka("east", { log: say }).catch((e) => console.error(`[dr] kafka east not restarted: ${e}`));
+  }
+  await ensurePostgres("east", { log: () => {} }).catch(() => {});
+  await teardownOrderReplication(dbs).catch(() => {});
+  for (const region of REGIONS) {
+    await dropDatabase(platform.config.regions[region].pgAdminUrl, platform.config.regions[region].pgDatabase).catch(
+      () => {},
+    );
+    await dropVhost(platform.config.regions[region].amqpVhost).catch(() => {});
+  }
+  say("cleaned up");
+}
+Deno.exit(exitCode);
