@@ -32,11 +32,13 @@ export const orderToWebsocket: Scenario = {
     `POST /api/v1/orders sent → order.created frame at a /ws/orders client (own channel; ${RATE_PER_SEC}/s) ` +
     "vs raw Deno.serve POST → WebSocket broadcast",
   async run(ctx) {
-    const worker = new Worker(new URL("./_broadcast_worker.ts", import.meta.url), { type: "module" });
+    let worker: Worker | undefined;
     const arrivals = createArrivals(ARRIVAL_TIMEOUT_MS, "the WebSocket client");
     const sockets: WebSocket[] = [];
     try {
       const platform = await acquirePlatform(ctx);
+      // Started once the platform is up: a worker's message with no listener yet would be lost.
+      worker = new Worker(new URL("./_broadcast_worker.ts", import.meta.url), { type: "module" });
       const { port } = await nextMessage<{ port: number }>(worker, 10_000);
       const wsBase = platform.ecommerceUrl.replace(/^http/, "ws");
       const subject = await openSocket(`${wsBase}/ws/orders?access_token=${platform.customerToken}`, (socket) => {
@@ -96,9 +98,12 @@ export const orderToWebsocket: Scenario = {
     } finally {
       arrivals.close();
       for (const socket of sockets) socket.close();
-      worker.postMessage("stop");
-      await nextMessage(worker, 5_000).catch(() => {});
-      worker.terminate();
+      if (worker !== undefined) {
+        const stopped = nextMessage(worker, 5_000).catch(() => {});
+        worker.postMessage("stop");
+        await stopped;
+        worker.terminate();
+      }
       await releasePlatform(ctx, NAME);
     }
   },
