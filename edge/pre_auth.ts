@@ -3,7 +3,9 @@
  * JWT pre-auth at the edge: the shared access-token verifier (EdDSA only, `at+jwt`, iss/aud/exp/nbf) over
  * the union of every region's JWKS. Keys are cached and reloaded early on an unknown `kid` (at most once
  * per cooldown); when no region answers, the last key set that loaded keeps serving. A bad token is
- * answered here, before any regional call.
+ * answered here, before any regional call. Where the caller allows it (browser WebSocket and EventSource
+ * paths, whose APIs cannot set headers), the token may come as the `access_token` query parameter instead;
+ * the header wins when both are sent, as at the regions (`regional/ecommerce/notifications/routes.ts`).
  */
 import type { JSONWebKeySet, JWK } from "jose";
 import { ProblemError } from "../shared/contracts/problem.ts";
@@ -29,9 +31,10 @@ export interface PreAuthOptions {
 export interface PreAuth {
   /**
    * The principal of the request's bearer token, undefined when there is none and none is required, or a
-   * 401 (bad or missing token) / 503 (keys unavailable) problem response to send instead.
+   * 401 (bad or missing token) / 503 (keys unavailable) problem response to send instead. With
+   * `queryTokenAllowed`, a request without an Authorization header may carry its token as `access_token`.
    */
-  authenticate(request: Request, required: boolean): Promise<Principal | undefined | Response>;
+  authenticate(request: Request, required: boolean, queryTokenAllowed?: boolean): Promise<Principal | undefined | Response>;
 }
 
 const BEARER = /^Bearer[ ]+([A-Za-z0-9._~+/-]+=*)$/i;
@@ -39,6 +42,15 @@ const BEARER = /^Bearer[ ]+([A-Za-z0-9._~+/-]+=*)$/i;
 const JWKS_BYTES_MAX = 64 * 1024;
 const CHALLENGE = 'Bearer realm="bitvelocity"';
 const CHALLENGE_INVALID = 'Bearer realm="bitvelocity", error="invalid_token"';
+const QUERY_TOKEN = "access_token";
+const SEND_HEADER = 'Send an access token as "Authorization: Bearer <token>"';
+const SEND_HEADER_OR_QUERY = `${SEND_HEADER} or as the "${QUERY_TOKEN}" query parameter`;
+
+/** The `access_token` query parameter of `url`, or null; the URL is parsed only when it may hold one. */
+function queryTokenOf(url: string): string | null {
+  if (!url.includes(`${QUERY_TOKEN}=`)) return null;
+  return new URL(url).searchParams.get(QUERY_TOKEN) || null;
+}
 
 /** Creates the pre-auth step; options are checked here so a misconfiguration fails at start. */
 export function createPreAuth(options: PreAuthOptions): PreAuth {
@@ -53,24 +65,31 @@ export function createPreAuth(options: PreAuthOptions): PreAuth {
     now: options.now,
   });
   return {
-    async authenticate(request, required) {
+    async authenticate(request, required, queryTokenAllowed = false) {
       const header = request.headers.get("authorization");
-      if (header === null) {
-        if (!required) return undefined;
-        return edgeProblem("AUTH.UNAUTHENTICATED", 'Send an access token as "Authorization: Bearer <token>"', {
-          "www-authenticate": CHALLENGE,
-        });
-      }
-      const match = BEARER.exec(header);
-      if (match === null) {
-        return edgeProblem(
-          "AUTH.TOKEN_INVALID",
-          'The Authorization header is not "Bearer <token>"; send an access token or no header',
-          { "www-authenticate": CHALLENGE_INVALID },
-        );
+      let token: string;
+      if (header !== null) {
+        const match = BEARER.exec(header);
+        if (match === null) {
+          return edgeProblem(
+            "AUTH.TOKEN_INVALID",
+            'The Authorization header is not "Bearer <token>"; send an access token or no header',
+            { "www-authenticate": CHALLENGE_INVALID },
+          );
+        }
+        token = match[1];
+      } else {
+        const fromQuery = queryTokenAllowed ? queryTokenOf(request.url) : null;
+        if (fromQuery === null) {
+          if (!required) return undefined;
+          return edgeProblem("AUTH.UNAUTHENTICATED", queryTokenAllowed ? SEND_HEADER_OR_QUERY : SEND_HEADER, {
+            "www-authenticate": CHALLENGE,
+          });
+        }
+        token = fromQuery;
       }
       try {
-        return await verifier.verify(match[1]);
+        return await verifier.verify(token);
       } catch (error) {
         if (!(error instanceof ProblemError)) throw error;
         const headers = error.status === 401 ? { "www-authenticate": CHALLENGE_INVALID } : undefined;

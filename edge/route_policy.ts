@@ -23,6 +23,21 @@ const PRIVATE_PREFIXES: readonly string[] = Object.freeze([
   "/sse/orders/",
 ]);
 
+/**
+ * Paths browsers reach with WebSocket and EventSource, whose APIs cannot set an Authorization header: only
+ * here may a token come as the `access_token` query parameter (as the regions accept it on the same paths).
+ * Nowhere else: tokens in URLs end up in logs, histories and Referer headers.
+ */
+const QUERY_TOKEN_PREFIXES: readonly string[] = Object.freeze(["/ws/", "/sse/orders/"]);
+
+/** True when a request to `path` may carry its token in the `access_token` query parameter. */
+export function queryTokenAllowed(path: string): boolean {
+  for (const prefix of QUERY_TOKEN_PREFIXES) {
+    if (path.startsWith(prefix)) return true;
+  }
+  return false;
+}
+
 /** True for methods that change state: every one of them needs a token unless listed as anonymous. */
 export function isMutation(method: string): boolean {
   return method === "POST" || method === "PUT" || method === "PATCH" || method === "DELETE";
@@ -40,12 +55,12 @@ export function tokenRequired(method: string, path: string): boolean {
 }
 
 const PRODUCTS = "/api/v1/products";
-const INVENTORY = "/api/v1/inventory/";
 
 /**
- * True for the REST reads the edge caches: GET of products (item, listing, sub-resources). Stock is not
- * cached at the edge: every order changes it, and a buyer must see the stock their order just reserved
- * (issue 5 names product reads only).
+ * True for the REST reads the edge caches: GET of products (item, listing, sub-resources). Stock
+ * (`/api/v1/inventory/{id}`) is not cached at the edge: every order changes it (so entries would be purged
+ * about as often as read), and a buyer must see the stock their order just reserved, while a purge on
+ * `stock.adjusted` arrives after the order's answer (stream latency; up to the TTL while a stream is down).
  */
 export function isCacheableGet(method: string, path: string): boolean {
   if (method !== "GET") return false;
@@ -53,16 +68,12 @@ export function isCacheableGet(method: string, path: string): boolean {
 }
 
 /**
- * The product a cacheable path is about (`/api/v1/products/{id}…`, `/api/v1/inventory/{id}`), or undefined
- * for listings, which a purge of any product must drop.
+ * The product a cacheable path is about (`/api/v1/products/{id}…`), or undefined for listings, which a purge
+ * of any product must drop.
  */
 export function productIdOfPath(path: string): string | undefined {
-  const start = path.startsWith(`${PRODUCTS}/`)
-    ? PRODUCTS.length + 1
-    : path.startsWith(INVENTORY)
-    ? INVENTORY.length
-    : -1;
-  if (start < 0) return undefined;
+  if (!path.startsWith(`${PRODUCTS}/`)) return undefined;
+  const start = PRODUCTS.length + 1;
   const end = path.indexOf("/", start);
   const id = end < 0 ? path.slice(start) : path.slice(start, end);
   if (id === "") return undefined;

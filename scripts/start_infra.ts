@@ -112,7 +112,7 @@ async function prepareInfrastructure(config: Config): Promise<void> {
       .map((region) => ensurePostgres(region)),
   ]);
   // Cross-region copies of the selected topics (MirrorMaker 2) start beside the services, not before them: no
-  // regional service needs them to be ready, and the first start of the JVM takes 20–30 s.
+  // regional service needs them to be ready, and a start takes 10–20 s.
   ensureMirrorMaker().catch((error) => console.error(`start:infra: MirrorMaker 2 is not running: ${error.message}`));
   for (const region of REGIONS) {
     const endpoints = config.regions[region];

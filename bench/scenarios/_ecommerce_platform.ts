@@ -51,7 +51,7 @@ const SEED_CONCURRENCY = 8;
  * measured path on two cores. Read once: the bench is a tool, not a deployable.
  */
 export const PLATFORM_MODE: "full" | "lean" = Deno.env.get("BV_BENCH_PLATFORM") === "lean" ? "lean" : "full";
-const ADMIN = Object.freeze({ email: "root@bench.test", password: "bench-admin-pass" });
+export const ADMIN = Object.freeze({ email: "root@bench.test", password: "bench-admin-pass" });
 
 export interface SeededProduct {
   readonly id: string;

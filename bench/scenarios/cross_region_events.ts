@@ -3,7 +3,7 @@
  * Cross-region event visibility: a record produced in east (idempotent kafkajs producer, acks=all) until a
  * consumer in west has it from `east.<topic>`, copied by MirrorMaker 2 — against the same producer and the
  * same consumer settings on one cluster (produce in east → consume in east), so the ratio is what the
- * mirror hop adds. Starts MirrorMaker when it is not running (`ensureMirrorMaker`, 20–30 s on 2 cores).
+ * mirror hop adds. Starts MirrorMaker when it is not running (`ensureMirrorMaker`, 10–22 s on 2 cores).
  * Topics (one partition each) and groups are unique to the run and deleted at the end.
  */
 import { type Admin, type Consumer, Kafka, logLevel, Partitioners } from "kafkajs";

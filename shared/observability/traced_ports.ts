@@ -5,7 +5,7 @@
  * MQTT v5 user properties) from the current context unless the caller set them; consuming runs the handler
  * inside the context those headers describe, so its logs and onward calls continue the trace.
  */
-import type { EventLog, MqttBus, WorkQueue } from "../ports/mod.ts";
+import type { BatchSubscribeOptions, EventLog, MqttBus, WorkQueue } from "../ports/mod.ts";
 import { contextFromCarrier, traceHeaders, withTraceContext } from "./trace_context.ts";
 
 function withTrace(headers: Readonly<Record<string, string>> | undefined): Record<string, string> {
@@ -21,6 +21,16 @@ export function tracedEventLog(log: EventLog): EventLog {
         ...options,
         handler: (record) => withTraceContext(contextFromCarrier(record.headers), () => options.handler(record)),
       }),
+    // Kept only where the adapter has it, so callers can still fall back to `subscribe`. A batch spans
+    // several requests' traces: it continues the first record's.
+    ...(log.subscribeBatches === undefined ? {} : {
+      subscribeBatches: (options: BatchSubscribeOptions) =>
+        log.subscribeBatches!({
+          ...options,
+          handler: (records) =>
+            withTraceContext(contextFromCarrier(records[0]?.headers ?? {}), () => options.handler(records)),
+        }),
+    }),
     ping: (timeoutMs) => log.ping(timeoutMs),
     close: () => log.close(),
   };

@@ -12,6 +12,11 @@
  * Streams are plain `ReadableStream`s rather than Hono's `streamSSE`: one frame is encoded once and the
  * same bytes are enqueued to every client (fan-out to thousands), and the stream's `cancel` plus the
  * request's abort signal both free a client (honojs/hono#1770: `onAbort` alone may not fire).
+ *
+ * The same broadcasts go to `/ws/flash-sales` WebSockets (receive-only; one JSON text built once per
+ * broadcast for every socket; a socket whose send buffer passes 1 MiB is closed with 4429 and resumes with
+ * `?lastEventId=`). SSE is the seed's channel for flash sales; the socket serves clients that already live
+ * on WebSockets (docs/ARCHITECTURE.md, "Flash sales on a receive-only WebSocket too").
  */
 import { ProblemError } from "../../../shared/contracts/problem.ts";
 import { log } from "../../../shared/observability/mod.ts";
@@ -44,6 +49,10 @@ export interface FlashSaleHub {
   lastSeq(): number;
   /** Opens a client stream, resuming after `lastEventId` when given; throws a 429 problem when full. */
   open(request: { readonly lastEventId?: string | null; readonly signal: AbortSignal }): Response;
+  /** Open WebSockets in this process. */
+  sockets(): number;
+  /** Upgrades `request` to a receive-only WebSocket resuming after `lastEventId`; 429 problem when full. */
+  openSocket(request: Request, lastEventId: string | null | undefined): Response;
   /** Ends every stream and stops listening. */
   close(): Promise<void>;
 }
@@ -57,7 +66,21 @@ interface Subscriber {
 interface Frame {
   readonly seq: number;
   readonly bytes: Uint8Array;
+  /** The WebSocket text of the same broadcast. */
+  readonly text: string;
 }
+
+interface SocketSubscriber {
+  readonly socket: WebSocket;
+  lastSentSeq: number;
+}
+
+/** A socket whose unsent bytes pass this is not reading: closed (4429), it resumes with lastEventId. */
+export const SOCKET_BUFFER_BYTES_MAX = 1024 * 1024;
+/** Close codes of `/ws/flash-sales`. */
+export const FLASH_SALE_CLOSE_CODES = Object.freeze({ GOING_AWAY: 1001, TOO_SLOW: 4429 });
+/** Seconds without a pong before Deno drops a silent socket (it pings in between). */
+const SOCKET_IDLE_TIMEOUT_SEC = 30;
 
 /** Rows read per catch-up query. */
 const CATCH_UP_BATCH = 1_000;
@@ -77,6 +100,7 @@ export async function startFlashSaleHub(options: FlashSaleHubOptions): Promise<F
     throw new RangeError(`subscriberQueueMax (${queueMax}) must exceed recentEventsMax (${recentMax})`);
   }
   const subscribers = new Set<Subscriber>();
+  const sockets = new Set<SocketSubscriber>();
   const recent: Frame[] = [];
   let lastSeq = 0;
   let closed = false;
@@ -86,11 +110,42 @@ export async function startFlashSaleHub(options: FlashSaleHubOptions): Promise<F
   function deliver(broadcast: Broadcast): void {
     if (broadcast.seq <= lastSeq) return;
     lastSeq = broadcast.seq;
-    const frame = { seq: broadcast.seq, bytes: encoder.encode(frameText(broadcast)) };
+    const frame = { seq: broadcast.seq, bytes: encoder.encode(frameText(broadcast)), text: socketText(broadcast) };
     recent.push(frame);
     if (recent.length > recentMax) recent.splice(0, recent.length - recentMax);
     for (const subscriber of subscribers) {
       if (frame.seq > subscriber.lastSentSeq) send(subscriber, frame.bytes, frame.seq);
+    }
+    for (const subscriber of sockets) {
+      if (frame.seq > subscriber.lastSentSeq) sendSocket(subscriber, frame);
+    }
+  }
+
+  function sendSocket(subscriber: SocketSubscriber, frame: Frame): void {
+    const { socket } = subscriber;
+    if (socket.readyState !== WebSocket.OPEN) {
+      sockets.delete(subscriber);
+      return;
+    }
+    if (socket.bufferedAmount > SOCKET_BUFFER_BYTES_MAX) {
+      sockets.delete(subscriber);
+      socket.close(FLASH_SALE_CLOSE_CODES.TOO_SLOW, "Too slow; reconnect with lastEventId");
+      return;
+    }
+    socket.send(frame.text);
+    subscriber.lastSentSeq = frame.seq;
+  }
+
+  function refuseWhenFull(): void {
+    if (closed) {
+      throw new ProblemError("COMMON.UPSTREAM_UNAVAILABLE", "The flash sale stream is shutting down; retry");
+    }
+    if (subscribers.size + sockets.size >= subscribersMax) {
+      throw new ProblemError(
+        "COMMON.RATE_LIMITED",
+        `This server already holds ${subscribersMax} flash sale streams; retry in a few seconds`,
+        { headers: { "retry-after": "5" } },
+      );
     }
   }
 
@@ -161,17 +216,31 @@ export async function startFlashSaleHub(options: FlashSaleHubOptions): Promise<F
   return {
     subscribers: () => subscribers.size,
     lastSeq: () => lastSeq,
+    sockets: () => sockets.size,
+    openSocket(request, lastEventId) {
+      refuseWhenFull();
+      const { socket, response } = Deno.upgradeWebSocket(request, { idleTimeout: SOCKET_IDLE_TIMEOUT_SEC });
+      const subscriber: SocketSubscriber = { socket, lastSentSeq: parseLastEventId(lastEventId) ?? lastSeq };
+      socket.onopen = () => {
+        if (closed) return socket.close(FLASH_SALE_CLOSE_CODES.GOING_AWAY, "Shutting down; reconnect");
+        sockets.add(subscriber);
+        for (const frame of recent) {
+          if (frame.seq > subscriber.lastSentSeq) sendSocket(subscriber, frame);
+        }
+      };
+      // Receive-only: whatever a client sends gets one error frame and the socket stays up.
+      socket.onmessage = () =>
+        socket.readyState === WebSocket.OPEN && socket.send(JSON.stringify({
+          type: "error",
+          code: "COMMON.VALIDATION_FAILED",
+          message: "This socket only receives flash sale events; send nothing",
+        }));
+      socket.onclose = () => sockets.delete(subscriber);
+      socket.onerror = () => sockets.delete(subscriber);
+      return response;
+    },
     open({ lastEventId, signal }) {
-      if (closed) {
-        throw new ProblemError("COMMON.UPSTREAM_UNAVAILABLE", "The flash sale stream is shutting down; retry");
-      }
-      if (subscribers.size >= subscribersMax) {
-        throw new ProblemError(
-          "COMMON.RATE_LIMITED",
-          `This server already holds ${subscribersMax} flash sale streams; retry in a few seconds`,
-          { headers: { "retry-after": "5" } },
-        );
-      }
+      refuseWhenFull();
       const resumeAfter = parseLastEventId(lastEventId);
       let subscriber: Subscriber | undefined;
       const stream = new ReadableStream<Uint8Array>({
@@ -206,6 +275,10 @@ export async function startFlashSaleHub(options: FlashSaleHubOptions): Promise<F
       clearInterval(heartbeat);
       clearInterval(safetyNet);
       for (const subscriber of [...subscribers]) drop(subscriber, true);
+      for (const { socket } of [...sockets]) {
+        socket.close(FLASH_SALE_CLOSE_CODES.GOING_AWAY, "Shutting down; reconnect");
+      }
+      sockets.clear();
       await unsubscribe().catch((error) => log.warn("flash sale hub unsubscribe failed", { error: String(error) }));
       await catchingUp;
     },
@@ -215,6 +288,11 @@ export async function startFlashSaleHub(options: FlashSaleHubOptions): Promise<F
 /** One SSE frame; JSON never contains a raw newline, so `data` fits one line. */
 function frameText(broadcast: Broadcast): string {
   return `id: ${broadcast.seq}\nevent: ${broadcast.event}\ndata: ${JSON.stringify(broadcast.data)}\n\n`;
+}
+
+/** One WebSocket text frame: the SSE frame's fields as JSON. */
+function socketText(broadcast: Broadcast): string {
+  return JSON.stringify({ type: broadcast.event, id: String(broadcast.seq), data: broadcast.data });
 }
 
 /** A Last-Event-ID we issued is a positive decimal integer; anything else means "no resume". */

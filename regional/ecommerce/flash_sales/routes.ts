@@ -1,7 +1,8 @@
 /**
  * @module
  * The flash sale HTTP surface: an ADMIN starts a sale, anyone reads a product's live sale price (from the
- * cache, the price authority) and anyone follows starts and ends on `/sse/flash-sales`.
+ * cache, the price authority) and anyone follows starts and ends on `/sse/flash-sales` (or the receive-only
+ * WebSocket `/ws/flash-sales`).
  */
 import { Hono } from "hono";
 import { type AuthEnv, requireAuth } from "../../../shared/auth/require_auth.ts";
@@ -59,6 +60,16 @@ export function createFlashSaleRoutes(deps: FlashSaleRoutesDeps): Hono {
 
   app.get("/sse/flash-sales", (c) => {
     return deps.hub.open({ lastEventId: c.req.header("last-event-id"), signal: c.req.raw.signal });
+  });
+
+  app.get("/ws/flash-sales", (c) => {
+    if (c.req.header("upgrade")?.toLowerCase() !== "websocket") {
+      throw new ProblemError(
+        "COMMON.VALIDATION_FAILED",
+        'Open /ws/flash-sales with a WebSocket client ("Upgrade: websocket"), or use /sse/flash-sales',
+      );
+    }
+    return deps.hub.openSocket(c.req.raw, c.req.query("lastEventId"));
   });
 
   return app as unknown as Hono;

@@ -48,7 +48,7 @@ export interface FlashSalesOptions {
 /** The running context: routes to mount, the hub (for metrics and tests) and an orderly close. */
 export interface FlashSales {
   readonly routes: Hono;
-  readonly hub: { subscribers(): number };
+  readonly hub: { subscribers(): number; sockets(): number };
   close(): Promise<void>;
 }
 
@@ -107,7 +107,7 @@ export async function startFlashSales(deps: FlashSalesDeps, options: FlashSalesO
     });
     closers.push(() => ender.stop());
     const routes = createFlashSaleRoutes({ ...deps, hub, onSaleStarted: () => ender.wake(), now });
-    return { routes, hub: { subscribers: () => hub.subscribers() }, close };
+    return { routes, hub: { subscribers: () => hub.subscribers(), sockets: () => hub.sockets() }, close };
   } catch (error) {
     await close();
     throw error;
