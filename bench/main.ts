@@ -35,6 +35,7 @@ const SCENARIOS: Readonly<Record<string, () => Promise<Scenario>>> = {
     (await import("./scenarios/graphql_product_inventory.ts")).graphqlProductInventory,
   // Real-time push on the same platform (issue 4 item 6).
   order_to_websocket: async () => (await import("./scenarios/order_to_websocket.ts")).orderToWebsocket,
+  flash_sale_fanout: async () => (await import("./scenarios/flash_sale_fanout.ts")).flashSaleFanout,
   // Order replication east → west on the project clusters (scripts/postgres).
   order_replication_lag: async () => (await import("./scenarios/order_replication_lag.ts")).orderReplicationLag,
   order_commit_sync: async () => (await import("./scenarios/order_replication_lag.ts")).orderCommitSync,

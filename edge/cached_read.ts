@@ -72,7 +72,7 @@ export function createCachedReads(deps: CachedReadDeps): CachedReads {
   function respond(entry: CachedResponse, request: Request, state: string, nowMs: number, trace: EdgeTrace): Response {
     // The stored list already holds the entry's ETag and region; only what varies per answer is added.
     const headers: [string, string][] = [
-      ...entry.headers,
+      ...entry.headers as [string, string][],
       ["age", String(Math.max(0, Math.floor((nowMs - entry.storedAtMs) / 1000)))],
       ["x-bv-cache", state],
       ["traceparent", trace.traceparent],

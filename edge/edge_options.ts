@@ -58,7 +58,9 @@ export interface EdgeRateLimitOptions {
  * Opens a proxied WebSocket: upgrades `request` and pipes it to `upstream` (`ws://…`, same path and query),
  * adding `setHeaders` to the upstream handshake. Runtime-specific, so injected: Deno passes
  * `proxyWebSocket` (`shared/http/websocket_proxy.ts`); on Workers, `fetch` to the region with the upgrade
- * headers returns the upstream socket and a `WebSocketPair` hands the other end to the client.
+ * headers returns the upstream socket and a `WebSocketPair` hands the other end to the client. It must
+ * answer 101 once upgraded, and anything else only before upgrading: a 5xx (the region refused or could
+ * not be reached) makes the edge try another region with the same request.
  */
 export type WebSocketConnector = (
   request: Request,

@@ -34,7 +34,11 @@ export interface PreAuth {
    * 401 (bad or missing token) / 503 (keys unavailable) problem response to send instead. With
    * `queryTokenAllowed`, a request without an Authorization header may carry its token as `access_token`.
    */
-  authenticate(request: Request, required: boolean, queryTokenAllowed?: boolean): Promise<Principal | undefined | Response>;
+  authenticate(
+    request: Request,
+    required: boolean,
+    queryTokenAllowed?: boolean,
+  ): Promise<Principal | undefined | Response>;
 }
 
 const BEARER = /^Bearer[ ]+([A-Za-z0-9._~+/-]+=*)$/i;

@@ -23,9 +23,10 @@ import { edgeMetricsText } from "./edge_metrics.ts";
 import { createFlashSaleFanout, FLASH_SALES_PATH } from "./flash_sale_fanout.ts";
 import { createRateLimiter, type RateLimiter } from "./rate_limiter.ts";
 import { createRegionRouter, type RegionHealth } from "./region_router.ts";
-import { isCacheableGet, productIdOfPath, tokenRequired } from "./route_policy.ts";
+import { isCacheableGet, queryTokenAllowed, tokenRequired } from "./route_policy.ts";
 import { type EdgeTrace, edgeTraceOf, withTraceHeaders } from "./trace.ts";
-import { cookieOf, defaultClientIdOf, STICKY_COOKIE, withoutIdentityHeaders } from "./client_request.ts";
+import { defaultClientIdOf, withoutIdentityHeaders } from "./client_request.ts";
+import { openWebSocket, type WebSocketRouteDeps } from "./websocket_route.ts";
 
 export * from "./edge_options.ts";
 export { IDENTITY_HEADERS, STICKY_COOKIE } from "./client_request.ts";
@@ -58,8 +59,13 @@ export const EDGE_BODY_BYTES_MAX = 1024 * 1024;
 
 const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "PUT", "DELETE"]);
 const VERIFIED_SUB = "x-bv-verified-sub";
-/** Sticky for a day: long enough for a working session, short enough that a moved user drifts back. */
-const STICKY_COOKIE_MAX_AGE_SEC = 86_400;
+
+/** A public read the hot cache answers (it sets the trace headers itself: see `cached_read.ts`). */
+interface CacheRoute {
+  readonly request: Request;
+  readonly region: string;
+  readonly read: CacheableRead;
+}
 
 export function createEdge(options: EdgeOptions): Edge {
   const fetchFn = options.fetch ?? fetch;
@@ -177,7 +183,7 @@ export function createEdge(options: EdgeOptions): Edge {
   const cachedReads = cache && createCachedReads({
     cache,
     now,
-    forward: (request) => forward(request),
+    forward: (request, trace) => forward(request, undefined, trace),
     staleAllowed: (region) => {
       const state = byName.get(region);
       return state?.follower === undefined || state.follower.connected;
@@ -216,34 +222,29 @@ export function createEdge(options: EdgeOptions): Edge {
     return response;
   }
 
-  async function openWebSocket(rawRequest: Request, trace: EdgeTrace, verifiedSub?: string): Promise<Response> {
-    if (options.webSocket === undefined) {
-      return edgeProblem("COMMON.UPSTREAM_UNAVAILABLE", "This edge deployment does not proxy WebSockets");
-    }
-    // The sticky cookie keeps a reconnecting session on the region it started in (its state lives there).
-    const state = pickSticky(rawRequest, cookieOf(rawRequest, STICKY_COOKIE));
-    if (state === undefined) return noRegion();
-    counters.webSockets++;
-    const response = await options.webSocket(rawRequest, {
-      upstream: state.region.url.replace(/^http/, "ws"),
-      setHeaders: headersFor(state, trace, verifiedSub),
-    });
-    if (response.status === 101) {
-      response.headers.set("x-bv-region", state.region.name);
-      response.headers.set(
-        "set-cookie",
-        `${STICKY_COOKIE}=${state.region.name}; Path=/ws; Max-Age=${STICKY_COOKIE_MAX_AGE_SEC}; HttpOnly; SameSite=Lax`,
-      );
-    }
-    return response;
-  }
+  const webSocketDeps: WebSocketRouteDeps = {
+    connector: options.webSocket,
+    pickSticky: (request, sticky) => pickSticky(request, sticky)?.region,
+    pick: (hint, exclude) => pick(hint, byName.get(exclude.name))?.region,
+    noRegion: () => noRegion(),
+    counters,
+  };
 
   function noRegion(): Response {
     counters.noRegion++;
     return edgeProblem("COMMON.UPSTREAM_UNAVAILABLE", "No region is healthy; try again shortly");
   }
 
-  async function handle(rawRequest: Request, path: string, env: unknown, trace: EdgeTrace): Promise<Response> {
+  /**
+   * Everything before the answer: limits, pre-auth, then the answer itself, or the cache read to serve
+   * (kept apart so a cache hit builds its answer in one go, trace headers included).
+   */
+  async function route(
+    rawRequest: Request,
+    path: string,
+    env: unknown,
+    trace: EdgeTrace,
+  ): Promise<Response | CacheRoute> {
     counters.requests++;
     if (clientLimiter !== undefined) {
       const waitSec = clientLimiter.take(clientIdOf(rawRequest, env));
@@ -269,7 +270,8 @@ export function createEdge(options: EdgeOptions): Edge {
     let principal: Principal | undefined;
     if (preAuth !== undefined) {
       const required = graphql === undefined ? tokenRequired(method, path) : graphql.kind !== "read";
-      const result = await preAuth.authenticate(request, required);
+      // Browsers' WebSocket and EventSource cannot send headers: there, a token may be the query's access_token.
+      const result = await preAuth.authenticate(request, required, queryTokenAllowed(path));
       if (result instanceof Response) {
         counters.authRejected++;
         return result;
@@ -282,14 +284,19 @@ export function createEdge(options: EdgeOptions): Edge {
     }
     if (method === "GET" && path === FLASH_SALES_PATH && fanout !== undefined) return openFlashSales(request);
     // The raw request: only the one the server handed us can be upgraded (identity headers are not forwarded).
-    if (rawRequest.headers.get("upgrade")?.toLowerCase() === "websocket") {
-      return await openWebSocket(rawRequest, trace, principal?.userId);
+    if (method === "GET" && rawRequest.headers.get("upgrade")?.toLowerCase() === "websocket") {
+      const verifiedSub = principal?.userId;
+      return await openWebSocket(
+        rawRequest,
+        webSocketDeps,
+        (region) => headersFor(byName.get(region.name)!, trace, verifiedSub),
+      );
     }
     if (cachedReads !== undefined) {
       const read = cacheableRead(request, path, graphql);
       if (read !== undefined) {
         const region = pick(request.headers.get("x-bv-region"));
-        if (region !== undefined) return await cachedReads.serve(request, region.region.name, read);
+        if (region !== undefined) return { request, region: region.region.name, read };
       }
     }
     return await forward(request, principal?.userId, trace);
@@ -304,7 +311,9 @@ export function createEdge(options: EdgeOptions): Edge {
   app.get("/metrics", () => new Response(metricsText(), { headers: { "content-type": "text/plain; version=0.0.4" } }));
   app.all("*", async (c) => {
     const trace = edgeTraceOf(c.req.raw.headers);
-    return withTraceHeaders(await handle(c.req.raw, c.req.path, c.env, trace), trace);
+    const routed = await route(c.req.raw, c.req.path, c.env, trace);
+    if (routed instanceof Response) return withTraceHeaders(routed, trace);
+    return await cachedReads!.serve(routed.request, routed.region, routed.read, trace);
   });
 
   function metricsText(): string {
@@ -365,7 +374,7 @@ export function createEdge(options: EdgeOptions): Edge {
 function cacheableRead(request: Request, path: string, graphql: GraphqlRead | undefined): CacheableRead | undefined {
   if (graphql !== undefined) {
     if (graphql.kind !== "read" || graphql.keyBase === undefined) return undefined;
-    return { keyBase: graphql.keyBase, path, productId: undefined, bodyText: graphql.text };
+    return { keyBase: graphql.keyBase, path, productPath: undefined, bodyText: graphql.text };
   }
   if (!isCacheableGet(request.method, path)) return undefined;
   // The query is part of the key; hono's path has none, so take it from the URL only for cacheable reads.
@@ -373,5 +382,5 @@ function cacheableRead(request: Request, path: string, graphql: GraphqlRead | un
   const queryStart = url.indexOf("?");
   const pathAndQuery = queryStart < 0 ? path : path + url.slice(queryStart);
   if (pathAndQuery.length > 2048) return undefined;
-  return { keyBase: `GET ${pathAndQuery}`, path: pathAndQuery, productId: productIdOfPath(path) };
+  return { keyBase: `GET ${pathAndQuery}`, path: pathAndQuery, productPath: path };
 }

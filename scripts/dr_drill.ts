@@ -63,6 +63,16 @@ const dbs = orderDatabasesOf(platform.config);
 let kafkaKilled = false;
 let exitCode = 1;
 
+/** Deletes the run's Redis keys (its prefix), 500 at a time, with `redis-cli` like the journeys' cleanup. */
+async function deleteRedisKeys(prefix: string): Promise<void> {
+  const scan = await new Deno.Command("redis-cli", { args: ["--scan", "--pattern", `${prefix}*`], stdout: "piped" })
+    .output();
+  const keys = new TextDecoder().decode(scan.stdout).split("\n").filter(Boolean);
+  for (let i = 0; i < keys.length; i += 500) {
+    await new Deno.Command("redis-cli", { args: ["del", ...keys.slice(i, i + 500)], stdout: "null" }).output();
+  }
+}
+
 async function eastIsDown(): Promise<boolean> {
   const ingress = fetch(`${platform.ingressUrl.east}/readyz`, { signal: AbortSignal.timeout(200) })
     .then((r) => (r.body?.cancel(), false), () => true);
@@ -129,6 +139,19 @@ try {
   await sleep(Number(flags["after-sec"]) * 1_000);
   const attempts = await load.stop();
 
+  const timeline = attempts.map((a) => ({
+    ...a,
+    sentMs: Math.round(a.sentMs - failureMs),
+    doneMs: Math.round(a.doneMs - failureMs),
+  }));
+  await Deno.writeTextFile(
+    `.data/logs/dr-drill-${runId}.json`,
+    JSON.stringify(
+      { detectedMs: detectedMs - failureMs, promotedMs: promotedMs - failureMs, attempts: timeline },
+      null,
+      1,
+    ),
+  );
   const rto = measureRto(attempts, failureMs);
   const acked = acknowledgedOrderIds(attempts);
   const inWest = await withPg(
@@ -206,6 +229,7 @@ try {
     );
     await dropVhost(platform.config.regions[region].amqpVhost).catch(() => {});
   }
+  await deleteRedisKeys(`${runId}:`).catch(() => {});
   say("cleaned up");
 }
 Deno.exit(exitCode);

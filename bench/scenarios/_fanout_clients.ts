@@ -20,7 +20,9 @@ const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 const connections: Connection[] = [];
 const closers: (() => void)[] = [];
-let armed: { round: number; match: readonly string[]; times: number[]; timer: number } | undefined;
+let armed:
+  | { round: number; match: readonly string[]; times: number[]; timer: ReturnType<typeof setTimeout> }
+  | undefined;
 const ROUND_TIMEOUT_MS = 10_000;
 const epochMs = () => performance.timeOrigin + performance.now();
 

@@ -137,10 +137,25 @@ export async function subjectRound(env: IngestEnv, sql: Sql, eventLog: EventLog,
       where id > ${maxId}::int8 and source = 'mqtt'`;
     const histogram = createLatencyHistogram();
     let lastMs = fleet.firstSendMs;
+    let firstMs = Infinity;
+    const perSecond = new Map<number, number>();
     for (const row of rows) {
       histogram.recordValue(Math.max(0, Math.round((row.at - Number(row.reason.slice(1))) * 1000)));
       lastMs = Math.max(lastMs, row.at);
+      firstMs = Math.min(firstMs, row.at);
+      const second = Math.floor((row.at - fleet.firstSendMs) / 1000);
+      perSecond.set(second, (perSecond.get(second) ?? 0) + 1);
     }
+    // Where the time went. A PUBACK follows the Kafka ack, so the last PUBACK is when the bridge had forwarded
+    // everything; a late start (a join) reads differently from a slow steady rate.
+    env.log(
+      `subject: bridge forwarded all ${fleet.acked} by ${(fleet.lastAckMs - fleet.firstSendMs).toFixed(0)} ms, ` +
+        `the consumer applied all by ${(lastMs - fleet.firstSendMs).toFixed(0)} ms; ` +
+        `first delta applied ${(firstMs - fleet.firstSendMs).toFixed(0)} ms after the first send; ` +
+        `applied per second since then: ${
+          [...perSecond.entries()].sort((a, b) => a[0] - b[0]).map((e) => e[1]).join(", ")
+        }`,
+    );
     const [{ stockAfter }] = await sql.query<{ stockAfter: string }>`
       select sum(on_hand)::text as "stockAfter" from inventory_stock`;
     return {

@@ -18,7 +18,8 @@ import { acquirePlatform, releasePlatform, STOCKED_FOR_ORDERS } from "./_ecommer
 import { nextMessage } from "./_worker.ts";
 
 const NAME = "order_to_websocket";
-const RATE_PER_SEC = 50;
+/** The issue gives no rate; 50/s like `order_to_kafka` (`BV_BENCH_ORDER_WS_RATE` overrides it for diagnosis). */
+const RATE_PER_SEC = Number(Deno.env.get("BV_BENCH_ORDER_WS_RATE") ?? 50);
 const DURATION_MS_PER_ROUND = 3_300;
 const WARMUP_MS = 500;
 const MAX_IN_FLIGHT = 256;

@@ -23,8 +23,9 @@ export interface FakeRegionState {
   versions: Map<string, number>;
   /** Extra headers on product and GraphQL answers (for example a Cache-Control). */
   answerHeaders: Record<string, string>;
-  /** Headers of the last API request that reached the region. */
+  /** Headers and URL (path and query) of the last API request that reached the region. */
   lastHeaders?: Headers;
+  lastUrl?: string;
   /** Added before `/readyz` answers: the probe latency the edge measures. */
   readyDelayMs: number;
   /** Flash-sale streams opened, the ones open now, and the Last-Event-ID each connection sent. */
@@ -34,6 +35,11 @@ export interface FakeRegionState {
   /** WebSocket sessions opened at `/ws/echo`, and the handshake headers of the last one. */
   wsConnects: number;
   wsLastHeaders?: Headers;
+  /** Path and query of the last WebSocket handshake at `/ws/echo` (refused ones included). */
+  wsLastUrl?: string;
+  /** When set, `/ws/echo` handshakes are answered with this status instead of upgrading, and counted. */
+  wsRefuseStatus?: number;
+  wsRefused: number;
 }
 
 export interface FakeRegion {
@@ -71,6 +77,7 @@ export function fakeRegion(name: string, options?: { readonly jwks?: JSONWebKeyS
     flashOpen: 0,
     flashLastEventIds: [],
     wsConnects: 0,
+    wsRefused: 0,
   };
   const streams = new Set<ReadableStreamDefaultController<Uint8Array>>();
   const flashStreams = new Set<ReadableStreamDefaultController<Uint8Array>>();
@@ -101,6 +108,12 @@ export function fakeRegion(name: string, options?: { readonly jwks?: JSONWebKeyS
   }
 
   function openWebSocket(request: Request): Response {
+    const url = new URL(request.url);
+    state.wsLastUrl = url.pathname + url.search;
+    if (state.wsRefuseStatus !== undefined) {
+      state.wsRefused++;
+      return Response.json({ code: "COMMON.UPSTREAM_UNAVAILABLE" }, { status: state.wsRefuseStatus });
+    }
     state.wsConnects++;
     // Copied: a Deno request's headers cannot be read once it is closed.
     state.wsLastHeaders = new Headers(request.headers);
@@ -130,6 +143,8 @@ export function fakeRegion(name: string, options?: { readonly jwks?: JSONWebKeyS
   async function api(request: Request, path: string): Promise<Response> {
     state.hits++;
     state.lastHeaders = request.headers;
+    const url = new URL(request.url);
+    state.lastUrl = url.pathname + url.search;
     const product = /^\/api\/v1\/(?:products|inventory)\/([^/]+)$/.exec(path);
     if (product !== null) {
       const version = state.versions.get(product[1]);

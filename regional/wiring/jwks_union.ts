@@ -54,11 +54,22 @@ export function createJwksUnion(options: JwksUnionOptions): JwksUnion {
   if (timer !== undefined) Deno.unrefTimer(timer);
   // The first load: at start the other region's auth service may not be up yet, so retry a few times soon.
   let warmups = 0;
+  let stopped = false;
+  let warmTimer: ReturnType<typeof setTimeout> | undefined;
   const warm = () => {
     void load().catch(() => {}).finally(() => {
-      if (lastGood.size < options.urls.length && ++warmups < 12) Deno.unrefTimer(setTimeout(warm, 5_000));
+      if (stopped || lastGood.size >= options.urls.length || ++warmups >= 12) return;
+      warmTimer = setTimeout(warm, 5_000);
+      Deno.unrefTimer(warmTimer);
     });
   };
   warm();
-  return { load, stop: () => clearInterval(timer) };
+  return {
+    load,
+    stop: () => {
+      stopped = true;
+      clearInterval(timer);
+      clearTimeout(warmTimer);
+    },
+  };
 }

@@ -211,8 +211,9 @@ export async function resyncAsReplica(
   const writer = otherRegion(region);
   const roles = await readWriterRoles(dbs);
   const epoch = Math.max(roles.east?.epoch ?? 1, roles.west?.epoch ?? 1);
-  await writeWriterRole(dbs, region, writer, epoch);
+  // First: with its standby still named, every commit in this database would wait for a replica that is gone.
   await clearSynchronousStandby(dbs[region], orderSubscriptionName(dbs, region));
+  await writeWriterRole(dbs, region, writer, epoch);
   // Its old publication and the slot its replica used are of no use any more; the slot would hold WAL.
   await dropPublication(dbs[region], ORDER_PUBLICATION);
   await dropReplicationSlot(dbs[region], orderSubscriptionName(dbs, region));

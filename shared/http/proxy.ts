@@ -45,13 +45,32 @@ function problem(status: 503 | 504, detail: string): Response {
   });
 }
 
+const HOP_BY_HOP_NAMES: ReadonlySet<string> = new Set(HOP_BY_HOP);
+
+/** `headers` without the hop-by-hop ones, as a list fetch and Response take without another Headers copy. */
+function endToEnd(headers: Headers, set?: Readonly<Record<string, string>>): [string, string][] {
+  // One pass over the (lower-cased) names instead of a Headers copy plus ten deletes: on the ingress's hot
+  // path every Headers call is a WebIDL conversion, and the copy alone was ~5 µs per request.
+  const replaced = set === undefined ? undefined : Object.entries(set).map(([n, v]) => [n.toLowerCase(), v] as const);
+  const replacedNames = replaced === undefined ? undefined : new Set(replaced.map(([name]) => name));
+  const kept: [string, string][] = [];
+  headers.forEach((value, name) => {
+    if (!HOP_BY_HOP_NAMES.has(name) && !replacedNames?.has(name)) kept.push([name, value]);
+  });
+  for (const [name, value] of replaced ?? []) kept.push([name, value]);
+  return kept;
+}
+
+/** The path and query of an absolute URL (`http://host/p?q` → `/p?q`) without parsing it again. */
+function pathAndQueryOf(url: string): string {
+  const slash = url.indexOf("/", url.indexOf("//") + 2);
+  return slash === -1 ? "/" : url.slice(slash);
+}
+
 /** Forwards `request` (same path and query) to `options.upstream` and returns the upstream's response. */
 export async function proxyRequest(request: Request, options: ProxyOptions): Promise<Response> {
-  const incoming = new URL(request.url);
-  const target = new URL(incoming.pathname + incoming.search, options.upstream);
-  const headers = new Headers(request.headers);
-  for (const name of HOP_BY_HOP) headers.delete(name);
-  for (const [name, value] of Object.entries(options.setHeaders ?? {})) headers.set(name, value);
+  const target = new URL(pathAndQueryOf(request.url), options.upstream);
+  const headers = endToEnd(request.headers, options.setHeaders);
   const controller = new AbortController();
   const onClientAbort = () => controller.abort(request.signal.reason);
   request.signal.addEventListener("abort", onClientAbort, { once: true });
@@ -70,9 +89,7 @@ export async function proxyRequest(request: Request, options: ProxyOptions): Pro
       // Streaming request bodies need half-duplex mode in fetch implementations that support it.
       ...(hasBody ? { duplex: "half" } : {}),
     } as RequestInit);
-    const responseHeaders = new Headers(upstream.headers);
-    for (const name of HOP_BY_HOP) responseHeaders.delete(name);
-    responseHeaders.delete(PROXY_ERROR_HEADER);
+    const responseHeaders = endToEnd(upstream.headers, undefined).filter(([name]) => name !== PROXY_ERROR_HEADER);
     return new Response(upstream.body, {
       status: upstream.status,
       statusText: upstream.statusText,

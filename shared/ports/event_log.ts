@@ -58,6 +58,11 @@ export interface BatchSubscribeOptions extends Omit<SubscribeOptions, "handler">
   readonly handler: (records: readonly IncomingRecord[]) => Promise<void>;
   /** Records per handler call at most. @default 500 */
   readonly batchMax?: number;
+  /**
+   * Partitions handled at once by this member (order within a partition is kept either way). More than 1
+   * only for handlers whose partitions touch disjoint rows (keyed by what they lock). @default 1
+   */
+  readonly partitionsConcurrently?: number;
 }
 
 /** A running consumer-group member. */

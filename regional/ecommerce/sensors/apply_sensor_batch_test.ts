@@ -89,8 +89,7 @@ Deno.test("applySensorBatch() delivered again after a crash before the offset co
 Deno.test("applySensorBatch() rolls the whole batch back when the database fails mid-way", async () => {
   await withDatabase(async (sql) => {
     const product = await productWithStock(sql, 100);
-    let statements = 0;
-    // Fails the 5th statement of the transaction (the ledger insert): nothing of the batch may stay.
+    // Fails the statement that writes the ledger (after the stock rows were locked): nothing may stay.
     const failing: Sql = {
       ...sql,
       transaction: (fn) =>
@@ -98,7 +97,9 @@ Deno.test("applySensorBatch() rolls the whole batch back when the database fails
           fn({
             exec: (text) => tx.exec(text),
             query: (strings, ...values) => {
-              if (++statements === 5) return Promise.reject(new Error("connection lost"));
+              if (strings.join("").includes("insert into inventory_adjustment")) {
+                return Promise.reject(new Error("connection lost"));
+              }
               return tx.query(strings, ...values);
             },
           })
@@ -109,5 +110,19 @@ Deno.test("applySensorBatch() rolls the whole batch back when the database fails
     assert.deepEqual(await stockOf(sql, product.id), { onHand: 100, adjustments: 0 });
     assert.equal((await applySensorBatch(sql, batch)).applied, 2);
     assert.deepEqual(await stockOf(sql, product.id), { onHand: 98, adjustments: 2 });
+  });
+});
+
+Deno.test("applySensorBatch() creates the stock row of a product counted for the first time", async () => {
+  await withDatabase(async (sql) => {
+    const id = crypto.randomUUID();
+    const sku = `NEW-${id.slice(0, 8)}`.toUpperCase();
+    await sql.query`
+      insert into products (id, sku, name, category, price, currency)
+      values (${id}, ${sku}, ${"Never counted"}, ${"test"}, ${"1.00"}, ${"USD"})`;
+    const outcome = await applySensorBatch(sql, [deltaRecord(sku, "first-1", 5), deltaRecord(sku, "first-2", -2)]);
+    assert.equal(outcome.applied, 2);
+    assert.deepEqual(await stockOf(sql, id), { onHand: 3, adjustments: 2 });
+    assert.deepEqual(await stockAnnouncements(sql, id), [{ delta: 3, onHand: 3 }]);
   });
 });

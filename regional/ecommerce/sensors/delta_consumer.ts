@@ -23,7 +23,12 @@ export const SENSOR_CONSUMER_ATTEMPTS_MAX = 10;
  * Records applied per transaction at most. Larger batches amortise the fixed statements further but hold
  * the stock rows' locks longer (an order's reservation waits for them); 500 keeps one batch to a few ms.
  */
-export const SENSOR_CONSUMER_BATCH_MAX = 500;
+export const SENSOR_CONSUMER_BATCH_MAX = 2_000;
+/**
+ * Partitions applied at once (the topic has 3). Records are keyed by sku, so two partitions never lock the
+ * same stock row; a batch's time is mostly waiting on the database, which this overlaps.
+ */
+export const SENSOR_CONSUMER_PARTITIONS_CONCURRENTLY = 3;
 
 /** What {@linkcode startSensorDeltaConsumer} needs. */
 export interface SensorDeltaConsumerDeps {
@@ -64,6 +69,7 @@ export async function startSensorDeltaConsumer(deps: SensorDeltaConsumerDeps): P
     ? await deps.eventLog.subscribeBatches({
       ...common,
       batchMax: deps.batchMax ?? SENSOR_CONSUMER_BATCH_MAX,
+      partitionsConcurrently: SENSOR_CONSUMER_PARTITIONS_CONCURRENTLY,
       handler: handleBatch,
     })
     : await deps.eventLog.subscribe({ ...common, handler: (record) => handleBatch([record]) });

@@ -12,9 +12,12 @@ export {
   type SensorBridgeDeps,
   startSensorBridge,
 } from "./bridge.ts";
+export { applySensorBatch, type SensorBatchOutcome } from "./apply_sensor_batch.ts";
 export {
   SENSOR_ADJUSTMENT_SOURCE,
   SENSOR_CONSUMER_ATTEMPTS_MAX,
+  SENSOR_CONSUMER_BATCH_MAX,
+  SENSOR_CONSUMER_PARTITIONS_CONCURRENTLY,
   type SensorDeltaConsumerDeps,
   startSensorDeltaConsumer,
 } from "./delta_consumer.ts";

@@ -63,7 +63,7 @@ export async function startBatchMember(
       autoCommit: false,
       // Offsets are resolved per chunk below, so a rebalance mid-fetch resumes after the last applied chunk.
       eachBatchAutoResolve: false,
-      partitionsConsumedConcurrently: 1,
+      partitionsConsumedConcurrently: options.partitionsConcurrently ?? 1,
       eachBatch: (payload) => state.onBatch(payload),
     });
   } catch (error) {
@@ -77,7 +77,7 @@ export async function startBatchMember(
 class BatchMemberState {
   #closing = false;
   #abandoned = false;
-  #inFlight: Promise<void> | undefined;
+  readonly #inFlight = new Set<Promise<void>>();
   #abandon!: () => void;
   readonly #abandonedSignal = new Promise<void>((resolve) => this.#abandon = resolve);
   #stop!: () => void;
@@ -101,12 +101,13 @@ class BatchMemberState {
       const records = batch.messages.slice(start, start + this.batchMax)
         .map((message) => toIncomingRecord(batch.topic, batch.partition, message));
       const work = this.#deliver(records, payload);
-      this.#inFlight = work.then(() => {});
+      const settled = work.then(() => {}, () => {});
+      this.#inFlight.add(settled);
       let committed = false;
       try {
         committed = await Promise.race([work, this.#abandonedSignal.then(() => false)]);
       } finally {
-        this.#inFlight = undefined;
+        this.#inFlight.delete(settled);
       }
       if (!committed) return;
       payload.resolveOffset(records[records.length - 1].offset);
@@ -151,9 +152,8 @@ class BatchMemberState {
     this.#closing = true;
     this.#stop();
     this.failReady(new Error(`Subscription of group "${this.options.groupId}" closed before it joined`));
-    const inFlight = this.#inFlight;
-    if (inFlight !== undefined) {
-      const finished = await settlesWithin(inFlight, this.context.timings.closeTimeoutMs);
+    if (this.#inFlight.size > 0) {
+      const finished = await settlesWithin(Promise.all(this.#inFlight), this.context.timings.closeTimeoutMs);
       if (!finished) {
         this.#abandoned = true;
         this.#abandon();

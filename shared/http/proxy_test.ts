@@ -1,0 +1,66 @@
+import assert from "node:assert/strict";
+import { PROXY_ERROR_HEADER, proxyRequest } from "./proxy.ts";
+
+/** A real upstream that echoes what it received and answers with hop-by-hop and repeated headers. */
+function echoUpstream() {
+  return Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (request) => {
+    const url = new URL(request.url);
+    const headers = new Headers({ "content-type": "application/json", "keep-alive": "timeout=5" });
+    headers.append("set-cookie", "a=1");
+    headers.append("set-cookie", "b=2");
+    headers.set(PROXY_ERROR_HEADER, "forged");
+    const body = JSON.stringify({
+      path: url.pathname + url.search,
+      method: request.method,
+      body: await request.text(),
+      headers: Object.fromEntries(request.headers),
+    });
+    return new Response(body, { status: 201, headers });
+  });
+}
+
+Deno.test("proxyRequest() forwards path, query, method and body, drops hop-by-hop headers and overrides set ones", async () => {
+  const upstream = echoUpstream();
+  try {
+    const request = new Request("http://ingress.test/api/v1/orders/42?mine=1&x=%20y", {
+      method: "POST",
+      body: '{"qty":1}',
+      headers: {
+        "content-type": "application/json",
+        "proxy-authorization": "secret",
+        "te": "trailers",
+        "Traceparent": "00-11111111111111111111111111111111-2222222222222222-01",
+        "x-kept": "yes",
+      },
+    });
+    const response = await proxyRequest(request, {
+      upstream: `http://127.0.0.1:${upstream.addr.port}`,
+      headersTimeoutMs: 2_000,
+      setHeaders: { TraceParent: "00-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-bbbbbbbbbbbbbbbb-01" },
+    });
+    assert.equal(response.status, 201);
+    const seen = await response.json();
+    assert.equal(seen.path, "/api/v1/orders/42?mine=1&x=%20y");
+    assert.equal(seen.method, "POST");
+    assert.equal(seen.body, '{"qty":1}');
+    assert.equal(seen.headers["x-kept"], "yes");
+    assert.equal(seen.headers["proxy-authorization"], undefined);
+    assert.equal(seen.headers["te"], undefined);
+    assert.equal(seen.headers["traceparent"], "00-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-bbbbbbbbbbbbbbbb-01");
+    assert.equal(response.headers.get("keep-alive"), null);
+    assert.equal(response.headers.get(PROXY_ERROR_HEADER), null, "an upstream cannot forge the proxy's marker");
+    assert.deepEqual(response.headers.getSetCookie(), ["a=1", "b=2"]);
+  } finally {
+    await upstream.shutdown();
+  }
+});
+
+Deno.test("proxyRequest() answers 503 with the proxy's marker when the upstream is unreachable", async () => {
+  const response = await proxyRequest(new Request("http://ingress.test/x"), {
+    upstream: "http://127.0.0.1:1",
+    headersTimeoutMs: 2_000,
+  });
+  assert.equal(response.status, 503);
+  assert.equal(response.headers.get(PROXY_ERROR_HEADER), "unreachable");
+  assert.equal((await response.json()).code, "COMMON.UPSTREAM_UNAVAILABLE");
+});
