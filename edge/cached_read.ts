@@ -19,7 +19,8 @@ import {
   ifNoneMatchHits,
   readBounded,
 } from "./hot_cache.ts";
-import { productIdOfPath } from "./route_policy.ts";
+import type { GraphqlRead } from "./graphql_read.ts";
+import { isCacheableGet, productIdOfPath } from "./route_policy.ts";
 import { type EdgeTrace, withTraceHeaders } from "./trace.ts";
 
 /** A request the cache may answer: its key (without the region) and what purges need to find it. */
@@ -50,7 +51,7 @@ export interface CachedReads {
    * Answers `request` for `read`, with `region` being the one the request would be routed to; the answer
    * carries `trace` (callers must not set it again: see the module doc).
    */
-  serve(request: Request, region: string, read: CacheableRead, trace: EdgeTrace): Promise<Response>;
+  serve(request: Request, region: string, read: CacheableRead, trace: EdgeTrace): Response | Promise<Response>;
 }
 
 /** Conditional request headers: a fill must get a full body, whatever the client holds. */
@@ -157,7 +158,8 @@ export function createCachedReads(deps: CachedReadDeps): CachedReads {
   }
 
   return {
-    async serve(request, region, read, trace) {
+    // Not async: a hit is answered synchronously (see the module doc).
+    serve(request, region, read, trace) {
       const entry = cache.lookup(`${region} ${read.keyBase}`);
       const nowMs = deps.now();
       if (entry !== undefined) {
@@ -172,7 +174,26 @@ export function createCachedReads(deps: CachedReadDeps): CachedReads {
         }
       }
       counters.misses++;
-      return (await fill(request, read, request.signal, trace)).response;
+      return fill(request, read, request.signal, trace).then((filled) => filled.response);
     },
   };
+}
+
+/** The cache's view of a request, or undefined when it is not a hot public read. */
+export function cacheableReadOf(
+  request: Request,
+  path: string,
+  graphql: GraphqlRead | undefined,
+): CacheableRead | undefined {
+  if (graphql !== undefined) {
+    if (graphql.kind !== "read" || graphql.keyBase === undefined) return undefined;
+    return { keyBase: graphql.keyBase, path, productPath: undefined, bodyText: graphql.text };
+  }
+  if (!isCacheableGet(request.method, path)) return undefined;
+  // The query is part of the key; hono's path has none, so take it from the URL only for cacheable reads.
+  const url = request.url;
+  const queryStart = url.indexOf("?");
+  const pathAndQuery = queryStart < 0 ? path : path + url.slice(queryStart);
+  if (pathAndQuery.length > 2048) return undefined;
+  return { keyBase: `GET ${pathAndQuery}`, path: pathAndQuery, productPath: path };
 }

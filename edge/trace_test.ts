@@ -79,3 +79,52 @@ Deno.test("edgeTraceOf bounds correlation ids and keeps the sampled flag", () =>
   assert.equal(trace.correlationId.length, 128);
   assert.ok(trace.traceparent.endsWith("-00"));
 });
+
+Deno.test("every cache answer carries its own request's trace, never the one stored with the fill", async () => {
+  const east = fakeRegion("east");
+  east.state.versions.set("p1", 1);
+  // Regions echo the trace they were sent; a stored copy of it must not reach later readers.
+  east.state.answerHeaders = {
+    "cache-control": "public, max-age=60",
+    traceparent: "00-11111111111111111111111111111111-2222222222222222-01",
+    "correlation-id": "fill-request",
+  };
+  const edge = createEdge({
+    regions: [east],
+    cache: { ttlMs: 60_000, staleWhileRevalidateMs: 0, entriesMax: 10, bytesMax: 1024 * 1024 },
+  });
+  try {
+    const answers: Response[] = [];
+    const conditionals: Record<string, string>[] = [{}, {}, { "if-none-match": "*" }];
+    for (const [i, extra] of conditionals.entries()) {
+      const headers = { traceparent: INCOMING.replace("4736", `473${i}`), "correlation-id": `reader-${i}`, ...extra };
+      answers.push(await edge.app.request("/api/v1/products/p1", { headers }));
+    }
+    assert.deepEqual(answers.map((a) => a.headers.get("x-bv-cache")), ["MISS", "HIT", "HIT"]);
+    assert.deepEqual(answers.map((a) => a.status), [200, 200, 304]);
+    for (const [i, answer] of answers.entries()) {
+      await answer.body?.cancel();
+      // One value each (a duplicated header would read as "a, b").
+      assert.equal(answer.headers.get("correlation-id"), `reader-${i}`);
+      assert.equal(
+        TRACEPARENT.exec(answer.headers.get("traceparent") ?? "")?.[1],
+        `4bf92f3577b34da6a3ce929d0e0e473${i}`,
+      );
+    }
+    assert.equal(east.state.hits, 1, "the second and third were hits");
+  } finally {
+    await edge.stop();
+    await east.close();
+  }
+});
+
+Deno.test("edgeTraceOf draws a fresh, well-formed span id for every request, across its random blocks", () => {
+  const spans = new Set<string>();
+  for (let i = 0; i < 2_000; i++) {
+    const match = TRACEPARENT.exec(edgeTraceOf(new Headers()).traceparent);
+    assert.ok(match, "well-formed");
+    assert.notEqual(match[1], match[2].repeat(2), "trace and span ids are separate draws");
+    spans.add(match[2]);
+  }
+  assert.equal(spans.size, 2_000);
+});

@@ -51,6 +51,8 @@ async function handshake(port: number, cookie?: string): Promise<Response> {
 /** Opens a WebSocket through the edge and resolves with the echo of "ping" (which names the region). */
 async function echo(port: number, cookie: string): Promise<string> {
   const socket = new WebSocket(`ws://127.0.0.1:${port}/ws/echo`, { headers: { cookie } } as unknown as string[]);
+  // Listened for from the start: a refused socket may have closed before the handshake's outcome is awaited.
+  const closed = new Promise((resolve) => socket.addEventListener("close", resolve));
   try {
     return await new Promise<string>((resolve, reject) => {
       socket.onopen = () => socket.send("ping");
@@ -58,7 +60,6 @@ async function echo(port: number, cookie: string): Promise<string> {
       socket.onerror = (event) => reject(new Error((event as ErrorEvent).message));
     });
   } finally {
-    const closed = new Promise((resolve) => socket.addEventListener("close", resolve));
     socket.close();
     await closed;
   }

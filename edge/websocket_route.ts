@@ -58,7 +58,7 @@ export async function openWebSocket(
     // A 4xx is the region's answer about this client; only a refusal or an unreachable region is retried.
     // The refusing region is not marked out here: a connector's 503 may also be a region at its socket cap,
     // and the probes take a dead region out within 2–5 s.
-    const next: EdgeRegion | undefined = response.status >= 500 && attempt === -1
+    const next: EdgeRegion | undefined = response.status >= 500 && attempt === 0
       ? deps.pick(request.headers.get("x-bv-region"), region)
       : undefined;
     if (next === undefined) return response;

@@ -32,6 +32,7 @@ import { drillEnv, openDrillPlatform } from "./dr/drill_platform.ts";
 import { acknowledgedOrderIds, measureRto, outcomeCounts } from "./dr/measure.ts";
 import { startOrderLoad } from "./dr/order_load.ts";
 import { seedDrill } from "./dr/seed.ts";
+import { tableParity } from "./postgres/table_parity.ts";
 
 const RTO_TARGET_SEC = 10;
 const READY_TIMEOUT_MS = 120_000;
@@ -100,7 +101,6 @@ try {
     eastIngressUrl: platform.ingressUrl.east,
     edgeUrl: platform.edgeUrl,
     admin: { email: env.BV_ADMIN_EMAIL, password: env.BV_ADMIN_PASSWORD },
-    dbs,
     runId,
   });
   const load = startOrderLoad({
@@ -206,8 +206,20 @@ try {
   say(
     `parity: east ${parity.east} orders, west ${parity.west}; missing in east ${parity.missingInEast.length}, in west ${parity.missingInWest.length}; east discarded ${resync.discardedOrderIds.length} orders west never had`,
   );
+  // Beyond order ids: every replicated table (catalog, stock, reservations, carts, keys) row for row.
+  let tables = await tableParity(dbs);
+  for (let i = 0; i < 50 && tables.some((t) => !t.equal); i++) {
+    await sleep(200);
+    tables = await tableParity(dbs);
+  }
+  const unequal = tables.filter((t) => !t.equal);
+  say(
+    `table parity: ${tables.length - unequal.length}/${tables.length} replicated tables equal${
+      unequal.map((t) => `; ${t.table} east ${t.east.rows} rows, west ${t.west.rows}`).join("")
+    }`,
+  );
   const ok = lost.length === 0 && parity.missingInEast.length === 0 && parity.missingInWest.length === 0 &&
-    probe.status === 201 && probeBody.id !== undefined;
+    unequal.length === 0 && probe.status === 201 && probeBody.id !== undefined;
   console.log(
     `\nDR drill ${ok ? "PASSED" : "FAILED"}: RTO ${rto.rtoSec ?? "n/a"} s (target < ${RTO_TARGET_SEC} s${
       rto.rtoSec !== undefined && rto.rtoSec < RTO_TARGET_SEC ? ", met" : ", NOT met"

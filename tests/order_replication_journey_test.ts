@@ -2,13 +2,15 @@
  * Journey: `start:infra` runs each region on its own PostgreSQL cluster, east publishes the order tables
  * and west subscribes. An order created in east is readable in west (same user, same token: tokens are
  * verified against every region's keys) and the lag is measured; an order POST that reaches west is
- * forwarded to east, the writer, and comes back to west through replication.
+ * forwarded to east, the writer, and comes back to west through replication. A customer served only by west
+ * then browses a product created through west (authored in east), builds a cart, orders and pays, each read in
+ * west right after the forwarded write it depends on.
  */
 import assert from "node:assert/strict";
 import { loadConfig } from "../shared/config/config.ts";
 import { uniqueName } from "../shared/testing/unique.ts";
 import { subscriptionState } from "../shared/adapters/postgres/replication.ts";
-import { ORDER_WRITER_HEADER } from "../regional/ecommerce/orders/writer/mod.ts";
+import { ORDER_WRITER_HEADER, REPLICA_WAIT_HEADER } from "../regional/ecommerce/orders/writer/mod.ts";
 import { orderSubscriptionName, readWriterRoles } from "../scripts/postgres/order_replication.ts";
 import { orderDatabasesOf } from "../scripts/postgres/infra_replication.ts";
 import { call, dropIsolatedInfra, isolatedInfraEnv, JOURNEY_ADMIN, startPlatform } from "./support/platform.ts";
@@ -130,6 +132,100 @@ Deno.test({
       // Verified in east (not 401) and refused there: the order belongs to the other user.
       assert.equal(westPlaced.status, 404, JSON.stringify(westPlaced.body));
       assert.equal(westPlaced.headers.get(ORDER_WRITER_HEADER), "east");
+
+      // A customer served entirely by west: every write below is forwarded to east, and every read is served
+      // by west's copy right after it (the forwarder holds each answer until west has applied the write).
+      const waits: number[] = [];
+      const viaEast = (r: { status: number; headers: Headers; body: unknown }, expected: number) => {
+        assert.equal(r.status, expected, JSON.stringify(r.body));
+        assert.equal(r.headers.get(ORDER_WRITER_HEADER), "east");
+        waits.push(Number(r.headers.get(REPLICA_WAIT_HEADER)));
+      };
+      const adminToken = admin.body.accessToken;
+      const lamp = await call(`${west}/api/v1/products`, {
+        token: adminToken,
+        body: {
+          sku: `REPW-${id}`.toUpperCase(),
+          name: "West Lamp",
+          category: "lighting",
+          price: "12.00",
+          currency: "USD",
+        },
+      });
+      viaEast(lamp, 201);
+      const browsed = await call(`${west}/api/v1/products/${lamp.body.id}`);
+      assert.equal(browsed.status, 200, JSON.stringify(browsed.body));
+      assert.equal(browsed.body.price, "12.00");
+      const repriced = await call(`${west}/api/v1/products/${lamp.body.id}`, {
+        method: "PATCH",
+        token: adminToken,
+        body: { price: "11.00" },
+      });
+      viaEast(repriced, 200);
+      assert.equal((await call(`${west}/api/v1/products/${lamp.body.id}`)).body.price, "11.00");
+      viaEast(
+        await call(`${west}/api/v1/inventory/${lamp.body.id}/adjustments`, {
+          token: adminToken,
+          body: { delta: 5, reason: "west count" },
+        }),
+        200,
+      );
+      assert.equal((await call(`${west}/api/v1/inventory/${lamp.body.id}`)).body.available, 5);
+
+      const buyer = westUser.body.accessToken;
+      const cart = await call(`${west}/api/v1/carts`, { token: buyer, body: {} });
+      viaEast(cart, 201);
+      assert.equal((await call(`${west}/api/v1/carts/${cart.body.id}`, { token: buyer })).status, 200);
+      viaEast(
+        await call(`${west}/api/v1/carts/${cart.body.id}/items`, { token: buyer, body: { productId, qty: 1 } }),
+        200,
+      );
+      viaEast(
+        await call(`${west}/api/v1/carts/${cart.body.id}/items`, {
+          token: buyer,
+          body: { productId: lamp.body.id, qty: 2 },
+        }),
+        200,
+      );
+      viaEast(
+        await call(`${west}/api/v1/carts/${cart.body.id}/items/${lamp.body.id}`, {
+          method: "PUT",
+          token: buyer,
+          body: { qty: 3 },
+        }),
+        204,
+      );
+      viaEast(
+        await call(`${west}/api/v1/carts/${cart.body.id}/items/${productId}`, { method: "DELETE", token: buyer }),
+        204,
+      );
+      const inWestCart = await call(`${west}/api/v1/carts/${cart.body.id}`, { token: buyer });
+      assert.deepEqual(inWestCart.body.items.map((l: { productId: string; qty: number }) => [l.productId, l.qty]), [[
+        lamp.body.id,
+        3,
+      ]]);
+      const order = await call(`${west}/api/v1/orders`, {
+        token: buyer,
+        body: { cartId: cart.body.id },
+        headers: { "idempotency-key": crypto.randomUUID() },
+      });
+      viaEast(order, 201);
+      assert.equal(order.body.totalAmount, "33.00");
+      const paid = await call(`${west}/api/v1/orders/${order.body.id}/pay`, {
+        token: buyer,
+        body: {},
+        headers: { "idempotency-key": crypto.randomUUID() },
+      });
+      viaEast(paid, 200);
+      assert.equal(paid.body.status, "PAID");
+      assert.equal((await call(`${west}/api/v1/orders/${order.body.id}`, { token: buyer })).body.status, "PAID");
+      const stockInWest = await call(`${west}/api/v1/inventory/${lamp.body.id}`);
+      assert.deepEqual([stockInWest.body.onHand, stockInWest.body.reserved], [5, 3]);
+      console.log(
+        `west customer: ${waits.length} forwarded writes; west caught up after ${
+          waits.map((w) => w.toFixed(1)).join(", ")
+        } ms`,
+      );
     } finally {
       assert.equal(await platform.stop(), 0, await platform.tail());
       await dropIsolatedInfra(id);

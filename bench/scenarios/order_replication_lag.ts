@@ -23,8 +23,7 @@ import {
 import type { Sql } from "../../shared/ports/mod.ts";
 import { migrate } from "../../shared/ports/sql_migrate.ts";
 import { uniqueName } from "../../shared/testing/unique.ts";
-import { ordersMigrations } from "../../regional/ecommerce/orders/mod.ts";
-import { orderWriterMigrations } from "../../regional/ecommerce/orders/writer/mod.ts";
+import { ECOMMERCE_MIGRATIONS } from "../../regional/ecommerce/mod.ts";
 import { clusterUrl, ensurePostgres } from "../../scripts/postgres/mod.ts";
 import {
   ensureOrderReplication,
@@ -71,7 +70,7 @@ async function openPair(synchronous: boolean): Promise<Pair> {
   try {
     const plain = "create table if not exists bench_plain (id uuid primary key, v int not null)";
     for (const sql of [east, west]) {
-      await migrate(sql, [...ordersMigrations, ...orderWriterMigrations]);
+      await migrate(sql, ECOMMERCE_MIGRATIONS);
       await sql.exec(plain);
     }
     await ensureOrderReplication(dbs, { synchronous, log: () => {} });

@@ -16,6 +16,7 @@ import { createLatencyHistogram } from "../harness.ts";
 import { createArrivals } from "./_arrivals.ts";
 import { acquirePlatform, releasePlatform, STOCKED_FOR_ORDERS } from "./_ecommerce_platform.ts";
 import { nextMessage } from "./_worker.ts";
+import { type KafkaArrivals, watchOrderCreated } from "./_kafka_arrivals.ts";
 
 const NAME = "order_to_websocket";
 /** The issue gives no rate; 50/s like `order_to_kafka` (`BV_BENCH_ORDER_WS_RATE` overrides it for diagnosis). */
@@ -36,6 +37,7 @@ export const orderToWebsocket: Scenario = {
     let worker: Worker | undefined;
     const arrivals = createArrivals(ARRIVAL_TIMEOUT_MS, "the WebSocket client");
     const sockets: WebSocket[] = [];
+    let stages: KafkaArrivals | undefined;
     try {
       const platform = await acquirePlatform(ctx);
       // Started once the platform is up: a worker's message with no listener yet would be lost.
@@ -57,6 +59,13 @@ export const orderToWebsocket: Scenario = {
       });
       sockets.push(raw);
 
+      stages = await watchOrderCreated(
+        platform.kafkaBrokers,
+        `${platform.runId}.ecommerce.order.order.created.v1`,
+        `${platform.runId}.bench.order-stages`,
+      );
+      const toKafka = createLatencyHistogram();
+      const kafkaToSocket = createLatencyHistogram();
       const products = platform.products.slice(0, STOCKED_FOR_ORDERS);
       let n = 0;
       const order = async (): Promise<number> => {
@@ -76,7 +85,13 @@ export const orderToWebsocket: Scenario = {
         if (response.status !== 201) {
           throw new Error(`POST /api/v1/orders answered ${response.status}: ${JSON.stringify(body)}`);
         }
-        return (await arrivals.wait(`o:${body.id}`)) - sentAt;
+        const atSocket = await arrivals.wait(`o:${body.id}`);
+        const atKafka = stages?.at(body.id);
+        if (atKafka !== undefined) {
+          toKafka.recordValue(Math.max(0, Math.round((atKafka - sentAt) * 1000)));
+          kafkaToSocket.recordValue(Math.max(0, Math.round((atSocket - atKafka) * 1000)));
+        }
+        return atSocket - sentAt;
       };
       let next = 0;
       const publish = async (): Promise<number> => {
@@ -95,10 +110,17 @@ export const orderToWebsocket: Scenario = {
         () => spanRound("POST /orders sent → /ws/orders frame", order),
         () => spanRound("raw POST → Deno.serve WebSocket broadcast", publish),
       );
+      const ms = (h: typeof toKafka, p: number) => (h.getValueAtPercentile(p) / 1000).toFixed(1);
+      ctx.log(
+        `stages (warm-up included, ${toKafka.totalCount} orders): request sent → envelope at a Kafka consumer ` +
+          `p50 ${ms(toKafka, 50)} / p99 ${ms(toKafka, 99)} ms; Kafka consumer → /ws/orders frame ` +
+          `p50 ${ms(kafkaToSocket, 50)} / p99 ${ms(kafkaToSocket, 99)} ms`,
+      );
       return resultOf(NAME, sides);
     } finally {
       arrivals.close();
       for (const socket of sockets) socket.close();
+      await stages?.close();
       if (worker !== undefined) {
         const stopped = nextMessage(worker, 5_000).catch(() => {});
         worker.postMessage("stop");

@@ -25,14 +25,25 @@ import {
   startReservationExpiry,
 } from "./inventory/mod.ts";
 import { createOrderRoutes, ordersMigrations, purgeExpiredIdempotencyKeys } from "./orders/mod.ts";
-import { createWriterRoleReader, forwardOrderWrites, orderWriterMigrations } from "./orders/writer/mod.ts";
+import {
+  bypassedWhileReplica,
+  createWriterRoleReader,
+  forwardOrderWrites,
+  orderWriterMigrations,
+  sqlReplicationPositions,
+} from "./orders/writer/mod.ts";
 import { createSoapPaymentGateway } from "./payment/mod.ts";
 import { createGraphqlRoutes, startGraphqlCacheInvalidation } from "./graphql/mod.ts";
 import { createOpenApiRoutes } from "./openapi/mod.ts";
 import { notificationsMigrations, startOrderNotifications } from "./notifications/mod.ts";
 import { flashSalesMigrations, startFlashSales } from "./flash_sales/mod.ts";
 import { startInvalidations } from "./invalidations/mod.ts";
-import { startSensorBridge, startSensorDeltaConsumer } from "./sensors/mod.ts";
+import {
+  createSensorBatchApplier,
+  createSensorBatchRoutes,
+  startSensorBridge,
+  startSensorDeltaConsumer,
+} from "./sensors/mod.ts";
 import { startWebhooks, webhooksMigrations } from "./webhooks/mod.ts";
 import { analyticsMigrations, createAnalyticsRoutes, startRevenueProjection } from "./analytics/mod.ts";
 
@@ -82,7 +93,14 @@ export const createEcommerceService: ServiceFactory = async (context) => {
   const stock = createInventoryClient(`${config.BV_HOST}:${grpcPort}`);
   lifecycle.onStop(`${name} inventory client`, () => Promise.resolve(stock.close()));
 
-  const expiry = startReservationExpiry({ sql, nudgeOutbox });
+  // Single writer (orders/writer): a replica region's background writers of the replicated tables stand down.
+  const role = createWriterRoleReader(sql);
+  const writerElsewhere = async () => {
+    const current = await role.current();
+    return current && current.writerRegion !== current.localRegion ? current.writerRegion : undefined;
+  };
+  const isReplica = async () => (await writerElsewhere()) !== undefined;
+  const expiry = startReservationExpiry({ sql, nudgeOutbox, paused: isReplica });
   lifecycle.onStop(`${name} reservation expiry`, () => expiry.stop());
   // Cache projections: stable group ids per region, so a restart resumes where it left off.
   const projections = {
@@ -97,7 +115,23 @@ export const createEcommerceService: ServiceFactory = async (context) => {
   const revenue = await startRevenueProjection({ sql, eventLog, region });
   lifecycle.onStop(`${name} revenue projection`, () => revenue.close());
   // Inventory sensors: MQTT (QoS 1, persistent session) → Kafka → stock adjustments applied once.
-  const sensorDeltas = await startSensorDeltaConsumer({ sql, eventLog, nudgeOutbox, region });
+  const sensorDeltas = await startSensorDeltaConsumer({
+    sql,
+    eventLog,
+    nudgeOutbox,
+    region,
+    // In a replica region the batch is applied by the writer region's service (sensors/forward_batch.ts).
+    apply: createSensorBatchApplier({
+      sql,
+      region,
+      writerElsewhere,
+      serviceUrlOf: (r) =>
+        r === "east" || r === "west"
+          ? `http://${config.BV_HOST}:${config.regions[r].servicePorts.ecommerce}`
+          : undefined,
+      timeoutMs: config.BV_CALL_TIMEOUT_MS,
+    }),
+  });
   lifecycle.onStop(`${name} sensor deltas`, () => sensorDeltas.close());
   const sensorBridge = await startSensorBridge({
     // The session identity follows the region's database, so two platforms sharing one broker (a
@@ -109,7 +143,8 @@ export const createEcommerceService: ServiceFactory = async (context) => {
   lifecycle.onStop(`${name} sensor bridge`, () => sensorBridge.close());
   // Idempotency keys live 24 h; expired ones are purged in bounded batches.
   const purge = setInterval(() => {
-    purgeExpiredIdempotencyKeys(sql, { limit: 1_000 }).catch((error) =>
+    // A replica's keys are the writer's (replicated); the writer's purge deletes them in both.
+    isReplica().then((replica) => replica ? 0 : purgeExpiredIdempotencyKeys(sql, { limit: 1_000 })).catch((error) =>
       log.warn("idempotency key purge failed", { error: String(error) })
     );
   }, IDEMPOTENCY_PURGE_INTERVAL_MS);
@@ -145,21 +180,26 @@ export const createEcommerceService: ServiceFactory = async (context) => {
   lifecycle.onStop(`${name} webhooks`, () => webhooks.close());
 
   const app = createServiceApp({ name, checks });
-  // While this region is an order replica, order writes go to the writer region's ingress (orders/writer).
+  // While this region is a replica, writes of the replicated tables (orders, catalog, inventory, carts) go to
+  // the writer region's ingress (orders/writer); reads stay here.
   app.use(
-    "/api/v1/orders/*",
+    "/api/v1/*",
     forwardOrderWrites({
-      role: createWriterRoleReader(sql),
+      role,
+      positions: sqlReplicationPositions(sql),
       ingressUrlOf: (r) =>
         r === "east" || r === "west" ? `http://${config.BV_HOST}:${config.regions[r].ingressPort}` : undefined,
       timeoutMs: config.BV_CALL_TIMEOUT_MS,
     }),
   );
+  app.route("/", createSensorBatchRoutes({ sql, writerElsewhere, nudgeOutbox }));
   app.route("/", webhooks.routes);
   app.route("/", notifications.routes);
   app.route("/", flashSales.routes);
   app.route("/", invalidations.routes);
-  app.route("/", createCatalogRoutes({ sql, cache, verifier, nudgeOutbox }));
+  // A replica's product caches would go stale (their invalidations are the writer's events): bypassed there.
+  const readCache = bypassedWhileReplica(cache, isReplica);
+  app.route("/", createCatalogRoutes({ sql, cache: readCache, verifier, nudgeOutbox }));
   app.route("/", createCartRoutes({ sql, verifier }));
   app.route("/", createInventoryRoutes({ sql, verifier, nudgeOutbox }));
   app.route(
@@ -173,7 +213,7 @@ export const createEcommerceService: ServiceFactory = async (context) => {
       reservationTtlSec: config.BV_RESERVATION_TTL_SEC,
     }),
   );
-  app.route("/", createGraphqlRoutes({ sql, cache }));
+  app.route("/", createGraphqlRoutes({ sql, cache: readCache }));
   app.route("/", createAnalyticsRoutes({ sql, verifier }));
   app.route("/", createOpenApiRoutes());
   return app;

@@ -1,12 +1,9 @@
 /**
  * @module
- * What the DR drill's orders need: an admin-created product with plenty of stock in east, the same product
- * and stock rows copied into west (the catalog is not replicated between regions — seed 000 section 5
- * gives it its own CDC path, which does not exist yet — and west must be able to take orders after its
- * promotion), and a customer signed up through the edge.
+ * What the DR drill's orders need: an admin-created product with plenty of stock in east (the writer
+ * region authors the catalog and inventory; replication carries both to west, so west can take orders
+ * after its promotion), and a customer signed up through the edge.
  */
-import { withPg } from "../../shared/adapters/postgres/replication.ts";
-import type { OrderDatabases } from "../postgres/order_replication.ts";
 
 const STOCK = 1_000_000;
 
@@ -27,7 +24,6 @@ export async function seedDrill(options: {
   readonly eastIngressUrl: string;
   readonly edgeUrl: string;
   readonly admin: { readonly email: string; readonly password: string };
-  readonly dbs: OrderDatabases;
   readonly runId: string;
 }): Promise<{ token: string; productId: string }> {
   const { eastIngressUrl: east } = options;
@@ -46,21 +42,6 @@ export async function seedDrill(options: {
     admin,
   );
   await post(`${east}/api/v1/inventory/${product.id}/adjustments`, { delta: STOCK, reason: "dr drill" }, 200, admin);
-  for (const table of ["products", "inventory_stock"]) {
-    const column = table === "products" ? "id" : "product_id";
-    const [row] = await withPg(
-      options.dbs.east,
-      (sql) => sql.unsafe(`select row_to_json(t)::text as j from ${table} t where ${column} = $1`, [product.id]),
-    );
-    await withPg(
-      options.dbs.west,
-      (sql) =>
-        sql.unsafe(
-          `insert into ${table} select * from json_populate_record(null::${table}, $1::text::json) on conflict do nothing`,
-          [row.j],
-        ),
-    );
-  }
   const customer = await post(`${options.edgeUrl}/api/v1/auth/signup`, {
     email: `drill-${options.runId}@drill.test`,
     password: "correct horse battery",

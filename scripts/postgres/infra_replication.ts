@@ -1,11 +1,15 @@
 /**
  * @module
- * Order replication as `start:infra` runs it: decided from the config (each region's database URL and
- * `BV_ORDER_REPLICATION`), skipped with one line when the regions share a server or the writer's server
- * cannot publish (`wal_level` below `logical`, as on the shared 5432), set up otherwise.
+ * Single-writer replication (orders, catalog, inventory, carts) as `start:infra` runs it: decided from the
+ * config (each region's database URL and `BV_ORDER_REPLICATION`), skipped with one line when the regions share
+ * a server or the writer's server cannot publish (`wal_level` below `logical`, as on the shared 5432), set up
+ * before the services start otherwise.
  */
 import type { Config } from "../../shared/config/config.ts";
 import { walLevel } from "../../shared/adapters/postgres/replication.ts";
+import { createPostgresSql } from "../../shared/adapters/postgres/mod.ts";
+import { migrate } from "../../shared/ports/sql_migrate.ts";
+import { ECOMMERCE_MIGRATIONS } from "../../regional/ecommerce/mod.ts";
 import {
   ensureOrderReplication,
   type OrderDatabases,
@@ -28,19 +32,35 @@ async function unsupportedReason(config: Config): Promise<string | undefined> {
 }
 
 /**
- * Before the services start: with `BV_ORDER_REPLICATION=sync`, the writer's database is made to wait for
- * its standby (a setting sessions read when they connect, so it must precede the services' pools).
+ * Before the services start: both e-commerce schemas are migrated here and the regions linked, so the
+ * replica region forwards its first write and serves its first read from the copy (linked after the
+ * services, a client quick off the mark could write catalog or carts into west, which the link then
+ * refuses to overwrite, or read a product east has and west does not yet). With `BV_ORDER_REPLICATION=sync`,
+ * the writer's database is first made to wait for its standby (a setting sessions read when they connect,
+ * so it must precede the services' pools).
  */
 export async function prepareOrderReplication(config: Config): Promise<void> {
-  if (config.BV_ORDER_REPLICATION !== "sync" || (await unsupportedReason(config)) !== undefined) return;
+  if ((await unsupportedReason(config)) !== undefined) return;
   const dbs = orderDatabasesOf(config);
-  // On a first start the role table does not exist yet; east is the writer then.
-  const roles = await readWriterRoles(dbs).catch(() => undefined);
-  const writer = roles?.east?.writer ?? roles?.west?.writer ?? "east";
-  await prepareSynchronousWriter(dbs[writer]);
+  if (config.BV_ORDER_REPLICATION === "sync") {
+    // On a first start the role table does not exist yet; east is the writer then.
+    const roles = await readWriterRoles(dbs).catch(() => undefined);
+    const writer = roles?.east?.writer ?? roles?.west?.writer ?? "east";
+    await prepareSynchronousWriter(dbs[writer]);
+  }
+  for (const url of [dbs.east, dbs.west]) {
+    // The services' own migrate() then finds everything applied (the runner is idempotent and locked).
+    const sql = createPostgresSql({ url, maxConnections: 1 });
+    try {
+      await migrate(sql, ECOMMERCE_MIGRATIONS);
+    } finally {
+      await sql.close();
+    }
+  }
+  await setUpOrderReplication(config);
 }
 
-/** After the services have migrated both databases: publication in the writer, subscription in the replica. */
+/** With both databases migrated: publication in the writer, subscription in the replica (idempotent). */
 export async function setUpOrderReplication(config: Config): Promise<void> {
   const reason = await unsupportedReason(config);
   if (reason !== undefined) {

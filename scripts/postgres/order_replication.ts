@@ -1,7 +1,8 @@
 /**
  * @module
- * Orders are single-writer (seed 000 section 5): the writer region publishes the order tables, the other
- * region subscribes. This module sets that up (idempotently, after both schemas are migrated), promotes a
+ * Orders are single-writer (seed 000 section 5), and so is what an order reads: the writer region publishes
+ * `REPLICATED_TABLES` (orders, payments, catalog, inventory, carts, idempotency keys), the other region
+ * subscribes. This module sets that up (idempotently, after both schemas are migrated), promotes a
  * replica to writer, re-syncs a former writer as the new replica, and checks parity. The writer is data:
  * the `order_writer` row in each region's database (`regional/ecommerce/orders/writer`).
  */
@@ -12,12 +13,14 @@ import {
   dropSubscriptionDetached,
   ensurePublication,
   ensureSubscription,
+  refreshSubscription,
+  subscribedTables,
   subscriptionState,
   tableShapes,
   walLevel,
   withPg,
 } from "../../shared/adapters/postgres/replication.ts";
-import { REPLICATED_ORDER_TABLES } from "../../regional/ecommerce/orders/writer/mod.ts";
+import { REPLICATED_TABLES } from "../../regional/ecommerce/orders/writer/mod.ts";
 
 export type OrderRegion = "east" | "west";
 /** The URL of each region's database (not the admin database). */
@@ -104,13 +107,15 @@ export async function ensureOrderReplication(
   await assertSameShapes(dbs);
   await writeWriterRole(dbs, writer, writer, epoch);
   await writeWriterRole(dbs, replica, writer, epoch);
-  await ensurePublication(dbs[writer], ORDER_PUBLICATION, REPLICATED_ORDER_TABLES);
+  await ensurePublication(dbs[writer], ORDER_PUBLICATION, REPLICATED_TABLES);
   const subscription = orderSubscriptionName(dbs, writer);
-  if ((await subscriptionState(dbs[replica], subscription)) === undefined) {
+  if ((await subscriptionState(dbs[replica], subscription)) !== undefined) {
+    await addNewTables(dbs[replica], subscription, say);
+  } else {
     const rows = await orderRowCount(dbs[replica]);
     if (rows > 0) {
       throw new Error(
-        `Cannot subscribe ${replica} to ${writer}'s orders: ${replica} already holds ${rows} order rows that ` +
+        `Cannot subscribe ${replica} to ${writer}'s tables: ${replica} already holds ${rows} rows of them that ` +
           `the initial copy would collide with; re-sync it (scripts/dr_drill.ts resyncAsReplica) or empty it`,
       );
     }
@@ -184,7 +189,7 @@ export async function promoteOrderWriter(
   const old = otherRegion(region);
   const subscription = orderSubscriptionName(dbs, old);
   const dropped = await dropSubscriptionDetached(dbs[region], subscription);
-  const sequences = await advanceSequences(dbs[region], REPLICATED_ORDER_TABLES);
+  const sequences = await advanceSequences(dbs[region], REPLICATED_TABLES);
   const [own] = await withPg(dbs[region], (sql) => sql`select epoch from order_writer`);
   const epoch = (own ? Number(own.epoch) : 1) + 1;
   await writeWriterRole(dbs, region, region, epoch);
@@ -221,8 +226,8 @@ export async function resyncAsReplica(
   if (discardedOrderIds.length > 0) {
     say(`[orders] ${region} holds ${discardedOrderIds.length} orders ${writer} never received; they are discarded`);
   }
-  await withPg(dbs[region], (sql) => sql.unsafe(`truncate ${REPLICATED_ORDER_TABLES.join(", ")}`));
-  await ensurePublication(dbs[writer], ORDER_PUBLICATION, REPLICATED_ORDER_TABLES);
+  await withPg(dbs[region], (sql) => sql.unsafe(`truncate ${REPLICATED_TABLES.join(", ")}`));
+  await ensurePublication(dbs[writer], ORDER_PUBLICATION, REPLICATED_TABLES);
   const subscription = orderSubscriptionName(dbs, writer);
   await dropSubscriptionDetached(dbs[region], subscription);
   await ensureSubscription({
@@ -266,14 +271,33 @@ export async function teardownOrderReplication(dbs: OrderDatabases): Promise<voi
 
 async function assertSameShapes(dbs: OrderDatabases): Promise<void> {
   const [east, west] = await Promise.all([
-    tableShapes(dbs.east, REPLICATED_ORDER_TABLES),
-    tableShapes(dbs.west, REPLICATED_ORDER_TABLES),
+    tableShapes(dbs.east, REPLICATED_TABLES),
+    tableShapes(dbs.west, REPLICATED_TABLES),
   ]);
-  for (const table of REPLICATED_ORDER_TABLES) {
+  for (const table of REPLICATED_TABLES) {
     if (east[table] !== west[table]) {
       throw new Error(`Table ${table} differs between east (${east[table]}) and west (${west[table]}); migrate both`);
     }
   }
+}
+
+/**
+ * A link made when fewer tables were replicated (orders only, before catalog, inventory and carts joined):
+ * the replica's own rows of the new tables are discarded (the writer authors them now; their ids would
+ * collide with the copy), then the subscription takes the new tables with their rows.
+ */
+async function addNewTables(replicaUrl: string, subscription: string, say: ProgressLog): Promise<void> {
+  const have = new Set(await subscribedTables(replicaUrl, subscription));
+  const missing = REPLICATED_TABLES.filter((table) => !have.has(table));
+  if (missing.length === 0) return;
+  const rows = await withPg(replicaUrl, async (sql) => {
+    const counts = missing.map((t) => `(select count(*) from ${t})`).join(" + ");
+    const [row] = await sql.unsafe(`select ${counts} as n`);
+    await sql.unsafe(`truncate ${missing.join(", ")}`);
+    return Number(row.n);
+  });
+  await refreshSubscription(replicaUrl, subscription);
+  say(`[orders] subscription ${subscription} now also replicates ${missing.join(", ")} (${rows} local rows discarded)`);
 }
 
 async function waitForInitialSync(subscriberUrl: string, name: string, timeoutMs: number): Promise<void> {
@@ -290,7 +314,7 @@ async function waitForInitialSync(subscriberUrl: string, name: string, timeoutMs
 
 function orderRowCount(url: string): Promise<number> {
   return withPg(url, async (sql) => {
-    const counts = REPLICATED_ORDER_TABLES.map((t) => `(select count(*) from ${t})`).join(" + ");
+    const counts = REPLICATED_TABLES.map((t) => `(select count(*) from ${t})`).join(" + ");
     return Number((await sql.unsafe(`select ${counts} as n`))[0].n);
   });
 }

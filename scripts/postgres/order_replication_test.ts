@@ -9,11 +9,15 @@ import { dropDatabase, ensureDatabase } from "../../shared/adapters/postgres/pro
 import { migrate } from "../../shared/ports/sql_migrate.ts";
 import type { Sql } from "../../shared/ports/mod.ts";
 import { uniqueName } from "../../shared/testing/unique.ts";
-import { ordersMigrations } from "../../regional/ecommerce/orders/mod.ts";
-import { createWriterRoleReader, orderWriterMigrations } from "../../regional/ecommerce/orders/writer/mod.ts";
+import { ECOMMERCE_MIGRATIONS } from "../../regional/ecommerce/mod.ts";
+import { createWriterRoleReader } from "../../regional/ecommerce/orders/writer/mod.ts";
 import { clusterUrl, ensurePostgres } from "./mod.ts";
+import { tableParity } from "./table_parity.ts";
+import { ensurePublication, ensureSubscription } from "../../shared/adapters/postgres/replication.ts";
+import { REPLICATED_ORDER_TABLES } from "../../regional/ecommerce/orders/writer/mod.ts";
 import {
   ensureOrderReplication,
+  ORDER_PUBLICATION,
   type OrderDatabases,
   orderParity,
   orderSubscriptionName,
@@ -39,6 +43,33 @@ async function placeOrder(sql: Sql, userId: string): Promise<string> {
   return id;
 }
 
+/** A product with a price row, 7 units with their ledger row, and a cart holding it (what a checkout reads). */
+async function catalogAndCart(sql: Sql, userId: string): Promise<{ productId: string; cartId: string }> {
+  const productId = crypto.randomUUID();
+  const cartId = crypto.randomUUID();
+  await sql.transaction(async (tx) => {
+    await tx.query`insert into products (id, sku, name, category, price, currency)
+      values (${productId}, ${uniqueName("SKU").toUpperCase()}, 'Mug', 'kitchen', '4.50', 'USD')`;
+    await tx.query`insert into product_price_history (product_id, price, currency, valid_from, changed_by)
+      values (${productId}, '4.50', 'USD', now(), 'test')`;
+    await tx.query`insert into inventory_stock (product_id, sku, on_hand) select id, sku, 7 from products
+      where id = ${productId}`;
+    await tx.query`insert into inventory_adjustment (product_id, delta, reason, source)
+      values (${productId}, 7, 'count', 'test')`;
+    await tx.query`insert into carts (id, user_id) values (${cartId}, ${userId})`;
+    await tx.query`insert into cart_items (cart_id, product_id, qty) values (${cartId}, ${productId}, 2)`;
+  });
+  return { productId, cartId };
+}
+
+async function waitFor(what: string, probe: () => Promise<boolean>, timeoutMs: number): Promise<void> {
+  const started = performance.now();
+  while (!(await probe())) {
+    if (performance.now() - started > timeoutMs) throw new Error(`${what}: not within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
 async function waitForOrder(sql: Sql, id: string, timeoutMs: number): Promise<number> {
   const started = performance.now();
   for (;;) {
@@ -50,7 +81,8 @@ async function waitForOrder(sql: Sql, id: string, timeoutMs: number): Promise<nu
 }
 
 Deno.test({
-  name: "orders written in east reach west, west refuses local order writes, and promotion + re-sync swap the roles",
+  name:
+    "orders, catalog, stock and carts written in east reach west, west refuses them, promotion + re-sync swap roles",
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async () => {
@@ -63,7 +95,7 @@ Deno.test({
     const east = createPostgresSql({ url: dbs.east, maxConnections: 2 });
     const west = createPostgresSql({ url: dbs.west, maxConnections: 2 });
     try {
-      for (const sql of [east, west]) await migrate(sql, [...ordersMigrations, ...orderWriterMigrations]);
+      for (const sql of [east, west]) await migrate(sql, ECOMMERCE_MIGRATIONS);
       const before = await placeOrder(east, "u-before");
       const link = await ensureOrderReplication(dbs, { log: quiet });
       assert.equal(link.writer, "east");
@@ -72,6 +104,22 @@ Deno.test({
       assert.equal((await west.query`select 1 from orders where id = ${before}`).length, 1);
       // A second run changes nothing.
       assert.equal((await ensureOrderReplication(dbs, { log: quiet })).outcome, "unchanged");
+
+      // Catalog, stock and carts are authored in east too, and refused in west.
+      const { productId, cartId } = await catalogAndCart(east, "u-east");
+      await waitFor(
+        "cart line in west",
+        async () =>
+          (await west.query`select 1 from cart_items where cart_id = ${cartId} and product_id = ${productId}`).length >
+            0,
+        10_000,
+      );
+      const [westStock] = await west.query<{ on_hand: number }>`
+        select on_hand from inventory_stock where product_id = ${productId}`;
+      assert.equal(westStock.on_hand, 7);
+      for (const write of [() => catalogAndCart(west, "u-west"), () => west.exec("delete from idempotency_keys")]) {
+        await assert.rejects(write(), (error: Error & { code?: string }) => error.code === "25006");
+      }
 
       const placed = await placeOrder(east, "u-east");
       const lagMs = await waitForOrder(west, placed, 10_000);
@@ -90,6 +138,8 @@ Deno.test({
       // Promotion: west writes, its status-history sequence continues after the replicated rows.
       const promoted = await promoteOrderWriter(dbs, "west", quiet);
       assert.equal(promoted.epoch, 2);
+      assert.ok((promoted.sequences["public.product_price_history_id_seq"] ?? 0) >= 1, JSON.stringify(promoted));
+      await catalogAndCart(west, "u-west"); // the promoted region authors the catalog and carts now
       const westOrder = await placeOrder(west, "u-west");
       const [maxEast] = await east.query<{ max: string }>`select max(id)::text as max from order_status_history`;
       const [newRow] = await west.query<{ id: string }>`
@@ -108,8 +158,52 @@ Deno.test({
         missingInWest: [],
       });
       assert.equal(parity.east, 4);
+      await waitFor("every replicated table equal", async () => (await tableParity(dbs)).every((t) => t.equal), 10_000);
+      const carts = (await tableParity(dbs)).find((t) => t.table === "cart_items");
+      assert.deepEqual([carts?.east.rows, carts?.west.rows], [2, 2]);
       const roles = await readWriterRoles(dbs);
       assert.deepEqual(roles, { east: { writer: "west", epoch: 2 }, west: { writer: "west", epoch: 2 } });
+    } finally {
+      await east.close();
+      await west.close();
+      await teardownOrderReplication(dbs);
+      await dropDatabase(clusterUrl("west"), names.west);
+      await dropDatabase(clusterUrl("east"), names.east);
+    }
+  },
+});
+
+Deno.test({
+  name: "a link made when only orders replicated takes the catalog, stock and carts, discarding the replica's own rows",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    await Promise.all([ensurePostgres("east", { log: quiet }), ensurePostgres("west", { log: quiet })]);
+    const id = uniqueName("bvu");
+    const names = { east: `${id}_east`, west: `${id}_west` };
+    const dbs: OrderDatabases = { east: clusterUrl("east", names.east), west: clusterUrl("west", names.west) };
+    await ensureDatabase(clusterUrl("east"), names.east);
+    await ensureDatabase(clusterUrl("west"), names.west);
+    const east = createPostgresSql({ url: dbs.east, maxConnections: 2 });
+    const west = createPostgresSql({ url: dbs.west, maxConnections: 2 });
+    try {
+      for (const sql of [east, west]) await migrate(sql, ECOMMERCE_MIGRATIONS);
+      // The previous layout: orders only, while west kept its own catalog and carts.
+      await ensurePublication(dbs.east, ORDER_PUBLICATION, REPLICATED_ORDER_TABLES);
+      await ensureSubscription({
+        subscriberUrl: dbs.west,
+        publisherUrl: dbs.east,
+        publication: ORDER_PUBLICATION,
+        subscription: orderSubscriptionName(dbs, "east"),
+        copyData: true,
+        synchronousCommit: "off",
+      });
+      const eastOwn = await catalogAndCart(east, "u-east");
+      const westOwn = await catalogAndCart(west, "u-west");
+      await ensureOrderReplication(dbs, { log: quiet });
+      assert.equal((await west.query`select 1 from products where id = ${westOwn.productId}`).length, 0);
+      assert.equal((await west.query`select 1 from cart_items where cart_id = ${eastOwn.cartId}`).length, 1);
+      await waitFor("every replicated table equal", async () => (await tableParity(dbs)).every((t) => t.equal), 10_000);
     } finally {
       await east.close();
       await west.close();

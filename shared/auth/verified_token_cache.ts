@@ -27,7 +27,10 @@ const ENTRIES_MAX = 100_000;
 const TTL_MS_MAX = 300_000;
 
 /** Wraps `verifier` with a bounded cache of successful verifications. */
-export function withVerifiedTokenCache(verifier: TokenVerifier, options: VerifiedTokenCacheOptions = {}): TokenVerifier {
+export function withVerifiedTokenCache(
+  verifier: TokenVerifier,
+  options: VerifiedTokenCacheOptions = {},
+): TokenVerifier {
   const entriesMax = options.entriesMax ?? 10_000;
   const ttlMs = options.ttlMs ?? 60_000;
   const now = options.now ?? Date.now;

@@ -19,6 +19,12 @@ export interface ReservationExpiryOptions {
   readonly batchesPerSweepMax?: number;
   /** The clock, in ms since the epoch (tests inject one). @default Date.now */
   readonly now?: () => number;
+  /**
+   * True while this region's database is a replica of the writer region (orders/writer): the writer's own
+   * sweeper expires the reservations and replication brings the result; a local update would be refused.
+   * @default never paused
+   */
+  readonly paused?: () => Promise<boolean>;
 }
 
 export interface ReservationExpiry {
@@ -44,6 +50,7 @@ export function startReservationExpiry(options: ReservationExpiryOptions): Reser
   let inFlight: Promise<number> = Promise.resolve(0);
 
   async function sweepOnce(): Promise<number> {
+    if (await options.paused?.()) return 0;
     let total = 0;
     for (let batch = 0; batch < batchesMax; batch++) {
       const expired = await expireReservations(options.sql, { now: options.now, batchSize });

@@ -128,6 +128,33 @@ Deno.test({
         }
       });
 
+      await t.step("a paused sweeper (a replica region) expires nothing until it resumes", async () => {
+        const product = await productWithStock(sql, 5);
+        await reserveStock(sql, {
+          reservationId: crypto.randomUUID(),
+          items: [{ productId: product.id, qty: 2 }],
+          ttlSec: 1,
+        }, now);
+        nowMs += 2_000;
+        let replica = true;
+        const expiry = startReservationExpiry({
+          sql,
+          now,
+          intervalMs: 60_000,
+          nudgeOutbox: () => {},
+          paused: () => Promise.resolve(replica),
+        });
+        try {
+          assert.equal(await expiry.sweep(), 0);
+          assert.deepEqual(await stockRow(sql, product.id), { onHand: 5, reserved: 2 });
+          replica = false;
+          assert.equal(await expiry.sweep(), 1);
+          assert.deepEqual(await stockRow(sql, product.id), { onHand: 5, reserved: 0 });
+        } finally {
+          await expiry.stop();
+        }
+      });
+
       await t.step("the sweeper expires a backlog in bounded batches", async () => {
         const product = await productWithStock(sql, 30);
         for (let i = 0; i < 25; i++) {

@@ -11,7 +11,7 @@
 import { sensorDeltaReceived } from "../../../shared/contracts/events/sensors.ts";
 import { log } from "../../../shared/observability/mod.ts";
 import { dlqRecordOf, dlqTopicOf, type EventLog, type IncomingRecord, type Sql } from "../../../shared/ports/mod.ts";
-import { applySensorBatch, SENSOR_ADJUSTMENT_SOURCE } from "./apply_sensor_batch.ts";
+import { applySensorBatch, SENSOR_ADJUSTMENT_SOURCE, type SensorBatchOutcome } from "./apply_sensor_batch.ts";
 
 export { SENSOR_ADJUSTMENT_SOURCE };
 /**
@@ -23,7 +23,7 @@ export const SENSOR_CONSUMER_ATTEMPTS_MAX = 10;
  * Records applied per transaction at most. Larger batches amortise the fixed statements further but hold
  * the stock rows' locks longer (an order's reservation waits for them); 500 keeps one batch to a few ms.
  */
-export const SENSOR_CONSUMER_BATCH_MAX = 2_000;
+export const SENSOR_CONSUMER_BATCH_MAX = 500;
 /**
  * Partitions applied at once (the topic has 3). Records are keyed by sku, so two partitions never lock the
  * same stock row; a batch's time is mostly waiting on the database, which this overlaps.
@@ -40,6 +40,11 @@ export interface SensorDeltaConsumerDeps {
   readonly from?: "earliest" | "latest";
   /** @default {@linkcode SENSOR_CONSUMER_BATCH_MAX} */
   readonly batchMax?: number;
+  /**
+   * Applies a batch; a replica region forwards it to the writer region (`forward_batch.ts`).
+   * @default applySensorBatch on `sql`
+   */
+  readonly apply?: (records: readonly IncomingRecord[]) => Promise<SensorBatchOutcome>;
 }
 
 /** Joins the group and applies deltas; `close()` lets the batch in flight finish, commits and leaves. */
@@ -47,7 +52,7 @@ export async function startSensorDeltaConsumer(deps: SensorDeltaConsumerDeps): P
   const topic = sensorDeltaReceived.eventType;
   await deps.eventLog.ensureTopics([{ name: topic, partitions: 3 }, { name: dlqTopicOf(topic), partitions: 3 }]);
   const handleBatch = async (records: readonly IncomingRecord[]) => {
-    const outcome = await applySensorBatch(deps.sql, records);
+    const outcome = await (deps.apply ? deps.apply(records) : applySensorBatch(deps.sql, records));
     if (outcome.applied > 0) deps.nudgeOutbox();
     if (outcome.rejected.length === 0) return;
     for (const { record, error } of outcome.rejected) {

@@ -22,6 +22,12 @@ export {
   startSensorDeltaConsumer,
 } from "./delta_consumer.ts";
 export {
+  createSensorBatchApplier,
+  createSensorBatchRoutes,
+  SENSOR_BATCH_PATH,
+  type WriterElsewhere,
+} from "./forward_batch.ts";
+export {
   eventIdOf,
   MESSAGE_ID_PROPERTY,
   messageIdOf,

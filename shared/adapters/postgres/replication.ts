@@ -116,6 +116,29 @@ export async function ensureSubscription(spec: SubscriptionSpec): Promise<"creat
   return "created";
 }
 
+/** The tables a subscription has (any sync state), by name. */
+export function subscribedTables(subscriberUrl: string, name: string): Promise<string[]> {
+  return withPg(subscriberUrl, async (sql) => {
+    const rows = await sql`
+      select c.relname as t from pg_subscription s
+        join pg_subscription_rel r on r.srsubid = s.oid
+        join pg_class c on c.oid = r.srrelid
+      where s.subname = ${
+      checked(name)
+    } and s.subdbid = (select oid from pg_database where datname = current_database())
+      order by 1`;
+    return rows.map((row) => row.t as string);
+  });
+}
+
+/**
+ * Makes an existing subscription take the tables its publication gained since (their rows are copied);
+ * the tables it already has are not copied again. Cannot run in a transaction (PostgreSQL's rule).
+ */
+export async function refreshSubscription(subscriberUrl: string, name: string): Promise<void> {
+  await withPg(subscriberUrl, (sql) => sql.unsafe(`alter subscription ${checked(name)} refresh publication`));
+}
+
 /** Disables the subscription: its apply worker stops, its slot on the publisher stays (and keeps WAL). */
 export async function disableSubscription(subscriberUrl: string, name: string): Promise<void> {
   await withPg(subscriberUrl, (sql) => sql.unsafe(`alter subscription ${checked(name)} disable`));

@@ -1,7 +1,7 @@
 /**
  * @module
- * Order writes that reach a region which is not the order writer are forwarded to the writer region's
- * ingress (seed 000 section 5: single writer). The request goes as it came — Authorization,
+ * Writes of the single-writer tables (orders, and the catalog, inventory and carts they read) that reach a
+ * region which is not the writer are forwarded to the writer region's ingress (seed 000 section 5). The request goes as it came — Authorization,
  * Idempotency-Key, correlation id and body — so the writer authenticates it and replays a retried key
  * exactly as if the client had called it directly. Only when forwarding is impossible (no URL for the
  * writer, or a forwarding loop) does the client get 421 `ECOMMERCE.ORDER_WRITER_ELSEWHERE` naming the writer.
@@ -10,6 +10,12 @@ import type { MiddlewareHandler } from "hono";
 import { problemResponse, PROXY_ERROR_HEADER, proxyRequest } from "../../../../shared/http/mod.ts";
 import { log, traceHeaders } from "../../../../shared/observability/mod.ts";
 import type { WriterRoleReader } from "./writer_role.ts";
+import {
+  REPLICA_WAIT_HEADER,
+  type ReplicationPositions,
+  waitForReplica,
+  WRITER_LSN_HEADER,
+} from "./read_your_writes.ts";
 
 /** Set on a forwarded request (the region that forwarded it); a second hop is refused, never looped. */
 export const FORWARDED_FROM_HEADER = "x-bv-forwarded-from-region";
@@ -18,6 +24,17 @@ export const ORDER_WRITER_HEADER = "x-bv-order-writer";
 
 /** POST /api/v1/orders and POST /api/v1/orders/{id}/pay|cancel|fulfill. */
 const ORDER_WRITE_PATH = /^\/api\/v1\/orders(?:\/[^/]+\/(?:pay|cancel|fulfill))?\/?$/;
+/** The other writes of the replicated tables, by method (catalog, inventory adjustments, carts). */
+const OTHER_WRITE_PATHS: readonly (readonly [string, RegExp])[] = [
+  ["POST", /^\/api\/v1\/products\/?$/],
+  ["PUT", /^\/api\/v1\/products\/[^/]+\/?$/],
+  ["PATCH", /^\/api\/v1\/products\/[^/]+\/?$/],
+  ["POST", /^\/api\/v1\/inventory\/[^/]+\/adjustments\/?$/],
+  ["POST", /^\/api\/v1\/carts\/?$/],
+  ["POST", /^\/api\/v1\/carts\/[^/]+\/items\/?$/],
+  ["PUT", /^\/api\/v1\/carts\/[^/]+\/items\/[^/]+\/?$/],
+  ["DELETE", /^\/api\/v1\/carts\/[^/]+\/items\/[^/]+\/?$/],
+];
 
 export interface ForwardOrderWritesOptions {
   readonly role: WriterRoleReader;
@@ -27,6 +44,8 @@ export interface ForwardOrderWritesOptions {
   readonly timeoutMs: number;
   /** Injected for tests. @default globalThis.fetch */
   readonly fetch?: typeof fetch;
+  /** WAL positions for read-your-writes (read_your_writes.ts); without them forwarded answers are not held. */
+  readonly positions?: ReplicationPositions;
 }
 
 /** True for the order routes that write the replicated order tables. */
@@ -34,13 +53,30 @@ export function isOrderWrite(method: string, pathname: string): boolean {
   return method === "POST" && ORDER_WRITE_PATH.test(pathname);
 }
 
-/** Middleware for the e-commerce app: forwards order writes while this region is a replica. */
+/**
+ * True for every route that writes the single-writer tables (`REPLICATED_TABLES`): the order writes, product
+ * create/replace/patch, inventory adjustments and cart create/add/change/remove. Reads are never matched.
+ */
+export function isReplicatedWrite(method: string, pathname: string): boolean {
+  return isOrderWrite(method, pathname) || OTHER_WRITE_PATHS.some(([m, path]) => m === method && path.test(pathname));
+}
+
+/** Middleware for the e-commerce app: forwards the writes of the replicated tables while this region is a replica. */
 export function forwardOrderWrites(options: ForwardOrderWritesOptions): MiddlewareHandler {
   if (!(options.timeoutMs > 0)) throw new RangeError(`timeoutMs must be positive, got ${options.timeoutMs}`);
   return async (c, next) => {
-    if (!isOrderWrite(c.req.method, new URL(c.req.url).pathname)) return await next();
+    if (!isReplicatedWrite(c.req.method, new URL(c.req.url).pathname)) return await next();
     const role = await options.role.current();
-    if (role === undefined || role.writerRegion === role.localRegion) return await next();
+    if (role === undefined) return await next();
+    if (role.writerRegion === role.localRegion) {
+      await next();
+      // A write forwarded by the replica: tell it the WAL position to wait for before it answers.
+      if (options.positions && c.req.header(FORWARDED_FROM_HEADER) !== undefined && c.res.status < 300) {
+        const lsn = await options.positions.writerLsn().catch(() => undefined);
+        if (lsn !== undefined) c.res.headers.set(WRITER_LSN_HEADER, lsn);
+      }
+      return;
+    }
     const writer = role.writerRegion;
     const upstream = options.ingressUrlOf(writer);
     const from = c.req.header(FORWARDED_FROM_HEADER);
@@ -64,6 +100,14 @@ export function forwardOrderWrites(options: ForwardOrderWritesOptions): Middlewa
       log.warn("order write forwarded to the writer failed", { writer, status: response.status });
     }
     const headers = new Headers(response.headers);
+    if (options.positions && response.status < 300) {
+      const wait = await waitForReplica(options.positions, response.headers.get(WRITER_LSN_HEADER)).catch(() => ({
+        waitedMs: 0,
+        caughtUp: false,
+      }));
+      if (!wait.caughtUp) log.warn("replica did not catch up with a forwarded write in time", { writer, ...wait });
+      headers.set(REPLICA_WAIT_HEADER, wait.waitedMs.toFixed(1));
+    }
     // This region answered; only the hop to the writer failed. Left in place, an edge would take the answer
     // for "this region is unreachable".
     headers.delete(PROXY_ERROR_HEADER);

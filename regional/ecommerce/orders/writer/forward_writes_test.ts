@@ -1,6 +1,13 @@
 import assert from "node:assert/strict";
 import { Hono } from "hono";
-import { FORWARDED_FROM_HEADER, forwardOrderWrites, isOrderWrite, ORDER_WRITER_HEADER } from "./forward_writes.ts";
+import {
+  FORWARDED_FROM_HEADER,
+  forwardOrderWrites,
+  isOrderWrite,
+  isReplicatedWrite,
+  ORDER_WRITER_HEADER,
+} from "./forward_writes.ts";
+import { REPLICA_WAIT_HEADER, waitForReplica, WRITER_LSN_HEADER } from "./read_your_writes.ts";
 import type { WriterRole, WriterRoleReader } from "./writer_role.ts";
 
 /** A role that tests can flip, as a promotion flips the database row. */
@@ -116,4 +123,121 @@ Deno.test("isOrderWrite() matches the four order write routes only", () => {
   assert.ok(!isOrderWrite("GET", "/api/v1/orders"));
   assert.ok(!isOrderWrite("POST", "/api/v1/orders/o-1/refund"));
   assert.ok(!isOrderWrite("POST", "/api/v1/ordersx"));
+});
+
+Deno.test("isReplicatedWrite() matches catalog, inventory and cart writes, never their reads", () => {
+  const writes = [
+    ["POST", "/api/v1/products"],
+    ["PUT", "/api/v1/products/p-1"],
+    ["PATCH", "/api/v1/products/p-1"],
+    ["POST", "/api/v1/inventory/p-1/adjustments"],
+    ["POST", "/api/v1/carts"],
+    ["POST", "/api/v1/carts/c-1/items"],
+    ["PUT", "/api/v1/carts/c-1/items/p-1"],
+    ["DELETE", "/api/v1/carts/c-1/items/p-1"],
+    ["POST", "/api/v1/orders/o-1/pay"],
+  ];
+  for (const [method, path] of writes) assert.ok(isReplicatedWrite(method, path), `${method} ${path}`);
+  const reads = [
+    ["GET", "/api/v1/products"],
+    ["GET", "/api/v1/products/p-1"],
+    ["GET", "/api/v1/products/p-1/price-history"],
+    ["GET", "/api/v1/inventory/p-1"],
+    ["GET", "/api/v1/carts/c-1"],
+    ["DELETE", "/api/v1/products/p-1"],
+    ["POST", "/api/v1/flash-sales"],
+  ];
+  for (const [method, path] of reads) assert.ok(!isReplicatedWrite(method, path), `${method} ${path}`);
+});
+
+Deno.test("a replica forwards a cart item PUT with its method, path and body; the cart GET stays local", async () => {
+  const writer = writerIngress();
+  try {
+    const app = new Hono();
+    const role = roleOf({ localRegion: "west", writerRegion: "east", epoch: 1 });
+    app.use("/api/v1/*", forwardOrderWrites({ role, ingressUrlOf: () => writer.url, timeoutMs: 2_000 }));
+    app.put("/api/v1/carts/:id/items/:productId", (c) => c.json({ writtenBy: "local" }));
+    app.get("/api/v1/carts/:id", (c) => c.json({ readBy: "local" }));
+    const put = await app.request("http://west.local/api/v1/carts/c-1/items/p-1", {
+      method: "PUT",
+      headers: { "content-type": "application/json", authorization: "Bearer token-1" },
+      body: JSON.stringify({ qty: 3 }),
+    });
+    assert.equal(put.status, 201);
+    assert.equal(put.headers.get(ORDER_WRITER_HEADER), "east");
+    assert.deepEqual(await (await app.request("http://west.local/api/v1/carts/c-1")).json(), { readBy: "local" });
+    assert.equal(writer.seen.length, 1);
+    assert.deepEqual(
+      [writer.seen[0].method, writer.seen[0].path, JSON.parse(writer.seen[0].body)],
+      ["PUT", "/api/v1/carts/c-1/items/p-1", { qty: 3 }],
+    );
+  } finally {
+    await writer.close();
+  }
+});
+
+/** An in-memory replica position: it "applies" the writer's LSN after `lagPolls` polls. */
+function lagging(lagPolls: number) {
+  let polls = 0;
+  const asked: string[] = [];
+  return {
+    asked,
+    polls: () => polls,
+    positions: {
+      writerLsn: () => Promise.resolve("0/16B3748"),
+      replicaHasApplied: (lsn: string) => {
+        asked.push(lsn);
+        return Promise.resolve(++polls > lagPolls);
+      },
+    },
+  };
+}
+
+Deno.test("read-your-writes: the writer stamps forwarded writes with its LSN; the replica holds the answer until applied", async () => {
+  const writerPositions = lagging(0);
+  const writerApp = new Hono();
+  writerApp.use(
+    "/api/v1/*",
+    forwardOrderWrites({
+      role: roleOf({ localRegion: "east", writerRegion: "east", epoch: 1 }),
+      ingressUrlOf: () => undefined,
+      timeoutMs: 2_000,
+      positions: writerPositions.positions,
+    }),
+  );
+  writerApp.post("/api/v1/carts", (c) => c.json({ id: "c-1" }, 201));
+  const server = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen: () => {} }, writerApp.fetch);
+  try {
+    // A client's own request to the writer is not stamped (nobody waits for it).
+    const direct = await writerApp.request("http://east.local/api/v1/carts", { method: "POST" });
+    assert.equal(direct.headers.get(WRITER_LSN_HEADER), null);
+
+    const replica = lagging(3);
+    const replicaApp = new Hono();
+    replicaApp.use(
+      "/api/v1/*",
+      forwardOrderWrites({
+        role: roleOf({ localRegion: "west", writerRegion: "east", epoch: 1 }),
+        ingressUrlOf: () => `http://127.0.0.1:${server.addr.port}`,
+        timeoutMs: 2_000,
+        positions: replica.positions,
+      }),
+    );
+    const response = await replicaApp.request("http://west.local/api/v1/carts", { method: "POST" });
+    assert.equal(response.status, 201);
+    assert.equal(response.headers.get(WRITER_LSN_HEADER), "0/16B3748");
+    assert.deepEqual(replica.asked, ["0/16B3748", "0/16B3748", "0/16B3748", "0/16B3748"]);
+    assert.ok(Number(response.headers.get(REPLICA_WAIT_HEADER)) >= 0);
+  } finally {
+    await server.shutdown();
+  }
+});
+
+Deno.test("read-your-writes: a replica that never catches up releases the answer after the bound", async () => {
+  const never = lagging(Number.POSITIVE_INFINITY);
+  const started = performance.now();
+  const waited = await waitForReplica(never.positions, "0/1", 60);
+  assert.equal(waited.caughtUp, false);
+  assert.ok(performance.now() - started >= 60 && performance.now() - started < 1_000);
+  assert.deepEqual(await waitForReplica(never.positions, "not-an-lsn", 60), { waitedMs: 0, caughtUp: false });
 });

@@ -1,0 +1,135 @@
+/**
+ * `subscribeBatches` on the real east cluster: batches keep partition order and commit once handled, a
+ * failing batch comes back whole, and one that keeps failing is dead-lettered record by record.
+ */
+import assert from "node:assert/strict";
+import { Kafka, logLevel } from "kafkajs";
+import { DLQ_HEADERS, dlqTopicOf, type EventLog, type IncomingRecord } from "../../ports/event_log.ts";
+import { realInfra } from "../../testing/real_infra.ts";
+import { uniqueName } from "../../testing/unique.ts";
+import { createKafkaEventLog } from "./mod.ts";
+
+function kafkaLog(): EventLog {
+  return createKafkaEventLog({
+    brokers: realInfra.kafkaBrokers,
+    clientId: uniqueName("bv_test"),
+    logLevel: "error",
+    // Handlers fail on purpose here; only errors are worth printing.
+    log: (entry) => entry.level === "error" && console.error(JSON.stringify(entry)),
+    consumer: {
+      sessionTimeoutMs: 6_000,
+      rebalanceTimeoutMs: 6_000,
+      heartbeatIntervalMs: 200,
+      maxWaitTimeMs: 100,
+      closeTimeoutMs: 1_000,
+    },
+    handlerRetry: { initialDelayMs: 20, maxDelayMs: 50 },
+  });
+}
+
+async function withTopic(run: (log: EventLog, topic: string) => Promise<void>): Promise<void> {
+  const topic = uniqueName("bv_test_batches");
+  const log = kafkaLog();
+  try {
+    await log.ensureTopics([{ name: topic, partitions: 1 }, { name: dlqTopicOf(topic), partitions: 1 }]);
+    await run(log, topic);
+  } finally {
+    await log.close();
+    const admin = new Kafka({
+      clientId: "bv-test-cleanup",
+      brokers: [...realInfra.kafkaBrokers],
+      logLevel: logLevel.ERROR,
+    })
+      .admin();
+    await admin.connect();
+    const existing = new Set(await admin.listTopics());
+    const mine = [topic, dlqTopicOf(topic)].filter((t) => existing.has(t));
+    if (mine.length > 0) await admin.deleteTopics({ topics: mine, timeout: 10_000 });
+    await admin.disconnect();
+  }
+}
+
+async function eventually(what: string, probe: () => boolean, timeoutMs = 20_000): Promise<void> {
+  const started = Date.now();
+  while (!probe()) {
+    if (Date.now() - started > timeoutMs) throw new Error(`${what} did not happen within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+const records = (n: number, tag: string) => Array.from({ length: n }, (_, i) => ({ key: "k", value: `${tag}-${i}` }));
+
+Deno.test("[kafka] subscribeBatches hands over records in partition order, at most batchMax at a time, and commits them", async () => {
+  await withTopic(async (log, topic) => {
+    const groupId = uniqueName("bv_test_group");
+    const seen: string[] = [];
+    const sizes: number[] = [];
+    await log.publish(topic, records(25, "a"));
+    const first = await log.subscribeBatches!({
+      groupId,
+      topics: [topic],
+      from: "earliest",
+      batchMax: 10,
+      handler: (batch) => {
+        sizes.push(batch.length);
+        seen.push(...batch.map((r) => r.value));
+        return Promise.resolve();
+      },
+    });
+    await first.ready;
+    await eventually("25 records", () => seen.length === 25);
+    assert.deepEqual(seen, records(25, "a").map((r) => r.value));
+    assert.ok(sizes.every((size) => size >= 1 && size <= 10), `batch sizes ${sizes}`);
+    await first.close();
+
+    // The same group again: nothing handled before comes back, only what was published since.
+    const again: string[] = [];
+    await log.publish(topic, records(3, "b"));
+    const second = await log.subscribeBatches!({
+      groupId,
+      topics: [topic],
+      from: "earliest",
+      handler: (batch) => Promise.resolve(void again.push(...batch.map((r) => r.value))),
+    });
+    await second.ready;
+    await eventually("the 3 new records", () => again.length >= 3);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    assert.deepEqual(again, ["b-0", "b-1", "b-2"]);
+    await second.close();
+  });
+});
+
+Deno.test("[kafka] a failing batch is delivered again whole; one that keeps failing is dead-lettered record by record", async () => {
+  await withTopic(async (log, topic) => {
+    const deliveries: string[][] = [];
+    const subscription = await log.subscribeBatches!({
+      groupId: uniqueName("bv_test_group"),
+      topics: [topic],
+      from: "earliest",
+      maxAttempts: 3,
+      handler: (batch) => {
+        deliveries.push(batch.map((r) => r.value));
+        return Promise.reject(new Error("database down"));
+      },
+    });
+    await subscription.ready;
+    const dead: IncomingRecord[] = [];
+    const dlq = await log.subscribe({
+      groupId: uniqueName("bv_test_dlq"),
+      topics: [dlqTopicOf(topic)],
+      from: "earliest",
+      handler: (record) => Promise.resolve(void dead.push(record)),
+    });
+    await log.publish(topic, records(2, "x"));
+    await eventually("2 dead letters", () => dead.length === 2);
+    assert.ok(deliveries.length >= 3, `${deliveries.length} deliveries`);
+    // Every attempt saw the same records, in order.
+    const firstAttempt = deliveries[0];
+    assert.deepEqual(deliveries.slice(0, 3), [firstAttempt, firstAttempt, firstAttempt]);
+    assert.deepEqual(dead.map((r) => r.value), ["x-0", "x-1"]);
+    assert.equal(dead[0].headers[DLQ_HEADERS.attempts], "3");
+    assert.match(dead[0].headers[DLQ_HEADERS.error], /database down/);
+    await dlq.close();
+    await subscription.close();
+  });
+});
