@@ -37,7 +37,7 @@ async function problemOf(response: Response): Promise<{ status: number; code: st
   return { status: response.status, code: body.code, detail: body.detail };
 }
 
-Deno.test("edge accepts an access_token query parameter on browser stream paths and forwards it unchanged", async () => {
+Deno.test("edge accepts an access_token query parameter on browser stream paths, forwarded unchanged", async () => {
   const r = await rig();
   try {
     const token = await r.key.sign("alice");
@@ -112,7 +112,7 @@ Deno.test("edge ignores access_token on every other path: it is no credential th
   }
 });
 
-Deno.test("a browser WebSocket authenticates with access_token through the edge; the region sees the same URL", async () => {
+Deno.test("a browser WebSocket authenticates with access_token at the edge; the region sees the same URL", async () => {
   const r = await rig();
   const server = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen: () => {} }, r.edge.app.fetch);
   try {
@@ -141,7 +141,7 @@ Deno.test("a browser WebSocket authenticates with access_token through the edge;
   }
 });
 
-Deno.test("a query token never shows in the edge's own answers, /metrics or /readyz when its region is down", async () => {
+Deno.test("a query token never shows in the edge's answers, /metrics or /readyz when its region is down", async () => {
   const r = await rig();
   let regionUp = true;
   try {

@@ -65,7 +65,7 @@ async function echo(port: number, cookie: string): Promise<string> {
   }
 }
 
-Deno.test("a WebSocket handshake the sticky region refuses is retried once on the other region, cookie moved", async () => {
+Deno.test("a WebSocket handshake the sticky region refuses is retried once elsewhere, cookie moved", async () => {
   const r = rig();
   try {
     r.east.state.wsRefuseStatus = 503;
@@ -85,7 +85,7 @@ Deno.test("a WebSocket handshake the sticky region refuses is retried once on th
   }
 });
 
-Deno.test("a WebSocket handshake to a region that cannot be reached lands on the other one in the same request", async () => {
+Deno.test("a WebSocket handshake to an unreachable region lands on the other one in the same request", async () => {
   const r = rig();
   try {
     // East is gone but no probe has said so yet: the router still picks it first.

@@ -241,8 +241,8 @@ export function createEdge(options: EdgeOptions): Edge {
   /**
    * Everything before the answer: limits, pre-auth, then the answer itself, or the cache read to serve
    * (kept apart so a cache hit builds its answer in one go, trace headers included). Synchronous unless a
-   * step has to wait (a GraphQL body, a token to check, a region): Deno's server answers a synchronous
-   * Response without a round through the event loop, which is most of a cache hit's cost.
+   * step has to wait (a GraphQL body, a token to check, a region): Deno's server then takes the Response
+   * without a round through the event loop, on every cache hit.
    */
   function route(rawRequest: Request, path: string, env: unknown, trace: EdgeTrace): Routed | Promise<Routed> {
     counters.requests++;
