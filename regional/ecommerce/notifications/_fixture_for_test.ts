@@ -45,6 +45,8 @@ export async function startHarness(
     readonly limits?: Partial<NotificationLimits>;
     /** An embedded database shared by several harnesses (PGlite boots slowly); the caller closes it. */
     readonly sharedSql?: Sql;
+    /** How long an order event waits for its predecessor. @default 5000 (the service's default) */
+    readonly lifecycleHoldMs?: number;
   },
 ): Promise<Harness> {
   const cleanups: (() => Promise<void>)[] = [];
@@ -87,6 +89,7 @@ export async function startHarness(
     from: "latest",
     limits: options?.limits,
     tailIntervalMs: 200,
+    lifecycleHoldMs: options?.lifecycleHoldMs,
   });
   cleanups.push(() => notifications.close());
   await notifications.ready;

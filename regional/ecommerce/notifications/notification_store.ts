@@ -84,15 +84,24 @@ export async function recordOrderEvent(
   });
 }
 
+/** Whether an event may be stored now, given the event types its order has stored (see `lifecycle_gate.ts`). */
+export type AdmitOrderEvent = (
+  envelope: Envelope<{ readonly orderId: string; readonly userId: string }>,
+  storedEventTypes: ReadonlySet<string>,
+) => boolean;
+
 /**
  * Stores a batch of order events in ONE transaction under one advisory lock (the same rows
  * {@linkcode recordOrderEvent} would write, in the given order); events stored before are returned as they
  * are. One commit per Kafka batch instead of one transaction per event is what lets the consumer keep up
- * with 50 orders/s on a busy process (bench `order_to_websocket`).
+ * with 50 orders/s on a busy process (bench `order_to_websocket`). A new event that `admit` refuses (its
+ * predecessor is not stored yet) is left out of the result and not stored; `admit` sees the order's types
+ * read under the lock plus those stored earlier in the batch.
  */
 export async function recordOrderEvents(
   sql: Sql,
   envelopes: readonly Envelope<{ readonly orderId: string; readonly userId: string }>[],
+  admit: AdmitOrderEvent = () => true,
 ): Promise<{ readonly notification: StoredNotification; readonly inserted: boolean }[]> {
   for (const envelope of envelopes) {
     if (STATUS_BY_EVENT_TYPE[envelope.eventType] === undefined) {
@@ -102,12 +111,21 @@ export async function recordOrderEvents(
   if (envelopes.length === 0) return [];
   return await sql.transaction(async (tx) => {
     await tx.query`select pg_advisory_xact_lock(${INSERT_LOCK_KEY.toString()}::int8)`;
-    // Under the lock, so a twin delivery in another process has either committed or not started.
-    const ids = JSON.stringify(envelopes.map((e) => e.eventId));
+    // Under the lock, so a twin delivery in another process has either committed or not started. An order
+    // has at most 4 rows, so reading the batch's orders whole costs no more than reading its event ids and
+    // also tells which of each order's events are stored.
+    const orderIds = JSON.stringify([...new Set(envelopes.map((e) => e.payload.orderId))]);
     const found = await tx.query<NotificationRow>`
       select id::text as id, order_id, seq, event_id::text as event_id, event_type, status, user_id, occurred_at
-      from order_notifications where event_id in (select jsonb_array_elements_text(${ids}::text::jsonb)::uuid)`;
+      from order_notifications where order_id in (select jsonb_array_elements_text(${orderIds}::text::jsonb))`;
     const stored = new Map(found.map((row) => [row.event_id, toNotification(row)]));
+    const typesByOrder = new Map<string, Set<string>>();
+    const typesOf = (orderId: string) => {
+      let types = typesByOrder.get(orderId);
+      if (types === undefined) typesByOrder.set(orderId, types = new Set());
+      return types;
+    };
+    for (const row of found) typesOf(row.order_id).add(row.event_type);
     const results: { notification: StoredNotification; inserted: boolean }[] = [];
     for (const envelope of envelopes) {
       const known = stored.get(envelope.eventId);
@@ -116,6 +134,7 @@ export async function recordOrderEvents(
         continue;
       }
       const { orderId, userId } = envelope.payload;
+      if (!admit(envelope, typesOf(orderId))) continue;
       const [row] = await tx.query<NotificationRow>`
         insert into order_notifications (order_id, seq, event_id, event_type, status, user_id, occurred_at)
         select ${orderId}::text, coalesce(max(seq), 0) + 1, ${envelope.eventId}::uuid, ${envelope.eventType}::text,
@@ -125,6 +144,7 @@ export async function recordOrderEvents(
         returning id::text as id, order_id, seq, event_id::text as event_id, event_type, status, user_id, occurred_at`;
       const notification = toNotification(row);
       stored.set(envelope.eventId, notification);
+      typesOf(orderId).add(envelope.eventType);
       results.push({ notification, inserted: true });
     }
     return results;

@@ -88,6 +88,28 @@ realInfraTest(
   },
 );
 
+realInfraTest("paid published immediately before created still reaches the client after PENDING", async (h) => {
+  const userId = `u-${crypto.randomUUID()}`;
+  const orderId = crypto.randomUUID();
+  const client = await connectWs(h.wsUrl, await h.tokens.token(userId));
+  client.send({ type: "subscribe", orderId });
+  await client.next((f) => f.type === "subscribed");
+  // Reverse lifecycle order, back to back: the consumer sees fulfilled and paid before their predecessors.
+  await h.publish(orderFulfilled, { orderId, userId });
+  await h.publish(orderPaid, paid(orderId, userId));
+  await h.publish(orderCreated, created(orderId, userId));
+  const live = [await client.next(isEvent), await client.next(isEvent), await client.next(isEvent)];
+  assert.deepEqual(live.map((f) => [f.seq, f.status]), [[1, "PENDING"], [2, "PAID"], [3, "FULFILLED"]]);
+  const rows = await h.sql.query<{ status: string }>`
+    select status from order_notifications where order_id = ${orderId} order by id`;
+  assert.deepEqual(rows.map((r) => r.status), ["PENDING", "PAID", "FULFILLED"]);
+  await eventually(
+    "order_status removed on fulfilment",
+    async () => (await h.cache.get(orderStatusKey(orderId))) === null ? true : undefined,
+  );
+  await client.close();
+});
+
 realInfraTest("the personal channel carries every order of the user and resumes across orders", async (h) => {
   const userId = `u-${crypto.randomUUID()}`;
   const [a, b] = [crypto.randomUUID(), crypto.randomUUID()];

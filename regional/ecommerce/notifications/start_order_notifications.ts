@@ -1,8 +1,9 @@
 /**
  * @module
- * The notification service of a region, started in one call: the order-event consumer (group
- * `ecommerce-<region>.notifications`), the hub and the `/ws/orders` and `/sse/orders/{id}` routes.
- * The wiring mounts `routes` on the service app and calls `close()` on shutdown.
+ * The notification service of a region, started in one call: the order-event consumer (one group per
+ * topic, `ecommerce-<region>.notifications.<created|paid|canceled|fulfilled>`), the hub and the
+ * `/ws/orders` and `/sse/orders/{id}` routes. The wiring mounts `routes` on the service app and calls
+ * `close()` on shutdown.
  */
 import type { Hono } from "hono";
 import type { TokenVerifier } from "../../../shared/auth/mod.ts";
@@ -27,6 +28,8 @@ export interface OrderNotificationsDeps {
   readonly limits?: Partial<NotificationLimits>;
   /** How often the table is tailed for rows stored by other replicas. @default 1000 */
   readonly tailIntervalMs?: number;
+  /** How long an order event waits for its predecessor before it is stored anyway. @default 5000 */
+  readonly lifecycleHoldMs?: number;
 }
 
 export interface OrderNotifications {
@@ -62,6 +65,7 @@ export async function startOrderNotifications(deps: OrderNotificationsDeps): Pro
     cache: deps.cache,
     groupId: `ecommerce-${deps.region}.notifications`,
     from: deps.from,
+    holdMs: deps.lifecycleHoldMs,
     onStored: (notification) => hub.ring(notification.orderId, notification.userId),
   });
   const http = createNotificationRoutes({ sql: deps.sql, hub, verifier: deps.verifier, limits, heartbeatMs });

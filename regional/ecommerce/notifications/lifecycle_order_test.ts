@@ -1,0 +1,128 @@
+/**
+ * Lifecycle order on the embedded adapters (PGlite, in-process log and cache): an order's events published
+ * out of order reach clients in lifecycle order, and an event whose predecessor never comes is stored after
+ * the bound instead of being dead-lettered.
+ */
+import assert from "node:assert/strict";
+import { createEnvelope } from "../../../shared/contracts/envelope.ts";
+import { orderCreated, orderFulfilled, orderPaid } from "../../../shared/contracts/events/ecommerce.ts";
+import { createPgliteSql } from "../../../shared/adapters/pglite/mod.ts";
+import { dlqTopicOf, type IncomingRecord, type Sql } from "../../../shared/ports/mod.ts";
+import { uniqueName } from "../../../shared/testing/unique.ts";
+import { connectWs, eventually, type Frame, type Harness, startHarness } from "./_fixture_for_test.ts";
+
+const trace = { producer: "order-service", traceId: "0af7651916cd43dd8448eb211c80319c", correlationId: "c-order" };
+const created = (orderId: string, userId: string) => ({
+  orderId,
+  userId,
+  totalAmount: "10.00",
+  currency: "EUR",
+  items: [{ productId: crypto.randomUUID(), qty: 1, price: "10.00" }],
+});
+const paid = (orderId: string, userId: string) => ({
+  orderId,
+  userId,
+  amount: "10.00",
+  currency: "EUR",
+  authCode: "A",
+});
+const isEvent = (frame: Frame) => frame.type === "event";
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+let sharedSql: Promise<Sql> | undefined;
+
+function embeddedTest(name: string, lifecycleHoldMs: number, fn: (h: Harness) => Promise<void>) {
+  Deno.test({
+    name: `[pglite+memory] ${name}`,
+    sanitizeResources: false,
+    sanitizeOps: false,
+    fn: async () => {
+      sharedSql ??= createPgliteSql();
+      const harness = await startHarness("embedded", { sharedSql: await sharedSql, lifecycleHoldMs });
+      try {
+        await fn(harness);
+      } finally {
+        await harness.close();
+      }
+    },
+  });
+}
+
+async function rowsOf(h: Harness, orderId: string): Promise<string[]> {
+  const rows = await h.sql.query<{ status: string }>`
+    select status from order_notifications where order_id = ${orderId} order by id`;
+  return rows.map((r) => r.status);
+}
+
+async function deadLetters(h: Harness, topic: string): Promise<{ records: IncomingRecord[]; close(): Promise<void> }> {
+  const records: IncomingRecord[] = [];
+  const subscription = await h.eventLog.subscribe({
+    groupId: uniqueName("dlq-reader"),
+    topics: [dlqTopicOf(topic)],
+    from: "earliest",
+    handler: (record) => Promise.resolve(void records.push(record)),
+  });
+  await subscription.ready;
+  return { records, close: () => subscription.close() };
+}
+
+embeddedTest(
+  "paid before created and fulfilled before paid still reach the client as PENDING, PAID, FULFILLED",
+  10_000,
+  async (h) => {
+    const userId = `u-${crypto.randomUUID()}`;
+    const orderId = crypto.randomUUID();
+    const client = await connectWs(h.wsUrl, await h.tokens.token(userId));
+    client.send({ type: "subscribe", orderId });
+    await client.next((f) => f.type === "subscribed");
+    // The same paid record twice (a producer retry): it must be stored once.
+    const paidRecord = { key: orderId, value: JSON.stringify(createEnvelope(orderPaid, paid(orderId, userId), trace)) };
+    await h.eventLog.publish(orderPaid.eventType, [paidRecord, paidRecord]);
+    await h.publish(orderFulfilled, { orderId, userId });
+    await sleep(500);
+    assert.deepEqual(await rowsOf(h, orderId), [], "paid and fulfilled are held while created is missing");
+    assert.equal(client.all(isEvent).length, 0);
+
+    await h.publish(orderCreated, created(orderId, userId));
+    const events = [await client.next(isEvent), await client.next(isEvent), await client.next(isEvent)];
+    assert.deepEqual(events.map((f) => [f.seq, f.status]), [[1, "PENDING"], [2, "PAID"], [3, "FULFILLED"]]);
+    const ids = events.map((f) => BigInt(f.id));
+    assert.ok(ids[0] < ids[1] && ids[1] < ids[2], "stream positions follow the lifecycle");
+    await sleep(600);
+    assert.deepEqual(await rowsOf(h, orderId), ["PENDING", "PAID", "FULFILLED"], "the duplicate paid is skipped");
+    assert.equal(client.all(isEvent).length, 3);
+    await client.close();
+  },
+);
+
+embeddedTest("a paid whose created never comes is stored after the bound, not dead-lettered", 1_000, async (h) => {
+  const userId = `u-${crypto.randomUUID()}`;
+  const orderId = crypto.randomUUID();
+  const dlq = await deadLetters(h, orderPaid.eventType);
+  const client = await connectWs(h.wsUrl, await h.tokens.token(userId));
+  client.send({ type: "subscribe", orderId });
+  await client.next((f) => f.type === "subscribed");
+  const publishedAt = Date.now();
+  await h.publish(orderPaid, paid(orderId, userId));
+  await sleep(600);
+  assert.deepEqual(await rowsOf(h, orderId), [], "held within the bound");
+  const event = await client.next(isEvent, 10_000);
+  assert.deepEqual([event.seq, event.status], [1, "PAID"]);
+  assert.ok(Date.now() - publishedAt >= 1_000, "not stored before the 1 s bound");
+  // A created arriving late is still stored (after the paid: the order's history shows what was received).
+  await h.publish(orderCreated, created(orderId, userId));
+  assert.deepEqual([(await client.next(isEvent)).status], ["PENDING"]);
+  await eventually("both rows", async () => (await rowsOf(h, orderId)).length === 2 ? true : undefined);
+  assert.equal(dlq.records.length, 0, "nothing dead-lettered for a missing predecessor");
+  await dlq.close();
+  await client.close();
+});
+
+Deno.test({
+  name: "[pglite] close the shared database",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    if (sharedSql) await (await sharedSql).close();
+  },
+});
