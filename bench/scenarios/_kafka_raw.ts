@@ -1,5 +1,5 @@
 /** @module Raw kafkajs helpers shared by the Kafka bench scenarios (their baselines use the driver directly). */
-import type { Consumer } from "kafkajs";
+import type { Consumer, Kafka } from "kafkajs";
 
 /**
  * Resolves after the first fetch that follows the group join: by then the consumer has resolved its
@@ -26,4 +26,20 @@ export function withTimeout<T>(work: Promise<T>, ms: number, what: string): Prom
     timer = setTimeout(() => reject(new Error(`${what} within ${ms / 1000} s`)), ms);
   });
   return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * A raw consumer as the Kafka scenarios' baselines and probes use it: its own group, no topic creation,
+ * and an empty fetch that waits `maxWaitTimeMs` on the broker (a record arriving ends the wait at once).
+ */
+export function rawConsumerOf(kafka: Kafka, groupId: string, maxWaitTimeMs: number): Consumer {
+  return kafka.consumer({
+    groupId,
+    sessionTimeout: 10_000,
+    rebalanceTimeout: 10_000,
+    heartbeatInterval: 1_000,
+    maxWaitTimeInMs: maxWaitTimeMs,
+    minBytes: 1,
+    allowAutoTopicCreation: false,
+  });
 }

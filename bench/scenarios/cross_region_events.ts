@@ -6,13 +6,13 @@
  * mirror hop adds. Starts MirrorMaker when it is not running (`ensureMirrorMaker`, 10–22 s on 2 cores).
  * Topics (one partition each) and groups are unique to the run and deleted at the end.
  */
-import { type Admin, type Consumer, Kafka, logLevel, Partitioners } from "kafkajs";
+import { type Admin, Kafka, logLevel, Partitioners } from "kafkajs";
 import { ensureMirrorMaker, kafkaBrokersOf, remoteTopicOf } from "../../scripts/kafka/mod.ts";
 import { uniqueName } from "../../shared/testing/unique.ts";
 import { compare, resultOf, type Scenario } from "../harness.ts";
 import { createRendezvous } from "../rendezvous.ts";
 import { idSequence } from "./_endpoints.ts";
-import { joinedAndFetched, withTimeout } from "./_kafka_raw.ts";
+import { joinedAndFetched, rawConsumerOf, withTimeout } from "./_kafka_raw.ts";
 
 /** Both consumers: an empty fetch waits this long on the broker; a record arriving ends the wait at once. */
 const MAX_WAIT_TIME_MS = 500;
@@ -47,7 +47,10 @@ export const crossRegionEvents: Scenario = {
       createPartitioner: Partitioners.DefaultPartitioner,
       allowAutoTopicCreation: false,
     });
-    const consumers = { west: consumerOf(westKafka, groups.west), east: consumerOf(eastKafka, groups.east) };
+    const consumers = {
+      west: rawConsumerOf(westKafka, groups.west, MAX_WAIT_TIME_MS),
+      east: rawConsumerOf(eastKafka, groups.east, MAX_WAIT_TIME_MS),
+    };
     try {
       await Promise.all([admins.east.connect(), admins.west.connect(), producer.connect()]);
       await admins.east.createTopics({
@@ -110,18 +113,6 @@ function client(clientId: string, brokers: string[]): Kafka {
     connectionTimeout: 3_000,
     requestTimeout: REQUEST_TIMEOUT_MS,
     logLevel: logLevel.WARN,
-  });
-}
-
-function consumerOf(kafka: Kafka, groupId: string): Consumer {
-  return kafka.consumer({
-    groupId,
-    sessionTimeout: 10_000,
-    rebalanceTimeout: 10_000,
-    heartbeatInterval: 1_000,
-    maxWaitTimeInMs: MAX_WAIT_TIME_MS,
-    minBytes: 1,
-    allowAutoTopicCreation: false,
   });
 }
 

@@ -11,6 +11,7 @@ import postgres from "postgres";
 import { resultOf, type Scenario } from "../harness.ts";
 import { compareAtRate } from "../open_loop.ts";
 import { acquirePlatform, releasePlatform, STOCKED_FOR_ORDERS } from "./_ecommerce_platform.ts";
+import { postOrder } from "./_orders.ts";
 import { perOpLine, startCpuMeter } from "./_process_cpu.ts";
 
 const NAME = "order_create";
@@ -42,16 +43,7 @@ export const orderCreate: Scenario = {
         let n = 0;
         const subject = async () => {
           const product = products[n++ % products.length];
-          const response = await fetch(`${platform.ecommerceUrl}/api/v1/orders`, {
-            method: "POST",
-            headers: {
-              authorization: `Bearer ${platform.customerToken}`,
-              "content-type": "application/json",
-              "idempotency-key": crypto.randomUUID(),
-            },
-            body: JSON.stringify({ items: [{ productId: product.id, qty: 1 }] }),
-            signal: AbortSignal.timeout(10_000),
-          });
+          const response = await postOrder(platform, product.id);
           const text = await response.text();
           if (response.status !== 201) throw new Error(`POST /api/v1/orders answered ${response.status}: ${text}`);
         };

@@ -11,8 +11,10 @@
 import { Kafka, logLevel, Partitioners } from "kafkajs";
 import { createLatencyHistogram, resultOf, type Scenario } from "../harness.ts";
 import { interleaveRounds, measureAtRate, type RateMeasurement } from "../open_loop.ts";
+import { createArrivals } from "./_arrivals.ts";
 import { acquirePlatform, releasePlatform, STOCKED_FOR_ORDERS } from "./_ecommerce_platform.ts";
-import { joinedAndFetched, withTimeout } from "./_kafka_raw.ts";
+import { postOrder } from "./_orders.ts";
+import { joinedAndFetched, rawConsumerOf, withTimeout } from "./_kafka_raw.ts";
 
 const NAME = "order_to_kafka";
 const ORDER_CREATED_TOPIC = "ecommerce.order.order.created.v1";
@@ -35,7 +37,7 @@ export const orderToKafka: Scenario = {
       const platform = await acquirePlatform(ctx);
       const rawTopic = `${platform.runId}.bench.order-created`;
       const groupId = `${platform.runId}.bench.order-to-kafka`;
-      const arrivals = createArrivals();
+      const arrivals = createArrivals(ARRIVAL_TIMEOUT_MS, "the Kafka consumer");
       const kafka = new Kafka({
         clientId: `${platform.runId}-bench`,
         brokers: [...platform.kafkaBrokers],
@@ -50,15 +52,7 @@ export const orderToKafka: Scenario = {
         createPartitioner: Partitioners.DefaultPartitioner,
         allowAutoTopicCreation: false,
       });
-      const consumer = kafka.consumer({
-        groupId,
-        sessionTimeout: 10_000,
-        rebalanceTimeout: 10_000,
-        heartbeatInterval: 1_000,
-        maxWaitTimeInMs: MAX_WAIT_TIME_MS,
-        minBytes: 1,
-        allowAutoTopicCreation: false,
-      });
+      const consumer = rawConsumerOf(kafka, groupId, MAX_WAIT_TIME_MS);
       let adminConnected = false;
       try {
         await admin.connect();
@@ -98,16 +92,7 @@ export const orderToKafka: Scenario = {
         let n = 0;
         const order = async (): Promise<number> => {
           const product = products[n++ % products.length];
-          const response = await fetch(`${platform.ecommerceUrl}/api/v1/orders`, {
-            method: "POST",
-            headers: {
-              authorization: `Bearer ${platform.customerToken}`,
-              "content-type": "application/json",
-              "idempotency-key": crypto.randomUUID(),
-            },
-            body: JSON.stringify({ items: [{ productId: product.id, qty: 1 }] }),
-            signal: AbortSignal.timeout(10_000),
-          });
+          const response = await postOrder(platform, product.id);
           const at201 = performance.now();
           const body = await response.json();
           if (response.status !== 201) {
@@ -172,41 +157,4 @@ async function spanRound(
     spans.recordValue(Math.max(0, Math.round(spanMs * 1000)));
   }, { ...options, durationMs: DURATION_MS_PER_ROUND });
   return { ...measured, histogram: spans };
-}
-
-/** Arrival times by id, whether the arrival or the wait comes first; a wait older than the timeout fails. */
-function createArrivals() {
-  const arrived = new Map<string, number>();
-  const waiting = new Map<string, { resolve: (atMs: number) => void; timer: ReturnType<typeof setTimeout> }>();
-  return {
-    arrive(id: string, atMs: number) {
-      const waiter = waiting.get(id);
-      if (waiter === undefined) {
-        arrived.set(id, atMs);
-        return;
-      }
-      waiting.delete(id);
-      clearTimeout(waiter.timer);
-      waiter.resolve(atMs);
-    },
-    wait(id: string): Promise<number> {
-      const atMs = arrived.get(id);
-      if (atMs !== undefined) {
-        arrived.delete(id);
-        return Promise.resolve(atMs);
-      }
-      return new Promise<number>((resolve, reject) => {
-        const timer = setTimeout(() => {
-          waiting.delete(id);
-          reject(new Error(`"${id}" did not reach the Kafka consumer within ${ARRIVAL_TIMEOUT_MS} ms`));
-        }, ARRIVAL_TIMEOUT_MS);
-        waiting.set(id, { resolve, timer });
-      });
-    },
-    close() {
-      for (const waiter of waiting.values()) clearTimeout(waiter.timer);
-      waiting.clear();
-      arrived.clear();
-    },
-  };
 }

@@ -15,6 +15,7 @@ import { interleaveRounds, measureAtRate, type RateMeasurement } from "../open_l
 import { createLatencyHistogram } from "../harness.ts";
 import { createArrivals } from "./_arrivals.ts";
 import { acquirePlatform, releasePlatform, STOCKED_FOR_ORDERS } from "./_ecommerce_platform.ts";
+import { postOrder } from "./_orders.ts";
 import { nextMessage } from "./_worker.ts";
 import { type KafkaArrivals, watchOrderCreated } from "./_kafka_arrivals.ts";
 
@@ -71,16 +72,7 @@ export const orderToWebsocket: Scenario = {
       const order = async (): Promise<number> => {
         const product = products[n++ % products.length];
         const sentAt = now();
-        const response = await fetch(`${platform.ecommerceUrl}/api/v1/orders`, {
-          method: "POST",
-          headers: {
-            authorization: `Bearer ${platform.customerToken}`,
-            "content-type": "application/json",
-            "idempotency-key": crypto.randomUUID(),
-          },
-          body: JSON.stringify({ items: [{ productId: product.id, qty: 1 }] }),
-          signal: AbortSignal.timeout(10_000),
-        });
+        const response = await postOrder(platform, product.id);
         const body = await response.json();
         if (response.status !== 201) {
           throw new Error(`POST /api/v1/orders answered ${response.status}: ${JSON.stringify(body)}`);

@@ -14,6 +14,11 @@ export type KafkaRegion = typeof KAFKA_REGIONS[number];
 /** The repository root, found from this file so the scripts work from any working directory. */
 export const REPO_ROOT = new URL("../../", import.meta.url).pathname.replace(/\/$/, "");
 
+/** `path` relative to the repository root when it lies inside it, for log lines. */
+export function repoRelative(path: string): string {
+  return path.startsWith(`${REPO_ROOT}/`) ? path.slice(REPO_ROOT.length + 1) : path;
+}
+
 export const KAFKA_POM = `${REPO_ROOT}/infra/kafka/pom.xml`;
 export const KAFKA_LOG4J_CONFIG = `${REPO_ROOT}/infra/kafka/log4j2.properties`;
 /** Git-ignored; the jars (~90 files, ~80 MB) are downloaded once per Kafka version. */

@@ -119,6 +119,50 @@ export async function tailFile(path: string, count: number): Promise<string> {
   }
 }
 
+/** The pid from `pidFile` when that process is alive and its command line contains `mustContain`. */
+export async function livePid(pidFile: string, mustContain: string): Promise<number | undefined> {
+  const pid = await readPid(pidFile);
+  if (pid === undefined) return undefined;
+  return (await isProcessAlive(pid, mustContain)) ? pid : undefined;
+}
+
+/** How `terminate` waits and what it says. */
+export interface TerminateOptions {
+  /** Removed once the process is gone. */
+  readonly pidFile: string;
+  /** Text of the process's command line that proves the pid is still ours (see `isProcessAlive`). */
+  readonly mustContain: string;
+  /** How long a clean shutdown may take before SIGKILL. */
+  readonly graceMs: number;
+  readonly pollIntervalMs: number;
+  /** How often to say it is still waiting; never when left out. */
+  readonly progressEveryMs?: number;
+  readonly say: (line: string) => void;
+}
+
+/** SIGTERM to `pid` (a clean stop), SIGKILL once `graceMs` has passed; then removes the pid file. */
+export async function terminate(pid: number, options: TerminateOptions): Promise<void> {
+  const { graceMs, pollIntervalMs, progressEveryMs, say } = options;
+  signalProcess(pid, "SIGTERM");
+  const startedMs = Date.now();
+  let nextProgressMs = startedMs + (progressEveryMs ?? Infinity);
+  while (await isProcessAlive(pid, options.mustContain)) {
+    if (Date.now() - startedMs >= graceMs) {
+      say(`still running after ${seconds(graceMs)}; sending SIGKILL`);
+      signalProcess(pid, "SIGKILL");
+      await sleep(pollIntervalMs);
+      break;
+    }
+    if (Date.now() >= nextProgressMs) {
+      say(`waiting for a clean shutdown (${seconds(Date.now() - startedMs)})`);
+      nextProgressMs += progressEveryMs ?? Infinity;
+    }
+    await sleep(pollIntervalMs / 2);
+  }
+  await Deno.remove(options.pidFile).catch(ignoreNotFound);
+  say(`stopped after ${seconds(Date.now() - startedMs)}`);
+}
+
 export async function readPid(pidFile: string): Promise<number | undefined> {
   try {
     const pid = Number((await Deno.readTextFile(pidFile)).trim());
@@ -148,4 +192,18 @@ export async function listenerPid(port: number): Promise<number | undefined> {
   }).output();
   const match = /pid=(\d+)/.exec(new TextDecoder().decode(output.stdout));
   return match ? Number(match[1]) : undefined;
+}
+
+/** `ms` as seconds with one decimal, for progress lines. */
+export function seconds(ms: number): string {
+  return `${(ms / 1000).toFixed(1)} s`;
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** For `.catch()` on a removal: a file already gone is fine, anything else is rethrown. */
+export function ignoreNotFound(error: unknown): void {
+  if (!(error instanceof Deno.errors.NotFound)) throw error;
 }

@@ -6,7 +6,15 @@
  * must arrive, mirrored, in the other cluster (`east.heartbeats` in west, `west.heartbeats` in east).
  */
 import { Kafka, logLevel } from "kafkajs";
-import { brokerLayout, KAFKA_LIBS_DIR, KAFKA_REGIONS, type KafkaRegion, LOGS_DIR, REPO_ROOT } from "./_config.ts";
+import {
+  brokerLayout,
+  KAFKA_LIBS_DIR,
+  KAFKA_REGIONS,
+  type KafkaRegion,
+  LOGS_DIR,
+  REPO_ROOT,
+  repoRelative,
+} from "./_config.ts";
 import {
   HEARTBEATS_TOPIC,
   mirrorFlows,
@@ -15,7 +23,17 @@ import {
   mirrorMakerProperties,
   remoteTopicOf,
 } from "./_mirror_config.ts";
-import { checkPrerequisites, isProcessAlive, readPid, signalProcess, spawnDetached, tailFile } from "./_process.ts";
+import {
+  checkPrerequisites,
+  ignoreNotFound,
+  isProcessAlive,
+  livePid,
+  seconds,
+  sleep,
+  spawnDetached,
+  tailFile,
+  terminate,
+} from "./_process.ts";
 // A cycle (mod.ts re-exports this module) that is safe: isKafkaUp is only called, never read at load time.
 import { isKafkaUp } from "./mod.ts";
 
@@ -69,7 +87,7 @@ async function ensureLocked(layout: MirrorLayout, timeoutMs: number, say: Progre
   await Deno.writeTextFile(layout.propertiesFile, mirrorMakerProperties());
   say(
     `starting MirrorMaker 2 (${mirrorFlows().map((f) => `${f.source}->${f.target}`).join(", ")}; ` +
-      `log: ${relative(layout.logFile)})`,
+      `log: ${repoRelative(layout.logFile)})`,
   );
   await Deno.writeTextFile(layout.logFile, `\n=== start ${new Date().toISOString()} ===\n`, { append: true });
   const startedMs = Date.now();
@@ -100,12 +118,14 @@ async function withStartLock<T>(
     }
     const lockAgeMs = await Deno.stat(layout.lockFile).then((s) => Date.now() - (s.mtime?.getTime() ?? 0), () => 0);
     if (lockAgeMs > timeoutMs + STALE_LOCK_MARGIN_MS) {
-      say(`taking over a start lock left ${seconds(lockAgeMs)} ago (${relative(layout.lockFile)})`);
+      say(`taking over a start lock left ${seconds(lockAgeMs)} ago (${repoRelative(layout.lockFile)})`);
       await Deno.remove(layout.lockFile).catch(ignoreNotFound);
       continue;
     }
     if (Date.now() - startedMs > timeoutMs + STALE_LOCK_MARGIN_MS) {
-      throw new Error(`Another process has been starting MirrorMaker for too long; see ${relative(layout.logFile)}`);
+      throw new Error(
+        `Another process has been starting MirrorMaker for too long; see ${repoRelative(layout.logFile)}`,
+      );
     }
     if (!announced) say("another process is starting MirrorMaker; waiting for it");
     announced = true;
@@ -159,7 +179,7 @@ async function waitUntilReplicating(
   while (Date.now() - startedMs < timeoutMs) {
     if (!(await isProcessAlive(pid))) {
       throw new Error(
-        `MirrorMaker (pid ${pid}) exited during startup; last lines of ${relative(layout.logFile)}:\n` +
+        `MirrorMaker (pid ${pid}) exited during startup; last lines of ${repoRelative(layout.logFile)}:\n` +
           (await tailFile(layout.logFile, 20)),
       );
     }
@@ -175,7 +195,7 @@ async function waitUntilReplicating(
   }
   throw new Error(
     `MirrorMaker (pid ${pid}) did not replicate heartbeats both ways within ${seconds(timeoutMs)}; see ` +
-      relative(layout.logFile),
+      repoRelative(layout.logFile),
   );
 }
 
@@ -234,41 +254,17 @@ export async function stopMirrorMaker(
     return false;
   }
   say(`stopping pid ${pid} (SIGTERM; SIGKILL after ${seconds(graceMs)})`);
-  signalProcess(pid, "SIGTERM");
-  const startedMs = Date.now();
-  while (await isProcessAlive(pid, layout.propertiesFile)) {
-    if (Date.now() - startedMs >= graceMs) {
-      say(`still running after ${seconds(graceMs)}; sending SIGKILL`);
-      signalProcess(pid, "SIGKILL");
-      await sleep(POLL_INTERVAL_MS);
-      break;
-    }
-    await sleep(POLL_INTERVAL_MS / 2);
-  }
-  await Deno.remove(layout.pidFile).catch(ignoreNotFound);
-  say(`stopped after ${seconds(Date.now() - startedMs)}`);
+  await terminate(pid, {
+    pidFile: layout.pidFile,
+    mustContain: layout.propertiesFile,
+    graceMs,
+    pollIntervalMs: POLL_INTERVAL_MS,
+    say,
+  });
   return true;
 }
 
 /** The pid from the pid file when that process is alive and is this checkout's MirrorMaker. */
-export async function mirrorPid(layout: MirrorLayout = mirrorLayout()): Promise<number | undefined> {
-  const pid = await readPid(layout.pidFile);
-  if (pid === undefined) return undefined;
-  return (await isProcessAlive(pid, layout.propertiesFile)) ? pid : undefined;
-}
-
-function relative(path: string): string {
-  return path.startsWith(`${REPO_ROOT}/`) ? path.slice(REPO_ROOT.length + 1) : path;
-}
-
-function seconds(ms: number): string {
-  return `${(ms / 1000).toFixed(1)} s`;
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-function ignoreNotFound(error: unknown): void {
-  if (!(error instanceof Deno.errors.NotFound)) throw error;
+export function mirrorPid(layout: MirrorLayout = mirrorLayout()): Promise<number | undefined> {
+  return livePid(layout.pidFile, layout.propertiesFile);
 }

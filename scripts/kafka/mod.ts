@@ -19,19 +19,24 @@ import {
   type KafkaRegion,
   LOGS_DIR,
   REPO_ROOT,
+  repoRelative,
   serverProperties,
 } from "./_config.ts";
 import {
   checkPrerequisites,
   exists,
+  ignoreNotFound,
   isPortOpen,
   isProcessAlive,
   listenerPid,
-  readPid,
+  livePid,
   run,
+  seconds,
   signalProcess,
+  sleep,
   spawnDetached,
   tailFile,
+  terminate,
 } from "./_process.ts";
 
 export { brokerLayout, checkPrerequisites, KAFKA_REGIONS, KAFKA_VERSION };
@@ -110,11 +115,11 @@ export function ensureKafkaLibs(log: ProgressLog = console.log): Promise<void> {
 
 async function downloadLibs(log: ProgressLog): Promise<void> {
   if (await exists(KAFKA_LIBS_MARKER)) {
-    log(`[kafka] jars for Kafka ${KAFKA_VERSION} already cached in ${relative(KAFKA_LIBS_DIR)}`);
+    log(`[kafka] jars for Kafka ${KAFKA_VERSION} already cached in ${repoRelative(KAFKA_LIBS_DIR)}`);
     return;
   }
   await checkPrerequisites(["mvn"]);
-  log(`[kafka] downloading Kafka ${KAFKA_VERSION} jars from Maven Central into ${relative(KAFKA_LIBS_DIR)}`);
+  log(`[kafka] downloading Kafka ${KAFKA_VERSION} jars from Maven Central into ${repoRelative(KAFKA_LIBS_DIR)}`);
   // A folder without the marker may hold a partial download; start it over.
   await Deno.remove(KAFKA_LIBS_DIR, { recursive: true }).catch(ignoreNotFound);
   await Deno.mkdir(KAFKA_LIBS_DIR, { recursive: true });
@@ -136,7 +141,7 @@ async function downloadLibs(log: ProgressLog): Promise<void> {
     clearInterval(ticker);
   }
   const jars = await countJars();
-  if (jars === 0) throw new Error(`Maven finished but ${relative(KAFKA_LIBS_DIR)} holds no jars`);
+  if (jars === 0) throw new Error(`Maven finished but ${repoRelative(KAFKA_LIBS_DIR)} holds no jars`);
   await Deno.writeTextFile(
     KAFKA_LIBS_MARKER,
     JSON.stringify({ kafkaVersion: KAFKA_VERSION, jars, completedAt: new Date().toISOString() }) + "\n",
@@ -194,7 +199,7 @@ export async function ensureKafka(
   await Deno.writeTextFile(layout.propertiesFile, serverProperties(layout));
   await formatStorageOnce(layout, say);
 
-  say(`starting broker on 127.0.0.1:${layout.port} (log: ${relative(layout.logFile)})`);
+  say(`starting broker on 127.0.0.1:${layout.port} (log: ${repoRelative(layout.logFile)})`);
   await Deno.writeTextFile(layout.logFile, `\n=== start ${new Date().toISOString()} ===\n`, { append: true });
   const pid = spawnDetached(brokerCommand(layout), layout.logFile, REPO_ROOT);
   await Deno.writeTextFile(layout.pidFile, `${pid}\n`);
@@ -223,7 +228,7 @@ function brokerCommand(layout: BrokerLayout): string[] {
 /** Formats the KRaft metadata log unless `meta.properties` shows it was done before (data is kept). */
 async function formatStorageOnce(layout: BrokerLayout, say: ProgressLog): Promise<void> {
   if (await exists(`${layout.dataDir}/meta.properties`)) return;
-  say(`formatting storage in ${relative(layout.dataDir)}`);
+  say(`formatting storage in ${repoRelative(layout.dataDir)}`);
   // Static quorum (controller.quorum.voters), so `format` takes only a cluster id: no --standalone.
   await run("java", [
     "-Xmx256m",
@@ -256,7 +261,7 @@ async function waitUntilUp(layout: BrokerLayout, pid: number, timeoutMs: number,
   while (Date.now() - startedMs < timeoutMs) {
     if (!(await isProcessAlive(pid))) {
       throw new Error(
-        `Kafka ${layout.region} (pid ${pid}) exited during startup; last lines of ${relative(layout.logFile)}:\n` +
+        `Kafka ${layout.region} (pid ${pid}) exited during startup; last lines of ${repoRelative(layout.logFile)}:\n` +
           (await tailFile(layout.logFile, 20)),
       );
     }
@@ -272,7 +277,7 @@ async function waitUntilUp(layout: BrokerLayout, pid: number, timeoutMs: number,
   }
   throw new Error(
     `Kafka ${layout.region} did not answer on port ${layout.port} within ${seconds(timeoutMs)}; see ` +
-      relative(layout.logFile),
+      repoRelative(layout.logFile),
   );
 }
 
@@ -292,24 +297,14 @@ export async function stopKafka(
     return false;
   }
   say(`stopping broker pid ${pid} (SIGTERM; SIGKILL after ${seconds(graceMs)})`);
-  signalProcess(pid, "SIGTERM");
-  const startedMs = Date.now();
-  let nextProgressMs = startedMs + PROGRESS_EVERY_MS;
-  while (await isProcessAlive(pid, layout.propertiesFile)) {
-    if (Date.now() - startedMs >= graceMs) {
-      say(`still running after ${seconds(graceMs)}; sending SIGKILL`);
-      signalProcess(pid, "SIGKILL");
-      await sleep(POLL_INTERVAL_MS);
-      break;
-    }
-    if (Date.now() >= nextProgressMs) {
-      say(`waiting for a clean shutdown (${seconds(Date.now() - startedMs)})`);
-      nextProgressMs += PROGRESS_EVERY_MS;
-    }
-    await sleep(POLL_INTERVAL_MS / 2);
-  }
-  await Deno.remove(layout.pidFile).catch(ignoreNotFound);
-  say(`stopped after ${seconds(Date.now() - startedMs)}`);
+  await terminate(pid, {
+    pidFile: layout.pidFile,
+    mustContain: layout.propertiesFile,
+    graceMs,
+    pollIntervalMs: POLL_INTERVAL_MS,
+    progressEveryMs: PROGRESS_EVERY_MS,
+    say,
+  });
   return true;
 }
 
@@ -317,33 +312,15 @@ export async function stopKafka(
 export async function purgeKafkaData(region: KafkaRegion, log: ProgressLog = console.log): Promise<void> {
   const layout = brokerLayout(region);
   if ((await brokerPid(layout)) !== undefined) {
-    throw new Error(`Kafka ${region} is still running; stop it before purging ${relative(layout.dir)}`);
+    throw new Error(`Kafka ${region} is still running; stop it before purging ${repoRelative(layout.dir)}`);
   }
   await Deno.remove(layout.dir, { recursive: true }).catch(ignoreNotFound);
-  log(`[kafka:${region}] deleted ${relative(layout.dir)}`);
+  log(`[kafka:${region}] deleted ${repoRelative(layout.dir)}`);
 }
 
 /** The pid from the pid file when that process is alive and is this region's broker. */
-async function brokerPid(layout: BrokerLayout): Promise<number | undefined> {
-  const pid = await readPid(layout.pidFile);
-  if (pid === undefined) return undefined;
-  return (await isProcessAlive(pid, layout.propertiesFile)) ? pid : undefined;
-}
-
-function relative(path: string): string {
-  return path.startsWith(`${REPO_ROOT}/`) ? path.slice(REPO_ROOT.length + 1) : path;
-}
-
-function seconds(ms: number): string {
-  return `${(ms / 1000).toFixed(1)} s`;
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-function ignoreNotFound(error: unknown): void {
-  if (!(error instanceof Deno.errors.NotFound)) throw error;
+function brokerPid(layout: BrokerLayout): Promise<number | undefined> {
+  return livePid(layout.pidFile, layout.propertiesFile);
 }
 
 /**

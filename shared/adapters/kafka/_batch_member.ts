@@ -14,10 +14,12 @@ import {
   type Subscription,
 } from "../../ports/event_log.ts";
 import {
-  HANDLER_MAX_ATTEMPTS_DEFAULT,
+  consumerOf,
+  maxAttemptsOf,
   type MemberContext,
   readyOf,
   retryDelayMs,
+  runConsumer,
   settlesWithin,
   toIncomingRecord,
 } from "./_member.ts";
@@ -31,46 +33,21 @@ export async function startBatchMember(
   context: MemberContext,
   options: BatchSubscribeOptions,
 ): Promise<Subscription> {
-  const maxAttempts = options.maxAttempts ?? HANDLER_MAX_ATTEMPTS_DEFAULT;
+  const maxAttempts = maxAttemptsOf(options);
   const batchMax = options.batchMax ?? BATCH_MAX_DEFAULT;
-  if (!Number.isInteger(maxAttempts) || maxAttempts < 1) {
-    throw new RangeError(`maxAttempts must be a positive integer, got ${maxAttempts}`);
-  }
   if (!Number.isInteger(batchMax) || batchMax < 1 || batchMax > BATCH_MAX_LIMIT) {
     throw new RangeError(`batchMax must be a whole number from 1 to ${BATCH_MAX_LIMIT}, got ${batchMax}`);
   }
-  if (options.topics.length === 0) throw new TypeError(`Subscription of group "${options.groupId}" has no topics`);
-  const { timings } = context;
-  const consumer = context.kafka.consumer({
-    groupId: options.groupId,
-    sessionTimeout: timings.sessionTimeoutMs,
-    rebalanceTimeout: timings.rebalanceTimeoutMs,
-    heartbeatInterval: timings.heartbeatIntervalMs,
-    maxWaitTimeInMs: timings.maxWaitTimeMs,
-    minBytes: 1,
-    maxBytes: 10 * 1024 * 1024,
-    maxBytesPerPartition: 1024 * 1024,
-    allowAutoTopicCreation: false,
-    readUncommitted: false,
-    retry: { initialRetryTime: 100, maxRetryTime: 5_000, retries: 8 },
-  });
+  const consumer = consumerOf(context, options.groupId);
   const ready = readyOf(consumer);
   const state = new BatchMemberState(context, options, consumer, maxAttempts, batchMax, ready.fail);
-  try {
-    await consumer.connect();
-    await consumer.subscribe({ topics: [...options.topics], fromBeginning: options.from === "earliest" });
-    await consumer.run({
-      autoCommit: false,
-      // Offsets are resolved per chunk below, so a rebalance mid-fetch resumes after the last applied chunk.
-      eachBatchAutoResolve: false,
-      partitionsConsumedConcurrently: options.partitionsConcurrently ?? 1,
-      eachBatch: (payload) => state.onBatch(payload),
-    });
-  } catch (error) {
-    ready.fail(new Error(`Consumer of group "${options.groupId}" could not start`));
-    await consumer.disconnect().catch(() => {});
-    throw error;
-  }
+  await runConsumer(consumer, options, ready, {
+    autoCommit: false,
+    // Offsets are resolved per chunk below, so a rebalance mid-fetch resumes after the last applied chunk.
+    eachBatchAutoResolve: false,
+    partitionsConsumedConcurrently: options.partitionsConcurrently ?? 1,
+    eachBatch: (payload) => state.onBatch(payload),
+  });
   return { ready: ready.promise, close: () => state.close() };
 }
 

@@ -3,7 +3,7 @@
  * One consumer-group member on kafkajs: commit after the handler succeeds, bounded retries, dead-lettering
  * and a close that cannot hang on a stuck handler. Private to the Kafka adapter.
  */
-import type { Consumer, EachMessagePayload, IHeaders, Kafka, KafkaMessage } from "kafkajs";
+import type { Consumer, ConsumerRunConfig, EachMessagePayload, IHeaders, Kafka, KafkaMessage } from "kafkajs";
 import {
   dlqRecordOf,
   dlqTopicOf,
@@ -50,15 +50,34 @@ export interface MemberContext {
 
 /** Joins `options.groupId` and starts consuming; the returned subscription's `ready` tracks the join. */
 export async function startMember(context: MemberContext, options: SubscribeOptions): Promise<Subscription> {
-  const { timings } = context;
+  const maxAttempts = maxAttemptsOf(options);
+  const consumer = consumerOf(context, options.groupId);
+  const ready = readyOf(consumer);
+  const state = new MemberState(context, options, consumer, maxAttempts, ready.fail);
+  await runConsumer(consumer, options, ready, {
+    autoCommit: false,
+    // One partition at a time keeps per-key order obvious; more parallelism means more members.
+    partitionsConsumedConcurrently: 1,
+    eachMessage: (payload) => state.onMessage(payload),
+  });
+  return { ready: ready.promise, close: () => state.close() };
+}
+
+/** Checks what every member needs of its options; returns the handler's attempt limit. */
+export function maxAttemptsOf(options: Omit<SubscribeOptions, "handler">): number {
   const maxAttempts = options.maxAttempts ?? HANDLER_MAX_ATTEMPTS_DEFAULT;
   if (!Number.isInteger(maxAttempts) || maxAttempts < 1) {
     throw new RangeError(`maxAttempts must be a positive integer, got ${maxAttempts}`);
   }
   if (options.topics.length === 0) throw new TypeError(`Subscription of group "${options.groupId}" has no topics`);
+  return maxAttempts;
+}
 
-  const consumer = context.kafka.consumer({
-    groupId: options.groupId,
+/** The group's consumer, with the fetch bounds and retries both member kinds use. */
+export function consumerOf(context: MemberContext, groupId: string): Consumer {
+  const { timings } = context;
+  return context.kafka.consumer({
+    groupId,
     sessionTimeout: timings.sessionTimeoutMs,
     rebalanceTimeout: timings.rebalanceTimeoutMs,
     heartbeatInterval: timings.heartbeatIntervalMs,
@@ -71,23 +90,24 @@ export async function startMember(context: MemberContext, options: SubscribeOpti
     readUncommitted: false,
     retry: { initialRetryTime: 100, maxRetryTime: 5_000, retries: 8 },
   });
-  const ready = readyOf(consumer);
-  const state = new MemberState(context, options, consumer, maxAttempts, ready.fail);
+}
+
+/** Connects, subscribes and runs `consumer`; a failure fails `ready`, disconnects and is rethrown. */
+export async function runConsumer(
+  consumer: Consumer,
+  options: Omit<SubscribeOptions, "handler">,
+  ready: { fail: (error: Error) => void },
+  run: ConsumerRunConfig,
+): Promise<void> {
   try {
     await consumer.connect();
     await consumer.subscribe({ topics: [...options.topics], fromBeginning: options.from === "earliest" });
-    await consumer.run({
-      autoCommit: false,
-      // One partition at a time keeps per-key order obvious; more parallelism means more members.
-      partitionsConsumedConcurrently: 1,
-      eachMessage: (payload) => state.onMessage(payload),
-    });
+    await consumer.run(run);
   } catch (error) {
     ready.fail(new Error(`Consumer of group "${options.groupId}" could not start`));
     await consumer.disconnect().catch(() => {});
     throw error;
   }
-  return { ready: ready.promise, close: () => state.close() };
 }
 
 /**

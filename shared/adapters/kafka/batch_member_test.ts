@@ -3,49 +3,19 @@
  * failing batch comes back whole, and one that keeps failing is dead-lettered record by record.
  */
 import assert from "node:assert/strict";
-import { Kafka, logLevel } from "kafkajs";
 import { DLQ_HEADERS, dlqTopicOf, type EventLog, type IncomingRecord } from "../../ports/event_log.ts";
-import { realInfra } from "../../testing/real_infra.ts";
 import { uniqueName } from "../../testing/unique.ts";
-import { createKafkaEventLog } from "./mod.ts";
-
-function kafkaLog(): EventLog {
-  return createKafkaEventLog({
-    brokers: realInfra.kafkaBrokers,
-    clientId: uniqueName("bv_test"),
-    logLevel: "error",
-    // Handlers fail on purpose here; only errors are worth printing.
-    log: (entry) => entry.level === "error" && console.error(JSON.stringify(entry)),
-    consumer: {
-      sessionTimeoutMs: 6_000,
-      rebalanceTimeoutMs: 6_000,
-      heartbeatIntervalMs: 200,
-      maxWaitTimeMs: 100,
-      closeTimeoutMs: 1_000,
-    },
-    handlerRetry: { initialDelayMs: 20, maxDelayMs: 50 },
-  });
-}
+import { deleteTopics, testKafkaLog } from "./_fixture_for_test.ts";
 
 async function withTopic(run: (log: EventLog, topic: string) => Promise<void>): Promise<void> {
   const topic = uniqueName("bv_test_batches");
-  const log = kafkaLog();
+  const log = testKafkaLog({ initialDelayMs: 20, maxDelayMs: 50 });
   try {
     await log.ensureTopics([{ name: topic, partitions: 1 }, { name: dlqTopicOf(topic), partitions: 1 }]);
     await run(log, topic);
   } finally {
     await log.close();
-    const admin = new Kafka({
-      clientId: "bv-test-cleanup",
-      brokers: [...realInfra.kafkaBrokers],
-      logLevel: logLevel.ERROR,
-    })
-      .admin();
-    await admin.connect();
-    const existing = new Set(await admin.listTopics());
-    const mine = [topic, dlqTopicOf(topic)].filter((t) => existing.has(t));
-    if (mine.length > 0) await admin.deleteTopics({ topics: mine, timeout: 10_000 });
-    await admin.disconnect();
+    await deleteTopics([topic, dlqTopicOf(topic)]);
   }
 }
 

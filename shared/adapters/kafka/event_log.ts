@@ -110,6 +110,21 @@ export function createKafkaEventLog(options: KafkaEventLogOptions): EventLog {
   });
   const ensuredDeadLetterTopics = new Map<string, Promise<void>>();
 
+  const memberContext = { kafka, timings, retry: handlerRetry, requestTimeoutMs, log: sink, publishDeadLetter };
+
+  /** Keeps `member` for `close()` until it closes itself. */
+  function tracked(member: Subscription): Subscription {
+    const subscription: Subscription = {
+      ready: member.ready,
+      close: async () => {
+        subscriptions.delete(subscription);
+        await member.close();
+      },
+    };
+    subscriptions.add(subscription);
+    return subscription;
+  }
+
   function assertOpen(action: string): void {
     if (closed) throw new Error(`Cannot ${action}: the Kafka event log is closed`);
   }
@@ -177,35 +192,11 @@ export function createKafkaEventLog(options: KafkaEventLogOptions): EventLog {
     publish,
     async subscribe(subscribeOptions) {
       assertOpen(`subscribe group "${subscribeOptions.groupId}"`);
-      const member = await startMember(
-        { kafka, timings, retry: handlerRetry, requestTimeoutMs, log: sink, publishDeadLetter },
-        subscribeOptions,
-      );
-      const subscription: Subscription = {
-        ready: member.ready,
-        close: async () => {
-          subscriptions.delete(subscription);
-          await member.close();
-        },
-      };
-      subscriptions.add(subscription);
-      return subscription;
+      return tracked(await startMember(memberContext, subscribeOptions));
     },
     async subscribeBatches(batchOptions) {
       assertOpen(`subscribe group "${batchOptions.groupId}"`);
-      const member = await startBatchMember(
-        { kafka, timings, retry: handlerRetry, requestTimeoutMs, log: sink, publishDeadLetter },
-        batchOptions,
-      );
-      const subscription: Subscription = {
-        ready: member.ready,
-        close: async () => {
-          subscriptions.delete(subscription);
-          await member.close();
-        },
-      };
-      subscriptions.add(subscription);
-      return subscription;
+      return tracked(await startBatchMember(memberContext, batchOptions));
     },
     async ping(timeoutMs) {
       assertOpen("ping");
