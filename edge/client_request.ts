@@ -11,6 +11,8 @@ export const IDENTITY_HEADERS: readonly string[] = Object.freeze([
   "x-bv-verified-roles",
   "x-bv-user-id",
   "x-bv-principal",
+  // Set by a replica region when it forwards a write to the writer; a client's copy could force a 421.
+  "x-bv-forwarded-from-region",
 ]);
 const CLIENT_ID_CHARS_MAX = 64;
 /** The WebSocket sticky token: the region a session started in, resent by browsers on every handshake. */

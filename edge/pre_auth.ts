@@ -103,10 +103,13 @@ export function createPreAuth(options: PreAuthOptions): PreAuth {
   };
 }
 
-/** Loads every URL at once and merges their keys by `kid`; falls back to the last good set when all fail. */
+/**
+ * Loads every URL at once and merges their keys by `kid`. Each URL's last good set is kept while that URL
+ * fails, so a region that is down (a failover, a DR drill) does not take its still-valid tokens with it.
+ */
 function jwksUnionLoader(options: PreAuthOptions): () => Promise<JSONWebKeySet> {
   const timeoutMs = options.jwksTimeoutMs ?? 2_000;
-  let lastGood: JSONWebKeySet | undefined;
+  const lastGoodByUrl = new Map<string, JWK[]>();
   async function load(url: string): Promise<JWK[]> {
     const response = await options.fetch(url, {
       headers: { accept: "application/json" },
@@ -116,26 +119,49 @@ function jwksUnionLoader(options: PreAuthOptions): () => Promise<JSONWebKeySet> 
       await response.body?.cancel();
       throw new Error(`${url} answered ${response.status}`);
     }
-    const text = await response.text();
-    if (text.length > JWKS_BYTES_MAX) throw new Error(`${url} sent a key set over ${JWKS_BYTES_MAX} bytes`);
+    const text = await readTextBounded(response, JWKS_BYTES_MAX);
+    if (text === undefined) throw new Error(`${url} sent a key set over ${JWKS_BYTES_MAX} bytes`);
     const body = JSON.parse(text) as { keys?: unknown };
     if (!Array.isArray(body?.keys)) throw new Error(`${url} sent no "keys" array`);
     return body.keys as JWK[];
   }
   return async () => {
     const results = await Promise.allSettled(options.jwksUrls.map(load));
-    const byKid = new Map<string, JWK>();
     const failures: string[] = [];
-    for (const result of results) {
+    results.forEach((result, i) => {
       if (result.status === "rejected") failures.push(String((result.reason as Error)?.message ?? result.reason));
-      else for (const key of result.value) byKid.set(`${key.kid}`, key);
-    }
-    if (failures.length === results.length) {
-      // Stale keys beat refusing every token while the auth services are unreachable.
-      if (lastGood !== undefined) return lastGood;
-      throw new Error(`No JWKS could be loaded: ${failures.join("; ")}`);
-    }
-    lastGood = { keys: [...byKid.values()] };
-    return lastGood;
+      else lastGoodByUrl.set(options.jwksUrls[i], result.value);
+    });
+    if (lastGoodByUrl.size === 0) throw new Error(`No JWKS could be loaded: ${failures.join("; ")}`);
+    const byKid = new Map<string, JWK>();
+    // Stale keys of an unreachable region beat refusing its tokens; a rotated-out key still expires with
+    // its tokens (15 min), and the region drops it from its own set the next time it answers.
+    for (const url of options.jwksUrls) for (const key of lastGoodByUrl.get(url) ?? []) byKid.set(`${key.kid}`, key);
+    return { keys: [...byKid.values()] };
   };
+}
+
+/** The body as text, or undefined once it passes `bytesMax` (a body without content-length is bounded too). */
+async function readTextBounded(response: Response, bytesMax: number): Promise<string | undefined> {
+  if (response.body === null) return "";
+  const reader = response.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let bytes = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    bytes += value.byteLength;
+    if (bytes > bytesMax) {
+      await reader.cancel();
+      return undefined;
+    }
+    chunks.push(value);
+  }
+  const all = new Uint8Array(bytes);
+  let at = 0;
+  for (const chunk of chunks) {
+    all.set(chunk, at);
+    at += chunk.byteLength;
+  }
+  return new TextDecoder().decode(all);
 }

@@ -211,3 +211,38 @@ Deno.test("edge answers 503, not 401, when no region's key set can be loaded", a
     await region.close();
   }
 });
+
+Deno.test("edge keeps a region's last good keys while that region's key set cannot be loaded", async () => {
+  const eastKey = await createEdgeTestKey();
+  const westKey = await createEdgeTestKey();
+  const east = fakeRegion("east", { jwks: { keys: [eastKey.jwk] } });
+  const west = fakeRegion("west", { jwks: { keys: [westKey.jwk] } });
+  const edge = createEdge({
+    regions: [east, west],
+    auth: {
+      jwksUrls: [`${east.url}/.well-known/jwks.json`, `${west.url}/.well-known/jwks.json`],
+      issuer: TEST_ISSUER,
+      audience: TEST_AUDIENCE,
+      jwksCooldownMs: 0,
+    },
+  });
+  try {
+    const before = await edge.app.request("/api/v1/orders", bearer(await eastKey.sign("dave"), placeOrder));
+    assert.equal(before.status, 200);
+    await before.body?.cancel();
+    // East's auth service breaks (a failover, a DR drill); an unknown kid then forces a reload of both sets.
+    east.state.jwks = {} as typeof east.state.jwks;
+    const fetchesBefore = west.state.jwksFetches;
+    const stranger = await createEdgeTestKey();
+    const unknown = await edge.app.request("/api/v1/orders", bearer(await stranger.sign("eve"), placeOrder));
+    assert.equal(unknown.status, 401);
+    await unknown.body?.cancel();
+    assert.equal(west.state.jwksFetches, fetchesBefore + 1, "the unknown kid reloaded the key sets");
+    const after = await edge.app.request("/api/v1/orders", bearer(await eastKey.sign("dave"), placeOrder));
+    assert.equal(after.status, 200, "east's tokens still verify with its last good keys");
+    await after.body?.cancel();
+  } finally {
+    await edge.stop();
+    await Promise.all([east.close(), west.close()]);
+  }
+});

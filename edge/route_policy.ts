@@ -77,10 +77,11 @@ export function productIdOfPath(path: string): string | undefined {
   const end = path.indexOf("/", start);
   const id = end < 0 ? path.slice(start) : path.slice(start, end);
   if (id === "") return undefined;
+  // Product ids are UUIDs, which the region matches case-insensitively and purges in lower case.
   try {
-    return decodeURIComponent(id);
+    return decodeURIComponent(id).toLowerCase();
   } catch {
     // A malformed escape cannot name a real product; the raw text still lets a purge find the entry.
-    return id;
+    return id.toLowerCase();
   }
 }

@@ -205,7 +205,9 @@ export function createEdge(options: EdgeOptions): Edge {
   }
 
   function purgeProduct(productId: string): number {
-    return purge((entry: CacheEntryInfo) => entry.productId === undefined || entry.productId === productId);
+    // Stored ids are lower case (`productIdOfPath`): product ids are case-insensitive UUIDs.
+    const id = productId.toLowerCase();
+    return purge((entry: CacheEntryInfo) => entry.productId === undefined || entry.productId === id);
   }
 
   function limited(retryAfterSec: number, who: string): Response {

@@ -9,8 +9,8 @@ import { exists, isProcessAlive, livePid, terminate } from "./_process.ts";
 async function sleeper(seconds: number, ignoreTerm: boolean): Promise<{ pid: number; pidFile: string }> {
   const script = `${ignoreTerm ? "trap '' TERM; " : ""}exec sleep ${seconds}`;
   const child = new Deno.Command("sh", { args: ["-c", script], stdout: "null", stderr: "null" }).spawn();
-  // Until the shell has exec'd, the child's command line is still the shell's.
-  for (let tries = 0; !(await isProcessAlive(child.pid, `sleep ${seconds}`)); tries++) {
+  // The shell's own command line already names `sleep`; only its comm shows the exec (and the trap) happened.
+  for (let tries = 0; (await Deno.readTextFile(`/proc/${child.pid}/comm`)).trim() !== "sleep"; tries++) {
     if (tries > 100) throw new Error(`sleep ${seconds} did not start`);
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
