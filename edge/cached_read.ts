@@ -37,8 +37,11 @@ export interface CacheableRead {
 export interface CachedReadDeps {
   readonly cache: HotCache;
   readonly now: () => number;
-  /** Sends a request to a region (with failover); the response names its region in `x-bv-region`. */
-  readonly forward: (request: Request, trace: EdgeTrace) => Promise<Response>;
+  /**
+   * Sends a request to `region` (with failover); the response names the region that answered in `x-bv-region`.
+   * The fill goes to the region the read was routed to (the client's pinned one), not a fresh choice.
+   */
+  readonly forward: (request: Request, region: string, trace: EdgeTrace) => Promise<Response>;
   /** False while the region's invalidation stream is down: its stale entries are then not served. */
   readonly staleAllowed: (region: string) => boolean;
   /** Keeps track of a background refresh (so shutdown and tests can wait for it). */
@@ -96,12 +99,13 @@ export function createCachedReads(deps: CachedReadDeps): CachedReads {
   /** Fetches, stores when allowed, and answers with what was fetched. */
   async function fill(
     request: Request,
+    region: string,
     read: CacheableRead,
     signal: AbortSignal | undefined,
     trace: EdgeTrace,
   ): Promise<{ response: Response; stored: CachedResponse | undefined }> {
     const generation = cache.generation();
-    const response = await deps.forward(fillRequest(request, read, signal), trace);
+    const response = await deps.forward(fillRequest(request, read, signal), region, trace);
     const bypass = (answer: Response) => {
       answer.headers.set("x-bv-cache", "BYPASS");
       return { response: withTraceHeaders(answer, trace), stored: undefined };
@@ -116,16 +120,16 @@ export function createCachedReads(deps: CachedReadDeps): CachedReads {
     if (read.bodyText !== undefined && new TextDecoder().decode(body.bytes).includes('"errors"')) {
       return bypass(new Response(body.bytes as Uint8Array<ArrayBuffer>, { status: 200, headers: response.headers }));
     }
-    const region = response.headers.get("x-bv-region") ?? "";
-    const key = `${region} ${read.keyBase}`;
+    const answered = response.headers.get("x-bv-region") ?? "";
+    const key = `${answered} ${read.keyBase}`;
     const etag = await etagOf(body.bytes);
     const headers: [string, string][] = [];
     for (const [name, value] of response.headers) if (!PER_RESPONSE.has(name)) headers.push([name, value]);
-    headers.push(["etag", etag], ["x-bv-region", region]);
+    headers.push(["etag", etag], ["x-bv-region", answered]);
     const nowMs = deps.now();
     const entry: CachedResponse = {
       key,
-      region,
+      region: answered,
       path: read.path,
       productId: read.productPath === undefined ? undefined : productIdOfPath(read.productPath),
       status: 200,
@@ -144,7 +148,7 @@ export function createCachedReads(deps: CachedReadDeps): CachedReads {
 
   function refreshInBackground(entry: CachedResponse, request: Request, read: CacheableRead, trace: EdgeTrace): void {
     entry.refreshing = true;
-    const work = fill(request, read, undefined, trace)
+    const work = fill(request, entry.region, read, undefined, trace)
       .then(async ({ response, stored }) => {
         await response.body?.cancel();
         // The region no longer serves this read as cacheable (gone, private now): stop serving the old copy.
@@ -174,7 +178,7 @@ export function createCachedReads(deps: CachedReadDeps): CachedReads {
         }
       }
       counters.misses++;
-      return fill(request, read, request.signal, trace).then((filled) => filled.response);
+      return fill(request, region, read, request.signal, trace).then((filled) => filled.response);
     },
   };
 }

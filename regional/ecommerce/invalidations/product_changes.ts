@@ -73,7 +73,12 @@ export async function followProductChanges(
           log.warn("invalidations skipped a malformed record", { topic: record.topic, reason: parsed.reason });
           return;
         }
-        const id = (parsed.envelope.payload as { productId: string }).productId.toLowerCase();
+        const productId = (parsed.envelope.payload as { productId?: unknown })?.productId;
+        if (typeof productId !== "string" || productId === "") {
+          log.warn("invalidations skipped a record without a productId", { topic: record.topic });
+          return;
+        }
+        const id = productId.toLowerCase();
         if (parsed.envelope.eventType === productUpdated.eventType) {
           await cache.del(productCacheKey(id), gqlProductCacheKey(id));
         } else if (parsed.envelope.eventType === stockAdjusted.eventType) {

@@ -26,6 +26,7 @@ import {
   dlqTopicOf,
   type EventLog,
   type IncomingRecord,
+  type OutgoingRecord,
   type Sql,
   type Subscription,
 } from "../../../shared/ports/mod.ts";
@@ -159,14 +160,18 @@ function subscribeTopic(context: ConsumerContext, topic: string) {
       batchMax: ORDER_EVENT_BATCH_MAX,
       handler: async (records) => {
         const envelopes: OrderEnvelope[] = [];
+        const malformed: OutgoingRecord[] = [];
         for (const record of records) {
           try {
             envelopes.push(orderEnvelopeOf(record));
           } catch (error) {
-            await eventLog.publish(dlqTopicOf(record.topic), [dlqRecordOf(record, error, 1)]);
+            malformed.push(dlqRecordOf(record, error, 1));
           }
         }
         await store(context, envelopes);
+        // Only after the store succeeded: a batch that is retried (a held-back event, a database error)
+        // would otherwise dead-letter the same malformed record once per delivery.
+        if (malformed.length > 0) await eventLog.publish(dlqTopicOf(records[0].topic), malformed);
       },
     });
   }

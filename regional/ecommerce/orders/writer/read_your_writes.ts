@@ -15,7 +15,10 @@ export const WRITER_LSN_HEADER = "x-bv-writer-lsn";
 export const REPLICA_WAIT_HEADER = "x-bv-replica-wait-ms";
 /** Longest a forwarded answer is held for the replica to catch up. */
 export const READ_YOUR_WRITES_WAIT_MS_MAX = 500;
-const POLL_MS = 2;
+/** First poll gap; doubled per poll up to `POLL_MS_MAX`, so a lagging replica (a busy database) is not
+ * asked ~250 times per write. Lag is usually 1–20 ms, which the first few short polls cover. */
+const POLL_MS_MIN = 2;
+const POLL_MS_MAX = 50;
 const LSN = /^[0-9A-F]{1,8}\/[0-9A-F]{1,8}$/i;
 
 /** How the middleware reads WAL positions; `sqlReplicationPositions` over the region's database. */
@@ -51,9 +54,11 @@ export async function waitForReplica(
 ): Promise<{ waitedMs: number; caughtUp: boolean }> {
   const started = performance.now();
   if (lsn === null || !LSN.test(lsn)) return { waitedMs: 0, caughtUp: false };
+  let pollMs = POLL_MS_MIN;
   for (;;) {
     if (await positions.replicaHasApplied(lsn)) return { waitedMs: performance.now() - started, caughtUp: true };
     if (performance.now() - started >= boundMs) return { waitedMs: performance.now() - started, caughtUp: false };
-    await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+    await new Promise((resolve) => setTimeout(resolve, pollMs));
+    pollMs = Math.min(pollMs * 2, POLL_MS_MAX);
   }
 }
