@@ -25,6 +25,7 @@ const SCENARIOS: Readonly<Record<string, () => Promise<Scenario>>> = {
   edge_overhead: async () => (await import("./scenarios/edge_overhead.ts")).edgeOverhead,
   edge_cache_hit: async () => (await import("./scenarios/edge_cache_hit.ts")).edgeCacheHit,
   edge_sse_fanout: async () => (await import("./scenarios/edge_sse_fanout.ts")).edgeSseFanout,
+  edge_failover: async () => (await import("./scenarios/edge_failover.ts")).edgeFailover,
   // E-commerce on the real platform (started once by the first of these, stopped after the last one).
   product_get_ingress: async () => (await import("./scenarios/product_get_ingress.ts")).productGetIngress,
   product_get_ingress_miss: async () => (await import("./scenarios/product_get_ingress.ts")).productGetIngressMiss,

@@ -5,6 +5,7 @@
  */
 import type { FlashSaleFanoutOptions } from "./flash_sale_fanout.ts";
 import type { TokenBucketRate } from "./rate_limiter.ts";
+import type { RegionAffinityOptions } from "./region_affinity.ts";
 import type { RegionRouterOptions } from "./region_router.ts";
 
 export interface EdgeRegion {
@@ -74,6 +75,8 @@ export interface EdgeOptions {
   readonly healthIntervalMs?: number;
   /** Health thresholds, latency EWMA and the hint rule (`region_router.ts`). */
   readonly routing?: RegionRouterOptions;
+  /** How long and for how many clients the edge keeps each client on its region (`region_affinity.ts`). */
+  readonly affinity?: RegionAffinityOptions;
   /** Bound on one health probe. @default 1000 */
   readonly healthTimeoutMs?: number;
   /** Bound on waiting for a region's response headers. @default 5000 */

@@ -6,7 +6,8 @@
  * a per-subject rate limit; then the flash-sale fan-out, a WebSocket proxied to its sticky region, the
  * hot-query cache for public reads, or the proxy. Each request goes to the region `region_router.ts`
  * chooses from the client's hint (`x-bv-region`) and the measured health and latency of each region
- * (probed on `/readyz`); idempotent requests that fail to connect are retried once on the next region.
+ * (probed on `/readyz`), and a client without a hint stays on the region it was given while that region is
+ * healthy (`region_affinity.ts`); idempotent requests that fail to connect are retried once on the next region.
  * Every request carries a `traceparent` and `Correlation-Id` to the region and back (`trace.ts`).
  */
 import { Hono } from "hono";
@@ -23,9 +24,10 @@ import { edgeMetricsText } from "./edge_metrics.ts";
 import { createFlashSaleFanout, FLASH_SALES_PATH } from "./flash_sale_fanout.ts";
 import { createRateLimiter, type RateLimiter } from "./rate_limiter.ts";
 import { createRegionRouter, type RegionHealth } from "./region_router.ts";
+import { createRegionAffinity, REGION_AFFINITY_DEFAULTS } from "./region_affinity.ts";
 import { queryTokenAllowed, tokenRequired } from "./route_policy.ts";
 import { type EdgeTrace, edgeTraceOf, withTraceHeaders } from "./trace.ts";
-import { defaultClientIdOf, withoutIdentityHeaders } from "./client_request.ts";
+import { cookieOf, defaultClientIdOf, STICKY_COOKIE, withoutIdentityHeaders } from "./client_request.ts";
 import { openWebSocket, type WebSocketRouteDeps } from "./websocket_route.ts";
 
 export * from "./edge_options.ts";
@@ -58,6 +60,7 @@ export interface Edge {
 export const EDGE_BODY_BYTES_MAX = 1024 * 1024;
 
 const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "PUT", "DELETE"]);
+const READS = new Set(["GET", "HEAD", "OPTIONS"]);
 const VERIFIED_SUB = "x-bv-verified-sub";
 
 /** A public read the hot cache answers (it sets the trace headers itself: see `cached_read.ts`). */
@@ -88,6 +91,11 @@ export function createEdge(options: EdgeOptions): Edge {
   const router = createRegionRouter(options.regions.map((r) => r.name), options.routing, (name, healthy) => {
     if (!healthy) fanout?.closeRegion(name);
   });
+  const affinity = createRegionAffinity(options.regions.map((r) => r.name), router, options.affinity, now);
+  // The HTTP twin of the WebSocket cookie, for the whole site; it lasts as long as an idle pin.
+  const affinityCookieSuffix = `; Path=/; Max-Age=${
+    Math.ceil((options.affinity?.ttlMs ?? REGION_AFFINITY_DEFAULTS.ttlMs) / 1000)
+  }; HttpOnly; SameSite=Lax`;
   const counters = {
     requests: 0,
     failovers: 0,
@@ -153,14 +161,48 @@ export function createEdge(options: EdgeOptions): Edge {
     return headers;
   }
 
-  /** Sends `request` to the best region, once more to the next one when it is safe and the first is unreachable. */
+  /**
+   * The region for a request of `clientId`: a healthy hinted region for this request alone (the router's hint
+   * rule), else the client's pinned region (`region_affinity.ts`), pinned from now on.
+   */
+  function regionFor(
+    request: Request,
+    clientId: string,
+    principal: Principal | undefined,
+    graphql: GraphqlRead | undefined,
+  ): RegionState | undefined {
+    const hint = request.headers.get("x-bv-region");
+    if (hint !== null && byName.has(hint) && router.isHealthy(hint)) return pick(hint);
+    const name = affinity.regionFor({
+      subject: principal?.userId,
+      address: clientId,
+      cookie: cookieOf(request, STICKY_COOKIE),
+      write: graphql === undefined ? !READS.has(request.method) : graphql.kind !== "read",
+    });
+    return name === undefined ? undefined : byName.get(name);
+  }
+
+  /** Tells a browser its region when its cookie says otherwise (rarely: a cookie defeats shared caches). */
+  function withAffinityCookie(request: Request, response: Response): Response {
+    const region = response.headers.get("x-bv-region");
+    if (region !== null && cookieOf(request, STICKY_COOKIE) !== region && !request.headers.has("x-bv-region")) {
+      response.headers.append("set-cookie", `${STICKY_COOKIE}=${region}${affinityCookieSuffix}`);
+    }
+    return response;
+  }
+
+  /**
+   * Sends `request` to `first` (else the router's choice), once more to the next one when it is safe and the
+   * first is unreachable.
+   */
   async function forward(
     request: Request,
     verifiedSub?: string,
     trace: EdgeTrace = edgeTraceOf(request.headers),
+    first?: RegionState,
   ): Promise<Response> {
     const hint = request.headers.get("x-bv-region");
-    let state: RegionState | undefined = pick(hint);
+    let state: RegionState | undefined = first ?? pick(hint);
     if (state === undefined) return noRegion();
     // Only requests without a body and with idempotent semantics can be sent twice safely.
     const retryable = IDEMPOTENT.has(request.method) && request.body === null;
@@ -186,7 +228,7 @@ export function createEdge(options: EdgeOptions): Edge {
   const cachedReads = cache && createCachedReads({
     cache,
     now,
-    forward: (request, trace) => forward(request, undefined, trace),
+    forward: (request, region, trace) => forward(request, undefined, trace, byName.get(region)),
     staleAllowed: (region) => {
       const state = byName.get(region);
       return state?.follower === undefined || state.follower.connected;
@@ -248,24 +290,30 @@ export function createEdge(options: EdgeOptions): Edge {
    */
   function route(rawRequest: Request, path: string, env: unknown, trace: EdgeTrace): Routed | Promise<Routed> {
     counters.requests++;
+    const clientId = clientIdOf(rawRequest, env);
     if (clientLimiter !== undefined) {
-      const waitSec = clientLimiter.take(clientIdOf(rawRequest, env));
+      const waitSec = clientLimiter.take(clientId);
       if (waitSec > 0) return limited(waitSec, "client");
     }
     if (Number(rawRequest.headers.get("content-length") ?? "0") > EDGE_BODY_BYTES_MAX) {
       return edgeProblem("COMMON.PAYLOAD_TOO_LARGE", `Request bodies are limited to ${EDGE_BODY_BYTES_MAX} bytes`);
     }
     const request = withoutIdentityHeaders(rawRequest);
-    if (request.method === "POST" && path === "/graphql") return routeGraphql(rawRequest, request, trace);
+    if (request.method === "POST" && path === "/graphql") return routeGraphql(rawRequest, request, trace, clientId);
     // Pre-auth has nothing to do for a request that needs no token and cannot carry one.
     const mayCarryToken = request.headers.has("authorization") || queryTokenAllowed(path);
     if (preAuth !== undefined && (mayCarryToken || tokenRequired(request.method, path))) {
-      return authenticated(rawRequest, request, path, trace, undefined);
+      return authenticated(rawRequest, request, path, trace, clientId, undefined);
     }
-    return admitted(rawRequest, request, path, trace, undefined, undefined);
+    return admitted(rawRequest, request, path, trace, clientId, undefined, undefined);
   }
 
-  async function routeGraphql(rawRequest: Request, request: Request, trace: EdgeTrace): Promise<Routed> {
+  async function routeGraphql(
+    rawRequest: Request,
+    request: Request,
+    trace: EdgeTrace,
+    clientId: string,
+  ): Promise<Routed> {
     const read = await readGraphqlRequest(request);
     if (read === "too-large") {
       return edgeProblem(
@@ -280,8 +328,8 @@ export function createEdge(options: EdgeOptions): Edge {
       body: read.text,
       signal: request.signal,
     });
-    if (preAuth === undefined) return await admitted(rawRequest, body, "/graphql", trace, undefined, read);
-    return await authenticated(rawRequest, body, "/graphql", trace, read);
+    if (preAuth === undefined) return await admitted(rawRequest, body, "/graphql", trace, clientId, undefined, read);
+    return await authenticated(rawRequest, body, "/graphql", trace, clientId, read);
   }
 
   async function authenticated(
@@ -289,6 +337,7 @@ export function createEdge(options: EdgeOptions): Edge {
     request: Request,
     path: string,
     trace: EdgeTrace,
+    clientId: string,
     graphql: GraphqlRead | undefined,
   ): Promise<Routed> {
     const required = graphql === undefined ? tokenRequired(request.method, path) : graphql.kind !== "read";
@@ -298,7 +347,7 @@ export function createEdge(options: EdgeOptions): Edge {
       counters.authRejected++;
       return result;
     }
-    return await admitted(rawRequest, request, path, trace, result, graphql);
+    return await admitted(rawRequest, request, path, trace, clientId, result, graphql);
   }
 
   /** The route of a request that passed the client limit and pre-auth. */
@@ -307,6 +356,7 @@ export function createEdge(options: EdgeOptions): Edge {
     request: Request,
     path: string,
     trace: EdgeTrace,
+    clientId: string,
     principal: Principal | undefined,
     graphql: GraphqlRead | undefined,
   ): Routed | Promise<Routed> {
@@ -325,14 +375,12 @@ export function createEdge(options: EdgeOptions): Edge {
         (region) => headersFor(byName.get(region.name)!, trace, verifiedSub),
       );
     }
-    if (cachedReads !== undefined) {
-      const read = cacheableReadOf(request, path, graphql);
-      if (read !== undefined) {
-        const region = pick(request.headers.get("x-bv-region"));
-        if (region !== undefined) return { request, region: region.region.name, read };
-      }
-    }
-    return forward(request, principal?.userId, trace);
+    const region = regionFor(request, clientId, principal, graphql);
+    if (region === undefined) return noRegion();
+    const read = cachedReads && cacheableReadOf(request, path, graphql);
+    // Public cached reads carry no cookie (it would keep shared caches from storing them); the pin still holds.
+    if (read !== undefined) return { request, region: region.region.name, read };
+    return forward(request, principal?.userId, trace, region).then((response) => withAffinityCookie(request, response));
   }
 
   /** The answer to a routed request, with the trace on it. */

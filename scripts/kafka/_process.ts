@@ -4,6 +4,20 @@
  * detached JVM with its output in a log file, and signalling it. Private to `scripts/kafka/`.
  */
 
+import {
+  exists,
+  ignoreNotFound,
+  isProcessAlive,
+  readPid,
+  seconds,
+  signalProcess,
+  sleep,
+  tailFile,
+} from "../_process.ts";
+
+// Re-exported so that this folder keeps one door for its process plumbing.
+export { exists, ignoreNotFound, isProcessAlive, readPid, seconds, signalProcess, sleep, tailFile };
+
 const INSTALL_COMMAND = "apt-get update && apt-get install -y openjdk-17-jre-headless maven";
 
 /** Throws one line naming each missing tool (`java`, `mvn`) and how to install it. */
@@ -65,35 +79,6 @@ function shellQuote(value: string): string {
   return `'${value.replaceAll("'", `'\\''`)}'`;
 }
 
-/**
- * True when `pid` is a live process, and, with `mustContain`, its command line contains that text (guards
- * against a reused pid in a stale pid file). Leave `mustContain` out for a process just spawned: until the
- * shell has exec'd, its command line is still its parent's.
- */
-export async function isProcessAlive(pid: number, mustContain?: string): Promise<boolean> {
-  try {
-    const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
-    // A zombie (state Z) has exited; only its parent has not reaped it yet.
-    const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
-    if (state === "Z") return false;
-    if (mustContain === undefined) return true;
-    const cmdline = await Deno.readTextFile(`/proc/${pid}/cmdline`);
-    return cmdline.replaceAll("\0", " ").includes(mustContain);
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return false;
-    throw error;
-  }
-}
-
-/** Sends `signal` to `pid`, ignoring a process that has already gone. */
-export function signalProcess(pid: number, signal: Deno.Signal): void {
-  try {
-    Deno.kill(pid, signal);
-  } catch (error) {
-    if (!(error instanceof Deno.errors.NotFound)) throw error;
-  }
-}
-
 /** True when something accepts TCP connections on 127.0.0.1:`port` within `timeoutMs`. */
 export async function isPortOpen(port: number, timeoutMs: number): Promise<boolean> {
   const attempt = Deno.connect({ hostname: "127.0.0.1", port }).then((conn) => {
@@ -106,16 +91,6 @@ export async function isPortOpen(port: number, timeoutMs: number): Promise<boole
     return await Promise.race([attempt, timeout]);
   } finally {
     clearTimeout(timer);
-  }
-}
-
-/** The last `count` lines of a text file, or "" when it does not exist. */
-export async function tailFile(path: string, count: number): Promise<string> {
-  try {
-    return (await Deno.readTextFile(path)).trimEnd().split("\n").slice(-count).join("\n");
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return "";
-    throw error;
   }
 }
 
@@ -163,26 +138,6 @@ export async function terminate(pid: number, options: TerminateOptions): Promise
   say(`stopped after ${seconds(Date.now() - startedMs)}`);
 }
 
-export async function readPid(pidFile: string): Promise<number | undefined> {
-  try {
-    const pid = Number((await Deno.readTextFile(pidFile)).trim());
-    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return undefined;
-    throw error;
-  }
-}
-
-export async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return false;
-    throw error;
-  }
-}
-
 /** The pid of the process listening on TCP `port` (from `ss`), or undefined when none does. */
 export async function listenerPid(port: number): Promise<number | undefined> {
   const output = await new Deno.Command("ss", {
@@ -192,18 +147,4 @@ export async function listenerPid(port: number): Promise<number | undefined> {
   }).output();
   const match = /pid=(\d+)/.exec(new TextDecoder().decode(output.stdout));
   return match ? Number(match[1]) : undefined;
-}
-
-/** `ms` as seconds with one decimal, for progress lines. */
-export function seconds(ms: number): string {
-  return `${(ms / 1000).toFixed(1)} s`;
-}
-
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** For `.catch()` on a removal: a file already gone is fine, anything else is rethrown. */
-export function ignoreNotFound(error: unknown): void {
-  if (!(error instanceof Deno.errors.NotFound)) throw error;
 }

@@ -1,8 +1,10 @@
 /**
  * @module
  * Process plumbing for the cluster scripts: running a server binary as the cluster's OS user, file
- * ownership and the log tail shown when a start fails. Private to `scripts/postgres/`.
+ * ownership and the postmaster's liveness. Private to `scripts/postgres/`; the helpers it shares with
+ * `scripts/kafka` (pid files, `/proc` liveness, log tails) are in `scripts/_process.ts`.
  */
+import { exists, isProcessAlive, readPid } from "../_process.ts";
 import { pgBinDir, pgOsUser } from "./_config.ts";
 
 /** Bound on any one tool run (initdb, pg_ctl): a hung tool fails the script instead of hanging it. */
@@ -57,42 +59,8 @@ export async function checkPgPrerequisites(): Promise<void> {
   }
 }
 
-/** The last `count` lines of a text file, or "" when it does not exist. */
-export async function tailFile(path: string, count: number): Promise<string> {
-  try {
-    return (await Deno.readTextFile(path)).trimEnd().split("\n").slice(-count).join("\n");
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return "";
-    throw error;
-  }
-}
-
-export async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return false;
-    throw error;
-  }
-}
-
 /** The postmaster's pid from `postmaster.pid` when that process is alive, else undefined. */
 export async function livePostmasterPid(pidFile: string): Promise<number | undefined> {
-  let pid: number;
-  try {
-    pid = Number((await Deno.readTextFile(pidFile)).split("\n")[0].trim());
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return undefined;
-    throw error;
-  }
-  if (!Number.isInteger(pid) || pid <= 0) return undefined;
-  try {
-    const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
-    const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
-    return state === "Z" ? undefined : pid;
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return undefined;
-    throw error;
-  }
+  const pid = await readPid(pidFile);
+  return pid !== undefined && (await isProcessAlive(pid)) ? pid : undefined;
 }

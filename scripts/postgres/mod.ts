@@ -17,7 +17,8 @@ import {
   type PgRegion,
   REPO_ROOT,
 } from "./_config.ts";
-import { checkPgPrerequisites, chownToPgUser, exists, livePostmasterPid, runPgTool, tailFile } from "./_process.ts";
+import { exists, ignoreNotFound, seconds, tailFile } from "../_process.ts";
+import { checkPgPrerequisites, chownToPgUser, livePostmasterPid, runPgTool } from "./_process.ts";
 
 export { clusterLayout, clusterUrl, PG_REGIONS };
 export type { ClusterLayout, PgRegion };
@@ -196,14 +197,6 @@ export async function purgePostgresData(region: PgRegion, log: ProgressLog = con
 
 function relative(path: string): string {
   return path.startsWith(`${REPO_ROOT}/`) ? path.slice(REPO_ROOT.length + 1) : path;
-}
-
-function seconds(ms: number): string {
-  return `${(ms / 1000).toFixed(1)} s`;
-}
-
-function ignoreNotFound(error: unknown): void {
-  if (!(error instanceof Deno.errors.NotFound)) throw error;
 }
 
 /**

@@ -3,11 +3,18 @@
  * Starts the platform as a developer would (`scripts/start.ts` or `scripts/start_infra.ts`) on ports and
  * data locations of its own, so a journey never collides with a running platform or another run.
  */
-import { loadConfig, REGIONS, SERVICES } from "../../shared/config/config.ts";
+import { loadConfig } from "../../shared/config/config.ts";
 import { dropDatabase } from "../../shared/testing/pg_database.ts";
 import { dropVhost } from "../../shared/testing/rabbit_vhost.ts";
 import { realInfra } from "../../shared/testing/real_infra.ts";
 import { clusterUrl } from "../../scripts/postgres/mod.ts";
+import {
+  isolationEnv,
+  platformDeployables,
+  platformPortEnv,
+  spawnLogged,
+  waitUntilReady,
+} from "../../scripts/platform_processes.ts";
 import { teardownOrderReplication } from "../../scripts/postgres/order_replication.ts";
 
 export interface RunningPlatform {
@@ -29,21 +36,7 @@ export interface RunningPlatform {
 
 /** Ports for a journey: distinct from the defaults so a developer's running platform is untouched. */
 export function journeyEnv(offset: number, extra: Record<string, string> = {}): Record<string, string> {
-  const base = 20_000 + offset * 1_000;
-  return {
-    BV_EDGE_PORT: String(base + 80),
-    BV_EAST_INGRESS_PORT: String(base + 81),
-    BV_WEST_INGRESS_PORT: String(base + 82),
-    BV_EAST_SERVICE_PORT_BASE: String(base + 110),
-    BV_WEST_SERVICE_PORT_BASE: String(base + 210),
-    BV_EAST_EMBEDDED_MQTT_PORT: String(base + 883),
-    BV_WEST_EMBEDDED_MQTT_PORT: String(base + 884),
-    BV_PAYMENT_GATEWAY_PORT: String(base + 89),
-    BV_EAST_GRPC_INVENTORY_PORT: String(base + 51),
-    BV_WEST_GRPC_INVENTORY_PORT: String(base + 52),
-    BV_LOG_LEVEL: "warn",
-    ...extra,
-  };
+  return { ...platformPortEnv(offset), BV_LOG_LEVEL: "warn", ...extra };
 }
 
 /**
@@ -57,31 +50,16 @@ export async function startPlatform(
 ): Promise<RunningPlatform> {
   const config = loadConfig(env);
   const host = config.BV_HOST;
-  const readyUrls: Record<string, string> = { edge: `http://${host}:${config.BV_EDGE_PORT}/readyz` };
-  for (const region of REGIONS) {
-    const r = config.regions[region];
-    readyUrls[`ingress-${region}`] = `http://${host}:${r.ingressPort}/readyz`;
-    for (const service of SERVICES) {
-      readyUrls[`${service}-${region}`] = `http://${host}:${r.servicePorts[service]}/readyz`;
-    }
-  }
+  const readyUrls: Record<string, string> = Object.fromEntries(
+    platformDeployables(config).map((d) => [d.name, d.readyUrl]),
+  );
   if (waitFor) {
     for (const name of Object.keys(readyUrls)) if (!waitFor.includes(name)) delete readyUrls[name];
   }
   await Deno.mkdir(".data/logs", { recursive: true });
   const logPath = `.data/logs/journey-${Date.now()}-${script.replace(/\W/g, "_")}.log`;
   const logFile = await Deno.open(logPath, { create: true, write: true, truncate: true });
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", script],
-    env,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  // Both streams into one log file; the pipes must be drained or the child would block on a full pipe.
-  const pumps = Promise.all([child.stdout, child.stderr].map(async (stream) => {
-    for await (const chunk of stream) await logFile.write(chunk);
-  }));
+  const { child, pumped: pumps } = spawnLogged(script, env, logFile);
   let exited = false;
   let logClosed = false;
   const closeLog = () => {
@@ -102,24 +80,15 @@ export async function startPlatform(
     readyUrls,
     logPath,
     async waitReady(timeoutMs, since = performance.now()) {
-      const pending = new Set(Object.keys(readyUrls));
-      while (pending.size > 0) {
+      const beforeRound = async () => {
         if (exited) throw new Error(`platform exited before ready:\n${await platform.tail()}`);
-        if (performance.now() - since > timeoutMs) {
-          throw new Error(`not ready within ${timeoutMs} ms: ${[...pending].join(", ")}\n${await platform.tail()}`);
-        }
-        await Promise.all([...pending].map(async (name) => {
-          try {
-            const response = await fetch(readyUrls[name], { signal: AbortSignal.timeout(1_500) });
-            await response.body?.cancel();
-            if (response.ok) pending.delete(name);
-          } catch {
-            // Not listening yet.
-          }
-        }));
-        if (pending.size > 0) await new Promise((r) => setTimeout(r, 200));
+      };
+      try {
+        return await waitUntilReady(readyUrls, timeoutMs, { since, beforeRound });
+      } catch (error) {
+        if (exited) throw error;
+        throw new Error(`${(error as Error).message}\n${await platform.tail()}`);
       }
-      return performance.now() - since;
     },
     async stop() {
       if (!exited) child.kill("SIGTERM");
@@ -178,15 +147,8 @@ export const JOURNEY_ADMIN = Object.freeze({ email: "root@journey.test", passwor
  */
 export function isolatedInfraEnv(id: string, offset: number): Record<string, string> {
   return journeyEnv(offset, {
-    BV_EAST_PG_DATABASE: `${id}_east`,
-    BV_WEST_PG_DATABASE: `${id}_west`,
     // Each region on its project cluster (scripts/postgres), as start:infra runs by default.
-    BV_EAST_PG_URL: clusterUrl("east"),
-    BV_WEST_PG_URL: clusterUrl("west"),
-    BV_EAST_AMQP_VHOST: `${id}_east`,
-    BV_WEST_AMQP_VHOST: `${id}_west`,
-    BV_REDIS_PREFIX: `${id}:`,
-    BV_KAFKA_PREFIX: `${id}.`,
+    ...isolationEnv(id),
     BV_ADMIN_EMAIL: JOURNEY_ADMIN.email,
     BV_ADMIN_PASSWORD: JOURNEY_ADMIN.password,
   });

@@ -47,6 +47,8 @@ export async function startHarness(
     readonly sharedSql?: Sql;
     /** How long an order event waits for its predecessor. @default 5000 (the service's default) */
     readonly lifecycleHoldMs?: number;
+    /** Receives the embedded event log's warnings (a held-back event is one per delivery). @default stderr */
+    readonly eventLogWarn?: (message: string, fields: Record<string, unknown>) => void;
   },
 ): Promise<Harness> {
   const cleanups: (() => Promise<void>)[] = [];
@@ -72,7 +74,7 @@ export async function startHarness(
   } else {
     sql = options?.sharedSql ?? await createPgliteSql();
     cache = createMemoryCache();
-    eventLog = createMemoryEventLog();
+    eventLog = createMemoryEventLog({ warn: options?.eventLogWarn });
   }
   if (!options?.sharedSql) cleanups.push(() => sql.close());
   cleanups.push(() => cache.close(), () => eventLog.close());

@@ -6,12 +6,36 @@
  * engineers use is never touched), and bounded polling.
  */
 import { createMqttBus } from "../../../shared/adapters/mqtt/mod.ts";
+import { createEnvelope } from "../../../shared/contracts/envelope.ts";
+import { sensorDeltaReceived } from "../../../shared/contracts/events/sensors.ts";
 import type { EventLog, IncomingRecord, MqttBus, Sql } from "../../../shared/ports/mod.ts";
 import { migrate } from "../../../shared/ports/sql_migrate.ts";
 import { uniqueName } from "../../../shared/testing/unique.ts";
 import { catalogMigrations } from "../catalog/mod.ts";
 import { applyStockAdjustment, inventoryMigrations } from "../inventory/mod.ts";
 import { outboxMigrations } from "../outbox/mod.ts";
+
+let deltaOffset = 0;
+
+/** A `sensor.delta.received` record as the bridge writes it, at the next offset of partition 0. */
+export function deltaRecord(sku: string, messageId: string, delta: number): IncomingRecord {
+  const envelope = createEnvelope(sensorDeltaReceived, {
+    messageId,
+    sku,
+    delta,
+    reason: "SENSOR",
+    receivedAt: new Date().toISOString(),
+  }, { producer: "sensor-bridge", traceId: "0af7651916cd43dd8448eb211c80319c", correlationId: "test" });
+  return {
+    topic: sensorDeltaReceived.eventType,
+    partition: 0,
+    offset: String(deltaOffset++),
+    key: sku,
+    value: JSON.stringify(envelope),
+    headers: {},
+    timestampMs: Date.now(),
+  };
+}
 
 export async function migrateForSensors(sql: Sql): Promise<void> {
   await migrate(sql, [...outboxMigrations, ...catalogMigrations, ...inventoryMigrations]);

@@ -1,32 +1,8 @@
 import assert from "node:assert/strict";
 import { createPgliteSql } from "../../../shared/adapters/pglite/mod.ts";
-import { createEnvelope } from "../../../shared/contracts/envelope.ts";
-import { sensorDeltaReceived } from "../../../shared/contracts/events/sensors.ts";
-import type { IncomingRecord, Sql } from "../../../shared/ports/mod.ts";
+import type { Sql } from "../../../shared/ports/mod.ts";
 import { applySensorBatch } from "./apply_sensor_batch.ts";
-import { migrateForSensors, productWithStock, stockOf } from "./_fixture_for_test.ts";
-
-let offset = 0;
-
-/** A record as the bridge writes it. */
-function deltaRecord(sku: string, messageId: string, delta: number): IncomingRecord {
-  const envelope = createEnvelope(sensorDeltaReceived, {
-    messageId,
-    sku,
-    delta,
-    reason: "SENSOR",
-    receivedAt: new Date().toISOString(),
-  }, { producer: "sensor-bridge", traceId: "0af7651916cd43dd8448eb211c80319c", correlationId: "test" });
-  return {
-    topic: sensorDeltaReceived.eventType,
-    partition: 0,
-    offset: String(offset++),
-    key: sku,
-    value: JSON.stringify(envelope),
-    headers: {},
-    timestampMs: Date.now(),
-  };
-}
+import { deltaRecord, migrateForSensors, productWithStock, stockOf } from "./_fixture_for_test.ts";
 
 async function stockAnnouncements(sql: Sql, productId: string): Promise<{ delta: number; onHand: number }[]> {
   const rows = await sql.query<{ envelope: string }>`

@@ -1,31 +1,7 @@
 import assert from "node:assert/strict";
 import { createPgliteSql } from "../../../shared/adapters/pglite/mod.ts";
-import { createEnvelope } from "../../../shared/contracts/envelope.ts";
-import { sensorDeltaReceived } from "../../../shared/contracts/events/sensors.ts";
-import type { IncomingRecord } from "../../../shared/ports/mod.ts";
 import { createSensorBatchApplier, createSensorBatchRoutes } from "./forward_batch.ts";
-import { migrateForSensors, productWithStock, stockOf } from "./_fixture_for_test.ts";
-
-let offset = 0;
-
-function deltaRecord(sku: string, messageId: string, delta: number): IncomingRecord {
-  const envelope = createEnvelope(sensorDeltaReceived, {
-    messageId,
-    sku,
-    delta,
-    reason: "SENSOR",
-    receivedAt: new Date().toISOString(),
-  }, { producer: "sensor-bridge", traceId: "0af7651916cd43dd8448eb211c80319c", correlationId: "test" });
-  return {
-    topic: sensorDeltaReceived.eventType,
-    partition: 0,
-    offset: String(offset++),
-    key: sku,
-    value: JSON.stringify(envelope),
-    headers: {},
-    timestampMs: Date.now(),
-  };
-}
+import { deltaRecord, migrateForSensors, productWithStock, stockOf } from "./_fixture_for_test.ts";
 
 /**
  * Two databases: the writer's (served over real HTTP by the writer's route) and the replica's, which must

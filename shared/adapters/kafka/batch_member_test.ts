@@ -49,7 +49,9 @@ Deno.test("[kafka] subscribeBatches hands over records in partition order, at mo
     await first.ready;
     await eventually("25 records", () => seen.length === 25);
     assert.deepEqual(seen, records(25, "a").map((r) => r.value));
+    // All 25 were on the broker before the member joined, so they arrive in chunks, not one by one.
     assert.ok(sizes.every((size) => size >= 1 && size <= 10), `batch sizes ${sizes}`);
+    assert.ok(sizes.some((size) => size > 1), `batch sizes ${sizes}`);
     await first.close();
 
     // The same group again: nothing handled before comes back, only what was published since.
@@ -65,6 +67,52 @@ Deno.test("[kafka] subscribeBatches hands over records in partition order, at mo
     await eventually("the 3 new records", () => again.length >= 3);
     await new Promise((resolve) => setTimeout(resolve, 300));
     assert.deepEqual(again, ["b-0", "b-1", "b-2"]);
+    await second.close();
+  });
+});
+
+Deno.test("[kafka] close() waits for the batch in flight, commits it, and leaves the rest to the group", async () => {
+  await withTopic(async (log, topic) => {
+    const groupId = uniqueName("bv_test_group");
+    await log.publish(topic, records(25, "a"));
+    const events: string[] = [];
+    let firstBatch: string[] = [];
+    const entered = Promise.withResolvers<void>();
+    const release = Promise.withResolvers<void>();
+    const first = await log.subscribeBatches!({
+      groupId,
+      topics: [topic],
+      from: "earliest",
+      batchMax: 10,
+      handler: async (batch) => {
+        if (firstBatch.length > 0) return;
+        firstBatch = batch.map((r) => r.value);
+        entered.resolve();
+        await release.promise;
+        events.push("handler finished");
+      },
+    });
+    await entered.promise;
+    const closed = first.close().then(() => events.push("closed"));
+    // Well under closeTimeoutMs (1 s): a close that did not wait would be done by then.
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    release.resolve();
+    await closed;
+    assert.deepEqual(events, ["handler finished", "closed"]);
+
+    // The batch in flight was committed; nothing after it was, so the group resumes right after it.
+    const again: string[] = [];
+    const second = await log.subscribeBatches!({
+      groupId,
+      topics: [topic],
+      from: "earliest",
+      handler: (batch) => Promise.resolve(void again.push(...batch.map((r) => r.value))),
+    });
+    await second.ready;
+    const rest = records(25, "a").map((r) => r.value).slice(firstBatch.length);
+    await eventually(`${rest.length} records`, () => again.length >= rest.length);
+    assert.deepEqual(firstBatch, records(25, "a").map((r) => r.value).slice(0, firstBatch.length));
+    assert.deepEqual(again.slice(0, rest.length), rest);
     await second.close();
   });
 });

@@ -5,7 +5,6 @@
  */
 import assert from "node:assert/strict";
 import { collectInto, waitFor } from "../../ports/contract/event_log_contract.ts";
-import { delay } from "../../ports/contract/_wait_for.ts";
 import type { EventLog } from "../../ports/event_log.ts";
 import { createMemoryEventLog, type MemoryEventLogOptions } from "./event_log.ts";
 
@@ -21,8 +20,12 @@ function fast(extra: MemoryEventLogOptions = {}): MemoryEventLogOptions {
   return { closeTimeoutMs: 300, handlerRetry: { initialDelayMs: 10, maxDelayMs: 50 }, warn: () => {}, ...extra };
 }
 
-/** Every record a new `from: "earliest"` group reads from a one-partition topic, as `offset:value`. */
-async function readAll(log: EventLog, topic: string, expected: number): Promise<string[]> {
+/**
+ * Every record a new `from: "earliest"` group reads from a one-partition topic, as `offset:value`, up to and
+ * including the one valued `lastValue`: the test's last publish. Records come in offset order, so once that
+ * one is in, everything the log held before it has been delivered, and there is nothing after it.
+ */
+async function readAll(log: EventLog, topic: string, lastValue: string): Promise<string[]> {
   const seen: string[] = [];
   const subscription = await log.subscribe({
     groupId: `reader-${crypto.randomUUID()}`,
@@ -31,8 +34,9 @@ async function readAll(log: EventLog, topic: string, expected: number): Promise<
     handler: collectInto(seen, (record) => `${record.offset}:${record.value}`),
   });
   try {
-    await waitFor(`${expected} records`, () => seen.length >= expected, { timeoutMs: 5_000 });
-    await delay(50); // Long enough for a record too many to show up.
+    await waitFor(`the record "${lastValue}"`, () => seen.some((r) => r.endsWith(`:${lastValue}`)), {
+      timeoutMs: 5_000,
+    });
     return seen;
   } finally {
     await subscription.close();
@@ -58,10 +62,10 @@ Deno.test("[memory] event log drops records older than 7 days on the next publis
     await log.publish("t", [{ key: "k", value: "c" }]);
     clock.advance(4 * DAY_MS);
     await log.publish("t", [{ key: "k", value: "d" }]);
-    assert.deepEqual(await readAll(log, "t", 4), ["0:a", "1:b", "2:c", "3:d"], "exactly 7 days old is kept");
+    assert.deepEqual(await readAll(log, "t", "d"), ["0:a", "1:b", "2:c", "3:d"], "exactly 7 days old is kept");
     clock.advance(1);
     await log.publish("t", [{ key: "k", value: "e" }]);
-    assert.deepEqual(await readAll(log, "t", 3), ["2:c", "3:d", "4:e"]);
+    assert.deepEqual(await readAll(log, "t", "e"), ["2:c", "3:d", "4:e"]);
   } finally {
     await log.close();
   }
@@ -85,7 +89,7 @@ Deno.test("[memory] event log applies retention on its timer, and a restart neit
     const second = createMemoryEventLog(fast({ dataDir, retention: { ms: 365 * DAY_MS } }));
     try {
       await second.publish("t", [{ key: "k", value: "d" }]);
-      assert.deepEqual(await readAll(second, "t", 1), ["3:d"]);
+      assert.deepEqual(await readAll(second, "t", "d"), ["3:d"]);
     } finally {
       await second.close();
     }
@@ -103,7 +107,7 @@ Deno.test("[memory] event log keeps retention.records per partition through a bu
       published += size;
     }
     const expected = Array.from({ length: 100 }, (_, i) => `${published - 100 + i}:${published - 100 + i}`);
-    assert.deepEqual(await readAll(first, "t", 100), expected);
+    assert.deepEqual(await readAll(first, "t", `${published - 1}`), expected);
     await first.close();
 
     const lines = (await Deno.readTextFile(`${dataDir}/topics/t/0.jsonl`)).split("\n").length - 1;
@@ -113,7 +117,7 @@ Deno.test("[memory] event log keeps retention.records per partition through a bu
     const second = createMemoryEventLog(fast({ dataDir, retention: { records: 100 } }));
     try {
       await second.publish("t", [{ key: "k", value: "next" }]);
-      const after = await readAll(second, "t", 100);
+      const after = await readAll(second, "t", "next");
       assert.deepEqual(after, [...expected.slice(1), `${published}:next`], "offsets continue after the restart");
     } finally {
       await second.close();
@@ -143,8 +147,8 @@ Deno.test("[memory] event log moves a group left below the log start to it, deli
     await first.publish("t", values(3, 13).map((value) => ({ key: "k", value })));
 
     const late = await subscribe(first);
-    await waitFor("the retained records", () => handled.length >= 8);
-    await delay(50);
+    // v12 is the last record: delivered in order, so whatever the group was handed before it is in too.
+    await waitFor("the last retained record", () => handled.includes("12:v12"));
     await late.close();
     assert.deepEqual(handled, ["0:v0", "1:v1", "2:v2", "8:v8", "9:v9", "10:v10", "11:v11", "12:v12"]);
     assert.deepEqual(warnings.map((w) => [w.groupId, w.position, w.resetTo]), [["g", 3, 8]]);
@@ -155,8 +159,7 @@ Deno.test("[memory] event log moves a group left below the log start to it, deli
     try {
       await second.publish("t", [{ key: "k", value: "v13" }]);
       await subscribe(second);
-      await waitFor("the new record", () => handled.length >= 9);
-      await delay(50);
+      await waitFor("the new record", () => handled.includes("13:v13"));
       assert.deepEqual(handled.slice(8), ["13:v13"]);
     } finally {
       await second.close();
@@ -165,7 +168,8 @@ Deno.test("[memory] event log moves a group left below the log start to it, deli
 });
 
 Deno.test("[memory] event log moves a from: latest group left below the log start to the end, as kafkajs does", async () => {
-  const log = createMemoryEventLog(fast({ retention: { records: 2 } }));
+  const resets: Record<string, unknown>[] = [];
+  const log = createMemoryEventLog(fast({ retention: { records: 2 }, warn: (_, fields) => void resets.push(fields) }));
   try {
     await log.ensureTopics([{ name: "t", partitions: 1 }]);
     const handled: string[] = [];
@@ -177,10 +181,12 @@ Deno.test("[memory] event log moves a from: latest group left below the log star
     await early.close();
     await log.publish("t", ["b", "c", "d"].map((value) => ({ key: "k", value })));
     await subscribe();
-    await delay(50);
+    // Only after the reset: "e" published before it would be skipped along with b, c and d.
+    await waitFor("the reset", () => resets.length >= 1);
+    assert.deepEqual(resets.map((w) => [w.groupId, w.position, w.resetTo]), [["g", 1, 4]]);
     await log.publish("t", [{ key: "k", value: "e" }]);
-    await waitFor("the record published after the reset", () => handled.length >= 2);
-    await delay(50);
+    // In offset order: b, c or d, had the group been moved to the log start, would come before e.
+    await waitFor("the record published after the reset", () => handled.includes("e"));
     assert.deepEqual(handled, ["a", "e"]);
   } finally {
     await log.close();

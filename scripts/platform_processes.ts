@@ -1,0 +1,145 @@
+/**
+ * @module
+ * What the DR drill (`scripts/dr`) and the journeys' `startPlatform` (`tests/support/platform.ts`) both need to
+ * run the platform beside a developer's own: the port and isolation variables of a run, each deployable's
+ * `/readyz` URL, polling them, and a child process whose output goes to a log file. Kept here, not in test
+ * support, because the drill is a script and must not lean on test files.
+ */
+import { type Config, type Region, REGIONS, SERVICES } from "../shared/config/config.ts";
+import { clusterUrl } from "./postgres/mod.ts";
+
+/**
+ * Port variables of a run at `offset`: everything in 20000 + offset × 1000, distinct from the defaults. Offsets
+ * up to 11 stay below the ephemeral range (32768+), where an outgoing connection could already hold a port.
+ */
+export function platformPortEnv(offset: number): Record<string, string> {
+  const base = 20_000 + offset * 1_000;
+  return {
+    BV_EDGE_PORT: String(base + 80),
+    BV_EAST_INGRESS_PORT: String(base + 81),
+    BV_WEST_INGRESS_PORT: String(base + 82),
+    BV_EAST_SERVICE_PORT_BASE: String(base + 110),
+    BV_WEST_SERVICE_PORT_BASE: String(base + 210),
+    BV_EAST_EMBEDDED_MQTT_PORT: String(base + 883),
+    BV_WEST_EMBEDDED_MQTT_PORT: String(base + 884),
+    BV_PAYMENT_GATEWAY_PORT: String(base + 89),
+    BV_EAST_GRPC_INVENTORY_PORT: String(base + 51),
+    BV_WEST_GRPC_INVENTORY_PORT: String(base + 52),
+  };
+}
+
+/**
+ * Variables that give a run named `id` data of its own: per region a database on the region's project cluster
+ * (`scripts/postgres`), a vhost, and one Redis and one Kafka prefix. `start:infra` creates them.
+ */
+export function isolationEnv(id: string): Record<string, string> {
+  return {
+    BV_EAST_PG_DATABASE: `${id}_east`,
+    BV_WEST_PG_DATABASE: `${id}_west`,
+    BV_EAST_PG_URL: clusterUrl("east"),
+    BV_WEST_PG_URL: clusterUrl("west"),
+    BV_EAST_AMQP_VHOST: `${id}_east`,
+    BV_WEST_AMQP_VHOST: `${id}_west`,
+    BV_REDIS_PREFIX: `${id}:`,
+    BV_KAFKA_PREFIX: `${id}.`,
+  };
+}
+
+/** One process of the platform as `start:infra` runs it. */
+export interface Deployable {
+  /** `<service>-<region>`, `ingress-<region>`, `edge`. */
+  readonly name: string;
+  /** undefined for the processes shared by both regions (edge). */
+  readonly region: Region | undefined;
+  readonly script: string;
+  readonly readyUrl: string;
+}
+
+/** Every region's services then its ingress, region by region, then the edge: the order they start in. */
+export function platformDeployables(config: Config): Deployable[] {
+  const host = config.BV_HOST;
+  const all: Deployable[] = [];
+  for (const region of REGIONS) {
+    const r = config.regions[region];
+    for (const service of SERVICES) {
+      const readyUrl = `http://${host}:${r.servicePorts[service]}/readyz`;
+      all.push({ name: `${service}-${region}`, region, script: `regional/${service}/main.ts`, readyUrl });
+    }
+    const readyUrl = `http://${host}:${r.ingressPort}/readyz`;
+    all.push({ name: `ingress-${region}`, region, script: "regional/ingress/main.ts", readyUrl });
+  }
+  all.push({
+    name: "edge",
+    region: undefined,
+    script: "edge/main.ts",
+    readyUrl: `http://${host}:${config.BV_EDGE_PORT}/readyz`,
+  });
+  return all;
+}
+
+/** Pause between polling rounds, and the bound on one `/readyz` request. */
+const READY_POLL_MS = 200;
+const READY_REQUEST_TIMEOUT_MS = 1_500;
+
+/**
+ * Polls each `/readyz` in `readyUrls` (by name) until all answer 200. Throws, naming the ones still pending,
+ * once `timeoutMs` has passed since `since` (a `performance.now()` reading). `beforeRound` runs first in every
+ * round and may throw to stop waiting (a process that has exited will never become ready).
+ */
+export async function waitUntilReady(
+  readyUrls: Readonly<Record<string, string>>,
+  timeoutMs: number,
+  options: { readonly since?: number; readonly beforeRound?: () => Promise<void> } = {},
+): Promise<number> {
+  const since = options.since ?? performance.now();
+  const pending = new Set(Object.keys(readyUrls));
+  while (pending.size > 0) {
+    await options.beforeRound?.();
+    if (performance.now() - since > timeoutMs) {
+      throw new Error(`Not ready within ${timeoutMs} ms: ${[...pending].join(", ")}`);
+    }
+    await Promise.all([...pending].map(async (name) => {
+      try {
+        const response = await fetch(readyUrls[name], { signal: AbortSignal.timeout(READY_REQUEST_TIMEOUT_MS) });
+        await response.body?.cancel();
+        if (response.ok) pending.delete(name);
+      } catch {
+        // Not listening yet.
+      }
+    }));
+    if (pending.size > 0) await new Promise((r) => setTimeout(r, READY_POLL_MS));
+  }
+  return performance.now() - since;
+}
+
+/** A `deno run -A <script>` child whose stdout and stderr are appended to a log file. */
+export interface LoggedChild {
+  readonly child: Deno.ChildProcess;
+  /** Settles once both streams have been copied to the log (after the child exits). */
+  readonly pumped: Promise<void>;
+}
+
+/** Starts `deno run -A script` with `env`, its output going to `log`. */
+export function spawnLogged(script: string, env: Record<string, string>, log: Deno.FsFile): LoggedChild {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", script],
+    env,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  // Both streams into the log; the pipes must be drained or the child would block on a full pipe.
+  const pumped = Promise.all([child.stdout, child.stderr].map(async (stream) => {
+    for await (const chunk of stream) await log.write(chunk);
+  })).then(() => {});
+  return { child, pumped };
+}
+
+/** Sends `signal` to `child`, ignoring a child that has already exited. */
+export function signalChild(child: Deno.ChildProcess, signal: Deno.Signal): void {
+  try {
+    child.kill(signal);
+  } catch {
+    // Already gone.
+  }
+}
