@@ -13,14 +13,15 @@ export function edgeRegionsOf(config: Config): EdgeRegion[] {
 }
 
 /**
- * Everything `createEdge` needs from config: regions, pre-auth against every region's JWKS, cache, limits,
- * flash-sale fan-out (the WebSocket connector is runtime-specific: `main.ts` adds it).
+ * Everything `createEdge` needs from config: regions, client affinity, pre-auth against every region's JWKS,
+ * cache, limits, flash-sale fan-out (the WebSocket connector is runtime-specific: `main.ts` adds it).
  */
 export function edgeOptionsOf(config: Config): EdgeOptions {
   const regions = edgeRegionsOf(config);
   return {
     regions,
     upstreamTimeoutMs: config.BV_CALL_TIMEOUT_MS,
+    affinity: { ttlMs: config.BV_EDGE_AFFINITY_TTL_MS, entriesMax: config.BV_EDGE_AFFINITY_ENTRIES_MAX },
     auth: {
       jwksUrls: regions.map((region) => `${region.url}/.well-known/jwks.json`),
       issuer: config.BV_JWT_ISSUER,

@@ -80,22 +80,41 @@ async function waitForOrder(sql: Sql, id: string, timeoutMs: number): Promise<nu
   }
 }
 
+/**
+ * Runs `body` on a fresh migrated database per region (prefix `prefix`) on the project clusters, then
+ * unlinks and drops them whatever happened.
+ */
+async function withRegionDatabases(
+  prefix: string,
+  body: (regions: { dbs: OrderDatabases; east: Sql; west: Sql }) => Promise<void>,
+): Promise<void> {
+  await Promise.all([ensurePostgres("east", { log: quiet }), ensurePostgres("west", { log: quiet })]);
+  const id = uniqueName(prefix);
+  const names = { east: `${id}_east`, west: `${id}_west` };
+  const dbs: OrderDatabases = { east: clusterUrl("east", names.east), west: clusterUrl("west", names.west) };
+  await ensureDatabase(clusterUrl("east"), names.east);
+  await ensureDatabase(clusterUrl("west"), names.west);
+  const east = createPostgresSql({ url: dbs.east, maxConnections: 2 });
+  const west = createPostgresSql({ url: dbs.west, maxConnections: 2 });
+  try {
+    for (const sql of [east, west]) await migrate(sql, ECOMMERCE_MIGRATIONS);
+    await body({ dbs, east, west });
+  } finally {
+    await east.close();
+    await west.close();
+    await teardownOrderReplication(dbs);
+    await dropDatabase(clusterUrl("west"), names.west);
+    await dropDatabase(clusterUrl("east"), names.east);
+  }
+}
+
 Deno.test({
   name:
     "orders, catalog, stock and carts written in east reach west, west refuses them, promotion + re-sync swap roles",
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async () => {
-    await Promise.all([ensurePostgres("east", { log: quiet }), ensurePostgres("west", { log: quiet })]);
-    const id = uniqueName("bvr");
-    const names = { east: `${id}_east`, west: `${id}_west` };
-    const dbs: OrderDatabases = { east: clusterUrl("east", names.east), west: clusterUrl("west", names.west) };
-    await ensureDatabase(clusterUrl("east"), names.east);
-    await ensureDatabase(clusterUrl("west"), names.west);
-    const east = createPostgresSql({ url: dbs.east, maxConnections: 2 });
-    const west = createPostgresSql({ url: dbs.west, maxConnections: 2 });
-    try {
-      for (const sql of [east, west]) await migrate(sql, ECOMMERCE_MIGRATIONS);
+    await withRegionDatabases("bvr", async ({ dbs, east, west }) => {
       const before = await placeOrder(east, "u-before");
       const link = await ensureOrderReplication(dbs, { log: quiet });
       assert.equal(link.writer, "east");
@@ -115,7 +134,7 @@ Deno.test({
         10_000,
       );
       const [westStock] = await west.query<{ on_hand: number }>`
-        select on_hand from inventory_stock where product_id = ${productId}`;
+      select on_hand from inventory_stock where product_id = ${productId}`;
       assert.equal(westStock.on_hand, 7);
       for (const write of [() => catalogAndCart(west, "u-west"), () => west.exec("delete from idempotency_keys")]) {
         await assert.rejects(write(), (error: Error & { code?: string }) => error.code === "25006");
@@ -143,7 +162,7 @@ Deno.test({
       const westOrder = await placeOrder(west, "u-west");
       const [maxEast] = await east.query<{ max: string }>`select max(id)::text as max from order_status_history`;
       const [newRow] = await west.query<{ id: string }>`
-        select id::text as id from order_status_history where order_id = ${westOrder}`;
+      select id::text as id from order_status_history where order_id = ${westOrder}`;
       assert.ok(BigInt(newRow.id) > BigInt(maxEast.max), `${newRow.id} must be above ${maxEast.max}`);
       // East (the old writer) now refuses local writes: its row was flipped.
       await assert.rejects(placeOrder(east, "u-east-late"), /region "west" writes orders/);
@@ -163,13 +182,7 @@ Deno.test({
       assert.deepEqual([carts?.east.rows, carts?.west.rows], [2, 2]);
       const roles = await readWriterRoles(dbs);
       assert.deepEqual(roles, { east: { writer: "west", epoch: 2 }, west: { writer: "west", epoch: 2 } });
-    } finally {
-      await east.close();
-      await west.close();
-      await teardownOrderReplication(dbs);
-      await dropDatabase(clusterUrl("west"), names.west);
-      await dropDatabase(clusterUrl("east"), names.east);
-    }
+    });
   },
 });
 
@@ -178,16 +191,7 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async () => {
-    await Promise.all([ensurePostgres("east", { log: quiet }), ensurePostgres("west", { log: quiet })]);
-    const id = uniqueName("bvu");
-    const names = { east: `${id}_east`, west: `${id}_west` };
-    const dbs: OrderDatabases = { east: clusterUrl("east", names.east), west: clusterUrl("west", names.west) };
-    await ensureDatabase(clusterUrl("east"), names.east);
-    await ensureDatabase(clusterUrl("west"), names.west);
-    const east = createPostgresSql({ url: dbs.east, maxConnections: 2 });
-    const west = createPostgresSql({ url: dbs.west, maxConnections: 2 });
-    try {
-      for (const sql of [east, west]) await migrate(sql, ECOMMERCE_MIGRATIONS);
+    await withRegionDatabases("bvu", async ({ dbs, east, west }) => {
       // The previous layout: orders only, while west kept its own catalog and carts.
       await ensurePublication(dbs.east, ORDER_PUBLICATION, REPLICATED_ORDER_TABLES);
       await ensureSubscription({
@@ -204,12 +208,6 @@ Deno.test({
       assert.equal((await west.query`select 1 from products where id = ${westOwn.productId}`).length, 0);
       assert.equal((await west.query`select 1 from cart_items where cart_id = ${eastOwn.cartId}`).length, 1);
       await waitFor("every replicated table equal", async () => (await tableParity(dbs)).every((t) => t.equal), 10_000);
-    } finally {
-      await east.close();
-      await west.close();
-      await teardownOrderReplication(dbs);
-      await dropDatabase(clusterUrl("west"), names.west);
-      await dropDatabase(clusterUrl("east"), names.east);
-    }
+    });
   },
 });

@@ -30,6 +30,10 @@ const variables = {
   BV_LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
   BV_HOST: z.string().min(1).default("127.0.0.1"),
   BV_EDGE_PORT: port.default(8080),
+  /** How long the edge keeps an idle client on its region (sliding; also the HTTP `bv-region` cookie's Max-Age). */
+  BV_EDGE_AFFINITY_TTL_MS: z.coerce.number().int().min(1_000).max(86_400_000).default(300_000),
+  /** Client→region pins the edge keeps; the least recently seen goes first. */
+  BV_EDGE_AFFINITY_ENTRIES_MAX: z.coerce.number().int().min(1).max(10_000_000).default(100_000),
   BV_EAST_INGRESS_PORT: port.default(8081),
   BV_WEST_INGRESS_PORT: port.default(8082),
   BV_EAST_GRPC_INVENTORY_PORT: port.default(50051),

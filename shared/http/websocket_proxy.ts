@@ -2,11 +2,14 @@
  * @module
  * Proxies a WebSocket through a Deno process (the regional ingress; the edge under Deno): the upstream
  * socket is opened first (with the client's Authorization and trace headers), so a refused upstream
- * answers the client with a problem response instead of an upgraded socket that dies at once. Messages
- * flow both ways unchanged; closing either side closes the other with the same code where the protocol
- * allows. Bounded: connect timeout, and a cap on bytes buffered towards a slow side (then close 4013).
+ * answers the client with a problem response instead of an upgraded socket that dies at once. An upstream
+ * that answered the handshake with a 4xx or 5xx gets that status passed on (a 401 stays a 401, so nobody
+ * retries a client's own refusal elsewhere); one that could not be reached or did not answer in time is a
+ * 503, and one that answered anything else (2xx, 3xx) a 502. Messages flow both ways unchanged; closing
+ * either side closes the other with the same code where the protocol allows. Bounded: connect timeout, and
+ * a cap on bytes buffered towards a slow side (then close 4013).
  */
-import { PROBLEM_CONTENT_TYPE, problemOf } from "../contracts/problem.ts";
+import { PROBLEM_CONTENT_TYPE, type ProblemCode, problemOf } from "../contracts/problem.ts";
 
 export interface WebSocketProxyOptions {
   /** `ws://host:port` of the upstream; the request's path and query are kept. */
@@ -44,13 +47,26 @@ function safeClose(socket: WebSocket, code: number, reason: string): void {
   }
 }
 
+/** Why the upstream handshake failed: `status` when the upstream answered with one instead of upgrading. */
+class HandshakeFailed extends Error {
+  constructor(message: string, readonly status?: number) {
+    super(message);
+  }
+}
+
+/**
+ * Deno's WebSocket reports a non-101 answer only in its error message ("… Invalid status code: 401"); the
+ * answer's body and headers are not exposed (`websocket_proxy_test.ts` pins the wording on this Deno).
+ */
+const REFUSED_STATUS = /Invalid status code: (\d{3})\b/;
+
 function openUpstream(url: string, headers: Record<string, string>, protocols: string[], timeoutMs: number) {
   return new Promise<WebSocket>((resolve, reject) => {
     // Deno's WebSocket accepts handshake headers (an extension of the web API).
     const socket = new WebSocket(url, { headers, protocols } as unknown as string[]);
     const timer = setTimeout(() => {
       socket.close();
-      reject(new Error(`no handshake within ${timeoutMs} ms`));
+      reject(new HandshakeFailed(`no handshake within ${timeoutMs} ms`));
     }, timeoutMs);
     socket.onopen = () => {
       clearTimeout(timer);
@@ -58,9 +74,42 @@ function openUpstream(url: string, headers: Record<string, string>, protocols: s
     };
     socket.onerror = (event) => {
       clearTimeout(timer);
-      reject(new Error((event as ErrorEvent).message || "upstream refused the WebSocket"));
+      const message = (event as ErrorEvent).message || "upstream refused the WebSocket";
+      const status = REFUSED_STATUS.exec(message)?.[1];
+      reject(new HandshakeFailed(message, status === undefined ? undefined : Number(status)));
     };
   });
+}
+
+/** The codes a passed-on refusal is named by; other statuses keep their number under a code of their class. */
+const REFUSAL_CODES: Readonly<Record<number, ProblemCode>> = Object.freeze({
+  400: "COMMON.VALIDATION_FAILED",
+  401: "AUTH.UNAUTHENTICATED",
+  403: "AUTH.FORBIDDEN",
+  404: "COMMON.NOT_FOUND",
+  405: "COMMON.METHOD_NOT_ALLOWED",
+  409: "COMMON.CONFLICT",
+  413: "COMMON.PAYLOAD_TOO_LARGE",
+  429: "COMMON.RATE_LIMITED",
+  500: "COMMON.INTERNAL",
+  503: "COMMON.UPSTREAM_UNAVAILABLE",
+  504: "COMMON.UPSTREAM_TIMEOUT",
+});
+
+/** The problem answer for a failed upstream handshake (never upgraded, so the client can be told why). */
+function refusalOf(error: HandshakeFailed): Response {
+  const passed = error.status !== undefined && error.status >= 400 && error.status <= 599 ? error.status : undefined;
+  // A 2xx or 3xx to an upgrade is not a WebSocket server: a bad gateway, not a refusal to pass on.
+  const status = passed ?? (error.status === undefined ? 503 : 502);
+  const code = REFUSAL_CODES[status] ?? (status < 500 ? "COMMON.VALIDATION_FAILED" : "COMMON.UPSTREAM_UNAVAILABLE");
+  const detail = error.status === undefined
+    ? `WebSocket upstream unavailable: ${error.message}`
+    : `WebSocket upstream answered the handshake with ${error.status} instead of upgrading`;
+  const body = { ...problemOf(code, detail), status };
+  const headers: Record<string, string> = { "content-type": PROBLEM_CONTENT_TYPE };
+  // RFC 9110 requires a challenge on a 401; the upstream's own is not visible through Deno's WebSocket.
+  if (status === 401) headers["www-authenticate"] = "Bearer";
+  return new Response(JSON.stringify(body), { status, headers });
 }
 
 /** Upgrades `request` and pipes it to the upstream WebSocket. */
@@ -80,8 +129,7 @@ export async function proxyWebSocket(request: Request, options: WebSocketProxyOp
   try {
     upstream = await openUpstream(target.toString(), headers, protocols, options.connectTimeoutMs);
   } catch (error) {
-    const body = problemOf("COMMON.UPSTREAM_UNAVAILABLE", `WebSocket upstream refused: ${(error as Error).message}`);
-    return new Response(JSON.stringify(body), { status: 503, headers: { "content-type": PROBLEM_CONTENT_TYPE } });
+    return refusalOf(error instanceof HandshakeFailed ? error : new HandshakeFailed(String(error)));
   }
   const { socket: client, response } = Deno.upgradeWebSocket(request, {
     protocol: upstream.protocol || undefined,

@@ -55,22 +55,101 @@ Deno.test("WebSocket proxy carries messages both ways, the Authorization header,
   }
 });
 
-Deno.test("a refused upstream handshake answers 503 problem+json instead of a dead socket", async () => {
+/** A bare handshake through fetch, so the test sees the refusal's status and body. */
+function handshake(port: number, path: string): Promise<Response> {
+  return fetch(`http://127.0.0.1:${port}${path}`, {
+    headers: {
+      upgrade: "websocket",
+      connection: "Upgrade",
+      "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==",
+      "sec-websocket-version": "13",
+    },
+  });
+}
+
+Deno.test("an upstream handshake refused with 401 is answered 401 problem+json, not an upgrade or a 503", async () => {
   const up = upstreamServer();
   const proxy = proxyServer(up.url);
   try {
-    const response = await fetch(`http://127.0.0.1:${proxy.addr.port}/refuse`, {
-      headers: {
-        upgrade: "websocket",
-        connection: "Upgrade",
-        "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==",
-        "sec-websocket-version": "13",
-      },
-    });
-    assert.equal(response.status, 503);
-    assert.equal((await response.json()).code, "COMMON.UPSTREAM_UNAVAILABLE");
+    const response = await handshake(proxy.addr.port, "/refuse");
+    assert.equal(response.status, 401);
+    assert.equal(response.headers.get("content-type"), "application/problem+json");
+    assert.equal(response.headers.get("www-authenticate"), "Bearer");
+    const body = await response.json();
+    assert.equal(body.code, "AUTH.UNAUTHENTICATED");
+    assert.equal(body.status, 401);
+    assert.equal(up.seen.length, 1, "the upstream saw one handshake");
   } finally {
     await proxy.shutdown();
     await up.server.shutdown();
+  }
+});
+
+Deno.test("upstream handshake refusals keep their status; a non-WebSocket answer is 502", async () => {
+  const statuses: Record<string, number> = { "/s/403": 403, "/s/429": 429, "/s/503": 503, "/s/200": 200 };
+  const up = Deno.serve(
+    { port: 0, hostname: "127.0.0.1", onListen: () => {} },
+    (request) => new Response("no", { status: statuses[new URL(request.url).pathname] ?? 404 }),
+  );
+  const proxy = proxyServer(`ws://127.0.0.1:${up.addr.port}`);
+  try {
+    const seen: Record<string, [number, string]> = {};
+    for (const path of Object.keys(statuses)) {
+      const response = await handshake(proxy.addr.port, path);
+      seen[path] = [response.status, (await response.json()).code];
+    }
+    assert.deepEqual(seen, {
+      "/s/403": [403, "AUTH.FORBIDDEN"],
+      "/s/429": [429, "COMMON.RATE_LIMITED"],
+      "/s/503": [503, "COMMON.UPSTREAM_UNAVAILABLE"],
+      "/s/200": [502, "COMMON.UPSTREAM_UNAVAILABLE"],
+    });
+  } finally {
+    await proxy.shutdown();
+    await up.shutdown();
+  }
+});
+
+Deno.test("an upstream that cannot be reached is answered 503 problem+json", async () => {
+  // A port that was just listening and is now closed: the connect is refused.
+  const gone = Deno.listen({ port: 0, hostname: "127.0.0.1" });
+  const port = (gone.addr as Deno.NetAddr).port;
+  gone.close();
+  const proxy = proxyServer(`ws://127.0.0.1:${port}`);
+  try {
+    const response = await handshake(proxy.addr.port, "/ws/orders");
+    assert.equal(response.status, 503);
+    const body = await response.json();
+    assert.equal(body.code, "COMMON.UPSTREAM_UNAVAILABLE");
+    assert.match(body.detail, /unavailable/);
+  } finally {
+    await proxy.shutdown();
+  }
+});
+
+Deno.test("an upstream that does not finish the handshake in time is answered 503 problem+json", async () => {
+  // Accepts the connection and never answers.
+  const silent = Deno.listen({ port: 0, hostname: "127.0.0.1" });
+  const held: Deno.Conn[] = [];
+  const accepting = (async () => {
+    for await (const conn of silent) held.push(conn);
+  })();
+  const proxy = Deno.serve(
+    { port: 0, hostname: "127.0.0.1", onListen: () => {} },
+    (request) =>
+      proxyWebSocket(request, {
+        upstream: `ws://127.0.0.1:${(silent.addr as Deno.NetAddr).port}`,
+        connectTimeoutMs: 200,
+      }),
+  );
+  try {
+    const response = await handshake(proxy.addr.port, "/ws/orders");
+    assert.equal(response.status, 503);
+    assert.match((await response.json()).detail, /no handshake within 200 ms/);
+  } finally {
+    await proxy.shutdown();
+    silent.close();
+    for (const conn of held) conn.close();
+    await accepting.catch(() => {});
   }
 });

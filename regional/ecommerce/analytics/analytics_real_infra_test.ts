@@ -4,6 +4,7 @@ import { createPostgresSql } from "../../../shared/adapters/postgres/mod.ts";
 import { migrate } from "../../../shared/ports/sql_migrate.ts";
 import { createTestDatabase } from "../../../shared/testing/pg_database.ts";
 import { realInfra } from "../../../shared/testing/real_infra.ts";
+import { TEST_CONSUMER_TIMINGS } from "../../../shared/testing/kafka_test_timings.ts";
 import { createTestTokens } from "../../../shared/testing/test_tokens.ts";
 import { uniqueName } from "../../../shared/testing/unique.ts";
 import { ordersMigrations } from "../orders/mod.ts";
@@ -52,13 +53,7 @@ Deno.test({
       brokers: realInfra.kafkaBrokers,
       clientId: uniqueName("analytics-test"),
       logLevel: "error",
-      consumer: {
-        sessionTimeoutMs: 6_000,
-        rebalanceTimeoutMs: 6_000,
-        heartbeatIntervalMs: 200,
-        maxWaitTimeMs: 100,
-        closeTimeoutMs: 1_000,
-      },
+      consumer: TEST_CONSUMER_TIMINGS,
     });
     // Topics of this run only: the shared order topics hold every other run's events too.
     const topics = { paid: uniqueName("analytics_paid"), canceled: uniqueName("analytics_canceled") };

@@ -6,6 +6,7 @@ import { productUpdated } from "../../../shared/contracts/events/ecommerce.ts";
 import { migrate } from "../../../shared/ports/sql_migrate.ts";
 import { createTestDatabase } from "../../../shared/testing/pg_database.ts";
 import { realInfra } from "../../../shared/testing/real_infra.ts";
+import { TEST_CONSUMER_TIMINGS } from "../../../shared/testing/kafka_test_timings.ts";
 import { createTestTokens } from "../../../shared/testing/test_tokens.ts";
 import { uniqueName } from "../../../shared/testing/unique.ts";
 import { outboxMigrations, startOutboxRelay } from "../outbox/mod.ts";
@@ -31,13 +32,7 @@ Deno.test({
       brokers: realInfra.kafkaBrokers,
       clientId: uniqueName("catalog-test"),
       logLevel: "error",
-      consumer: {
-        sessionTimeoutMs: 6_000,
-        rebalanceTimeoutMs: 6_000,
-        heartbeatIntervalMs: 200,
-        maxWaitTimeMs: 100,
-        closeTimeoutMs: 1_000,
-      },
+      consumer: TEST_CONSUMER_TIMINGS,
     });
     let relay: { nudge(): void; stop(): Promise<void> } | undefined;
     let subscription: { close(): Promise<void> } | undefined;

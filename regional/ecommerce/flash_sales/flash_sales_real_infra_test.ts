@@ -7,6 +7,7 @@ import { migrate } from "../../../shared/ports/sql_migrate.ts";
 import { createServiceApp } from "../../../shared/runtime/mod.ts";
 import { createTestDatabase } from "../../../shared/testing/pg_database.ts";
 import { realInfra } from "../../../shared/testing/real_infra.ts";
+import { TEST_CONSUMER_TIMINGS } from "../../../shared/testing/kafka_test_timings.ts";
 import { createTestTokens } from "../../../shared/testing/test_tokens.ts";
 import { uniqueName } from "../../../shared/testing/unique.ts";
 import { catalogMigrations, createCatalogRoutes } from "../catalog/mod.ts";
@@ -19,13 +20,7 @@ function kafka(clientId: string): EventLog {
     brokers: realInfra.kafkaBrokers,
     clientId,
     logLevel: "error",
-    consumer: {
-      sessionTimeoutMs: 6_000,
-      rebalanceTimeoutMs: 6_000,
-      heartbeatIntervalMs: 200,
-      maxWaitTimeMs: 100,
-      closeTimeoutMs: 1_000,
-    },
+    consumer: TEST_CONSUMER_TIMINGS,
   });
 }
 

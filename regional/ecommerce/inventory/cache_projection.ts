@@ -8,7 +8,7 @@
 import { parseEnvelope } from "../../../shared/contracts/envelope.ts";
 import { stockAdjusted } from "../../../shared/contracts/events/ecommerce.ts";
 import type { Cache, EventLog, IncomingRecord, Subscription } from "../../../shared/ports/mod.ts";
-import type { StockView } from "./stock.ts";
+import { type StockView, stockView } from "./stock.ts";
 
 /** The cache key of a product's stock snapshot. */
 export function inventoryCacheKey(productId: string): string {
@@ -74,13 +74,5 @@ function snapshotOf(record: IncomingRecord): InventorySnapshot {
     throw new TypeError(`Expected "${stockAdjusted.eventType}" but got "${parsed.envelope.eventType}"`);
   }
   const payload = stockAdjusted.payload.parse(parsed.envelope.payload);
-  return {
-    productId: payload.productId,
-    sku: payload.sku,
-    onHand: payload.onHand,
-    reserved: payload.reserved,
-    available: payload.onHand - payload.reserved,
-    eventId: parsed.envelope.eventId,
-    occurredAt: parsed.envelope.occurredAt,
-  };
+  return { ...stockView(payload), eventId: parsed.envelope.eventId, occurredAt: parsed.envelope.occurredAt };
 }

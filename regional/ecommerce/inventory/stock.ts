@@ -79,13 +79,13 @@ interface StockRow extends Record<string, unknown> {
 
 /** The view of a stock row. */
 export function stockViewOf(row: StockRow): StockView {
-  return {
-    productId: row.product_id,
-    sku: row.sku,
-    onHand: row.on_hand,
-    reserved: row.reserved,
-    available: row.on_hand - row.reserved,
-  };
+  return stockView({ productId: row.product_id, sku: row.sku, onHand: row.on_hand, reserved: row.reserved });
+}
+
+/** The view of a product's counts, from a row or a `stock.adjusted` event: one rule for `available`. */
+export function stockView(counts: Omit<StockView, "available">): StockView {
+  const { productId, sku, onHand, reserved } = counts;
+  return { productId, sku, onHand, reserved, available: onHand - reserved };
 }
 
 /**

@@ -37,6 +37,24 @@ export interface Harness {
 
 const trace = { producer: "order-service", traceId: "0af7651916cd43dd8448eb211c80319c", correlationId: "c-notify" };
 
+/** An `order.created` payload with one item. */
+export const createdPayload = (orderId: string, userId: string) => ({
+  orderId,
+  userId,
+  totalAmount: "10.00",
+  currency: "EUR",
+  items: [{ productId: crypto.randomUUID(), qty: 1, price: "10.00" }],
+});
+
+/** An `order.paid` payload matching {@linkcode createdPayload}. */
+export const paidPayload = (orderId: string, userId: string) => ({
+  orderId,
+  userId,
+  amount: "10.00",
+  currency: "EUR",
+  authCode: "A",
+});
+
 /** Starts the service on `kind` adapters. */
 export async function startHarness(
   kind: "real" | "embedded",
@@ -135,6 +153,9 @@ export async function eventually<T>(
 
 // deno-lint-ignore no-explicit-any
 export type Frame = Record<string, any>;
+
+/** Frames that carry an order event (not `subscribed`, `heartbeat`, errors). */
+export const isEvent = (frame: Frame) => frame.type === "event";
 
 export interface WsClient {
   readonly frames: Frame[];

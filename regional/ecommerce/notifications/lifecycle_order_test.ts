@@ -9,24 +9,17 @@ import { orderCreated, orderFulfilled, orderPaid } from "../../../shared/contrac
 import { createPgliteSql } from "../../../shared/adapters/pglite/mod.ts";
 import { dlqTopicOf, type IncomingRecord, type Sql } from "../../../shared/ports/mod.ts";
 import { uniqueName } from "../../../shared/testing/unique.ts";
-import { connectWs, eventually, type Frame, type Harness, startHarness } from "./_fixture_for_test.ts";
+import {
+  connectWs,
+  createdPayload,
+  eventually,
+  type Harness,
+  isEvent,
+  paidPayload,
+  startHarness,
+} from "./_fixture_for_test.ts";
 
 const trace = { producer: "order-service", traceId: "0af7651916cd43dd8448eb211c80319c", correlationId: "c-order" };
-const created = (orderId: string, userId: string) => ({
-  orderId,
-  userId,
-  totalAmount: "10.00",
-  currency: "EUR",
-  items: [{ productId: crypto.randomUUID(), qty: 1, price: "10.00" }],
-});
-const paid = (orderId: string, userId: string) => ({
-  orderId,
-  userId,
-  amount: "10.00",
-  currency: "EUR",
-  authCode: "A",
-});
-const isEvent = (frame: Frame) => frame.type === "event";
 
 /** The event log's warnings: each delivery of a held-back event fails with `OrderEventsHeldBack` and says so. */
 type Warnings = { readonly message: string; readonly fields: Record<string, unknown> }[];
@@ -95,7 +88,7 @@ embeddedTest(
     client.send({ type: "subscribe", orderId });
     await client.next((f) => f.type === "subscribed");
     // The same paid record twice (a producer retry): it must be stored once.
-    const paidEnvelope = createEnvelope(orderPaid, paid(orderId, userId), trace);
+    const paidEnvelope = createEnvelope(orderPaid, paidPayload(orderId, userId), trace);
     const paidRecord = { key: orderId, value: JSON.stringify(paidEnvelope) };
     await h.eventLog.publish(orderPaid.eventType, [paidRecord, paidRecord]);
     const fulfilledId = await h.publish(orderFulfilled, { orderId, userId });
@@ -105,7 +98,7 @@ embeddedTest(
     assert.deepEqual(await rowsOf(h, orderId), [], "paid and fulfilled are held while created is missing");
     assert.equal(client.all(isEvent).length, 0);
 
-    await h.publish(orderCreated, created(orderId, userId));
+    await h.publish(orderCreated, createdPayload(orderId, userId));
     const events = [await client.next(isEvent), await client.next(isEvent), await client.next(isEvent)];
     assert.deepEqual(events.map((f) => [f.seq, f.status]), [[1, "PENDING"], [2, "PAID"], [3, "FULFILLED"]]);
     const ids = events.map((f) => BigInt(f.id));
@@ -113,8 +106,8 @@ embeddedTest(
     // A later order's paid sits behind the duplicate on the paid topic: once it is stored, the duplicate has
     // been handled too.
     const laterOrderId = crypto.randomUUID();
-    await h.publish(orderCreated, created(laterOrderId, userId));
-    await h.publish(orderPaid, paid(laterOrderId, userId));
+    await h.publish(orderCreated, createdPayload(laterOrderId, userId));
+    await h.publish(orderPaid, paidPayload(laterOrderId, userId));
     await eventually("the later order's paid", async () => (await rowsOf(h, laterOrderId)).length === 2 || undefined);
     assert.deepEqual(await rowsOf(h, orderId), ["PENDING", "PAID", "FULFILLED"], "the duplicate paid is skipped");
     assert.equal(client.all(isEvent).length, 3);
@@ -133,7 +126,7 @@ embeddedTest(
     client.send({ type: "subscribe", orderId });
     await client.next((f) => f.type === "subscribed");
     const publishedAt = Date.now();
-    const paidId = await h.publish(orderPaid, paid(orderId, userId));
+    const paidId = await h.publish(orderPaid, paidPayload(orderId, userId));
     // Held on its first two deliveries (0 and ~200 ms; the next comes ~400 ms later, still within the bound).
     await heldBack(warnings, paidId, 2);
     assert.deepEqual(await rowsOf(h, orderId), [], "held within the bound");
@@ -141,7 +134,7 @@ embeddedTest(
     assert.deepEqual([event.seq, event.status], [1, "PAID"]);
     assert.ok(Date.now() - publishedAt >= 1_000, "not stored before the 1 s bound");
     // A created arriving late is still stored (after the paid: the order's history shows what was received).
-    await h.publish(orderCreated, created(orderId, userId));
+    await h.publish(orderCreated, createdPayload(orderId, userId));
     assert.deepEqual([(await client.next(isEvent)).status], ["PENDING"]);
     await eventually("both rows", async () => (await rowsOf(h, orderId)).length === 2 ? true : undefined);
     assert.equal(dlq.records.length, 0, "nothing dead-lettered for a missing predecessor");

@@ -5,24 +5,17 @@
  */
 import assert from "node:assert/strict";
 import { orderCreated, orderFulfilled, orderPaid } from "../../../shared/contracts/events/ecommerce.ts";
-import { connectWs, eventually, type Frame, type Harness, openSse, startHarness } from "./_fixture_for_test.ts";
+import {
+  connectWs,
+  createdPayload,
+  eventually,
+  type Harness,
+  isEvent,
+  openSse,
+  paidPayload,
+  startHarness,
+} from "./_fixture_for_test.ts";
 import { CLOSE_CODES, orderStatusKey } from "./mod.ts";
-
-const created = (orderId: string, userId: string) => ({
-  orderId,
-  userId,
-  totalAmount: "129.50",
-  currency: "USD",
-  items: [{ productId: crypto.randomUUID(), qty: 1, price: "129.50" }],
-});
-const paid = (orderId: string, userId: string) => ({
-  orderId,
-  userId,
-  amount: "129.50",
-  currency: "USD",
-  authCode: "A1",
-});
-const isEvent = (frame: Frame) => frame.type === "event";
 
 function realInfraTest(name: string, fn: (h: Harness) => Promise<void>) {
   Deno.test({
@@ -54,8 +47,8 @@ realInfraTest(
       status: null,
       after: "0",
     });
-    await h.publish(orderCreated, created(orderId, userId));
-    await h.publish(orderPaid, paid(orderId, userId));
+    await h.publish(orderCreated, createdPayload(orderId, userId));
+    await h.publish(orderPaid, paidPayload(orderId, userId));
     const live = [await first.next(isEvent), await first.next(isEvent)];
     assert.deepEqual(live.map((f) => [f.channel, f.seq, f.status]), [
       [`order:${orderId}`, 1, "PENDING"],
@@ -96,8 +89,8 @@ realInfraTest("paid published immediately before created still reaches the clien
   await client.next((f) => f.type === "subscribed");
   // Reverse lifecycle order, back to back: the consumer sees fulfilled and paid before their predecessors.
   await h.publish(orderFulfilled, { orderId, userId });
-  await h.publish(orderPaid, paid(orderId, userId));
-  await h.publish(orderCreated, created(orderId, userId));
+  await h.publish(orderPaid, paidPayload(orderId, userId));
+  await h.publish(orderCreated, createdPayload(orderId, userId));
   const live = [await client.next(isEvent), await client.next(isEvent), await client.next(isEvent)];
   assert.deepEqual(live.map((f) => [f.seq, f.status]), [[1, "PENDING"], [2, "PAID"], [3, "FULFILLED"]]);
   const rows = await h.sql.query<{ status: string }>`
@@ -117,15 +110,15 @@ realInfraTest("the personal channel carries every order of the user and resumes 
   const client = await connectWs(h.wsUrl, token);
   client.send({ type: "subscribe", channel: "mine" });
   await client.next((f) => f.type === "subscribed");
-  await h.publish(orderCreated, created(a, userId));
+  await h.publish(orderCreated, createdPayload(a, userId));
   const got = [await client.next(isEvent)];
-  await h.publish(orderCreated, created(b, userId));
+  await h.publish(orderCreated, createdPayload(b, userId));
   got.push(await client.next(isEvent));
   assert.deepEqual(got.map((f) => [f.channel, f.orderId, f.status]), [["mine", a, "PENDING"], ["mine", b, "PENDING"]]);
   await client.close();
 
-  await h.publish(orderPaid, paid(a, userId));
-  await h.publish(orderPaid, paid(b, userId));
+  await h.publish(orderPaid, paidPayload(a, userId));
+  await h.publish(orderPaid, paidPayload(b, userId));
   const again = await connectWs(h.wsUrl, token);
   again.send({ type: "subscribe", channel: "mine", after: got[1].id });
   const resumed = [await again.next(isEvent), await again.next(isEvent)];
@@ -142,8 +135,8 @@ realInfraTest("an SSE client gets status changes in order, heartbeats, and resum
   const token = await h.tokens.token(userId);
   const first = await openSse(h.baseUrl, orderId, token);
   assert.equal(first.status, 200);
-  await h.publish(orderCreated, created(orderId, userId));
-  await h.publish(orderPaid, paid(orderId, userId));
+  await h.publish(orderCreated, createdPayload(orderId, userId));
+  await h.publish(orderPaid, paidPayload(orderId, userId));
   const live = [await first.next(), await first.next()];
   assert.deepEqual(live.map((e) => [e.event, JSON.parse(e.data).status]), [["order", "PENDING"], ["order", "PAID"]]);
   assert.equal(live[1].id, JSON.parse(live[1].data).id);
@@ -213,7 +206,7 @@ realInfraTest("another user's order gets an error frame or a 404, never data", a
   const owner = `u-${crypto.randomUUID()}`;
   const orderId = crypto.randomUUID();
   const pendingOrderId = crypto.randomUUID();
-  await h.publish(orderCreated, created(orderId, owner));
+  await h.publish(orderCreated, createdPayload(orderId, owner));
   const ownerSocket = await connectWs(h.wsUrl, await h.tokens.token(owner));
   ownerSocket.send({ type: "subscribe", orderId });
   await ownerSocket.next(isEvent);
@@ -229,9 +222,9 @@ realInfraTest("another user's order gets an error frame or a 404, never data", a
   // Subscribed before the order exists: the first event shows it is someone else's, so an error, not data.
   stranger.send({ type: "subscribe", orderId: pendingOrderId });
   assert.equal((await stranger.next()).type, "subscribed");
-  await h.publish(orderCreated, created(pendingOrderId, owner));
+  await h.publish(orderCreated, createdPayload(pendingOrderId, owner));
   assert.equal((await stranger.next()).code, "ECOMMERCE.ORDER_NOT_FOUND");
-  await h.publish(orderPaid, paid(orderId, owner));
+  await h.publish(orderPaid, paidPayload(orderId, owner));
   await ownerSocket.next(isEvent);
   assert.equal(stranger.all(isEvent).length, 0);
 

@@ -10,19 +10,10 @@ import type { Principal } from "../../../shared/auth/mod.ts";
 import { createPgliteSql } from "../../../shared/adapters/pglite/mod.ts";
 import { dlqTopicOf, type IncomingRecord, type Sql } from "../../../shared/ports/mod.ts";
 import { uniqueName } from "../../../shared/testing/unique.ts";
-import { connectWs, eventually, type Frame, type Harness, startHarness } from "./_fixture_for_test.ts";
+import { connectWs, createdPayload, eventually, type Harness, isEvent, startHarness } from "./_fixture_for_test.ts";
 import type { NotificationHub } from "./hub.ts";
 import { CLOSE_CODES, DEFAULT_LIMITS, type NotificationLimits } from "./mod.ts";
 import { OrderSocket } from "./order_socket.ts";
-
-const created = (orderId: string, userId: string) => ({
-  orderId,
-  userId,
-  totalAmount: "10.00",
-  currency: "EUR",
-  items: [{ productId: crypto.randomUUID(), qty: 1, price: "10.00" }],
-});
-const isEvent = (frame: Frame) => frame.type === "event";
 
 // One PGlite for the whole file (it takes seconds to boot); each test has its own service, log and cache.
 let sharedSql: Promise<Sql> | undefined;
@@ -113,7 +104,7 @@ embeddedTest(
     client.send({ type: "subscribe", channel: "mine" });
     await client.next((f) => f.type === "subscribed");
     const orders = [crypto.randomUUID(), crypto.randomUUID(), crypto.randomUUID(), crypto.randomUUID()];
-    for (const orderId of orders) await h.publish(orderCreated, created(orderId, userId));
+    for (const orderId of orders) await h.publish(orderCreated, createdPayload(orderId, userId));
     const firstTwo = [await client.next(isEvent), await client.next(isEvent)];
     await new Promise((r) => setTimeout(r, 300));
     assert.equal(client.all(isEvent).length, 2, "nothing beyond the window before an ack");
@@ -141,7 +132,7 @@ embeddedTest("a redelivered event is stored and pushed once; a malformed record 
     handler: (record) => Promise.resolve(void dead.push(record)),
   });
   await dlq.ready;
-  const envelope = createEnvelope(orderCreated, created(orderId, userId), {
+  const envelope = createEnvelope(orderCreated, createdPayload(orderId, userId), {
     producer: "order-service",
     traceId: "0af7651916cd43dd8448eb211c80319c",
     correlationId: "c-dup",
@@ -170,7 +161,7 @@ embeddedTest("the WebSocket route upgrades when mounted on the service app", {},
     const client = await connectWs(`ws://127.0.0.1:${server.addr.port}/ws/orders`, await h.tokens.token(userId));
     client.send({ type: "subscribe", orderId });
     await client.next((f) => f.type === "subscribed");
-    await h.publish(orderCreated, created(orderId, userId));
+    await h.publish(orderCreated, createdPayload(orderId, userId));
     assert.equal((await client.next(isEvent)).status, "PENDING");
     await client.close();
   } finally {

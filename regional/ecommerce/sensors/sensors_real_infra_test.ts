@@ -7,6 +7,7 @@ import { sensorDeltaReceived } from "../../../shared/contracts/events/sensors.ts
 import { DLQ_HEADERS, dlqTopicOf, type EventLog, type MqttBus } from "../../../shared/ports/mod.ts";
 import { createTestDatabase } from "../../../shared/testing/pg_database.ts";
 import { realInfra } from "../../../shared/testing/real_infra.ts";
+import { TEST_CONSUMER_TIMINGS } from "../../../shared/testing/kafka_test_timings.ts";
 import { uniqueName } from "../../../shared/testing/unique.ts";
 import { inventoryCacheKey, startInventoryCacheProjection } from "../inventory/mod.ts";
 import { startOutboxRelay } from "../outbox/mod.ts";
@@ -29,13 +30,7 @@ function kafka(): EventLog {
     brokers: realInfra.kafkaBrokers,
     clientId: uniqueName("sensors-test"),
     logLevel: "error",
-    consumer: {
-      sessionTimeoutMs: 6_000,
-      rebalanceTimeoutMs: 6_000,
-      heartbeatIntervalMs: 200,
-      maxWaitTimeMs: 100,
-      closeTimeoutMs: 1_000,
-    },
+    consumer: TEST_CONSUMER_TIMINGS,
   });
 }
 

@@ -1,0 +1,203 @@
+/**
+ * @module
+ * The edge's request pipeline, in this order: a per-client rate limit; the body bound; JWT pre-auth
+ * (mutations and private reads need a token, any token present must be valid); a per-subject rate limit;
+ * then the flash-sale fan-out, a WebSocket proxied to its sticky region, the hot-query cache for public
+ * reads, or the proxy (`http_route.ts`). Nothing reaches a region before the first three have passed.
+ * The regions' invalidation feed is refused here: it is the edges' own, followed at the ingress directly.
+ */
+import type { Principal } from "../shared/auth/verifier.ts";
+import { type CacheableRead, cacheableReadOf, type CachedReads } from "./cached_read.ts";
+import type { WebSocketConnector } from "./edge_options.ts";
+import { edgeProblem } from "./edge_problem.ts";
+import { FLASH_SALES_PATH, type FlashSaleFanout } from "./flash_sale_fanout.ts";
+import { GRAPHQL_BODY_BYTES_MAX, type GraphqlRead, readGraphqlRequest } from "./graphql_read.ts";
+import type { HttpRoute } from "./http_route.ts";
+import { INVALIDATIONS_PATH } from "./invalidation_stream.ts";
+import type { PreAuth } from "./pre_auth.ts";
+import type { RateLimiter } from "./rate_limiter.ts";
+import { queryTokenAllowed, tokenRequired } from "./route_policy.ts";
+import { type EdgeTrace, withTraceHeaders } from "./trace.ts";
+import { withoutIdentityHeaders } from "./client_request.ts";
+import { openWebSocket, type WebSocketRouteDeps } from "./websocket_route.ts";
+
+/** Whole requests the edge lets through to a region; bigger ones are refused here (regions bound them too). */
+export const EDGE_BODY_BYTES_MAX = 1024 * 1024;
+
+/** A public read the hot cache answers (it sets the trace headers itself: see `cached_read.ts`). */
+interface CacheRoute {
+  readonly request: Request;
+  readonly region: string;
+  readonly read: CacheableRead;
+}
+
+/** Where a request goes: an answer already made (trace headers still to set), or a cache read. */
+type Routed = Response | CacheRoute;
+
+export interface RequestPipelineDeps {
+  readonly http: HttpRoute;
+  readonly clientIdOf: (request: Request, env: unknown) => string;
+  readonly clientLimiter: RateLimiter | undefined;
+  readonly subjectLimiter: RateLimiter | undefined;
+  readonly preAuth: PreAuth | undefined;
+  readonly fanout: FlashSaleFanout | undefined;
+  readonly cachedReads: CachedReads | undefined;
+  readonly webSocket: WebSocketConnector | undefined;
+  readonly counters: {
+    requests: number;
+    authRejected: number;
+    rateLimited: number;
+    webSockets: number;
+    failovers: number;
+  };
+}
+
+/**
+ * The answer to `rawRequest` (path `path`, server `env`), with the trace on it. Synchronous unless a step
+ * has to wait (a GraphQL body, a token to check, a region): Deno's server then takes the Response without
+ * a round through the event loop, on every cache hit.
+ */
+export type EdgeHandler = (rawRequest: Request, path: string, env: unknown, trace: EdgeTrace) =>
+  | Response
+  | Promise<Response>;
+
+export function createRequestPipeline(deps: RequestPipelineDeps): EdgeHandler {
+  const { http, counters, preAuth, fanout, cachedReads } = deps;
+
+  function limited(retryAfterSec: number, who: string): Response {
+    counters.rateLimited++;
+    return edgeProblem("COMMON.RATE_LIMITED", `Too many requests from this ${who}; retry in ${retryAfterSec} s`, {
+      "retry-after": String(retryAfterSec),
+    });
+  }
+
+  function openFlashSales(request: Request): Response {
+    const lastEventId = request.headers.get("last-event-id");
+    // A Last-Event-ID the edge issued names the region the client was on: resume there while it is healthy.
+    const state = http.pickSticky(request, fanout!.resumeRegionOf(lastEventId));
+    if (state === undefined) return http.noRegion();
+    const response = fanout!.open(state.region.name, lastEventId, request.signal);
+    response.headers.set("x-bv-region", state.region.name);
+    return response;
+  }
+
+  const webSocketDeps: WebSocketRouteDeps = {
+    connector: deps.webSocket,
+    pickSticky: (request, sticky) => http.pickSticky(request, sticky)?.region,
+    pick: (hint, exclude) => http.pick(hint, http.byName.get(exclude.name))?.region,
+    noRegion: () => http.noRegion(),
+    counters,
+  };
+
+  /** Everything before the answer: limits, pre-auth, then the answer itself, or the cache read to serve. */
+  function route(rawRequest: Request, path: string, env: unknown, trace: EdgeTrace): Routed | Promise<Routed> {
+    counters.requests++;
+    const clientId = deps.clientIdOf(rawRequest, env);
+    if (deps.clientLimiter !== undefined) {
+      const waitSec = deps.clientLimiter.take(clientId);
+      if (waitSec > 0) return limited(waitSec, "client");
+    }
+    // The edges' own feed (a plain prefix, so near-misses are refused too): an anonymous client holding
+    // the region's streams would lock the edges' followers out. They connect to the ingress directly.
+    if (path.startsWith(INVALIDATIONS_PATH)) return edgeProblem("COMMON.NOT_FOUND", `No route for ${path}`);
+    if (Number(rawRequest.headers.get("content-length") ?? "0") > EDGE_BODY_BYTES_MAX) {
+      return edgeProblem("COMMON.PAYLOAD_TOO_LARGE", `Request bodies are limited to ${EDGE_BODY_BYTES_MAX} bytes`);
+    }
+    const request = withoutIdentityHeaders(rawRequest);
+    if (request.method === "POST" && path === "/graphql") return routeGraphql(rawRequest, request, trace, clientId);
+    // Pre-auth has nothing to do for a request that needs no token and cannot carry one.
+    const mayCarryToken = request.headers.has("authorization") || queryTokenAllowed(path);
+    if (preAuth !== undefined && (mayCarryToken || tokenRequired(request.method, path))) {
+      return authenticated(rawRequest, request, path, trace, clientId, undefined);
+    }
+    return admitted(rawRequest, request, path, trace, clientId, undefined, undefined);
+  }
+
+  async function routeGraphql(
+    rawRequest: Request,
+    request: Request,
+    trace: EdgeTrace,
+    clientId: string,
+  ): Promise<Routed> {
+    const read = await readGraphqlRequest(request);
+    if (read === "too-large") {
+      return edgeProblem(
+        "COMMON.PAYLOAD_TOO_LARGE",
+        `GraphQL request bodies are limited to ${GRAPHQL_BODY_BYTES_MAX} bytes; send a smaller query or fewer variables`,
+      );
+    }
+    const method = request.method;
+    const body = new Request(request.url, {
+      method,
+      headers: request.headers,
+      body: read.text,
+      signal: request.signal,
+    });
+    if (preAuth === undefined) return await admitted(rawRequest, body, "/graphql", trace, clientId, undefined, read);
+    return await authenticated(rawRequest, body, "/graphql", trace, clientId, read);
+  }
+
+  async function authenticated(
+    rawRequest: Request,
+    request: Request,
+    path: string,
+    trace: EdgeTrace,
+    clientId: string,
+    graphql: GraphqlRead | undefined,
+  ): Promise<Routed> {
+    const required = graphql === undefined ? tokenRequired(request.method, path) : graphql.kind !== "read";
+    // Browsers' WebSocket and EventSource cannot send headers: there, a token may be the query's access_token.
+    const result = await preAuth!.authenticate(request, required, queryTokenAllowed(path));
+    if (result instanceof Response) {
+      counters.authRejected++;
+      return result;
+    }
+    return await admitted(rawRequest, request, path, trace, clientId, result, graphql);
+  }
+
+  /** The route of a request that passed the client limit and pre-auth. */
+  function admitted(
+    rawRequest: Request,
+    request: Request,
+    path: string,
+    trace: EdgeTrace,
+    clientId: string,
+    principal: Principal | undefined,
+    graphql: GraphqlRead | undefined,
+  ): Routed | Promise<Routed> {
+    if (principal !== undefined && deps.subjectLimiter !== undefined) {
+      const waitSec = deps.subjectLimiter.take(principal.userId);
+      if (waitSec > 0) return limited(waitSec, "user");
+    }
+    const method = request.method;
+    if (method === "GET" && path === FLASH_SALES_PATH && fanout !== undefined) return openFlashSales(request);
+    // The raw request: only the one the server handed us can be upgraded (identity headers are not forwarded).
+    if (method === "GET" && rawRequest.headers.get("upgrade")?.toLowerCase() === "websocket") {
+      const verifiedSub = principal?.userId;
+      return openWebSocket(
+        rawRequest,
+        webSocketDeps,
+        (region) => http.headersFor(http.byName.get(region.name)!, trace, verifiedSub),
+      );
+    }
+    const region = http.regionFor(request, clientId, principal, graphql);
+    if (region === undefined) return http.noRegion();
+    const read = cachedReads && cacheableReadOf(request, path, graphql);
+    // Public cached reads carry no cookie (it would keep shared caches from storing them); the pin still holds.
+    if (read !== undefined) return { request, region: region.region.name, read };
+    return http.forward(request, principal?.userId, trace, region).then((response) =>
+      http.withAffinityCookie(request, response)
+    );
+  }
+
+  /** The answer to a routed request, with the trace on it. */
+  function answer(routed: Routed, trace: EdgeTrace): Response | Promise<Response> {
+    if (routed instanceof Response) return withTraceHeaders(routed, trace);
+    return cachedReads!.serve(routed.request, routed.region, routed.read, trace);
+  }
+
+  return (rawRequest, path, env, trace) => {
+    const routed = route(rawRequest, path, env, trace);
+    return routed instanceof Promise ? routed.then((r) => answer(r, trace)) : answer(routed, trace);
+  };
+}
