@@ -60,8 +60,9 @@ export interface EdgeRateLimitOptions {
  * adding `setHeaders` to the upstream handshake. Runtime-specific, so injected: Deno passes
  * `proxyWebSocket` (`shared/http/websocket_proxy.ts`); on Workers, `fetch` to the region with the upgrade
  * headers returns the upstream socket and a `WebSocketPair` hands the other end to the client. It must
- * answer 101 once upgraded, and anything else only before upgrading: a 5xx (the region refused or could
- * not be reached) makes the edge try another region with the same request.
+ * answer 101 once upgraded, and anything else only before upgrading: a 5xx (the region could not take it
+ * or could not be reached) makes the edge try another region with the same request; a 4xx (the region's
+ * refusal of this client, passed on with its status) goes back to the client as is.
  */
 export type WebSocketConnector = (
   request: Request,

@@ -115,3 +115,20 @@ Deno.test("a WebSocket handshake both regions refuse is tried once on each, then
     await r.close();
   }
 });
+
+Deno.test("a WebSocket handshake the region refuses with 401 is answered 401, not retried elsewhere", async () => {
+  const r = rig();
+  try {
+    r.east.state.wsRefuseStatus = 401;
+    const refused = await handshake(r.port, `${STICKY_COOKIE}=east`);
+    assert.equal(refused.status, 401);
+    assert.equal(refused.headers.get("content-type"), "application/problem+json");
+    assert.equal((await refused.json()).code, "AUTH.UNAUTHENTICATED");
+    assert.equal(refused.headers.get("set-cookie"), null, "no region took the session");
+    assert.equal(r.east.state.wsRefused, 1);
+    assert.deepEqual([r.west.state.wsRefused, r.west.state.wsConnects], [0, 0], "west was never asked");
+    assert.match(await (await r.edge.app.request("/metrics")).text(), /bv_edge_failovers_total 0/);
+  } finally {
+    await r.close();
+  }
+});

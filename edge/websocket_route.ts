@@ -1,8 +1,9 @@
 /**
  * @module
  * The edge's WebSocket handshake: the sticky region (cookie `bv-region`) while it is healthy, else the
- * router's choice; when that region refuses the handshake or cannot be reached (a 5xx before any upgrade),
- * one more try on the router's next choice in the same request. A handshake changes nothing until it
+ * router's choice; when that region cannot take the handshake or cannot be reached (a 5xx before any
+ * upgrade: a connect error, a timeout, a region's own 5xx), one more try on the router's next choice in
+ * the same request. A 4xx (401, 403, 429 …) is the region's answer about this client and goes back to it. A handshake changes nothing until it
  * succeeds, so trying it twice is safe; the browser would otherwise reconnect to the same dead region
  * until the probes took it out (2–5 s). The 101 names its region and (re)sets the sticky cookie, so a
  * session that failed over stays on its new region. An established session is never moved.
@@ -55,7 +56,8 @@ export async function openWebSocket(
       );
       return response;
     }
-    // A 4xx is the region's answer about this client; only a refusal or an unreachable region is retried.
+    // A 4xx is the region's answer about this client (the connector passes the region's status on): asking
+    // the other region would spend a second handshake, and a second rate-limit token, on the same refusal.
     // The refusing region is not marked out here: a connector's 503 may also be a region at its socket cap,
     // and the probes take a dead region out within 2–5 s.
     const next: EdgeRegion | undefined = response.status >= 500 && attempt === 0

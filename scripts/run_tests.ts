@@ -10,8 +10,8 @@
  * Ends with `tests: N passed, M failed` (a failed verify step counts as one failure).
  */
 import { REGIONS } from "../shared/config/config.ts";
-import { ensureKafka, stopForeignKafka } from "./kafka/mod.ts";
-import { ensurePostgres } from "./postgres/mod.ts";
+import { ensureKafka, stopForeignKafka, stopForeignMirrorMakers } from "./kafka/mod.ts";
+import { ensurePostgres, stopForeignPostgres } from "./postgres/mod.ts";
 
 interface StepResult {
   readonly passed: number;
@@ -71,6 +71,7 @@ let kafkaOk = true;
 try {
   // Tests kill and restart brokers and check what survives: they need brokers this checkout owns.
   await Promise.all(REGIONS.map((region) => stopForeignKafka(region)));
+  await stopForeignMirrorMakers();
   await Promise.all(REGIONS.map((region) => ensureKafka(region)));
 } catch (error) {
   kafkaOk = false;
@@ -81,6 +82,8 @@ results.push({ passed: 0, failed: kafkaOk ? 0 : 1, ok: kafkaOk });
 console.log("\n== infrastructure: PostgreSQL clusters east and west (order replication)");
 let postgresOk = true;
 try {
+  // A cluster another checkout left on our ports is replaced, as for Kafka above.
+  await Promise.all(REGIONS.map((region) => stopForeignPostgres(region)));
   await Promise.all(REGIONS.map((region) => ensurePostgres(region)));
 } catch (error) {
   postgresOk = false;

@@ -268,3 +268,37 @@ export async function stopMirrorMaker(
 export function mirrorPid(layout: MirrorLayout = mirrorLayout()): Promise<number | undefined> {
   return livePid(layout.pidFile, layout.propertiesFile);
 }
+
+/** The main class every MirrorMaker 2 JVM runs; how a foreign one is recognised in `/proc/<pid>/cmdline`. */
+const MIRROR_MAIN_CLASS = "org.apache.kafka.connect.mirror.MirrorMaker";
+
+/**
+ * Stops every MirrorMaker 2 JVM on this machine that another checkout of the project started (its command
+ * line names a properties file other than ours): it would mirror between the brokers our tests now own and
+ * join our MirrorMaker's Connect group. Resolves with how many were stopped.
+ */
+export async function stopForeignMirrorMakers(log: ProgressLog = console.log): Promise<number> {
+  const ours = mirrorLayout().propertiesFile;
+  let stopped = 0;
+  for await (const entry of Deno.readDir("/proc")) {
+    if (!/^\d+$/.test(entry.name)) continue;
+    let cmdline: string;
+    try {
+      cmdline = (await Deno.readTextFile(`/proc/${entry.name}/cmdline`)).replaceAll("\0", " ");
+    } catch {
+      continue; // Gone meanwhile, or not ours to read.
+    }
+    if (!cmdline.includes(MIRROR_MAIN_CLASS) || cmdline.includes(ours)) continue;
+    const pid = Number(entry.name);
+    log(`[kafka:mirror] pid ${pid} is a MirrorMaker 2 of another checkout: stopping it`);
+    await terminate(pid, {
+      pidFile: `/proc/${pid}/__none__`, // Its pid file belongs to the other checkout; nothing of ours to remove.
+      mustContain: MIRROR_MAIN_CLASS,
+      graceMs: MIRROR_STOP_GRACE_MS_DEFAULT,
+      pollIntervalMs: POLL_INTERVAL_MS,
+      say: (line) => log(`[kafka:mirror] ${line}`),
+    });
+    stopped++;
+  }
+  return stopped;
+}

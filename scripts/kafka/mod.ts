@@ -48,6 +48,7 @@ export {
   MIRROR_START_TIMEOUT_MS_DEFAULT,
   MIRROR_STOP_GRACE_MS_DEFAULT,
   mirrorPid,
+  stopForeignMirrorMakers,
   stopMirrorMaker,
 } from "./mirror.ts";
 export {

@@ -32,7 +32,7 @@ const DEFAULT_PORTS: Readonly<Record<PgRegion, number>> = { east: 5433, west: 54
 export interface ClusterLayout {
   readonly region: PgRegion;
   readonly port: number;
-  /** `.data/pg/<region>`: owned by the cluster's OS user; also the Unix socket folder. */
+  /** `.data/pg/<region>` (see `pgRoot`): owned by the cluster's OS user; also the Unix socket folder. */
   readonly dir: string;
   readonly dataDir: string;
   readonly logFile: string;
@@ -42,16 +42,44 @@ export interface ClusterLayout {
   readonly settingsFile: string;
 }
 
+let pgRootMemo: { readonly dataRoot: string; readonly logsDir: string } | undefined;
+
+/**
+ * Where the clusters' folders and logs go: `.data/pg` and `.data/logs` in the checkout when the cluster's
+ * OS user can reach them, else (a checkout under a private folder such as `/root`, which the postgres user
+ * cannot traverse) a folder of that user's own, `/var/lib/postgresql/bitvelocity-<hash of the checkout>`,
+ * so two checkouts never share a cluster. `BV_PG_DATA_ROOT` overrides both.
+ */
+function pgRoot(): { readonly dataRoot: string; readonly logsDir: string } {
+  if (pgRootMemo !== undefined) return pgRootMemo;
+  const override = Deno.env.get("BV_PG_DATA_ROOT");
+  if (override) return pgRootMemo = { dataRoot: override, logsDir: `${override}/logs` };
+  const inCheckout = { dataRoot: `${REPO_ROOT}/.data/pg`, logsDir: LOGS_DIR };
+  if (Deno.uid() !== 0) return pgRootMemo = inCheckout;
+  const reachable = new Deno.Command("runuser", {
+    args: ["-u", pgOsUser(), "--", "test", "-x", REPO_ROOT],
+    cwd: "/",
+    stdout: "null",
+    stderr: "null",
+  }).outputSync().success;
+  if (reachable) return pgRootMemo = inCheckout;
+  let hash = 0;
+  for (const char of REPO_ROOT) hash = (Math.imul(hash, 31) + char.charCodeAt(0)) >>> 0;
+  const root = `/var/lib/postgresql/bitvelocity-${hash.toString(16)}`;
+  return pgRootMemo = { dataRoot: root, logsDir: `${root}/logs` };
+}
+
 /** The layout of `region`; the port comes from `PG_<REGION>_PORT` when set. */
 export function clusterLayout(region: PgRegion): ClusterLayout {
   const port = portFromEnv(`PG_${region.toUpperCase()}_PORT`, DEFAULT_PORTS[region]);
-  const dir = `${REPO_ROOT}/.data/pg/${region}`;
+  const { dataRoot, logsDir } = pgRoot();
+  const dir = `${dataRoot}/${region}`;
   return Object.freeze({
     region,
     port,
     dir,
     dataDir: `${dir}/data`,
-    logFile: `${LOGS_DIR}/postgres-${region}.log`,
+    logFile: `${logsDir}/postgres-${region}.log`,
     pidFile: `${dir}/data/postmaster.pid`,
     settingsFile: `${dir}/data/bitvelocity.conf`,
   });

@@ -6,13 +6,13 @@
  * accepts connections. Used by `scripts/infra_up.ts`, `scripts/infra_down.ts`, `start:infra`, the test
  * runner and the DR drill. The shared server on 5432 is left alone.
  */
+import { dirname } from "node:path";
 import { createPostgresSql } from "../../shared/adapters/postgres/mod.ts";
 import {
   type ClusterLayout,
   clusterLayout,
   clusterSettings,
   clusterUrl,
-  LOGS_DIR,
   PG_REGIONS,
   type PgRegion,
   REPO_ROOT,
@@ -91,7 +91,7 @@ export async function ensurePostgres(
   }
   await checkPgPrerequisites();
   await Deno.mkdir(layout.dir, { recursive: true });
-  await Deno.mkdir(LOGS_DIR, { recursive: true });
+  await Deno.mkdir(dirname(layout.logFile), { recursive: true });
   await initdbOnce(layout, say);
   await Deno.writeTextFile(layout.settingsFile, clusterSettings(layout));
   // The server writes its own log (pg_ctl -l) as the OS user, so that user must own the file.
@@ -149,6 +149,20 @@ async function initdbOnce(layout: ClusterLayout, say: ProgressLog): Promise<void
     "--no-locale",
   ]);
   await Deno.writeTextFile(`${layout.dataDir}/postgresql.conf`, `\n${INCLUDE_LINE}\n`, { append: true });
+}
+
+/**
+ * Stops a PostgreSQL server that holds the region's port with another data folder (a cluster started by
+ * another checkout of this project, whose tests would otherwise share or block ours). Resolves true when one
+ * was stopped. The shared server on 5432 is never on a region's port, so it is never touched.
+ */
+export async function stopForeignPostgres(region: PgRegion, log: ProgressLog = console.log): Promise<boolean> {
+  const layout = clusterLayout(region);
+  const running = await serverDataDirectory(layout.port);
+  if (running === undefined || running === layout.dataDir) return false;
+  log(`[postgres:${region}] port ${layout.port} is held by a cluster in ${running}, not this checkout's: stopping it`);
+  await runPgTool("pg_ctl", ["stop", "-D", running, "-m", "fast", "-w", "-t", "30"]);
+  return true;
 }
 
 /**

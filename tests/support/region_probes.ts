@@ -1,0 +1,94 @@
+/**
+ * @module
+ * What journeys through the edge need to see inside the regions: how many requests an ingress has proxied
+ * (its own `bv_http_requests_total`), tokens signed with a region's real signing key (read from the region's
+ * database, so a journey can forge expired or wrong-audience tokens that only differ from a real one in that
+ * defect), and polling with a measured time.
+ */
+import { importJWK, type JWK, type JWTPayload, SignJWT } from "jose";
+import { createPostgresSql } from "../../shared/adapters/postgres/mod.ts";
+import { ACCESS_TOKEN_TYPE } from "../../shared/auth/verifier.ts";
+
+/** The ingress's own operational routes: the edge probes `/readyz` every 2 s, so these are not client traffic. */
+const OPERATIONAL_ROUTES = new Set(["/healthz", "/readyz", "/metrics"]);
+const COUNTER_LINE = /^bv_http_requests_total\{([^}]*)\} (\d+(?:\.\d+)?(?:e\+\d+)?)$/;
+
+/**
+ * Requests an ingress has answered on its proxied routes (everything but `/healthz`, `/readyz`, `/metrics`),
+ * from its own `/metrics`: the count a region would report for client traffic that reached it.
+ */
+export async function regionRequestCount(ingressUrl: string): Promise<number> {
+  const response = await fetch(`${ingressUrl}/metrics`, { signal: AbortSignal.timeout(5_000) });
+  if (!response.ok) throw new Error(`${ingressUrl}/metrics answered ${response.status}`);
+  let total = 0;
+  for (const line of (await response.text()).split("\n")) {
+    const match = COUNTER_LINE.exec(line);
+    if (!match) continue;
+    const route = /route="([^"]*)"/.exec(match[1])?.[1];
+    if (route !== undefined && !OPERATIONAL_ROUTES.has(route)) total += Number(match[2]);
+  }
+  return total;
+}
+
+/** Signs access tokens with a region's active key, claims shaped like the security service's. */
+export interface RealKeySigner {
+  readonly kid: string;
+  sign(
+    userId: string,
+    overrides?: { readonly audience?: string; readonly issuedAgoSec?: number; readonly ttlSec?: number },
+  ): Promise<string>;
+}
+
+/** Reads the active signing key of the auth service whose database is `pgUrl`. */
+export async function realKeySigner(
+  pgUrl: string,
+  claims: { readonly issuer: string; readonly audience: string },
+): Promise<RealKeySigner> {
+  const sql = createPostgresSql({ url: pgUrl, maxConnections: 1, connectTimeoutSec: 5, statementTimeoutMs: 5_000 });
+  let row: { kid: string; private_jwk: string | null } | undefined;
+  try {
+    [row] = await sql.query<{ kid: string; private_jwk: string | null }>`
+      select kid, private_jwk from auth_signing_keys where status = 'active'`;
+  } finally {
+    await sql.close();
+  }
+  if (!row?.private_jwk) throw new Error(`No active signing key with a private half in ${pgUrl}`);
+  const { kid } = row;
+  const privateKey = await importJWK(JSON.parse(row.private_jwk) as JWK, "EdDSA");
+  return {
+    kid,
+    async sign(userId, overrides) {
+      const issuedSec = Math.floor(Date.now() / 1000) - (overrides?.issuedAgoSec ?? 0);
+      const payload: JWTPayload = { email: `${userId}@journey.test`, roles: ["CUSTOMER"] };
+      return await new SignJWT(payload)
+        .setProtectedHeader({ alg: "EdDSA", kid, typ: ACCESS_TOKEN_TYPE })
+        .setSubject(userId)
+        .setIssuer(claims.issuer)
+        .setAudience(overrides?.audience ?? claims.audience)
+        .setIssuedAt(issuedSec)
+        .setNotBefore(issuedSec)
+        .setExpirationTime(issuedSec + (overrides?.ttlSec ?? 900))
+        .setJti(crypto.randomUUID())
+        .sign(privateKey);
+    },
+  };
+}
+
+/** Polls `read` every `pauseMs` until `done` holds; resolves with the elapsed ms and the last value. */
+export async function timeUntil<T>(
+  what: string,
+  read: () => Promise<T>,
+  done: (value: T) => boolean,
+  options: { readonly timeoutMs: number; readonly pauseMs?: number; readonly since?: number },
+): Promise<{ elapsedMs: number; value: T }> {
+  const started = options.since ?? performance.now();
+  for (;;) {
+    const value = await read();
+    const elapsedMs = performance.now() - started;
+    if (done(value)) return { elapsedMs, value };
+    if (elapsedMs > options.timeoutMs) {
+      throw new Error(`${what}: not within ${options.timeoutMs} ms; last: ${JSON.stringify(value)}`);
+    }
+    await new Promise((r) => setTimeout(r, options.pauseMs ?? 50));
+  }
+}
