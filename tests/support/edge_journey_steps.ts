@@ -41,10 +41,18 @@ export async function forgedTokenCases(signer: RealKeySigner, stranger: EdgeTest
   ].join(".");
   return [
     // An hour old with a 15-minute lifetime: expired well beyond the verifier's 60 s clock tolerance.
-    { name: "expired", token: await signer.sign(userId, { issuedAgoSec: 3_600, ttlSec: 900 }), code: "AUTH.TOKEN_EXPIRED" },
+    {
+      name: "expired",
+      token: await signer.sign(userId, { issuedAgoSec: 3_600, ttlSec: 900 }),
+      code: "AUTH.TOKEN_EXPIRED",
+    },
     { name: "unknown kid", token: await stranger.sign(userId), code: "AUTH.TOKEN_INVALID" },
     { name: "alg none", token: unsigned, code: "AUTH.TOKEN_INVALID" },
-    { name: "wrong audience", token: await signer.sign(userId, { audience: "someone-else" }), code: "AUTH.TOKEN_INVALID" },
+    {
+      name: "wrong audience",
+      token: await signer.sign(userId, { audience: "someone-else" }),
+      code: "AUTH.TOKEN_INVALID",
+    },
     // A CUSTOMER token whose payload now claims ADMIN: the signature no longer matches.
     { name: "tampered", token: tamperedToken(await signer.sign(userId)), code: "AUTH.TOKEN_INVALID" },
   ];

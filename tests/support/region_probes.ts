@@ -30,9 +30,18 @@ export async function regionRequestCount(ingressUrl: string): Promise<number> {
   return total;
 }
 
+/** The edge's view of the regions (`bv_edge_region_healthy`, `bv_edge_region_latency_ewma_ms`), for messages. */
+export async function edgeRegionGauges(edgeUrl: string): Promise<string> {
+  const response = await fetch(`${edgeUrl}/metrics`, { signal: AbortSignal.timeout(5_000) });
+  const lines = (await response.text()).split("\n").filter((line) => line.startsWith("bv_edge_region_"));
+  return lines.join("; ");
+}
+
 /** Signs access tokens with a region's active key, claims shaped like the security service's. */
 export interface RealKeySigner {
   readonly kid: string;
+  readonly issuer: string;
+  readonly audience: string;
   sign(
     userId: string,
     overrides?: { readonly audience?: string; readonly issuedAgoSec?: number; readonly ttlSec?: number },
@@ -57,6 +66,8 @@ export async function realKeySigner(
   const privateKey = await importJWK(JSON.parse(row.private_jwk) as JWK, "EdDSA");
   return {
     kid,
+    issuer: claims.issuer,
+    audience: claims.audience,
     async sign(userId, overrides) {
       const issuedSec = Math.floor(Date.now() / 1000) - (overrides?.issuedAgoSec ?? 0);
       const payload: JWTPayload = { email: `${userId}@journey.test`, roles: ["CUSTOMER"] };
