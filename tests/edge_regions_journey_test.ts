@@ -13,12 +13,14 @@ import { loadConfig } from "../shared/config/config.ts";
 import { uniqueName } from "../shared/testing/unique.ts";
 import { listenerPid } from "../scripts/kafka/_process.ts";
 import { call, dropIsolatedInfra, isolatedInfraEnv, JOURNEY_ADMIN, startPlatform } from "./support/platform.ts";
-import { edgeRegionGauges, realKeySigner, regionRequestCount, timeUntil } from "./support/region_probes.ts";
-import { burst, forgedTokenCases, killByPid, sleep } from "./support/edge_journey_steps.ts";
+import { edgeRegionView, realKeySigner, regionRequestCount, timeUntil } from "./support/region_probes.ts";
+import { burst, forgedTokenCases, killByPid, sleep, startReading } from "./support/edge_journey_steps.ts";
 
 const PORT_OFFSET = 6;
 const FAILOVER_BOUND_MS = 10_000;
 const FAILBACK_BOUND_MS = 30_000;
+/** How long unhinted new clients are tried once east is back before the router's latency rule is checked. */
+const UNHINTED_WAIT_MS = 8_000;
 
 Deno.test({
   name: "the edge refuses bad tokens and bursts before any region, caches public reads, fails over and back",
@@ -48,8 +50,8 @@ Deno.test({
         { timeoutMs: 30_000, pauseMs: 200 },
       );
 
-      // Setup in east (the hint keeps these requests there whatever the latencies do).
-      const admin = as("192.0.2.1", { "x-bv-region": "east" });
+      // Setup: the admin's address pin keeps its login and its write in one region (catalog writes reach east).
+      const admin = as("192.0.2.1");
       const login = await call(`${edgeUrl}/api/v1/auth/login`, { body: JOURNEY_ADMIN, headers: admin });
       assert.equal(login.status, 200, JSON.stringify(login.body));
       const created = await call(`${edgeUrl}/api/v1/products`, {
@@ -69,7 +71,8 @@ Deno.test({
 
       // --- 2. Cache. The product's own reads are purged by its creation event; a second key (a query the catalog
       // ignores) is filled once those purges have passed, so MISS → HIT below is the cache's doing alone.
-      const reader = as("192.0.2.2", { "x-bv-region": "east" });
+      // The reader's address pin keeps every read on one region's entries, whatever the probe latencies do.
+      const reader = as("192.0.2.2");
       const productUrl = `${edgeUrl}/api/v1/products/${productId}`;
       await timeUntil(
         "product settled into a HIT",
@@ -85,12 +88,14 @@ Deno.test({
       const miss = await call(viewUrl, { headers: reader });
       const filledAt = performance.now();
       const hit = await call(viewUrl, { headers: reader });
-      assert.deepEqual([miss.status, miss.headers.get("x-bv-cache"), miss.headers.get("x-bv-region")], [
+      const cachedIn = miss.headers.get("x-bv-region");
+      assert.deepEqual([miss.status, miss.headers.get("x-bv-cache")], [200, "MISS"]);
+      assert.deepEqual([hit.status, hit.headers.get("x-bv-cache"), hit.body.id, hit.headers.get("x-bv-region")], [
         200,
-        "MISS",
-        "east",
+        "HIT",
+        productId,
+        cachedIn,
       ]);
-      assert.deepEqual([hit.status, hit.headers.get("x-bv-cache"), hit.body.id], [200, "HIT", productId]);
       const etag = hit.headers.get("etag");
       assert.ok(etag, "a cached read carries an ETag");
       const notModified = await call(viewUrl, { headers: { ...reader, "if-none-match": etag } });
@@ -121,7 +126,8 @@ Deno.test({
       // The same key and claims without the defect are accepted and reach a region, so the counter can move.
       const good = await call(`${edgeUrl}/api/v1/orders/${crypto.randomUUID()}`, {
         token: await signer.sign(crypto.randomUUID()),
-        headers: jwtClient,
+        // East: the region whose key signed it (a region refuses keys it does not publish; edge/README.md).
+        headers: { ...jwtClient, "x-bv-region": "east" },
       });
       assert.notEqual(good.status, 401, JSON.stringify(good.body));
       const afterGood = await regionCounts();
@@ -143,7 +149,11 @@ Deno.test({
       // --- 2 (cont.). Past the TTL: served STALE at once while one refresh runs, then fresh again.
       await sleep(Math.max(0, filledAt + EDGE_CACHE_DEFAULTS.ttlMs + 500 - performance.now()));
       const stale = await call(viewUrl, { headers: reader });
-      assert.deepEqual([stale.status, stale.headers.get("x-bv-cache")], [200, "STALE"]);
+      assert.deepEqual([stale.status, stale.headers.get("x-bv-cache"), stale.headers.get("x-bv-region")], [
+        200,
+        "STALE",
+        cachedIn,
+      ]);
       assert.ok(
         Number(stale.headers.get("age")) >= EDGE_CACHE_DEFAULTS.ttlMs / 1000,
         `age ${stale.headers.get("age")}`,
@@ -157,82 +167,79 @@ Deno.test({
       assert.ok(Number(revalidated.value.headers.get("age")) <= 5, "the refresh stored a new copy");
       console.log(`stale → revalidated copy served in ${revalidated.elapsedMs.toFixed(0)} ms`);
 
-      // --- 4. Failover: a client the edge placed in east; east's ingress is SIGKILLed under its reads.
-      const jwksPath = "/.well-known/jwks.json";
-      // A new client goes to east unless west's probes are faster by more than 10 ms; right after the burst the
-      // probes may still say so, so new clients are tried until one is placed in east.
-      let placedClients = 0;
-      const placed = await timeUntil(
-        "a new client placed in east",
-        async () => {
-          const client = `198.51.100.${++placedClients}`;
-          const r = await call(`${edgeUrl}${jwksPath}`, { headers: as(client) });
-          return { client, region: r.headers.get("x-bv-region"), edge: await edgeRegionGauges(edgeUrl) };
-        },
-        (r) => r.region === "east",
-        { timeoutMs: 20_000, pauseMs: 100 },
-      );
-      const home = placed.value.client;
-      const reads: { issuedAt: number; doneAt: number; status: number; region: string | null }[] = [];
-      let reading = true;
-      const readLoop = (async () => {
-        while (reading) {
-          const issuedAt = performance.now();
-          const r = await call(`${edgeUrl}${jwksPath}`, { headers: as(home) }).catch(() => undefined);
-          reads.push({
-            issuedAt,
-            doneAt: performance.now(),
-            status: r?.status ?? 0,
-            region: r?.headers.get("x-bv-region") ?? null,
-          });
-          await sleep(25);
-        }
-      })();
+      // --- 4. Failover. A client arriving with the cookie of an earlier east session is pinned with east as home
+      // (deterministic, unlike a new client's placement, which follows probe latencies); it then reads without a
+      // cookie, by its address pin, while east's ingress is SIGKILLed.
+      const jwks = `${edgeUrl}/.well-known/jwks.json`;
+      const mover = "198.51.100.1";
+      const placed = await call(jwks, { headers: as(mover, { cookie: "bv-region=east" }) });
+      assert.equal(placed.headers.get("x-bv-region"), "east", "the returning client is served by east");
+      const reads = startReading(jwks, as(mover));
       const eastPort = config.regions.east.ingressPort;
       const oldPid = await listenerPid(eastPort);
       assert.ok(oldPid, `east's ingress listens on ${eastPort}`);
       const killedAt = performance.now();
       const deadAt = await killByPid(oldPid);
+      const since = { since: killedAt, pauseMs: 10 };
       const failover = await timeUntil(
         "failover to west",
-        () => Promise.resolve(reads.at(-1)),
+        () => Promise.resolve(reads.log.at(-1)),
         (r) => r !== undefined && r.issuedAt > killedAt && r.status === 200 && r.region === "west",
         {
           timeoutMs: FAILOVER_BOUND_MS,
-          pauseMs: 10,
-          since: killedAt,
+          ...since,
         },
       );
       const failoverMs = failover.value!.doneAt - killedAt;
-      console.log(`failover: east ingress SIGKILLed → first read served by west in ${failoverMs.toFixed(0)} ms`);
+      console.log(`failover: east ingress SIGKILLed → first read served by west after ${failoverMs.toFixed(0)} ms`);
 
+      // --- 4 (cont.). Failback: start:infra restarts the ingress after 1 s; the edge takes east back after two
+      // good probes. A new client that asks for east (hint) measures that moment; an unhinted new client follows
+      // the router: east unless west's probe EWMA is more than 10 ms faster (edge/README.md, Routing).
       const restart = await timeUntil(
         "east ingress restarted",
         () => listenerPid(eastPort),
         (pid) => pid !== undefined && pid !== oldPid,
-        { timeoutMs: FAILBACK_BOUND_MS, pauseMs: 100, since: killedAt },
+        { timeoutMs: FAILBACK_BOUND_MS, ...since },
       );
-      let attempt = 0;
-      const newClient = await timeUntil(
-        "a new client served by east",
-        () => call(`${edgeUrl}${jwksPath}`, { headers: as(`203.0.113.${++attempt}`) }),
-        (r) => r.headers.get("x-bv-region") === "east",
-        { timeoutMs: FAILBACK_BOUND_MS, pauseMs: 100, since: killedAt },
+      let fresh = 0;
+      const newClient = (headers: Record<string, string> = {}) =>
+        call(jwks, { headers: as(`203.0.113.${++fresh}`, headers) }).then((r) => r.headers.get("x-bv-region"));
+      const back = await timeUntil(
+        "a new client asking for east served by east",
+        () => newClient({ "x-bv-region": "east" }),
+        (region) => region === "east",
+        { timeoutMs: FAILBACK_BOUND_MS, ...since },
       );
-      reading = false;
-      await readLoop;
-      const stayed = await call(`${edgeUrl}${jwksPath}`, { headers: as(home) });
-      const write = await call(`${edgeUrl}/api/v1/auth/login`, { body: {}, headers: as(home) });
-      const homeAt = performance.now() - killedAt;
-      const after = await call(`${edgeUrl}${jwksPath}`, { headers: as(home) });
+      const log = await reads.stop();
+      const stayed = await call(jwks, { headers: as(mover) });
+      const write = await call(`${edgeUrl}/api/v1/auth/login`, { body: {}, headers: as(mover) });
+      const homeMs = performance.now() - killedAt;
+      const after = await call(jwks, { headers: as(mover) });
+      const unhinted = await timeUntil(
+        "an unhinted new client served by east",
+        async () => ({
+          region: await newClient(),
+          edge: await edgeRegionView(edgeUrl),
+        }),
+        (r) => r.region === "east",
+        { timeoutMs: back.elapsedMs + UNHINTED_WAIT_MS, pauseMs: 100, since: killedAt },
+      ).catch((error: Error) => ({ elapsedMs: NaN, value: undefined, error }));
+      const view = await edgeRegionView(edgeUrl);
+      const unhintedText = unhinted.value ? unhinted.elapsedMs.toFixed(0) : `none in ${UNHINTED_WAIT_MS} ms`;
       console.log(
-        `failback: ingress listening again ${restart.elapsedMs.toFixed(0)} ms after the kill; a new client served ` +
-          `by east after ${newClient.elapsedMs.toFixed(0)} ms; the moved client home on its next write at ` +
-          `${homeAt.toFixed(0)} ms (${reads.length} reads meanwhile)`,
+        `failback (ms after the kill): ingress listening ${restart.elapsedMs.toFixed(0)}, a new client asking for ` +
+          `east served by east ${back.elapsedMs.toFixed(0)}, the moved client home on its next write ` +
+          `${homeMs.toFixed(0)}, an unhinted new client served by east ${unhintedText}; ${log.length} reads by ` +
+          `the moved client, ${log.filter((r) => r.status !== 200).length} not 200; edge ${JSON.stringify(view)}`,
       );
-      const afterDeath = reads.filter((r) => r.issuedAt > deadAt);
+      const afterDeath = log.filter((r) => r.issuedAt > deadAt);
       assert.deepEqual(afterDeath.filter((r) => r.status !== 200), [], "every read after the kill succeeded");
       assert.ok(failoverMs < FAILOVER_BOUND_MS, `failover took ${failoverMs} ms`);
+      if (unhinted.value === undefined) {
+        // No unhinted new client reached east: only right when the router's rule says west is faster.
+        assert.ok(view.ewmaMs.west + 10 < view.ewmaMs.east, `new clients kept off a healthy east: ${unhinted.error}`);
+      }
       assert.equal(stayed.headers.get("x-bv-region"), "west", "a moved client's reads do not go home");
       assert.ok(write.status < 500, `the write was answered: ${write.status}`);
       assert.equal(write.headers.get("x-bv-region"), "east", "a moved client goes home on its next write");

@@ -92,6 +92,42 @@ export async function burst(url: string, headers: Record<string, string>, count:
   return { passed, limited, failed, limitedMalformed };
 }
 
+/** One read of a client that keeps reading: when it was sent and answered, and what came back. */
+export interface ReadRecord {
+  readonly issuedAt: number;
+  readonly doneAt: number;
+  /** 0 when no answer came. */
+  readonly status: number;
+  readonly region: string | null;
+}
+
+/** Reads `url` with `headers` one request at a time (25 ms apart) until `stop()`, which resolves with the log. */
+export function startReading(url: string, headers: Record<string, string>): {
+  readonly log: readonly ReadRecord[];
+  stop(): Promise<ReadRecord[]>;
+} {
+  const log: ReadRecord[] = [];
+  let reading = true;
+  const loop = (async () => {
+    while (reading) {
+      const issuedAt = performance.now();
+      const response = await fetch(url, { headers, signal: AbortSignal.timeout(10_000) }).catch(() => undefined);
+      await response?.body?.cancel();
+      const region = response?.headers.get("x-bv-region") ?? null;
+      log.push({ issuedAt, doneAt: performance.now(), status: response?.status ?? 0, region });
+      await sleep(25);
+    }
+  })();
+  return {
+    log,
+    async stop() {
+      reading = false;
+      await loop;
+      return log;
+    },
+  };
+}
+
 /** SIGKILLs `pid` (a crash: nothing drained) and resolves with `performance.now()` once it is gone. */
 export async function killByPid(pid: number): Promise<number> {
   Deno.kill(pid, "SIGKILL");

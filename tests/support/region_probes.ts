@@ -30,11 +30,17 @@ export async function regionRequestCount(ingressUrl: string): Promise<number> {
   return total;
 }
 
-/** The edge's view of the regions (`bv_edge_region_healthy`, `bv_edge_region_latency_ewma_ms`), for messages. */
-export async function edgeRegionGauges(edgeUrl: string): Promise<string> {
+/** The edge's view of the regions from its `/metrics`: health and probe latency EWMA, by region. */
+export async function edgeRegionView(
+  edgeUrl: string,
+): Promise<{ healthy: Record<string, number>; ewmaMs: Record<string, number> }> {
   const response = await fetch(`${edgeUrl}/metrics`, { signal: AbortSignal.timeout(5_000) });
-  const lines = (await response.text()).split("\n").filter((line) => line.startsWith("bv_edge_region_"));
-  return lines.join("; ");
+  const view = { healthy: {} as Record<string, number>, ewmaMs: {} as Record<string, number> };
+  for (const line of (await response.text()).split("\n")) {
+    const match = /^bv_edge_region_(healthy|latency_ewma_ms)\{region="(\w+)"\} ([\d.]+)$/.exec(line);
+    if (match) view[match[1] === "healthy" ? "healthy" : "ewmaMs"][match[2]] = Number(match[3]);
+  }
+  return view;
 }
 
 /** Signs access tokens with a region's active key, claims shaped like the security service's. */
