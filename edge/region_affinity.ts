@@ -106,9 +106,13 @@ export function createRegionAffinity(
       // Subjects and addresses share the map; the prefixes keep a subject from matching an address.
       const key = client.subject === undefined ? `a:${client.address}` : `s:${client.subject}`;
       const cookie = client.cookie !== undefined && known.has(client.cookie) ? client.cookie : undefined;
+      const addressPin = live(`a:${client.address}`, nowMs);
+      // A cookie says where the client is now, not where it came from: after a failover the edge sets it to
+      // the other region, so its home comes from the address pin when there is one (else failback on a
+      // write could never happen for clients that send cookies back).
       const found = (client.subject === undefined ? undefined : live(key, nowMs)) ??
-        (cookie === undefined ? undefined : { region: cookie, home: cookie, expiresAtMs: 0 }) ??
-        live(`a:${client.address}`, nowMs);
+        (cookie === undefined ? undefined : { region: cookie, home: addressPin?.home ?? cookie, expiresAtMs: 0 }) ??
+        addressPin;
       const region = found === undefined ? router.choose(null) : target(found, client.write);
       if (region === undefined) return undefined;
       store(key, { region, home: found?.home ?? region, expiresAtMs: nowMs + ttlMs });

@@ -94,3 +94,16 @@ Deno.test("affinity follows the subject's pin, then the cookie, then the address
   assert.equal(affinity.regionFor(client("nat", { cookie: "west", subject: "u1" })), "east", "the subject beats both");
   assert.equal(affinity.regionFor(client("fresh", { cookie: "mars" })), "west", "an unknown region is ignored");
 });
+
+Deno.test("affinity sends a client that returns the edge's cookie home on its next write after failback", () => {
+  const router = routerOver({ east: 2, west: 2 });
+  const affinity = createRegionAffinity(["east", "west"], router, {}, () => 0);
+  assert.equal(affinity.regionFor(client("c")), "east");
+  router.recordProbe("east", { kind: "not-ready", detail: "readyz answered 503" });
+  // The edge answers from west and sets `bv-region=west`; the browser sends it back from now on.
+  assert.equal(affinity.regionFor(client("c", { cookie: "west" })), "west", "failover");
+  router.probe({ east: 1 });
+  router.probe({ east: 1 });
+  assert.equal(affinity.regionFor(client("c", { cookie: "west" })), "west", "reads stay on west");
+  assert.equal(affinity.regionFor(client("c", { cookie: "west", write: true })), "east", "the write goes home");
+});
