@@ -14,6 +14,9 @@
  * traffic only once both regions compared have `latencySamplesMin` samples: right after start one cold
  * probe (a new connection, a JIT-cold handler) says little, and preference order is the better guess.
  *
+ * With no region healthy, `choose` still names one (panic routing, see `panicChoice`): a 503 is certain, a
+ * request to a region that answered not-ready a second ago may well succeed.
+ *
  * Choice: without a hint, the healthy region with the lowest EWMA, where a region earlier in preference order
  * keeps the traffic unless a later one is faster by more than `latencyToleranceMs` (so loopback jitter of
  * a few milliseconds (a GC pause in one probe) does not flip every request between east and west). With a hint
@@ -136,6 +139,18 @@ export function createRegionRouter(
     return best;
   }
 
+  /**
+   * Panic routing (Envoy's panic threshold, at 0 healthy): with no region healthy a request is still sent —
+   * to the hinted region, else the first in preference order — because health is a few seconds old and
+   * readiness is strict (one not-ready deployable takes its whole region out), so the request may well
+   * succeed, while a 503 certainly fails it. A region that cannot be reached still answers 503 through the
+   * proxy, and `exclude` still moves a retry to the other region.
+   */
+  function panicChoice(hint: string | null | undefined, exclude: string | undefined): string | undefined {
+    if (hint && hint !== exclude && byName.has(hint)) return hint;
+    return states.find((state) => state.name !== exclude)?.name;
+  }
+
   return {
     recordProbe(name, outcome) {
       const state = stateOf(name);
@@ -164,7 +179,8 @@ export function createRegionRouter(
     },
     choose(hint, exclude) {
       const best = fastest(exclude);
-      if (best === undefined || !hint || hint === best.name) return best?.name;
+      if (best === undefined) return panicChoice(hint, exclude);
+      if (!hint || hint === best.name) return best.name;
       const hinted = byName.get(hint);
       if (hinted === undefined || !hinted.healthy || hinted.name === exclude) return best.name;
       const muchSlower = comparable(hinted, best) && hinted.latencyMs > best.latencyMs * slowFactor &&

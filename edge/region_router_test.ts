@@ -68,7 +68,9 @@ Deno.test("router brings a region back on its first good probe when no region is
   const router = createRegionRouter(["east", "west"], { healthyAfterSuccesses: 3 });
   router.recordUnreachable("east", "refused");
   router.recordUnreachable("west", "refused");
-  assert.equal(router.choose(null), undefined);
+  assert.equal(router.choose(null), "east", "panic routing: preference order while none is healthy");
+  assert.equal(router.choose("west"), "west", "panic routing: the hint while none is healthy");
+  assert.equal(router.choose(null, "east"), "west", "panic routing: a retry still moves on");
   router.recordProbe("west", { kind: "ready", latencyMs: 5 });
   assert.equal(router.choose("east"), "west");
   router.recordProbe("east", { kind: "ready", latencyMs: 1 });

@@ -33,7 +33,12 @@ Deno.test({
       const admin = await call(`${edge}/api/v1/auth/login`, {
         body: { email: JOURNEY_ADMIN.email, password: JOURNEY_ADMIN.password },
       });
-      assert.equal(admin.status, 200);
+      assert.equal(
+        admin.status,
+        200,
+        `admin login: ${JSON.stringify(admin.body)} x-bv-region=${admin.headers.get("x-bv-region")}\n${await platform
+          .tail(60)}`,
+      );
       const adminToken = admin.body.accessToken;
 
       // The catalog has a product with stock.
