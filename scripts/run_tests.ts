@@ -70,8 +70,9 @@ console.log("\n== infrastructure: Kafka east and west");
 let kafkaOk = true;
 try {
   // Tests kill and restart brokers and check what survives: they need brokers this checkout owns.
-  await Promise.all(REGIONS.map((region) => stopForeignKafka(region)));
+  // MirrorMaker first: without its brokers it does not finish a clean stop.
   await stopForeignMirrorMakers();
+  await Promise.all(REGIONS.map((region) => stopForeignKafka(region)));
   await Promise.all(REGIONS.map((region) => ensureKafka(region)));
 } catch (error) {
   kafkaOk = false;

@@ -13,7 +13,7 @@ import {
   logCreatorFor,
   stderrJsonSink,
 } from "./_logging.ts";
-import { type HandlerRetryPolicy, type KafkaConsumerTimings, startMember } from "./_member.ts";
+import { type HandlerRetryPolicy, isTopicNotReadyYet, type KafkaConsumerTimings, startMember } from "./_member.ts";
 import { startBatchMember } from "./_batch_member.ts";
 
 export type { HandlerRetryPolicy, KafkaConsumerTimings, KafkaLogEntry, KafkaLogLevelName };
@@ -42,25 +42,6 @@ export interface KafkaEventLogOptions {
 const TOPIC_PARTITIONS_DEFAULT = 3;
 /** Attempts of `ensureTopics` while new partitions are not hosted yet (backoff 200 ms doubling: ≤ 6 s). */
 const ENSURE_TOPICS_ATTEMPTS_MAX = 5;
-
-/** Errors that mean "the topic exists but its partitions are not served yet". */
-function isTopicNotReadyYet(error: unknown): boolean {
-  // kafkajs may wrap the protocol error (retries exceeded): look through the cause chain.
-  for (
-    let e = error as { type?: string; cause?: unknown; originalError?: unknown } | undefined, depth = 0;
-    e && depth < 5;
-    depth++
-  ) {
-    if (
-      e.type === "UNKNOWN_TOPIC_OR_PARTITION" || e.type === "LEADER_NOT_AVAILABLE" ||
-      e.type === "NOT_LEADER_FOR_PARTITION"
-    ) {
-      return true;
-    }
-    e = (e.cause ?? e.originalError) as typeof e;
-  }
-  return false;
-}
 
 /** Creates an event log on a Kafka cluster; nothing connects until the first call that needs it. */
 export function createKafkaEventLog(options: KafkaEventLogOptions): EventLog {
