@@ -168,7 +168,8 @@ Deno.test("edge reloads the regions' key sets when a token names a kid it has no
   }
 });
 
-Deno.test("edge accepts tokens signed by any region's keys", async () => {
+/** Two fake regions, each publishing its own signing key, behind one edge that loads both key sets. */
+async function twoRegions(options?: { readonly jwksCooldownMs?: number }) {
   const eastKey = await createEdgeTestKey();
   const westKey = await createEdgeTestKey();
   const east = fakeRegion("east", { jwks: { keys: [eastKey.jwk] } });
@@ -179,8 +180,14 @@ Deno.test("edge accepts tokens signed by any region's keys", async () => {
       jwksUrls: [`${east.url}/.well-known/jwks.json`, `${west.url}/.well-known/jwks.json`],
       issuer: TEST_ISSUER,
       audience: TEST_AUDIENCE,
+      jwksCooldownMs: options?.jwksCooldownMs,
     },
   });
+  return { eastKey, westKey, east, west, edge };
+}
+
+Deno.test("edge accepts tokens signed by any region's keys", async () => {
+  const { eastKey, westKey, east, west, edge } = await twoRegions();
   try {
     for (const key of [eastKey, westKey]) {
       const response = await edge.app.request("/api/v1/orders", bearer(await key.sign("carol"), placeOrder));
@@ -213,19 +220,7 @@ Deno.test("edge answers 503, not 401, when no region's key set can be loaded", a
 });
 
 Deno.test("edge keeps a region's last good keys while that region's key set cannot be loaded", async () => {
-  const eastKey = await createEdgeTestKey();
-  const westKey = await createEdgeTestKey();
-  const east = fakeRegion("east", { jwks: { keys: [eastKey.jwk] } });
-  const west = fakeRegion("west", { jwks: { keys: [westKey.jwk] } });
-  const edge = createEdge({
-    regions: [east, west],
-    auth: {
-      jwksUrls: [`${east.url}/.well-known/jwks.json`, `${west.url}/.well-known/jwks.json`],
-      issuer: TEST_ISSUER,
-      audience: TEST_AUDIENCE,
-      jwksCooldownMs: 0,
-    },
-  });
+  const { eastKey, east, west, edge } = await twoRegions({ jwksCooldownMs: 0 });
   try {
     const before = await edge.app.request("/api/v1/orders", bearer(await eastKey.sign("dave"), placeOrder));
     assert.equal(before.status, 200);
