@@ -143,3 +143,16 @@ export function signalChild(child: Deno.ChildProcess, signal: Deno.Signal): void
     // Already gone.
   }
 }
+
+/**
+ * Stops `processes` the way a supervisor should: SIGTERM to each, last started first (the ingress before the
+ * services it proxies), SIGKILL to any still running after `timeoutMs`; resolves when all have exited.
+ */
+export async function stopProcesses(processes: readonly Deno.ChildProcess[], timeoutMs: number): Promise<void> {
+  for (const process of [...processes].reverse()) signalChild(process, "SIGTERM");
+  const timer = setTimeout(() => {
+    for (const process of processes) signalChild(process, "SIGKILL");
+  }, timeoutMs);
+  await Promise.allSettled(processes.map((process) => process.status));
+  clearTimeout(timer);
+}

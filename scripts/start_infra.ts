@@ -12,6 +12,7 @@ import { ensureKafka, ensureMirrorMaker } from "./kafka/mod.ts";
 import { ensurePostgres, isProjectCluster, projectClusterEnv } from "./postgres/mod.ts";
 import { prepareOrderReplication, setUpOrderReplication } from "./postgres/infra_replication.ts";
 import { endpointsTable } from "./endpoints_table.ts";
+import { stopProcesses } from "./platform_processes.ts";
 
 interface Child {
   readonly name: string;
@@ -83,24 +84,7 @@ let stopping = false;
 
 async function stopAll(children: readonly Child[]): Promise<void> {
   stopping = true;
-  for (const child of [...children].reverse()) {
-    try {
-      child.process.kill("SIGTERM");
-    } catch {
-      // Already gone.
-    }
-  }
-  const timer = setTimeout(() => {
-    for (const child of children) {
-      try {
-        child.process.kill("SIGKILL");
-      } catch {
-        // Already gone.
-      }
-    }
-  }, STOP_TIMEOUT_MS);
-  await Promise.allSettled(children.map((c) => c.process.status));
-  clearTimeout(timer);
+  await stopProcesses(children.map((child) => child.process), STOP_TIMEOUT_MS);
 }
 
 async function prepareInfrastructure(config: Config): Promise<void> {

@@ -14,6 +14,7 @@
 import { loadConfigOrExit } from "../../shared/config/config.ts";
 import { ensureDatabase } from "../../shared/adapters/postgres/provision.ts";
 import { ensureVhost } from "../../shared/adapters/amqp/provision.ts";
+import { stopProcesses } from "../../scripts/platform_processes.ts";
 
 const STOP_TIMEOUT_MS = 15_000;
 
@@ -53,24 +54,7 @@ let stopping = false;
 for (const signal of ["SIGINT", "SIGTERM"] as const) {
   Deno.addSignalListener(signal, async () => {
     stopping = true;
-    for (const child of [...children].reverse()) {
-      try {
-        child.process.kill("SIGTERM");
-      } catch {
-        // Already gone.
-      }
-    }
-    const timer = setTimeout(() => {
-      for (const child of children) {
-        try {
-          child.process.kill("SIGKILL");
-        } catch {
-          // Already gone.
-        }
-      }
-    }, STOP_TIMEOUT_MS);
-    await Promise.allSettled(children.map((c) => c.process.status));
-    clearTimeout(timer);
+    await stopProcesses(children.map((child) => child.process), STOP_TIMEOUT_MS);
     Deno.exit(0);
   });
 }

@@ -13,6 +13,7 @@ import {
   platformPortEnv,
   signalChild,
   spawnLogged,
+  stopProcesses,
   waitUntilReady,
 } from "../platform_processes.ts";
 
@@ -103,10 +104,7 @@ export async function openDrillPlatform(env: Record<string, string>, logPath: st
       return victims.map((p) => p.name);
     },
     async stop() {
-      for (const p of [...procs].reverse()) signalChild(p.child, "SIGTERM");
-      const timer = setTimeout(() => procs.forEach((p) => signalChild(p.child, "SIGKILL")), 10_000);
-      await Promise.allSettled(procs.map((p) => p.child.status));
-      clearTimeout(timer);
+      await stopProcesses(procs.map((p) => p.child), 10_000);
       await Promise.allSettled(pumps);
       log.close();
     },
