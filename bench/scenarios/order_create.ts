@@ -12,7 +12,7 @@ import { resultOf, type Scenario } from "../harness.ts";
 import { compareAtRate } from "../open_loop.ts";
 import { acquirePlatform, releasePlatform, STOCKED_FOR_ORDERS } from "./_ecommerce_platform.ts";
 import { postOrder } from "./_orders.ts";
-import { perOpLine, startCpuMeter } from "./_process_cpu.ts";
+import { machinePerOpLine, perOpLine, startCpuMeter, startMachineCpuMeter } from "./_process_cpu.ts";
 
 const NAME = "order_create";
 const RATE_PER_SEC = 200;
@@ -62,6 +62,7 @@ export const orderCreate: Scenario = {
           });
         };
         const cpu = await startCpuMeter({ ecommerce: platform.config.regions.east.servicePorts.ecommerce });
+        const machine = await startMachineCpuMeter();
         const sides = await compareAtRate(
           { label: "REST → gRPC → Postgres + outbox", op: subject },
           { label: "postgres.js tx (order + outbox row)", op: baseline },
@@ -78,6 +79,7 @@ export const orderCreate: Scenario = {
         }
         // The e-commerce process only drains the subject's backlog (relay, projections) in baseline rounds.
         ctx.log(`${perOpLine(await cpu.read(), n)} (${n} orders, warm-up included)`);
+        ctx.log(`${machinePerOpLine(await machine.read(), n)} (baseline rounds included)`);
         return resultOf(NAME, sides);
       } finally {
         await sql.end({ timeout: 5 });

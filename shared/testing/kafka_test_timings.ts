@@ -13,4 +13,6 @@ export const TEST_CONSUMER_TIMINGS: Readonly<Required<KafkaConsumerTimings>> = O
   heartbeatIntervalMs: 200,
   maxWaitTimeMs: 100,
   closeTimeoutMs: 1_000,
+  // The production default: tests see coalesced commits as services do.
+  commitIntervalMs: 500,
 });

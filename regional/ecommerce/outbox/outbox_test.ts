@@ -106,3 +106,51 @@ Deno.test({
     }
   },
 });
+
+Deno.test("[postgres] outbox relay: a nudge during a drain starts the next drain at once, not after the poll interval", async () => {
+  // Postgres, not PGlite: the test commits while the relay's transaction is open, which needs two connections.
+  const db = await createTestDatabase();
+  const sql = createPostgresSql({ url: db.url });
+  const inner = createMemoryEventLog();
+  let releaseFirst!: () => void;
+  const firstHeld = new Promise<void>((resolve) => releaseFirst = resolve);
+  let publishes = 0;
+  let enteredFirst!: () => void;
+  const firstEntered = new Promise<void>((resolve) => enteredFirst = resolve);
+  // The first publish waits until the test has committed a second event and nudged, as a busy relay would.
+  const eventLog: EventLog = {
+    ...inner,
+    publish: async (topic, records) => {
+      if (++publishes === 1) {
+        enteredFirst();
+        await firstHeld;
+      }
+      await inner.publish(topic, records);
+    },
+  };
+  await migrate(sql, [...outboxMigrations]);
+  const relay = startOutboxRelay({ sql, eventLog, pollIntervalMs: 60_000 });
+  try {
+    const first = createEnvelope(orderFulfilled, { orderId: uniqueName("o"), userId: "u-1" }, context);
+    const second = createEnvelope(orderFulfilled, { orderId: uniqueName("o"), userId: "u-1" }, context);
+    await sql.transaction((tx) => appendToOutbox(tx, first));
+    relay.nudge();
+    await firstEntered;
+    await sql.transaction((tx) => appendToOutbox(tx, second));
+    relay.nudge();
+    releaseFirst();
+    const unpublished = async () =>
+      (await sql.query<{ n: number }>`select count(*)::int as n from outbox where published_at is null`)[0].n;
+    const started = Date.now();
+    while (await unpublished() > 0) {
+      assert.ok(Date.now() - started < 5_000, "the second event waited for the 60 s poll");
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    assert.equal(publishes, 2);
+  } finally {
+    await relay.stop();
+    await inner.close();
+    await sql.close();
+    await db.drop();
+  }
+});

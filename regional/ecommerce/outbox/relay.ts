@@ -41,6 +41,9 @@ export function startOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   const failureBackoffMs = options.failureBackoffMs ?? 1_000;
   let stopped = false;
   let wake: (() => void) | undefined;
+  // A nudge that comes while a drain runs may be for a row that drain's select did not see: remembered, it
+  // starts the next drain at once instead of after the poll interval (up to 200 ms of latency per event).
+  let nudged = false;
   let running: Promise<number> = Promise.resolve(0);
 
   async function publishBatch(): Promise<number> {
@@ -76,6 +79,7 @@ export function startOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   async function loop(): Promise<void> {
     while (!stopped) {
       let delayMs = pollIntervalMs;
+      nudged = false;
       try {
         running = drain();
         await running;
@@ -84,6 +88,7 @@ export function startOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
         delayMs = failureBackoffMs;
       }
       if (stopped) break;
+      if (nudged && delayMs === pollIntervalMs) continue;
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, delayMs);
         wake = () => {
@@ -97,7 +102,10 @@ export function startOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
 
   const looping = loop();
   return {
-    nudge: () => wake?.(),
+    nudge: () => {
+      nudged = true;
+      wake?.();
+    },
     drain: async () => {
       await running.catch(() => 0);
       return await drain();

@@ -13,7 +13,9 @@ import {
   type IncomingRecord,
   type Subscription,
 } from "../../ports/event_log.ts";
+import type { OffsetCommitter } from "./_commits.ts";
 import {
+  committerOf,
   consumerOf,
   maxAttemptsOf,
   type MemberContext,
@@ -40,7 +42,8 @@ export async function startBatchMember(
   }
   const consumer = consumerOf(context, options.groupId);
   const ready = readyOf(consumer);
-  const state = new BatchMemberState(context, options, consumer, maxAttempts, batchMax, ready.fail);
+  const commits = committerOf(context, consumer, options.groupId);
+  const state = new BatchMemberState(context, options, consumer, commits, maxAttempts, batchMax, ready.fail);
   await runConsumer(consumer, options, ready, {
     autoCommit: false,
     // Offsets are resolved per chunk below, so a rebalance mid-fetch resumes after the last applied chunk.
@@ -65,6 +68,7 @@ class BatchMemberState {
     private readonly context: MemberContext,
     private readonly options: BatchSubscribeOptions,
     private readonly consumer: Consumer,
+    private readonly commits: OffsetCommitter,
     private readonly maxAttempts: number,
     private readonly batchMax: number,
     private readonly failReady: (error: Error) => void,
@@ -116,7 +120,7 @@ class BatchMemberState {
     if (this.#abandoned) return false;
     const last = records[records.length - 1];
     const next = (BigInt(last.offset) + 1n).toString();
-    await this.consumer.commitOffsets([{ topic: last.topic, partition: last.partition, offset: next }]);
+    await this.commits.mark(last.topic, last.partition, next);
     return true;
   }
 
@@ -136,6 +140,7 @@ class BatchMemberState {
         this.#abandon();
       }
     }
+    await this.commits.close();
     await this.consumer.disconnect();
   }
 

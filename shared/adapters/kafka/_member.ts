@@ -14,6 +14,7 @@ import {
   type Subscription,
 } from "../../ports/event_log.ts";
 import type { KafkaLogSink } from "./_logging.ts";
+import { createOffsetCommitter, type OffsetCommitter } from "./_commits.ts";
 
 /** Consumer-group timing; kafkajs's defaults are written out here so they are visible. */
 export interface KafkaConsumerTimings {
@@ -27,6 +28,12 @@ export interface KafkaConsumerTimings {
   readonly maxWaitTimeMs?: number;
   /** How long `close()` waits for the record in flight before abandoning it uncommitted. @default 10_000 */
   readonly closeTimeoutMs?: number;
+  /**
+   * Offsets of handled records are committed together at most this often (and on close and rebalance);
+   * 0 commits after every record (or batch). A member that dies loses at most this much of commits, so its
+   * successor re-delivers that many records. @default 500
+   */
+  readonly commitIntervalMs?: number;
 }
 
 /** Backoff before redelivering a record whose handler threw: doubles from `initialDelayMs` up to `maxDelayMs`. */
@@ -53,7 +60,8 @@ export async function startMember(context: MemberContext, options: SubscribeOpti
   const maxAttempts = maxAttemptsOf(options);
   const consumer = consumerOf(context, options.groupId);
   const ready = readyOf(consumer);
-  const state = new MemberState(context, options, consumer, maxAttempts, ready.fail);
+  const commits = committerOf(context, consumer, options.groupId);
+  const state = new MemberState(context, options, consumer, commits, maxAttempts, ready.fail);
   await runConsumer(consumer, options, ready, {
     autoCommit: false,
     // One partition at a time keeps per-key order obvious; more parallelism means more members.
@@ -90,6 +98,16 @@ export function consumerOf(context: MemberContext, groupId: string): Consumer {
     readUncommitted: false,
     retry: { initialRetryTime: 100, maxRetryTime: 5_000, retries: 8 },
   });
+}
+
+/**
+ * The member's offset committer ({@link createOffsetCommitter}); it flushes when the group starts to
+ * rebalance, so the partitions' next owner (often this member again) does not redo what was handled.
+ */
+export function committerOf(context: MemberContext, consumer: Consumer, groupId: string): OffsetCommitter {
+  const commits = createOffsetCommitter(consumer, groupId, context.timings.commitIntervalMs, context.log);
+  consumer.on(consumer.events.REBALANCING, () => void commits.flush());
+  return commits;
 }
 
 /** Errors that mean "the topic exists but its partitions are not served yet". */
@@ -187,6 +205,7 @@ class MemberState {
     private readonly context: MemberContext,
     private readonly options: SubscribeOptions,
     private readonly consumer: Consumer,
+    private readonly commits: OffsetCommitter,
     private readonly maxAttempts: number,
     private readonly failReady: (error: Error) => void,
   ) {}
@@ -225,7 +244,7 @@ class MemberState {
     if (this.#abandoned) return;
     // Kafka commits the offset of the next record to read.
     const next = (BigInt(record.offset) + 1n).toString();
-    await this.consumer.commitOffsets([{ topic: record.topic, partition: record.partition, offset: next }]);
+    await this.commits.mark(record.topic, record.partition, next);
   }
 
   close(): Promise<void> {
@@ -254,6 +273,8 @@ class MemberState {
         });
       }
     }
+    // What was handled is committed before leaving, so the next owner starts right after it.
+    await this.commits.close();
     // disconnect() stops the fetch loop and sends LeaveGroup, so the partitions move without waiting for
     // the session timeout.
     await this.consumer.disconnect();

@@ -66,6 +66,7 @@ export function createKafkaEventLog(options: KafkaEventLogOptions): EventLog {
     heartbeatIntervalMs: options.consumer?.heartbeatIntervalMs ?? 3_000,
     maxWaitTimeMs: options.consumer?.maxWaitTimeMs ?? 500,
     closeTimeoutMs: options.consumer?.closeTimeoutMs ?? 10_000,
+    commitIntervalMs: options.consumer?.commitIntervalMs ?? 500,
   };
   const handlerRetry = options.handlerRetry ?? { initialDelayMs: 200, maxDelayMs: 5_000 };
 
