@@ -50,7 +50,11 @@ Deno.test("createOffsetCommitter() with interval 0 commits every mark before it 
   const committer = createOffsetCommitter(ok.consumer, "g", 0, () => {});
   await committer.mark("t", 0, "1");
   await committer.mark("t", 0, "2");
-  assert.deepEqual(ok.commits, [[{ topic: "t", partition: 0, offset: "1" }], [{ topic: "t", partition: 0, offset: "2" }]]);
+  assert.deepEqual(ok.commits, [[{ topic: "t", partition: 0, offset: "1" }], [{
+    topic: "t",
+    partition: 0,
+    offset: "2",
+  }]]);
   const failing = recordingConsumer(true);
   await assert.rejects(createOffsetCommitter(failing.consumer, "g", 0, () => {}).mark("t", 0, "1"), /rebalancing/);
 });

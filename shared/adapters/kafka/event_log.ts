@@ -4,6 +4,8 @@
  * on purpose, and consumer-group members that commit only after their handler succeeds (see `_member.ts`).
  */
 import { type Admin, CompressionTypes, Kafka, Partitioners, type Producer } from "kafkajs";
+// Before any client exists: stops kafkajs's 1 ms idle timer loop per broker connection.
+import "./_request_queue_fix.ts";
 import type { EventLog, OutgoingRecord, Subscription, TopicSpec } from "../../ports/event_log.ts";
 import {
   kafkajsLevelOf,
@@ -64,7 +66,7 @@ export function createKafkaEventLog(options: KafkaEventLogOptions): EventLog {
     sessionTimeoutMs: options.consumer?.sessionTimeoutMs ?? 30_000,
     rebalanceTimeoutMs: options.consumer?.rebalanceTimeoutMs ?? 60_000,
     heartbeatIntervalMs: options.consumer?.heartbeatIntervalMs ?? 3_000,
-    maxWaitTimeMs: options.consumer?.maxWaitTimeMs ?? 500,
+    maxWaitTimeMs: options.consumer?.maxWaitTimeMs ?? 2_000,
     closeTimeoutMs: options.consumer?.closeTimeoutMs ?? 10_000,
     commitIntervalMs: options.consumer?.commitIntervalMs ?? 500,
   };
