@@ -7,6 +7,8 @@
 
 export interface PrivateMosquitto {
   readonly url: string;
+  /** The broker's process id (to meter its CPU). */
+  readonly pid: number;
   stop(): Promise<void>;
 }
 
@@ -47,6 +49,7 @@ export async function startPrivateMosquitto(): Promise<PrivateMosquitto> {
   }
   return {
     url: `mqtt://127.0.0.1:${port}`,
+    pid: child.pid,
     async stop() {
       child.kill("SIGTERM");
       await child.status;

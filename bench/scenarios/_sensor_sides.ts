@@ -4,7 +4,9 @@
  * and the side's receiver must account for every acknowledged delta.
  *
  * - Subject: `startSensorBridge` (several MQTT connections sharing `$share/…`, persistent sessions) → Kafka
- *   → `startSensorDeltaConsumer` (batched, exactly once by message id) → PostgreSQL, plus the outbox relay.
+ *   → `startSensorDeltaConsumer` (batched, exactly once by message id) → PostgreSQL, plus the outbox relay;
+ *   the consumer and relay run on a worker thread (`_sensor_consumer_worker.ts`), as a separate deployable
+ *   would, so the bridge (main thread) and they use both cores.
  *   A delta's time is ledger `created_at` (its transaction's start) − the send time the payload carries.
  * - Baseline: raw mqtt.js connections (the same number, same shared subscription, QoS 1, PUBACK only after
  *   Kafka acked, like the bridge) → one kafkajs idempotent producer (acks=all, one send in flight with
@@ -15,10 +17,11 @@ import type { Consumer, Producer } from "kafkajs";
 import mqtt from "mqtt";
 import { createMqttBus } from "../../shared/adapters/mqtt/mod.ts";
 import type { EventLog, MqttBus, Sql } from "../../shared/ports/mod.ts";
-import { startOutboxRelay } from "../../regional/ecommerce/outbox/mod.ts";
-import { startSensorBridge, startSensorDeltaConsumer } from "../../regional/ecommerce/sensors/mod.ts";
+import { startSensorBridge } from "../../regional/ecommerce/sensors/mod.ts";
 import { createLatencyHistogram } from "../harness.ts";
 import type { FleetReport, FleetRequest } from "./_sensor_publisher_worker.ts";
+import type { SensorConsumerReply, SensorConsumerRequest } from "./_sensor_consumer_worker.ts";
+import { cpuPerDeltaLine, startSensorCpuMeter } from "./_sensor_cpu.ts";
 import { joinedAndFetched, withTimeout } from "./_kafka_raw.ts";
 import { nextMessage } from "./_worker.ts";
 import type { Histogram } from "hdr-histogram-js";
@@ -40,6 +43,12 @@ export interface IngestRound {
 export interface IngestEnv {
   readonly run: string;
   readonly mqttUrl: string;
+  /** The private Mosquitto's pid, named in the CPU breakdown. */
+  readonly mqttPid: number;
+  /** The throw-away database's name, named in the CPU breakdown. */
+  readonly database: string;
+  /** Where the subject's consumer worker finds the database and Kafka. */
+  readonly consumer: Omit<SensorConsumerRequest, "region" | "clientId">;
   readonly skus: readonly string[];
   readonly ratePerSec: number;
   readonly durationMs: number;
@@ -75,6 +84,33 @@ export async function runFleet(env: IngestEnv, round: string): Promise<FleetRepo
   }
 }
 
+/** Starts the subject's consumer and outbox relay on a worker thread; resolves once the consumer joined. */
+async function startConsumerWorker(request: SensorConsumerRequest): Promise<{ close(): Promise<void> }> {
+  const worker = new Worker(new URL("./_sensor_consumer_worker.ts", import.meta.url), { type: "module" });
+  const answer = async (message: SensorConsumerRequest | "close", expected: string) => {
+    const reply = nextMessage<SensorConsumerReply>(worker, WORKER_REPORT_TIMEOUT_MS);
+    worker.postMessage(message);
+    const got = await reply;
+    if ("error" in got) throw new Error(`Sensor consumer worker failed: ${got.error}`);
+    if (got.state !== expected) throw new Error(`Sensor consumer worker answered "${got.state}", not "${expected}"`);
+  };
+  try {
+    await answer(request, "ready");
+  } catch (error) {
+    worker.terminate();
+    throw error;
+  }
+  return {
+    async close() {
+      try {
+        await answer("close", "closed");
+      } finally {
+        worker.terminate();
+      }
+    },
+  };
+}
+
 /** Polls `count` until it reaches `target` or stops growing for `stallMs`; resolves with whether it stalled. */
 async function waitFor(count: () => Promise<number> | number, target: number, stallMs: number): Promise<boolean> {
   let last = -1;
@@ -100,15 +136,7 @@ export async function subjectRound(env: IngestEnv, sql: Sql, eventLog: EventLog,
   const buses: MqttBus[] = [];
   const closers: (() => Promise<unknown>)[] = [];
   try {
-    const relay = startOutboxRelay({ sql, eventLog });
-    closers.push(() => relay.stop());
-    const consumer = await startSensorDeltaConsumer({
-      sql,
-      eventLog,
-      nudgeOutbox: () => relay.nudge(),
-      region,
-      from: "latest",
-    });
+    const consumer = await startConsumerWorker({ ...env.consumer, region, clientId: `${env.run}-${round}-consumer` });
     closers.push(() => consumer.close());
     for (let i = 0; i < env.bridgeConnections; i++) {
       const bus = await createMqttBus({
@@ -125,13 +153,25 @@ export async function subjectRound(env: IngestEnv, sql: Sql, eventLog: EventLog,
     const bridge = await startSensorBridge({ mqtt: buses, eventLog, region });
     closers.push(() => bridge.close());
 
+    const cpu = await startSensorCpuMeter({
+      labels: new Map([[env.mqttPid, "mosquitto (bench)"]]),
+      database: env.database,
+    });
     const fleet = await runFleet(env, round);
+    // Polled every 100 ms: max(id) is one index probe, where counting the new rows would scan them all (that
+    // scan was a tenth of a core at the end of a round). Ids never repeat but may skip, so it bounds the count
+    // from above; the exact count runs only once the bound says every delta may be there.
     const applied = async () => {
+      const [{ top }] = await sql.query<{ top: string }>`
+        select coalesce(max(id), 0)::text as top from inventory_adjustment`;
+      const bound = Number(top) - Number(maxId);
+      if (bound < fleet.acked) return bound;
       const [{ n }] = await sql.query<{ n: number }>`
         select count(*)::int as n from inventory_adjustment where id > ${maxId}::int8 and source = 'mqtt'`;
       return n;
     };
     const stalled = await waitFor(applied, fleet.acked, env.stallMs);
+    env.log(`subject: ${cpuPerDeltaLine(await cpu.read(), fleet.acked)}`);
     const rows = await sql.query<{ reason: string; at: number }>`
       select reason, (extract(epoch from created_at) * 1000)::float8 as at from inventory_adjustment
       where id > ${maxId}::int8 and source = 'mqtt'`;
@@ -139,19 +179,26 @@ export async function subjectRound(env: IngestEnv, sql: Sql, eventLog: EventLog,
     let lastMs = fleet.firstSendMs;
     let firstMs = Infinity;
     const perSecond = new Map<number, number>();
+    // created_at is now(), its transaction's start: one distinct value per applied batch.
+    const transactions = new Map<number, number>();
     for (const row of rows) {
+      transactions.set(row.at, (transactions.get(row.at) ?? 0) + 1);
       histogram.recordValue(Math.max(0, Math.round((row.at - Number(row.reason.slice(1))) * 1000)));
       lastMs = Math.max(lastMs, row.at);
       firstMs = Math.min(firstMs, row.at);
       const second = Math.floor((row.at - fleet.firstSendMs) / 1000);
       perSecond.set(second, (perSecond.get(second) ?? 0) + 1);
     }
-    // Where the time went. A PUBACK follows the Kafka ack, so the last PUBACK is when the bridge had forwarded
-    // everything; a late start (a join) reads differently from a slow steady rate.
+    // Where the time went. The fleet's PUBACKs come from Mosquitto as soon as it holds a message (it queues
+    // them for the bridge's session), so the last one says when the broker had everything, not the bridge
+    // (the bridge's own PUBACKs, after the Kafka ack, go to the broker); a late start (a join) reads
+    // differently from a slow steady rate.
     env.log(
-      `subject: bridge forwarded all ${fleet.acked} by ${(fleet.lastAckMs - fleet.firstSendMs).toFixed(0)} ms, ` +
+      `subject: the broker acknowledged all ${fleet.acked} by ` +
+        `${(fleet.lastAckMs - fleet.firstSendMs).toFixed(0)} ms, ` +
         `the consumer applied all by ${(lastMs - fleet.firstSendMs).toFixed(0)} ms; ` +
         `first delta applied ${(firstMs - fleet.firstSendMs).toFixed(0)} ms after the first send; ` +
+        `${transactions.size} apply transactions (deltas each: ${quantilesOf([...transactions.values()])}); ` +
         `applied per second since then: ${
           [...perSecond.entries()].sort((a, b) => a[0] - b[0]).map((e) => e[1]).join(", ")
         }`,
@@ -178,6 +225,14 @@ export async function subjectRound(env: IngestEnv, sql: Sql, eventLog: EventLog,
       }).then((client) => client.endAsync())
     ));
   }
+}
+
+/** "p10 a / p50 b / p90 c / max d" of `values`. */
+function quantilesOf(values: number[]): string {
+  if (values.length === 0) return "none";
+  values.sort((a, b) => a - b);
+  const at = (q: number) => values[Math.min(values.length - 1, Math.floor(q * values.length))];
+  return `p10 ${at(0.1)} / p50 ${at(0.5)} / p90 ${at(0.9)} / max ${values[values.length - 1]}`;
 }
 
 /** The raw forwarder's Kafka side, made once per scenario run. */
@@ -248,8 +303,10 @@ export async function baselineRound(env: IngestEnv, kafka: RawKafka, round: stri
       clients.push(client);
     }
 
+    const cpu = await startSensorCpuMeter({ labels: new Map([[env.mqttPid, "mosquitto (bench)"]]) });
     const fleet = await runFleet(env, round);
     const stalled = await waitFor(() => received, fleet.acked, env.stallMs);
+    env.log(`baseline: ${cpuPerDeltaLine(await cpu.read(), fleet.acked)}`);
     return { fleet, received, deltaSum, elapsedMs: lastMs - fleet.firstSendMs, histogram, stalled };
   } finally {
     await Promise.allSettled(clients.map((client) => client.endAsync()));

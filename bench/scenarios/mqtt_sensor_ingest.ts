@@ -97,6 +97,9 @@ export const mqttSensorIngest: Scenario = {
       const env: IngestEnv = {
         run,
         mqttUrl: mosquitto.url,
+        mqttPid: mosquitto.pid,
+        database: db.name,
+        consumer: { databaseUrl: db.url, brokers: realInfra.kafkaBrokers, topicPrefix: prefix },
         skus,
         ratePerSec: RATE_PER_SEC,
         durationMs: DURATION_MS,

@@ -1,6 +1,12 @@
 import assert from "node:assert/strict";
 import { z } from "zod";
-import { eventIdOf, readSensorMessage, SENSOR_PAYLOAD_BYTES_MAX } from "./sensor_delta.ts";
+import {
+  eventIdOf,
+  plainSensorPayloadOf,
+  readSensorMessage,
+  SENSOR_PAYLOAD_BYTES_MAX,
+  sensorPayloadSchema,
+} from "./sensor_delta.ts";
 
 const encode = (text: string) => new TextEncoder().encode(text);
 const message = (payload: string | Uint8Array, topic = "iot/inventory/SKU-1/delta", userProperties = {}) => ({
@@ -98,4 +104,75 @@ Deno.test("eventIdOf() is a deterministic UUID the envelope accepts", async () =
   assert.equal(await eventIdOf("seq:abc"), id);
   assert.notEqual(await eventIdOf("seq:abd"), id);
   assert.ok(z.uuid().safeParse(id).success, id);
+});
+
+Deno.test("the plain-payload fast path accepts nothing the schema refuses, and returns what the schema returns", () => {
+  const payloads: unknown[] = [
+    { delta: -2, reason: "SENSOR" },
+    { delta: 3, reason: "  padded  ", seq: 0, deviceId: "shelf-3" },
+    { delta: 10_000, reason: "x".repeat(64) },
+    { delta: -10_000, reason: ` ${"x".repeat(64)} ` },
+    { delta: 1, reason: "x", seq: Number.MAX_SAFE_INTEGER },
+    { delta: 1, reason: "x", seq: -0 },
+    { delta: 1, reason: "ünïcode ✓" },
+    // Each of these must be left to the schema.
+    { delta: 0, reason: "x" },
+    { delta: -0, reason: "x" },
+    { delta: 1.5, reason: "x" },
+    { delta: 10_001, reason: "x" },
+    { delta: "1", reason: "x" },
+    { delta: Infinity, reason: "x" },
+    { delta: 1, reason: "" },
+    { delta: 1, reason: "   " },
+    { delta: 1, reason: "x".repeat(65) },
+    { delta: 1, reason: "a\u0000b" },
+    { delta: 1, reason: "a\u001fb" },
+    { delta: 1, reason: "x", seq: -1 },
+    { delta: 1, reason: "x", seq: 1.5 },
+    { delta: 1, reason: "x", seq: Number.MAX_SAFE_INTEGER + 1 },
+    { delta: 1, reason: "x", seq: null },
+    { delta: 1, reason: "x", deviceId: "" },
+    { delta: 1, reason: "x", deviceId: "has space" },
+    { delta: 1, reason: "x", deviceId: "x".repeat(65) },
+    { delta: 1, reason: "x", price: 1 },
+    JSON.parse('{"delta": 1, "reason": "x", "__proto__": {"seq": 5}}'),
+    { reason: "x" },
+    [1, 2],
+    null,
+    "text",
+  ];
+  for (const payload of payloads) {
+    const fast = plainSensorPayloadOf(payload);
+    const schema = sensorPayloadSchema.safeParse(payload);
+    if (fast !== undefined) {
+      assert.ok(schema.success, `fast path accepted what the schema refuses: ${JSON.stringify(payload)}`);
+      assert.deepEqual(fast, schema.data, JSON.stringify(payload));
+    }
+  }
+  // And it does take the plain ones (the point of it).
+  assert.ok(plainSensorPayloadOf(payloads[0]) !== undefined && plainSensorPayloadOf(payloads[1]) !== undefined);
+});
+
+Deno.test("readSensorMessage() draws a nonce only for readings without seq or message-id", async () => {
+  const withSeq = await readSensorMessage(message('{"delta": -1, "reason": "S", "seq": 1}'), "nonce-a");
+  const withSeqOtherNonce = await readSensorMessage(message('{"delta": -1, "reason": "S", "seq": 1}'), "nonce-b");
+  const plainA = await readSensorMessage(message('{"delta": -1, "reason": "S"}'), "nonce-a");
+  const plainAagain = await readSensorMessage(message('{"delta": -1, "reason": "S"}'), "nonce-a");
+  assert.ok(withSeq.ok && withSeqOtherNonce.ok && plainA.ok && plainAagain.ok);
+  assert.equal(withSeq.value.messageId, withSeqOtherNonce.value.messageId);
+  assert.equal(plainA.value.messageId, plainAagain.value.messageId, "the given nonce is used");
+});
+
+Deno.test("readSensorMessage() reads ASCII and UTF-8 payloads alike, a BOM too, and refuses broken UTF-8", async () => {
+  const ascii = await readSensorMessage(message('{"delta": -1, "reason": "plain"}'));
+  const utf8 = await readSensorMessage(message('{"delta": -1, "reason": "Regal ü ✓"}'));
+  const bom = await readSensorMessage(
+    message(new Uint8Array([0xef, 0xbb, 0xbf, ...encode('{"delta": 1, "reason": "b"}')])),
+  );
+  assert.ok(ascii.ok && utf8.ok && bom.ok);
+  assert.equal(ascii.value.reason, "plain");
+  assert.equal(utf8.value.reason, "Regal ü ✓");
+  assert.equal(bom.value.reason, "b");
+  const broken = new Uint8Array([...encode('{"delta": 1, "reason": "'), 0xc3, 0x28, ...encode('"}')]);
+  assert.match(await reasonOf(message(broken)), /not UTF-8 JSON/);
 });
