@@ -19,9 +19,14 @@ export interface TraceContext {
 const storage = new AsyncLocalStorage<TraceContext>();
 const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
 
+/** "00".."ff": ids are made on every request and every bridged MQTT message, so no per-byte formatting. */
+const HEX_PAIRS: readonly string[] = Array.from({ length: 256 }, (_, b) => b.toString(16).padStart(2, "0"));
+
 function randomHex(bytes: number): string {
   const buffer = crypto.getRandomValues(new Uint8Array(bytes));
-  return Array.from(buffer, (b) => b.toString(16).padStart(2, "0")).join("");
+  let hex = "";
+  for (const b of buffer) hex += HEX_PAIRS[b];
+  return hex;
 }
 
 /** A fresh root context (new trace id, correlation id = trace id unless given). */
