@@ -6,10 +6,12 @@
 export { catalogMigrations } from "./migrations.ts";
 export { type CatalogRoutesDeps, createCatalogRoutes } from "./routes.ts";
 export {
+  getPricesByIds,
   getProductsByIds,
   listProducts,
   type PriceHistoryRow,
   type ProductFilter,
+  type ProductPrice,
   type ProductView,
 } from "./product_store.ts";
 export {

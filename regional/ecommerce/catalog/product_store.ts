@@ -99,6 +99,24 @@ export async function getProductsByIds(sql: SqlExecutor, ids: readonly string[])
   return new Map(rows.map((row) => [row.id, viewOf(row)]));
 }
 
+/** What an order needs of a product: its current price. */
+export interface ProductPrice {
+  readonly price: string;
+  readonly currency: string;
+}
+
+/**
+ * The prices of the products with these ids (unknown or malformed ids are absent), for pricing an order: the
+ * three columns it uses, not the whole view (descriptions and two timestamps parsed per line, per order).
+ */
+export async function getPricesByIds(sql: SqlExecutor, ids: readonly string[]): Promise<Map<string, ProductPrice>> {
+  const wanted = [...new Set(ids.filter(isUuid).map((id) => id.toLowerCase()))];
+  if (wanted.length === 0) return new Map();
+  const rows = await sql.query<{ id: string; price: string; currency: string }>`
+    select id::text as id, price::text as price, currency from products where id = any(${wanted}::uuid[])`;
+  return new Map(rows.map((row) => [row.id, { price: row.price, currency: row.currency }]));
+}
+
 /** One product, or a 404 problem. */
 export async function getProduct(sql: SqlExecutor, id: string): Promise<ProductView> {
   const found = (await getProductsByIds(sql, [id])).get(id.toLowerCase());

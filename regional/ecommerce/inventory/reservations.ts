@@ -15,7 +15,7 @@ import type { ReservationItem, ReserveOutcome } from "../contracts.ts";
 import { ProblemError } from "../../../shared/contracts/problem.ts";
 import type { Sql, SqlExecutor } from "../../../shared/ports/sql.ts";
 import { outboxRowOf } from "../outbox/mod.ts";
-import { announceStock, productIdSchema, stockAdjustedEnvelope, type StockView, stockViewOf } from "./stock.ts";
+import { announceStock, isUuid, productIdSchema, stockAdjustedEnvelope, type StockView, stockViewOf } from "./stock.ts";
 
 /** Most items of one reservation. */
 export const RESERVATION_ITEMS_MAX = 100;
@@ -44,6 +44,35 @@ const reserveInputSchema = z.object({
   ),
   ttlSec: z.number().int().min(1).max(RESERVATION_TTL_SEC_MAX),
 });
+
+/**
+ * The reservation request as {@linkcode reserveInputSchema} would parse it, checked by hand: zod's parse was
+ * ~35 µs of CPU per ReserveStock. Any input this does not accept goes through the schema, so every error (and
+ * its message) is still zod's; an accepted input yields exactly the schema's output.
+ */
+function reserveInputOf(input: ReserveInput): ReserveInput {
+  const items = (input as { items?: unknown })?.items;
+  const { reservationId, ttlSec } = input ?? {};
+  if (
+    isUuid(reservationId) && Number.isInteger(ttlSec) && ttlSec >= 1 && ttlSec <= RESERVATION_TTL_SEC_MAX &&
+    Array.isArray(items) && items.length >= 1 && items.length <= RESERVATION_ITEMS_MAX
+  ) {
+    const parsed: ReservationItem[] = [];
+    const seen = new Set<string>();
+    for (const item of items as unknown[]) {
+      const { productId, qty } = (item ?? {}) as { productId?: unknown; qty?: unknown };
+      if (typeof item !== "object" || !isUuid(productId) || !Number.isInteger(qty)) break;
+      if ((qty as number) < 1 || (qty as number) > RESERVATION_QTY_MAX) break;
+      const id = productId.toLowerCase();
+      seen.add(id);
+      parsed.push({ productId: id, qty: qty as number });
+    }
+    if (parsed.length === items.length && seen.size === items.length) {
+      return { reservationId: reservationId.toLowerCase(), items: parsed, ttlSec };
+    }
+  }
+  return validated(reserveInputSchema, input, "Reservation request");
+}
 
 /** Parses `value` with `schema` or throws `COMMON.VALIDATION_FAILED` listing every issue. */
 export function validated<S extends z.ZodType>(schema: S, value: unknown, what: string): z.infer<S> {
@@ -84,7 +113,7 @@ export async function reserveStock(
   input: ReserveInput,
   now: () => number = Date.now,
 ): Promise<ReserveOutcome> {
-  const { reservationId, items, ttlSec } = validated(reserveInputSchema, input, "Reservation request");
+  const { reservationId, items, ttlSec } = reserveInputOf(input);
   const sorted = [...items].sort((a, b) => (a.productId < b.productId ? -1 : a.productId > b.productId ? 1 : 0));
   const requestHash = hashOf(sorted);
   const expiresAt = new Date(now() + ttlSec * 1000);

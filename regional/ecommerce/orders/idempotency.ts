@@ -81,7 +81,7 @@ export function idempotencyMiddleware(options: IdempotencyOptions): MiddlewareHa
     let requestHash: string;
     try {
       key = keyOf(c.req.header(IDEMPOTENCY_KEY_HEADER));
-      requestHash = await requestHashOf(c);
+      requestHash = await requestHashOf(c, instance);
     } catch (error) {
       return errorToResponse(error, instance);
     }
@@ -117,9 +117,24 @@ export function idempotencyMiddleware(options: IdempotencyOptions): MiddlewareHa
       throw error;
     }
     const response = c.res;
-    const body = await response.clone().text();
+    // Read once and answered from the text: `clone()` would tee the body into two streams, and the answer
+    // would then go out as a stream instead of one buffer. Clearing `c.res` first keeps Hono from wrapping the
+    // new response around the old one's headers (they are copied here already).
+    let body = "";
+    if (response.body !== null) {
+      body = await response.text();
+      const rebuilt = new Response(body, {
+        status: response.status,
+        statusText: response.statusText,
+        headers: response.headers,
+      });
+      // A string body adds "text/plain" where the handler set no content type: keep its headers exact.
+      if (!response.headers.has("content-type")) rebuilt.headers.delete("content-type");
+      c.res = undefined as unknown as Response;
+      c.res = rebuilt;
+    }
     // A handler's ProblemError arrives here already rendered (c.error is set for 4xx too): status decides.
-    if (response.status >= 500 || new TextEncoder().encode(body).byteLength > STORED_RESPONSE_BYTES_MAX) {
+    if (response.status >= 500 || tooLargeToStore(body)) {
       await release(sql, ours);
       return undefined;
     }
@@ -168,7 +183,7 @@ function keyOf(header: string | undefined): string {
 }
 
 /** SHA-256 over method, path and the canonical body (JSON with sorted keys; other bodies as sent). */
-async function requestHashOf(c: Context): Promise<string> {
+async function requestHashOf(c: Context, pathname: string): Promise<string> {
   const declared = Number(c.req.header("content-length") ?? "0");
   if (declared > JSON_BODY_BYTES_MAX) {
     throw new ProblemError(
@@ -184,21 +199,31 @@ async function requestHashOf(c: Context): Promise<string> {
       `Body of ${bytes.byteLength} bytes exceeds ${JSON_BODY_BYTES_MAX} bytes`,
     );
   }
-  // node:crypto hashes synchronously; WebCrypto's digest() is a thread-pool round trip per call.
+  // node:crypto hashes synchronously; WebCrypto's digest() is a thread-pool round trip per call. A string is
+  // hashed as its UTF-8 bytes, so the canonical text needs no separate encoding step.
   return createHash("sha256")
-    .update(`${c.req.method}\n${new URL(c.req.url).pathname}\n`)
+    .update(`${c.req.method}\n${pathname}\n`)
     .update(canonicalBody(bytes))
     .digest("hex");
 }
 
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
+
 /** JSON bodies hash by meaning (key order and spacing do not matter); anything else by its bytes. */
-function canonicalBody(bytes: Uint8Array): Uint8Array {
+function canonicalBody(bytes: Uint8Array): Uint8Array | string {
   if (bytes.byteLength === 0) return bytes;
   try {
-    return new TextEncoder().encode(canonicalJson(JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes))));
+    return canonicalJson(JSON.parse(strictUtf8.decode(bytes)));
   } catch {
     return bytes;
   }
+}
+
+/** Whether `body` is over {@linkcode STORED_RESPONSE_BYTES_MAX} in UTF-8, encoding it only when its length cannot tell. */
+function tooLargeToStore(body: string): boolean {
+  // A UTF-16 code unit is at most 3 UTF-8 bytes.
+  if (body.length * 3 <= STORED_RESPONSE_BYTES_MAX) return false;
+  return new TextEncoder().encode(body).byteLength > STORED_RESPONSE_BYTES_MAX;
 }
 
 /** JSON text with object keys sorted at every depth. */

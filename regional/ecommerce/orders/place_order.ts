@@ -12,7 +12,7 @@ import { ProblemError } from "../../../shared/contracts/problem.ts";
 import { log } from "../../../shared/observability/mod.ts";
 import type { SqlExecutor } from "../../../shared/ports/sql.ts";
 import { clearCart, getCartItemsForCheckout } from "../cart/mod.ts";
-import { getProductsByIds } from "../catalog/mod.ts";
+import { getPricesByIds } from "../catalog/mod.ts";
 import type { ReserveOutcome } from "../contracts.ts";
 import { appendToOutbox, envelopeFor, outboxRowOf } from "../outbox/mod.ts";
 import { ORDER_PRODUCER, type OrderContext } from "./order_deps.ts";
@@ -160,7 +160,7 @@ async function priceLines(
   sql: SqlExecutor,
   lines: readonly RequestedLine[],
 ): Promise<{ items: OrderItemView[]; totalAmount: string; currency: string }> {
-  const products = await getProductsByIds(sql, lines.map((l) => l.productId));
+  const products = await getPricesByIds(sql, lines.map((l) => l.productId));
   const items: OrderItemView[] = [];
   for (const line of lines) {
     const product = products.get(line.productId);

@@ -13,7 +13,7 @@ import { cancelOrder, fulfilOrder, getOrder, listMyOrders } from "./order_action
 import { payOrder } from "./pay_order.ts";
 import { orderContextOf, type OrderRoutesDeps } from "./order_deps.ts";
 import { placeOrder } from "./place_order.ts";
-import { cancelOrderBody, listOrdersQuery, placeOrderBody } from "./schemas.ts";
+import { cancelOrderBody, listOrdersQuery, placeOrderBody, quickPlaceOrderBody } from "./schemas.ts";
 
 /** Creates the order routes; throws at setup when a dependency is missing or a bound is wrong. */
 export function createOrderRoutes(deps: OrderRoutesDeps): Hono {
@@ -25,7 +25,7 @@ export function createOrderRoutes(deps: OrderRoutesDeps): Hono {
   const idempotent = idempotencyMiddleware({ sql: deps.sql, now: ctx.now, ...deps.idempotency });
 
   app.post("/api/v1/orders", auth, idempotent, async (c) => {
-    const body = await readJson(c, placeOrderBody);
+    const body = await readJson(c, placeOrderBody, { quickParse: quickPlaceOrderBody });
     const order = await placeOrder(ctx, c.get("principal"), body);
     return c.json(order, 201, { location: `/api/v1/orders/${order.id}` });
   });
