@@ -13,18 +13,16 @@ import { createHealthService, startGrpcServer } from "../../shared/adapters/grpc
 import { portChecks, type ServiceFactory } from "../wiring/service_context.ts";
 import { regionalVerifier } from "../wiring/verifier.ts";
 import { withVerifiedTokenCache } from "../../shared/auth/mod.ts";
-import { outboxMigrations, startOutboxRelay } from "./outbox/mod.ts";
-import { catalogMigrations, createCatalogRoutes, startProductCacheInvalidation } from "./catalog/mod.ts";
+import { outboxMigrations } from "./outbox/mod.ts";
+import { catalogMigrations, createCatalogRoutes } from "./catalog/mod.ts";
 import { cartMigrations, createCartRoutes } from "./cart/mod.ts";
 import {
   createInventoryClient,
   createInventoryGrpcService,
   createInventoryRoutes,
   inventoryMigrations,
-  startInventoryCacheProjection,
-  startReservationExpiry,
 } from "./inventory/mod.ts";
-import { createOrderRoutes, ordersMigrations, purgeExpiredIdempotencyKeys } from "./orders/mod.ts";
+import { createOrderRoutes, ordersMigrations } from "./orders/mod.ts";
 import {
   bypassedWhileReplica,
   createWriterRoleReader,
@@ -33,27 +31,22 @@ import {
   sqlReplicationPositions,
 } from "./orders/writer/mod.ts";
 import { createSoapPaymentGateway } from "./payment/mod.ts";
-import { createGraphqlRoutes, startGraphqlCacheInvalidation } from "./graphql/mod.ts";
+import { createGraphqlRoutes } from "./graphql/mod.ts";
 import { createOpenApiRoutes } from "./openapi/mod.ts";
 import { notificationsMigrations, startOrderNotifications } from "./notifications/mod.ts";
 import { flashSalesMigrations, startFlashSales } from "./flash_sales/mod.ts";
 import { startInvalidations } from "./invalidations/mod.ts";
-import {
-  createSensorBatchApplier,
-  createSensorBatchRoutes,
-  startSensorBridge,
-  startSensorDeltaConsumer,
-} from "./sensors/mod.ts";
+import { createSensorBatchRoutes } from "./sensors/mod.ts";
 import { startWebhooks, webhooksMigrations } from "./webhooks/mod.ts";
-import { analyticsMigrations, createAnalyticsRoutes, startRevenueProjection } from "./analytics/mod.ts";
+import { analyticsMigrations, createAnalyticsRoutes } from "./analytics/mod.ts";
+import { startEcommerceBackground } from "./background.ts";
+import { startBackgroundThread } from "./background_thread.ts";
 
 /** The topics e-commerce publishes, each with its dead-letter topic. */
 export const ECOMMERCE_TOPICS: readonly string[] = Object.values(ecommerceEvents).flatMap((event) => [
   event.eventType,
   dlqTopicOf(event.eventType),
 ]);
-
-const IDEMPOTENCY_PURGE_INTERVAL_MS = 10 * 60_000;
 
 /** Every e-commerce migration, in dependency order. */
 export const ECOMMERCE_MIGRATIONS = [
@@ -76,9 +69,20 @@ export const createEcommerceService: ServiceFactory = async (context) => {
   if (applied.length > 0) log.info("migrations applied", { applied });
   await eventLog.ensureTopics(ECOMMERCE_TOPICS.map((topic) => ({ name: topic, partitions: 3 })));
 
-  const relay = startOutboxRelay({ sql, eventLog });
-  lifecycle.onStop(`${name} outbox relay`, () => relay.stop());
-  const nudgeOutbox = () => relay.nudge();
+  // Relay, projections, sensors and purges: a thread of their own on the real services (background.ts).
+  const background = ports.mode === "infra"
+    ? await startBackgroundThread({ config, region, name, lifecycle })
+    : await startEcommerceBackground({
+      config,
+      region,
+      name,
+      sql,
+      cache,
+      eventLog,
+      mqtt: (clientId) => ports.mqtt(clientId),
+      lifecycle,
+    });
+  const nudgeOutbox = background.nudgeOutbox;
 
   const checks = portChecks(ports, name, ["sql", "cache", "eventLog", "workQueue", "mqtt"]);
   // The inventory gRPC port serves Inventory and grpc.health.v1 (over the same checks as /readyz).
@@ -93,62 +97,13 @@ export const createEcommerceService: ServiceFactory = async (context) => {
   const stock = createInventoryClient(`${config.BV_HOST}:${grpcPort}`);
   lifecycle.onStop(`${name} inventory client`, () => Promise.resolve(stock.close()));
 
-  // Single writer (orders/writer): a replica region's background writers of the replicated tables stand down.
+  // Single writer (orders/writer): a replica region forwards writes of the replicated tables to the writer.
   const role = createWriterRoleReader(sql);
   const writerElsewhere = async () => {
     const current = await role.current();
     return current && current.writerRegion !== current.localRegion ? current.writerRegion : undefined;
   };
   const isReplica = async () => (await writerElsewhere()) !== undefined;
-  const expiry = startReservationExpiry({ sql, nudgeOutbox, paused: isReplica });
-  lifecycle.onStop(`${name} reservation expiry`, () => expiry.stop());
-  // Cache projections: stable group ids per region, so a restart resumes where it left off.
-  const projections = {
-    "product-cache": startProductCacheInvalidation,
-    "inventory-cache": startInventoryCacheProjection,
-    "graphql-cache": startGraphqlCacheInvalidation,
-  };
-  for (const [projection, start] of Object.entries(projections)) {
-    const subscription = await start({ eventLog, cache, groupId: `ecommerce-${region}.${projection}` });
-    lifecycle.onStop(`${name} ${projection}`, () => subscription.close());
-  }
-  const revenue = await startRevenueProjection({ sql, eventLog, region });
-  lifecycle.onStop(`${name} revenue projection`, () => revenue.close());
-  // Inventory sensors: MQTT (QoS 1, persistent session) → Kafka → stock adjustments applied once.
-  const sensorDeltas = await startSensorDeltaConsumer({
-    sql,
-    eventLog,
-    nudgeOutbox,
-    region,
-    // In a replica region the batch is applied by the writer region's service (sensors/forward_batch.ts).
-    apply: createSensorBatchApplier({
-      sql,
-      region,
-      writerElsewhere,
-      serviceUrlOf: (r) =>
-        r === "east" || r === "west"
-          ? `http://${config.BV_HOST}:${config.regions[r].servicePorts.ecommerce}`
-          : undefined,
-      timeoutMs: config.BV_CALL_TIMEOUT_MS,
-    }),
-  });
-  lifecycle.onStop(`${name} sensor deltas`, () => sensorDeltas.close());
-  const sensorBridge = await startSensorBridge({
-    // The session identity follows the region's database, so two platforms sharing one broker (a
-    // developer's and a test run's) do not take over each other's persistent session.
-    mqtt: await ports.mqtt(`bv-sensor-bridge-${config.regions[region].pgDatabase}`),
-    eventLog,
-    region,
-  });
-  lifecycle.onStop(`${name} sensor bridge`, () => sensorBridge.close());
-  // Idempotency keys live 24 h; expired ones are purged in bounded batches.
-  const purge = setInterval(() => {
-    // A replica's keys are the writer's (replicated); the writer's purge deletes them in both.
-    isReplica().then((replica) => replica ? 0 : purgeExpiredIdempotencyKeys(sql, { limit: 1_000 })).catch((error) =>
-      log.warn("idempotency key purge failed", { error: String(error) })
-    );
-  }, IDEMPOTENCY_PURGE_INTERVAL_MS);
-  lifecycle.onStop(`${name} idempotency purge`, () => Promise.resolve(clearInterval(purge)));
 
   // The legacy gateway is external: the adapter loads its WSDL lazily, so it may start after us.
   const gatewayUrl = `http://${config.BV_HOST}:${config.BV_PAYMENT_GATEWAY_PORT}`;
@@ -159,14 +114,19 @@ export const createEcommerceService: ServiceFactory = async (context) => {
   lifecycle.onStop(`${name} payment gateway`, () => Promise.resolve(payments.close()));
   // A session sends the same token with every request: verify it once per minute, not per request.
   const verifier = withVerifiedTokenCache(regionalVerifier(config, region));
+  // These consumers leave their groups at the same time on stop (one after another overran the grace period).
+  const consumers: { close(): Promise<void> }[] = [];
+  lifecycle.onStop(`${name} consumers`, async () => {
+    await Promise.allSettled(consumers.map((consumer) => consumer.close()));
+  });
   const notifications = await startOrderNotifications({ sql, cache, eventLog, verifier, region });
-  lifecycle.onStop(`${name} notifications`, () => notifications.close());
+  consumers.push(notifications);
 
   const flashSales = await startFlashSales({ sql, cache, eventLog, verifier, nudgeOutbox, region });
-  lifecycle.onStop(`${name} flash sales`, () => flashSales.close());
+  consumers.push(flashSales);
   // The edge's purge feed; not awaited: the route answers 503 until its consumer has joined.
   const invalidations = await startInvalidations({ eventLog, cache, region });
-  lifecycle.onStop(`${name} invalidations`, () => invalidations.close());
+  consumers.push(invalidations);
 
   const webhooks = await startWebhooks({
     sql,
@@ -177,7 +137,7 @@ export const createEcommerceService: ServiceFactory = async (context) => {
     region,
     secretsKey: config.BV_WEBHOOK_SECRETS_KEY,
   });
-  lifecycle.onStop(`${name} webhooks`, () => webhooks.close());
+  consumers.push(webhooks);
 
   const app = createServiceApp({ name, checks });
   // While this region is a replica, writes of the replicated tables (orders, catalog, inventory, carts) go to

@@ -6,6 +6,8 @@
  * must arrive, mirrored, in the other cluster (`east.heartbeats` in west, `west.heartbeats` in east).
  */
 import { Kafka, logLevel } from "kafkajs";
+// Its admin clients live as long as the platform: without this kafkajs spins a 1 ms timer per connection.
+import "../../shared/adapters/kafka/_request_queue_fix.ts";
 import {
   brokerLayout,
   KAFKA_LIBS_DIR,

@@ -7,6 +7,8 @@
  * between the two clusters (`ensureMirrorMaker`, `stopMirrorMaker`) lives in `./mirror.ts`.
  */
 import { Kafka, logLevel } from "kafkajs";
+// Its admin clients live as long as the platform: without this kafkajs spins a 1 ms timer per connection.
+import "../../shared/adapters/kafka/_request_queue_fix.ts";
 import {
   type BrokerLayout,
   brokerLayout,

@@ -26,9 +26,8 @@ export interface KafkaConsumerTimings {
   readonly heartbeatIntervalMs?: number;
   /**
    * Longest an empty fetch waits on the broker (a record ends the wait at once, so this is not latency);
-   * also how long `close()` may wait for the fetch loop. Every idle member fetches this often: at 500 ms
-   * the idle platform's Deno processes used about a third of one core, mostly kafkajs requests and socket
-   * writes of idle fetches (CPU profile), plus the brokers' side of them. @default 2_000
+   * also how long `close()` may wait for the fetch loop, which is why it stays short: a deployable closes
+   * its members one after another within its shutdown grace period. @default 500
    */
   readonly maxWaitTimeMs?: number;
   /** How long `close()` waits for the record in flight before abandoning it uncommitted. @default 10_000 */

@@ -66,7 +66,7 @@ export function createKafkaEventLog(options: KafkaEventLogOptions): EventLog {
     sessionTimeoutMs: options.consumer?.sessionTimeoutMs ?? 30_000,
     rebalanceTimeoutMs: options.consumer?.rebalanceTimeoutMs ?? 60_000,
     heartbeatIntervalMs: options.consumer?.heartbeatIntervalMs ?? 3_000,
-    maxWaitTimeMs: options.consumer?.maxWaitTimeMs ?? 2_000,
+    maxWaitTimeMs: options.consumer?.maxWaitTimeMs ?? 500,
     closeTimeoutMs: options.consumer?.closeTimeoutMs ?? 10_000,
     commitIntervalMs: options.consumer?.commitIntervalMs ?? 500,
   };

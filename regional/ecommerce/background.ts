@@ -1,0 +1,112 @@
+/**
+ * @module
+ * The e-commerce deployable's background work — the outbox relay, reservation expiry, the cache and revenue
+ * projections, the sensor bridge and delta consumer, the idempotency-key purge — separate from what serves
+ * requests and pushes to connected clients. On the real services it runs in a worker thread of the process
+ * (`background_thread.ts`), so the relay and the consumers use the machine's other core instead of queueing
+ * behind requests on the serving event loop; embedded, the in-process ports are not shareable with another
+ * thread and it runs beside the routes. Nothing here holds state a request or a socket needs.
+ */
+import type { Config, Region } from "../../shared/config/config.ts";
+import { log } from "../../shared/observability/mod.ts";
+import type { Lifecycle } from "../../shared/runtime/mod.ts";
+import type { Cache, EventLog, MqttBus, Sql } from "../../shared/ports/mod.ts";
+import { startOutboxRelay } from "./outbox/mod.ts";
+import { startProductCacheInvalidation } from "./catalog/mod.ts";
+import { startInventoryCacheProjection, startReservationExpiry } from "./inventory/mod.ts";
+import { purgeExpiredIdempotencyKeys } from "./orders/mod.ts";
+import { createWriterRoleReader } from "./orders/writer/mod.ts";
+import { createSensorBatchApplier, startSensorBridge, startSensorDeltaConsumer } from "./sensors/mod.ts";
+import { startGraphqlCacheInvalidation } from "./graphql/mod.ts";
+import { startRevenueProjection } from "./analytics/mod.ts";
+
+const IDEMPOTENCY_PURGE_INTERVAL_MS = 10 * 60_000;
+
+export interface EcommerceBackgroundDeps {
+  readonly config: Config;
+  readonly region: Region;
+  readonly sql: Sql;
+  readonly cache: Cache;
+  readonly eventLog: EventLog;
+  /** One MQTT client per session identity (the sensor bridge's). */
+  readonly mqtt: (clientId: string) => Promise<MqttBus>;
+  /** Everything started here is closed by it, in reverse order. */
+  readonly lifecycle: Lifecycle;
+  /** `<service>-<region>`, for the lifecycle's names. */
+  readonly name: string;
+}
+
+export interface EcommerceBackground {
+  /** Wakes the outbox relay (after a transaction that appended to the outbox committed). */
+  nudgeOutbox(): void;
+}
+
+/** Starts the background work; migrations and topics must exist (the deployable made them first). */
+export async function startEcommerceBackground(deps: EcommerceBackgroundDeps): Promise<EcommerceBackground> {
+  const { config, region, sql, cache, eventLog, lifecycle, name } = deps;
+  const relay = startOutboxRelay({ sql, eventLog });
+  lifecycle.onStop(`${name} outbox relay`, () => relay.stop());
+  const nudgeOutbox = () => relay.nudge();
+
+  // Single writer (orders/writer): a replica region's background writers of the replicated tables stand down.
+  const role = createWriterRoleReader(sql);
+  const writerElsewhere = async () => {
+    const current = await role.current();
+    return current && current.writerRegion !== current.localRegion ? current.writerRegion : undefined;
+  };
+  const isReplica = async () => (await writerElsewhere()) !== undefined;
+  const expiry = startReservationExpiry({ sql, nudgeOutbox, paused: isReplica });
+  lifecycle.onStop(`${name} reservation expiry`, () => expiry.stop());
+  // Cache projections: stable group ids per region, so a restart resumes where it left off.
+  const projections = {
+    "product-cache": startProductCacheInvalidation,
+    "inventory-cache": startInventoryCacheProjection,
+    "graphql-cache": startGraphqlCacheInvalidation,
+  };
+  // Consumers leave their groups at the same time on stop: one after another, each close waits out its
+  // fetch in flight (up to the event log's fetch wait) and together they overran the shutdown grace.
+  const consumers: { close(): Promise<void> }[] = [];
+  lifecycle.onStop(`${name} consumers`, async () => {
+    await Promise.allSettled(consumers.map((consumer) => consumer.close()));
+  });
+  for (const [projection, start] of Object.entries(projections)) {
+    consumers.push(await start({ eventLog, cache, groupId: `ecommerce-${region}.${projection}` }));
+  }
+  consumers.push(await startRevenueProjection({ sql, eventLog, region }));
+  // Inventory sensors: MQTT (QoS 1, persistent session) → Kafka → stock adjustments applied once.
+  const sensorDeltas = await startSensorDeltaConsumer({
+    sql,
+    eventLog,
+    nudgeOutbox,
+    region,
+    // In a replica region the batch is applied by the writer region's service (sensors/forward_batch.ts).
+    apply: createSensorBatchApplier({
+      sql,
+      region,
+      writerElsewhere,
+      serviceUrlOf: (r) =>
+        r === "east" || r === "west"
+          ? `http://${config.BV_HOST}:${config.regions[r].servicePorts.ecommerce}`
+          : undefined,
+      timeoutMs: config.BV_CALL_TIMEOUT_MS,
+    }),
+  });
+  consumers.push(sensorDeltas);
+  const sensorBridge = await startSensorBridge({
+    // The session identity follows the region's database, so two platforms sharing one broker (a
+    // developer's and a test run's) do not take over each other's persistent session.
+    mqtt: await deps.mqtt(`bv-sensor-bridge-${config.regions[region].pgDatabase}`),
+    eventLog,
+    region,
+  });
+  consumers.push(sensorBridge);
+  // Idempotency keys live 24 h; expired ones are purged in bounded batches.
+  const purge = setInterval(() => {
+    // A replica's keys are the writer's (replicated); the writer's purge deletes them in both.
+    isReplica().then((replica) => replica ? 0 : purgeExpiredIdempotencyKeys(sql, { limit: 1_000 })).catch((error) =>
+      log.warn("idempotency key purge failed", { error: String(error) })
+    );
+  }, IDEMPOTENCY_PURGE_INTERVAL_MS);
+  lifecycle.onStop(`${name} idempotency purge`, () => Promise.resolve(clearInterval(purge)));
+  return { nudgeOutbox };
+}
