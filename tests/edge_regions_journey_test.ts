@@ -13,7 +13,14 @@ import { loadConfig } from "../shared/config/config.ts";
 import { uniqueName } from "../shared/testing/unique.ts";
 import { listenerPid } from "../scripts/kafka/_process.ts";
 import { call, dropIsolatedInfra, isolatedInfraEnv, JOURNEY_ADMIN, startPlatform } from "./support/platform.ts";
-import { edgeRegionView, realKeySigner, regionRequestCount, timeUntil } from "./support/region_probes.ts";
+import {
+  edgeRegionView,
+  movedCounts,
+  realKeySigner,
+  regionRequestCount,
+  regionRequestCounts,
+  timeUntil,
+} from "./support/region_probes.ts";
 import { burst, forgedTokenCases, killByPid, sleep, startReading } from "./support/edge_journey_steps.ts";
 
 const PORT_OFFSET = 6;
@@ -136,15 +143,28 @@ Deno.test({
       // --- 3. A burst from one client: more than its bucket holds, all at once, on a read the edge never caches.
       const burstSize = EDGE_RATE_LIMIT_DEFAULTS.perClient.burst * 3;
       const beforeBurst = await regionCounts();
+      const linesBefore = await Promise.all([
+        regionRequestCounts(ingressUrl.east),
+        regionRequestCounts(ingressUrl.west),
+      ]);
       const outcome = await burst(`${edgeUrl}/api/v1/inventory/${productId}`, as("192.0.2.4"), burstSize);
       const afterBurst = await regionCounts();
+      const linesAfter = await Promise.all([
+        regionRequestCounts(ingressUrl.east),
+        regionRequestCounts(ingressUrl.west),
+      ]);
       const reached = afterBurst.east + afterBurst.west - beforeBurst.east - beforeBurst.west;
       console.log(`burst of ${burstSize}: ${outcome.passed} passed, ${outcome.limited} answered 429`);
       assert.equal(outcome.failed, 0, "every burst request got an answer");
       assert.equal(outcome.limitedMalformed, 0, "every 429 is a COMMON.RATE_LIMITED problem with Retry-After");
       assert.ok(outcome.limited > 0, "some requests of the burst were refused");
       assert.ok(outcome.passed >= EDGE_RATE_LIMIT_DEFAULTS.perClient.burst, "the bucket's burst passed");
-      assert.equal(reached, outcome.passed, "only the requests that passed the limit reached a region");
+      assert.equal(
+        reached,
+        outcome.passed,
+        "only the requests that passed the limit reached a region; moved: " +
+          JSON.stringify([movedCounts(linesBefore[0], linesAfter[0]), movedCounts(linesBefore[1], linesAfter[1])]),
+      );
 
       // --- 2 (cont.). Past the TTL: served STALE at once while one refresh runs, then fresh again.
       await sleep(Math.max(0, filledAt + EDGE_CACHE_DEFAULTS.ttlMs + 500 - performance.now()));

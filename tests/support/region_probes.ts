@@ -18,16 +18,33 @@ const COUNTER_LINE = /^bv_http_requests_total\{([^}]*)\} (\d+(?:\.\d+)?(?:e\+\d+
  * from its own `/metrics`: the count a region would report for client traffic that reached it.
  */
 export async function regionRequestCount(ingressUrl: string): Promise<number> {
+  let total = 0;
+  for (const count of (await regionRequestCounts(ingressUrl)).values()) total += count;
+  return total;
+}
+
+/** {@linkcode regionRequestCount} by counter line (route, method, status), to say what moved when it moved. */
+export async function regionRequestCounts(ingressUrl: string): Promise<Map<string, number>> {
   const response = await fetch(`${ingressUrl}/metrics`, { signal: AbortSignal.timeout(5_000) });
   if (!response.ok) throw new Error(`${ingressUrl}/metrics answered ${response.status}`);
-  let total = 0;
+  const counts = new Map<string, number>();
   for (const line of (await response.text()).split("\n")) {
     const match = COUNTER_LINE.exec(line);
     if (!match) continue;
     const route = /route="([^"]*)"/.exec(match[1])?.[1];
-    if (route !== undefined && !OPERATIONAL_ROUTES.has(route)) total += Number(match[2]);
+    if (route !== undefined && !OPERATIONAL_ROUTES.has(route)) counts.set(match[1], Number(match[2]));
   }
-  return total;
+  return counts;
+}
+
+/** The counter lines that differ between two {@linkcode regionRequestCounts} readings, as "labels: +n". */
+export function movedCounts(before: Map<string, number>, after: Map<string, number>): string[] {
+  const moved: string[] = [];
+  for (const [labels, count] of after) {
+    const delta = count - (before.get(labels) ?? 0);
+    if (delta !== 0) moved.push(`${labels}: +${delta}`);
+  }
+  return moved;
 }
 
 /** The edge's view of the regions from its `/metrics`: health and probe latency EWMA, by region. */
