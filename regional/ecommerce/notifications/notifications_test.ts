@@ -208,6 +208,59 @@ Deno.test("a socket whose send buffer is over the limit is closed with 4429 inst
   assert.equal(connection.canDeliver(), false);
 });
 
+Deno.test("a burst of acks for a burst of events keeps the socket open; a burst of subscribes is still bounded", async () => {
+  const closes: [number, string][] = [];
+  const sent: string[] = [];
+  const socket = {
+    bufferedAmount: 0,
+    send: (text: string) => sent.push(text),
+    close: (code: number, reason: string) => closes.push([code, reason]),
+  };
+  const principal: Principal = {
+    userId: "u",
+    email: "u@x",
+    roles: [],
+    tokenId: "t",
+    expiresAt: Date.now() / 1000 + 60,
+  };
+  let woken = 0;
+  const connection = new OrderSocket({
+    socket,
+    principal,
+    verifier: { verify: () => Promise.reject(new Error("unused")) },
+    // A subscribe waits on this query: never answered, so subscribes pile up in the frame queue.
+    sql: { query: () => new Promise(() => {}) } as unknown as Sql,
+    hub: { wake: () => woken++ } as unknown as NotificationHub,
+    limits: DEFAULT_LIMITS,
+    onClosed: () => {},
+  });
+  const events = DEFAULT_LIMITS.unackedEventsMax;
+  for (let i = 1; i <= events; i++) {
+    connection.deliver("mine", {
+      id: String(i),
+      orderId: `o-${i}`,
+      seq: 1,
+      eventId: crypto.randomUUID(),
+      eventType: orderCreated.eventType,
+      status: "PENDING",
+      occurredAt: new Date().toISOString(),
+      userId: "u",
+    });
+  }
+  assert.equal(connection.canDeliver(), false, "the ack window is full");
+  // The client acks every event as it arrives: all in one turn of the event loop, as a socket read delivers them.
+  for (let i = 1; i <= events; i++) connection.receive(JSON.stringify({ type: "ack", id: String(i) }));
+  assert.deepEqual(closes, [], "acks never count against the frames-in-flight bound");
+  assert.equal(connection.canDeliver(), true, "the window opened");
+  assert.equal(woken, 1, "the hub was told once that the socket takes more");
+  // Frames that wait on something are still bounded.
+  for (let i = 0; i <= DEFAULT_LIMITS.pendingFramesMax; i++) {
+    connection.receive(JSON.stringify({ type: "subscribe", orderId: `o-${i}` }));
+  }
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  assert.equal(closes[0]?.[0], CLOSE_CODES.POLICY_VIOLATION);
+});
+
 Deno.test({
   name: "[pglite] close the shared database",
   sanitizeResources: false,
