@@ -15,7 +15,7 @@ import { realInfra } from "../../shared/testing/real_infra.ts";
 import { uniqueName } from "../../shared/testing/unique.ts";
 import { dropDatabase } from "../../shared/testing/pg_database.ts";
 import { dropVhost } from "../../shared/testing/rabbit_vhost.ts";
-import { ensureKafka } from "../../scripts/kafka/mod.ts";
+import { deleteTopicsWithPrefix, ensureKafka, KAFKA_REGIONS } from "../../scripts/kafka/mod.ts";
 import { call, journeyEnv, type RunningPlatform, startPlatform } from "../../tests/support/platform.ts";
 import type { ScenarioContext } from "../harness.ts";
 import { hostPortOf } from "./_endpoints.ts";
@@ -110,9 +110,22 @@ export async function acquirePlatform(ctx: ScenarioContext): Promise<EcommercePl
     shared = await start(ctx);
   }
   const platform = await shared.ready;
+  // A deployable that died during the previous scenario is restarted by start:infra's supervisor: say so, and
+  // wait until everything answers again, so one crash is reported once instead of failing every later scenario.
+  // A crash caused by the previous scenario's last act (a client closing its HTTP/2 session) lands a moment later.
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  const crashes = (await shared.platform.tail(200)).split("\n").filter((line) => / exited with code /.test(line));
+  for (const line of crashes.filter((line) => !reportedCrashes.has(line))) {
+    reportedCrashes.add(line);
+    ctx.log(`the platform reported: ${line.trim()} (see its log for the cause)`);
+  }
+  await shared.platform.waitReady(READY_TIMEOUT_MS);
   await waitForDrainedOutbox(ctx, platform.pgUrl);
   return platform;
 }
+
+/** Crash lines of start:infra already logged (the log tail is read before every scenario). */
+const reportedCrashes = new Set<string>();
 
 const QUIESCE_TIMEOUT_MS = 30_000;
 
@@ -296,6 +309,10 @@ async function teardown(ctx: ScenarioContext, current: Shared): Promise<void> {
       .catch((error) => ctx.log(`could not drop vhost ${current.runId}_${region}: ${error}`));
   }
   await deleteKeys(`${current.runId}:*`).catch((error) => ctx.log(`could not delete Redis keys: ${error}`));
+  for (const region of KAFKA_REGIONS) {
+    await deleteTopicsWithPrefix(region, `${current.runId}.`)
+      .catch((error) => ctx.log(`could not delete the run's Kafka topics on ${region}: ${error}`));
+  }
   ctx.log(`platform stopped and cleaned up in ${((performance.now() - started) / 1000).toFixed(1)} s`);
 }
 

@@ -105,6 +105,38 @@ export async function isKafkaUp(port: number, timeoutMs: number = PROBE_TIMEOUT_
   }
 }
 
+/**
+ * Deletes the topics of an isolated platform run on `region`'s broker: every topic named `<prefix>…` or mirrored from
+ * the other region as `<east|west>.<prefix>…`. Journeys and bench runs each make ~40 topics (×3 partitions, plus
+ * dead-letter and mirrored twins); left behind, thousands of partitions accumulate and the broker's own CPU per request
+ * grows with them. Resolves with how many were deleted; a broker that is down deletes nothing (logged by the caller).
+ */
+export async function deleteTopicsWithPrefix(region: KafkaRegion, prefix: string): Promise<number> {
+  if (prefix.length < 4) throw new RangeError(`Refusing to delete topics by the short prefix "${prefix}"`);
+  const kafka = new Kafka({
+    clientId: "bv-topic-cleanup",
+    brokers: kafkaBrokersOf(region),
+    connectionTimeout: 3_000,
+    requestTimeout: 15_000,
+    retry: { retries: 2 },
+    logLevel: logLevel.NOTHING,
+  });
+  const admin = kafka.admin({ retry: { retries: 2 } });
+  try {
+    await admin.connect();
+    const owned = (await admin.listTopics()).filter((topic) =>
+      topic.startsWith(prefix) || KAFKA_REGIONS.some((source) => topic.startsWith(`${source}.${prefix}`))
+    );
+    // Bounded requests: the broker deletes each batch before answering.
+    for (let i = 0; i < owned.length; i += 100) {
+      await admin.deleteTopics({ topics: owned.slice(i, i + 100), timeout: 15_000 });
+    }
+    return owned.length;
+  } finally {
+    await admin.disconnect().catch(() => {});
+  }
+}
+
 let libsReady: Promise<void> | undefined;
 
 /** Downloads the Kafka jars from Maven Central once; later calls (and later runs) return at once. */

@@ -8,6 +8,7 @@ import { dropDatabase } from "../../shared/testing/pg_database.ts";
 import { dropVhost } from "../../shared/testing/rabbit_vhost.ts";
 import { realInfra } from "../../shared/testing/real_infra.ts";
 import { clusterUrl } from "../../scripts/postgres/mod.ts";
+import { deleteTopicsWithPrefix, KAFKA_REGIONS } from "../../scripts/kafka/mod.ts";
 import {
   isolationEnv,
   platformDeployables,
@@ -154,7 +155,7 @@ export function isolatedInfraEnv(id: string, offset: number): Record<string, str
   });
 }
 
-/** Drops what {@linkcode isolatedInfraEnv} made: databases, vhosts and Redis keys. */
+/** Drops what {@linkcode isolatedInfraEnv} made: databases, vhosts, Kafka topics and Redis keys. */
 export async function dropIsolatedInfra(id: string): Promise<void> {
   // A database with a subscription or a replication slot cannot be dropped: unlink the regions first.
   await teardownOrderReplication({ east: clusterUrl("east", `${id}_east`), west: clusterUrl("west", `${id}_west`) })
@@ -166,6 +167,7 @@ export async function dropIsolatedInfra(id: string): Promise<void> {
     await dropDatabase(realInfra.postgresAdminUrl, `${id}_${region}`).catch(() => {});
     await dropVhost(`${id}_${region}`).catch(() => {});
   }
+  for (const region of KAFKA_REGIONS) await deleteTopicsWithPrefix(region, `${id}.`).catch(() => {});
   const redis = new Deno.Command("redis-cli", {
     args: ["--scan", "--pattern", `${id}:*`],
     stdout: "piped",
