@@ -22,6 +22,8 @@ import { type KafkaArrivals, watchOrderCreated } from "./_kafka_arrivals.ts";
 const NAME = "order_to_websocket";
 /** Orders tried (each waited for up to the arrivals bound) before the scenario gives up on a backlog. */
 const SETTLE_ATTEMPTS_MAX = 6;
+/** Orders whose stage times are logged, slowest first. */
+const SLOWEST_SHOWN = 8;
 /** The issue gives no rate; 50/s like `order_to_kafka` (`BV_BENCH_ORDER_WS_RATE` overrides it for diagnosis). */
 const RATE_PER_SEC = Number(Deno.env.get("BV_BENCH_ORDER_WS_RATE") ?? 50);
 const DURATION_MS_PER_ROUND = 3_300;
@@ -108,11 +110,13 @@ export const orderToWebsocket: Scenario = {
       const kafkaToSocket = createLatencyHistogram();
       const products = platform.products.slice(0, STOCKED_FOR_ORDERS);
       let n = 0;
+      const slowest: { sentAt: number; answered: number; kafka: number; socket: number }[] = [];
       const order = async (): Promise<number> => {
         const product = products[n++ % products.length];
         const sentAt = now();
         const response = await postOrder(platform, product.id);
         const body = await response.json();
+        const answeredAt = now();
         if (response.status !== 201) {
           throw new Error(`POST /api/v1/orders answered ${response.status}: ${JSON.stringify(body)}`);
         }
@@ -122,6 +126,13 @@ export const orderToWebsocket: Scenario = {
           toKafka.recordValue(Math.max(0, Math.round((atKafka - sentAt) * 1000)));
           kafkaToSocket.recordValue(Math.max(0, Math.round((atSocket - atKafka) * 1000)));
         }
+        slowest.push({
+          sentAt,
+          answered: answeredAt - sentAt,
+          kafka: (atKafka ?? NaN) - sentAt,
+          socket: atSocket - sentAt,
+        });
+        slowest.sort((a, b) => b.socket - a.socket).splice(SLOWEST_SHOWN);
         return atSocket - sentAt;
       };
       let next = 0;
@@ -142,6 +153,17 @@ export const orderToWebsocket: Scenario = {
         () => spanRound("raw POST → Deno.serve WebSocket broadcast", publish),
       );
       const ms = (h: typeof toKafka, p: number) => (h.getValueAtPercentile(p) / 1000).toFixed(1);
+      // Where the slowest measured orders spent their time (ms after the request was sent), to tell a slow
+      // request, a late relay and a late consumer apart; "at" is seconds into their round's measured phase.
+      ctx.log(
+        `slowest orders: ${
+          slowest.map((o) =>
+            `at ${((o.sentAt - roundStartOf(o.sentAt)) / 1000).toFixed(1)} s: 201 ${o.answered.toFixed(0)}, Kafka ${
+              o.kafka.toFixed(0)
+            }, socket ${o.socket.toFixed(0)}`
+          ).join("; ")
+        }`,
+      );
       ctx.log(
         `stages (warm-up included, ${toKafka.totalCount} orders): request sent → envelope at a Kafka consumer ` +
           `p50 ${ms(toKafka, 50)} / p99 ${ms(toKafka, 99)} ms; Kafka consumer → /ws/orders frame ` +
@@ -213,10 +235,21 @@ function openSocket(
   });
 }
 
+/** When the current round's measured phase started (`now()` ms); orders sent before it are warm-up. */
+let measuredSince = Infinity;
+const measuredStarts: number[] = [];
+/** The start of the measured phase that `atMs` fell in. */
+function roundStartOf(atMs: number): number {
+  return Math.max(...measuredStarts.filter((start) => start <= atMs));
+}
+
 /** One open-loop round whose histogram holds the span each op returns (ms → µs); warm-up unrecorded. */
 async function spanRound(label: string, op: () => Promise<number>): Promise<RateMeasurement> {
   const options = { ratePerSec: RATE_PER_SEC, maxInFlight: MAX_IN_FLIGHT };
+  measuredSince = Infinity;
   await measureAtRate(label, op, { ...options, durationMs: WARMUP_MS });
+  measuredSince = now();
+  measuredStarts.push(measuredSince);
   const spans = createLatencyHistogram();
   const measured = await measureAtRate(label, async () => {
     spans.recordValue(Math.max(0, Math.round((await op()) * 1000)));
