@@ -19,6 +19,7 @@ import { createWriterRoleReader } from "./orders/writer/mod.ts";
 import { createSensorBatchApplier, startSensorBridge, startSensorDeltaConsumer } from "./sensors/mod.ts";
 import { startGraphqlCacheInvalidation } from "./graphql/mod.ts";
 import { startRevenueProjection } from "./analytics/mod.ts";
+import type { RegionPorts } from "../wiring/region_ports.ts";
 
 const IDEMPOTENCY_PURGE_INTERVAL_MS = 10 * 60_000;
 
@@ -39,6 +40,15 @@ export interface EcommerceBackgroundDeps {
 export interface EcommerceBackground {
   /** Wakes the outbox relay (after a transaction that appended to the outbox committed). */
   nudgeOutbox(): void;
+}
+
+/** {@linkcode startEcommerceBackground} on the ports of `ports` (the deployable's own, or the thread's). */
+export async function startEcommerceBackgroundOn(
+  ports: RegionPorts,
+  context: Pick<EcommerceBackgroundDeps, "config" | "region" | "name" | "lifecycle">,
+): Promise<EcommerceBackground> {
+  const [sql, cache, eventLog] = await Promise.all([ports.sql(), ports.cache(), ports.eventLog()]);
+  return await startEcommerceBackground({ ...context, sql, cache, eventLog, mqtt: (id) => ports.mqtt(id) });
 }
 
 /** Starts the background work; migrations and topics must exist (the deployable made them first). */

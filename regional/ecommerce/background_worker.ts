@@ -6,7 +6,7 @@
 import { log, setLogService } from "../../shared/observability/mod.ts";
 import { createLifecycle, type Lifecycle } from "../../shared/runtime/mod.ts";
 import { realRegionPorts } from "../wiring/region_ports.ts";
-import { type EcommerceBackground, startEcommerceBackground } from "./background.ts";
+import { type EcommerceBackground, startEcommerceBackgroundOn } from "./background.ts";
 import type { FromBackground, ToBackground } from "./background_thread.ts";
 
 let background: EcommerceBackground | undefined;
@@ -30,17 +30,7 @@ scope.onmessage = async (event: MessageEvent<ToBackground>) => {
     const ports = realRegionPorts(config, region, `${name}-background`);
     lifecycle.onStop("background ports", () => ports.close());
     try {
-      const [sql, cache, eventLog] = await Promise.all([ports.sql(), ports.cache(), ports.eventLog()]);
-      background = await startEcommerceBackground({
-        config,
-        region,
-        name,
-        sql,
-        cache,
-        eventLog,
-        mqtt: (clientId) => ports.mqtt(clientId),
-        lifecycle,
-      });
+      background = await startEcommerceBackgroundOn(ports, { config, region, name, lifecycle });
       log.info("background thread started", { thread: "background" });
       answer({ type: "ready" });
     } catch (error) {

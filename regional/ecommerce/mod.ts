@@ -39,7 +39,7 @@ import { startInvalidations } from "./invalidations/mod.ts";
 import { createSensorBatchRoutes } from "./sensors/mod.ts";
 import { startWebhooks, webhooksMigrations } from "./webhooks/mod.ts";
 import { analyticsMigrations, createAnalyticsRoutes } from "./analytics/mod.ts";
-import { startEcommerceBackground } from "./background.ts";
+import { startEcommerceBackgroundOn } from "./background.ts";
 import { startBackgroundThread } from "./background_thread.ts";
 
 /** The topics e-commerce publishes, each with its dead-letter topic. */
@@ -72,16 +72,7 @@ export const createEcommerceService: ServiceFactory = async (context) => {
   // Relay, projections, sensors and purges: a thread of their own on the real services (background.ts).
   const background = ports.mode === "infra"
     ? await startBackgroundThread({ config, region, name, lifecycle })
-    : await startEcommerceBackground({
-      config,
-      region,
-      name,
-      sql,
-      cache,
-      eventLog,
-      mqtt: (clientId) => ports.mqtt(clientId),
-      lifecycle,
-    });
+    : await startEcommerceBackgroundOn(ports, { config, region, name, lifecycle });
   const nudgeOutbox = background.nudgeOutbox;
 
   const checks = portChecks(ports, name, ["sql", "cache", "eventLog", "workQueue", "mqtt"]);

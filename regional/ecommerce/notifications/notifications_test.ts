@@ -169,10 +169,11 @@ embeddedTest("the WebSocket route upgrades when mounted on the service app", {},
   }
 });
 
-Deno.test("a socket whose send buffer is over the limit is closed with 4429 instead of buffering", () => {
+/** An OrderSocket on a recording stand-in for the WebSocket (closes, released count), for unit tests of its bounds. */
+function standaloneSocket(options: { bufferedAmount: number; sql?: Sql; hub?: NotificationHub }) {
   const closes: [number, string][] = [];
   const socket = {
-    bufferedAmount: 2_000_000,
+    bufferedAmount: options.bufferedAmount,
     send: () => {},
     close: (code: number, reason: string) => closes.push([code, reason]),
   };
@@ -183,74 +184,55 @@ Deno.test("a socket whose send buffer is over the limit is closed with 4429 inst
     tokenId: "t",
     expiresAt: Date.now() / 1000 + 60,
   };
-  let released = 0;
+  const state = { closes, released: 0 };
   const connection = new OrderSocket({
     socket,
     principal,
     verifier: { verify: () => Promise.reject(new Error("unused")) },
-    sql: {} as Sql,
-    hub: {} as NotificationHub,
+    sql: options.sql ?? ({} as Sql),
+    hub: options.hub ?? ({} as NotificationHub),
     limits: DEFAULT_LIMITS,
-    onClosed: () => released++,
+    onClosed: () => state.released++,
   });
-  connection.deliver("mine", {
-    id: "1",
-    orderId: "o",
+  return { connection, state };
+}
+
+/** A stored order-created notification with stream id `id`, owned by "u". */
+function createdNotification(id: number) {
+  return {
+    id: String(id),
+    orderId: `o-${id}`,
     seq: 1,
     eventId: crypto.randomUUID(),
     eventType: orderCreated.eventType,
     status: "PENDING",
     occurredAt: new Date().toISOString(),
     userId: "u",
-  });
-  assert.equal(closes[0][0], CLOSE_CODES.SLOW_CONSUMER);
-  assert.equal(released, 1);
+  };
+}
+
+Deno.test("a socket whose send buffer is over the limit is closed with 4429 instead of buffering", () => {
+  const { connection, state } = standaloneSocket({ bufferedAmount: 2_000_000 });
+  connection.deliver("mine", createdNotification(1));
+  assert.equal(state.closes[0][0], CLOSE_CODES.SLOW_CONSUMER);
+  assert.equal(state.released, 1);
   assert.equal(connection.canDeliver(), false);
 });
 
 Deno.test("a burst of acks for a burst of events keeps the socket open; a burst of subscribes is still bounded", async () => {
-  const closes: [number, string][] = [];
-  const sent: string[] = [];
-  const socket = {
-    bufferedAmount: 0,
-    send: (text: string) => sent.push(text),
-    close: (code: number, reason: string) => closes.push([code, reason]),
-  };
-  const principal: Principal = {
-    userId: "u",
-    email: "u@x",
-    roles: [],
-    tokenId: "t",
-    expiresAt: Date.now() / 1000 + 60,
-  };
   let woken = 0;
-  const connection = new OrderSocket({
-    socket,
-    principal,
-    verifier: { verify: () => Promise.reject(new Error("unused")) },
+  const { connection, state } = standaloneSocket({
+    bufferedAmount: 0,
     // A subscribe waits on this query: never answered, so subscribes pile up in the frame queue.
     sql: { query: () => new Promise(() => {}) } as unknown as Sql,
     hub: { wake: () => woken++ } as unknown as NotificationHub,
-    limits: DEFAULT_LIMITS,
-    onClosed: () => {},
   });
   const events = DEFAULT_LIMITS.unackedEventsMax;
-  for (let i = 1; i <= events; i++) {
-    connection.deliver("mine", {
-      id: String(i),
-      orderId: `o-${i}`,
-      seq: 1,
-      eventId: crypto.randomUUID(),
-      eventType: orderCreated.eventType,
-      status: "PENDING",
-      occurredAt: new Date().toISOString(),
-      userId: "u",
-    });
-  }
+  for (let i = 1; i <= events; i++) connection.deliver("mine", createdNotification(i));
   assert.equal(connection.canDeliver(), false, "the ack window is full");
   // The client acks every event as it arrives: all in one turn of the event loop, as a socket read delivers them.
   for (let i = 1; i <= events; i++) connection.receive(JSON.stringify({ type: "ack", id: String(i) }));
-  assert.deepEqual(closes, [], "acks never count against the frames-in-flight bound");
+  assert.deepEqual(state.closes, [], "acks never count against the frames-in-flight bound");
   assert.equal(connection.canDeliver(), true, "the window opened");
   assert.equal(woken, 1, "the hub was told once that the socket takes more");
   // Frames that wait on something are still bounded.
@@ -258,7 +240,7 @@ Deno.test("a burst of acks for a burst of events keeps the socket open; a burst 
     connection.receive(JSON.stringify({ type: "subscribe", orderId: `o-${i}` }));
   }
   await new Promise((resolve) => setTimeout(resolve, 0));
-  assert.equal(closes[0]?.[0], CLOSE_CODES.POLICY_VIOLATION);
+  assert.equal(state.closes[0]?.[0], CLOSE_CODES.POLICY_VIOLATION);
 });
 
 Deno.test({
