@@ -110,7 +110,7 @@ export const orderToWebsocket: Scenario = {
       const kafkaToSocket = createLatencyHistogram();
       const products = platform.products.slice(0, STOCKED_FOR_ORDERS);
       let n = 0;
-      const slowest: { sentAt: number; answered: number; kafka: number; socket: number }[] = [];
+      const slowest: { intoRound: number; answered: number; kafka: number; socket: number }[] = [];
       const order = async (): Promise<number> => {
         const product = products[n++ % products.length];
         const sentAt = now();
@@ -126,12 +126,15 @@ export const orderToWebsocket: Scenario = {
           toKafka.recordValue(Math.max(0, Math.round((atKafka - sentAt) * 1000)));
           kafkaToSocket.recordValue(Math.max(0, Math.round((atSocket - atKafka) * 1000)));
         }
-        slowest.push({
-          sentAt,
-          answered: answeredAt - sentAt,
-          kafka: (atKafka ?? NaN) - sentAt,
-          socket: atSocket - sentAt,
-        });
+        // Warm-up orders (sent before the measured phase) are not in the histogram: not here either.
+        if (sentAt >= measuredSince) {
+          slowest.push({
+            intoRound: sentAt - measuredSince,
+            answered: answeredAt - sentAt,
+            kafka: (atKafka ?? NaN) - sentAt,
+            socket: atSocket - sentAt,
+          });
+        }
         slowest.sort((a, b) => b.socket - a.socket).splice(SLOWEST_SHOWN);
         return atSocket - sentAt;
       };
@@ -158,7 +161,7 @@ export const orderToWebsocket: Scenario = {
       ctx.log(
         `slowest orders: ${
           slowest.map((o) =>
-            `at ${((o.sentAt - roundStartOf(o.sentAt)) / 1000).toFixed(1)} s: 201 ${o.answered.toFixed(0)}, Kafka ${
+            `at ${(o.intoRound / 1000).toFixed(1)} s: 201 ${o.answered.toFixed(0)}, Kafka ${
               o.kafka.toFixed(0)
             }, socket ${o.socket.toFixed(0)}`
           ).join("; ")
@@ -237,11 +240,6 @@ function openSocket(
 
 /** When the current round's measured phase started (`now()` ms); orders sent before it are warm-up. */
 let measuredSince = Infinity;
-const measuredStarts: number[] = [];
-/** The start of the measured phase that `atMs` fell in. */
-function roundStartOf(atMs: number): number {
-  return Math.max(...measuredStarts.filter((start) => start <= atMs));
-}
 
 /** One open-loop round whose histogram holds the span each op returns (ms → µs); warm-up unrecorded. */
 async function spanRound(label: string, op: () => Promise<number>): Promise<RateMeasurement> {
@@ -249,7 +247,6 @@ async function spanRound(label: string, op: () => Promise<number>): Promise<Rate
   measuredSince = Infinity;
   await measureAtRate(label, op, { ...options, durationMs: WARMUP_MS });
   measuredSince = now();
-  measuredStarts.push(measuredSince);
   const spans = createLatencyHistogram();
   const measured = await measureAtRate(label, async () => {
     spans.recordValue(Math.max(0, Math.round((await op()) * 1000)));
