@@ -13,6 +13,10 @@ import { clusterUrl } from "./postgres/mod.ts";
  * up to 11 stay below the ephemeral range (32768+), where an outgoing connection could already hold a port.
  */
 export function platformPortEnv(offset: number): Record<string, string> {
+  // Ports stay below 32768, where Linux's ephemeral range starts: an outgoing connection may hold any port above it.
+  if (!Number.isInteger(offset) || offset < 0 || offset > 11) {
+    throw new RangeError(`Port offset must be a whole number from 0 to 11 (ports 20xxx–31xxx), got ${offset}`);
+  }
   const base = 20_000 + offset * 1_000;
   return {
     BV_EDGE_PORT: String(base + 80),
