@@ -9,7 +9,7 @@
  */
 import type { Config, Region } from "../../shared/config/config.ts";
 import { log } from "../../shared/observability/mod.ts";
-import type { Lifecycle } from "../../shared/runtime/mod.ts";
+import { type Lifecycle, withTimeout } from "../../shared/runtime/mod.ts";
 import type { EcommerceBackground } from "./background.ts";
 
 /** Bound on the thread's start: joins of its consumer groups and the sensor bridge's MQTT session. */
@@ -66,34 +66,18 @@ export async function startBackgroundThread(options: BackgroundThreadOptions): P
     };
   });
   worker.postMessage({ type: "start", config, region, name } satisfies ToBackground);
-  let timer: ReturnType<typeof setTimeout> | undefined;
   try {
-    await Promise.race([
-      started,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(
-          () => reject(new Error(`Background thread did not start within ${START_TIMEOUT_MS} ms`)),
-          START_TIMEOUT_MS,
-        );
-      }),
-    ]);
+    await withTimeout(started, START_TIMEOUT_MS, "Background thread start");
   } catch (error) {
     stopping = true;
     worker.terminate();
     throw error;
-  } finally {
-    clearTimeout(timer);
   }
   lifecycle.onStop(`${name} background thread`, async () => {
     stopping = true;
     worker.postMessage({ type: "stop" } satisfies ToBackground);
     // The thread's own lifecycle bounds its closers by the same grace period; this bounds the wait for it.
-    let graceTimer: ReturnType<typeof setTimeout> | undefined;
-    await Promise.race([
-      stopped,
-      new Promise((resolve) => graceTimer = setTimeout(resolve, config.BV_SHUTDOWN_GRACE_MS)),
-    ]);
-    clearTimeout(graceTimer);
+    await withTimeout(stopped, config.BV_SHUTDOWN_GRACE_MS, "Background thread stop").catch(() => {});
     worker.terminate();
   });
   // Several commits in one turn of the event loop need one wake-up of the relay.
