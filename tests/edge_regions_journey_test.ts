@@ -46,6 +46,18 @@ Deno.test({
       east: await regionRequestCount(ingressUrl.east),
       west: await regionRequestCount(ingressUrl.west),
     });
+    // A baseline taken while the edge's own requests of a moment ago (a key reload, a stream reconnect) are still
+    // landing would count them in the window: wait until two readings 300 ms apart agree (at most ~3 s).
+    const settledRegionCounts = async () => {
+      let last = await regionCounts();
+      for (let attempt = 0; attempt < 10; attempt++) {
+        await sleep(300);
+        const now = await regionCounts();
+        if (now.east === last.east && now.west === last.west) return now;
+        last = now;
+      }
+      return last;
+    };
     try {
       console.log(`start:infra ready in ${Math.round(await platform.waitReady(120_000))} ms`);
       await timeUntil(
@@ -118,7 +130,7 @@ Deno.test({
       const jwtClient = as("192.0.2.3");
       await call(`${productUrl}`, { token: await stranger.sign("warm-up"), headers: jwtClient });
       const cases = await forgedTokenCases(signer, stranger);
-      const beforeJwt = await regionCounts();
+      const beforeJwt = await settledRegionCounts();
       for (const { name, token, code } of cases) {
         for (const [method, path] of [["POST", "/api/v1/orders"], ["GET", `/api/v1/products/${productId}`]]) {
           const body = method === "POST" ? { items: [{ productId, quantity: 1 }] } : undefined;
@@ -142,7 +154,7 @@ Deno.test({
 
       // --- 3. A burst from one client: more than its bucket holds, all at once, on a read the edge never caches.
       const burstSize = EDGE_RATE_LIMIT_DEFAULTS.perClient.burst * 3;
-      const beforeBurst = await regionCounts();
+      const beforeBurst = await settledRegionCounts();
       const linesBefore = await Promise.all([
         regionRequestCounts(ingressUrl.east),
         regionRequestCounts(ingressUrl.west),
