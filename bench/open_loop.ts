@@ -9,6 +9,7 @@
  * `measure()` in harness.ts is unchanged. Clock and sleep are injectable (`open_loop_test.ts` uses virtual time).
  */
 import type { Histogram } from "hdr-histogram-js";
+import { createPreciseSleep } from "./precise_sleep.ts";
 import {
   createLatencyHistogram,
   type Measurement,
@@ -39,7 +40,10 @@ export interface RateOptions {
   readonly drainTimeoutMs?: number;
   /** Milliseconds from an arbitrary origin. @default performance.now */
   readonly now?: () => number;
-  /** Resolves after about `ms` milliseconds. @default setTimeout */
+  /**
+   * Resolves after about `ms` milliseconds. @default a {@linkcode createPreciseSleep} clock thread for the run
+   * (Deno's `setTimeout` would add up to 2 ms of the generator's own lateness to every latency)
+   */
   readonly sleep?: (ms: number) => Promise<void>;
   /** @default Deno.memoryUsage */
   readonly memoryUsage?: () => { readonly rss: number; readonly heapUsed: number };
@@ -74,7 +78,6 @@ export async function measureAtRate(
   options: RateOptions,
 ): Promise<RateMeasurement> {
   const { ratePerSec, durationMs, warmupMs = 0, maxInFlight, lateAfterMs = 5, drainTimeoutMs = 10_000 } = options;
-  const countErrors = options.onError === "count";
   assertRange(label, "ratePerSec", ratePerSec, Number.MIN_VALUE, RATE_MAX);
   assertRange(label, "durationMs", durationMs, Number.MIN_VALUE, DURATION_MS_MAX);
   assertRange(label, "warmupMs", warmupMs, 0, DURATION_MS_MAX);
@@ -84,7 +87,23 @@ export async function measureAtRate(
     throw new RangeError(`measureAtRate("${label}"): maxInFlight is "${maxInFlight}"; use 1 to ${IN_FLIGHT_MAX}`);
   }
   const now = options.now ?? (() => performance.now());
-  const sleep = options.sleep ?? realSleep;
+  const clock = options.sleep === undefined ? await createPreciseSleep() : undefined;
+  try {
+    return await runSchedule(label, op, options, now, options.sleep ?? clock!.sleep);
+  } finally {
+    clock?.close();
+  }
+}
+
+async function runSchedule(
+  label: string,
+  op: () => Promise<unknown>,
+  options: RateOptions,
+  now: () => number,
+  sleep: (ms: number) => Promise<void>,
+): Promise<RateMeasurement> {
+  const { ratePerSec, durationMs, warmupMs = 0, maxInFlight, lateAfterMs = 5, drainTimeoutMs = 10_000 } = options;
+  const countErrors = options.onError === "count";
   const memoryUsage = options.memoryUsage ?? (() => Deno.memoryUsage());
   const intervalMs = 1000 / ratePerSec;
   const warmupSlots = Math.round(warmupMs / intervalMs);
@@ -254,10 +273,6 @@ export function mergeRateRounds(rounds: readonly RateMeasurement[]): RateStats {
     failed,
     ...(firstError === undefined ? {} : { firstError }),
   };
-}
-
-function realSleep(ms: number): Promise<void> {
-  return new Promise<void>((resolve) => setTimeout(resolve, ms));
 }
 
 /** `true` when every promise settled within `timeoutMs` (on `sleep`, or a real timer that is cleared). */
