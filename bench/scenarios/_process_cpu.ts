@@ -133,3 +133,39 @@ export function machinePerOpLine(groups: readonly [string, number][], ops: numbe
   return `machine CPU ${per(total)} ms per op: ${shown.map(([label, ms]) => `${label} ${per(ms)}`).join(", ")}` +
     (rest > 0 ? `, other ${per(rest)}` : "");
 }
+
+/**
+ * How long `pid`'s main thread has waited on a run queue — runnable but not running, because every core was
+ * busy — in ms (`/proc/<pid>/task/<pid>/schedstat`, field 2, nanoseconds; needs schedstats, on by default).
+ */
+export async function runQueueWaitMsOf(pid: number): Promise<number> {
+  const fields = (await Deno.readTextFile(`/proc/${pid}/task/${pid}/schedstat`)).trim().split(" ");
+  return Number(fields[1]) / 1e6;
+}
+
+export interface RunQueueMeter {
+  /** Run-queue wait of each named process's main thread since the meter started, in ms. */
+  read(): Promise<Record<string, number>>;
+}
+
+/**
+ * Meters the run-queue wait of the main threads of the processes listening on `ports`: on a machine with
+ * fewer cores than busy threads, a request also waits for its thread to be scheduled, and this is that wait.
+ */
+export async function startRunQueueMeter(ports: Readonly<Record<string, number>>): Promise<RunQueueMeter> {
+  const started: [string, number, number][] = [];
+  for (const [name, port] of Object.entries(ports)) {
+    const pid = await pidListeningOn(port);
+    const waited = pid === undefined ? undefined : await runQueueWaitMsOf(pid).catch(() => undefined);
+    if (pid !== undefined && waited !== undefined) started.push([name, pid, waited]);
+  }
+  return {
+    async read() {
+      const waited: Record<string, number> = {};
+      for (const [name, pid, before] of started) {
+        waited[name] = (await runQueueWaitMsOf(pid).catch(() => before)) - before;
+      }
+      return waited;
+    },
+  };
+}

@@ -14,9 +14,10 @@ import { resultOf, type Scenario } from "../harness.ts";
 import { interleaveRounds, measureAtRate, type RateMeasurement } from "../open_loop.ts";
 import { createLatencyHistogram } from "../harness.ts";
 import { createArrivals } from "./_arrivals.ts";
-import { acquirePlatform, releasePlatform, STOCKED_FOR_ORDERS } from "./_ecommerce_platform.ts";
+import { acquirePlatform, type EcommercePlatform, releasePlatform, STOCKED_FOR_ORDERS } from "./_ecommerce_platform.ts";
 import { postOrder } from "./_orders.ts";
 import { nextMessage } from "./_worker.ts";
+import { startRunQueueMeter } from "./_process_cpu.ts";
 import { type KafkaArrivals, watchOrderCreated } from "./_kafka_arrivals.ts";
 
 const NAME = "order_to_websocket";
@@ -110,7 +111,7 @@ export const orderToWebsocket: Scenario = {
       const kafkaToSocket = createLatencyHistogram();
       const products = platform.products.slice(0, STOCKED_FOR_ORDERS);
       let n = 0;
-      const slowest: { intoRound: number; answered: number; kafka: number; socket: number }[] = [];
+      const slowest: { round: number; intoRound: number; answered: number; kafka: number; socket: number }[] = [];
       const order = async (): Promise<number> => {
         const product = products[n++ % products.length];
         const sentAt = now();
@@ -129,6 +130,7 @@ export const orderToWebsocket: Scenario = {
         // Warm-up orders (sent before the measured phase) are not in the histogram: not here either.
         if (sentAt >= measuredSince) {
           slowest.push({
+            round: roundsStarted,
             intoRound: sentAt - measuredSince,
             answered: answeredAt - sentAt,
             kafka: (atKafka ?? NaN) - sentAt,
@@ -150,18 +152,39 @@ export const orderToWebsocket: Scenario = {
         if (response.status !== 201) throw new Error(`The raw server answered ${response.status}`);
         return (await arrivals.wait(`r:${id}`)) - sentAt;
       };
+      const serverBefore = await serverOrderTimes(platform);
+      const east = platform.config.regions.east;
+      const runQueue = await startRunQueueMeter({ ecommerce: east.servicePorts.ecommerce, ingress: east.ingressPort });
+      let subjectOrders = 0;
       const sides = await interleaveRounds(
         ROUNDS,
-        () => spanRound("POST /orders sent → /ws/orders frame", order),
+        () => spanRound("POST /orders sent → /ws/orders frame", () => (subjectOrders++, order())),
         () => spanRound("raw POST → Deno.serve WebSocket broadcast", publish),
+      );
+      const serverAfter = await serverOrderTimes(platform);
+      const waited = await runQueue.read();
+      ctx.log(
+        `run-queue wait of the main threads (runnable, no free core), per order: ${
+          Object.entries(waited).map(([name, ms]) => `${name} ${(ms / Math.max(1, subjectOrders)).toFixed(2)} ms`)
+            .join(", ")
+        } (${subjectOrders} orders; the raw rounds in between add little: these processes idle then)`,
+      );
+      // The e-commerce process's own timing of the same requests (its HTTP histogram), to tell a slow handler
+      // from time lost before or after it (ingress, sockets, the bench's own event loop).
+      ctx.log(
+        `e-commerce's own POST /api/v1/orders timing (warm-up included): ${serverAfter.count - serverBefore.count} ` +
+          `answered, over 25 ms: ${serverAfter.over25 - serverBefore.over25}, over 50 ms: ${
+            serverAfter.over50 - serverBefore.over50
+          }, over 100 ms: ${serverAfter.over100 - serverBefore.over100}`,
       );
       const ms = (h: typeof toKafka, p: number) => (h.getValueAtPercentile(p) / 1000).toFixed(1);
       // Where the slowest measured orders spent their time (ms after the request was sent), to tell a slow
-      // request, a late relay and a late consumer apart; "at" is seconds into their round's measured phase.
+      // request, a late relay and a late consumer apart; "at" is seconds into their round's measured phase
+      // (rounds counted over both sides: subject rounds are 1, 4 and 5).
       ctx.log(
         `slowest orders: ${
           slowest.map((o) =>
-            `at ${(o.intoRound / 1000).toFixed(1)} s: 201 ${o.answered.toFixed(0)}, Kafka ${
+            `round ${o.round} at ${(o.intoRound / 1000).toFixed(1)} s: 201 ${o.answered.toFixed(0)}, Kafka ${
               o.kafka.toFixed(0)
             }, socket ${o.socket.toFixed(0)}`
           ).join("; ")
@@ -238,13 +261,28 @@ function openSocket(
   });
 }
 
+/** How many order POSTs the e-commerce process answered so far, and how many took longer than 25/50/100 ms. */
+async function serverOrderTimes(platform: EcommercePlatform) {
+  const series = 'method="POST",route="/api/v1/orders"';
+  const [count, le25, le50, le100] = await Promise.all([
+    platform.counter("bv_http_request_duration_seconds_count", series),
+    platform.counter("bv_http_request_duration_seconds_bucket", `le="0.025",${series}`),
+    platform.counter("bv_http_request_duration_seconds_bucket", `le="0.05",${series}`),
+    platform.counter("bv_http_request_duration_seconds_bucket", `le="0.1",${series}`),
+  ]);
+  return { count, over25: count - le25, over50: count - le50, over100: count - le100 };
+}
+
 /** When the current round's measured phase started (`now()` ms); orders sent before it are warm-up. */
 let measuredSince = Infinity;
+/** Rounds started so far, both sides (the slowest orders name theirs). */
+let roundsStarted = 0;
 
 /** One open-loop round whose histogram holds the span each op returns (ms → µs); warm-up unrecorded. */
 async function spanRound(label: string, op: () => Promise<number>): Promise<RateMeasurement> {
   const options = { ratePerSec: RATE_PER_SEC, maxInFlight: MAX_IN_FLIGHT };
   measuredSince = Infinity;
+  roundsStarted++;
   await measureAtRate(label, op, { ...options, durationMs: WARMUP_MS });
   measuredSince = now();
   const spans = createLatencyHistogram();
