@@ -17,22 +17,32 @@ const COUNTER_LINE = /^bv_http_requests_total\{([^}]*)\} (\d+(?:\.\d+)?(?:e\+\d+
  * Requests an ingress has answered on its proxied routes (everything but `/healthz`, `/readyz`, `/metrics`),
  * from its own `/metrics`: the count a region would report for client traffic that reached it.
  */
-export async function regionRequestCount(ingressUrl: string): Promise<number> {
+export async function regionRequestCount(ingressUrl: string, routePrefixes?: readonly string[]): Promise<number> {
   let total = 0;
-  for (const count of (await regionRequestCounts(ingressUrl)).values()) total += count;
+  for (const count of (await regionRequestCounts(ingressUrl, routePrefixes)).values()) total += count;
   return total;
 }
 
-/** {@linkcode regionRequestCount} by counter line (route, method, status), to say what moved when it moved. */
-export async function regionRequestCounts(ingressUrl: string): Promise<Map<string, number>> {
-  const response = await fetch(`${ingressUrl}/metrics`, { signal: AbortSignal.timeout(5_000) });
-  if (!response.ok) throw new Error(`${ingressUrl}/metrics answered ${response.status}`);
+/**
+ * {@linkcode regionRequestCount} by counter line (route, method, status), to say what moved when it moved. With
+ * `routePrefixes`, read from a deployable (whose routes are named, unlike the ingress's one `/*`): only the
+ * lines of routes under one of them — client traffic to those paths, without the edge's own background
+ * requests (JWKS reloads, invalidation-stream reconnects) that an ingress counts on the same `/*`.
+ */
+export async function regionRequestCounts(
+  url: string,
+  routePrefixes?: readonly string[],
+): Promise<Map<string, number>> {
+  const response = await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(5_000) });
+  if (!response.ok) throw new Error(`${url}/metrics answered ${response.status}`);
   const counts = new Map<string, number>();
   for (const line of (await response.text()).split("\n")) {
     const match = COUNTER_LINE.exec(line);
     if (!match) continue;
     const route = /route="([^"]*)"/.exec(match[1])?.[1];
-    if (route !== undefined && !OPERATIONAL_ROUTES.has(route)) counts.set(match[1], Number(match[2]));
+    if (route === undefined || OPERATIONAL_ROUTES.has(route)) continue;
+    if (routePrefixes !== undefined && !routePrefixes.some((prefix) => route.startsWith(prefix))) continue;
+    counts.set(match[1], Number(match[2]));
   }
   return counts;
 }
