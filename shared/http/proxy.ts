@@ -71,9 +71,12 @@ function pathAndQueryOf(url: string): string {
 export async function proxyRequest(request: Request, options: ProxyOptions): Promise<Response> {
   const target = new URL(pathAndQueryOf(request.url), options.upstream);
   const headers = endToEnd(request.headers, options.setHeaders);
+  // Only the headers deadline aborts the upstream call. The client's own `request.signal` is not linked: a
+  // client that leaves before the headers costs at most that deadline upstream, one that leaves during the body
+  // cancels the piped body (and with it the upstream connection), and reading `request.signal` alone made Deno
+  // build an AbortSignal per request and abort it with a DOMException after every response (its legacy
+  // behaviour, which also printed a warning per process).
   const controller = new AbortController();
-  const onClientAbort = () => controller.abort(request.signal.reason);
-  request.signal.addEventListener("abort", onClientAbort, { once: true });
   const timer = setTimeout(
     () => controller.abort(new DOMException("headers timeout", "TimeoutError")),
     options.headersTimeoutMs,
@@ -102,6 +105,5 @@ export async function proxyRequest(request: Request, options: ProxyOptions): Pro
       : problem(503, `Upstream ${target.host} is unavailable: ${(error as Error).message}`);
   } finally {
     clearTimeout(timer);
-    request.signal.removeEventListener("abort", onClientAbort);
   }
 }
