@@ -17,7 +17,7 @@ import { createArrivals } from "./_arrivals.ts";
 import { acquirePlatform, type EcommercePlatform, releasePlatform, STOCKED_FOR_ORDERS } from "./_ecommerce_platform.ts";
 import { postOrder } from "./_orders.ts";
 import { nextMessage } from "./_worker.ts";
-import { startRunQueueMeter } from "./_process_cpu.ts";
+import { machinePerOpLine, startMachineCpuMeter, startRunQueueMeter } from "./_process_cpu.ts";
 import { type KafkaArrivals, watchOrderCreated } from "./_kafka_arrivals.ts";
 
 const NAME = "order_to_websocket";
@@ -155,6 +155,7 @@ export const orderToWebsocket: Scenario = {
       const serverBefore = await serverOrderTimes(platform);
       const east = platform.config.regions.east;
       const runQueue = await startRunQueueMeter({ ecommerce: east.servicePorts.ecommerce, ingress: east.ingressPort });
+      const machine = await startMachineCpuMeter();
       let subjectOrders = 0;
       const sides = await interleaveRounds(
         ROUNDS,
@@ -163,6 +164,8 @@ export const orderToWebsocket: Scenario = {
       );
       const serverAfter = await serverOrderTimes(platform);
       const waited = await runQueue.read();
+      // The raw rounds run in between (bench process and its worker only), so bench/ is both sides together.
+      ctx.log(`${machinePerOpLine(await machine.read(), subjectOrders)} (both sides' rounds, per subject order)`);
       ctx.log(
         `run-queue wait of the main threads (runnable, no free core), per order: ${
           Object.entries(waited).map(([name, ms]) => `${name} ${(ms / Math.max(1, subjectOrders)).toFixed(2)} ms`)
