@@ -41,17 +41,29 @@ export interface CpuMeter {
 }
 
 /** Starts metering the processes listening on `ports` (by name). */
-export async function startCpuMeter(ports: Readonly<Record<string, number>>): Promise<CpuMeter> {
+export function startCpuMeter(ports: Readonly<Record<string, number>>): Promise<CpuMeter> {
+  return startPidMeter(ports, cpuMsOf);
+}
+
+/**
+ * Reads `measure(pid)` of each process listening on `ports` now, and `read()` answers how much each grew since
+ * (processes not found are left out; one gone since keeps a growth of 0).
+ */
+async function startPidMeter(
+  ports: Readonly<Record<string, number>>,
+  measure: (pid: number) => Promise<number>,
+): Promise<{ read(): Promise<Record<string, number>> }> {
   const started: [string, number, number][] = [];
   for (const [name, port] of Object.entries(ports)) {
     const pid = await pidListeningOn(port);
-    if (pid !== undefined) started.push([name, pid, await cpuMsOf(pid)]);
+    const value = pid === undefined ? undefined : await measure(pid).catch(() => undefined);
+    if (pid !== undefined && value !== undefined) started.push([name, pid, value]);
   }
   return {
     async read() {
-      const spent: Record<string, number> = {};
-      for (const [name, pid, before] of started) spent[name] = (await cpuMsOf(pid).catch(() => before)) - before;
-      return spent;
+      const grown: Record<string, number> = {};
+      for (const [name, pid, before] of started) grown[name] = (await measure(pid).catch(() => before)) - before;
+      return grown;
     },
   };
 }
@@ -152,20 +164,6 @@ export interface RunQueueMeter {
  * Meters the run-queue wait of the main threads of the processes listening on `ports`: on a machine with
  * fewer cores than busy threads, a request also waits for its thread to be scheduled, and this is that wait.
  */
-export async function startRunQueueMeter(ports: Readonly<Record<string, number>>): Promise<RunQueueMeter> {
-  const started: [string, number, number][] = [];
-  for (const [name, port] of Object.entries(ports)) {
-    const pid = await pidListeningOn(port);
-    const waited = pid === undefined ? undefined : await runQueueWaitMsOf(pid).catch(() => undefined);
-    if (pid !== undefined && waited !== undefined) started.push([name, pid, waited]);
-  }
-  return {
-    async read() {
-      const waited: Record<string, number> = {};
-      for (const [name, pid, before] of started) {
-        waited[name] = (await runQueueWaitMsOf(pid).catch(() => before)) - before;
-      }
-      return waited;
-    },
-  };
+export function startRunQueueMeter(ports: Readonly<Record<string, number>>): Promise<RunQueueMeter> {
+  return startPidMeter(ports, runQueueWaitMsOf);
 }
