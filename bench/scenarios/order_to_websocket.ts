@@ -111,7 +111,14 @@ export const orderToWebsocket: Scenario = {
       const kafkaToSocket = createLatencyHistogram();
       const products = platform.products.slice(0, STOCKED_FOR_ORDERS);
       let n = 0;
-      const slowest: { round: number; intoRound: number; answered: number; kafka: number; socket: number }[] = [];
+      const slowest: {
+        round: number;
+        intoRound: number;
+        wallClock: string;
+        answered: number;
+        kafka: number;
+        socket: number;
+      }[] = [];
       const order = async (): Promise<number> => {
         const product = products[n++ % products.length];
         const sentAt = now();
@@ -132,6 +139,7 @@ export const orderToWebsocket: Scenario = {
           slowest.push({
             round: roundsStarted,
             intoRound: sentAt - measuredSince,
+            wallClock: new Date(performance.timeOrigin + sentAt).toISOString().slice(11, 23),
             answered: answeredAt - sentAt,
             kafka: (atKafka ?? NaN) - sentAt,
             socket: atSocket - sentAt,
@@ -187,9 +195,9 @@ export const orderToWebsocket: Scenario = {
       ctx.log(
         `slowest orders: ${
           slowest.map((o) =>
-            `round ${o.round} at ${(o.intoRound / 1000).toFixed(1)} s: 201 ${o.answered.toFixed(0)}, Kafka ${
-              o.kafka.toFixed(0)
-            }, socket ${o.socket.toFixed(0)}`
+            `round ${o.round} at ${(o.intoRound / 1000).toFixed(1)} s (${o.wallClock} UTC): 201 ${
+              o.answered.toFixed(0)
+            }, Kafka ${o.kafka.toFixed(0)}, socket ${o.socket.toFixed(0)}`
           ).join("; ")
         }`,
       );
