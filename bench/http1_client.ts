@@ -11,6 +11,7 @@
  * `content-length` or `transfer-encoding: chunked`, `connection: close` honoured. Anything else (a 1xx, a body
  * framed by closing the connection, a malformed answer) rejects the request and drops the connection.
  */
+import { Buffer } from "node:buffer";
 
 export interface Http1Response {
   readonly status: number;
@@ -197,14 +198,7 @@ class Connection {
       const crlf = await this.#take(2);
       if (crlf[0] !== 13 || crlf[1] !== 10) throw new Error("Chunk not followed by CRLF");
     }
-    if (parts.length === 1) return parts[0];
-    const body = new Uint8Array(total);
-    let offset = 0;
-    for (const part of parts) {
-      body.set(part, offset);
-      offset += part.length;
-    }
-    return body;
+    return parts.length === 1 ? parts[0] : Buffer.concat(parts, total);
   }
 
   /** Reads until `find` (searching from an index) returns one, at most `limit` bytes past `#start`. */
