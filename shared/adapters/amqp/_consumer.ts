@@ -39,9 +39,13 @@ export interface ConsumerHost {
   readonly publishTimeoutMs: number;
 }
 
-/** The retry queue for one delay: messages wait there `delayMs`, then dead-letter back to `queue`. */
+/**
+ * The retry queue for one delay: messages wait there `delayMs`, then dead-letter back to `queue`. A quorum
+ * queue (`.retry-q.`; the classic `.retry.` queues of earlier versions are left alone, a queue's type cannot
+ * change in place), so that dead-lettering is at least once.
+ */
 export function retryQueueOf(queue: string, delayMs: number): string {
-  return `${queue}.retry.${delayMs}`;
+  return `${queue}.retry-q.${delayMs}`;
 }
 
 export class AmqpConsumer {

@@ -2,7 +2,7 @@
  * @module
  * The work-queue port on RabbitMQ (amqplib). Publishing uses a confirm channel (persistent, mandatory,
  * resolved on the broker's ack); queues are durable; delayed retry uses one queue per distinct delay,
- * `<name>.retry.<ms>`, with a per-queue TTL that dead-letters back to `<name>`. Delivery is at least once:
+ * `<name>.retry-q.<ms>`, with a per-queue TTL that dead-letters back to `<name>`. Delivery is at least once:
  * consumers must be idempotent by message id. The connection is re-established with capped backoff and
  * consumers re-attached after a broker restart.
  */
@@ -288,9 +288,20 @@ async function assertTopology(connection: AmqpConnection, name: string, retryDel
     for (const delayMs of new Set(retryDelaysMs)) {
       // Per-queue TTL (not per-message): every message in this queue waits the same time, so the head is
       // always the next to expire and dead-letter back to `name` through the default exchange.
+      // A quorum queue with at-least-once dead-lettering: a classic queue moves an expired message to its
+      // dead-letter target at most once, so a broker stopping mid-move could lose a parked retry (seen once
+      // in CI: webhooks_restart_test's heavy variant, one delivery's retry never came back). At-least-once
+      // dead-lettering keeps the message until the target queue confirmed it; it needs `reject-publish`.
       await channel.assertQueue(retryQueueOf(name, delayMs), {
         durable: true,
-        arguments: { "x-message-ttl": delayMs, "x-dead-letter-exchange": "", "x-dead-letter-routing-key": name },
+        arguments: {
+          "x-queue-type": "quorum",
+          "x-message-ttl": delayMs,
+          "x-dead-letter-exchange": "",
+          "x-dead-letter-routing-key": name,
+          "x-dead-letter-strategy": "at-least-once",
+          "x-overflow": "reject-publish",
+        },
       });
     }
   } finally {

@@ -20,11 +20,13 @@ Deno.test("[amqp] work queue declares the retry topology: one TTL queue per dist
     const { rabbitmqctl } = await import("../../testing/rabbit_vhost.ts");
     const listed = await rabbitmqctl("list_queues", "-p", vhost.name, "--no-table-headers", "name", "arguments");
     const ours = listed.split("\n").filter((line) => line.startsWith(name)).map((line) => line.split("\t")[0]);
-    assert.deepEqual(ours.sort(), [name, `${name}.dlq`, `${name}.retry.100`, `${name}.retry.250`].sort());
-    const retryLine = listed.split("\n").find((line) => line.startsWith(`${name}.retry.250\t`)) ?? "";
+    assert.deepEqual(ours.sort(), [name, `${name}.dlq`, `${name}.retry-q.100`, `${name}.retry-q.250`].sort());
+    const retryLine = listed.split("\n").find((line) => line.startsWith(`${name}.retry-q.250\t`)) ?? "";
     assert.match(retryLine, /x-message-ttl/);
     assert.match(retryLine, /250/);
     assert.match(retryLine, new RegExp(`x-dead-letter-routing-key.*${name}`));
+    assert.match(retryLine, /x-dead-letter-strategy.*at-least-once/);
+    assert.match(retryLine, /x-queue-type.*quorum/);
   } finally {
     await queue.close();
   }
