@@ -36,6 +36,7 @@ import {
   tailFile,
   terminate,
 } from "./_process.ts";
+import { ensureMirrorStorageTopics } from "./_mirror_storage.ts";
 // A cycle (mod.ts re-exports this module) that is safe: isKafkaUp is only called, never read at load time.
 import { isKafkaUp } from "./mod.ts";
 
@@ -85,6 +86,8 @@ async function ensureLocked(layout: MirrorLayout, timeoutMs: number, say: Progre
   }
   await requireBrokers();
   await checkPrerequisites(["java"]);
+  // Before Connect looks at them: a storage topic some other client auto-created would stop it for good.
+  for (const line of await ensureMirrorStorageTopics()) say(`storage topic ${line}`);
   await Deno.mkdir(LOGS_DIR, { recursive: true });
   await Deno.writeTextFile(layout.propertiesFile, mirrorMakerProperties());
   say(

@@ -41,6 +41,15 @@ export interface SubscribeOptions {
   readonly handler: (record: IncomingRecord) => Promise<void>;
   /** @default 5 */
   readonly maxAttempts?: number;
+  /**
+   * How long a record may wait before delivery so that the log can hand over several at once: a consumer
+   * that is not on anyone's latency path (cache projections, analytics, partner webhooks) trades up to this
+   * much delay for far fewer fetches when records trickle in. 0 delivers each record as soon as it is there.
+   * It is an upper bound, not a promise to wait: an adapter may deliver sooner (the in-process log always
+   * does; Kafka answers the fetch once this much time has passed or 1 MiB is ready).
+   * Validated by {@linkcode batchWindowOf}. @default 0
+   */
+  readonly batchWindowMs?: number;
 }
 
 /**
@@ -101,6 +110,18 @@ export interface EventLog {
   /** Throws if the log cannot be reached within the timeout (used by `/readyz`). */
   ping(timeoutMs: number): Promise<void>;
   close(): Promise<void>;
+}
+
+/** Largest {@linkcode SubscribeOptions.batchWindowMs}: a member's close waits out a fetch, so windows stay short. */
+export const BATCH_WINDOW_MS_MAX = 1_000;
+
+/** The subscription's batch window in ms (0 when unset); throws a RangeError when it is not 0–1,000. */
+export function batchWindowOf(options: { readonly batchWindowMs?: number }): number {
+  const windowMs = options.batchWindowMs ?? 0;
+  if (!Number.isInteger(windowMs) || windowMs < 0 || windowMs > BATCH_WINDOW_MS_MAX) {
+    throw new RangeError(`batchWindowMs must be a whole number from 0 to ${BATCH_WINDOW_MS_MAX}, got ${windowMs}`);
+  }
+  return windowMs;
 }
 
 /** The dead-letter topic of `topic`: `<topic>.dlq`. One rule for every consumer of the platform. */

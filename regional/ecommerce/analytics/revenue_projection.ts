@@ -9,6 +9,7 @@ import type { EventLog, Sql, Subscription } from "../../../shared/ports/mod.ts";
 import { processOnce } from "../outbox/mod.ts";
 import { decodeRevenueRecord, REVENUE_TOPICS, type RevenueTopics } from "./revenue_events.ts";
 import { applyToRevenueTables } from "./revenue_store.ts";
+import { BACKGROUND_CONSUMER_WINDOW_MS } from "../consumer_windows.ts";
 
 /** The consumer name of the live projection in `processed_events` (the replay counts its rows). */
 export const REVENUE_CONSUMER = "analytics-revenue";
@@ -41,6 +42,7 @@ export async function startRevenueProjection(deps: RevenueProjectionDeps): Promi
     groupId: deps.groupId ?? `ecommerce-${deps.region}.analytics-revenue`,
     topics: [topics.paid, topics.canceled],
     from: deps.from ?? "earliest",
+    batchWindowMs: BACKGROUND_CONSUMER_WINDOW_MS,
     handler: async (record) => {
       const event = decodeRevenueRecord(record, deps.region);
       if (event === null) return;

@@ -10,6 +10,7 @@ import { productUpdated } from "../../../shared/contracts/events/ecommerce.ts";
 import { log, metrics } from "../../../shared/observability/mod.ts";
 import type { Cache, EventLog, SqlExecutor, Subscription } from "../../../shared/ports/mod.ts";
 import { getProduct, isUuid, productNotFound, type ProductView } from "./product_store.ts";
+import { BACKGROUND_CONSUMER_WINDOW_MS } from "../consumer_windows.ts";
 
 /** How long a cached product lives; it bounds staleness if an invalidation is ever lost. */
 export const PRODUCT_CACHE_TTL_MS = 300_000;
@@ -88,6 +89,7 @@ export async function startProductCacheInvalidation(options: ProductCacheInvalid
   return await options.eventLog.subscribe({
     groupId: options.groupId,
     topics: [productUpdated.eventType],
+    batchWindowMs: BACKGROUND_CONSUMER_WINDOW_MS,
     from: options.from ?? "earliest",
     handler: async (record) => {
       const parsed = parseEnvelope(record.value);

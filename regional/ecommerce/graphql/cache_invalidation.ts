@@ -10,6 +10,7 @@ import { stockAdjusted } from "../../../shared/contracts/events/ecommerce.ts";
 import type { Cache, EventLog, IncomingRecord, Subscription } from "../../../shared/ports/mod.ts";
 import { log } from "../../../shared/observability/mod.ts";
 import { gqlProductCacheKey } from "./product_cache.ts";
+import { BACKGROUND_CONSUMER_WINDOW_MS } from "../consumer_windows.ts";
 
 /**
  * Deletes `gql:product:{id}` for every stock.adjusted event; where the event log takes batches (Kafka), one
@@ -19,7 +20,12 @@ export function startGraphqlCacheInvalidation(
   options: { readonly eventLog: EventLog; readonly cache: Cache; readonly groupId: string },
 ): Promise<Subscription> {
   const { eventLog, cache } = options;
-  const group = { groupId: options.groupId, topics: [stockAdjusted.eventType], from: "latest" as const };
+  const group = {
+    groupId: options.groupId,
+    topics: [stockAdjusted.eventType],
+    from: "latest" as const,
+    batchWindowMs: BACKGROUND_CONSUMER_WINDOW_MS,
+  };
   if (eventLog.subscribeBatches) {
     return eventLog.subscribeBatches({
       ...group,

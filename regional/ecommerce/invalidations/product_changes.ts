@@ -22,6 +22,7 @@ import { productUpdated, stockAdjusted } from "../../../shared/contracts/events/
 import { log } from "../../../shared/observability/mod.ts";
 import type { Cache, EventLog, IncomingRecord, Subscription } from "../../../shared/ports/mod.ts";
 import { gqlProductCacheKey, productCacheKey } from "../catalog/mod.ts";
+import { BACKGROUND_CONSUMER_WINDOW_MS } from "../consumer_windows.ts";
 
 export interface ProductChangesDeps {
   readonly eventLog: EventLog;
@@ -81,6 +82,7 @@ export async function followProductChanges(
       groupId: `ecommerce-${deps.region}.invalidations.${crypto.randomUUID()}`,
       topics: PRODUCT_CHANGE_TOPICS,
       from: "latest" as const,
+      batchWindowMs: BACKGROUND_CONSUMER_WINDOW_MS,
     };
     subscription = deps.eventLog.subscribeBatches
       ? await deps.eventLog.subscribeBatches({ ...group, handler: handleBatch })

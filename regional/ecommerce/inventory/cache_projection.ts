@@ -9,6 +9,7 @@ import { parseEnvelope } from "../../../shared/contracts/envelope.ts";
 import { stockAdjusted } from "../../../shared/contracts/events/ecommerce.ts";
 import type { Cache, EventLog, IncomingRecord, Subscription } from "../../../shared/ports/mod.ts";
 import { type StockView, stockView } from "./stock.ts";
+import { BACKGROUND_CONSUMER_WINDOW_MS } from "../consumer_windows.ts";
 
 /** The cache key of a product's stock snapshot. */
 export function inventoryCacheKey(productId: string): string {
@@ -40,7 +41,12 @@ export interface InventoryCacheProjectionOptions {
  */
 export function startInventoryCacheProjection(options: InventoryCacheProjectionOptions): Promise<Subscription> {
   const { cache, eventLog } = options;
-  const group = { groupId: options.groupId, topics: [stockAdjusted.eventType], from: options.from ?? "earliest" };
+  const group = {
+    groupId: options.groupId,
+    topics: [stockAdjusted.eventType],
+    from: options.from ?? "earliest",
+    batchWindowMs: BACKGROUND_CONSUMER_WINDOW_MS,
+  } as const;
   const write = (snapshot: InventorySnapshot) =>
     cache.set(inventoryCacheKey(snapshot.productId), JSON.stringify(snapshot));
   if (eventLog.subscribeBatches) {

@@ -13,6 +13,7 @@ import type { EventLog, Sql, Subscription, WorkQueue } from "../../../shared/por
 import { processOnce } from "../outbox/mod.ts";
 import { type DeliveryMessage, laneOf, laneQueueOf } from "./delivery_queues.ts";
 import { activeSubscriptionIdsFor } from "./subscription_store.ts";
+import { BACKGROUND_CONSUMER_WINDOW_MS } from "../consumer_windows.ts";
 
 /** The events partners may subscribe to. */
 export const WEBHOOK_EVENT_TYPES: readonly string[] = Object.freeze([
@@ -42,6 +43,7 @@ export async function startDispatcher(options: DispatcherOptions): Promise<Subsc
     groupId: options.groupId,
     topics: WEBHOOK_EVENT_TYPES,
     from: options.from ?? "latest",
+    batchWindowMs: BACKGROUND_CONSUMER_WINDOW_MS,
     handler: async (record) => {
       const parsed = parseEnvelope(record.value);
       // A malformed record is thrown back: the event log retries it, then dead-letters it with the reason.

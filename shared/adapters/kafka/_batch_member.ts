@@ -40,7 +40,7 @@ export async function startBatchMember(
   if (!Number.isInteger(batchMax) || batchMax < 1 || batchMax > BATCH_MAX_LIMIT) {
     throw new RangeError(`batchMax must be a whole number from 1 to ${BATCH_MAX_LIMIT}, got ${batchMax}`);
   }
-  const consumer = consumerOf(context, options.groupId);
+  const consumer = consumerOf(context, options);
   const ready = readyOf(consumer);
   const commits = committerOf(context, consumer, options.groupId);
   const state = new BatchMemberState(context, options, consumer, commits, maxAttempts, batchMax, ready.fail);

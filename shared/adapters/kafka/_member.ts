@@ -5,6 +5,7 @@
  */
 import type { Consumer, ConsumerRunConfig, EachMessagePayload, IHeaders, Kafka, KafkaMessage } from "kafkajs";
 import {
+  batchWindowOf,
   dlqRecordOf,
   dlqTopicOf,
   type IncomingRecord,
@@ -49,6 +50,8 @@ export interface HandlerRetryPolicy {
 }
 
 export const HANDLER_MAX_ATTEMPTS_DEFAULT = 5;
+/** A windowed fetch is answered early once this much is ready (a batch worth handing over at once). */
+export const BATCH_WINDOW_MIN_BYTES = 1024 * 1024;
 
 export interface MemberContext {
   readonly kafka: Kafka;
@@ -62,7 +65,7 @@ export interface MemberContext {
 /** Joins `options.groupId` and starts consuming; the returned subscription's `ready` tracks the join. */
 export async function startMember(context: MemberContext, options: SubscribeOptions): Promise<Subscription> {
   const maxAttempts = maxAttemptsOf(options);
-  const consumer = consumerOf(context, options.groupId);
+  const consumer = consumerOf(context, options);
   const ready = readyOf(consumer);
   const commits = committerOf(context, consumer, options.groupId);
   const state = new MemberState(context, options, consumer, commits, maxAttempts, ready.fail);
@@ -77,6 +80,7 @@ export async function startMember(context: MemberContext, options: SubscribeOpti
 
 /** Checks what every member needs of its options; returns the handler's attempt limit. */
 export function maxAttemptsOf(options: Omit<SubscribeOptions, "handler">): number {
+  batchWindowOf(options);
   const maxAttempts = options.maxAttempts ?? HANDLER_MAX_ATTEMPTS_DEFAULT;
   if (!Number.isInteger(maxAttempts) || maxAttempts < 1) {
     throw new RangeError(`maxAttempts must be a positive integer, got ${maxAttempts}`);
@@ -85,16 +89,22 @@ export function maxAttemptsOf(options: Omit<SubscribeOptions, "handler">): numbe
   return maxAttempts;
 }
 
-/** The group's consumer, with the fetch bounds and retries both member kinds use. */
-export function consumerOf(context: MemberContext, groupId: string): Consumer {
+/**
+ * The group's consumer, with the fetch bounds and retries both member kinds use. With a batch window the
+ * broker holds each fetch until the window has passed or {@link BATCH_WINDOW_MIN_BYTES} are ready, so a
+ * trickle of records costs one fetch (and one handler call, for a batch member) per window instead of one
+ * per record, on both sides of the connection.
+ */
+export function consumerOf(context: MemberContext, options: Omit<SubscribeOptions, "handler">): Consumer {
   const { timings } = context;
+  const windowMs = batchWindowOf(options);
   return context.kafka.consumer({
-    groupId,
+    groupId: options.groupId,
     sessionTimeout: timings.sessionTimeoutMs,
     rebalanceTimeout: timings.rebalanceTimeoutMs,
     heartbeatInterval: timings.heartbeatIntervalMs,
-    maxWaitTimeInMs: timings.maxWaitTimeMs,
-    minBytes: 1,
+    maxWaitTimeInMs: windowMs > 0 ? windowMs : timings.maxWaitTimeMs,
+    minBytes: windowMs > 0 ? BATCH_WINDOW_MIN_BYTES : 1,
     maxBytes: 10 * 1024 * 1024,
     maxBytesPerPartition: 1024 * 1024,
     // Topics are created on purpose (ensureTopics); a typo must not create one.

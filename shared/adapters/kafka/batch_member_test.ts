@@ -150,3 +150,35 @@ Deno.test("[kafka] a failing batch is delivered again whole; one that keeps fail
     await subscription.close();
   });
 });
+
+Deno.test("[kafka] a batch window turns a trickle of records into a few batches; without one each record is its own", async () => {
+  await withTopic(async (log, topic) => {
+    /** Publishes 8 records 25 ms apart to a fresh group and returns the sizes of the batches it was handed. */
+    const trickle = async (batchWindowMs: number, tag: string): Promise<number[]> => {
+      const sizes: number[] = [];
+      const member = await log.subscribeBatches!({
+        groupId: uniqueName("bv_test_group"),
+        topics: [topic],
+        batchWindowMs,
+        handler: (batch) => Promise.resolve(void sizes.push(batch.length)),
+      });
+      try {
+        await member.ready;
+        for (const record of records(8, tag)) {
+          await log.publish(topic, [record]);
+          await new Promise((resolve) => setTimeout(resolve, 25));
+        }
+        await eventually(`8 records (window ${batchWindowMs} ms)`, () => sizes.reduce((a, b) => a + b, 0) >= 8);
+        return sizes;
+      } finally {
+        await member.close();
+      }
+    };
+    const unwindowed = await trickle(0, "a");
+    const windowed = await trickle(600, "b");
+    // Records 25 ms apart span ~200 ms: one or two 600 ms windows. Without a window each fetch is answered
+    // as soon as a record lands; a busy machine may still merge a few.
+    assert.ok(windowed.length <= 2, `windowed batch sizes ${windowed}`);
+    assert.ok(unwindowed.length >= 5, `unwindowed batch sizes ${unwindowed}`);
+  });
+});

@@ -8,6 +8,7 @@
  * memory adapter.
  */
 import {
+  batchWindowOf,
   dlqRecordOf,
   dlqTopicOf,
   type IncomingRecord,
@@ -68,6 +69,8 @@ export class Member {
     if (!Number.isInteger(this.maxAttempts) || this.maxAttempts < 1) {
       throw new RangeError(`maxAttempts must be a positive integer, got ${this.maxAttempts}`);
     }
+    // Validated like Kafka's; in process a record is delivered at once, which the window allows.
+    batchWindowOf(options);
   }
 
   start(): void {

@@ -228,6 +228,49 @@ export function eventLogContract(kind: string, makeLog: () => Promise<EventLogFi
     for (const seen of byGroup) assert.deepEqual([...seen].sort(), [...values].sort());
   });
 
+  contractTest("delivers a trickle of records to a member with a batch window, in order, within the window", async (
+    { log, newTopic },
+    subscribe,
+  ) => {
+    const topic = newTopic("window");
+    await log.ensureTopics([{ name: topic, partitions: 1 }]);
+    const windowMs = 300;
+    const arrivals: { value: string; atMs: number }[] = [];
+    await subscribe({
+      groupId: newTopic("window_group"),
+      topics: [topic],
+      batchWindowMs: windowMs,
+      handler: (record) => {
+        arrivals.push({ value: record.value, atMs: performance.now() });
+        return Promise.resolve();
+      },
+    });
+    const sentAtMs: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      await log.publish(topic, [{ key: "k", value: `v${i}` }]);
+      sentAtMs.push(performance.now());
+      await new Promise((resolve) => setTimeout(resolve, 40));
+    }
+    await waitFor("the windowed member's records", () => arrivals.length >= 5, { timeoutMs: WAIT_MS_MAX });
+    assert.deepEqual(arrivals.map((a) => a.value), ["v0", "v1", "v2", "v3", "v4"]);
+    // Held at most one window (plus scheduling slack on a busy machine), never lost in it.
+    for (const [i, arrival] of arrivals.entries()) assert.ok(arrival.atMs - sentAtMs[i] < windowMs + 700);
+  });
+
+  contractTest("rejects a batch window that is not a whole number of ms from 0 to 1,000", async (
+    { log, newTopic },
+  ) => {
+    const topic = newTopic("window_bad");
+    await log.ensureTopics([{ name: topic }]);
+    const handler = () => Promise.resolve();
+    for (const batchWindowMs of [-1, 1.5, 1_001, Number.NaN]) {
+      await assert.rejects(
+        () => log.subscribe({ groupId: newTopic("window_bad_group"), topics: [topic], batchWindowMs, handler }),
+        RangeError,
+      );
+    }
+  });
+
   contractTest("shares partitions among the members of one group", async ({ log, newTopic }, subscribe) => {
     const topic = newTopic("share");
     const groupId = newTopic("share_group");
