@@ -110,7 +110,8 @@ export async function acquirePlatform(ctx: ScenarioContext): Promise<EcommercePl
     shared = await start(ctx);
   }
   const platform = await shared.ready;
-  // A deployable that died during the previous scenario is restarted by start:infra's supervisor: say so, and
+  // A deployable that died during the previous scenario is restarted by its supervisor (start:infra's or the lean
+  // platform's): say so, and
   // wait until everything answers again, so one crash is reported once instead of failing every later scenario.
   // A crash caused by the previous scenario's last act (a client closing its HTTP/2 session) lands a moment later.
   await new Promise((resolve) => setTimeout(resolve, 300));

@@ -33,24 +33,42 @@ const processes: [string, string, Record<string, string>][] = [
   ["ecommerce-east", "regional/ecommerce/main.ts", { ...baseEnv, BV_REGION: "east" }],
   ["ingress-east", "regional/ingress/main.ts", { ...baseEnv, BV_REGION: "east" }],
 ];
-const children = processes.map(([name, script, env]) => {
+/**
+ * Starts `name` and, like start:infra's supervisor, starts it again 1 s after an exit it was not asked for (at
+ * most {@link RESTARTS_MAX} times): the e-commerce process can abort in Deno's `node:http2` when a gRPC client
+ * closes its session (docs/ARCHITECTURE.md, "Known crash"), and without a restart every later scenario failed.
+ */
+function supervise(name: string, script: string, env: Record<string, string>) {
   const flags = profileDir !== undefined && PROFILED.has(name)
     ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}/${name}`]
     : [];
-  const process = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", ...flags, script],
-    env,
-    stdin: "null",
-    stdout: "inherit",
-    stderr: "inherit",
-  }).spawn();
-  process.status.then((status) => {
-    if (!stopping) console.error(`lean platform: ${name} exited with code ${status.code}`);
-  });
-  return { name, process };
-});
+  const child = { name, process: spawn(), restarts: 0 };
+  function spawn(): Deno.ChildProcess {
+    const process = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", ...flags, script],
+      env,
+      stdin: "null",
+      stdout: "inherit",
+      stderr: "inherit",
+    }).spawn();
+    process.status.then(async (status) => {
+      if (stopping) return;
+      console.error(`lean platform: ${name} exited with code ${status.code}`);
+      if (child.restarts >= RESTARTS_MAX) return;
+      child.restarts++;
+      await new Promise((resolve) => setTimeout(resolve, 1_000));
+      if (stopping) return;
+      child.process = spawn();
+      console.error(`lean platform: ${name} restarted (${child.restarts} of at most ${RESTARTS_MAX})`);
+    });
+    return process;
+  }
+  return child;
+}
 
+const RESTARTS_MAX = 5;
 let stopping = false;
+const children = processes.map(([name, script, env]) => supervise(name, script, env));
 for (const signal of ["SIGINT", "SIGTERM"] as const) {
   Deno.addSignalListener(signal, async () => {
     stopping = true;

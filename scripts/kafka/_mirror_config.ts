@@ -18,6 +18,17 @@ export const MIRRORED_TOPIC_PATTERNS: readonly string[] = Object.freeze([
   String.raw`(.*\.)?social\.feed\.[a-z_.]+\.v[0-9]+`,
 ]);
 
+/**
+ * Consumer groups whose offsets MM2 checkpoints into the other region (whole-name Java regexes): the services'
+ * own groups (`ecommerce-east.notifications.created`), never the prefixed ones of isolated test and bench
+ * platforms (`bvbench_….ecommerce-east.…`). Each checkpoint round reads every matching group's offsets from
+ * the source cluster, and every isolated run leaves its groups behind (~14 a bench run, hundreds a test
+ * suite): with MM2's default `.*` those rounds were a steady cost to both brokers and MirrorMaker.
+ */
+export const CHECKPOINTED_GROUP_PATTERNS: readonly string[] = Object.freeze([
+  String.raw`(ecommerce|chat|social)-(east|west)\..+`,
+]);
+
 /** How often MM2 lists source topics: a new matching topic starts mirroring within this (plus a task restart). */
 export const REFRESH_TOPICS_INTERVAL_SECONDS = 5;
 /** Heartbeats double as the readiness probe (`scripts/kafka/mirror.ts`), so they are frequent. */
@@ -29,6 +40,11 @@ export const HEARTBEATS_TOPIC = "heartbeats";
 export function isMirroredTopic(topic: string): boolean {
   if (KAFKA_REGIONS.some((region) => topic.startsWith(`${region}.`))) return false;
   return MIRRORED_TOPIC_PATTERNS.some((pattern) => new RegExp(`^(?:${pattern})$`).test(topic));
+}
+
+/** True when MM2 checkpoints `groupId`'s offsets (same rule as its `groups` filter). */
+export function isCheckpointedGroup(groupId: string): boolean {
+  return CHECKPOINTED_GROUP_PATTERNS.some((pattern) => new RegExp(`^(?:${pattern})$`).test(groupId));
 }
 
 /** The name a topic of `sourceRegion` has in the other region's cluster (DefaultReplicationPolicy). */
@@ -104,6 +120,7 @@ export function mirrorMakerProperties(): string {
     // Checkpoints (consumer offsets translated into the other region) let a consumer group move regions
     // without replaying everything; offset syncs (kept on the source) are what they are computed from.
     `emit.checkpoints.enabled = true`,
+    `groups = ${CHECKPOINTED_GROUP_PATTERNS.join(", ")}`,
     `emit.checkpoints.interval.seconds = 5`,
     `emit.offset-syncs.enabled = true`,
     `offset-syncs.topic.location = source`,

@@ -20,6 +20,7 @@ import {
 import {
   ensureKafka,
   ensureMirrorMaker,
+  isCheckpointedGroup,
   isMirroredTopic,
   KAFKA_REGIONS,
   REFRESH_TOPICS_INTERVAL_SECONDS,
@@ -57,6 +58,26 @@ Deno.test("the topic filter selects order, chat and feed events under any prefix
       "mm2-offset-syncs.west.internal",
     ]
   ) assert.equal(isMirroredTopic(topic), false, topic);
+});
+
+Deno.test("checkpoints cover the services' own groups, not the prefixed groups isolated runs leave behind", () => {
+  for (
+    const group of [
+      "ecommerce-east.notifications.created",
+      "ecommerce-west.webhooks",
+      "ecommerce-east.analytics-revenue",
+      "chat-west.rooms",
+    ]
+  ) assert.equal(isCheckpointedGroup(group), true, group);
+  for (
+    const group of [
+      "bvbench_mwt04n1ywq2ap9.ecommerce-east.notifications.created",
+      "t123.ecommerce-west.webhooks",
+      "bv_test_group_x1",
+      "east-mm2",
+      "ecommerce-north.webhooks",
+    ]
+  ) assert.equal(isCheckpointedGroup(group), false, group);
 });
 
 Deno.test("an order event crosses regions intact (key, value, headers, partition) and never comes back", async () => {

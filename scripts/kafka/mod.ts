@@ -54,6 +54,7 @@ export {
   stopMirrorMaker,
 } from "./mirror.ts";
 export {
+  isCheckpointedGroup,
   isMirroredTopic,
   MIRRORED_TOPIC_PATTERNS,
   mirrorLayout,
