@@ -5,6 +5,7 @@
  * Callers read the answer themselves: what they time around it differs.
  */
 import type { EcommercePlatform } from "./_ecommerce_platform.ts";
+import { measureAtRate } from "../open_loop.ts";
 
 /** Longest one order request may take before it counts as failed. */
 const ORDER_REQUEST_TIMEOUT_MS = 10_000;
@@ -21,4 +22,42 @@ export function postOrder(platform: EcommercePlatform, productId: string): Promi
     body: JSON.stringify({ items: [{ productId, qty: 1 }] }),
     signal: AbortSignal.timeout(ORDER_REQUEST_TIMEOUT_MS),
   });
+}
+
+/** Default length of the steady-state warm-up of the order scenarios, in seconds. */
+export const ORDER_WARMUP_S_DEFAULT = 30;
+const ORDER_WARMUP_S_MAX = 45;
+
+/**
+ * Seconds of unrecorded orders an order scenario sends before its meters and rounds start:
+ * `BV_BENCH_WARMUP_S` (0 measures the cold platform, as before stop 10), else {@link ORDER_WARMUP_S_DEFAULT}.
+ * The platform is started for the bench run, so without it the rounds measured its first seconds: V8 still
+ * compiling, the run's new Kafka topics being found by MirrorMaker (each restarts its flow's task) and new
+ * partitions on the brokers. `order_to_websocket` at 50/s, lean: p50 0.6–1.4 s / p99 1.8–3.1 s cold, p50
+ * 36–67 / p99 144–296 ms after 30–45 s of orders (docs/ARCHITECTURE.md, "E-commerce speed").
+ */
+export function orderWarmupSeconds(): number {
+  const raw = Deno.env.get("BV_BENCH_WARMUP_S");
+  if (raw === undefined || raw === "") return ORDER_WARMUP_S_DEFAULT;
+  const seconds = Number(raw);
+  if (!Number.isInteger(seconds) || seconds < 0 || seconds > ORDER_WARMUP_S_MAX) {
+    // The scenario backstop is 90 s: a longer warm-up would leave no time to measure.
+    throw new RangeError(
+      `BV_BENCH_WARMUP_S must be a whole number of seconds from 0 to ${ORDER_WARMUP_S_MAX}, got "${raw}"`,
+    );
+  }
+  return seconds;
+}
+
+/** Sends `op` open loop at the scenario's rate for {@link orderWarmupSeconds}, recording nothing. */
+export async function warmUpOrders(
+  log: (line: string) => void,
+  op: () => Promise<unknown>,
+  options: { readonly ratePerSec: number; readonly maxInFlight: number },
+): Promise<void> {
+  const seconds = orderWarmupSeconds();
+  if (seconds === 0) return;
+  log(`steady-state warm-up: orders at ${options.ratePerSec}/s for ${seconds} s (not recorded; BV_BENCH_WARMUP_S)`);
+  const warm = await measureAtRate("warm-up", op, { ...options, durationMs: seconds * 1_000, onError: "count" });
+  if (warm.failed > 0 || warm.dropped > 0) log(`warm-up: ${warm.failed} failed, ${warm.dropped} dropped`);
 }

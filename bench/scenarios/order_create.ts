@@ -11,7 +11,7 @@ import postgres from "postgres";
 import { resultOf, type Scenario } from "../harness.ts";
 import { compareAtRate } from "../open_loop.ts";
 import { acquirePlatform, releasePlatform, STOCKED_FOR_ORDERS } from "./_ecommerce_platform.ts";
-import { postOrder } from "./_orders.ts";
+import { postOrder, warmUpOrders } from "./_orders.ts";
 import { machinePerOpLine, perOpLine, startCpuMeter, startMachineCpuMeter } from "./_process_cpu.ts";
 
 const NAME = "order_create";
@@ -61,6 +61,8 @@ export const orderCreate: Scenario = {
                       ${sql.json({ "event-type": "ecommerce.order.order.created.v1" })})`;
           });
         };
+        await warmUpOrders(ctx.log, subject, { ratePerSec: RATE_PER_SEC, maxInFlight: MAX_IN_FLIGHT });
+        const warmUpOrdersSent = n;
         const cpu = await startCpuMeter({ ecommerce: platform.config.regions.east.servicePorts.ecommerce });
         const machine = await startMachineCpuMeter();
         const sides = await compareAtRate(
@@ -78,8 +80,10 @@ export const orderCreate: Scenario = {
           if (side.firstError) ctx.log(`${side.label}: first failure: ${side.firstError}`);
         }
         // The e-commerce process only drains the subject's backlog (relay, projections) in baseline rounds.
-        ctx.log(`${perOpLine(await cpu.read(), n)} (${n} orders, warm-up included)`);
-        ctx.log(`${machinePerOpLine(await machine.read(), n)} (baseline rounds included)`);
+        // Orders since the meters started (the rounds' own short warm-ups included, the steady-state one not).
+        const metered = n - warmUpOrdersSent;
+        ctx.log(`${perOpLine(await cpu.read(), metered)} (${metered} orders, warm-up included)`);
+        ctx.log(`${machinePerOpLine(await machine.read(), metered)} (baseline rounds included)`);
         return resultOf(NAME, sides);
       } finally {
         await sql.end({ timeout: 5 });

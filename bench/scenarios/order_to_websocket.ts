@@ -15,7 +15,7 @@ import { interleaveRounds, measureAtRate, type RateMeasurement } from "../open_l
 import { createLatencyHistogram } from "../harness.ts";
 import { createArrivals } from "./_arrivals.ts";
 import { acquirePlatform, type EcommercePlatform, releasePlatform, STOCKED_FOR_ORDERS } from "./_ecommerce_platform.ts";
-import { postOrder } from "./_orders.ts";
+import { postOrder, warmUpOrders } from "./_orders.ts";
 import { nextMessage } from "./_worker.ts";
 import { machinePerOpLine, startMachineCpuMeter, startRunQueueMeter } from "./_process_cpu.ts";
 import { type KafkaArrivals, watchOrderCreated } from "./_kafka_arrivals.ts";
@@ -160,6 +160,7 @@ export const orderToWebsocket: Scenario = {
         if (response.status !== 201) throw new Error(`The raw server answered ${response.status}`);
         return (await arrivals.wait(`r:${id}`)) - sentAt;
       };
+      await warmUpOrders(ctx.log, order, { ratePerSec: RATE_PER_SEC, maxInFlight: MAX_IN_FLIGHT });
       const serverBefore = await serverOrderTimes(platform);
       const east = platform.config.regions.east;
       const runQueue = await startRunQueueMeter({ ecommerce: east.servicePorts.ecommerce, ingress: east.ingressPort });
