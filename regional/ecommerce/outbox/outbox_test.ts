@@ -11,6 +11,7 @@ import { createTestDatabase } from "../../../shared/testing/pg_database.ts";
 import { realInfra } from "../../../shared/testing/real_infra.ts";
 import { uniqueName } from "../../../shared/testing/unique.ts";
 import { appendToOutbox, outboxMigrations, processOnce, startOutboxRelay } from "./mod.ts";
+import { purgePublishedOutbox } from "./relay.ts";
 
 const context = { producer: "order-service", traceId: "0af7651916cd43dd8448eb211c80319c", correlationId: "c-1" };
 
@@ -153,4 +154,77 @@ Deno.test("[postgres] outbox relay: a nudge during a drain starts the next drain
     await sql.close();
     await db.drop();
   }
+});
+
+Deno.test({
+  name: "[pglite+memory] outbox relay publishes in id order past 9 → 10 (numeric, not the text of the id)",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const sql = await createPgliteSql();
+    const eventLog = createMemoryEventLog();
+    const topic = orderFulfilled.eventType;
+    try {
+      await migrate(sql, [...outboxMigrations]);
+      await eventLog.ensureTopics([{ name: topic, partitions: 1 }]);
+      // One order's twelve events under one key: a key's events must reach the log in the order committed.
+      const orderId = uniqueName("o");
+      const envelopes = Array.from(
+        { length: 12 },
+        () => createEnvelope(orderFulfilled, { orderId, userId: "u-1" }, context),
+      );
+      for (const envelope of envelopes) await sql.transaction((tx) => appendToOutbox(tx, envelope));
+      const received: string[] = [];
+      const sub = await eventLog.subscribe({
+        groupId: uniqueName("outbox-order"),
+        topics: [topic],
+        from: "earliest",
+        handler: (record) => Promise.resolve(void received.push(JSON.parse(record.value).eventId)),
+      });
+      const relay = startOutboxRelay({ sql, eventLog, pollIntervalMs: 60_000 });
+      try {
+        // The relay drains at start: all twelve go out in its first batch.
+        await waitFor("all twelve on the log", () => received.length === 12);
+        assert.deepEqual(received, envelopes.map((e) => e.eventId));
+      } finally {
+        await relay.stop();
+        await sub.close();
+      }
+    } finally {
+      await eventLog.close();
+      await sql.close();
+    }
+  },
+});
+
+Deno.test({
+  name: "[pglite] outbox purge deletes published rows past their retention, never unpublished or recent ones",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const sql = await createPgliteSql();
+    try {
+      await migrate(sql, [...outboxMigrations]);
+      const add = async (publishedAgo: string | null) => {
+        const envelope = createEnvelope(orderFulfilled, { orderId: uniqueName("o"), userId: "u-1" }, context);
+        await sql.transaction((tx) => appendToOutbox(tx, envelope));
+        if (publishedAgo !== null) {
+          await sql.query`update outbox set published_at = now() - ${publishedAgo}::interval
+                          where event_id = ${envelope.eventId}::uuid`;
+        }
+        return envelope.eventId;
+      };
+      const old = [await add("2 hours"), await add("11 minutes")];
+      const unpublished = await add(null);
+      const recent = await add("1 minute");
+      assert.equal(await purgePublishedOutbox(sql, 10 * 60_000), 2);
+      const left = (await sql.query<{ event_id: string }>`select event_id::text as event_id from outbox order by id`)
+        .map((row) => row.event_id);
+      assert.deepEqual(left, [unpublished, recent]);
+      assert.ok(old.every((id) => !left.includes(id)));
+      assert.equal(await purgePublishedOutbox(sql, 10 * 60_000), 0);
+    } finally {
+      await sql.close();
+    }
+  },
 });

@@ -3,6 +3,8 @@
  * The outbox relay: publishes unpublished outbox rows to the event log in id order, then marks them
  * published. Rows are claimed with `for update skip locked` so several relays (several processes) can run
  * without publishing a row twice at the same time. The event log's producer is idempotent with acks=all.
+ * Published rows are kept `retainPublishedMs` (for a look at what went out) and then deleted in bounded
+ * batches, so the table holds minutes of traffic, not all of it.
  */
 import type { EventLog, Sql } from "../../../shared/ports/mod.ts";
 import { log } from "../../../shared/observability/mod.ts";
@@ -16,6 +18,33 @@ export interface OutboxRelayOptions {
   readonly pollIntervalMs?: number;
   /** Backoff after a failed publish (the broker may be down). @default 1000 */
   readonly failureBackoffMs?: number;
+  /** How long a published row stays before the purge deletes it. @default 600_000 (10 min) */
+  readonly retainPublishedMs?: number;
+  /** How often published rows past their retention are purged. @default 60_000 */
+  readonly purgeIntervalMs?: number;
+}
+
+/** Rows one purge statement deletes at most, and statements one purge runs at most (then it waits its turn). */
+export const OUTBOX_PURGE_BATCH = 5_000;
+const OUTBOX_PURGE_STATEMENTS_MAX = 20;
+
+/**
+ * Deletes published rows older than `retainMs`, oldest first, at most {@link OUTBOX_PURGE_BATCH} a statement
+ * and {@link OUTBOX_PURGE_STATEMENTS_MAX} statements a call; resolves with how many it deleted. Walking the
+ * primary key in id order finds the oldest published rows first, so no index on `published_at` is needed.
+ */
+export async function purgePublishedOutbox(sql: Sql, retainMs: number): Promise<number> {
+  let total = 0;
+  for (let i = 0; i < OUTBOX_PURGE_STATEMENTS_MAX; i++) {
+    const deleted = await sql.query<{ id: string }>`
+      delete from outbox where id in (
+        select id from outbox where published_at < now() - ${retainMs / 1_000} * interval '1 second'
+        order by id limit ${OUTBOX_PURGE_BATCH})
+      returning id::text as id`;
+    total += deleted.length;
+    if (deleted.length < OUTBOX_PURGE_BATCH) break;
+  }
+  return total;
 }
 
 export interface OutboxRelay {
@@ -39,6 +68,8 @@ export function startOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   const batchSize = options.batchSize ?? 100;
   const pollIntervalMs = options.pollIntervalMs ?? 200;
   const failureBackoffMs = options.failureBackoffMs ?? 1_000;
+  const retainPublishedMs = options.retainPublishedMs ?? 600_000;
+  const purgeIntervalMs = options.purgeIntervalMs ?? 60_000;
   let stopped = false;
   let wake: (() => void) | undefined;
   // A nudge that comes while a drain runs may be for a row that drain's select did not see: remembered, it
@@ -50,7 +81,7 @@ export function startOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     return await options.sql.transaction(async (tx) => {
       const rows = await tx.query<OutboxRow>`
         select id::text as id, topic, partition_key, envelope, headers from outbox
-        where published_at is null order by id limit ${batchSize} for update skip locked`;
+        where published_at is null order by outbox.id limit ${batchSize} for update skip locked`;
       if (rows.length === 0) return 0;
       // One publish per topic, each keeping id order; keys keep per-entity order inside a topic.
       const byTopic = new Map<string, OutboxRow[]>();
@@ -101,6 +132,12 @@ export function startOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   }
 
   const looping = loop();
+  let purging: Promise<unknown> = Promise.resolve();
+  const purgeTimer = setInterval(() => {
+    purging = purgePublishedOutbox(options.sql, retainPublishedMs).catch((error) =>
+      log.warn("outbox purge failed; will retry", { error: String(error), intervalMs: purgeIntervalMs })
+    );
+  }, purgeIntervalMs);
   return {
     nudge: () => {
       nudged = true;
@@ -112,8 +149,9 @@ export function startOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     },
     stop: async () => {
       stopped = true;
+      clearInterval(purgeTimer);
       wake?.();
-      await looping;
+      await Promise.all([looping, purging]);
     },
   };
 }
