@@ -5,6 +5,7 @@
  * Callers read the answer themselves: what they time around it differs.
  */
 import type { EcommercePlatform } from "./_ecommerce_platform.ts";
+import postgres from "postgres";
 import { measureAtRate } from "../open_loop.ts";
 
 /** Longest one order request may take before it counts as failed. */
@@ -49,15 +50,37 @@ export function orderWarmupSeconds(): number {
   return seconds;
 }
 
-/** Sends `op` open loop at the scenario's rate for {@link orderWarmupSeconds}, recording nothing. */
+/**
+ * Sends `op` open loop at the scenario's rate for {@link orderWarmupSeconds}, recording nothing. Then, when the
+ * PostgreSQL server runs without autovacuum (the shared server of this machine does: `autovacuum = off`), it
+ * runs `VACUUM ANALYZE` on the platform's database once, as autovacuum would have by then: the run's tables
+ * were created empty, and a prepared statement planned on an empty table keeps its plan until the table is
+ * analyzed (the relay's `update outbox … where id = any($1)` stayed a sequential scan, ~2.8 ms a call, over a
+ * table growing by 3 rows an order).
+ */
 export async function warmUpOrders(
   log: (line: string) => void,
   op: () => Promise<unknown>,
-  options: { readonly ratePerSec: number; readonly maxInFlight: number },
+  options: { readonly ratePerSec: number; readonly maxInFlight: number; readonly pgUrl: string },
 ): Promise<void> {
   const seconds = orderWarmupSeconds();
   if (seconds === 0) return;
   log(`steady-state warm-up: orders at ${options.ratePerSec}/s for ${seconds} s (not recorded; BV_BENCH_WARMUP_S)`);
   const warm = await measureAtRate("warm-up", op, { ...options, durationMs: seconds * 1_000, onError: "count" });
   if (warm.failed > 0 || warm.dropped > 0) log(`warm-up: ${warm.failed} failed, ${warm.dropped} dropped`);
+  const sql = postgres(options.pgUrl, { max: 1, connect_timeout: 5, onnotice: () => {} });
+  try {
+    const [{ autovacuum }] = await sql<{ autovacuum: string }[]>`select current_setting('autovacuum') as autovacuum`;
+    if (autovacuum !== "on") {
+      const started = performance.now();
+      await sql.unsafe("vacuum (analyze)");
+      log(
+        `autovacuum is ${autovacuum} on this server: ran VACUUM ANALYZE after the warm-up in ${
+          (performance.now() - started).toFixed(0)
+        } ms`,
+      );
+    }
+  } finally {
+    await sql.end({ timeout: 5 });
+  }
 }

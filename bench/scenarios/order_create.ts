@@ -61,7 +61,11 @@ export const orderCreate: Scenario = {
                       ${sql.json({ "event-type": "ecommerce.order.order.created.v1" })})`;
           });
         };
-        await warmUpOrders(ctx.log, subject, { ratePerSec: RATE_PER_SEC, maxInFlight: MAX_IN_FLIGHT });
+        await warmUpOrders(ctx.log, subject, {
+          ratePerSec: RATE_PER_SEC,
+          maxInFlight: MAX_IN_FLIGHT,
+          pgUrl: platform.pgUrl,
+        });
         const warmUpOrdersSent = n;
         const cpu = await startCpuMeter({ ecommerce: platform.config.regions.east.servicePorts.ecommerce });
         const machine = await startMachineCpuMeter();

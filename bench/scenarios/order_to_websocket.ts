@@ -160,7 +160,11 @@ export const orderToWebsocket: Scenario = {
         if (response.status !== 201) throw new Error(`The raw server answered ${response.status}`);
         return (await arrivals.wait(`r:${id}`)) - sentAt;
       };
-      await warmUpOrders(ctx.log, order, { ratePerSec: RATE_PER_SEC, maxInFlight: MAX_IN_FLIGHT });
+      await warmUpOrders(ctx.log, order, {
+        ratePerSec: RATE_PER_SEC,
+        maxInFlight: MAX_IN_FLIGHT,
+        pgUrl: platform.pgUrl,
+      });
       const serverBefore = await serverOrderTimes(platform);
       const east = platform.config.regions.east;
       const runQueue = await startRunQueueMeter({ ecommerce: east.servicePorts.ecommerce, ingress: east.ingressPort });
