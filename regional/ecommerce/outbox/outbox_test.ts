@@ -197,6 +197,28 @@ Deno.test({
   },
 });
 
+async function purgeScenario(sql: Sql): Promise<void> {
+  await migrate(sql, [...outboxMigrations]);
+  const add = async (publishedAgo: string | null) => {
+    const envelope = createEnvelope(orderFulfilled, { orderId: uniqueName("o"), userId: "u-1" }, context);
+    await sql.transaction((tx) => appendToOutbox(tx, envelope));
+    if (publishedAgo !== null) {
+      await sql.query`update outbox set published_at = now() - ${publishedAgo}::interval
+                          where event_id = ${envelope.eventId}::uuid`;
+    }
+    return envelope.eventId;
+  };
+  const old = [await add("2 hours"), await add("11 minutes")];
+  const unpublished = await add(null);
+  const recent = await add("1 minute");
+  assert.equal(await purgePublishedOutbox(sql, 10 * 60_000), 2);
+  const left = (await sql.query<{ event_id: string }>`select event_id::text as event_id from outbox order by id`)
+    .map((row) => row.event_id);
+  assert.deepEqual(left, [unpublished, recent]);
+  assert.ok(old.every((id) => !left.includes(id)));
+  assert.equal(await purgePublishedOutbox(sql, 10 * 60_000), 0);
+}
+
 Deno.test({
   name: "[pglite] outbox purge deletes published rows past their retention, never unpublished or recent ones",
   sanitizeResources: false,
@@ -204,27 +226,20 @@ Deno.test({
   fn: async () => {
     const sql = await createPgliteSql();
     try {
-      await migrate(sql, [...outboxMigrations]);
-      const add = async (publishedAgo: string | null) => {
-        const envelope = createEnvelope(orderFulfilled, { orderId: uniqueName("o"), userId: "u-1" }, context);
-        await sql.transaction((tx) => appendToOutbox(tx, envelope));
-        if (publishedAgo !== null) {
-          await sql.query`update outbox set published_at = now() - ${publishedAgo}::interval
-                          where event_id = ${envelope.eventId}::uuid`;
-        }
-        return envelope.eventId;
-      };
-      const old = [await add("2 hours"), await add("11 minutes")];
-      const unpublished = await add(null);
-      const recent = await add("1 minute");
-      assert.equal(await purgePublishedOutbox(sql, 10 * 60_000), 2);
-      const left = (await sql.query<{ event_id: string }>`select event_id::text as event_id from outbox order by id`)
-        .map((row) => row.event_id);
-      assert.deepEqual(left, [unpublished, recent]);
-      assert.ok(old.every((id) => !left.includes(id)));
-      assert.equal(await purgePublishedOutbox(sql, 10 * 60_000), 0);
+      await purgeScenario(sql);
     } finally {
       await sql.close();
     }
   },
+});
+
+Deno.test("[postgres] outbox purge deletes published rows past their retention, never unpublished or recent ones", async () => {
+  const db = await createTestDatabase();
+  const sql = createPostgresSql({ url: db.url });
+  try {
+    await purgeScenario(sql);
+  } finally {
+    await sql.close();
+    await db.drop();
+  }
 });
