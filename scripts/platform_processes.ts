@@ -160,3 +160,77 @@ export async function stopProcesses(processes: readonly Deno.ChildProcess[], tim
   await Promise.allSettled(processes.map((process) => process.status));
   clearTimeout(timer);
 }
+
+/** One supervised deployable: `process` is replaced each time the supervisor restarts it. */
+export interface Supervised {
+  readonly name: string;
+  readonly process: Deno.ChildProcess;
+  readonly restarts: number;
+}
+
+export interface SupervisorOptions {
+  /** Prefix of the supervisor's log lines (`start:infra`, `lean platform`). */
+  readonly label: string;
+  /** A deployable that keeps exiting is given up on after this many restarts. */
+  readonly restartsMax: number;
+  /** The wait before restart `n` (1-based). */
+  readonly backoffMs: (restart: number) => number;
+}
+
+/**
+ * Starts deployables (`deno run -A [...flags] script`, output inherited) and restarts any that exits without
+ * being asked to, after `backoffMs`, at most `restartsMax` times. `stop()` stops them all (see
+ * {@link stopProcesses}) and restarts nothing from then on. Used by `start:infra` and the bench's lean platform.
+ */
+export class Supervisor {
+  readonly #options: SupervisorOptions;
+  readonly #children: { name: string; process: Deno.ChildProcess; restarts: number }[] = [];
+  #stopping = false;
+
+  constructor(options: SupervisorOptions) {
+    this.#options = options;
+  }
+
+  /** The deployables started so far, in start order. */
+  get children(): readonly Supervised[] {
+    return this.#children;
+  }
+
+  start(name: string, script: string, env: Record<string, string>, flags: readonly string[] = []): Supervised {
+    const { label, restartsMax, backoffMs } = this.#options;
+    const launch = () =>
+      new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", ...flags, script],
+        env,
+        stdin: "null",
+        stdout: "inherit",
+        stderr: "inherit",
+      }).spawn();
+    const child = { name, process: launch(), restarts: 0 };
+    const watch = (process: Deno.ChildProcess) => {
+      process.status.then(async (status) => {
+        if (this.#stopping) return;
+        if (child.restarts >= restartsMax) {
+          console.error(`${label}: ${name} exited with code ${status.code}; gave up after ${restartsMax} restarts`);
+          return;
+        }
+        child.restarts++;
+        const delayMs = backoffMs(child.restarts);
+        console.error(`${label}: ${name} exited with code ${status.code}; restart ${child.restarts} in ${delayMs} ms`);
+        await new Promise((resolve) => setTimeout(resolve, delayMs));
+        if (this.#stopping) return;
+        child.process = launch();
+        watch(child.process);
+      });
+    };
+    watch(child.process);
+    this.#children.push(child);
+    return child;
+  }
+
+  /** Stops every deployable (SIGTERM, last started first; SIGKILL after `timeoutMs`); no restart after this. */
+  async stop(timeoutMs: number): Promise<void> {
+    this.#stopping = true;
+    await stopProcesses(this.#children.map((child) => child.process), timeoutMs);
+  }
+}

@@ -12,52 +12,25 @@ import { ensureKafka, ensureMirrorMaker } from "./kafka/mod.ts";
 import { ensurePostgres, isProjectCluster, projectClusterEnv } from "./postgres/mod.ts";
 import { prepareOrderReplication, setUpOrderReplication } from "./postgres/infra_replication.ts";
 import { endpointsTable } from "./endpoints_table.ts";
-import { stopProcesses } from "./platform_processes.ts";
+import { type Supervised, Supervisor } from "./platform_processes.ts";
 
 interface Child {
-  readonly name: string;
-  /** The current process; replaced when the supervisor restarts a crashed one. */
-  process: Deno.ChildProcess;
+  readonly deployable: Supervised;
   readonly readyUrl: string;
-  restarts: number;
 }
 
 const READY_TIMEOUT_MS = 60_000;
 const STOP_TIMEOUT_MS = 15_000;
-/** A process that keeps crashing is given up on after this many restarts (backoff 1 s doubling to 16 s). */
-const RESTARTS_MAX = 5;
+/** A process that keeps crashing is given up on after 5 restarts (backoff 1 s doubling to 16 s). */
+const supervisor = new Supervisor({
+  label: "start:infra",
+  restartsMax: 5,
+  backoffMs: (restart) => 1_000 * 2 ** Math.min(restart - 1, 4),
+});
 
-function launch(script: string, env: Record<string, string>): Deno.ChildProcess {
-  return new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", script],
-    env,
-    stdin: "null",
-    stdout: "inherit",
-    stderr: "inherit",
-  }).spawn();
-}
-
-/** Starts a deployable and supervises it: a crash (not a stop we asked for) restarts it with backoff. */
+/** Starts a deployable under the supervisor: a crash (not a stop we asked for) restarts it with backoff. */
 function spawn(name: string, script: string, env: Record<string, string>, readyUrl: string): Child {
-  const child: Child = { name, process: launch(script, env), readyUrl, restarts: 0 };
-  const watch = (process: Deno.ChildProcess) => {
-    process.status.then(async (status) => {
-      if (stopping) return;
-      if (child.restarts >= RESTARTS_MAX) {
-        console.error(`start:infra: ${name} exited with code ${status.code}; gave up after ${RESTARTS_MAX} restarts`);
-        return;
-      }
-      const delayMs = 1_000 * 2 ** Math.min(child.restarts, 4);
-      child.restarts++;
-      console.error(`start:infra: ${name} exited with code ${status.code}; restart ${child.restarts} in ${delayMs} ms`);
-      await new Promise((r) => setTimeout(r, delayMs));
-      if (stopping) return;
-      child.process = launch(script, env);
-      watch(child.process);
-    });
-  };
-  watch(child.process);
-  return child;
+  return { deployable: supervisor.start(name, script, env), readyUrl };
 }
 
 async function waitReady(children: readonly Child[]): Promise<void> {
@@ -65,7 +38,9 @@ async function waitReady(children: readonly Child[]): Promise<void> {
   const pending = new Set(children);
   while (pending.size > 0) {
     if (Date.now() > deadline) {
-      throw new Error(`Not ready after ${READY_TIMEOUT_MS} ms: ${[...pending].map((c) => c.name).join(", ")}`);
+      throw new Error(
+        `Not ready after ${READY_TIMEOUT_MS} ms: ${[...pending].map((c) => c.deployable.name).join(", ")}`,
+      );
     }
     await Promise.all([...pending].map(async (child) => {
       try {
@@ -78,13 +53,6 @@ async function waitReady(children: readonly Child[]): Promise<void> {
     }));
     if (pending.size > 0) await new Promise((r) => setTimeout(r, 250));
   }
-}
-
-let stopping = false;
-
-async function stopAll(children: readonly Child[]): Promise<void> {
-  stopping = true;
-  await stopProcesses(children.map((child) => child.process), STOP_TIMEOUT_MS);
 }
 
 async function prepareInfrastructure(config: Config): Promise<void> {
@@ -114,7 +82,7 @@ const children: Child[] = [];
 for (const signal of ["SIGINT", "SIGTERM"] as const) {
   Deno.addSignalListener(signal, async () => {
     console.log(`start:infra: ${signal}: stopping ${children.length} processes…`);
-    await stopAll(children);
+    await supervisor.stop(STOP_TIMEOUT_MS);
     Deno.exit(0);
   });
 }
@@ -162,6 +130,6 @@ try {
   for (;;) await new Promise((resolve) => setTimeout(resolve, 60_000));
 } catch (error) {
   console.error(`start:infra: ${(error as Error).message}`);
-  await stopAll(children);
+  await supervisor.stop(STOP_TIMEOUT_MS);
   Deno.exit(1);
 }

@@ -14,7 +14,7 @@
 import { loadConfigOrExit } from "../../shared/config/config.ts";
 import { ensureDatabase } from "../../shared/adapters/postgres/provision.ts";
 import { ensureVhost } from "../../shared/adapters/amqp/provision.ts";
-import { stopProcesses } from "../../scripts/platform_processes.ts";
+import { Supervisor } from "../../scripts/platform_processes.ts";
 
 const STOP_TIMEOUT_MS = 15_000;
 
@@ -34,45 +34,22 @@ const processes: [string, string, Record<string, string>][] = [
   ["ingress-east", "regional/ingress/main.ts", { ...baseEnv, BV_REGION: "east" }],
 ];
 /**
- * Starts `name` and, like start:infra's supervisor, starts it again 1 s after an exit it was not asked for (at
- * most {@link RESTARTS_MAX} times): the e-commerce process can abort in Deno's `node:http2` when a gRPC client
- * closes its session (docs/ARCHITECTURE.md, "Known crash"), and without a restart every later scenario failed.
+ * Supervised like start:infra, but restarted 1 s after any exit it was not asked for (at most 5 times): the
+ * e-commerce process can abort in Deno's `node:http2` when a gRPC client closes its session
+ * (docs/ARCHITECTURE.md, "Known crash"), and without a restart every later scenario failed.
  */
-function supervise(name: string, script: string, env: Record<string, string>) {
-  const flags = profileDir !== undefined && PROFILED.has(name)
-    ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}/${name}`]
-    : [];
-  const child = { name, process: spawn(), restarts: 0 };
-  function spawn(): Deno.ChildProcess {
-    const process = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", ...flags, script],
-      env,
-      stdin: "null",
-      stdout: "inherit",
-      stderr: "inherit",
-    }).spawn();
-    process.status.then(async (status) => {
-      if (stopping) return;
-      console.error(`lean platform: ${name} exited with code ${status.code}`);
-      if (child.restarts >= RESTARTS_MAX) return;
-      child.restarts++;
-      await new Promise((resolve) => setTimeout(resolve, 1_000));
-      if (stopping) return;
-      child.process = spawn();
-      console.error(`lean platform: ${name} restarted (${child.restarts} of at most ${RESTARTS_MAX})`);
-    });
-    return process;
-  }
-  return child;
-}
-
-const RESTARTS_MAX = 5;
-let stopping = false;
-const children = processes.map(([name, script, env]) => supervise(name, script, env));
+const supervisor = new Supervisor({ label: "lean platform", restartsMax: 5, backoffMs: () => 1_000 });
+const children = processes.map(([name, script, env]) =>
+  supervisor.start(
+    name,
+    script,
+    env,
+    profileDir !== undefined && PROFILED.has(name) ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}/${name}`] : [],
+  )
+);
 for (const signal of ["SIGINT", "SIGTERM"] as const) {
   Deno.addSignalListener(signal, async () => {
-    stopping = true;
-    await stopProcesses(children.map((child) => child.process), STOP_TIMEOUT_MS);
+    await supervisor.stop(STOP_TIMEOUT_MS);
     Deno.exit(0);
   });
 }

@@ -39,12 +39,17 @@ export const HEARTBEATS_TOPIC = "heartbeats";
 /** True when `topic` is a source topic MM2 mirrors to the other region (same rule as the Java filter). */
 export function isMirroredTopic(topic: string): boolean {
   if (KAFKA_REGIONS.some((region) => topic.startsWith(`${region}.`))) return false;
-  return MIRRORED_TOPIC_PATTERNS.some((pattern) => new RegExp(`^(?:${pattern})$`).test(topic));
+  return matchesWhole(MIRRORED_TOPIC_PATTERNS, topic);
 }
 
 /** True when MM2 checkpoints `groupId`'s offsets (same rule as its `groups` filter). */
 export function isCheckpointedGroup(groupId: string): boolean {
-  return CHECKPOINTED_GROUP_PATTERNS.some((pattern) => new RegExp(`^(?:${pattern})$`).test(groupId));
+  return matchesWhole(CHECKPOINTED_GROUP_PATTERNS, groupId);
+}
+
+/** True when one of `patterns` (Java regexes, as MM2 reads them) matches all of `name`, as Java's `matches()`. */
+function matchesWhole(patterns: readonly string[], name: string): boolean {
+  return patterns.some((pattern) => new RegExp(`^(?:${pattern})$`).test(name));
 }
 
 /** The name a topic of `sourceRegion` has in the other region's cluster (DefaultReplicationPolicy). */
