@@ -1,7 +1,7 @@
 /**
  * @module
  * The e-commerce deployable's background work — the outbox relay, reservation expiry, the cache and revenue
- * projections, the sensor bridge and delta consumer, the idempotency-key purge — separate from what serves
+ * projections, the sensor bridge and delta consumer, the housekeeping purges — separate from what serves
  * requests and pushes to connected clients. On the real services it runs in a worker thread of the process
  * (`background_thread.ts`), so the relay and the consumers use the machine's other core instead of queueing
  * behind requests on the serving event loop; embedded, the in-process ports are not shareable with another
@@ -11,7 +11,7 @@ import type { Config, Region } from "../../shared/config/config.ts";
 import { log } from "../../shared/observability/mod.ts";
 import type { Lifecycle } from "../../shared/runtime/mod.ts";
 import type { Cache, EventLog, MqttBus, Sql } from "../../shared/ports/mod.ts";
-import { startOutboxRelay } from "./outbox/mod.ts";
+import { purgeProcessedEvents, startOutboxRelay } from "./outbox/mod.ts";
 import { startProductCacheInvalidation } from "./catalog/mod.ts";
 import { startInventoryCacheProjection, startReservationExpiry } from "./inventory/mod.ts";
 import { purgeExpiredIdempotencyKeys } from "./orders/mod.ts";
@@ -21,7 +21,8 @@ import { startGraphqlCacheInvalidation } from "./graphql/mod.ts";
 import { startRevenueProjection } from "./analytics/mod.ts";
 import type { RegionPorts } from "../wiring/region_ports.ts";
 
-const IDEMPOTENCY_PURGE_INTERVAL_MS = 10 * 60_000;
+/** Housekeeping (expired idempotency keys, old consumer markers) runs this often, each purge bounded. */
+const HOUSEKEEPING_INTERVAL_MS = 60_000;
 
 export interface EcommerceBackgroundDeps {
   readonly config: Config;
@@ -110,13 +111,32 @@ export async function startEcommerceBackground(deps: EcommerceBackgroundDeps): P
     region,
   });
   consumers.push(sensorBridge);
-  // Idempotency keys live 24 h; expired ones are purged in bounded batches.
-  const purge = setInterval(() => {
-    // A replica's keys are the writer's (replicated); the writer's purge deletes them in both.
-    isReplica().then((replica) => replica ? 0 : purgeExpiredIdempotencyKeys(sql, { limit: 1_000 })).catch((error) =>
-      log.warn("idempotency key purge failed", { error: String(error) })
-    );
-  }, IDEMPOTENCY_PURGE_INTERVAL_MS);
-  lifecycle.onStop(`${name} idempotency purge`, () => Promise.resolve(clearInterval(purge)));
+  // Idempotency keys live 24 h and consumer markers 9 days; both are purged in bounded batches, one run at a
+  // time (a run that outlasts the interval is not started again beside itself).
+  let housekeeping: Promise<unknown> = Promise.resolve();
+  let housekeepingRunning = false;
+  const housekeepingTimer = setInterval(() => {
+    if (housekeepingRunning) return;
+    housekeepingRunning = true;
+    housekeeping = runHousekeeping(sql, isReplica).finally(() => housekeepingRunning = false);
+  }, HOUSEKEEPING_INTERVAL_MS);
+  lifecycle.onStop(`${name} housekeeping`, async () => {
+    clearInterval(housekeepingTimer);
+    await housekeeping;
+  });
   return { nudgeOutbox };
+}
+
+async function runHousekeeping(sql: Sql, isReplica: () => Promise<boolean>): Promise<void> {
+  // A replica's keys are the writer's (replicated); the writer's purge deletes them in both.
+  await (isReplica().then((replica) => replica ? 0 : purgeExpiredIdempotencyKeys(sql))).catch((error) =>
+    log.warn("idempotency key purge failed; will retry", { error: String(error), intervalMs: HOUSEKEEPING_INTERVAL_MS })
+  );
+  // Markers are the region's own (not replicated): each region purges its own.
+  await purgeProcessedEvents(sql).catch((error) =>
+    log.warn("processed_events purge failed; will retry", {
+      error: String(error),
+      intervalMs: HOUSEKEEPING_INTERVAL_MS,
+    })
+  );
 }

@@ -19,6 +19,7 @@ import { ProblemError } from "../../../shared/contracts/problem.ts";
 import { errorToResponse, JSON_BODY_BYTES_MAX } from "../../../shared/http/mod.ts";
 import { log } from "../../../shared/observability/mod.ts";
 import type { Sql } from "../../../shared/ports/mod.ts";
+import { deleteInBatches, type PurgeBounds } from "../../../shared/ports/sql_purge.ts";
 
 export const IDEMPOTENCY_KEY_HEADER = "idempotency-key";
 export const IDEMPOTENT_REPLAYED_HEADER = "idempotent-replayed";
@@ -295,16 +296,20 @@ function replay(row: KeyRow): Response {
   return new Response(row.response_body, { status: row.response_status ?? 200, headers });
 }
 
-/** Deletes up to `limit` expired keys; the wiring may call it periodically (expired keys are also reused). */
+/**
+ * Deletes expired keys in bounded batches ({@link deleteInBatches}); resolves with how many it deleted. Run it
+ * about once a minute: a run deletes up to 100,000 keys by default, far more than a minute of orders.
+ */
 export async function purgeExpiredIdempotencyKeys(
   sql: Sql,
-  options: { readonly now?: Date; readonly limit?: number } = {},
+  options: { readonly now?: Date; readonly bounds?: PurgeBounds } = {},
 ): Promise<number> {
   const now = options.now ?? new Date();
-  const limit = options.limit ?? 1_000;
-  const rows = await sql.query`
-    delete from idempotency_keys where (user_id, key) in (
-      select user_id, key from idempotency_keys where expires_at <= ${now} limit ${limit})
-    returning key`;
-  return rows.length;
+  return await deleteInBatches(async (limit) => {
+    const rows = await sql.query`
+      delete from idempotency_keys where (user_id, key) in (
+        select user_id, key from idempotency_keys where expires_at <= ${now} limit ${limit})
+      returning key`;
+    return rows.length;
+  }, options.bounds);
 }

@@ -135,6 +135,21 @@ Deno.test({
       assert.equal((await send(app, tokens, "/things/ok", { key: "orphan" })).status, 202);
 
       assert.equal(await purgeExpiredIdempotencyKeys(sql, { now: new Date(clock.now.getTime() + 25 * HOUR_MS) }), 2);
+
+      // More expired keys than one statement deletes: one call takes them all, a batch at a time.
+      for (let i = 0; i < 5; i++) {
+        await sql.query`
+          insert into idempotency_keys (user_id, key, request_hash, status, created_at, expires_at)
+          values ('bob', ${`old-${i}`}, 'x', 'completed', ${clock.now}, ${clock.now})`;
+      }
+      await send(app, tokens, "/things/ok", { key: "live" });
+      const purged = await purgeExpiredIdempotencyKeys(sql, {
+        now: clock.now,
+        bounds: { batch: 2, statementsMax: 10 },
+      });
+      assert.equal(purged, 5);
+      const left = await sql.query<{ key: string }>`select key from idempotency_keys order by key`;
+      assert.deepEqual(left.map((row) => row.key), ["live"]);
     }),
 });
 

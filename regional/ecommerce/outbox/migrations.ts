@@ -24,4 +24,11 @@ export const outboxMigrations = [
       );
     `,
   },
+  {
+    // The marker purge (purgeProcessedEvents) finds old markers by processed_at. Markers are appended in time
+    // order, so a BRIN index (a few pages, almost free to maintain) serves it where a B-tree would add a
+    // write to every processed event.
+    id: "ecommerce-outbox-002",
+    sql: `create index if not exists processed_events_processed_at on processed_events using brin (processed_at);`,
+  },
 ] as const;

@@ -8,6 +8,7 @@
  */
 import { createEnvelope, type Envelope, type EventDefinition } from "../../../shared/contracts/envelope.ts";
 import type { SqlExecutor } from "../../../shared/ports/sql.ts";
+import { deleteInBatches, type PurgeBounds } from "../../../shared/ports/sql_purge.ts";
 import { currentTraceContext, newTraceContext, traceHeaders } from "../../../shared/observability/mod.ts";
 
 /** The column values of one outbox row, for a statement that writes it beside other rows (one round trip). */
@@ -59,6 +60,35 @@ export async function processOnce(
     await effect(tx);
     return true;
   });
+}
+
+/**
+ * How long a consumer's marker is kept: longer than any record can stay in a topic here (retention 24 h after
+ * its segment rolls, which a quiet partition does after 7 days: scripts/kafka/_config.ts), so every event the
+ * log can still deliver again finds its marker. 8 days plus a day of margin.
+ */
+export const PROCESSED_EVENTS_RETAIN_MS = 9 * 24 * 60 * 60_000;
+
+/**
+ * Deletes consumer markers older than `retainMs` in bounded batches ({@link deleteInBatches}); resolves with
+ * how many it deleted. Without it `processed_events` grows by one row per event and consumer forever.
+ */
+export async function purgeProcessedEvents(
+  sql: SqlExecutor,
+  retainMs: number = PROCESSED_EVENTS_RETAIN_MS,
+  bounds?: PurgeBounds,
+): Promise<number> {
+  // Pages written since the last run are summarized first: an unsummarized BRIN range matches every scan, and
+  // autovacuum (which would summarize them) may be off, as it is on this machine's PostgreSQL.
+  await sql.query`select brin_summarize_new_values('processed_events_processed_at'::regclass)`;
+  return await deleteInBatches(async (limit) => {
+    const deleted = await sql.query<{ consumer: string }>`
+      delete from processed_events where (consumer, event_id) in (
+        select consumer, event_id from processed_events
+        where processed_at < now() - ${retainMs / 1_000} * interval '1 second' limit ${limit})
+      returning consumer`;
+    return deleted.length;
+  }, bounds);
 }
 
 /** An envelope for `definition` carrying the current trace and correlation ids. */

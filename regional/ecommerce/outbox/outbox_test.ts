@@ -10,7 +10,7 @@ import { migrate } from "../../../shared/ports/sql_migrate.ts";
 import { createTestDatabase } from "../../../shared/testing/pg_database.ts";
 import { realInfra } from "../../../shared/testing/real_infra.ts";
 import { uniqueName } from "../../../shared/testing/unique.ts";
-import { appendToOutbox, outboxMigrations, processOnce, startOutboxRelay } from "./mod.ts";
+import { appendToOutbox, outboxMigrations, processOnce, purgeProcessedEvents, startOutboxRelay } from "./mod.ts";
 import { purgePublishedOutbox } from "./relay.ts";
 
 const context = { producer: "order-service", traceId: "0af7651916cd43dd8448eb211c80319c", correlationId: "c-1" };
@@ -199,6 +199,11 @@ Deno.test({
 
 async function purgeScenario(sql: Sql): Promise<void> {
   await migrate(sql, [...outboxMigrations]);
+  await outboxPurgeScenario(sql);
+  await markerPurgeScenario(sql);
+}
+
+async function outboxPurgeScenario(sql: Sql): Promise<void> {
   const add = async (publishedAgo: string | null) => {
     const envelope = createEnvelope(orderFulfilled, { orderId: uniqueName("o"), userId: "u-1" }, context);
     await sql.transaction((tx) => appendToOutbox(tx, envelope));
@@ -219,8 +224,34 @@ async function purgeScenario(sql: Sql): Promise<void> {
   assert.equal(await purgePublishedOutbox(sql, 10 * 60_000), 0);
 }
 
+/** Markers older than the retention go (in bounded batches); a recent one stays and still stops a redelivery. */
+async function markerPurgeScenario(sql: Sql): Promise<void> {
+  const DAY_MS = 24 * 60 * 60_000;
+  const marker = async (consumer: string, ageDays: number) => {
+    const eventId = crypto.randomUUID();
+    await sql.query`insert into processed_events (consumer, event_id, processed_at)
+                    values (${consumer}, ${eventId}::uuid, now() - ${ageDays} * interval '1 day')`;
+    return eventId;
+  };
+  const old = [];
+  for (let i = 0; i < 7; i++) old.push(await marker(i % 2 === 0 ? "projection-a" : "projection-b", 10 + i));
+  const recent = await marker("projection-a", 8);
+  const fresh = await marker("projection-b", 0);
+  // 7 old markers at 3 a statement: 3 statements (3 + 3 + 1).
+  assert.equal(await purgeProcessedEvents(sql, 9 * DAY_MS, { batch: 3, statementsMax: 10 }), 7);
+  const left = await sql.query<{ event_id: string }>`select event_id::text as event_id from processed_events`;
+  assert.deepEqual(left.map((row) => row.event_id).sort(), [recent, fresh].sort());
+  let ran = 0;
+  const effect = () => Promise.resolve(void ran++);
+  assert.equal(await processOnce(sql, "projection-a", recent, effect), false, "a kept marker still stops a redelivery");
+  assert.equal(await processOnce(sql, "projection-a", old[0], effect), true, "a purged marker is gone");
+  assert.equal(ran, 1);
+  assert.equal(await purgeProcessedEvents(sql, 9 * DAY_MS), 0);
+}
+
 Deno.test({
-  name: "[pglite] outbox purge deletes published rows past their retention, never unpublished or recent ones",
+  name:
+    "[pglite] purges: published outbox rows and consumer markers past their retention go, unpublished or recent ones stay",
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async () => {
@@ -233,7 +264,7 @@ Deno.test({
   },
 });
 
-Deno.test("[postgres] outbox purge deletes published rows past their retention, never unpublished or recent ones", async () => {
+Deno.test("[postgres] purges: published outbox rows and consumer markers past their retention go, unpublished or recent ones stay", async () => {
   const db = await createTestDatabase();
   const sql = createPostgresSql({ url: db.url });
   try {

@@ -8,6 +8,7 @@
  */
 import type { EventLog, Sql } from "../../../shared/ports/mod.ts";
 import { log } from "../../../shared/observability/mod.ts";
+import { deleteInBatches, type PurgeBounds } from "../../../shared/ports/sql_purge.ts";
 
 export interface OutboxRelayOptions {
   readonly sql: Sql;
@@ -24,27 +25,20 @@ export interface OutboxRelayOptions {
   readonly purgeIntervalMs?: number;
 }
 
-/** Rows one purge statement deletes at most, and statements one purge runs at most (then it waits its turn). */
-export const OUTBOX_PURGE_BATCH = 5_000;
-const OUTBOX_PURGE_STATEMENTS_MAX = 20;
-
 /**
- * Deletes published rows older than `retainMs`, oldest first, at most {@link OUTBOX_PURGE_BATCH} a statement
- * and {@link OUTBOX_PURGE_STATEMENTS_MAX} statements a call; resolves with how many it deleted. Walking the
- * primary key in id order finds the oldest published rows first, so no index on `published_at` is needed.
+ * Deletes published rows older than `retainMs`, oldest first, in bounded batches ({@link deleteInBatches});
+ * resolves with how many it deleted. Walking the primary key in id order finds the oldest published rows
+ * first, so no index on `published_at` is needed.
  */
-export async function purgePublishedOutbox(sql: Sql, retainMs: number): Promise<number> {
-  let total = 0;
-  for (let i = 0; i < OUTBOX_PURGE_STATEMENTS_MAX; i++) {
+export async function purgePublishedOutbox(sql: Sql, retainMs: number, bounds?: PurgeBounds): Promise<number> {
+  return await deleteInBatches(async (limit) => {
     const deleted = await sql.query<{ id: string }>`
       delete from outbox where id in (
         select id from outbox where published_at < now() - ${retainMs / 1_000} * interval '1 second'
-        order by id limit ${OUTBOX_PURGE_BATCH})
+        order by id limit ${limit})
       returning id::text as id`;
-    total += deleted.length;
-    if (deleted.length < OUTBOX_PURGE_BATCH) break;
-  }
-  return total;
+    return deleted.length;
+  }, bounds);
 }
 
 export interface OutboxRelay {
