@@ -34,7 +34,8 @@ export interface SubscribeOptions {
    * Called once per record, in order per partition. The offset is committed only after it resolves.
    * If it throws, the record is delivered again (after a short backoff) until `maxAttempts`, then it is
    * published to the dead-letter topic ({@linkcode dlqTopicOf}) as {@linkcode dlqRecordOf} builds it and
-   * the group committed past it. Delivery is at least once: a record whose handler did not finish before
+   * the group committed past it; a {@linkcode RetryLaterError} is retried without counting toward `maxAttempts`
+   * and is never dead-lettered. Delivery is at least once: a record whose handler did not finish before
    * its member died, closed or lost the partition in a rebalance is delivered again, so handlers must be
    * idempotent.
    */
@@ -61,7 +62,8 @@ export interface BatchSubscribeOptions extends Omit<SubscribeOptions, "handler">
    * Called with 1 to `batchMax` consecutive records of ONE partition, in offset order. The offset after the
    * last one is committed only after it resolves. If it throws, the same records are delivered again (after
    * a backoff) until `maxAttempts`, then each is dead-lettered ({@linkcode dlqRecordOf}) and the group
-   * commits past them, so a handler should dead-letter a permanently bad record itself and apply the rest.
+   * commits past them, so a handler should dead-letter a permanently bad record itself and apply the rest
+   * (and throw {@linkcode RetryLaterError} when the effect's dependencies fail: that is retried, uncounted).
    * At least once, like `subscribe`: handlers must be idempotent.
    */
   readonly handler: (records: readonly IncomingRecord[]) => Promise<void>;
@@ -122,6 +124,73 @@ export function batchWindowOf(options: { readonly batchWindowMs?: number }): num
     throw new RangeError(`batchWindowMs must be a whole number from 0 to ${BATCH_WINDOW_MS_MAX}, got ${windowMs}`);
   }
   return windowMs;
+}
+
+/**
+ * What a handler throws when its record is fine but something the effect needs is not: a database, cache or
+ * broker is down or timed out. The record is delivered again, with the usual backoff (capped at the policy's
+ * maximum), for as long as it keeps failing this way: such failures do not count toward `maxAttempts` and never
+ * dead-letter the record. A consumer that validates its records itself (dead-lettering the bad ones) and throws
+ * this for every other failure loses nothing to an outage; the price is a partition that waits, its lag growing
+ * and each retry logged, until the dependency is back or the member closes.
+ */
+export class RetryLaterError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "RetryLaterError";
+  }
+}
+
+/**
+ * Runs `effect` and rethrows any failure as a {@linkcode RetryLaterError} (an error that already is one, or
+ * is one of `passThrough`'s, is rethrown as it is). For the part of a handler that runs after its record was
+ * validated, where a failure can only be the effect's.
+ */
+export async function retryLaterOnFailure<T>(
+  what: string,
+  effect: () => Promise<T>,
+  passThrough: (error: unknown) => boolean = () => false,
+): Promise<T> {
+  try {
+    return await effect();
+  } catch (error) {
+    if (error instanceof RetryLaterError || passThrough(error)) throw error;
+    throw new RetryLaterError(`${what} failed; the record is delivered again: ${(error as Error)?.message ?? error}`, {
+      cause: error,
+    });
+  }
+}
+
+/**
+ * The bookkeeping every adapter's delivery loop shares: how many failures count toward `maxAttempts` (a
+ * {@linkcode RetryLaterError} does not) and whether this failure dead-letters the record.
+ */
+export class DeliveryAttempts {
+  readonly #maxAttempts: number;
+  #counted = 0;
+  #deliveries = 0;
+
+  constructor(maxAttempts: number) {
+    this.#maxAttempts = maxAttempts;
+  }
+
+  /** Records a failed delivery; true when the record is to be dead-lettered now. */
+  failed(error: unknown): boolean {
+    this.#deliveries++;
+    if (error instanceof RetryLaterError) return false;
+    this.#counted++;
+    return this.#counted >= this.#maxAttempts;
+  }
+
+  /** Deliveries so far (the backoff grows with them, and dead letters report them). */
+  get deliveries(): number {
+    return this.#deliveries;
+  }
+
+  /** Failures that counted toward `maxAttempts`. */
+  get counted(): number {
+    return this.#counted;
+  }
 }
 
 /** The dead-letter topic of `topic`: `<topic>.dlq`. One rule for every consumer of the platform. */

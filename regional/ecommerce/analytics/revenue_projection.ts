@@ -5,7 +5,7 @@
  * Each event is applied at most once: its `processed_events` marker and its effect share one transaction
  * (`processOnce`), and offsets are committed only after that transaction.
  */
-import type { EventLog, Sql, Subscription } from "../../../shared/ports/mod.ts";
+import { type EventLog, retryLaterOnFailure, type Sql, type Subscription } from "../../../shared/ports/mod.ts";
 import { processOnce } from "../outbox/mod.ts";
 import { decodeRevenueRecord, REVENUE_TOPICS, type RevenueTopics } from "./revenue_events.ts";
 import { applyToRevenueTables } from "./revenue_store.ts";
@@ -46,9 +46,14 @@ export async function startRevenueProjection(deps: RevenueProjectionDeps): Promi
     handler: async (record) => {
       const event = decodeRevenueRecord(record, deps.region);
       if (event === null) return;
-      await processOnce(deps.sql, REVENUE_CONSUMER, event.eventId, async (tx) => {
-        await applyToRevenueTables(tx, event, now());
-      });
+      // A decoded event is valid: a database failure is waited out, never dead-lettered (revenue would miss it).
+      await retryLaterOnFailure(
+        "Applying a revenue event",
+        () =>
+          processOnce(deps.sql, REVENUE_CONSUMER, event.eventId, async (tx) => {
+            await applyToRevenueTables(tx, event, now());
+          }),
+      );
     },
   });
 }

@@ -8,7 +8,13 @@ import client from "prom-client";
 import { parseEnvelope } from "../../../shared/contracts/envelope.ts";
 import { productUpdated } from "../../../shared/contracts/events/ecommerce.ts";
 import { log, metrics } from "../../../shared/observability/mod.ts";
-import type { Cache, EventLog, SqlExecutor, Subscription } from "../../../shared/ports/mod.ts";
+import {
+  type Cache,
+  type EventLog,
+  retryLaterOnFailure,
+  type SqlExecutor,
+  type Subscription,
+} from "../../../shared/ports/mod.ts";
 import { getProduct, isUuid, productNotFound, type ProductView } from "./product_store.ts";
 import { BACKGROUND_CONSUMER_WINDOW_MS } from "../consumer_windows.ts";
 
@@ -99,7 +105,11 @@ export async function startProductCacheInvalidation(options: ProductCacheInvalid
       }
       const { productId } = parsed.envelope.payload as { productId: string };
       const id = productId.toLowerCase();
-      await cache.del(productCacheKey(id), gqlProductCacheKey(id));
+      // A valid event: a Redis failure is waited out (a lost invalidation would serve a stale product).
+      await retryLaterOnFailure(
+        "Invalidating a cached product",
+        () => cache.del(productCacheKey(id), gqlProductCacheKey(id)),
+      );
     },
   });
 }

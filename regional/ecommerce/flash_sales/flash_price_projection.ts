@@ -10,7 +10,13 @@ import { parseEnvelope } from "../../../shared/contracts/envelope.ts";
 import { flashSaleStarted } from "../../../shared/contracts/events/ecommerce.ts";
 import { flashSaleEnded } from "../../../shared/contracts/events/pricing.ts";
 import { log } from "../../../shared/observability/mod.ts";
-import type { Cache, EventLog, Sql, Subscription } from "../../../shared/ports/mod.ts";
+import {
+  type Cache,
+  type EventLog,
+  retryLaterOnFailure,
+  type Sql,
+  type Subscription,
+} from "../../../shared/ports/mod.ts";
 import { type FlashSaleEventName, recordBroadcast } from "./broadcast_log.ts";
 
 /** `flash_price:{productId}` (seed 003 section 7): the live sale, JSON, expiring at its end. */
@@ -67,21 +73,26 @@ export async function startFlashPriceProjection(options: FlashPriceProjectionOpt
       const parsed = parseEnvelope(record.value);
       if (!parsed.ok) throw new TypeError(`Cannot project a flash sale event: ${parsed.reason}`);
       const { envelope } = parsed;
-      if (envelope.eventType === flashSaleStarted.eventType) {
-        const sale = envelope.payload as FlashPrice;
-        const ttlMs = Math.ceil(Date.parse(sale.endsAt) - now());
-        // A start read after its end (a lagging consumer) sets nothing: the sale is over.
-        if (ttlMs > 0) await cache.set(flashPriceKey(sale.productId), JSON.stringify(sale), { ttlMs });
-        await broadcast(envelope.eventId, "flash_sale.started", { ...sale });
-      } else if (envelope.eventType === flashSaleEnded.eventType) {
-        const ended = envelope.payload as { saleId: string; productId: string; endedAt: string };
-        const key = flashPriceKey(ended.productId);
-        // Only this sale's price goes: a later sale of the product owns the key by then.
-        if (saleIdOf(await cache.get(key)) === ended.saleId) await cache.del(key);
-        await broadcast(envelope.eventId, "flash_sale.ended", { ...ended });
-      } else {
+      if (envelope.eventType !== flashSaleStarted.eventType && envelope.eventType !== flashSaleEnded.eventType) {
         throw new TypeError(`Cannot project event type "${envelope.eventType}" as a flash sale event`);
       }
+      // A valid event: a Redis or database failure is waited out, never dead-lettered (a sale's start or end
+      // would never be priced or broadcast).
+      await retryLaterOnFailure("Projecting a flash sale event", async () => {
+        if (envelope.eventType === flashSaleStarted.eventType) {
+          const sale = envelope.payload as FlashPrice;
+          const ttlMs = Math.ceil(Date.parse(sale.endsAt) - now());
+          // A start read after its end (a lagging consumer) sets nothing: the sale is over.
+          if (ttlMs > 0) await cache.set(flashPriceKey(sale.productId), JSON.stringify(sale), { ttlMs });
+          await broadcast(envelope.eventId, "flash_sale.started", { ...sale });
+        } else {
+          const ended = envelope.payload as { saleId: string; productId: string; endedAt: string };
+          const key = flashPriceKey(ended.productId);
+          // Only this sale's price goes: a later sale of the product owns the key by then.
+          if (saleIdOf(await cache.get(key)) === ended.saleId) await cache.del(key);
+          await broadcast(envelope.eventId, "flash_sale.ended", { ...ended });
+        }
+      });
     },
   });
 }

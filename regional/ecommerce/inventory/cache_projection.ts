@@ -7,7 +7,13 @@
  */
 import { parseEnvelope } from "../../../shared/contracts/envelope.ts";
 import { stockAdjusted } from "../../../shared/contracts/events/ecommerce.ts";
-import type { Cache, EventLog, IncomingRecord, Subscription } from "../../../shared/ports/mod.ts";
+import {
+  type Cache,
+  type EventLog,
+  type IncomingRecord,
+  retryLaterOnFailure,
+  type Subscription,
+} from "../../../shared/ports/mod.ts";
 import { type StockView, stockView } from "./stock.ts";
 import { BACKGROUND_CONSUMER_WINDOW_MS } from "../consumer_windows.ts";
 
@@ -47,8 +53,12 @@ export function startInventoryCacheProjection(options: InventoryCacheProjectionO
     from: options.from ?? "earliest",
     batchWindowMs: BACKGROUND_CONSUMER_WINDOW_MS,
   } as const;
+  // A snapshot was decoded, so a failed write is Redis's: waited out, never dead-lettered.
   const write = (snapshot: InventorySnapshot) =>
-    cache.set(inventoryCacheKey(snapshot.productId), JSON.stringify(snapshot));
+    retryLaterOnFailure(
+      "Writing an inventory snapshot",
+      () => cache.set(inventoryCacheKey(snapshot.productId), JSON.stringify(snapshot)),
+    );
   if (eventLog.subscribeBatches) {
     return eventLog.subscribeBatches({
       ...group,

@@ -67,6 +67,8 @@ export async function startHarness(
     readonly lifecycleHoldMs?: number;
     /** Receives the embedded event log's warnings (a held-back event is one per delivery). @default stderr */
     readonly eventLogWarn?: (message: string, fields: Record<string, unknown>) => void;
+    /** The embedded event log's redelivery backoff. @default its own (200 ms doubling to 5 s) */
+    readonly eventLogRetry?: { readonly initialDelayMs: number; readonly maxDelayMs: number };
   },
 ): Promise<Harness> {
   const cleanups: (() => Promise<void>)[] = [];
@@ -92,7 +94,7 @@ export async function startHarness(
   } else {
     sql = options?.sharedSql ?? await createPgliteSql();
     cache = createMemoryCache();
-    eventLog = createMemoryEventLog({ warn: options?.eventLogWarn });
+    eventLog = createMemoryEventLog({ warn: options?.eventLogWarn, handlerRetry: options?.eventLogRetry });
   }
   if (!options?.sharedSql) cleanups.push(() => sql.close());
   cleanups.push(() => cache.close(), () => eventLog.close());

@@ -27,6 +27,7 @@ import {
   type EventLog,
   type IncomingRecord,
   type OutgoingRecord,
+  retryLaterOnFailure,
   type Sql,
   type Subscription,
 } from "../../../shared/ports/mod.ts";
@@ -139,6 +140,20 @@ async function store({ options, gate, serially }: ConsumerContext, envelopes: Or
   if (held.length > 0) throw new OrderEventsHeldBack(held);
 }
 
+/**
+ * {@link store}, with every failure but a hold made a `RetryLaterError` (shared/ports/event_log.ts): the events are valid, so a
+ * database or Redis outage is waited out (redelivered for as long as it lasts) instead of dead-lettering them,
+ * which would lose them for every WebSocket and SSE client. A hold stays a counted failure: the gate's last
+ * attempt stores the event anyway.
+ */
+function storeOrRetryLater(context: ConsumerContext, envelopes: OrderEnvelope[]): Promise<void> {
+  return retryLaterOnFailure(
+    "Storing order notifications",
+    () => store(context, envelopes),
+    (error) => error instanceof OrderEventsHeldBack,
+  );
+}
+
 interface ConsumerContext {
   readonly options: OrderEventConsumerOptions;
   readonly gate: LifecycleGate;
@@ -168,12 +183,18 @@ function subscribeTopic(context: ConsumerContext, topic: string) {
             malformed.push(dlqRecordOf(record, error, 1));
           }
         }
-        await store(context, envelopes);
+        await storeOrRetryLater(context, envelopes);
         // Only after the store succeeded: a batch that is retried (a held-back event, a database error)
         // would otherwise dead-letter the same malformed record once per delivery.
-        if (malformed.length > 0) await eventLog.publish(dlqTopicOf(records[0].topic), malformed);
+        if (malformed.length > 0) {
+          await retryLaterOnFailure(
+            "Dead-lettering malformed order events",
+            () => eventLog.publish(dlqTopicOf(records[0].topic), malformed),
+          );
+        }
       },
     });
   }
-  return eventLog.subscribe({ ...common, handler: (record) => store(context, [orderEnvelopeOf(record)]) });
+  // A malformed record throws before the store (counted: dead-lettered after the last attempt).
+  return eventLog.subscribe({ ...common, handler: (record) => storeOrRetryLater(context, [orderEnvelopeOf(record)]) });
 }

@@ -4,13 +4,21 @@
  * `ecommerce-<region>.sensor-deltas`) and applies the deltas of a Kafka batch in one transaction
  * (`apply_sensor_batch.ts`: idempotent by message id, one `stock.adjusted` per product per batch through the
  * outbox). A delta that can never apply (not an envelope, unknown sku, stock would go negative) is
- * dead-lettered with its reason and the rest of its batch applies; anything else (database down) is thrown,
- * so the event log delivers the batch again and dead-letters it only after its bounded attempts. On an event
+ * dead-lettered with its reason and the rest of its batch applies; anything else (database down) is thrown
+ * as a `RetryLaterError`, so the event log delivers the batch again for as long as the outage lasts and never
+ * dead-letters good deltas. On an event
  * log without batches (the in-process one) each record is a batch of one.
  */
 import { sensorDeltaReceived } from "../../../shared/contracts/events/sensors.ts";
 import { log } from "../../../shared/observability/mod.ts";
-import { dlqRecordOf, dlqTopicOf, type EventLog, type IncomingRecord, type Sql } from "../../../shared/ports/mod.ts";
+import {
+  dlqRecordOf,
+  dlqTopicOf,
+  type EventLog,
+  type IncomingRecord,
+  retryLaterOnFailure,
+  type Sql,
+} from "../../../shared/ports/mod.ts";
 import { applySensorBatch, SENSOR_ADJUSTMENT_SOURCE, type SensorBatchOutcome } from "./apply_sensor_batch.ts";
 
 export { SENSOR_ADJUSTMENT_SOURCE };
@@ -72,7 +80,11 @@ export async function startSensorDeltaConsumer(deps: SensorDeltaConsumerDeps): P
     const waitMs = records.length < batchMax ? startedMs + lingerMs - performance.now() : 0;
     if (waitMs > 0) await new Promise((resolve) => setTimeout(resolve, waitMs));
   };
-  const applyBatch = async (records: readonly IncomingRecord[]) => {
+  // Bad deltas are rejected (dead-lettered) by the apply itself; any failure that reaches here is the
+  // database's, the writer region's or the broker's, and is waited out instead of dead-lettering good deltas.
+  const applyBatch = (records: readonly IncomingRecord[]) =>
+    retryLaterOnFailure("Applying sensor deltas", () => applyOrReject(records));
+  const applyOrReject = async (records: readonly IncomingRecord[]) => {
     const outcome = await (deps.apply ? deps.apply(records) : applySensorBatch(deps.sql, records));
     if (outcome.applied > 0) deps.nudgeOutbox();
     if (outcome.rejected.length === 0) return;

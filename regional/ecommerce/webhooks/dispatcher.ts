@@ -9,7 +9,13 @@
 import { parseEnvelope } from "../../../shared/contracts/envelope.ts";
 import { orderCanceled, orderCreated, orderFulfilled, orderPaid } from "../../../shared/contracts/events/ecommerce.ts";
 import { log } from "../../../shared/observability/mod.ts";
-import type { EventLog, Sql, Subscription, WorkQueue } from "../../../shared/ports/mod.ts";
+import {
+  type EventLog,
+  retryLaterOnFailure,
+  type Sql,
+  type Subscription,
+  type WorkQueue,
+} from "../../../shared/ports/mod.ts";
 import { processOnce } from "../outbox/mod.ts";
 import { type DeliveryMessage, laneOf, laneQueueOf } from "./delivery_queues.ts";
 import { activeSubscriptionIdsFor } from "./subscription_store.ts";
@@ -49,38 +55,42 @@ export async function startDispatcher(options: DispatcherOptions): Promise<Subsc
       // A malformed record is thrown back: the event log retries it, then dead-letters it with the reason.
       if (!parsed.ok) throw new TypeError(`Cannot dispatch a record of "${record.topic}": ${parsed.reason}`);
       const { envelope } = parsed;
-      // Most events match no subscription: one read outside a transaction instead of processOnce's four
-      // statements per event (the order path's events reach this consumer at the order rate). A subscription
-      // made after this read sees the next events, as it would had it been made a moment later.
-      if ((await activeSubscriptionIdsFor(sql, envelope.eventType, 1)).length === 0) return;
+      // From here the record is valid: a failure is the database's or RabbitMQ's, and is retried for as long
+      // as it lasts (never dead-lettered: a partner would miss the event).
       let count = 0;
-      await processOnce(sql, CONSUMER_NAME, envelope.eventId, async (tx) => {
-        const ids = await activeSubscriptionIdsFor(tx, envelope.eventType, FANOUT_MAX);
-        const body = JSON.stringify({
-          type: envelope.eventType,
-          timestamp: envelope.occurredAt,
-          eventId: envelope.eventId,
-          data: envelope.payload,
+      await retryLaterOnFailure("Enqueuing webhook deliveries", async () => {
+        // Most events match no subscription: one read outside a transaction instead of processOnce's four
+        // statements per event (the order path's events reach this consumer at the order rate). A subscription
+        // made after this read sees the next events, as it would had it been made a moment later.
+        if ((await activeSubscriptionIdsFor(sql, envelope.eventType, 1)).length === 0) return;
+        await processOnce(sql, CONSUMER_NAME, envelope.eventId, async (tx) => {
+          const ids = await activeSubscriptionIdsFor(tx, envelope.eventType, FANOUT_MAX);
+          const body = JSON.stringify({
+            type: envelope.eventType,
+            timestamp: envelope.occurredAt,
+            eventId: envelope.eventId,
+            data: envelope.payload,
+          });
+          const messages = await Promise.all(ids.map(async (subscriptionId): Promise<DeliveryMessage> => ({
+            v: 1,
+            deliveryId: await deliveryIdOf(subscriptionId, envelope.eventId),
+            subscriptionId,
+            eventId: envelope.eventId,
+            eventType: envelope.eventType,
+            body,
+          })));
+          for (let i = 0; i < messages.length; i += PUBLISH_CONCURRENCY) {
+            await Promise.all(
+              messages.slice(i, i + PUBLISH_CONCURRENCY).map((message) =>
+                queue.publish(laneQueueOf(laneOf(message.deliveryId)), JSON.stringify(message), {
+                  id: message.deliveryId,
+                  headers: { "event-type": message.eventType, "subscription-id": message.subscriptionId },
+                })
+              ),
+            );
+          }
+          count = messages.length;
         });
-        const messages = await Promise.all(ids.map(async (subscriptionId): Promise<DeliveryMessage> => ({
-          v: 1,
-          deliveryId: await deliveryIdOf(subscriptionId, envelope.eventId),
-          subscriptionId,
-          eventId: envelope.eventId,
-          eventType: envelope.eventType,
-          body,
-        })));
-        for (let i = 0; i < messages.length; i += PUBLISH_CONCURRENCY) {
-          await Promise.all(
-            messages.slice(i, i + PUBLISH_CONCURRENCY).map((message) =>
-              queue.publish(laneQueueOf(laneOf(message.deliveryId)), JSON.stringify(message), {
-                id: message.deliveryId,
-                headers: { "event-type": message.eventType, "subscription-id": message.subscriptionId },
-              })
-            ),
-          );
-        }
-        count = messages.length;
       });
       if (count > 0) log.debug("webhook deliveries enqueued", { eventId: envelope.eventId, count });
     },

@@ -8,6 +8,7 @@
 import type { Consumer, EachBatchPayload } from "kafkajs";
 import {
   type BatchSubscribeOptions,
+  DeliveryAttempts,
   dlqRecordOf,
   dlqTopicOf,
   type IncomingRecord,
@@ -98,13 +99,15 @@ class BatchMemberState {
 
   /** Resolves true once the chunk was handled (or dead-lettered) and committed; false when closing cut it short. */
   async #deliver(records: readonly IncomingRecord[], payload: EachBatchPayload): Promise<boolean> {
-    for (let attempt = 1;; attempt++) {
+    const attempts = new DeliveryAttempts(this.maxAttempts);
+    for (;;) {
       try {
         await this.options.handler(records);
         break;
       } catch (error) {
         if (this.#abandoned || this.#closing) return false;
-        if (attempt >= this.maxAttempts) {
+        const attempt = attempts.deliveries + 1;
+        if (attempts.failed(error)) {
           for (const record of records) {
             await this.context.publishDeadLetter(dlqTopicOf(record.topic), dlqRecordOf(record, error, attempt));
           }

@@ -6,6 +6,7 @@
 import type { Consumer, ConsumerRunConfig, EachMessagePayload, IHeaders, Kafka, KafkaMessage } from "kafkajs";
 import {
   batchWindowOf,
+  DeliveryAttempts,
   dlqRecordOf,
   dlqTopicOf,
   type IncomingRecord,
@@ -237,13 +238,15 @@ class MemberState {
   }
 
   async #deliver(record: IncomingRecord, payload: EachMessagePayload): Promise<void> {
-    for (let attempt = 1;; attempt++) {
+    const attempts = new DeliveryAttempts(this.maxAttempts);
+    for (;;) {
       try {
         await this.options.handler(record);
         break;
       } catch (error) {
         if (this.#abandoned || this.#closing) return;
-        if (attempt >= this.maxAttempts) {
+        const attempt = attempts.deliveries + 1;
+        if (attempts.failed(error)) {
           await this.context.publishDeadLetter(dlqTopicOf(record.topic), dlqRecordOf(record, error, attempt));
           this.#log("warn", "Handler failed on the last attempt; record dead-lettered", record, error, attempt);
           break;

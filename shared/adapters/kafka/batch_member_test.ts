@@ -3,7 +3,7 @@
  * failing batch comes back whole, and one that keeps failing is dead-lettered record by record.
  */
 import assert from "node:assert/strict";
-import { DLQ_HEADERS, dlqTopicOf, type EventLog, type IncomingRecord } from "../../ports/event_log.ts";
+import { DLQ_HEADERS, dlqTopicOf, type EventLog, type IncomingRecord, RetryLaterError } from "../../ports/event_log.ts";
 import { uniqueName } from "../../testing/unique.ts";
 import { deleteTopics, testKafkaLog } from "./_fixture_for_test.ts";
 
@@ -38,6 +38,18 @@ async function rejoin(log: EventLog, groupId: string, topic: string) {
   });
   await subscription.ready;
   return { values, close: () => subscription.close() };
+}
+
+/** Collects the dead letters of `topic` from the start. */
+async function readDeadLetters(log: EventLog, topic: string) {
+  const dead: IncomingRecord[] = [];
+  const dlq = await log.subscribe({
+    groupId: uniqueName("bv_test_dlq"),
+    topics: [dlqTopicOf(topic)],
+    from: "earliest",
+    handler: (record) => Promise.resolve(void dead.push(record)),
+  });
+  return { dead, dlq };
 }
 
 const records = (n: number, tag: string) => Array.from({ length: n }, (_, i) => ({ key: "k", value: `${tag}-${i}` }));
@@ -130,13 +142,7 @@ Deno.test("[kafka] a failing batch is delivered again whole; one that keeps fail
       },
     });
     await subscription.ready;
-    const dead: IncomingRecord[] = [];
-    const dlq = await log.subscribe({
-      groupId: uniqueName("bv_test_dlq"),
-      topics: [dlqTopicOf(topic)],
-      from: "earliest",
-      handler: (record) => Promise.resolve(void dead.push(record)),
-    });
+    const { dead, dlq } = await readDeadLetters(log, topic);
     await log.publish(topic, records(2, "x"));
     await eventually("2 dead letters", () => dead.length === 2);
     assert.ok(deliveries.length >= 3, `${deliveries.length} deliveries`);
@@ -148,6 +154,41 @@ Deno.test("[kafka] a failing batch is delivered again whole; one that keeps fail
     assert.match(dead[0].headers[DLQ_HEADERS.error], /database down/);
     await dlq.close();
     await subscription.close();
+  });
+});
+
+Deno.test("[kafka] a batch whose handler throws RetryLaterError is retried past maxAttempts and never dead-lettered", async () => {
+  await withTopic(async (log, topic) => {
+    const deliveries: string[][] = [];
+    const { dead, dlq } = await readDeadLetters(log, topic);
+    const groupId = uniqueName("bv_test_group");
+    const subscription = await log.subscribeBatches!({
+      groupId,
+      topics: [topic],
+      from: "earliest",
+      maxAttempts: 2,
+      handler: (batch) => {
+        deliveries.push(batch.map((r) => r.value));
+        // The database is down for the first 5 deliveries (more than maxAttempts), then back.
+        if (deliveries.length <= 5) return Promise.reject(new RetryLaterError("database down"));
+        return Promise.resolve();
+      },
+    });
+    await subscription.ready;
+    await log.publish(topic, records(2, "y"));
+    await eventually("the 6th delivery", () => deliveries.length >= 6);
+    // Enough for a dead letter to have arrived, had one been published.
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    assert.deepEqual(dead, []);
+    assert.deepEqual(deliveries.flat().slice(-2), ["y-0", "y-1"]);
+    await subscription.close();
+    await dlq.close();
+    // Committed once applied: the group resumes after them.
+    await log.publish(topic, [{ key: "k", value: "marker" }]);
+    const again = await rejoin(log, groupId, topic);
+    await eventually("the marker", () => again.values.length >= 1);
+    assert.deepEqual(again.values, ["marker"]);
+    await again.close();
   });
 });
 

@@ -9,6 +9,7 @@
  */
 import {
   batchWindowOf,
+  DeliveryAttempts,
   dlqRecordOf,
   dlqTopicOf,
   type IncomingRecord,
@@ -180,13 +181,15 @@ export class Member {
       headers: stored.headers,
       timestampMs: stored.timestampMs,
     };
-    for (let attempt = 1;; attempt++) {
+    const attempts = new DeliveryAttempts(this.maxAttempts);
+    for (;;) {
       try {
         await this.options.handler(record);
         break;
       } catch (error) {
         if (this.#abandoned || this.#closing) return;
-        if (attempt >= this.maxAttempts) {
+        const attempt = attempts.deliveries + 1;
+        if (attempts.failed(error)) {
           await this.host.publish(dlqTopicOf(record.topic), [dlqRecordOf(record, error, attempt)]);
           this.#warnFailure("Handler failed on the last attempt; record dead-lettered", record, error, attempt);
           break;

@@ -6,7 +6,14 @@
  */
 import assert from "node:assert/strict";
 import { waitFor } from "./_wait_for.ts";
-import { DLQ_HEADERS, dlqTopicOf, type EventLog, type IncomingRecord, type SubscribeOptions } from "../event_log.ts";
+import {
+  DLQ_HEADERS,
+  dlqTopicOf,
+  type EventLog,
+  type IncomingRecord,
+  RetryLaterError,
+  type SubscribeOptions,
+} from "../event_log.ts";
 
 /** Re-exported so adapter-specific tests wait the same bounded way. */
 export { waitFor };
@@ -414,6 +421,57 @@ export function eventLogContract(kind: string, makeLog: () => Promise<EventLogFi
     });
     await waitFor("the marker", () => afterRestart.length >= 1, { timeoutMs: WAIT_MS_MAX });
     assert.deepEqual(afterRestart, ["marker"]);
+  });
+
+  contractTest("retries a RetryLaterError past maxAttempts without dead-lettering; other failures still count", async (
+    { log, newTopic },
+    subscribe,
+  ) => {
+    const topic = newTopic("later");
+    await log.ensureTopics([{ name: topic }, { name: dlqTopicOf(topic) }]);
+    // "outage": the dependency is down for 4 deliveries, then one real failure, then it works.
+    // "broken": down for 2 deliveries, then fails for real every time: dead-lettered on its 2nd counted failure.
+    await log.publish(topic, [{ key: "k", value: "outage" }, { key: "k", value: "broken" }, {
+      key: "k",
+      value: "after",
+    }]);
+    const deadLetters: IncomingRecord[] = [];
+    await subscribe({
+      groupId: newTopic("later_dlq_reader"),
+      topics: [dlqTopicOf(topic)],
+      from: "earliest",
+      handler: collectInto(deadLetters, (record) => record),
+    });
+    const events: string[] = [];
+    const deliveries = new Map<string, number>();
+    await subscribe({
+      groupId: newTopic("later_group"),
+      topics: [topic],
+      from: "earliest",
+      maxAttempts: 2,
+      handler: (record) => {
+        const n = (deliveries.get(record.value) ?? 0) + 1;
+        deliveries.set(record.value, n);
+        const outageFor = record.value === "outage" ? 4 : record.value === "broken" ? 2 : 0;
+        if (n <= outageFor) return Promise.reject(new RetryLaterError(`dependency down (${n})`));
+        if (record.value === "outage" && n === outageFor + 1) return Promise.reject(new Error("one real failure"));
+        if (record.value === "broken") return Promise.reject(new Error("always fails"));
+        events.push(`${record.value}#${n}`);
+        return Promise.resolve();
+      },
+    });
+    await waitFor("the record after both", () => events.some((e) => e.startsWith("after")) && deadLetters.length >= 1, {
+      timeoutMs: WAIT_MS_MAX,
+    });
+    assert.deepEqual(
+      events,
+      ["outage#6", "after#1"],
+      "the outage outlasted maxAttempts and the record was still applied",
+    );
+    assert.equal(deliveries.get("broken"), 4, "2 uncounted deliveries, then 2 counted failures");
+    assert.deepEqual(deadLetters.map((d) => d.value), ["broken"], "only the record that failed for real");
+    assert.equal(deadLetters[0].headers[DLQ_HEADERS.attempts], "4");
+    assert.match(deadLetters[0].headers[DLQ_HEADERS.error], /always fails/);
   });
 
   contractTest("creates topics idempotently and answers ping", async ({ log, newTopic }) => {
