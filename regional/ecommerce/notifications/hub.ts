@@ -160,7 +160,12 @@ export async function createNotificationHub(options: NotificationHubOptions): Pr
   // The tail: rows this process did not consume (another replica's consumer stored them).
   let tailCursor = await highestNotificationId(sql);
   let tailing: Promise<void> = Promise.resolve();
+  let tailBusy = false;
   const tailTimer = setInterval(() => {
+    // One tail query at a time: while the database is slow, ticks are skipped instead of piling up queries
+    // on the pool (and an older query finishing last could move the cursor back).
+    if (tailBusy) return;
+    tailBusy = true;
     tailing = (async () => {
       if (closed) return;
       const rows = await tailNotifications(sql, tailCursor, 1_000);
@@ -173,7 +178,8 @@ export async function createNotificationHub(options: NotificationHubOptions): Pr
         seen.add(`${row.orderId}\n${row.userId}`);
         ring(row.orderId, row.userId);
       }
-    })().catch((error) => log.warn("notification tail failed; will retry", { error: String(error) }));
+    })().catch((error) => log.warn("notification tail failed; will retry", { error: String(error) }))
+      .finally(() => tailBusy = false);
   }, options.tailIntervalMs ?? 1_000);
 
   return {

@@ -172,9 +172,10 @@ embeddedTest("the WebSocket route upgrades when mounted on the service app", {},
 /** An OrderSocket on a recording stand-in for the WebSocket (closes, released count), for unit tests of its bounds. */
 function standaloneSocket(options: { bufferedAmount: number; sql?: Sql; hub?: NotificationHub }) {
   const closes: [number, string][] = [];
+  const frames: string[] = [];
   const socket = {
     bufferedAmount: options.bufferedAmount,
-    send: () => {},
+    send: (text: string) => void frames.push(text),
     close: (code: number, reason: string) => closes.push([code, reason]),
   };
   const principal: Principal = {
@@ -194,7 +195,8 @@ function standaloneSocket(options: { bufferedAmount: number; sql?: Sql; hub?: No
     limits: DEFAULT_LIMITS,
     onClosed: () => state.released++,
   });
-  return { connection, state };
+  const sent = () => frames.map((text) => JSON.parse(text) as { type: string });
+  return { connection, state, sent };
 }
 
 /** A stored order-created notification with stream id `id`, owned by "u". */
@@ -241,6 +243,27 @@ Deno.test("a burst of acks for a burst of events keeps the socket open; a burst 
   }
   await new Promise((resolve) => setTimeout(resolve, 0));
   assert.equal(state.closes[0]?.[0], CLOSE_CODES.POLICY_VIOLATION);
+});
+
+Deno.test("acks and pings sent while a subscribe waits on the database are handled at once, not queued behind it", () => {
+  let woken = 0;
+  const { connection, state, sent } = standaloneSocket({
+    bufferedAmount: 0,
+    // The subscribe waits on this query: never answered, so it stays pending for the whole test.
+    sql: { query: () => new Promise(() => {}) } as unknown as Sql,
+    hub: { wake: () => woken++ } as unknown as NotificationHub,
+  });
+  const events = DEFAULT_LIMITS.unackedEventsMax;
+  for (let i = 1; i <= events; i++) connection.deliver("mine", createdNotification(i));
+  connection.receive(JSON.stringify({ type: "subscribe", orderId: "o-pending" }));
+  // More acks than the frames-in-flight bound, all while the subscribe is pending.
+  assert.ok(events > DEFAULT_LIMITS.pendingFramesMax);
+  for (let i = 1; i <= events; i++) connection.receive(JSON.stringify({ type: "ack", id: String(i) }));
+  connection.receive(JSON.stringify({ type: "ping" }));
+  assert.deepEqual(state.closes, [], "no 1008 for acks behind a pending subscribe");
+  assert.equal(connection.canDeliver(), true, "the acks opened the window at once");
+  assert.equal(woken, 1);
+  assert.equal(sent().filter((frame) => frame.type === "pong").length, 1, "the ping was answered at once");
 });
 
 Deno.test({

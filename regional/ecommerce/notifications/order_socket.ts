@@ -96,6 +96,13 @@ export class OrderSocket implements NotificationSink {
       this.close(CLOSE_CODES.MESSAGE_TOO_BIG, `Frames are limited to ${limits.frameBytesMax} bytes`);
       return;
     }
+    if (this.#pending > 0 && text !== null && isImmediateFrame(text)) {
+      // Acks and pings touch only this connection's own state and wait on nothing, so they need not queue
+      // behind a subscribe that waits on the database: handled now, they never take a slot (a client acking a
+      // burst of events while a subscribe is pending was closed with 1008 after 32 of them).
+      this.#handle(text);
+      return;
+    }
     if (this.#pending >= limits.pendingFramesMax) {
       this.close(
         CLOSE_CODES.POLICY_VIOLATION,
@@ -311,4 +318,16 @@ export class OrderSocket implements NotificationSink {
     }
     socket.send(text);
   }
+}
+
+/** True for a well-formed `ack` or `ping` frame: handled at once, even while other frames wait. */
+function isImmediateFrame(text: string): boolean {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch {
+    return false;
+  }
+  const type = (raw as { type?: unknown } | null)?.type;
+  return (type === "ack" || type === "ping") && clientFrameSchemas[type].safeParse(raw).success;
 }
