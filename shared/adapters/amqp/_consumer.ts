@@ -28,6 +28,8 @@ const errorHeaderCharsMax = 1_000;
 /** Pause before re-attaching a consumer whose channel closed, or before requeueing a message we could not
  * move to its retry queue: keeps a persistent fault from becoming a hot loop. */
 export const consumerRecoveryDelayMs = 1_000;
+/** Cap of the growing delay between tries to store a failed message's retry or dead-letter copy. */
+const MOVE_RETRY_DELAY_MAX_MS = 30_000;
 
 /** What a consumer needs from the work queue that owns it. */
 export interface ConsumerHost {
@@ -142,6 +144,23 @@ export class AmqpConsumer {
         queue: retryQueueOf(this.queue, delayMs),
         headers: { ...headers, [attemptHeader]: String(message.attempt + 1) },
       };
+    await this.#storeThenAck(channel, publish, raw, message, target, 0);
+  }
+
+  /**
+   * Publishes the failed message's copy to `target` (confirmed) and acks the original. When the copy cannot be
+   * stored (a resource alarm, a missing queue, a confirm timeout) the original stays unacked and only the move is
+   * tried again, with a growing delay: requeueing it would run the handler again for every try (a partner POSTed
+   * each second, its retry schedule skipped). A closed channel ends the tries; the broker then redelivers it.
+   */
+  async #storeThenAck(
+    channel: AmqpConfirmChannel,
+    publish: ConfirmedPublish,
+    raw: AmqpMessage,
+    message: QueueMessage,
+    target: { readonly queue: string; readonly headers: Record<string, string> },
+    failedMoves: number,
+  ): Promise<void> {
     try {
       await publish(
         target.queue,
@@ -151,8 +170,15 @@ export class AmqpConsumer {
       );
     } catch (publishError) {
       if (this.#channel !== channel) return; // Channel gone: the broker redelivers the original.
-      this.host.warn(`Cannot move message "${message.id}" to "${target.queue}"; requeueing it`, publishError);
-      this.host.later(() => void quietly(() => channel.nack(raw, false, true)), consumerRecoveryDelayMs);
+      const delayMs = Math.min(consumerRecoveryDelayMs * 2 ** failedMoves, MOVE_RETRY_DELAY_MAX_MS);
+      this.host.warn(
+        `Cannot move message "${message.id}" to "${target.queue}"; trying again in ${delayMs} ms (it stays unacked)`,
+        publishError,
+      );
+      this.host.later(() => {
+        if (this.#channel !== channel) return;
+        void this.#storeThenAck(channel, publish, raw, message, target, failedMoves + 1);
+      }, delayMs);
       return;
     }
     // A crash (or lost channel) right here leaves both the copy and the original: a duplicate, never a loss.

@@ -44,6 +44,37 @@ Deno.test("[amqp] work queue publish() rejects within publishTimeoutMs when the 
   }
 });
 
+Deno.test("[amqp] a failed message whose dead-letter copy cannot be stored stays unacked and is moved later, its handler run once", async () => {
+  const queue = createAmqpWorkQueue({ url: vhost.url, publishTimeoutMs: 2_000 });
+  const name = uniqueName("move_later");
+  const { rabbitmqctl } = await import("../../testing/rabbit_vhost.ts");
+  try {
+    await queue.declare({ name, retryDelaysMs: [] });
+    // The DLQ is gone (deleted by an operator, say): the copy is unroutable until the queue exists again.
+    await rabbitmqctl("delete_queue", "-p", vhost.name, `${name}.dlq`);
+    let runs = 0;
+    const consumer = await queue.consume(name, () => {
+      runs++;
+      return Promise.reject(new Error("handler failed"));
+    });
+    await queue.publish(name, "payload", { id: "m-1" });
+    // Tries at 0, +1 s, +2 s, +4 s: let two of them fail with the DLQ missing.
+    await new Promise((resolve) => setTimeout(resolve, 2_500));
+    assert.equal(runs, 1, "the handler is not run again while only the move fails");
+    await queue.declare({ name: `${name}.dlq` }); // The DLQ exists again.
+    const dead: string[] = [];
+    const reader = await queue.consume(`${name}.dlq`, (message) => Promise.resolve(void dead.push(message.body)));
+    const deadline = Date.now() + 10_000;
+    while (dead.length === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
+    assert.deepEqual(dead, ["payload"], "moved once the queue existed again");
+    assert.equal(runs, 1);
+    await reader.cancel();
+    await consumer.cancel();
+  } finally {
+    await queue.close();
+  }
+});
+
 // Deno.test has no "after all": registered last, this runs after the tests above (files run in order).
 Deno.test("[amqp] drop the test vhost", async () => {
   await vhost.drop();
