@@ -4,6 +4,10 @@
  * only after the handler succeeds, headers). Real adapter: kafkajs; embedded adapter: in-process log.
  */
 
+import { RetryLaterError } from "./retry_later.ts";
+
+export { RetryLaterError, retryLaterOnFailure } from "./retry_later.ts";
+
 /** Headers carried with a record; values are UTF-8 strings (trace context, event type, origin region). */
 export type RecordHeaders = Readonly<Record<string, string>>;
 
@@ -124,41 +128,6 @@ export function batchWindowOf(options: { readonly batchWindowMs?: number }): num
     throw new RangeError(`batchWindowMs must be a whole number from 0 to ${BATCH_WINDOW_MS_MAX}, got ${windowMs}`);
   }
   return windowMs;
-}
-
-/**
- * What a handler throws when its record is fine but something the effect needs is not: a database, cache or
- * broker is down or timed out. The record is delivered again, with the usual backoff (capped at the policy's
- * maximum), for as long as it keeps failing this way: such failures do not count toward `maxAttempts` and never
- * dead-letter the record. A consumer that validates its records itself (dead-lettering the bad ones) and throws
- * this for every other failure loses nothing to an outage; the price is a partition that waits, its lag growing
- * and each retry logged, until the dependency is back or the member closes.
- */
-export class RetryLaterError extends Error {
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = "RetryLaterError";
-  }
-}
-
-/**
- * Runs `effect` and rethrows any failure as a {@linkcode RetryLaterError} (an error that already is one, or
- * is one of `passThrough`'s, is rethrown as it is). For the part of a handler that runs after its record was
- * validated, where a failure can only be the effect's.
- */
-export async function retryLaterOnFailure<T>(
-  what: string,
-  effect: () => Promise<T>,
-  passThrough: (error: unknown) => boolean = () => false,
-): Promise<T> {
-  try {
-    return await effect();
-  } catch (error) {
-    if (error instanceof RetryLaterError || passThrough(error)) throw error;
-    throw new RetryLaterError(`${what} failed; the record is delivered again: ${(error as Error)?.message ?? error}`, {
-      cause: error,
-    });
-  }
 }
 
 /**

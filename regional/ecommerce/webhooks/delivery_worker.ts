@@ -26,9 +26,9 @@ import client from "prom-client";
 import { webhookDeliveryFailed } from "../../../shared/contracts/events/ecommerce.ts";
 import { log, metrics } from "../../../shared/observability/mod.ts";
 import type { ConsumerHandle, QueueMessage, Sql, SqlExecutor, WorkQueue } from "../../../shared/ports/mod.ts";
-import { dlqQueueOf } from "../../../shared/ports/mod.ts";
+import { dlqQueueOf, retryLaterOnFailure } from "../../../shared/ports/mod.ts";
 import { appendToOutbox, envelopeFor } from "../outbox/mod.ts";
-import { DELIVERY_LANES, laneOf, laneQueueOf, parseDeliveryMessage } from "./delivery_queues.ts";
+import { DELIVERY_LANES, type DeliveryMessage, laneOf, laneQueueOf, parseDeliveryMessage } from "./delivery_queues.ts";
 import type { SecretBox } from "./secret_box.ts";
 import { signatureHeaders } from "./signing.ts";
 import { deliveryTargetOf, disableSubscription } from "./subscription_store.ts";
@@ -82,6 +82,11 @@ interface AttemptResult {
   readonly durationMs: number;
 }
 
+/** The endpoint failed this attempt: the work queue moves the message to the schedule's next step. */
+class DeliveryAttemptFailed extends Error {
+  override name = "DeliveryAttemptFailed";
+}
+
 class HttpStatusError extends Error {
   constructor(readonly status: number) {
     super(`The endpoint answered HTTP ${status}`);
@@ -103,8 +108,20 @@ export function createDeliveryHandler(options: DeliveryWorkerOptions): (message:
   const { sql, box, queue } = options;
   const attemptsMax = options.retryDelaysMs.length + 1;
   const breakerFor = breakers(options);
-  return async (message) => {
+  const handler = async (message: QueueMessage) => {
+    // A malformed message throws here: a counted failure (retry steps, then the DLQ).
     const delivery = parseDeliveryMessage(message.body);
+    // From here a failure is the endpoint's (DeliveryAttemptFailed: the next step of the schedule) or the
+    // database's or RabbitMQ's: those are retried later at the same step, never allowed to use up the schedule
+    // or dead-letter an untried delivery without its final row and failure event.
+    await retryLaterOnFailure(
+      "Webhook delivery bookkeeping",
+      () => handle(delivery, message),
+      (error) => error instanceof DeliveryAttemptFailed,
+    );
+  };
+
+  async function handle(delivery: DeliveryMessage, message: QueueMessage): Promise<void> {
     const lane = laneQueueOf(laneOf(delivery.deliveryId));
     const history = await historyOf(sql, delivery.deliveryId);
     if (history.terminal) {
@@ -144,7 +161,7 @@ export function createDeliveryHandler(options: DeliveryWorkerOptions): (message:
     // untried. Past that, or after attemptsMax real failures, it is dead-lettered.
     if (failures < attemptsMax && !(message.attempt >= attemptsMax && cycle >= CYCLES_MAX)) {
       await record(sql, result);
-      if (message.attempt < attemptsMax) throw new Error(result.error ?? "Delivery failed");
+      if (message.attempt < attemptsMax) throw new DeliveryAttemptFailed(result.error ?? "Delivery failed");
       await queue.publish(lane, message.body, {
         id: message.id,
         headers: { ...message.headers, [CYCLE_HEADER]: String(cycle + 1) },
@@ -172,7 +189,8 @@ export function createDeliveryHandler(options: DeliveryWorkerOptions): (message:
       error,
     });
     await deadLetter(queue, lane, message, error, failures);
-  };
+  }
+  return handler;
 }
 
 /** Stores the message in the lane's DLQ (confirmed) with the port's dead-letter headers; then it is acked. */

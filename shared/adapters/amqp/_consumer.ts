@@ -6,7 +6,7 @@
  */
 
 import type { QueueMessage } from "../../ports/work_queue.ts";
-import { dlqQueueOf } from "../../ports/work_queue.ts";
+import { dlqQueueOf, RetryLaterError } from "../../ports/work_queue.ts";
 import {
   type AmqpConfirmChannel,
   type AmqpConnection,
@@ -61,6 +61,7 @@ export class AmqpConsumer {
     private readonly retryDelaysMs: readonly number[],
     private readonly prefetch: number,
     private readonly handler: (message: QueueMessage) => Promise<void>,
+    private readonly retryLaterDelayMs: number,
   ) {}
 
   /** Opens a channel on `connection` and starts consuming; rejects if the broker refuses. */
@@ -122,10 +123,26 @@ export class AmqpConsumer {
     try {
       await this.handler(message);
     } catch (error) {
+      if (error instanceof RetryLaterError) return this.#requeueLater(channel, raw, message, error);
       return await this.#moveOn(channel, publish, raw, message, error);
     }
     // Throws when the channel is closed (cancel or connection loss): the broker has requeued the message.
     await quietly(() => channel.ack(raw));
+  }
+
+  /**
+   * Not the message's fault: it stays unacked (holding its prefetch slot) for `retryLaterDelayMs`, then goes
+   * back to the queue as it is (same attempt header), so the handler sees it again. A closed channel has
+   * already returned it to the queue.
+   */
+  #requeueLater(channel: AmqpConfirmChannel, raw: AmqpMessage, message: QueueMessage, error: RetryLaterError): void {
+    this.host.warn(
+      `Handler of "${this.queue}" asked to retry message "${message.id}" later; again in ${this.retryLaterDelayMs} ms`,
+      error,
+    );
+    this.host.later(() => {
+      if (this.#channel === channel) void quietly(() => channel.nack(raw, false, true));
+    }, this.retryLaterDelayMs);
   }
 
   /** Stores the failed message's next stop (retry queue or DLQ) with a confirm, and only then acks it. */

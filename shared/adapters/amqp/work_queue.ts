@@ -7,8 +7,8 @@
  * consumers re-attached after a broker restart.
  */
 
-import type { ConsumerHandle, QueueMessage, QueueSpec, WorkQueue } from "../../ports/work_queue.ts";
-import { dlqQueueOf } from "../../ports/work_queue.ts";
+import type { ConsumeOptions, ConsumerHandle, QueueMessage, QueueSpec, WorkQueue } from "../../ports/work_queue.ts";
+import { dlqQueueOf, retryLaterDelayOf } from "../../ports/work_queue.ts";
 import {
   type AmqpConnection,
   type ConfirmedPublish,
@@ -111,7 +111,7 @@ class AmqpWorkQueue implements WorkQueue {
   async consume(
     queue: string,
     handler: (message: QueueMessage) => Promise<void>,
-    options?: { readonly prefetch?: number },
+    options?: ConsumeOptions,
   ): Promise<ConsumerHandle> {
     const prefetch = options?.prefetch ?? prefetchDefault;
     if (!Number.isSafeInteger(prefetch) || prefetch < 1 || prefetch > prefetchMax) {
@@ -123,7 +123,7 @@ class AmqpWorkQueue implements WorkQueue {
         `Queue "${queue}" was not declared by this work queue: call declare({ name, retryDelaysMs }) first`,
       );
     }
-    const consumer = new AmqpConsumer(this, queue, retryDelaysMs, prefetch, handler);
+    const consumer = new AmqpConsumer(this, queue, retryDelaysMs, prefetch, handler, retryLaterDelayOf(options));
     // Registered before starting, so a reconnect during the start re-attaches it too.
     this.#consumers.add(consumer);
     try {

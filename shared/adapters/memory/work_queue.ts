@@ -7,7 +7,7 @@
  */
 
 import type { ConsumerHandle, QueueMessage, QueueSpec, WorkQueue } from "../../ports/work_queue.ts";
-import { dlqQueueOf } from "../../ports/work_queue.ts";
+import { dlqQueueOf, retryLaterDelayOf, RetryLaterError } from "../../ports/work_queue.ts";
 
 /** Options for {@linkcode createMemoryWorkQueue}. */
 export interface MemoryWorkQueueOptions {
@@ -50,6 +50,7 @@ interface Consumer {
   readonly prefetch: number;
   readonly handler: (message: QueueMessage) => Promise<void>;
   readonly inFlight: Set<Delivery>;
+  readonly retryLaterDelayMs: number;
 }
 
 interface Delivery {
@@ -120,6 +121,7 @@ export function createMemoryWorkQueue(options: MemoryWorkQueueOptions = {}): Wor
     Promise.resolve().then(() => consumer.handler(view)).then(
       () => settle(consumer, delivery),
       (error) => {
+        if (error instanceof RetryLaterError) return requeueLater(consumer, delivery);
         if (settle(consumer, delivery)) moveOn(consumer.queue, message, error);
       },
     );
@@ -132,6 +134,21 @@ export function createMemoryWorkQueue(options: MemoryWorkQueueOptions = {}): Wor
     consumer.inFlight.delete(delivery);
     dispatch(consumer.queue);
     return true;
+  }
+
+  /**
+   * Not the message's fault: it stays in flight (its prefetch slot held, as RabbitMQ's unacked message) for
+   * the consumer's `retryLaterDelayMs`, then goes back to the head of the queue at the same attempt. A
+   * consumer cancelled meanwhile has handed it back already.
+   */
+  function requeueLater(consumer: Consumer, delivery: Delivery): void {
+    const timer = setTimeout(() => {
+      timers.delete(timer);
+      if (!settle(consumer, delivery)) return;
+      consumer.queue.ready.unshift(delivery.message);
+      dispatch(consumer.queue);
+    }, consumer.retryLaterDelayMs);
+    timers.add(timer);
   }
 
   function moveOn(queue: QueueState, message: StoredMessage, error: unknown): void {
@@ -194,13 +211,14 @@ export function createMemoryWorkQueue(options: MemoryWorkQueueOptions = {}): Wor
     consume: (queueName, handler, consumeOptions) =>
       run((): ConsumerHandle => {
         const prefetch = validPrefetch(consumeOptions?.prefetch ?? prefetchDefault);
+        const retryLaterDelayMs = retryLaterDelayOf(consumeOptions);
         const queue = queues.get(queueName);
         if (!queue?.retryDelaysMs) {
           throw new Error(
             `Queue "${queueName}" was not declared by this work queue: call declare({ name, retryDelaysMs }) first`,
           );
         }
-        const consumer: Consumer = { queue, prefetch, handler, inFlight: new Set() };
+        const consumer: Consumer = { queue, prefetch, handler, inFlight: new Set(), retryLaterDelayMs };
         queue.consumers.push(consumer);
         queueMicrotask(() => dispatch(queue));
         return { cancel: () => Promise.resolve(cancel(consumer)) };

@@ -6,7 +6,7 @@
 
 import assert from "node:assert/strict";
 import type { QueueMessage, WorkQueue } from "../work_queue.ts";
-import { dlqQueueOf } from "../work_queue.ts";
+import { dlqQueueOf, RetryLaterError } from "../work_queue.ts";
 import { delay, waitFor } from "./_wait_for.ts";
 
 /** A fresh work queue, a way to name queues no other test uses, and how to remove what the test left. */
@@ -136,6 +136,40 @@ export function workQueueContract(kind: string, makeQueue: MakeQueue): void {
     assert.match(deadLetters[0].headers["x-bv-error"], /attempt 1/);
     await consumer.cancel();
     await dlqConsumer.cancel();
+  });
+
+  test("delivers again at the same attempt after RetryLaterError, without a retry step or the DLQ", async (
+    queue,
+    newQueueName,
+  ) => {
+    const name = newQueueName("later");
+    // No retries configured: any counted failure would dead-letter at once.
+    await queue.declare({ name });
+    await queue.declare({ name: dlqQueueOf(name) });
+    const deadLetters: QueueMessage[] = [];
+    const dlqConsumer = await queue.consume(dlqQueueOf(name), (m) => Promise.resolve(void deadLetters.push(m)));
+    const deliveries: { attempt: number; atMs: number }[] = [];
+    const consumer = await queue.consume(name, (message) => {
+      deliveries.push({ attempt: message.attempt, atMs: Date.now() });
+      // The dependency is down for 3 deliveries, then back.
+      if (deliveries.length <= 3) return Promise.reject(new RetryLaterError("database down"));
+      return Promise.resolve();
+    }, { retryLaterDelayMs: 100 });
+    await queue.publish(name, "x", { id: "m-later" });
+    await waitFor("the 4th delivery", () => deliveries.length === 4);
+    await delay(quietPeriodMs);
+    assert.equal(deliveries.length, 4, "acked on the 4th delivery: no more");
+    assert.deepEqual(deliveries.map((d) => d.attempt), [1, 1, 1, 1], "the attempt does not advance");
+    for (let i = 1; i < deliveries.length; i++) {
+      assert.ok(deliveries[i].atMs - deliveries[i - 1].atMs >= 90, `delivery ${i + 1} waited the delay`);
+    }
+    assert.deepEqual(deadLetters, []);
+    await consumer.cancel();
+    await dlqConsumer.cancel();
+    await assert.rejects(
+      () => queue.consume(name, () => Promise.resolve(), { retryLaterDelayMs: 0 }),
+      RangeError,
+    );
   });
 
   test("runs at most `prefetch` handlers at once per consumer", async (queue, newQueueName) => {
