@@ -93,6 +93,8 @@ export function createRedisCache(options: RedisCacheOptions): Cache {
     subscribe(channel, onMessage) {
       const fullChannel = keyPrefix + channel;
       return serialize(async () => {
+        // After close() a subscriber connection would be opened again and never closed.
+        if (closed) throw new Error("Cache is closed: create a new one");
         const handlers = subscriptions.get(fullChannel) ?? new Set();
         if (handlers.size === 0) await getSubscriber().subscribe(fullChannel);
         // A fresh function per subscription, so subscribing the same callback twice needs two unsubscribes.

@@ -137,4 +137,12 @@ export function cacheContract(kind: string, makeCache: MakeCache): void {
   test("ping() resolves against a healthy cache", async (cache) => {
     await cache.ping(1_000);
   });
+
+  test("after close() reads, writes and subscribe() reject (close is idempotent)", async (cache) => {
+    await cache.close();
+    await cache.close();
+    await assert.rejects(() => cache.get("k"));
+    await assert.rejects(() => cache.set("k", "v"));
+    await assert.rejects(() => cache.subscribe("channel", () => {}), /closed/);
+  });
 }
