@@ -37,6 +37,29 @@ export interface ProxyOptions {
  */
 export const PROXY_ERROR_HEADER = "x-bv-proxy-error";
 
+/**
+ * `body` passed through as it is, with `onError` told when reading the client's own stream failed (the client
+ * went away mid-upload): that failure is the client's, and must not read as "the upstream is unreachable".
+ */
+function watchedBody(body: ReadableStream<Uint8Array>, onError: (error: unknown) => void): ReadableStream<Uint8Array> {
+  const reader = body.getReader();
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      let chunk: ReadableStreamReadResult<Uint8Array>;
+      try {
+        chunk = await reader.read();
+      } catch (error) {
+        onError(error);
+        controller.error(error);
+        return;
+      }
+      if (chunk.done) controller.close();
+      else controller.enqueue(chunk.value);
+    },
+    cancel: (reason) => reader.cancel(reason),
+  });
+}
+
 function problem(status: 503 | 504, detail: string): Response {
   const body = problemOf(status === 503 ? "COMMON.UPSTREAM_UNAVAILABLE" : "COMMON.UPSTREAM_TIMEOUT", detail);
   return new Response(JSON.stringify(body), {
@@ -82,11 +105,15 @@ export async function proxyRequest(request: Request, options: ProxyOptions): Pro
     options.headersTimeoutMs,
   );
   const hasBody = request.method !== "GET" && request.method !== "HEAD";
+  let clientBodyError: unknown;
+  const body = hasBody && request.body !== null
+    ? watchedBody(request.body, (error) => clientBodyError ??= error ?? new Error("request body failed"))
+    : undefined;
   try {
     const upstream = await (options.fetch ?? fetch)(target, {
       method: request.method,
       headers,
-      body: hasBody ? request.body : undefined,
+      body,
       redirect: "manual",
       signal: controller.signal,
       // Streaming request bodies need half-duplex mode in fetch implementations that support it.
@@ -99,6 +126,16 @@ export async function proxyRequest(request: Request, options: ProxyOptions): Pro
       headers: responseHeaders,
     });
   } catch (error) {
+    if (clientBodyError !== undefined) {
+      // No region is to blame: answered (to a client that is most likely gone) without the proxy's marker.
+      const detail = `The request body could not be read to its end (the client stopped sending): ${
+        (clientBodyError as Error)?.message ?? clientBodyError
+      }`;
+      return new Response(JSON.stringify(problemOf("COMMON.REQUEST_INCOMPLETE", detail)), {
+        status: 400,
+        headers: { "content-type": PROBLEM_CONTENT_TYPE },
+      });
+    }
     const timedOut = controller.signal.aborted && (controller.signal.reason as Error)?.name === "TimeoutError";
     return timedOut
       ? problem(504, `Upstream ${target.host} sent no response within ${options.headersTimeoutMs} ms`)

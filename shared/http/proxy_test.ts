@@ -64,3 +64,34 @@ Deno.test("proxyRequest() answers 503 with the proxy's marker when the upstream 
   assert.equal(response.headers.get(PROXY_ERROR_HEADER), "unreachable");
   assert.equal((await response.json()).code, "COMMON.UPSTREAM_UNAVAILABLE");
 });
+
+Deno.test("proxyRequest() answers 400 without the unreachable marker when the client stops mid-upload", async () => {
+  const upstream = echoUpstream();
+  const answers: Response[] = [];
+  // A real proxy in front, so the client's body is a socket that closes mid-way.
+  const proxy = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (request) => {
+    const response = await proxyRequest(request, {
+      upstream: `http://127.0.0.1:${upstream.addr.port}`,
+      headersTimeoutMs: 2_000,
+    });
+    answers.push(response.clone());
+    return response;
+  });
+  try {
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port: proxy.addr.port });
+    await conn.write(
+      new TextEncoder().encode("POST /upload HTTP/1.1\r\nhost: x\r\ncontent-length: 1000\r\n\r\n0123456789"),
+    );
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    conn.close();
+    const deadline = Date.now() + 5_000;
+    while (answers.length === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+    assert.equal(answers.length, 1);
+    assert.equal(answers[0].status, 400);
+    assert.equal(answers[0].headers.get(PROXY_ERROR_HEADER), null, "not the upstream's fault");
+    assert.equal((await answers[0].json()).code, "COMMON.REQUEST_INCOMPLETE");
+  } finally {
+    await proxy.shutdown();
+    await upstream.shutdown();
+  }
+});
