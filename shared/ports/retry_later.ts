@@ -1,4 +1,5 @@
 /** @module The error by which a consumer says "not my input's fault: deliver it again later". */
+import { SqlError } from "./sql_values.ts";
 
 /**
  * What a handler (of the event log or the work queue) throws when its record or message is fine but something
@@ -16,9 +17,22 @@ export class RetryLaterError extends Error {
 }
 
 /**
- * Runs `effect` and rethrows any failure as a {@linkcode RetryLaterError} (an error that already is one, or
- * is one of `passThrough`'s, is rethrown as it is). For the part of a handler that runs after its record was
- * validated, where a failure can only be the effect's.
+ * SQLSTATE classes of failures that pass (connection lost, serialization or deadlock, out of resources, lock
+ * not available, cancelled or shutting down, system error); any other SQLSTATE (bad data, a constraint, a
+ * syntax error) fails the same way every time it is tried.
+ */
+const TRANSIENT_SQLSTATE_CLASSES = new Set(["08", "40", "53", "55", "57", "58"]);
+
+/** True for an error from the SQL port whose SQLSTATE says retrying the same statement cannot succeed. */
+export function isDeterministicSqlFailure(error: unknown): boolean {
+  return error instanceof SqlError && !TRANSIENT_SQLSTATE_CLASSES.has(error.code.slice(0, 2));
+}
+
+/**
+ * Runs `effect` and rethrows its failure as a {@linkcode RetryLaterError}, except an error that already is
+ * one, one of `passThrough`'s, or a SQL failure that would recur on every try ({@link isDeterministicSqlFailure}:
+ * rethrown as it is, so it counts toward the attempts and ends dead-lettered instead of stalling the
+ * partition). For the part of a handler that runs after its record was validated.
  */
 export async function retryLaterOnFailure<T>(
   what: string,
@@ -28,7 +42,7 @@ export async function retryLaterOnFailure<T>(
   try {
     return await effect();
   } catch (error) {
-    if (error instanceof RetryLaterError || passThrough(error)) throw error;
+    if (error instanceof RetryLaterError || passThrough(error) || isDeterministicSqlFailure(error)) throw error;
     throw new RetryLaterError(`${what} failed; delivered again later: ${(error as Error)?.message ?? error}`, {
       cause: error,
     });

@@ -20,17 +20,21 @@ export const sensorSkuSchema = z.string().regex(
   `Use 1 to ${SENSOR_SKU_CHARS_MAX} letters, digits, ".", "_" or "-", starting with a letter or digit`,
 );
 
+/** Text PostgreSQL can store (no NUL) and logs can show: no control characters, as the bridge already ensures. */
+const printable = (max: number) =>
+  z.string().min(1).max(max).refine((text) => !/\p{Cc}/u.test(text), "must not contain control characters");
+
 export const sensorDeltaReceived = defineEvent({
   eventType: "iot.inventory.sensor.delta_received.v1",
   schemaVersion: "1.0",
   payload: z.object({
     /** The idempotency id of the sensor message: inventory applies one message id once. */
-    messageId: z.string().min(1).max(200),
+    messageId: printable(200),
     sku: sensorSkuSchema,
     delta: z.number().int().min(-SENSOR_DELTA_ABS_MAX).max(SENSOR_DELTA_ABS_MAX).refine((d) => d !== 0, {
       message: "must not be 0",
     }),
-    reason: z.string().min(1).max(SENSOR_REASON_CHARS_MAX),
+    reason: printable(SENSOR_REASON_CHARS_MAX),
     /** When the bridge first received it (a redelivery carries a later time but the same messageId). */
     receivedAt: z.iso.datetime({ offset: true }),
   }),
