@@ -49,6 +49,23 @@ export interface IdempotencyOptions {
   readonly now?: () => Date;
 }
 
+/**
+ * The request's claim on its key, for a handler whose effect must survive a crash: it records its effect
+ * (`effect_ref`, for example an order id) on the claim row in the effect's own statement, so that when the
+ * client retries after the process died mid-request and the lease ran out, the new claim carries
+ * `priorEffect` and the handler answers that effect instead of doing it twice.
+ */
+export interface IdempotencyClaim {
+  readonly scope: string;
+  readonly key: string;
+  readonly started: Date;
+  /** The effect recorded by an earlier holder of this claim (same request) that did not finish, or null. */
+  readonly priorEffect: string | null;
+}
+
+/** The Hono env of a route behind {@link idempotencyMiddleware}. */
+export type IdempotentEnv = AuthEnv & { Variables: { idempotency: IdempotencyClaim } };
+
 interface KeyRow extends Record<string, unknown> {
   request_hash: string;
   status: "in_flight" | "completed";
@@ -59,7 +76,7 @@ interface KeyRow extends Record<string, unknown> {
 }
 
 /** Creates the middleware; throws at setup when the options are wrong. */
-export function idempotencyMiddleware(options: IdempotencyOptions): MiddlewareHandler<AuthEnv> {
+export function idempotencyMiddleware(options: IdempotencyOptions): MiddlewareHandler<IdempotentEnv> {
   if (typeof options?.sql?.query !== "function") {
     throw new TypeError("idempotencyMiddleware requires options.sql (the SQL port)");
   }
@@ -86,10 +103,10 @@ export function idempotencyMiddleware(options: IdempotencyOptions): MiddlewareHa
     } catch (error) {
       return errorToResponse(error, instance);
     }
-    const scope = scopeOf(c);
+    const scope = scopeOf(c as unknown as Context<AuthEnv>);
     const started = now();
     const claimed = await claim(sql, { scope, key, requestHash, started, ttlMs, leaseMs });
-    if (!claimed) {
+    if (claimed === undefined) {
       const existing = await sql.query<KeyRow>`
         select request_hash, status, response_status, response_headers, response_body, created_at
         from idempotency_keys where user_id = ${scope} and key = ${key}`;
@@ -111,6 +128,7 @@ export function idempotencyMiddleware(options: IdempotencyOptions): MiddlewareHa
 
     // Our claim is (scope, key, started): a request that outlived its lease must not touch a newer claim.
     const ours = { scope, key, started };
+    c.set("idempotency", { ...ours, priorEffect: claimed.priorEffect });
     try {
       await next();
     } catch (error) {
@@ -251,7 +269,7 @@ async function claim(
     readonly ttlMs: number;
     readonly leaseMs: number;
   },
-): Promise<boolean> {
+): Promise<{ readonly priorEffect: string | null } | undefined> {
   const expiresAt = new Date(claim.started.getTime() + claim.ttlMs);
   const leaseStart = new Date(claim.started.getTime() - claim.leaseMs);
   const rows = await sql.query`
@@ -260,11 +278,17 @@ async function claim(
     on conflict (user_id, key) do update
       set request_hash = excluded.request_hash, status = 'in_flight', response_status = null,
           response_headers = null, response_body = null, created_at = excluded.created_at,
-          expires_at = excluded.expires_at
+          expires_at = excluded.expires_at,
+          -- A stale claim of the same request keeps what its holder did (it died after its effect); an
+          -- expired key, or another payload, starts afresh.
+          effect_ref = case
+            when idempotency_keys.expires_at > ${claim.started} and idempotency_keys.request_hash = excluded.request_hash
+            then idempotency_keys.effect_ref
+          end
       where idempotency_keys.expires_at <= ${claim.started}
          or (idempotency_keys.status = 'in_flight' and idempotency_keys.created_at <= ${leaseStart})
-    returning key`;
-  return rows.length === 1;
+    returning effect_ref`;
+  return rows.length === 1 ? { priorEffect: (rows[0].effect_ref as string | null) ?? null } : undefined;
 }
 
 async function release(

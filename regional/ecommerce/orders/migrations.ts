@@ -69,4 +69,10 @@ export const ordersMigrations: readonly { id: string; sql: string }[] = [
       create index if not exists idempotency_keys_expiry on idempotency_keys (expires_at);
     `,
   },
+  {
+    // The effect a request recorded on its claim (the order id): a retry after a crash answers that order
+    // instead of placing a second one (idempotency.ts, IdempotencyClaim).
+    id: "ecommerce-orders-002",
+    sql: `alter table idempotency_keys add column if not exists effect_ref text;`,
+  },
 ];

@@ -168,6 +168,7 @@ export async function insertOrder(
   order: NewOrder,
   actor: string,
   event: OutboxRowValues,
+  claim?: { readonly scope: string; readonly key: string; readonly started: Date },
 ): Promise<OrderHead> {
   const lineNos = order.items.map((_, i) => i + 1);
   const productIds = order.items.map((i) => i.productId);
@@ -186,6 +187,12 @@ export async function insertOrder(
     ), history as (
       insert into order_status_history (order_id, from_status, to_status, reason, actor, at)
       values (${order.id}::uuid, null, 'PENDING', 'order placed', ${actor}, ${order.at})
+    ), bound as (
+      -- The order is this request's effect: recorded on its Idempotency-Key claim in the same statement, so a
+      -- retry after a crash finds it (matches nothing without a claim).
+      update idempotency_keys set effect_ref = ${order.id}
+      where user_id = ${claim?.scope ?? null} and key = ${claim?.key ?? null} and created_at = ${claim?.started ?? null}
+        and status = 'in_flight'
     )
     insert into outbox (event_id, topic, partition_key, envelope, headers)
     values (${event.eventId}, ${event.topic}, ${event.partitionKey}, ${event.envelope}, ${event.headers})`;

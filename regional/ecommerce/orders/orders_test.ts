@@ -39,6 +39,36 @@ async function paid(bench: Bench, orderId: string, user = "alice"): Promise<void
 }
 
 const scenarios: Record<string, (bench: Bench) => Promise<void>> = {
+  "a retry after the process died mid-request answers the first order instead of placing a second": async (bench) => {
+    const key = crypto.randomUUID();
+    const body = { items: [{ productId: bench.products.apple, qty: 1 }] };
+    const first = await created(await call(bench, "/api/v1/orders", { body, key }));
+    // The process died after the order committed, before the key's response was stored (or the store
+    // failed): the claim stays in flight until its lease has run out.
+    const died = async (orderStatus?: string) => {
+      await bench.sql.query`
+        update idempotency_keys set status = 'in_flight', response_status = null, response_headers = null,
+          response_body = null, created_at = created_at - interval '10 minutes'
+        where user_id = 'alice' and key = ${key}`;
+      if (orderStatus) await bench.sql.query`update orders set status = ${orderStatus} where id = ${first.id}::uuid`;
+    };
+    await died();
+    const retried = await created(await call(bench, "/api/v1/orders", { body, key }));
+    assert.equal(retried.id, first.id, "the same order, not a second one");
+    assert.equal(retried.status, "RESERVED");
+    // Died right after the order was inserted PENDING: the retry takes it on to RESERVED.
+    await died("PENDING");
+    const resumed = await created(await call(bench, "/api/v1/orders", { body, key }));
+    assert.equal(resumed.id, first.id);
+    assert.equal(resumed.status, "RESERVED");
+    const [{ n }] = await bench.sql.query<{ n: number }>`select count(*)::int as n from orders where user_id = 'alice'`;
+    assert.equal(n, 1);
+    assert.equal(bench.stock.available(bench.products.apple), 9, "one unit held, once");
+    // A stored answer is replayed as before.
+    const replay = await call(bench, "/api/v1/orders", { body, key });
+    assert.equal(replay.headers.get("idempotent-replayed"), "true");
+    assert.equal((await created(replay)).id, first.id);
+  },
   "placing an order prices items from the catalog and answers 201 RESERVED": async (bench) => {
     const { apple, pear } = bench.products;
     const response = await call(bench, "/api/v1/orders", {

@@ -17,13 +17,16 @@ import type { ReserveOutcome } from "../contracts.ts";
 import { appendToOutbox, envelopeFor, outboxRowOf } from "../outbox/mod.ts";
 import { ORDER_PRODUCER, type OrderContext } from "./order_deps.ts";
 import { orderCreationLatency, ordersCreated } from "./order_metrics.ts";
+import type { IdempotencyClaim } from "./idempotency.ts";
 import {
+  findOrderHead,
   insertOrder,
   type OrderHead,
   type OrderItemView,
   type OrderView,
   transitionOrder,
   viewOf,
+  viewsOf,
 } from "./order_store.ts";
 import { ORDER_LIMITS, type PlaceOrderBody } from "./schemas.ts";
 import { releaseQuietly, withTimeout } from "./bounded_calls.ts";
@@ -36,17 +39,59 @@ interface RequestedLine {
   readonly qty: number;
 }
 
-/** Places an order for `principal`; resolves with the RESERVED order or throws a problem. */
-export async function placeOrder(ctx: OrderContext, principal: Principal, body: PlaceOrderBody): Promise<OrderView> {
+/**
+ * Places an order for `principal`; resolves with the RESERVED order or throws a problem. With the request's
+ * Idempotency-Key `claim`, the order is recorded on it; when the claim carries an order placed by an earlier
+ * attempt of the same request that died midway, that order is answered (and a PENDING one taken on to
+ * RESERVED or CANCELED) instead of placing a second one.
+ */
+export async function placeOrder(
+  ctx: OrderContext,
+  principal: Principal,
+  body: PlaceOrderBody,
+  claim?: IdempotencyClaim,
+): Promise<OrderView> {
   const started = performance.now();
   // "rejected": refused before an order existed (validation, unknown product, currency mismatch).
   let outcome = "rejected";
   try {
-    return await place(ctx, principal, body, (o) => outcome = o);
+    const prior = claim?.priorEffect ? await resumablePrior(ctx, principal, claim.priorEffect) : undefined;
+    if (prior) return await resume(ctx, principal, prior, body, (o) => outcome = o);
+    return await place(ctx, principal, body, (o) => outcome = o, claim);
   } finally {
     if (outcome !== "rejected") ordersCreated.inc({ outcome });
     orderCreationLatency.observe({ outcome }, (performance.now() - started) / 1000);
   }
+}
+
+/** The order an earlier attempt of this request placed, if it is `principal`'s and still there. */
+async function resumablePrior(
+  ctx: OrderContext,
+  principal: Principal,
+  orderId: string,
+): Promise<OrderView | undefined> {
+  const head = await findOrderHead(ctx.sql, orderId);
+  if (!head || head.userId !== principal.userId) return undefined;
+  return (await viewsOf(ctx.sql, [head]))[0];
+}
+
+/** Answers the order of a dead earlier attempt: as it is, or (still PENDING) reserved or canceled now. */
+async function resume(
+  ctx: OrderContext,
+  principal: Principal,
+  prior: OrderView,
+  body: PlaceOrderBody,
+  setOutcome: (outcome: "reserved" | "canceled") => void,
+): Promise<OrderView> {
+  log.info("idempotent retry answered with the order of an earlier attempt", {
+    orderId: prior.id,
+    status: prior.status,
+  });
+  if (prior.status !== "PENDING") return prior;
+  const head = await findOrderHead(ctx.sql, prior.id);
+  if (!head) return prior;
+  const cartId = "cartId" in body ? body.cartId : undefined;
+  return await reserveAndConfirm(ctx, principal, head, prior.items, cartId, setOutcome);
 }
 
 async function place(
@@ -54,11 +99,25 @@ async function place(
   principal: Principal,
   body: PlaceOrderBody,
   setOutcome: (outcome: "reserved" | "canceled") => void,
+  claim?: IdempotencyClaim,
 ): Promise<OrderView> {
   const cartId = "cartId" in body ? body.cartId : undefined;
   const requested = "cartId" in body ? await cartLines(ctx, principal, body.cartId) : body.items;
   const priced = await priceLines(ctx.sql, requested);
-  const pending = await insertPending(ctx, principal, priced);
+  const pending = await insertPending(ctx, principal, priced, claim);
+  return await reserveAndConfirm(ctx, principal, pending, priced.items, cartId, setOutcome);
+}
+
+/** Reserves the stock of the PENDING `pending`, then RESERVED (emptying the cart) — or CANCELED and a problem. */
+async function reserveAndConfirm(
+  ctx: OrderContext,
+  principal: Principal,
+  pending: OrderHead,
+  items: readonly OrderItemView[],
+  cartId: string | undefined,
+  setOutcome: (outcome: "reserved" | "canceled") => void,
+): Promise<OrderView> {
+  const requested = items.map((i) => ({ productId: i.productId, qty: i.qty }));
   try {
     await reserveOrCancel(ctx, pending, requested);
   } catch (error) {
@@ -77,7 +136,7 @@ async function place(
       });
     setOutcome("reserved");
     // The items were written by this request: answer them instead of reading them back.
-    return viewOf(reserved, priced.items);
+    return viewOf(reserved, items);
   } catch (error) {
     // Canceled meanwhile (the customer may cancel a PENDING order): give the stock back.
     await releaseQuietly(ctx, pending.id);
@@ -90,6 +149,7 @@ async function insertPending(
   ctx: OrderContext,
   principal: Principal,
   priced: { items: OrderItemView[]; totalAmount: string; currency: string },
+  claim?: IdempotencyClaim,
 ): Promise<OrderHead> {
   const orderId = crypto.randomUUID();
   const order = { id: orderId, userId: principal.userId, at: ctx.now(), ...priced };
@@ -101,7 +161,7 @@ async function insertPending(
     items: priced.items.map((i) => ({ productId: i.productId, qty: i.qty, price: i.price })),
   };
   const event = outboxRowOf(envelopeFor(orderCreated, payload, ORDER_PRODUCER));
-  const head = await insertOrder(ctx.sql, order, principal.userId, event);
+  const head = await insertOrder(ctx.sql, order, principal.userId, event, claim);
   ctx.nudgeOutbox();
   return head;
 }

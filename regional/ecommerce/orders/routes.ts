@@ -26,7 +26,7 @@ export function createOrderRoutes(deps: OrderRoutesDeps): Hono {
 
   app.post("/api/v1/orders", auth, idempotent, async (c) => {
     const body = await readJson(c, placeOrderBody, { quickParse: quickPlaceOrderBody });
-    const order = await placeOrder(ctx, c.get("principal"), body);
+    const order = await placeOrder(ctx, c.get("principal"), body, c.get("idempotency"));
     return c.json(order, 201, { location: `/api/v1/orders/${order.id}` });
   });
 
