@@ -112,8 +112,31 @@ function refusalOf(error: HandshakeFailed): Response {
   return new Response(JSON.stringify(body), { status, headers });
 }
 
-/** Upgrades `request` and pipes it to the upstream WebSocket. */
+/** Why `request` is not a WebSocket handshake RFC 6455 section 4.2.1 accepts, or undefined when it is one. */
+function handshakeFault(request: Request): string | undefined {
+  if (request.method !== "GET") return `a WebSocket handshake is a GET, not ${request.method}`;
+  const connection = (request.headers.get("connection") ?? "").toLowerCase().split(",").map((t) => t.trim());
+  if (!connection.includes("upgrade")) return 'the "Connection" header must include "Upgrade"';
+  if (!request.headers.get("sec-websocket-key")) return 'the "Sec-WebSocket-Key" header is missing';
+  if (request.headers.get("sec-websocket-version") !== "13") return 'the "Sec-WebSocket-Version" header must be 13';
+  return undefined;
+}
+
+function badHandshake(detail: string): Response {
+  return new Response(JSON.stringify(problemOf("COMMON.VALIDATION_FAILED", `Not a WebSocket handshake: ${detail}`)), {
+    status: 400,
+    headers: { "content-type": PROBLEM_CONTENT_TYPE },
+  });
+}
+
+/**
+ * Upgrades `request` and pipes it to the upstream WebSocket. A request that is not a valid handshake is answered
+ * 400 before any upstream socket is opened (opened first, it would have stayed open with nobody on the other
+ * end, counted against the upstream's socket limits).
+ */
 export async function proxyWebSocket(request: Request, options: WebSocketProxyOptions): Promise<Response> {
+  const fault = handshakeFault(request);
+  if (fault !== undefined) return badHandshake(fault);
   const incoming = new URL(request.url);
   const target = new URL(incoming.pathname + incoming.search, options.upstream);
   const headers: Record<string, string> = {};
@@ -131,12 +154,36 @@ export async function proxyWebSocket(request: Request, options: WebSocketProxyOp
   } catch (error) {
     return refusalOf(error instanceof HandshakeFailed ? error : new HandshakeFailed(String(error)));
   }
-  const { socket: client, response } = Deno.upgradeWebSocket(request, {
-    protocol: upstream.protocol || undefined,
-  });
+  let upgraded: ReturnType<typeof Deno.upgradeWebSocket>;
+  try {
+    upgraded = Deno.upgradeWebSocket(request, { protocol: upstream.protocol || undefined });
+  } catch (error) {
+    safeClose(upstream, 1000, "client handshake failed");
+    return badHandshake((error as Error).message);
+  }
+  const { socket: client, response } = upgraded;
   const bufferedBytesMax = options.bufferedBytesMax ?? 1024 * 1024;
   const pipe = (from: WebSocket, to: WebSocket) => {
+    // What `from` says before `to` is open (the upstream's greeting, sent while the client's 101 is still on
+    // its way) waits here, bounded like a send buffer, and goes out on `to`'s open.
+    let early: (string | ArrayBuffer)[] | undefined = [];
+    let earlyBytes = 0;
+    to.addEventListener("open", () => {
+      const queued = early ?? [];
+      early = undefined;
+      for (const data of queued) to.send(data);
+    }, { once: true });
     from.onmessage = (event) => {
+      if (to.readyState === WebSocket.CONNECTING && early !== undefined) {
+        earlyBytes += typeof event.data === "string" ? event.data.length * 3 : (event.data as ArrayBuffer).byteLength;
+        if (earlyBytes > bufferedBytesMax) {
+          safeClose(to, 4013, "peer too slow");
+          safeClose(from, 4013, "peer too slow");
+          return;
+        }
+        early.push(event.data);
+        return;
+      }
       if (to.readyState !== WebSocket.OPEN) return;
       if (to.bufferedAmount > bufferedBytesMax) {
         safeClose(to, 4013, "peer too slow");

@@ -153,3 +153,54 @@ Deno.test("an upstream that does not finish the handshake in time is answered 50
     await accepting.catch(() => {});
   }
 });
+
+Deno.test("a malformed handshake is answered 400 problem+json before any upstream socket is opened", async () => {
+  const up = upstreamServer();
+  const proxy = proxyServer(up.url);
+  try {
+    const response = await fetch(`http://127.0.0.1:${proxy.addr.port}/ws/orders`, {
+      headers: { upgrade: "websocket", connection: "Upgrade", "sec-websocket-version": "13" },
+    });
+    assert.equal(response.status, 400);
+    assert.equal(response.headers.get("content-type"), "application/problem+json");
+    const body = await response.json();
+    assert.equal(body.code, "COMMON.VALIDATION_FAILED");
+    assert.match(body.detail, /Sec-WebSocket-Key/);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    assert.deepEqual(up.seen, [], "no upstream handshake was made");
+  } finally {
+    await proxy.shutdown();
+    await up.server.shutdown();
+  }
+});
+
+Deno.test("what the upstream sends as soon as it is open reaches the client (held until the client side opens)", async () => {
+  const greeter = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen: () => {} }, (request) => {
+    const { socket, response } = Deno.upgradeWebSocket(request);
+    socket.onopen = () => {
+      socket.send("welcome");
+      socket.send("second");
+    };
+    return response;
+  });
+  const proxy = proxyServer(`ws://127.0.0.1:${greeter.addr.port}`);
+  try {
+    const ws = new WebSocket(`ws://127.0.0.1:${proxy.addr.port}/ws/orders`);
+    const received: string[] = [];
+    const both = new Promise<void>((resolve) => {
+      ws.onmessage = (event) => {
+        received.push(event.data);
+        if (received.length === 2) resolve();
+      };
+    });
+    const timeout = new Promise<void>((resolve) => setTimeout(resolve, 3_000));
+    await Promise.race([both, timeout]);
+    assert.deepEqual(received, ["welcome", "second"]);
+    const closed = next(ws, "close");
+    ws.close();
+    await closed;
+  } finally {
+    await proxy.shutdown();
+    await greeter.shutdown();
+  }
+});
