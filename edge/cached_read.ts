@@ -90,6 +90,13 @@ export function createCachedReads(deps: CachedReadDeps): CachedReads {
     return new Response(entry.body as Uint8Array<ArrayBuffer>, { status: entry.status, headers });
   }
 
+  function withoutCredentials(request: Request): Request {
+    const headers = new Headers(request.headers);
+    headers.delete("authorization");
+    headers.delete("cookie");
+    return new Request(request.url, { method: request.method, headers });
+  }
+
   function fillRequest(request: Request, read: CacheableRead, signal: AbortSignal | undefined): Request {
     const headers = new Headers(request.headers);
     for (const name of CONDITIONAL) headers.delete(name);
@@ -148,7 +155,9 @@ export function createCachedReads(deps: CachedReadDeps): CachedReads {
 
   function refreshInBackground(entry: CachedResponse, request: Request, read: CacheableRead, trace: EdgeTrace): void {
     entry.refreshing = true;
-    const work = fill(request, entry.region, read, undefined, trace)
+    // Refreshed as the anonymous read that stored it: a signed-in reader's credentials would make the answer
+    // uncacheable for this request and read as "no longer cacheable", deleting the shared copy.
+    const work = fill(withoutCredentials(request), entry.region, read, undefined, trace)
       .then(async ({ response, stored }) => {
         await response.body?.cancel();
         // The region no longer serves this read as cacheable (gone, private now): stop serving the old copy.

@@ -167,6 +167,32 @@ Deno.test("edge respects Cache-Control and never stores answers to authenticated
   }
 });
 
+Deno.test("a signed-in reader's stale hit refreshes the shared entry instead of deleting it", async () => {
+  const key = await createEdgeTestKey();
+  const region = fakeRegion("east", { jwks: { keys: [key.jwk] } });
+  region.state.versions.set("p1", 1);
+  const clock = { ms: Date.now() };
+  const edge = createEdge({
+    regions: [region],
+    auth: { jwksUrls: [`${region.url}/.well-known/jwks.json`], issuer: TEST_ISSUER, audience: TEST_AUDIENCE },
+    cache: { ttlMs: TTL_MS, staleWhileRevalidateMs: SWR_MS, entriesMax: 100, bytesMax: 1024 * 1024 },
+    now: () => clock.ms,
+  });
+  try {
+    assert.equal((await read(edge, "/api/v1/products/p1")).cache, "MISS");
+    clock.ms += TTL_MS + 1;
+    const signedIn = { headers: { authorization: `Bearer ${await key.sign("alice")}` } };
+    assert.equal((await read(edge, "/api/v1/products/p1", signedIn)).cache, "STALE");
+    const hitsBefore = region.state.hits;
+    await eventually("the background refresh", () => region.state.hits > hitsBefore);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    // One read, not a retry loop: a deleted entry would answer MISS here (and only then HIT).
+    assert.equal((await read(edge, "/api/v1/products/p1")).cache, "HIT");
+  } finally {
+    await teardown(edge, region);
+  }
+});
+
 Deno.test("edge caches GraphQL queries by their normalised body and never mutations", async () => {
   const key = await createEdgeTestKey();
   const region = fakeRegion("east", { jwks: { keys: [key.jwk] } });
