@@ -19,6 +19,7 @@ import {
   ifNoneMatchHits,
   readBounded,
 } from "./hot_cache.ts";
+import { edgeProblem } from "./edge_problem.ts";
 import type { GraphqlRead } from "./graphql_read.ts";
 import { isCacheableGet, productIdOfPath } from "./route_policy.ts";
 import { type EdgeTrace, withTraceHeaders } from "./trace.ts";
@@ -46,6 +47,8 @@ export interface CachedReadDeps {
   readonly staleAllowed: (region: string) => boolean;
   /** Keeps track of a background refresh (so shutdown and tests can wait for it). */
   readonly track: (work: Promise<unknown>) => void;
+  /** Bound on reading a fill's body once its headers came (a region that stalls mid-body). */
+  readonly bodyTimeoutMs: number;
   readonly counters: { hits: number; stale: number; misses: number; notModified: number };
 }
 
@@ -121,7 +124,13 @@ export function createCachedReads(deps: CachedReadDeps): CachedReads {
       ? freshnessOf(response.headers, request.headers.has("authorization"), cache.options)
       : undefined;
     if (freshness === undefined) return bypass(response);
-    const body = await readBounded(response.body!, cache.options.entryBytesMax);
+    let body: Awaited<ReturnType<typeof readBounded>>;
+    try {
+      body = await readBounded(response.body!, cache.options.entryBytesMax, deps.bodyTimeoutMs);
+    } catch (error) {
+      if (!(error instanceof DOMException && error.name === "TimeoutError")) throw error;
+      return bypass(edgeProblem("COMMON.UPSTREAM_TIMEOUT", `The region's answer stalled: ${error.message}`));
+    }
     if ("stream" in body) return bypass(new Response(body.stream, { status: 200, headers: response.headers }));
     // A GraphQL answer with errors (a masked failure, a missing product) is not worth keeping for a TTL.
     if (read.bodyText !== undefined && new TextDecoder().decode(body.bytes).includes('"errors"')) {

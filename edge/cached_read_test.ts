@@ -193,6 +193,35 @@ Deno.test("a signed-in reader's stale hit refreshes the shared entry instead of 
   }
 });
 
+Deno.test("a fill whose body stalls after the headers is answered 504 within the upstream timeout, and stop() returns", async () => {
+  const region = fakeRegion("east");
+  region.state.versions.set("p1", 1);
+  // The region answers the product's headers, one chunk, then nothing more (a stall mid-body).
+  const stalling: typeof fetch = (input, init) => {
+    const url = input instanceof Request ? input.url : String(input);
+    if (!url.includes("/api/v1/products/p1")) return fetch(input, init);
+    const body = new ReadableStream<Uint8Array>({ start: (c) => c.enqueue(new TextEncoder().encode('{"id":')) });
+    return Promise.resolve(
+      new Response(body, { status: 200, headers: { "content-type": "application/json", "x-bv-region": "east" } }),
+    );
+  };
+  const edge = createEdge({
+    regions: [region],
+    cache: { ttlMs: TTL_MS, staleWhileRevalidateMs: SWR_MS, entriesMax: 100, bytesMax: 1024 * 1024 },
+    upstreamTimeoutMs: 300,
+    fetch: stalling,
+  });
+  try {
+    const started = Date.now();
+    const answer = await read(edge, "/api/v1/products/p1");
+    assert.equal(answer.status, 504);
+    assert.equal(answer.body.code, "COMMON.UPSTREAM_TIMEOUT");
+    assert.ok(Date.now() - started < 2_000, `answered after ${Date.now() - started} ms`);
+  } finally {
+    await teardown(edge, region);
+  }
+});
+
 Deno.test("edge caches GraphQL queries by their normalised body and never mutations", async () => {
   const key = await createEdgeTestKey();
   const region = fakeRegion("east", { jwks: { keys: [key.jwk] } });

@@ -216,37 +216,59 @@ export function freshnessOf(
 export async function readBounded(
   body: ReadableStream<Uint8Array>,
   bytesMax: number,
+  timeoutMs?: number,
 ): Promise<{ readonly bytes: Uint8Array } | { readonly stream: ReadableStream<Uint8Array> }> {
   const reader = body.getReader();
   const chunks: Uint8Array[] = [];
   let total = 0;
-  while (true) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    chunks.push(value);
-    total += value.byteLength;
-    if (total > bytesMax) {
-      return {
-        stream: new ReadableStream<Uint8Array>({
-          start(controller) {
-            for (const chunk of chunks) controller.enqueue(chunk);
-          },
-          async pull(controller) {
-            const next = await reader.read();
-            if (next.done) controller.close();
-            else controller.enqueue(next.value);
-          },
-          cancel: (reason) => reader.cancel(reason),
-        }),
-      };
+  // A body that stalls after its headers would otherwise hold the reader (and whoever waits on it) forever.
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const expired = timeoutMs === undefined ? undefined : new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      reject(new DOMException(`the body did not arrive within ${timeoutMs} ms`, "TimeoutError"));
+      reader.cancel().catch(() => {});
+    }, timeoutMs);
+  });
+  expired?.catch(() => {}); // Raced below; a rejection between reads must not count as unhandled.
+  try {
+    return await readChunks();
+  } finally {
+    clearTimeout(timer);
+  }
+
+  async function readChunks(): Promise<
+    { readonly bytes: Uint8Array } | { readonly stream: ReadableStream<Uint8Array> }
+  > {
+    while (true) {
+      const { done, value } = expired === undefined
+        ? await reader.read()
+        : await Promise.race([reader.read(), expired]);
+      if (done) break;
+      chunks.push(value);
+      total += value.byteLength;
+      if (total > bytesMax) {
+        return {
+          stream: new ReadableStream<Uint8Array>({
+            start(controller) {
+              for (const chunk of chunks) controller.enqueue(chunk);
+            },
+            async pull(controller) {
+              const next = await reader.read();
+              if (next.done) controller.close();
+              else controller.enqueue(next.value);
+            },
+            cancel: (reason) => reader.cancel(reason),
+          }),
+        };
+      }
     }
+    if (chunks.length === 1) return { bytes: chunks[0] };
+    const bytes = new Uint8Array(total);
+    let offset = 0;
+    for (const chunk of chunks) {
+      bytes.set(chunk, offset);
+      offset += chunk.byteLength;
+    }
+    return { bytes };
   }
-  if (chunks.length === 1) return { bytes: chunks[0] };
-  const bytes = new Uint8Array(total);
-  let offset = 0;
-  for (const chunk of chunks) {
-    bytes.set(chunk, offset);
-    offset += chunk.byteLength;
-  }
-  return { bytes };
 }

@@ -120,6 +120,7 @@ export function createEdge(options: EdgeOptions): Edge {
       background.add(work);
       void work.finally(() => background.delete(work));
     },
+    bodyTimeoutMs: options.upstreamTimeoutMs ?? 5_000,
     counters: counters.cache,
   });
 
