@@ -2,8 +2,8 @@
  * @module
  * The edge's store of hot public reads: whole 200 responses (status, headers, body bytes) with a strong
  * ETag computed from the body (SHA-256, Web Crypto), a fresh-until and a stale-until time. Bounded by entry
- * count and by bytes, least recently used first. Purges bump a generation counter so a response fetched
- * before a purge is never stored after it. Pure data structure: the request flow is in `cached_read.ts`.
+ * count and by bytes, least recently used first. Purges bump a generation counter and are remembered, so a
+ * response fetched before a purge that would have removed it is never stored after it. Pure data structure: the request flow is in `cached_read.ts`.
  */
 
 export interface HotCacheOptions {
@@ -50,7 +50,10 @@ export interface HotCache {
   readonly options: Readonly<Required<HotCacheOptions>>;
   /** The entry for `key`, marked most recently used; expiry is the caller's decision. */
   lookup(key: string): CachedResponse | undefined;
-  /** Stores `entry` unless a purge happened since `generation` was read, or it is too big. */
+  /**
+   * Stores `entry` unless a purge since `generation` was read would have removed it (the response may predate
+   * the change that purge announced), or it is too big. Purges of other keys or products do not matter.
+   */
   store(entry: CachedResponse, generation: number): boolean;
   /** Drops the listed keys or every entry the predicate selects; returns how many went. */
   purge(target: PurgeTarget): number;
@@ -58,6 +61,9 @@ export interface HotCache {
   generation(): number;
   stats(): { entries: number; bytes: number };
 }
+
+/** Purges remembered for fills in flight: at ~200 purges/s (one per order) this covers the 5 s fill bound. */
+const PURGE_LOG_MAX = 1_000;
 
 /** Fixed cost counted per entry on top of its body and headers (key, times, bookkeeping). */
 const ENTRY_OVERHEAD_BYTES = 256;
@@ -73,6 +79,9 @@ export function createHotCache(options: HotCacheOptions): HotCache {
   const entries = new Map<string, CachedResponse>();
   let bytes = 0;
   let generation = 0;
+  // The recent purges, oldest first: a fill checks only the purges since it began. A fill older than the log
+  // (more than PURGE_LOG_MAX purges ago; fills are bounded by the upstream timeout) is refused, to be safe.
+  const purgeLog: { readonly generation: number; readonly matches: (entry: CacheEntryInfo) => boolean }[] = [];
 
   function remove(key: string): void {
     const entry = entries.get(key);
@@ -92,7 +101,11 @@ export function createHotCache(options: HotCacheOptions): HotCache {
       return entry;
     },
     store(entry, readGeneration) {
-      if (readGeneration !== generation || entry.bytes > entryBytesMax || settings.entriesMax === 0) return false;
+      if (entry.bytes > entryBytesMax || settings.entriesMax === 0) return false;
+      if (readGeneration !== generation) {
+        if (purgeLog.length === 0 || readGeneration < purgeLog[0].generation - 1) return false;
+        for (const purge of purgeLog) if (purge.generation > readGeneration && purge.matches(entry)) return false;
+      }
       remove(entry.key);
       entries.set(entry.key, entry);
       bytes += entry.bytes;
@@ -104,6 +117,12 @@ export function createHotCache(options: HotCacheOptions): HotCache {
     },
     purge(target) {
       generation++;
+      if (typeof target === "function") purgeLog.push({ generation, matches: target });
+      else {
+        const keys = new Set(target);
+        purgeLog.push({ generation, matches: (entry) => keys.has(entry.key) });
+      }
+      if (purgeLog.length > PURGE_LOG_MAX) purgeLog.splice(0, purgeLog.length - PURGE_LOG_MAX);
       let purged = 0;
       if (typeof target === "function") {
         for (const [key, entry] of entries) {

@@ -45,12 +45,25 @@ Deno.test("hot cache evicts least recently used entries to stay under its byte b
   assert.equal(cache.stats().entries, 2);
 });
 
-Deno.test("hot cache refuses to store what was fetched before a purge", () => {
+Deno.test("hot cache refuses to store what a purge since the fill began would have removed, and only that", () => {
   const cache = createHotCache({ ...LIMITS, entriesMax: 10, bytesMax: 1 << 20 });
   const before = cache.generation();
-  cache.purge(["anything"]);
-  assert.equal(cache.store(entryOf("a", 10), before), false);
-  assert.equal(cache.store(entryOf("a", 10), cache.generation()), true);
+  cache.purge(["a"]);
+  cache.purge((entry) => entry.productId === "b");
+  assert.equal(cache.store(entryOf("a", 10), before), false, "purged by key since the fill began");
+  assert.equal(cache.store(entryOf("b", 10), before), false, "purged by predicate since the fill began");
+  assert.equal(cache.store(entryOf("c", 10), before), true, "other keys' purges do not matter");
+  assert.equal(cache.store(entryOf("a", 10), cache.generation()), true, "a fill begun after the purge");
+});
+
+Deno.test("hot cache refuses a fill older than the purges it remembers", () => {
+  const cache = createHotCache({ ...LIMITS, entriesMax: 10, bytesMax: 1 << 20 });
+  const before = cache.generation();
+  for (let i = 0; i < 1_001; i++) cache.purge([`other-${i}`]);
+  assert.equal(cache.store(entryOf("c", 10), before), false);
+  const recent = cache.generation();
+  cache.purge(["other"]);
+  assert.equal(cache.store(entryOf("c", 10), recent), true);
 });
 
 Deno.test("freshnessOf follows shared-cache rules and caps lifetimes at the edge's own", () => {
