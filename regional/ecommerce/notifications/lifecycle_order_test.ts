@@ -7,8 +7,8 @@ import assert from "node:assert/strict";
 import { createEnvelope } from "../../../shared/contracts/envelope.ts";
 import { orderCreated, orderFulfilled, orderPaid } from "../../../shared/contracts/events/ecommerce.ts";
 import { createPgliteSql } from "../../../shared/adapters/pglite/mod.ts";
-import { dlqTopicOf, type IncomingRecord, type Sql } from "../../../shared/ports/mod.ts";
-import { uniqueName } from "../../../shared/testing/unique.ts";
+import type { Sql } from "../../../shared/ports/mod.ts";
+import { readDeadLetters } from "../../../shared/testing/dead_letters.ts";
 import {
   connectWs,
   createdPayload,
@@ -66,18 +66,6 @@ async function heldBack(warnings: Warnings, eventId: string, deliveries: number)
   });
 }
 
-async function deadLetters(h: Harness, topic: string): Promise<{ records: IncomingRecord[]; close(): Promise<void> }> {
-  const records: IncomingRecord[] = [];
-  const subscription = await h.eventLog.subscribe({
-    groupId: uniqueName("dlq-reader"),
-    topics: [dlqTopicOf(topic)],
-    from: "earliest",
-    handler: (record) => Promise.resolve(void records.push(record)),
-  });
-  await subscription.ready;
-  return { records, close: () => subscription.close() };
-}
-
 embeddedTest(
   "paid before created and fulfilled before paid still reach the client as PENDING, PAID, FULFILLED",
   10_000,
@@ -121,7 +109,7 @@ embeddedTest(
   async (h, warnings) => {
     const userId = `u-${crypto.randomUUID()}`;
     const orderId = crypto.randomUUID();
-    const dlq = await deadLetters(h, orderPaid.eventType);
+    const dlq = await readDeadLetters(h.eventLog, orderPaid.eventType);
     const client = await connectWs(h.wsUrl, await h.tokens.token(userId));
     client.send({ type: "subscribe", orderId });
     await client.next((f) => f.type === "subscribed");

@@ -8,8 +8,8 @@ import { orderCreated, orderPaid } from "../../../shared/contracts/events/ecomme
 import { createServiceApp } from "../../../shared/runtime/mod.ts";
 import type { Principal } from "../../../shared/auth/mod.ts";
 import { createPgliteSql } from "../../../shared/adapters/pglite/mod.ts";
-import { dlqTopicOf, type IncomingRecord, type Sql } from "../../../shared/ports/mod.ts";
-import { uniqueName } from "../../../shared/testing/unique.ts";
+import type { Sql } from "../../../shared/ports/mod.ts";
+import { readDeadLetters } from "../../../shared/testing/dead_letters.ts";
 import { connectWs, createdPayload, eventually, type Harness, isEvent, startHarness } from "./_fixture_for_test.ts";
 import type { NotificationHub } from "./hub.ts";
 import { CLOSE_CODES, DEFAULT_LIMITS, type NotificationLimits } from "./mod.ts";
@@ -124,14 +124,7 @@ embeddedTest("a redelivered event is stored and pushed once; a malformed record 
   const client = await connectWs(h.wsUrl, await h.tokens.token(userId));
   client.send({ type: "subscribe", orderId });
   await client.next((f) => f.type === "subscribed");
-  const dead: IncomingRecord[] = [];
-  const dlq = await h.eventLog.subscribe({
-    groupId: uniqueName("dlq-reader"),
-    topics: [dlqTopicOf(orderPaid.eventType)],
-    from: "earliest",
-    handler: (record) => Promise.resolve(void dead.push(record)),
-  });
-  await dlq.ready;
+  const { records: dead, close: closeDlq } = await readDeadLetters(h.eventLog, orderPaid.eventType);
   const envelope = createEnvelope(orderCreated, createdPayload(orderId, userId), {
     producer: "order-service",
     traceId: "0af7651916cd43dd8448eb211c80319c",
@@ -147,7 +140,7 @@ embeddedTest("a redelivered event is stored and pushed once; a malformed record 
   assert.equal(rows[0].n, 2);
   await eventually("the dead letter", () => dead.length > 0 ? true : undefined, 15_000);
   assert.match(dead[0].headers["x-bv-error"], /Not a valid order event/);
-  await dlq.close();
+  await closeDlq();
   await client.close();
 });
 

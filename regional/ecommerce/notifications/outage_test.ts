@@ -7,8 +7,8 @@
 import assert from "node:assert/strict";
 import { orderCreated } from "../../../shared/contracts/events/ecommerce.ts";
 import { createPgliteSql } from "../../../shared/adapters/pglite/mod.ts";
-import { dlqTopicOf, type IncomingRecord, type Sql } from "../../../shared/ports/mod.ts";
-import { uniqueName } from "../../../shared/testing/unique.ts";
+import type { Sql } from "../../../shared/ports/mod.ts";
+import { readDeadLetters } from "../../../shared/testing/dead_letters.ts";
 import { connectWs, createdPayload, eventually, isEvent, startHarness } from "./_fixture_for_test.ts";
 import { ORDER_EVENT_ATTEMPTS_MAX } from "./order_event_consumer.ts";
 
@@ -41,15 +41,8 @@ Deno.test({
         if (String(fields.error).includes("test outage")) failures.push(String(fields.error));
       },
     });
-    const dead: IncomingRecord[] = [];
     try {
-      const dlq = await harness.eventLog.subscribe({
-        groupId: uniqueName("dlq-reader"),
-        topics: [dlqTopicOf(orderCreated.eventType)],
-        from: "earliest",
-        handler: (record) => Promise.resolve(void dead.push(record)),
-      });
-      await dlq.ready;
+      const { records: dead, close: closeDlq } = await readDeadLetters(harness.eventLog, orderCreated.eventType);
       const userId = `u-${crypto.randomUUID()}`;
       const orderId = crypto.randomUUID();
       const client = await connectWs(harness.wsUrl, await harness.tokens.token(userId));
@@ -74,7 +67,7 @@ Deno.test({
       assert.equal(dead.length, 0, "nothing dead-lettered");
       assert.match(failures[0], /RetryLaterError|delivered again/);
       await client.close();
-      await dlq.close();
+      await closeDlq();
     } finally {
       await harness.close();
       await database.sql.close();

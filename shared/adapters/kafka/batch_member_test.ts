@@ -3,8 +3,9 @@
  * failing batch comes back whole, and one that keeps failing is dead-lettered record by record.
  */
 import assert from "node:assert/strict";
-import { DLQ_HEADERS, dlqTopicOf, type EventLog, type IncomingRecord, RetryLaterError } from "../../ports/event_log.ts";
+import { DLQ_HEADERS, dlqTopicOf, type EventLog, RetryLaterError } from "../../ports/event_log.ts";
 import { uniqueName } from "../../testing/unique.ts";
+import { readDeadLetters } from "../../testing/dead_letters.ts";
 import { deleteTopics, testKafkaLog } from "./_fixture_for_test.ts";
 
 async function withTopic(run: (log: EventLog, topic: string) => Promise<void>): Promise<void> {
@@ -38,18 +39,6 @@ async function rejoin(log: EventLog, groupId: string, topic: string) {
   });
   await subscription.ready;
   return { values, close: () => subscription.close() };
-}
-
-/** Collects the dead letters of `topic` from the start. */
-async function readDeadLetters(log: EventLog, topic: string) {
-  const dead: IncomingRecord[] = [];
-  const dlq = await log.subscribe({
-    groupId: uniqueName("bv_test_dlq"),
-    topics: [dlqTopicOf(topic)],
-    from: "earliest",
-    handler: (record) => Promise.resolve(void dead.push(record)),
-  });
-  return { dead, dlq };
 }
 
 const records = (n: number, tag: string) => Array.from({ length: n }, (_, i) => ({ key: "k", value: `${tag}-${i}` }));
@@ -142,7 +131,7 @@ Deno.test("[kafka] a failing batch is delivered again whole; one that keeps fail
       },
     });
     await subscription.ready;
-    const { dead, dlq } = await readDeadLetters(log, topic);
+    const { records: dead, close: closeDlq } = await readDeadLetters(log, topic);
     await log.publish(topic, records(2, "x"));
     await eventually("2 dead letters", () => dead.length === 2);
     assert.ok(deliveries.length >= 3, `${deliveries.length} deliveries`);
@@ -152,7 +141,7 @@ Deno.test("[kafka] a failing batch is delivered again whole; one that keeps fail
     assert.deepEqual(dead.map((r) => r.value), ["x-0", "x-1"]);
     assert.equal(dead[0].headers[DLQ_HEADERS.attempts], "3");
     assert.match(dead[0].headers[DLQ_HEADERS.error], /database down/);
-    await dlq.close();
+    await closeDlq();
     await subscription.close();
   });
 });
@@ -160,7 +149,7 @@ Deno.test("[kafka] a failing batch is delivered again whole; one that keeps fail
 Deno.test("[kafka] a batch whose handler throws RetryLaterError is retried past maxAttempts and never dead-lettered", async () => {
   await withTopic(async (log, topic) => {
     const deliveries: string[][] = [];
-    const { dead, dlq } = await readDeadLetters(log, topic);
+    const { records: dead, close: closeDlq } = await readDeadLetters(log, topic);
     const groupId = uniqueName("bv_test_group");
     const subscription = await log.subscribeBatches!({
       groupId,
@@ -182,7 +171,7 @@ Deno.test("[kafka] a batch whose handler throws RetryLaterError is retried past 
     assert.deepEqual(dead, []);
     assert.deepEqual(deliveries.flat().slice(-2), ["y-0", "y-1"]);
     await subscription.close();
-    await dlq.close();
+    await closeDlq();
     // Committed once applied: the group resumes after them.
     await log.publish(topic, [{ key: "k", value: "marker" }]);
     const again = await rejoin(log, groupId, topic);
