@@ -45,16 +45,38 @@ export function offsetKeyOf(topic: string, partition: number): string {
   return `${topic}\u0000${partition}`;
 }
 
+/**
+ * How the store writes and cuts files; a seam so tests can make a write fail halfway (a full disk) without
+ * filling one. @internal
+ */
+export interface StoreFileIo {
+  write(file: Deno.FsFile, bytes: Uint8Array): Promise<number>;
+  truncate(file: Deno.FsFile, size: number): Promise<void>;
+}
+
+const DENO_FILE_IO: StoreFileIo = {
+  write: (file, bytes) => file.write(bytes),
+  truncate: (file, size) => file.truncate(size),
+};
+
 export class EventLogStore {
   readonly #dir: string;
   readonly #fsync: boolean;
+  readonly #io: StoreFileIo;
+  /**
+   * Files whose last append failed and could not be cut back: path → the size they had before it. The next
+   * append cuts them first (and fails if it still cannot), so a torn or unacknowledged line never gets a
+   * newer line after it.
+   */
+  readonly #torn = new Map<string, number>();
   #offsetLines = 0;
   /** `topic\0partition` → lines and bytes its file holds that are not retained records (dropped, markers). */
   readonly #garbage = new Map<string, { lines: number; bytes: number }>();
 
-  constructor(dataDir: string, options: { readonly fsync: boolean }) {
+  constructor(dataDir: string, options: { readonly fsync: boolean; readonly io?: StoreFileIo }) {
     this.#dir = dataDir.replace(/\/+$/, "");
     this.#fsync = options.fsync;
+    this.#io = options.io ?? DENO_FILE_IO;
   }
 
   /** Reads everything back; a torn last line (a crash mid-write) is dropped, as it was never acknowledged. */
@@ -113,6 +135,8 @@ export class EventLogStore {
       const lines = [markerLineOf(state.logStart)];
       for (const record of state.records()) lines.push(recordLineOf(record));
       await atomicWrite(this.#partitionFile(topic, index), lines.join(""), this.#fsync);
+      // The file was replaced from memory: a cut the old one still owed is void.
+      this.#torn.delete(this.#partitionFile(topic, index));
       this.#garbage.delete(key);
       return;
     }
@@ -168,15 +192,39 @@ export class EventLogStore {
       }
     }
     await atomicWrite(this.#offsetsFile, lines.join(""));
+    this.#torn.delete(this.#offsetsFile);
     this.#offsetLines = lines.length;
   }
 
+  /**
+   * Appends `text` whole or not at all: a write that fails partway (a full disk) is cut back to the size the
+   * file had, so its lines — complete ones too, which were never acknowledged and whose offsets the next
+   * publish reuses — do not stay in front of later appends. Were they kept, the next open would read a
+   * corrupt line in the middle of the file and refuse to start, or load two records at one offset.
+   */
   async #appendText(path: string, text: string): Promise<void> {
     const file = await Deno.open(path, { append: true, create: true });
     try {
-      const bytes = new TextEncoder().encode(text);
-      for (let written = 0; written < bytes.length;) written += await file.write(bytes.subarray(written));
-      if (this.#fsync) await file.syncData();
+      const tornAt = this.#torn.get(path);
+      if (tornAt !== undefined) {
+        await this.#io.truncate(file, tornAt);
+        this.#torn.delete(path);
+      }
+      const sizeBefore = (await file.stat()).size;
+      try {
+        const bytes = new TextEncoder().encode(text);
+        for (let written = 0; written < bytes.length;) {
+          written += await this.#io.write(file, bytes.subarray(written));
+        }
+        if (this.#fsync) await file.syncData();
+      } catch (error) {
+        try {
+          await this.#io.truncate(file, sizeBefore);
+        } catch {
+          this.#torn.set(path, sizeBefore);
+        }
+        throw error;
+      }
     } finally {
       file.close();
     }
