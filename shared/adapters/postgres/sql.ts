@@ -21,6 +21,12 @@ export interface PostgresSqlOptions {
   readonly statementTimeoutMs?: number;
   /** Seconds an unused connection stays open. @default 30 */
   readonly idleTimeoutSec?: number;
+  /**
+   * Server-side `idle_in_transaction_session_timeout`: a transaction left open this long with no statement
+   * running (its code awaits something that never comes) has its session ended by the server, which rolls
+   * it back and frees its locks and its pooled connection. @default 60000
+   */
+  readonly idleInTransactionTimeoutMs?: number;
 }
 
 /** Connects lazily (on the first query) with an explicit pool size and timeouts. */
@@ -31,6 +37,7 @@ export function createPostgresSql(options: PostgresSqlOptions): Sql {
     connectTimeoutSec = 5,
     statementTimeoutMs = 30_000,
     idleTimeoutSec = 30,
+    idleInTransactionTimeoutMs = 60_000,
   } = options;
   if (!Number.isInteger(maxConnections) || maxConnections < 1) {
     throw new RangeError(
@@ -41,18 +48,30 @@ export function createPostgresSql(options: PostgresSqlOptions): Sql {
     max: maxConnections,
     connect_timeout: connectTimeoutSec,
     idle_timeout: idleTimeoutSec,
-    // Sent as a startup parameter, so the server itself cancels a runaway statement on every connection.
-    connection: { statement_timeout: statementTimeoutMs, application_name: "bitvelocity" },
+    // Sent as startup parameters, so the server itself cancels a runaway statement and ends a transaction
+    // left idle on every connection (a stuck caller cannot hold row locks and a pool slot forever).
+    connection: {
+      statement_timeout: statementTimeoutMs,
+      idle_in_transaction_session_timeout: idleInTransactionTimeoutMs,
+      application_name: "bitvelocity",
+    },
     // NOTICEs (for example "relation already exists, skipping") are not errors; they would only be noise.
     onnotice: () => {},
   });
   return {
     ...executorOf(client),
     async transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
+      // postgres.js runs a statement of an ended transaction's handle on a pooled connection, outside any
+      // transaction (autocommit): code still running after a rollback (its session was ended, or a
+      // statement it did not await) would write what the rollback undid. PGlite rejects such a statement;
+      // so does this adapter.
+      let ended = false;
       try {
-        return await client.begin((tx) => fn(executorOf(tx))) as T;
+        return await client.begin((tx) => fn(endedGuard(executorOf(tx), () => ended))) as T;
       } catch (error) {
         throw toSqlError(error);
+      } finally {
+        ended = true;
       }
     },
     async ping(timeoutMs: number): Promise<void> {
@@ -66,6 +85,16 @@ export function createPostgresSql(options: PostgresSqlOptions): Sql {
 }
 
 type Driver = postgres.Sql | postgres.TransactionSql;
+
+/** `executor`, refusing every statement once `ended()` says its transaction committed or rolled back. */
+function endedGuard(executor: SqlExecutor, ended: () => boolean): SqlExecutor {
+  const refuse = () =>
+    Promise.reject(new Error("Cannot run a statement: its transaction has already committed or rolled back"));
+  return {
+    query: (strings, ...values) => ended() ? refuse() : executor.query(strings, ...values),
+    exec: (statements) => ended() ? refuse() : executor.exec(statements),
+  };
+}
 
 function executorOf(driver: Driver): SqlExecutor {
   return {

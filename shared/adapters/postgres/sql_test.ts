@@ -26,6 +26,42 @@ Deno.test("[postgres] sql statementTimeoutMs cancels a statement on the server (
   }
 });
 
+Deno.test("[postgres] sql idleInTransactionTimeoutMs ends a transaction left idle; the pool recovers", async () => {
+  // The file's database is unique to this run, so a fixed table name is isolated.
+  const table = "idle_tx";
+  const setup = createPostgresSql({ url: database.url, maxConnections: 1 });
+  const sql = createPostgresSql({ url: database.url, maxConnections: 1, idleInTransactionTimeoutMs: 300 });
+  try {
+    await setup.exec(`create table ${table} (id int primary key)`);
+    // The transaction's code stalls past the bound between two statements: the server ends the session,
+    // and the transaction rejects without waiting for the stalled code.
+    let secondInsert: Promise<unknown> = Promise.resolve();
+    const started = performance.now();
+    await assert.rejects(
+      sql.transaction(async (tx) => {
+        await tx.exec(`insert into ${table} (id) values (1)`);
+        await new Promise((resolve) => setTimeout(resolve, 1_500));
+        secondInsert = tx.exec(`insert into ${table} (id) values (2)`);
+        await secondInsert;
+      }),
+    );
+    assert.ok(performance.now() - started < 1_400, "rejected at the server's bound, not after the stall");
+    assert.deepEqual(await setup.query`select count(*)::int as n from idle_tx`, [{ n: 0 }], "rolled back");
+    // The one pooled connection was replaced: the pool still works, and a quick transaction commits.
+    await sql.transaction(async (tx) => {
+      await tx.exec(`insert into ${table} (id) values (3)`);
+    });
+    assert.deepEqual(await setup.query`select id from idle_tx`, [{ id: 3 }]);
+    // The stalled code's next statement fails too, instead of running outside any transaction.
+    await new Promise((resolve) => setTimeout(resolve, 1_600 - (performance.now() - started)));
+    await assert.rejects(secondInsert);
+    assert.deepEqual(await setup.query`select id from idle_tx`, [{ id: 3 }]);
+  } finally {
+    await sql.close();
+    await setup.exec(`drop table if exists ${table}`).finally(() => setup.close());
+  }
+});
+
 Deno.test("[postgres] sql ping() rejects when the server cannot be reached", async () => {
   const sql = createPostgresSql({ url: "postgres://postgres@127.0.0.1:1/none", connectTimeoutSec: 1 });
   try {

@@ -5,7 +5,7 @@
  */
 
 import assert from "node:assert/strict";
-import type { Sql } from "../sql.ts";
+import type { Sql, SqlExecutor } from "../sql.ts";
 import { migrate } from "../sql_migrate.ts";
 import { SqlError } from "../sql_values.ts";
 import { uniqueName } from "../../testing/unique.ts";
@@ -107,6 +107,26 @@ export function sqlContract(kind: string, makeSql: MakeSql): void {
     );
     const rows = await sql.query(tpl(`select count(*)::int as n from ${table}`));
     assert.deepEqual(rows, [{ n: 0 }]);
+  });
+
+  test("a statement on a transaction that has ended rejects and never runs outside it", async (sql) => {
+    const table = uniqueName("t_ended");
+    await sql.exec(`create table ${table} (id int primary key)`);
+    let kept: SqlExecutor | undefined;
+    await sql.transaction(async (tx) => {
+      kept = tx;
+      await tx.exec(`insert into ${table} values (1)`);
+    });
+    await assert.rejects(kept!.exec(`insert into ${table} values (2)`));
+    await assert.rejects(kept!.query(tpl(`insert into ${table} values (3)`)));
+    let rolledBack: SqlExecutor | undefined;
+    await assert.rejects(sql.transaction(async (tx) => {
+      rolledBack = tx;
+      throw new Error("boom");
+    }));
+    await assert.rejects(rolledBack!.exec(`insert into ${table} values (4)`));
+    const rows = await sql.query(tpl(`select id from ${table} order by id`));
+    assert.deepEqual(rows, [{ id: 1 }]);
   });
 
   test("a unique violation rejects with SqlError code 23505", async (sql) => {
