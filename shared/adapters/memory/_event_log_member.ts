@@ -32,6 +32,12 @@ export interface Assignment {
   readonly topic: string;
   readonly partition: number;
   position: number;
+  /**
+   * Set while another member still runs a handler on a record of this partition (a rebalance moved it):
+   * nothing is read until that handler settled and its commit counted, as a Kafka member rejoins only after
+   * its running `eachMessage` returned. Cleared (and `position` taken from the group's commit) then.
+   */
+  handover?: Promise<void>;
 }
 
 /** What a member needs from the log that owns it. */
@@ -57,6 +63,8 @@ export class Member {
   #abandoned = false;
   #wake: (() => void) | undefined;
   #inFlight: Promise<void> | undefined;
+  /** The assignment whose record is in the handler now (`#inFlight`), if any. */
+  #inFlightAssignment: Assignment | undefined;
   #loop: Promise<void> | undefined;
   #closed: Promise<void> | undefined;
   #stop!: () => void;
@@ -90,6 +98,23 @@ export class Member {
     return this.#closed;
   }
 
+  /**
+   * Settles once this member no longer runs a record of `topic\0partition` (at once when it does not now);
+   * a rebalance that moves the partition makes its new owner wait for it.
+   */
+  releaseOf(key: string): Promise<void> | undefined {
+    const assignment = this.#inFlightAssignment;
+    const inFlight = this.#inFlight;
+    if (assignment === undefined || inFlight === undefined) return undefined;
+    if (`${assignment.topic}\u0000${assignment.partition}` !== key) return undefined;
+    return Promise.race([inFlight.then(() => {}, () => {}), this.#abandonedSignal]);
+  }
+
+  /** The assignment this member last ran a record of `key` under, while that record is still in flight. */
+  inFlightUnder(key: string): Assignment | undefined {
+    return this.releaseOf(key) === undefined ? undefined : this.#inFlightAssignment;
+  }
+
   async #close(): Promise<void> {
     this.#closing = true;
     this.#stop();
@@ -120,6 +145,7 @@ export class Member {
         ? this.#deliver(next.assignment, next.record)
         : this.#reset(next.assignment, next.resetTo);
       this.#inFlight = work;
+      this.#inFlightAssignment = next.assignment;
       try {
         await Promise.race([work, this.#abandonedSignal]);
       } catch (error) {
@@ -132,6 +158,7 @@ export class Member {
         await this.#sleep(this.host.retry.initialDelayMs);
       } finally {
         this.#inFlight = undefined;
+        this.#inFlightAssignment = undefined;
       }
     }
   }
@@ -147,6 +174,7 @@ export class Member {
     const owned = [...this.assignments.values()];
     for (let i = 0; i < owned.length; i++) {
       const assignment = owned[(this.#cursor + i) % owned.length];
+      if (assignment.handover !== undefined) continue;
       const partition = this.host.partitionOf(assignment.topic, assignment.partition);
       if (partition === undefined) continue;
       if (assignment.position < partition.logStart || assignment.position > partition.end) {
@@ -187,7 +215,7 @@ export class Member {
         await this.options.handler(record);
         break;
       } catch (error) {
-        if (this.#abandoned || this.#closing) return;
+        if (this.#abandoned || this.#closing || this.#lost(assignment)) return;
         const attempt = attempts.deliveries + 1;
         if (attempts.failed(error)) {
           await this.host.publish(dlqTopicOf(record.topic), [dlqRecordOf(record, error, attempt)]);
@@ -196,11 +224,18 @@ export class Member {
         }
         this.#warnFailure("Handler failed; the record will be delivered again", record, error, attempt);
         await this.#sleep(Math.min(this.host.retry.maxDelayMs, this.host.retry.initialDelayMs * 2 ** (attempt - 1)));
-        if (this.#closing) return;
+        // A rebalance moved the partition during the backoff: its new owner delivers the record (as a Kafka
+        // member's next fetch of a revoked partition never comes).
+        if (this.#closing || this.#lost(assignment)) return;
       }
     }
     if (this.#abandoned) return;
     await this.host.commit(this, assignment, stored.offset + 1);
+  }
+
+  /** True once a rebalance gave the assignment's partition to another member. */
+  #lost(assignment: Assignment): boolean {
+    return this.assignments.get(`${assignment.topic}\u0000${assignment.partition}`) !== assignment;
   }
 
   #sleep(ms: number): Promise<void> {

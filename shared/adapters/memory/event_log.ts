@@ -160,13 +160,33 @@ export function createMemoryEventLog(options: MemoryEventLogOptions = {}): Event
         const key = offsetKeyOf(topic, partition);
         // A partition a member keeps stays where it was, so a record in flight is not handed to itself twice.
         const kept = member.assignments.get(key);
-        next.get(member)!.set(key, kept ?? { topic, partition, position: startOf(group, member, topic, partition) });
+        next.get(member)!.set(key, kept ?? handedTo(group, member, topic, partition));
       }
     }
     for (const [member, assignments] of next) {
       member.assignments = assignments;
       member.wake();
     }
+  }
+
+  /**
+   * A new assignment of a partition to `member`. When another member of the group still runs a record of
+   * it, the new owner waits until that handler settled (its commit counts) and then starts from the group's
+   * position: one handler per partition at a time, as on Kafka, where a member rejoins a rebalance only
+   * after its running handler returned.
+   */
+  function handedTo(group: Group, member: Member, topic: string, partition: number): Assignment {
+    const key = offsetKeyOf(topic, partition);
+    const release = group.members.map((other) => other === member ? undefined : other.releaseOf(key))
+      .find((promise) => promise !== undefined);
+    if (release === undefined) return { topic, partition, position: startOf(group, member, topic, partition) };
+    const assignment: Assignment = { topic, partition, position: 0 };
+    assignment.handover = release.then(() => {
+      assignment.position = startOf(group, member, topic, partition);
+      assignment.handover = undefined;
+      member.wake();
+    });
+    return assignment;
   }
 
   function startOf(group: Group, member: Member, topic: string, partition: number): number {
@@ -187,9 +207,10 @@ export function createMemoryEventLog(options: MemoryEventLogOptions = {}): Event
     partitionOf: (topic, partition) => topics.get(topic)?.[partition],
     async commit(member, assignment, offset) {
       const key = offsetKeyOf(assignment.topic, assignment.partition);
-      // A member that lost the partition in a rebalance must not move the new owner's position.
-      if (member.assignments.get(key) !== assignment) return;
       const group = groups.get(member.options.groupId)!;
+      // A member that lost the partition in a rebalance must not move the new owner's position, unless the
+      // new owner is still waiting for this very handler to finish (the handover in `handedTo`).
+      if (member.assignments.get(key) !== assignment && !handingOver(group, member, key, assignment)) return;
       await serially(async () => {
         group.committed.set(key, offset);
         await store?.commit(member.options.groupId, assignment.topic, assignment.partition, offset, committedOffsets());
@@ -207,6 +228,11 @@ export function createMemoryEventLog(options: MemoryEventLogOptions = {}): Event
     },
     warn,
   };
+
+  function handingOver(group: Group, member: Member, key: string, assignment: Assignment): boolean {
+    if (member.inFlightUnder(key) !== assignment) return false;
+    return group.members.some((other) => other !== member && other.assignments.get(key)?.handover !== undefined);
+  }
 
   /** Applies retention to every partition: the timer's job, for topics nobody publishes to. */
   async function enforceRetention(): Promise<void> {

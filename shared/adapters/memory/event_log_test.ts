@@ -140,3 +140,43 @@ Deno.test("[memory] event log puts a key in the partition Kafka's default partit
     assert.equal(partitionOfKey(key, 12), of12);
   }
 });
+
+Deno.test("[memory] event log hands a partition to a new member only after the old member's handler settled", async () => {
+  const log = createMemoryEventLog(FAST);
+  try {
+    const topic = uniqueName("bv_test_handover");
+    await log.ensureTopics([{ name: topic, partitions: 2 }]);
+    // The second member of a group gets partition 1 (partitions are dealt in join order).
+    let key = "k0";
+    for (let i = 0; partitionOfKey(key, 2) !== 1; i++) key = `k${i}`;
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => release = resolve);
+    const seen: string[] = [];
+    const inHandler = { now: 0, most: 0 };
+    const handlerOf = (member: string) => async (record: IncomingRecord) => {
+      inHandler.now++;
+      inHandler.most = Math.max(inHandler.most, inHandler.now);
+      seen.push(`${member}:${record.value}`);
+      if (record.value === "first") await gate;
+      inHandler.now--;
+    };
+    const first = await log.subscribe({ groupId: "g", topics: [topic], from: "earliest", handler: handlerOf("a") });
+    await log.publish(topic, [{ key, value: "first" }]);
+    await waitFor("member a to hold the first record", () => seen.length === 1, { timeoutMs: 5_000 });
+    const second = await log.subscribe({ groupId: "g", topics: [topic], from: "earliest", handler: handlerOf("b") });
+    await log.publish(topic, [{ key, value: "second" }]);
+    // Member b owns partition 1 now, but member a still runs its record: nothing of it reaches b yet.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    assert.deepEqual(seen, ["a:first"]);
+    release();
+    await waitFor("member b to take over after the first record", () => seen.length >= 2, { timeoutMs: 5_000 });
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    // a's commit counted: b starts after the first record instead of running it a second time.
+    assert.deepEqual(seen, ["a:first", "b:second"]);
+    assert.equal(inHandler.most, 1, "never two handlers on one partition at once");
+    await second.close();
+    await first.close();
+  } finally {
+    await log.close();
+  }
+});
