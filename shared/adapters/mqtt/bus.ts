@@ -31,6 +31,12 @@ export interface MqttBusAdapterOptions extends MqttBusOptions {
   readonly unmatchedHoldMs?: number;
   /** Receives connection errors and handler failures (which leave the message unacknowledged). */
   readonly onError?: (error: Error) => void;
+  /**
+   * Publishes mqtt.js may hold at once (sent and not yet acknowledged, or queued while the connection is
+   * down: mqtt.js keeps a QoS 1 message until it gets through, even after its `publish` timed out). One more
+   * is refused at once instead of growing that queue without bound through an outage. @default 1000
+   */
+  readonly maxPendingPublishes?: number;
 }
 
 type Handler = (message: MqttMessage) => Promise<void>;
@@ -48,9 +54,15 @@ export async function createMqttBus(options: MqttBusAdapterOptions): Promise<Mqt
     publishTimeoutMs = 5_000,
     sessionExpirySec = 86_400,
     unmatchedHoldMs = 5_000,
+    maxPendingPublishes = 1_000,
     onError = (error: Error) => console.error(`[mqtt ${clientId}]`, error.message),
   } = options;
   if (clientId === "") throw new TypeError("Cannot connect to MQTT: clientId is empty; it names the session");
+  if (!Number.isSafeInteger(maxPendingPublishes) || maxPendingPublishes < 1) {
+    throw new RangeError(`maxPendingPublishes must be a positive whole number, got ${maxPendingPublishes}`);
+  }
+  /** Publishes handed to mqtt.js whose callback has not run yet (a timeout does not take one off). */
+  let pendingPublishes = 0;
 
   const client = mqtt.connect(url, {
     clientId,
@@ -119,10 +131,22 @@ export async function createMqttBus(options: MqttBusAdapterOptions): Promise<Mqt
           ),
         );
       }
+      if (pendingPublishes >= maxPendingPublishes) {
+        return Promise.reject(
+          new Error(
+            `Cannot publish to "${topic}": ${pendingPublishes} publishes are still waiting for the broker at ${url} ` +
+              `(maxPendingPublishes); try again once it is reachable`,
+          ),
+        );
+      }
       const body = typeof payload === "string" ? Buffer.from(payload, "utf8") : Buffer.from(payload);
       const properties = hasProperties ? { userProperties: { ...userProperties } } : undefined;
+      pendingPublishes++;
+      const sent = client.publishAsync(topic, body, { qos, properties }).finally(() => pendingPublishes--);
+      // Settled by the timeout below when it comes first; its own outcome is then nobody's to observe.
+      sent.catch(() => {});
       return withTimeout(
-        client.publishAsync(topic, body, { qos, properties }).then(() => {}),
+        sent.then(() => {}),
         publishTimeoutMs,
         `Publishing to "${topic}" got no ${qos === 1 ? "PUBACK" : "write"} (it may still be delivered)`,
       );
