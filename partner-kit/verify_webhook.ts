@@ -11,7 +11,8 @@
  *   (Unix seconds) and `webhook-signature`, a space-separated list of `v1,<base64 HMAC-SHA256>` over
  *   `<webhook-id>.<webhook-timestamp>.<raw body>`. {@linkcode verifyWebhook}.
  * - **X-BV-Signature**: `t=<unix seconds>,v1=<hex HMAC-SHA256>[,v1=<hex>…]` over `<t>.<raw body>`.
- *   {@linkcode verifyBvSignature}.
+ *   {@linkcode verifyBvSignature}. It signs no message id, so it vouches for no `webhook-id`: de-duplicate
+ *   with the id {@linkcode verifyWebhook} returns.
  *
  * During a secret rotation BitVelocity signs with both the new and the previous secret, so a receiver that
  * still knows only one of them keeps verifying; pass every secret you hold in `secrets`.
@@ -50,9 +51,23 @@ export type VerifyFailureCode =
   | "NO_MATCHING_SIGNATURE"
   | "BAD_SECRET";
 
+/** A refused delivery. */
+export interface VerifyFailure {
+  readonly ok: false;
+  readonly code: VerifyFailureCode;
+  readonly reason: string;
+}
+
+/** The Standard Webhooks verdict: `webhookId` is covered by the signature, so it is safe to de-duplicate on. */
 export type VerifyResult =
   | { readonly ok: true; readonly webhookId: string; readonly timestampSec: number }
-  | { readonly ok: false; readonly code: VerifyFailureCode; readonly reason: string };
+  | VerifyFailure;
+
+/**
+ * The X-BV-Signature verdict. It carries no `webhookId`: that scheme signs only `<t>.<body>`, so the
+ * `webhook-id` header beside it could have been changed by anyone.
+ */
+export type BvVerifyResult = { readonly ok: true; readonly timestampSec: number } | VerifyFailure;
 
 /** Verifies the Standard Webhooks headers of one delivery. Never throws for a bad request; see the result. */
 export async function verifyWebhook(options: VerifyOptions): Promise<VerifyResult> {
@@ -90,8 +105,11 @@ export async function verifyWebhook(options: VerifyOptions): Promise<VerifyResul
   return { ok: true, webhookId: id, timestampSec: time.timestampSec };
 }
 
-/** Verifies the `X-BV-Signature` header (`t=<unix seconds>,v1=<hex>[,v1=<hex>…]`) of one delivery. */
-export async function verifyBvSignature(options: VerifyOptions): Promise<VerifyResult> {
+/**
+ * Verifies the `X-BV-Signature` header (`t=<unix seconds>,v1=<hex>[,v1=<hex>…]`) of one delivery. It proves
+ * the body and the timestamp, not any message id (see {@linkcode BvVerifyResult}).
+ */
+export async function verifyBvSignature(options: VerifyOptions): Promise<BvVerifyResult> {
   const header = headerOf(options.headers, "x-bv-signature");
   if (!header) return fail("MISSING_HEADER", 'The "X-BV-Signature" header is missing');
   if (header.length > SIGNATURE_HEADER_CHARS_MAX) {
@@ -117,7 +135,7 @@ export async function verifyBvSignature(options: VerifyOptions): Promise<VerifyR
   if (!matched) {
     return fail("NO_MATCHING_SIGNATURE", "No X-BV-Signature matches any of your secrets: the body was altered");
   }
-  return { ok: true, webhookId: headerOf(options.headers, "webhook-id") ?? "", timestampSec: time.timestampSec };
+  return { ok: true, timestampSec: time.timestampSec };
 }
 
 /** Compares two byte strings in time that depends only on their length (which is public for HMACs). */
@@ -139,7 +157,7 @@ async function anySecretMatches(
   secrets: readonly string[],
   signed: Uint8Array,
   candidates: readonly Uint8Array[],
-): Promise<boolean | { ok: false; code: VerifyFailureCode; reason: string }> {
+): Promise<boolean | VerifyFailure> {
   if (secrets.length === 0 || secrets.length > SECRETS_MAX) {
     return fail("BAD_SECRET", `Pass 1 to ${SECRETS_MAX} secrets, got ${secrets.length}`);
   }
@@ -157,7 +175,7 @@ async function anySecretMatches(
 function checkTimestamp(
   text: string,
   options: Pick<VerifyOptions, "toleranceSec" | "now">,
-): { ok: true; timestampSec: number } | { ok: false; code: VerifyFailureCode; reason: string } {
+): { ok: true; timestampSec: number } | VerifyFailure {
   if (!/^\d{1,12}$/.test(text)) {
     return fail("BAD_TIMESTAMP", `The timestamp "${text.slice(0, 32)}" is not Unix seconds`);
   }
@@ -199,7 +217,7 @@ function headerOf(headers: HeadersLike, name: string): string | undefined {
   return undefined;
 }
 
-function fail(code: VerifyFailureCode, reason: string): { ok: false; code: VerifyFailureCode; reason: string } {
+function fail(code: VerifyFailureCode, reason: string): VerifyFailure {
   return { ok: false, code, reason };
 }
 

@@ -197,3 +197,107 @@ Deno.test("the example receiver answers 400 with the reason for a forged deliver
   }
   assert.deepEqual(received, ["msg_2"], "a redelivery is acknowledged but processed once");
 });
+
+/** Both signature headers of a fresh delivery, as BitVelocity sends them. */
+async function deliveryHeaders(id: string, body: string): Promise<Record<string, string>> {
+  const nowSec = Math.floor(Date.now() / 1000);
+  const raw = Uint8Array.from(atob(VECTOR.secret.slice(6)), (c) => c.charCodeAt(0));
+  const key = await crypto.subtle.importKey("raw", raw, { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
+  const bvMac = new Uint8Array(await crypto.subtle.sign("HMAC", key, new TextEncoder().encode(`${nowSec}.${body}`)));
+  return {
+    "webhook-id": id,
+    "webhook-timestamp": String(nowSec),
+    "webhook-signature": await sign(VECTOR.secret, id, nowSec, body),
+    "x-bv-signature": `t=${nowSec},v1=${[...bvMac].map((b) => b.toString(16).padStart(2, "0")).join("")}`,
+  };
+}
+
+Deno.test("verifyBvSignature() vouches for no webhook id: X-BV-Signature does not sign the webhook-id header", async () => {
+  const body = '{"a":1}';
+  const genuine = await deliveryHeaders("msg_genuine", body);
+  // Anyone can change the unsigned header; the X-BV-Signature still verifies, so it must not return it.
+  const result = await verifyBvSignature({
+    headers: { ...genuine, "webhook-id": "msg_chosen_by_an_attacker" },
+    body,
+    secrets: [VECTOR.secret],
+  });
+  assert.equal(result.ok, true);
+  assert.equal("webhookId" in result, false, JSON.stringify(result));
+  // The Standard Webhooks signature covers the id: the changed one is refused there.
+  const standard = await verifyWebhook({
+    headers: { ...genuine, "webhook-id": "msg_chosen_by_an_attacker" },
+    body,
+    secrets: [VECTOR.secret],
+  });
+  assert.equal(!standard.ok && standard.code, "NO_MATCHING_SIGNATURE");
+});
+
+Deno.test("the example receiver processes two copies of one delivery arriving together once", async () => {
+  const received: string[] = [];
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => release = resolve);
+  const handler = createReceiver({
+    secrets: [VECTOR.secret],
+    onEvent: async (e) => {
+      received.push(e.webhookId);
+      await gate;
+    },
+  });
+  const body = '{"type":"ecommerce.order.order.paid.v1","data":{}}';
+  const headers = await deliveryHeaders("msg_twice", body);
+  const copies = [0, 1].map(() => handler(new Request("http://receiver/", { method: "POST", headers, body })));
+  // Gives the second copy time to be verified and reach the de-duplication check while the first is held in
+  // onEvent. Nothing observable marks that moment; a wait that is too short could only let the old,
+  // duplicating code pass, never fail the fixed code.
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  release();
+  const statuses = (await Promise.all(copies)).map((r) => r.status);
+  assert.deepEqual(statuses, [204, 204]);
+  assert.deepEqual(received, ["msg_twice"], "two concurrent copies are processed once");
+});
+
+Deno.test("the example receiver processes a delivery again after onEvent failed for it", async () => {
+  const received: string[] = [];
+  let failNext = true;
+  const handler = createReceiver({
+    secrets: [VECTOR.secret],
+    onEvent: (e) => {
+      received.push(e.webhookId);
+      if (failNext) {
+        failNext = false;
+        throw new Error("database down");
+      }
+    },
+  });
+  const body = '{"type":"ecommerce.order.order.paid.v1","data":{}}';
+  const headers = await deliveryHeaders("msg_retry", body);
+  const post = () => handler(new Request("http://receiver/", { method: "POST", headers, body }));
+  await assert.rejects(post(), /database down/);
+  assert.equal((await post()).status, 204);
+  assert.equal((await post()).status, 204);
+  assert.deepEqual(received, ["msg_retry", "msg_retry"], "the retry after the failure runs; the one after that not");
+});
+
+Deno.test("the example receiver stops reading a body without Content-Length at 1 MiB and answers 413", async () => {
+  const chunkBytes = 64 * 1024;
+  const offeredBytes = 8 * 1024 * 1024;
+  let pulledBytes = 0;
+  let cancelled = false;
+  const body = new ReadableStream<Uint8Array>({
+    pull(controller) {
+      if (pulledBytes >= offeredBytes) return controller.close();
+      pulledBytes += chunkBytes;
+      controller.enqueue(new Uint8Array(chunkBytes).fill(0x20));
+    },
+    cancel() {
+      cancelled = true;
+    },
+  }, { highWaterMark: 0 });
+  const handler = createReceiver({ secrets: [VECTOR.secret], onEvent: () => {} });
+  const request = new Request("http://receiver/", { method: "POST", body });
+  assert.equal(request.headers.get("content-length"), null, "a streamed (chunked) body declares no length");
+  const response = await handler(request);
+  assert.equal(response.status, 413);
+  assert.ok(pulledBytes <= 1024 * 1024 + 2 * chunkBytes, `read ${pulledBytes} bytes of ${offeredBytes}`);
+  assert.equal(cancelled, true, "the rest of the upload is refused, not drained");
+});

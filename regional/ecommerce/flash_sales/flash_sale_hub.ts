@@ -15,8 +15,12 @@
  *
  * The same broadcasts go to `/ws/flash-sales` WebSockets (receive-only; one JSON text built once per
  * broadcast for every socket; a socket whose send buffer passes 1 MiB is closed with 4429 and resumes with
- * `?lastEventId=`). SSE is the seed's channel for flash sales; the socket serves clients that already live
+ * `?lastEventId=`, whether the bytes piled up from broadcasts or from error replies to frames it sends
+ * without reading). SSE is the seed's channel for flash sales; the socket serves clients that already live
  * on WebSockets (docs/ARCHITECTURE.md, "Flash sales on a receive-only WebSocket too").
+ *
+ * The streams limit counts upgrades still waiting for their socket to open, so a burst of simultaneous
+ * handshakes cannot overshoot it.
  */
 import { ProblemError } from "../../../shared/contracts/problem.ts";
 import { log } from "../../../shared/observability/mod.ts";
@@ -51,7 +55,10 @@ export interface FlashSaleHub {
   open(request: { readonly lastEventId?: string | null; readonly signal: AbortSignal }): Response;
   /** Open WebSockets in this process. */
   sockets(): number;
-  /** Upgrades `request` to a receive-only WebSocket resuming after `lastEventId`; 429 problem when full. */
+  /**
+   * Upgrades `request` to a receive-only WebSocket resuming after `lastEventId`; 429 problem when full, 400
+   * (`COMMON.VALIDATION_FAILED`) for a malformed handshake.
+   */
   openSocket(request: Request, lastEventId: string | null | undefined): Response;
   /** Ends every stream and stops listening. */
   close(): Promise<void>;
@@ -73,12 +80,20 @@ interface Frame {
 interface SocketSubscriber {
   readonly socket: WebSocket;
   lastSentSeq: number;
+  /** Upgraded but not open yet: counted in `pendingSockets` until it opens, closes or fails. */
+  pending: boolean;
 }
 
 /** A socket whose unsent bytes pass this is not reading: closed (4429), it resumes with lastEventId. */
 export const SOCKET_BUFFER_BYTES_MAX = 1024 * 1024;
 /** Close codes of `/ws/flash-sales`. */
 export const FLASH_SALE_CLOSE_CODES = Object.freeze({ GOING_AWAY: 1001, TOO_SLOW: 4429 });
+/** The one answer to any client frame (the socket is receive-only), built once. */
+const CLIENT_FRAME_REPLY = JSON.stringify({
+  type: "error",
+  code: "COMMON.VALIDATION_FAILED",
+  message: "This socket only receives flash sale events; send nothing",
+});
 /** Seconds without a pong before Deno drops a silent socket (it pings in between). */
 const SOCKET_IDLE_TIMEOUT_SEC = 30;
 
@@ -101,6 +116,8 @@ export async function startFlashSaleHub(options: FlashSaleHubOptions): Promise<F
   }
   const subscribers = new Set<Subscriber>();
   const sockets = new Set<SocketSubscriber>();
+  /** Upgrades answered whose sockets have not opened yet; they hold a place under subscribersMax. */
+  let pendingSockets = 0;
   const recent: Frame[] = [];
   let lastSeq = 0;
   let closed = false;
@@ -122,25 +139,42 @@ export async function startFlashSaleHub(options: FlashSaleHubOptions): Promise<F
   }
 
   function sendSocket(subscriber: SocketSubscriber, frame: Frame): void {
+    if (sendSocketText(subscriber, frame.text)) subscriber.lastSentSeq = frame.seq;
+  }
+
+  /**
+   * Sends `text` unless the socket is gone or not reading (over SOCKET_BUFFER_BYTES_MAX unsent: closed with
+   * 4429, it resumes with lastEventId). Every send goes through here, replies included, so no client can
+   * grow the buffer past the bound. False when nothing was sent.
+   */
+  function sendSocketText(subscriber: SocketSubscriber, text: string): boolean {
     const { socket } = subscriber;
     if (socket.readyState !== WebSocket.OPEN) {
       sockets.delete(subscriber);
-      return;
+      return false;
     }
     if (socket.bufferedAmount > SOCKET_BUFFER_BYTES_MAX) {
       sockets.delete(subscriber);
+      log.warn("flash sale socket closed: client is not reading", { bufferedBytes: socket.bufferedAmount });
       socket.close(FLASH_SALE_CLOSE_CODES.TOO_SLOW, "Too slow; reconnect with lastEventId");
-      return;
+      return false;
     }
-    socket.send(frame.text);
-    subscriber.lastSentSeq = frame.seq;
+    socket.send(text);
+    return true;
+  }
+
+  /** Gives back the place a socket held while its upgrade was pending (once, whichever event comes first). */
+  function settle(subscriber: SocketSubscriber): void {
+    if (!subscriber.pending) return;
+    subscriber.pending = false;
+    pendingSockets--;
   }
 
   function refuseWhenFull(): void {
     if (closed) {
       throw new ProblemError("COMMON.UPSTREAM_UNAVAILABLE", "The flash sale stream is shutting down; retry");
     }
-    if (subscribers.size + sockets.size >= subscribersMax) {
+    if (subscribers.size + sockets.size + pendingSockets >= subscribersMax) {
       throw new ProblemError(
         "COMMON.RATE_LIMITED",
         `This server already holds ${subscribersMax} flash sale streams; retry in a few seconds`,
@@ -219,24 +253,30 @@ export async function startFlashSaleHub(options: FlashSaleHubOptions): Promise<F
     sockets: () => sockets.size,
     openSocket(request, lastEventId) {
       refuseWhenFull();
-      const { socket, response } = Deno.upgradeWebSocket(request, { idleTimeout: SOCKET_IDLE_TIMEOUT_SEC });
-      const subscriber: SocketSubscriber = { socket, lastSentSeq: parseLastEventId(lastEventId) ?? lastSeq };
+      const { socket, response } = upgrade(request);
+      const subscriber: SocketSubscriber = {
+        socket,
+        lastSentSeq: parseLastEventId(lastEventId) ?? lastSeq,
+        pending: true,
+      };
+      pendingSockets++;
       socket.onopen = () => {
+        settle(subscriber);
         if (closed) return socket.close(FLASH_SALE_CLOSE_CODES.GOING_AWAY, "Shutting down; reconnect");
         sockets.add(subscriber);
         for (const frame of recent) {
           if (frame.seq > subscriber.lastSentSeq) sendSocket(subscriber, frame);
         }
       };
-      // Receive-only: whatever a client sends gets one error frame and the socket stays up.
-      socket.onmessage = () =>
-        socket.readyState === WebSocket.OPEN && socket.send(JSON.stringify({
-          type: "error",
-          code: "COMMON.VALIDATION_FAILED",
-          message: "This socket only receives flash sale events; send nothing",
-        }));
-      socket.onclose = () => sockets.delete(subscriber);
-      socket.onerror = () => sockets.delete(subscriber);
+      // Receive-only: whatever a client sends gets one error frame and the socket stays up, unless the
+      // client does not read those replies either (then the send buffer bound closes it, 4429).
+      socket.onmessage = () => void sendSocketText(subscriber, CLIENT_FRAME_REPLY);
+      const leave = () => {
+        settle(subscriber);
+        sockets.delete(subscriber);
+      };
+      socket.onclose = leave;
+      socket.onerror = leave;
       return response;
     },
     open({ lastEventId, signal }) {
@@ -283,6 +323,19 @@ export async function startFlashSaleHub(options: FlashSaleHubOptions): Promise<F
       await catchingUp;
     },
   };
+}
+
+/**
+ * Upgrades the request; Deno refuses a malformed handshake (no `Connection: Upgrade`, no
+ * `Sec-WebSocket-Key`, …) with a TypeError, which is the client's fault: a 400 problem, not a 500.
+ */
+function upgrade(request: Request): { socket: WebSocket; response: Response } {
+  try {
+    return Deno.upgradeWebSocket(request, { idleTimeout: SOCKET_IDLE_TIMEOUT_SEC });
+  } catch (error) {
+    if (!(error instanceof TypeError)) throw error;
+    throw new ProblemError("COMMON.VALIDATION_FAILED", `Bad WebSocket handshake: ${error.message}`, { cause: error });
+  }
 }
 
 /** One SSE frame; JSON never contains a raw newline, so `data` fits one line. */

@@ -90,6 +90,9 @@ export async function serveOrderSse(options: OrderSseOptions): Promise<void> {
   // The first bytes tell the client the stream is live; `retry` paces the browser's reconnects.
   write(`retry: 2000\n: connected\n\n`);
   const armExpiry = () => {
+    // A stream already ended (its client left before it started) must leave no timer behind: nothing
+    // would clear it, and it would hold the process until the token's expiry.
+    if (ended) return;
     const remainingMs = principal.expiresAt * 1000 - (options.now ?? Date.now)();
     if (remainingMs <= 0) {
       return endWithError("AUTH.TOKEN_EXPIRED", "The access token expired; reconnect with a fresh token");

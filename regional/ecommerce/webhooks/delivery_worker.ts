@@ -13,7 +13,8 @@
  *   push deliveries into the DLQ untried.
  *
  * Idempotent by delivery id: a delivery with a terminal row (delivered, gone, skipped, final) is not sent
- * again; a unique index keeps that row single even when two copies race.
+ * again; a unique index keeps that row single even when two copies race. A copy whose last attempt fails
+ * after the other copy delivered is acked, not dead-lettered.
  */
 import {
   BrokenCircuitError,
@@ -169,8 +170,8 @@ export function createDeliveryHandler(options: DeliveryWorkerOptions): (message:
       return;
     }
     const error = result.error ?? "Delivery failed";
-    await sql.transaction(async (tx) => {
-      if (!(await record(tx, result, true))) return;
+    const recorded = await sql.transaction(async (tx) => {
+      if (!(await record(tx, result, true))) return false;
       await appendToOutbox(
         tx,
         envelopeFor(webhookDeliveryFailed, {
@@ -180,7 +181,16 @@ export function createDeliveryHandler(options: DeliveryWorkerOptions): (message:
           lastError: error,
         }, PRODUCER),
       );
+      return true;
     });
+    if (!recorded) {
+      // A racing copy wrote the terminal row since our history read. Only its own final failure belongs in
+      // the DLQ (finishing its move, as a redelivery would); if it delivered, or the endpoint answered 410,
+      // or the subscription was skipped, this copy's failure is moot: ack it.
+      const now = await historyOf(sql, delivery.deliveryId);
+      if (now.terminal?.final) await deadLetter(queue, lane, message, now.terminal.error, now.failures);
+      return;
+    }
     options.nudgeOutbox();
     log.warn("webhook delivery failed for good; moved to the DLQ", {
       deliveryId: delivery.deliveryId,
