@@ -13,8 +13,13 @@ import type { Lifecycle } from "../../shared/runtime/mod.ts";
 import type { Cache, EventLog, MqttBus, Sql } from "../../shared/ports/mod.ts";
 import { purgeProcessedEvents, startOutboxRelay } from "./outbox/mod.ts";
 import { startProductCacheInvalidation } from "./catalog/mod.ts";
-import { startInventoryCacheProjection, startReservationExpiry } from "./inventory/mod.ts";
-import { purgeExpiredIdempotencyKeys } from "./orders/mod.ts";
+import {
+  releaseReservation,
+  startInventoryCacheProjection,
+  startReleaseOnCancel,
+  startReservationExpiry,
+} from "./inventory/mod.ts";
+import { purgeExpiredIdempotencyKeys, startOrderLapse } from "./orders/mod.ts";
 import { createWriterRoleReader } from "./orders/writer/mod.ts";
 import { createSensorBatchApplier, startSensorBridge, startSensorDeltaConsumer } from "./sensors/mod.ts";
 import { startGraphqlCacheInvalidation } from "./graphql/mod.ts";
@@ -68,6 +73,19 @@ export async function startEcommerceBackground(deps: EcommerceBackgroundDeps): P
   const isReplica = async () => (await writerElsewhere()) !== undefined;
   const expiry = startReservationExpiry({ sql, nudgeOutbox, paused: isReplica });
   lifecycle.onStop(`${name} reservation expiry`, () => expiry.stop());
+  // Orders whose stock hold lapsed are canceled (they stayed payable, or PENDING forever after a crash).
+  // Inventory is in this deployable and database: the release is its own function, not a gRPC round trip.
+  const lapse = startOrderLapse({
+    sql,
+    nudgeOutbox,
+    reservationTtlSec: config.BV_RESERVATION_TTL_SEC,
+    paused: isReplica,
+    release: (orderId) =>
+      releaseReservation(sql, orderId).then(() => {}, (error) =>
+        // The canceled event's consumer (below) releases it then.
+        log.warn("could not release the stock of a lapsed order", { orderId, error: String(error) })),
+  });
+  lifecycle.onStop(`${name} order lapse`, () => lapse.stop());
   // Cache projections: stable group ids per region, so a restart resumes where it left off.
   const projections = {
     "product-cache": startProductCacheInvalidation,
@@ -84,6 +102,11 @@ export async function startEcommerceBackground(deps: EcommerceBackgroundDeps): P
     consumers.push(await start({ eventLog, cache, groupId: `ecommerce-${region}.${projection}` }));
   }
   consumers.push(await startRevenueProjection({ sql, eventLog, region }));
+  // Every canceled order's stock is released from its event: the order service's own release after the
+  // cancel is best effort, and a paid order's (confirmed) reservation never expires on its own.
+  consumers.push(
+    await startReleaseOnCancel({ sql, eventLog, nudgeOutbox, groupId: `ecommerce-${region}.inventory-releases` }),
+  );
   // Inventory sensors: MQTT (QoS 1, persistent session) → Kafka → stock adjustments applied once.
   const sensorDeltas = await startSensorDeltaConsumer({
     sql,

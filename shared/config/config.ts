@@ -21,6 +21,12 @@ export class ConfigError extends Error {
 }
 
 const port = z.coerce.number().int().min(1).max(65535);
+/**
+ * Inventory's `RESERVATION_TTL_SEC_MAX`: it refuses a longer reservation, so a larger BV_RESERVATION_TTL_SEC
+ * would fail every order with 503 instead of stopping the process at startup. shared/ may not import a
+ * context, so the value is repeated here; `regional/ecommerce/orders/order_deps_test.ts` pins the two together.
+ */
+const RESERVATION_TTL_SEC_MAX = 3_600;
 const url = z.string().refine((v) => URL.canParse(v), "must be a URL");
 
 /** Every variable, its parser and its default. Names are the contract (README lists them). */
@@ -54,8 +60,14 @@ const variables = {
   BV_EMBEDDED_LOG_RETENTION_BYTES: z.coerce.number().int().min(1).default(64 * 1024 * 1024),
   /** The simulated legacy payment gateway (SOAP + REST fallback), shared by both regions. */
   BV_PAYMENT_GATEWAY_PORT: port.default(8089),
-  /** Unpaid reservations lapse after this long. */
-  BV_RESERVATION_TTL_SEC: z.coerce.number().int().min(10).max(86_400).default(900),
+  /**
+   * Unpaid reservations lapse after this long; at most {@linkcode RESERVATION_TTL_SEC_MAX}, at least 80 s
+   * (twice the longest payment: orders start a charge only if it can finish within the hold).
+   */
+  BV_RESERVATION_TTL_SEC: z.coerce.number().int().min(80, "must be at least 80 (twice the longest payment)").max(
+    RESERVATION_TTL_SEC_MAX,
+    `must be at most ${RESERVATION_TTL_SEC_MAX} (inventory refuses longer reservations)`,
+  ).default(900),
   /**
    * Prefix of every Kafka topic and consumer group of this platform instance ("" in production). Test runs
    * sharing a cluster set a unique one, like their database names and Redis prefixes.

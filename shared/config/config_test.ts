@@ -23,6 +23,8 @@ Deno.test("loadConfig() names the malformed variable in one line", () => {
     [{ BV_PG_URL: "not a url" }, "BV_PG_URL"],
     [{ BV_ADMIN_EMAIL: "nobody" }, "BV_ADMIN_EMAIL"],
     [{ BV_ACCESS_TOKEN_TTL_SEC: "5" }, "BV_ACCESS_TOKEN_TTL_SEC"],
+    // Inventory refuses reservations over 3600 s: a longer TTL would fail every order instead of the start.
+    [{ BV_RESERVATION_TTL_SEC: "7200" }, "BV_RESERVATION_TTL_SEC"],
   ];
   for (const [env, name] of cases) {
     assert.throws(() => loadConfig(env), (error: unknown) => {

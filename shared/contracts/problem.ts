@@ -83,6 +83,8 @@ export const problemCodes = Object.freeze(
     "ECOMMERCE.IDEMPOTENCY_KEY_REUSED": 422,
     "ECOMMERCE.IDEMPOTENCY_KEY_IN_FLIGHT": 409,
     "ECOMMERCE.PAYMENT_UNAVAILABLE": 503,
+    /** The order's stock hold lapsed (or would lapse before a charge could finish): the order is canceled. */
+    "ECOMMERCE.RESERVATION_EXPIRED": 409,
     "ECOMMERCE.PRODUCT_NOT_FOUND": 404,
     "ECOMMERCE.STOCK_NEGATIVE": 409,
     "ECOMMERCE.SKU_TAKEN": 409,

@@ -21,6 +21,12 @@ export const REVENUE_RANGE_MS_DEFAULT = 60 * 60_000;
 export const REVENUE_ROWS_MAX = 2 * 7 * 24 * 60;
 
 const MINUTE_MS = 60_000;
+/**
+ * The times `from` and `to` may name (years 1970 to 9999): ISO 8601 allows year 0000 and offsets that carry
+ * 9999-12-31 into year 10000, which PostgreSQL refuses (SQLSTATE 22008, a 500); no revenue lies outside.
+ */
+const TIME_MS_MIN = Date.UTC(1970, 0, 1);
+const TIME_MS_MAX = Date.UTC(10_000, 0, 1) - 1;
 
 export interface AnalyticsRoutesDeps {
   readonly sql: Sql;
@@ -86,8 +92,8 @@ function parseQuery(raw: Record<string, string>): z.infer<typeof revenueQuery> {
 
 /** [from, to): `to` defaults to the end of the current minute, `from` to an hour before `to`. */
 function rangeOf(query: z.infer<typeof revenueQuery>, now: Date): { from: Date; to: Date } {
-  const to = query.to ? new Date(query.to) : new Date((Math.floor(now.getTime() / MINUTE_MS) + 1) * MINUTE_MS);
-  const from = query.from ? new Date(query.from) : new Date(to.getTime() - REVENUE_RANGE_MS_DEFAULT);
+  const to = query.to ? timeOf("to", query.to) : new Date((Math.floor(now.getTime() / MINUTE_MS) + 1) * MINUTE_MS);
+  const from = query.from ? timeOf("from", query.from) : new Date(to.getTime() - REVENUE_RANGE_MS_DEFAULT);
   if (from >= to) {
     throw new ProblemError(
       "COMMON.VALIDATION_FAILED",
@@ -102,6 +108,16 @@ function rangeOf(query: z.infer<typeof revenueQuery>, now: Date): { from: Date; 
     );
   }
   return { from, to };
+}
+
+/** The instant `text` (already checked as ISO 8601) names; a 400 problem outside years 1970 to 9999. */
+function timeOf(name: "from" | "to", text: string): Date {
+  const at = new Date(text);
+  if (at.getTime() >= TIME_MS_MIN && at.getTime() <= TIME_MS_MAX) return at;
+  throw new ProblemError(
+    "COMMON.VALIDATION_FAILED",
+    `"${name}" ("${text}") must lie in the years 1970 to 9999 (UTC); send a time such as "2025-01-31T10:00:00Z"`,
+  );
 }
 
 function totalsOf(windows: readonly RevenueWindow[]): { currency: string; revenue: string; orders: number }[] {

@@ -72,6 +72,13 @@ Deno.test({
           ["?limit=5", /use from, to and currency/],
           ["?from=2025-03-01T11:00:00Z&to=2025-03-01T10:00:00Z", /must be before "to"/],
           ["?from=2025-02-01T00:00:00Z&to=2025-03-01T00:00:00Z", /longer than 7 days/],
+          // PostgreSQL refuses year 0000 (SQLSTATE 22008): refused here as a 400, not a database error.
+          [
+            "?from=0000-01-01T00:00:00Z&to=0000-01-01T01:00:00Z",
+            /"to" \("0000-01-01T01:00:00Z"\) must lie in the years 1970 to 9999/,
+          ],
+          ["?from=0000-01-01T00:00:00Z&to=1970-01-01T01:00:00Z", /"from" .* must lie in the years 1970 to 9999/],
+          ["?from=9999-12-31T23:00:00Z&to=9999-12-31T23:30:00-01:00", /"to" .* must lie in the years 1970 to 9999/],
         ];
         for (const [query, detail] of cases) {
           const response = await get(query);
@@ -81,6 +88,14 @@ Deno.test({
           assert.equal(body.code, "COMMON.VALIDATION_FAILED");
           assert.match(body.detail, detail, query);
         }
+      });
+
+      await t.step("the last hour of year 9999 is a valid, empty range", async () => {
+        const response = await get("?from=9999-12-31T23:00:00Z&to=9999-12-31T23:59:59.999Z");
+        assert.equal(response.status, 200);
+        const body = await response.json();
+        assert.equal(body.to, "9999-12-31T23:59:59.999Z");
+        assert.deepEqual(body.windows, []);
       });
 
       await t.step("an answer over 20,160 windows is refused unless a currency narrows it", async () => {

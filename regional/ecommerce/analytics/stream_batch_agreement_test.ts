@@ -65,6 +65,9 @@ Deno.test({
         payments,
         nudgeOutbox: () => relay.nudge(),
         reservationTtlSec: 60,
+        // A hold of 60 s needs payments bounded well within it (orders start a charge only if it can finish).
+        stockTimeoutMs: 2_000,
+        paymentTimeoutMs: 2_000,
       });
       const post = async (app: Hono, path: string, body: unknown, roles: readonly Role[] = ["CUSTOMER"]) => {
         const response = await app.request(path, {

@@ -130,10 +130,21 @@ export async function getCartItemsForCheckout(
   return (await itemsOf(sql, cartId)).map((i) => ({ productId: i.product_id, qty: i.qty }));
 }
 
-/** Empties a cart (after checkout), inside the caller's transaction. */
-export async function clearCart(tx: SqlExecutor, cartId: string): Promise<void> {
-  if (!UUID.test(cartId)) return;
-  await tx.query`delete from cart_items where cart_id = ${cartId}::uuid`;
+/**
+ * Takes the checked-out `lines` off a cart (after checkout), inside the caller's transaction. Only lines
+ * still as they were read are removed: a product added, or a quantity changed, while the order was being
+ * placed stays in the cart instead of vanishing without being ordered.
+ */
+export async function clearCart(
+  tx: SqlExecutor,
+  cartId: string,
+  lines: readonly { readonly productId: string; readonly qty: number }[],
+): Promise<void> {
+  if (!UUID.test(cartId) || lines.length === 0) return;
+  await tx.query`
+    delete from cart_items c
+    using unnest(${lines.map((l) => l.productId)}::uuid[], ${lines.map((l) => l.qty)}::int[]) as o (product_id, qty)
+    where c.cart_id = ${cartId}::uuid and c.product_id = o.product_id and c.qty = o.qty`;
   await tx.query`update carts set updated_at = now() where id = ${cartId}::uuid`;
 }
 

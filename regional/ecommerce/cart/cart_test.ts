@@ -225,7 +225,7 @@ Deno.test({
 
 Deno.test({
   ...opts,
-  name: "clearCart empties a cart inside the caller's transaction",
+  name: "clearCart takes the checked-out lines off a cart inside the caller's transaction",
   fn: async () => {
     const w = await world();
     const item = await product(w, "2.00");
@@ -233,13 +233,16 @@ Deno.test({
     await call(w.carts, "POST", `/api/v1/carts/${cart.id}/items`, w.alice, { productId: item.id, qty: 2 });
     await assert.rejects(
       w.sql.transaction(async (tx) => {
-        await clearCart(tx, cart.id);
+        await clearCart(tx, cart.id, [{ productId: item.id, qty: 2 }]);
         throw new Error("checkout failed");
       }),
       /checkout failed/,
     );
     assert.equal((await getCartItemsForCheckout(w.sql, "alice", cart.id))?.length, 1);
-    await w.sql.transaction((tx) => clearCart(tx, cart.id));
+    // A line whose quantity differs from the one checked out is not the one ordered: it stays.
+    await w.sql.transaction((tx) => clearCart(tx, cart.id, [{ productId: item.id, qty: 1 }]));
+    assert.equal((await getCartItemsForCheckout(w.sql, "alice", cart.id))?.length, 1);
+    await w.sql.transaction((tx) => clearCart(tx, cart.id, [{ productId: item.id, qty: 2 }]));
     assert.deepEqual(await getCartItemsForCheckout(w.sql, "alice", cart.id), []);
   },
 });

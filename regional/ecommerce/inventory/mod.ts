@@ -42,3 +42,4 @@ export {
   type InventorySnapshot,
   startInventoryCacheProjection,
 } from "./cache_projection.ts";
+export { type ReleaseOnCancelOptions, startReleaseOnCancel } from "./release_on_cancel.ts";

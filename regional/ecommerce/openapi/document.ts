@@ -345,6 +345,14 @@ export const ecommerceOpenApiDocument: OpenApiDocument = {
       post: orderTransition("payOrder", "Pay a RESERVED order (its owner)", {
         responses: {
           "402": problem("The payment was declined; the order is CANCELED", ["ECOMMERCE.PAYMENT_DECLINED"]),
+          "409": problem(
+            "The key is in flight, the order is not RESERVED, or its stock hold lapses (the order is CANCELED)",
+            [
+              "ECOMMERCE.IDEMPOTENCY_KEY_IN_FLIGHT",
+              "ECOMMERCE.ORDER_INVALID_TRANSITION",
+              "ECOMMERCE.RESERVATION_EXPIRED",
+            ],
+          ),
           "503": problem("The payment gateway is unavailable; the order stays RESERVED", [
             "ECOMMERCE.PAYMENT_UNAVAILABLE",
           ]),

@@ -96,6 +96,10 @@ export function createMemoryStock(onHand: Readonly<Record<string, number>>): Mem
     confirm(id) {
       check("confirm", id);
       const reservation = reservations.get(id);
+      // As inventory answers: a hold that was released (or expired) can never be confirmed.
+      if (reservation?.state === "released") {
+        return Promise.reject(new ProblemError("COMMON.CONFLICT", `Reservation "${id}" is released (test)`));
+      }
       if (reservation?.state === "held") reservation.state = "confirmed";
       return Promise.resolve();
     },

@@ -99,7 +99,9 @@ export function idempotencyMiddleware(options: IdempotencyOptions): MiddlewareHa
     let requestHash: string;
     try {
       key = keyOf(c.req.header(IDEMPOTENCY_KEY_HEADER));
-      requestHash = await requestHashOf(c, instance);
+      // Hono's percent-decoded path: `/api/v1/%6Frders` is the same request as `/api/v1/orders` (it reaches
+      // the same route), so it must hash the same and be replayed, not refused as a reused key.
+      requestHash = await requestHashOf(c, c.req.path);
     } catch (error) {
       return errorToResponse(error, instance);
     }
@@ -297,14 +299,25 @@ async function release(
 ): Promise<void> {
   const { scope, key, started } = claim;
   try {
+    // A claim on which the request recorded an effect (an order was placed, then something failed) is kept,
+    // its lease ended at once: the client's retry with the key takes it over and finds that order, instead
+    // of placing a second one next to it. A claim with no effect is deleted.
     await sql.query`
       delete from idempotency_keys
-      where user_id = ${scope} and key = ${key} and created_at = ${started} and status = 'in_flight'`;
+      where user_id = ${scope} and key = ${key} and created_at = ${started} and status = 'in_flight'
+        and effect_ref is null`;
+    await sql.query`
+      update idempotency_keys set created_at = ${LEASE_ENDED}
+      where user_id = ${scope} and key = ${key} and created_at = ${started} and status = 'in_flight'
+        and effect_ref is not null`;
   } catch (error) {
     // The claim then blocks the key until its lease runs out; the client sees 409 and retries later.
     log.warn("could not release an idempotency key", { key, error: String(error) });
   }
 }
+
+/** A claim's `created_at` once its holder gave it up: older than any lease, so the next claim takes it over. */
+const LEASE_ENDED = new Date(0);
 
 function storedHeadersOf(headers: Headers): Record<string, string> {
   const stored: Record<string, string> = {};

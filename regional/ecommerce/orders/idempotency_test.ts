@@ -109,6 +109,40 @@ Deno.test({
 });
 
 Deno.test({
+  name: "idempotencyMiddleware() replays a request whose path is spelled with percent-escapes: it is the same request",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: () =>
+    withPglite(async (sql) => {
+      const tokens = await createTestTokens();
+      const clock = { now: new Date("2026-01-01T00:00:00Z") };
+      const { app, runs } = appOf(sql, tokens, clock);
+      const first = await send(app, tokens, "/things/ok", { key: "k1", body: '{"a":1}' });
+      assert.equal(first.status, 202);
+      const firstBody = await first.text();
+      // Both reach the route of /things/ok (Hono routes on the decoded path); a retry may be spelled either way.
+      for (const path of ["/things/%6Fk", "/%74hings/%6f%6B"]) {
+        const replay = await send(app, tokens, path, { key: "k1", body: '{"a":1}' });
+        assert.equal(replay.status, 202, path);
+        assert.equal(await replay.text(), firstBody, path);
+        assert.equal(replay.headers.get("idempotent-replayed"), "true", path);
+      }
+      assert.equal(runs(), 1);
+      // The first request may be the escaped one, too.
+      const escaped = await send(app, tokens, "/things/%63onflict", { key: "k2" });
+      assert.equal(escaped.status, 409);
+      const plain = await send(app, tokens, "/things/conflict", { key: "k2" });
+      assert.equal(plain.status, 409);
+      assert.equal(plain.headers.get("idempotent-replayed"), "true");
+      assert.equal(runs(), 2);
+      // A path that decodes to another route is still another request.
+      const other = await send(app, tokens, "/things/%63onflict", { key: "k1", body: '{"a":1}' });
+      assert.equal(other.status, 422);
+      assert.equal((await other.json()).code, "ECOMMERCE.IDEMPOTENCY_KEY_REUSED");
+    }),
+});
+
+Deno.test({
   name: "idempotencyMiddleware() treats a key as new after 24 h and frees a stale in-flight claim after its lease",
   sanitizeResources: false,
   sanitizeOps: false,

@@ -75,4 +75,11 @@ export const ordersMigrations: readonly { id: string; sql: string }[] = [
     id: "ecommerce-orders-002",
     sql: `alter table idempotency_keys add column if not exists effect_ref text;`,
   },
+  {
+    // Orders still open (PENDING, RESERVED) by age: the lapse sweeper (order_lapse.ts) finds the ones whose
+    // stock hold has lapsed without reading the closed history.
+    id: "ecommerce-orders-003",
+    sql: `create index if not exists orders_open_by_created on orders (created_at)
+            where status in ('PENDING', 'RESERVED');`,
+  },
 ];

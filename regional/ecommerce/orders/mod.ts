@@ -15,5 +15,6 @@ export {
   purgeExpiredIdempotencyKeys,
 } from "./idempotency.ts";
 export { ORDER_TRANSITIONS, type OrderItemView, type OrderView } from "./order_store.ts";
-export { PAYMENT_DECLINED_REASON } from "./pay_order.ts";
+export { PAYMENT_DECLINED_REASON, RESERVATION_EXPIRED_REASON } from "./pay_order.ts";
+export { type OrderLapse, type OrderLapseOptions, startOrderLapse } from "./order_lapse.ts";
 export { ORDER_LIMITS } from "./schemas.ts";

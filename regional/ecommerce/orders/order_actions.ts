@@ -114,6 +114,13 @@ export async function fulfilOrder(ctx: OrderContext, principal: Principal, id: s
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/**
+ * The times a cursor may name (years 1970 to 9999): every order was placed in them, and PostgreSQL refuses
+ * some of what `new Date` parses (year 0000 and earlier: SQLSTATE 22008, a 500), so a forged cursor outside
+ * them is a 400 before SQL sees it.
+ */
+const CURSOR_TIME_MS_MIN = Date.UTC(1970, 0, 1);
+const CURSOR_TIME_MS_MAX = Date.UTC(10_000, 0, 1) - 1;
 
 /** The keyset position (created_at, id) of the last order shown, as base64url JSON. */
 function encodeCursor(order: OrderHead): string {
@@ -126,7 +133,11 @@ function decodeCursor(cursor: string): { createdAt: Date; id: string } {
     const json = atob(cursor.replaceAll("-", "+").replaceAll("_", "/"));
     const [iso, id] = JSON.parse(json) as [unknown, unknown];
     const createdAt = new Date(String(iso));
-    if (typeof iso === "string" && typeof id === "string" && UUID.test(id) && !Number.isNaN(createdAt.getTime())) {
+    const ms = createdAt.getTime();
+    if (
+      typeof iso === "string" && typeof id === "string" && UUID.test(id) && ms >= CURSOR_TIME_MS_MIN &&
+      ms <= CURSOR_TIME_MS_MAX
+    ) {
       return { createdAt, id };
     }
   } catch {

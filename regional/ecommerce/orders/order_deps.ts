@@ -2,6 +2,7 @@
 import type { TokenVerifier } from "../../../shared/auth/mod.ts";
 import type { Sql } from "../../../shared/ports/mod.ts";
 import type { PaymentGateway, StockReservations } from "../contracts.ts";
+import { RESERVATION_TTL_SEC_MAX } from "../inventory/mod.ts";
 
 export interface OrderRoutesDeps {
   readonly sql: Sql;
@@ -10,7 +11,7 @@ export interface OrderRoutesDeps {
   readonly payments: PaymentGateway;
   /** Wakes the outbox relay after a commit that appended events. */
   readonly nudgeOutbox: () => void;
-  /** How long a reservation holds stock before it lapses unless paid. @default 900 */
+  /** How long a reservation holds stock before it lapses unless paid; 1 to 3600 (inventory's max). @default 900 */
   readonly reservationTtlSec?: number;
   /** Bound on each inventory call (reserve, release, confirm, commit). @default 5000 */
   readonly stockTimeoutMs?: number;
@@ -37,6 +38,12 @@ export interface OrderContext {
   readonly now: () => Date;
 }
 
+/**
+ * Slack on top of the payment and inventory bounds when deciding whether a charge can finish before the
+ * order's stock hold lapses (pay_order.ts).
+ */
+export const HOLD_MARGIN_MS = 5_000;
+
 /** The event producer name of this context. */
 export const ORDER_PRODUCER = "order-service";
 
@@ -54,11 +61,25 @@ export function orderContextOf(deps: OrderRoutesDeps): OrderContext {
   for (const name of ["sql", "stock", "payments", "nudgeOutbox"] as const) {
     if (!context[name]) throw new TypeError(`createOrderRoutes requires deps.${name}`);
   }
-  if (!(Number.isInteger(context.reservationTtlSec) && context.reservationTtlSec >= 1)) {
-    throw new RangeError(`reservationTtlSec must be a positive integer, got ${context.reservationTtlSec}`);
+  // Inventory refuses a longer reservation: every order would fail with 503, so it fails here at setup.
+  const ttlSec = context.reservationTtlSec;
+  if (!(Number.isInteger(ttlSec) && ttlSec >= 1 && ttlSec <= RESERVATION_TTL_SEC_MAX)) {
+    throw new RangeError(
+      `reservationTtlSec must be an integer from 1 to ${RESERVATION_TTL_SEC_MAX} (inventory's maximum), got ${ttlSec}`,
+    );
   }
   for (const name of ["stockTimeoutMs", "paymentTimeoutMs"] as const) {
     if (!(context[name] > 0)) throw new RangeError(`${name} must be positive, got ${context[name]}`);
+  }
+  // A payment is started only if it can finish within the hold (pay_order.ts): a shorter hold makes every
+  // order unpayable, so it fails here at setup.
+  const payBoundMs = context.paymentTimeoutMs + context.stockTimeoutMs + HOLD_MARGIN_MS;
+  if (ttlSec * 1_000 < 2 * payBoundMs) {
+    throw new RangeError(
+      `reservationTtlSec (${ttlSec}) must be at least ${Math.ceil((2 * payBoundMs) / 1_000)} s: twice the longest ` +
+        `payment (paymentTimeoutMs ${context.paymentTimeoutMs} + stockTimeoutMs ${context.stockTimeoutMs} + ` +
+        `${HOLD_MARGIN_MS} ms), or orders could barely be paid before their stock hold lapses`,
+    );
   }
   return Object.freeze(context);
 }

@@ -109,6 +109,23 @@ export async function findOrderHead(sql: SqlExecutor, id: string): Promise<Order
   return rows[0] ? headOf(rows[0]) : undefined;
 }
 
+/**
+ * Up to `limit` orders still PENDING or RESERVED that were created before `createdBefore`, oldest first
+ * (the partial index `orders_open_by_created` keeps this a short scan whatever the history holds).
+ */
+export async function listOpenOrderHeadsCreatedBefore(
+  sql: SqlExecutor,
+  createdBefore: Date,
+  limit: number,
+): Promise<OrderHead[]> {
+  const rows = await sql.query<OrderRow>`
+    select id::text as id, user_id, status, total_amount::text as total_amount, currency, created_at, updated_at,
+           version
+    from orders where status in ('PENDING', 'RESERVED') and created_at < ${createdBefore}
+    order by created_at limit ${limit}`;
+  return rows.map(headOf);
+}
+
 /** The full views of `heads`, items included, in the order given (one query for all items). */
 export async function viewsOf(sql: SqlExecutor, heads: readonly OrderHead[]): Promise<OrderView[]> {
   if (heads.length === 0) return [];

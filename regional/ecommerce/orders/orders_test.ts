@@ -5,6 +5,7 @@ import { metrics } from "../../../shared/observability/mod.ts";
 import type { Sql } from "../../../shared/ports/mod.ts";
 import { createTestDatabase } from "../../../shared/testing/pg_database.ts";
 import { type Bench, call, createBench, eventsOf, historyOf, payloadsOf } from "./_orders_fixture.ts";
+import { startOrderLapse } from "./order_lapse.ts";
 
 const CREATED = "ecommerce.order.order.created.v1";
 const PAID = "ecommerce.order.order.paid.v1";
@@ -217,14 +218,19 @@ const scenarios: Record<string, (bench: Bench) => Promise<void>> = {
     assert.equal(bobsOrder.userId, "bob");
   },
 
-  "a 5xx is not stored: the key is released and the retry places the order": async (bench) => {
+  "a 5xx is not stored: the key is freed and the retry places the order": async (bench) => {
     const key = crypto.randomUUID();
     const body = { items: [{ productId: bench.products.apple, qty: 1 }] };
     bench.stock.setUnavailable("reserve", true);
     const failed = await call(bench, "/api/v1/orders", { key, body });
     await problem(failed, 503, "COMMON.UPSTREAM_UNAVAILABLE");
-    const keys = await bench.sql.query`select 1 from idempotency_keys where key = ${key}`;
-    assert.equal(keys.length, 0, "the key was released");
+    // No answer stored; the claim is kept (it names the order the attempt placed) with its lease ended, so the
+    // retry takes it over at once.
+    const keys = await bench.sql.query<{ status: string; response_status: number | null; created_at: Date }>`
+      select status, response_status, created_at from idempotency_keys where key = ${key}`;
+    assert.equal(keys.length, 1);
+    assert.equal(keys[0].response_status, null, "no answer stored");
+    assert.ok(keys[0].created_at.getTime() < Date.now() - 3_600_000, "its lease has ended");
     const abandoned = await bench.sql.query<{ id: string; status: string }>`
       select id::text as id, status from orders where user_id = 'alice'`;
     assert.deepEqual(
@@ -393,6 +399,36 @@ const scenarios: Record<string, (bench: Bench) => Promise<void>> = {
     await problem(await call(bench, "/api/v1/orders", { body: { cartId: cart.id } }), 400, "COMMON.VALIDATION_FAILED");
   },
 
+  "a cart checkout takes off only the lines it ordered; a line added or changed meanwhile stays": async (bench) => {
+    const cart = await (await call(bench, "/api/v1/carts", { method: "POST", key: null }, bench.carts)).json();
+    const put = async (productId: string, qty: number) => {
+      const response = await call(
+        bench,
+        `/api/v1/carts/${cart.id}/items`,
+        { key: null, body: { productId, qty } },
+        bench.carts,
+      );
+      assert.equal(response.status, 200, await response.clone().text());
+    };
+    await put(bench.products.pear, 4);
+    await put(bench.products.apple, 1);
+    const held = bench.stock.holdNextReserve();
+    const placing = call(bench, "/api/v1/orders", { body: { cartId: cart.id } });
+    await held.entered;
+    // While the stock is being reserved, the customer adds two more apples in another tab (1 + 2).
+    await put(bench.products.apple, 2);
+    held.release();
+    const order = await created(await placing);
+    const items = order.items as { qty: number }[];
+    assert.deepEqual(items.map((i) => i.qty).sort(), [1, 4], "ordered as read");
+    const after = await (await call(bench, `/api/v1/carts/${cart.id}`, {}, bench.carts)).json();
+    assert.deepEqual(
+      after.items.map((i: { productId: string; qty: number }) => [i.productId, i.qty]),
+      [[bench.products.apple, 3]],
+      "the changed line was not ordered, so it stays",
+    );
+  },
+
   "mixed currencies answer 422 and unknown products 404, and no order is created": async (bench) => {
     const { apple, euro } = bench.products;
     const mixed = await call(bench, "/api/v1/orders", {
@@ -436,6 +472,27 @@ const scenarios: Record<string, (bench: Bench) => Promise<void>> = {
     await problem(await call(bench, "/api/v1/orders?mine&unknown=1"), 400, "COMMON.VALIDATION_FAILED");
   },
 
+  "a cursor naming a time outside years 1970 to 9999 is a 400 problem, not a database error": async (bench) => {
+    const id = await placeApples(bench, 1);
+    const cursorOf = (iso: string, orderId = "00000000-0000-0000-0000-000000000000") =>
+      btoa(JSON.stringify([iso, orderId])).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
+    // PostgreSQL refuses year 0000 and earlier (SQLSTATE 22008); the others name no order either.
+    for (const iso of ["0000-01-01T00:00:00Z", "-000001-01-01T00:00:00Z", "+010000-01-01T00:00:00Z", "1969-12-31"]) {
+      const body = await problem(
+        await call(bench, `/api/v1/orders?mine&cursor=${cursorOf(iso)}`),
+        400,
+        "COMMON.VALIDATION_FAILED",
+      );
+      assert.match(String(body.detail), /pass the nextCursor of the previous page unchanged/, iso);
+    }
+    // The bounds themselves are positions: before every order, and after none.
+    const last = await (await call(bench, `/api/v1/orders?mine&cursor=${cursorOf("9999-12-31T23:59:59.999Z")}`))
+      .json();
+    assert.deepEqual(last.items.map((o: { id: string }) => o.id), [id]);
+    const first = await (await call(bench, `/api/v1/orders?mine&cursor=${cursorOf("1970-01-01T00:00:00Z")}`)).json();
+    assert.deepEqual(first, { items: [], nextCursor: null });
+  },
+
   "concurrent transitions of one order: exactly one wins, the others answer 409": async (bench) => {
     const id = await placeApples(bench);
     const responses = await Promise.all(
@@ -461,6 +518,137 @@ const scenarios: Record<string, (bench: Bench) => Promise<void>> = {
     await problem(await placing, 409, "ECOMMERCE.ORDER_INVALID_TRANSITION");
     assert.equal(bench.stock.available(bench.products.apple), 10, "the late reservation was released");
     assert.deepEqual(await eventsOf(bench.sql, pending.id), [CREATED, CANCELED]);
+  },
+
+  "paying an order whose stock hold would lapse during the charge cancels it: 409, nothing charged": async (bench) => {
+    const orderId = await placeApples(bench, 2);
+    assert.equal(bench.stock.available(bench.products.apple), 8);
+    // TTL 60 s; the charge (2 s), the confirm (2 s) and 5 s of margin would end past the hold's end.
+    await bench.sql
+      .query`update orders set created_at = created_at - interval '52 seconds' where id = ${orderId}::uuid`;
+    const response = await call(bench, `/api/v1/orders/${orderId}/pay`, { method: "POST" });
+    await problem(response, 409, "ECOMMERCE.RESERVATION_EXPIRED");
+    assert.equal(bench.payments.requests.length, 0, "the gateway was not called");
+    const order = await (await call(bench, `/api/v1/orders/${orderId}`)).json();
+    assert.equal(order.status, "CANCELED");
+    assert.deepEqual(await eventsOf(bench.sql, orderId), [CREATED, CANCELED]);
+    assert.equal((await payloadsOf(bench.sql, orderId))[1].reason, "reservation expired");
+    assert.equal(bench.stock.available(bench.products.apple), 10, "the hold was released");
+    // A retry gets the same answer from the canceled order, never a charge.
+    await problem(
+      await call(bench, `/api/v1/orders/${orderId}/pay`, { method: "POST" }),
+      409,
+      "ECOMMERCE.ORDER_INVALID_TRANSITION",
+    );
+    assert.equal(bench.payments.requests.length, 0);
+  },
+
+  "an approved charge that finds its hold gone cancels the order (409) instead of answering 503 forever": async (
+    bench,
+  ) => {
+    const orderId = await placeApples(bench, 1);
+    // The hold lapsed behind the order's back (inventory's sweeper, a lost release).
+    await bench.stock.release(orderId);
+    const response = await call(bench, `/api/v1/orders/${orderId}/pay`, { method: "POST" });
+    await problem(response, 409, "ECOMMERCE.RESERVATION_EXPIRED");
+    const order = await (await call(bench, `/api/v1/orders/${orderId}`)).json();
+    assert.equal(order.status, "CANCELED");
+    const payments = await bench.sql.query<{ status: string }>`
+      select status from payments where order_id = ${orderId}::uuid`;
+    assert.deepEqual(payments.map((p) => p.status), ["APPROVED"], "the charge is on record for its refund");
+    assert.deepEqual(await eventsOf(bench.sql, orderId), [CREATED, CANCELED]);
+  },
+
+  "the lapse sweeper cancels open orders past their hold, and leaves fresh and paid ones": async (bench) => {
+    const reserved = await placeApples(bench, 1);
+    const pending = await placeApples(bench, 1);
+    const fresh = await placeApples(bench, 1);
+    const paidOrder = await placeApples(bench, 1);
+    await paid(bench, paidOrder);
+    // A process that died between the insert and the reservation leaves an order PENDING.
+    await bench.sql.query`update orders set status = 'PENDING' where id = ${pending}::uuid`;
+    await bench.sql.query`
+      update orders set created_at = created_at - interval '121 seconds'
+      where id = any(${[reserved, pending, paidOrder]}::uuid[])`;
+    const released: string[] = [];
+    const lapse = startOrderLapse({
+      sql: bench.sql,
+      release: (orderId) => (released.push(orderId), bench.stock.release(orderId)),
+      nudgeOutbox: () => {},
+      reservationTtlSec: 60,
+      graceMs: 60_000,
+      intervalMs: 3_600_000,
+    });
+    try {
+      assert.equal(await lapse.sweep(), 2);
+      assert.equal(await lapse.sweep(), 0, "each is canceled once");
+    } finally {
+      await lapse.stop();
+    }
+    assert.deepEqual(released.sort(), [reserved, pending].sort());
+    for (const id of [reserved, pending]) {
+      assert.deepEqual(await eventsOf(bench.sql, id), [CREATED, CANCELED]);
+      assert.equal((await payloadsOf(bench.sql, id))[1].reason, "reservation expired");
+    }
+    const statusOf = async (id: string) => (await (await call(bench, `/api/v1/orders/${id}`)).json()).status;
+    assert.equal(await statusOf(fresh), "RESERVED");
+    assert.equal(await statusOf(paidOrder), "PAID");
+    assert.equal(bench.stock.available(bench.products.apple), 8, "fresh and paid keep their units");
+  },
+
+  "a 5xx after the order was placed: the retry with the key finds that order instead of a second": async (bench) => {
+    // Transitions to a status named in the table fail, as a database error would.
+    await bench.sql.exec(`
+      create table if not exists bv_test_blocked (status text primary key);
+      create or replace function bv_test_block_status() returns trigger language plpgsql as $$
+      begin
+        if exists (select 1 from bv_test_blocked where status = new.status) then
+          raise exception 'transition to % blocked by the test', new.status;
+        end if;
+        return new;
+      end $$;
+      create or replace trigger bv_test_block_status before update on orders
+        for each row execute function bv_test_block_status();`);
+    const body = { items: [{ productId: bench.products.apple, qty: 1 }] };
+    const ordersOfAlice = async () => (await bench.sql.query<{ id: string; status: string }>`
+        select id::text as id, status from orders where user_id = 'alice' order by created_at`);
+    try {
+      // 1. RESERVED fails, the cancel works: the order is CANCELED with its event and its stock back.
+      await bench.sql.exec("insert into bv_test_blocked values ('RESERVED')");
+      const key = crypto.randomUUID();
+      const failed = await call(bench, "/api/v1/orders", { body, key });
+      assert.equal(failed.status, 500, await failed.clone().text());
+      const [first] = await ordersOfAlice();
+      assert.equal(first.status, "CANCELED", "no order is left PENDING with nothing ahead of it");
+      assert.deepEqual(await eventsOf(bench.sql, first.id), [CREATED, CANCELED]);
+      assert.equal(bench.stock.available(bench.products.apple), 10);
+      await bench.sql.exec("delete from bv_test_blocked");
+      // The retry places the order anew (the first was canceled, nothing charged or held).
+      const retried = await created(await call(bench, "/api/v1/orders", { body, key }));
+      assert.notEqual(retried.id, first.id);
+      assert.equal(retried.status, "RESERVED");
+      assert.equal(bench.stock.available(bench.products.apple), 9);
+
+      // 2. RESERVED and CANCELED both fail: the order stays PENDING with its stock held, and the retry with
+      // the key takes that very order on instead of placing a second one.
+      await bench.sql.exec("insert into bv_test_blocked values ('RESERVED'), ('CANCELED')");
+      const key2 = crypto.randomUUID();
+      const failedAgain = await call(bench, "/api/v1/orders", { body, key: key2 });
+      assert.equal(failedAgain.status, 500, await failedAgain.clone().text());
+      const stuck = (await ordersOfAlice()).at(-1)!;
+      assert.equal(stuck.status, "PENDING");
+      assert.equal(bench.stock.available(bench.products.apple), 8, "its hold stays");
+      await bench.sql.exec("delete from bv_test_blocked");
+      const resumed = await created(await call(bench, "/api/v1/orders", { body, key: key2 }));
+      assert.equal(resumed.id, stuck.id, "the same order, not a second one");
+      assert.equal(resumed.status, "RESERVED");
+      assert.equal((await ordersOfAlice()).length, 3);
+      assert.equal(bench.stock.available(bench.products.apple), 8, "held once");
+    } finally {
+      await bench.sql.exec(
+        "drop trigger if exists bv_test_block_status on orders; drop table if exists bv_test_blocked",
+      );
+    }
   },
 
   "order metrics count placed orders and their latency": async (bench) => {

@@ -14,11 +14,13 @@ import { appendToOutbox, envelopeFor } from "../outbox/mod.ts";
 import { authorizeOrder } from "./authorize.ts";
 import { releaseQuietly, withTimeout } from "./bounded_calls.ts";
 import { loadOrder, viewOf } from "./order_actions.ts";
-import { ORDER_PRODUCER, type OrderContext } from "./order_deps.ts";
+import { HOLD_MARGIN_MS, ORDER_PRODUCER, type OrderContext } from "./order_deps.ts";
 import { type OrderHead, type OrderView, recordPayment, transitionOrder } from "./order_store.ts";
 
 /** The reason carried by the canceled event when the gateway declines (consumers may branch on it). */
 export const PAYMENT_DECLINED_REASON = "payment declined";
+/** The reason carried by the canceled event when the order's stock hold lapsed before it was paid. */
+export const RESERVATION_EXPIRED_REASON = "reservation expired";
 
 type Approved = Extract<PaymentResult, { status: "APPROVED" }>;
 type Declined = Extract<PaymentResult, { status: "DECLINED" }>;
@@ -27,6 +29,14 @@ type Declined = Extract<PaymentResult, { status: "DECLINED" }>;
 export async function payOrder(ctx: OrderContext, principal: Principal, id: string): Promise<OrderView> {
   const order = await loadOrder(ctx, id);
   authorizeOrder("order.pay", principal, order);
+  // Inventory holds the stock `reservationTtlSec` from the reservation, which came after the order was
+  // created: `createdAt + TTL` is a lower bound of the hold's end. A charge that might still run when the
+  // hold lapses is not started — the money would be taken for stock that went back on sale.
+  const holdEndsBy = order.createdAt.getTime() + ctx.reservationTtlSec * 1_000;
+  if (ctx.now().getTime() + ctx.paymentTimeoutMs + ctx.stockTimeoutMs + HOLD_MARGIN_MS > holdEndsBy) {
+    await cancelLapsed(lapseDepsOf(ctx), order);
+    throw reservationExpired(order.id, "before the payment could finish");
+  }
   const charge: PaymentRequest = { orderId: order.id, amount: order.totalAmount, currency: order.currency };
   const result = await chargeOrThrow(ctx, charge);
   if (result.status === "DECLINED") return await decline(ctx, order, charge, result);
@@ -87,6 +97,17 @@ async function complete(
     await withTimeout(ctx.stock.confirm(order.id), ctx.stockTimeoutMs, "Inventory");
   } catch (error) {
     await recordPayment(ctx.sql, { ...attempt, at: ctx.now() });
+    if (error instanceof ProblemError && error.code === "COMMON.CONFLICT") {
+      // The hold is gone for good (released or expired): a retry could never confirm it. The order is
+      // canceled so it stops asking for a payment, and the approved charge is flagged for a refund.
+      log.error("an approved charge found its stock hold gone; the order is canceled and the charge needs a refund", {
+        orderId: order.id,
+        authCode: result.authCode,
+        error: String(error),
+      });
+      await cancelLapsed(lapseDepsOf(ctx), order);
+      throw reservationExpired(order.id, "while the payment ran; the approved charge will be refunded");
+    }
     throw new ProblemError(
       "COMMON.UPSTREAM_UNAVAILABLE",
       `Payment for order "${order.id}" was approved but its stock could not be confirmed; retry the payment ` +
@@ -120,4 +141,46 @@ async function complete(
     });
     throw error;
   }
+}
+
+/** What {@linkcode cancelLapsed} needs: the order service's context, or the lapse sweeper's. */
+export type LapseDeps = Pick<OrderContext, "sql" | "now" | "nudgeOutbox"> & {
+  /** Gives the order's stock back (idempotent); a failure is left to the canceled event's consumer. */
+  readonly release: (orderId: string) => Promise<void>;
+};
+
+/**
+ * Cancels an open order whose stock hold lapsed, with the canceled event (whose consumer in inventory also
+ * releases the stock, durably), then releases the stock at once. False when the order moved on meanwhile.
+ */
+export async function cancelLapsed(ctx: LapseDeps, order: OrderHead): Promise<boolean> {
+  try {
+    await ctx.sql.transaction(async (tx) => {
+      await transitionOrder(tx, order, {
+        to: "CANCELED",
+        reason: RESERVATION_EXPIRED_REASON,
+        actor: "system",
+        at: ctx.now(),
+      });
+      const payload = { orderId: order.id, userId: order.userId, reason: RESERVATION_EXPIRED_REASON };
+      await appendToOutbox(tx, envelopeFor(orderCanceled, payload, ORDER_PRODUCER));
+    });
+  } catch (error) {
+    if (error instanceof ProblemError && error.code === "ECOMMERCE.ORDER_INVALID_TRANSITION") return false;
+    throw error;
+  }
+  ctx.nudgeOutbox();
+  await ctx.release(order.id);
+  return true;
+}
+
+function lapseDepsOf(ctx: OrderContext): LapseDeps {
+  return { ...ctx, release: (orderId) => releaseQuietly(ctx, orderId) };
+}
+
+function reservationExpired(orderId: string, when: string): ProblemError {
+  return new ProblemError(
+    "ECOMMERCE.RESERVATION_EXPIRED",
+    `The stock held for order "${orderId}" lapses ${when}; the order is canceled — place a new order`,
+  );
 }

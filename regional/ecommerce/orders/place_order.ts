@@ -56,7 +56,9 @@ export async function placeOrder(
   let outcome = "rejected";
   try {
     const prior = claim?.priorEffect ? await resumablePrior(ctx, principal, claim.priorEffect) : undefined;
-    if (prior) return await resume(ctx, principal, prior, body, (o) => outcome = o);
+    // A canceled prior order was the earlier attempt's failure (its answer was a 5xx, so the key was kept
+    // for this retry, with no charge and no stock held): the retry places the order anew.
+    if (prior && prior.status !== "CANCELED") return await resume(ctx, principal, prior, body, (o) => outcome = o);
     return await place(ctx, principal, body, (o) => outcome = o, claim);
   } finally {
     if (outcome !== "rejected") ordersCreated.inc({ outcome });
@@ -131,17 +133,47 @@ async function reserveAndConfirm(
       ? await transitionOrder(ctx.sql, pending, change)
       : await ctx.sql.transaction(async (tx) => {
         const next = await transitionOrder(tx, pending, change);
-        await clearCart(tx, cartId);
+        await clearCart(tx, cartId, requested);
         return next;
       });
     setOutcome("reserved");
     // The items were written by this request: answer them instead of reading them back.
     return viewOf(reserved, items);
   } catch (error) {
-    // Canceled meanwhile (the customer may cancel a PENDING order): give the stock back.
-    await releaseQuietly(ctx, pending.id);
+    await undoReservation(ctx, pending, error);
     throw error;
   }
+}
+
+/**
+ * The RESERVED transition failed: the customer canceled the PENDING order meanwhile (409), or the database
+ * failed (a 5xx, after which the client retries with the same key). The order must not stay PENDING with
+ * nothing ahead of it, and its stock is given back only once the order is certainly CANCELED: a transition
+ * that committed although its answer was lost leaves a RESERVED order, whose hold must stay. If the cancel
+ * itself fails the hold stays too: a retry with the same key resumes the order, or the lapse sweeper
+ * cancels it and releases the stock.
+ */
+async function undoReservation(ctx: OrderContext, pending: OrderHead, cause: unknown): Promise<void> {
+  try {
+    await cancelBySystem(ctx, pending, "order could not be confirmed");
+    const now = await findOrderHead(ctx.sql, pending.id);
+    if (now?.status !== "CANCELED") {
+      log.warn("the RESERVED transition failed but the order is not canceled; its stock stays held", {
+        orderId: pending.id,
+        status: now?.status,
+        error: String(cause),
+      });
+      return;
+    }
+  } catch (error) {
+    log.warn("an order whose RESERVED transition failed could not be canceled; its stock stays held", {
+      orderId: pending.id,
+      error: String(error),
+      cause: String(cause),
+    });
+    return;
+  }
+  await releaseQuietly(ctx, pending.id);
 }
 
 /** Statement 1 (atomic on its own): the order PENDING, its items, its first history row and the created event. */

@@ -65,7 +65,9 @@ export function isReplicatedWrite(method: string, pathname: string): boolean {
 export function forwardOrderWrites(options: ForwardOrderWritesOptions): MiddlewareHandler {
   if (!(options.timeoutMs > 0)) throw new RangeError(`timeoutMs must be positive, got ${options.timeoutMs}`);
   return async (c, next) => {
-    if (!isReplicatedWrite(c.req.method, new URL(c.req.url).pathname)) return await next();
+    // Hono's path, percent-decoded as Hono routes it: the raw one would let `/api/v1/%6Frders` reach the order
+    // route here unforwarded, to fail on the replica's write guard (SQLSTATE 25006, a 500).
+    if (!isReplicatedWrite(c.req.method, c.req.path)) return await next();
     const role = await options.role.current();
     if (role === undefined) return await next();
     if (role.writerRegion === role.localRegion) {

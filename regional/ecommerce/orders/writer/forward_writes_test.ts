@@ -90,6 +90,25 @@ Deno.test("the writer, a standalone region and every read are served locally", a
   }
 });
 
+Deno.test("a replica forwards a write whose path is percent-encoded, as Hono routes it, never writing locally", async () => {
+  const writer = writerIngress();
+  try {
+    const app = appWith(roleOf({ localRegion: "west", writerRegion: "east", epoch: 1 }), writer.url);
+    // Hono decodes these to /api/v1/orders and /api/v1/orders/o-1/pay: the local write routes would run them.
+    const spellings = ["/api/v1/%6Frders", "/api/v1/orders/o-1/%70ay", "/api/v1/%6frders/o-1/pay"];
+    for (const path of spellings) {
+      const response = await app.request(new Request(`http://west.local${path}`, placeOrder()));
+      assert.equal(response.status, 201, path);
+      assert.deepEqual(await response.json(), { id: "o-1", writtenBy: "east" }, path);
+      assert.equal(response.headers.get(ORDER_WRITER_HEADER), "east");
+    }
+    // Forwarded as sent: the writer's router decodes it the same way.
+    assert.deepEqual(writer.seen.map((s) => s.path), spellings);
+  } finally {
+    await writer.close();
+  }
+});
+
 Deno.test("a write already forwarded once is refused with 421 ORDER_WRITER_ELSEWHERE, never forwarded again", async () => {
   const writer = writerIngress();
   try {
