@@ -4,11 +4,13 @@
  * it imports nothing from the platform.
  */
 export {
+  type BvVerifyResult,
   DEFAULT_TOLERANCE_SEC,
   type HeadersLike,
   secretBytes,
   timingSafeEqual,
   verifyBvSignature,
+  type VerifyFailure,
   type VerifyFailureCode,
   type VerifyOptions,
   type VerifyResult,
