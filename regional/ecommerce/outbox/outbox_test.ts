@@ -274,3 +274,56 @@ Deno.test("[postgres] purges: published outbox rows and consumer markers past th
     await db.drop();
   }
 });
+
+Deno.test("[postgres] outbox relay: two relays publish one at a time, so rows go out in id order across them", async () => {
+  // Two processes' relays on one database. Relay A's publish of the first event is held; meanwhile a second
+  // event of the same order is committed and relay B is nudged. B must not publish it before A's batch.
+  const db = await createTestDatabase();
+  const sql = createPostgresSql({ url: db.url });
+  const inner = createMemoryEventLog();
+  const published: string[] = [];
+  let releaseFirst!: () => void;
+  const firstHeld = new Promise<void>((resolve) => releaseFirst = resolve);
+  let enteredFirst!: () => void;
+  const firstEntered = new Promise<void>((resolve) => enteredFirst = resolve);
+  const logOf = (relay: string, hold: boolean): EventLog => ({
+    ...inner,
+    publish: async (topic, records) => {
+      if (hold && published.length === 0) {
+        enteredFirst();
+        await firstHeld;
+      }
+      for (const record of records) published.push(`${relay}:${JSON.parse(record.value).eventId}`);
+      await inner.publish(topic, records);
+    },
+  });
+  await migrate(sql, [...outboxMigrations]);
+  const relayA = startOutboxRelay({ sql, eventLog: logOf("a", true), pollIntervalMs: 60_000 });
+  let relayB: ReturnType<typeof startOutboxRelay> | undefined;
+  try {
+    const orderId = uniqueName("o");
+    const first = createEnvelope(orderFulfilled, { orderId, userId: "u-1" }, context);
+    const second = createEnvelope(orderFulfilled, { orderId, userId: "u-1" }, context);
+    await sql.transaction((tx) => appendToOutbox(tx, first));
+    relayA.nudge();
+    await firstEntered;
+    await sql.transaction((tx) => appendToOutbox(tx, second));
+    relayB = startOutboxRelay({ sql, eventLog: logOf("b", false), pollIntervalMs: 60_000 });
+    relayB.nudge();
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    assert.equal(published.length, 0, "B waits while A's batch is in flight");
+    releaseFirst();
+    const started = Date.now();
+    while (published.length < 2) {
+      assert.ok(Date.now() - started < 5_000, `both events published, got ${JSON.stringify(published)}`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    assert.deepEqual(published.map((p) => p.split(":")[1]), [first.eventId, second.eventId], "id order");
+  } finally {
+    await relayA.stop();
+    await relayB?.stop();
+    await inner.close();
+    await sql.close();
+    await db.drop();
+  }
+});

@@ -1,8 +1,8 @@
 /**
  * @module
  * The outbox relay: publishes unpublished outbox rows to the event log in id order, then marks them
- * published. Rows are claimed with `for update skip locked` so several relays (several processes) can run
- * without publishing a row twice at the same time. The event log's producer is idempotent with acks=all.
+ * published. Several relays (several processes) may run: one transaction-scoped advisory lock lets one
+ * publish at a time, so rows go out in id order across relays, and each entity's events keep their order. The event log's producer is idempotent with acks=all.
  * Published rows are kept `retainPublishedMs` (for a look at what went out) and then deleted in bounded
  * batches, so the table holds minutes of traffic, not all of it.
  */
@@ -41,6 +41,9 @@ export async function purgePublishedOutbox(sql: Sql, retainMs: number, bounds?: 
   }, bounds);
 }
 
+/** Arbitrary constant advisory-lock key ("bvoutbx") serialising the relays of one database. */
+const RELAY_LOCK_KEY = 0x62766f75746278n;
+
 export interface OutboxRelay {
   /** Wakes the relay now (call after committing a transaction that appended to the outbox). */
   nudge(): void;
@@ -73,6 +76,11 @@ export function startOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
 
   async function publishBatch(): Promise<number> {
     return await options.sql.transaction(async (tx) => {
+      // One relay publishes at a time. With `skip locked` alone, a second relay (another process) claimed
+      // the rows after the first one's batch and could publish them first, or while the first one's failed
+      // publish rolled back: an entity's later event then reached the topic before its earlier one. Held to
+      // the commit, so the next relay's select sees this batch published.
+      await tx.query`select pg_advisory_xact_lock(${RELAY_LOCK_KEY.toString()}::int8)`;
       const rows = await tx.query<OutboxRow>`
         select id::text as id, topic, partition_key, envelope, headers from outbox
         where published_at is null order by outbox.id limit ${batchSize} for update skip locked`;
