@@ -20,6 +20,7 @@ import {
   type Sql,
 } from "../../../shared/ports/mod.ts";
 import { applySensorBatch, SENSOR_ADJUSTMENT_SOURCE, type SensorBatchOutcome } from "./apply_sensor_batch.ts";
+import { SensorBatchRefusedError } from "./forward_batch.ts";
 
 export { SENSOR_ADJUSTMENT_SOURCE };
 /**
@@ -83,7 +84,12 @@ export async function startSensorDeltaConsumer(deps: SensorDeltaConsumerDeps): P
   // Bad deltas are rejected (dead-lettered) by the apply itself; any failure that reaches here is the
   // database's, the writer region's or the broker's, and is waited out instead of dead-lettering good deltas.
   const applyBatch = (records: readonly IncomingRecord[]) =>
-    retryLaterOnFailure("Applying sensor deltas", () => applyOrReject(records));
+    retryLaterOnFailure(
+      "Applying sensor deltas",
+      () => applyOrReject(records),
+      // The writer region refused the batch for good: counted, so it ends dead-lettered.
+      (error) => error instanceof SensorBatchRefusedError,
+    );
   const applyOrReject = async (records: readonly IncomingRecord[]) => {
     const outcome = await (deps.apply ? deps.apply(records) : applySensorBatch(deps.sql, records));
     if (outcome.applied > 0) deps.nudgeOutbox();

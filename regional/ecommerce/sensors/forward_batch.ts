@@ -10,9 +10,11 @@
 import { Hono } from "hono";
 import { z } from "zod";
 import { ProblemError } from "../../../shared/contracts/problem.ts";
+import { log } from "../../../shared/observability/mod.ts";
 import { isProblemCode } from "../../../shared/contracts/grpc_problem.ts";
 import { problemResponse, readJson } from "../../../shared/http/mod.ts";
 import type { IncomingRecord, Sql } from "../../../shared/ports/mod.ts";
+import { isDeterministicSqlFailure } from "../../../shared/ports/retry_later.ts";
 import { applySensorBatch, type SensorBatchOutcome } from "./apply_sensor_batch.ts";
 
 export const SENSOR_BATCH_PATH = "/internal/v1/sensor-batches";
@@ -20,6 +22,19 @@ export const SENSOR_BATCH_PATH = "/internal/v1/sensor-batches";
 export const SENSOR_BATCH_RECORDS_MAX = 1_000;
 /** Set on a forwarded batch (the region that forwarded it); the writer refuses it if it is a replica too. */
 const FORWARDED_FROM_HEADER = "x-bv-forwarded-from-region";
+
+/**
+ * The writer refused the batch for good (its answer would be the same on every try: a record too large for
+ * the route, a SQL error of the statement itself). The consumer counts it toward its attempts, so the
+ * batch is dead-lettered in the end instead of stalling its partition forever; an outage, a timeout, a 421
+ * (the target is a replica itself) or a 503 is waited out.
+ */
+export class SensorBatchRefusedError extends Error {
+  override readonly name = "SensorBatchRefusedError";
+}
+
+/** Answers of the writer that may change on a later try: waited out, never counted. */
+const RETRYABLE_STATUSES = new Set([408, 421, 425, 429]);
 
 /** The writer region when this region's database is a replica; undefined when this region writes stock. */
 export type WriterElsewhere = () => Promise<string | undefined>;
@@ -54,7 +69,19 @@ export function createSensorBatchRoutes(deps: {
       return problemResponse("ECOMMERCE.ORDER_WRITER_ELSEWHERE", `Stock is written in region "${writer}"`);
     }
     const { records } = await readJson(c, BatchSchema, { bytesMax: 8 * 1024 * 1024 });
-    const outcome = await applySensorBatch(deps.sql, records);
+    let outcome: SensorBatchOutcome;
+    try {
+      outcome = await applySensorBatch(deps.sql, records);
+    } catch (error) {
+      // Told apart for the replica: a statement that fails on its data fails again (400, counted there);
+      // anything else is this database's outage (503, waited out).
+      if (isDeterministicSqlFailure(error)) {
+        log.warn("a forwarded sensor batch cannot be applied", { error: String(error) });
+        return problemResponse("COMMON.VALIDATION_FAILED", `The batch cannot be applied: ${String(error)}`);
+      }
+      log.warn("a forwarded sensor batch met a database outage", { error: String(error) });
+      return problemResponse("COMMON.UPSTREAM_UNAVAILABLE", "The stock database is unavailable; retry the batch");
+    }
     if (outcome.applied > 0) deps.nudgeOutbox();
     const indexOf = new Map<IncomingRecord, number>(records.map((r, i) => [r, i]));
     const body: OutcomeBody = {
@@ -100,9 +127,9 @@ export function createSensorBatchApplier(deps: {
     });
     const text = await response.text();
     if (response.status !== 200) {
-      throw new Error(
-        `Sensor batch forwarded to region "${writer}" answered ${response.status}: ${text.slice(0, 300)}`,
-      );
+      const message = `Sensor batch forwarded to region "${writer}" answered ${response.status}: ${text.slice(0, 300)}`;
+      const refused = response.status >= 400 && response.status < 500 && !RETRYABLE_STATUSES.has(response.status);
+      throw refused ? new SensorBatchRefusedError(message) : new Error(message);
     }
     const body = JSON.parse(text) as OutcomeBody;
     return {

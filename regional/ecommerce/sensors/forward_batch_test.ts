@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import { createPgliteSql } from "../../../shared/adapters/pglite/mod.ts";
-import { createSensorBatchApplier, createSensorBatchRoutes } from "./forward_batch.ts";
+import type { Sql } from "../../../shared/ports/mod.ts";
+import { RetryLaterError, retryLaterOnFailure } from "../../../shared/ports/retry_later.ts";
+import { createSensorBatchApplier, createSensorBatchRoutes, SensorBatchRefusedError } from "./forward_batch.ts";
 import { deltaRecord, migrateForSensors, productWithStock, stockOf } from "./_fixture_for_test.ts";
 
 /**
@@ -84,5 +86,52 @@ Deno.test("a target that is a replica itself refuses the batch, and the consumer
     assert.deepEqual(await stockOf(regions.writerDb, product.id), { onHand: 1, adjustments: 0 });
   } finally {
     await regions.close();
+  }
+});
+
+Deno.test("a batch the writer refuses for good is a counted failure; an outage or a 421 is waited out", async () => {
+  const answering = (status: number) =>
+    createSensorBatchApplier({
+      sql: undefined as unknown as Sql,
+      region: "west",
+      writerElsewhere: () => Promise.resolve("east"),
+      serviceUrlOf: () => "http://writer.invalid",
+      timeoutMs: 1_000,
+      fetch: () => Promise.resolve(new Response(`{"code":"X"}`, { status })),
+    });
+  const batch = [deltaRecord("SKU-1", "m-1", 1)];
+  for (const status of [400, 413, 422]) {
+    await assert.rejects(answering(status)(batch), SensorBatchRefusedError, `${status} is counted`);
+  }
+  for (const status of [421, 429, 500, 503, 504]) {
+    await assert.rejects(answering(status)(batch), (error: unknown) => {
+      assert.ok(!(error instanceof SensorBatchRefusedError), `${status} is waited out`);
+      // The consumer wraps it so: waited out, never counted or dead-lettered.
+      return true;
+    });
+  }
+  // And the consumer's rule turns exactly those into RetryLaterError.
+  const classify = (error: unknown) =>
+    retryLaterOnFailure("test", () => Promise.reject(error), (e) => e instanceof SensorBatchRefusedError);
+  await assert.rejects(classify(new SensorBatchRefusedError("refused")), SensorBatchRefusedError);
+  await assert.rejects(classify(new Error("503")), RetryLaterError);
+});
+
+Deno.test("the writer answers 400 for a batch whose statement fails on its data, 503 when its database is down", async () => {
+  const regions = await twoRegions();
+  try {
+    const product = await productWithStock(regions.writerDb, 1);
+    // A statement that fails on every try (here its table is gone: SQLSTATE 42P01).
+    await regions.writerDb.exec("alter table inventory_adjustment rename to inventory_adjustment_gone");
+    await assert.rejects(regions.applier([deltaRecord(product.sku, "m-1", 1)]), SensorBatchRefusedError);
+    await regions.writerDb.exec("alter table inventory_adjustment_gone rename to inventory_adjustment");
+    await regions.writerDb.close();
+    await assert.rejects(regions.applier([deltaRecord(product.sku, "m-2", 1)]), (error: unknown) => {
+      assert.ok(!(error instanceof SensorBatchRefusedError), String(error));
+      assert.match(String(error), /answered 503/);
+      return true;
+    });
+  } finally {
+    await regions.close().catch(() => {});
   }
 });
