@@ -163,7 +163,8 @@ export async function latestNotificationsOfOrders(
     select distinct on (order_id)
            id::text as id, order_id, seq, event_id::text as event_id, event_type, status, user_id, occurred_at
     from order_notifications where order_id = any(${[...orderIds]}::text[])
-    order by order_id, id desc`;
+    order by order_id, case status when 'FULFILLED' then 3 when 'CANCELED' then 3 when 'PAID' then 2 else 1 end desc,
+             id desc`;
   return new Map(rows.map((row) => [row.order_id, toNotification(row)]));
 }
 
@@ -197,7 +198,9 @@ export async function latestNotification(sql: Sql, channel: ChannelKey): Promise
   const rows = channel.kind === "order"
     ? await sql.query<NotificationRow>`
         select id::text as id, order_id, seq, event_id::text as event_id, event_type, status, user_id, occurred_at
-        from order_notifications where order_id = ${channel.orderId} order by id desc limit 1`
+        from order_notifications where order_id = ${channel.orderId}
+        order by case status when 'FULFILLED' then 3 when 'CANCELED' then 3 when 'PAID' then 2 else 1 end desc, id desc
+        limit 1`
     : await sql.query<NotificationRow>`
         select id::text as id, order_id, seq, event_id::text as event_id, event_type, status, user_id, occurred_at
         from order_notifications where user_id = ${channel.userId} order by id desc limit 1`;
