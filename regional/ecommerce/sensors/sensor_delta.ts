@@ -40,8 +40,8 @@ const TOPIC = /^iot\/inventory\/([^/]+)\/delta$/;
 const validSkus = new Set<string>();
 const VALID_SKUS_REMEMBERED_MAX = 10_000;
 const DEVICE_ID = /^[A-Za-z0-9._:-]{1,64}$/;
-// deno-lint-ignore no-control-regex
-const CONTROL_CHARACTER = /[\u0000-\u001f]/;
+/** The event schema's rule (`\p{Cc}`: C0, DEL and C1), so the bridge refuses what the consumer would. */
+const CONTROL_CHARACTER = /\p{Cc}/u;
 /** Stateless without `stream`, so one decoder serves every message. */
 const UTF8 = new TextDecoder("utf-8", { fatal: true });
 
@@ -51,7 +51,7 @@ export const sensorPayloadSchema = z.strictObject({
     message: "must not be 0",
   }),
   reason: z.string().trim().min(1).max(SENSOR_REASON_CHARS_MAX).refine(
-    (s) => ![...s].some((c) => c.charCodeAt(0) < 0x20),
+    (s) => !CONTROL_CHARACTER.test(s),
     { message: "must not contain control characters" },
   ),
   /** A per-device sequence number; with it a redelivery collapses to one adjustment. */

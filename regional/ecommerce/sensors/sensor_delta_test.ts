@@ -41,6 +41,8 @@ Deno.test("readSensorMessage() refuses malformed payloads with a reason that say
     ['{"delta": -2, "reason": "SENSOR", "price": 1}', /price/],
     ['{"delta": -2, "reason": "SENSOR", "seq": -1}', /seq/],
     ['{"delta": -2, "reason": "a\\u0000b"}', /control characters/],
+    ['{"delta": -2, "reason": "a\\u007fb"}', /control characters/],
+    ['{"delta": -2, "reason": "a\\u009bb"}', /control characters/],
     ["[1,2]", /payload/],
   ];
   for (const [payload, expected] of cases) {
@@ -127,6 +129,9 @@ Deno.test("the plain-payload fast path accepts nothing the schema refuses, and r
     { delta: 1, reason: "x".repeat(65) },
     { delta: 1, reason: "a\u0000b" },
     { delta: 1, reason: "a\u001fb" },
+    // DEL and C1 controls: the event schema refuses them, so the bridge must too (not the consumer, later).
+    { delta: 1, reason: "x\u007f" },
+    { delta: 1, reason: "x\u0085y" },
     { delta: 1, reason: "x", seq: -1 },
     { delta: 1, reason: "x", seq: 1.5 },
     { delta: 1, reason: "x", seq: Number.MAX_SAFE_INTEGER + 1 },
