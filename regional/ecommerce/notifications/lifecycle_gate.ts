@@ -26,7 +26,11 @@ export const PREDECESSOR_BY_EVENT_TYPE: Readonly<Record<string, string | null>> 
 
 /** How long an event waits for its predecessor at most, unless the caller says otherwise. */
 export const LIFECYCLE_HOLD_MS_DEFAULT = 5_000;
-/** Events tracked as held at once; past it the oldest entry is forgotten (its clock restarts). */
+/**
+ * Events tracked as held at once. Past it a new event is stored at once (with the warning) instead of held:
+ * forgetting a held one would restart its count below the event log's attempt number, so the log's last
+ * attempt could come while the gate still held it, and the event would be dead-lettered.
+ */
 export const HELD_EVENTS_MAX = 10_000;
 
 export interface LifecycleGateOptions {
@@ -76,9 +80,9 @@ export function createLifecycleGate(options: LifecycleGateOptions): LifecycleGat
       }
       let entry = held.get(envelope.eventId);
       if (entry === undefined) {
-        if (held.size >= HELD_EVENTS_MAX) held.delete(held.keys().next().value!);
         entry = { firstSeenMs: now(), deliveries: 0 };
-        held.set(envelope.eventId, entry);
+        if (held.size < HELD_EVENTS_MAX) held.set(envelope.eventId, entry);
+        else entry.deliveries = options.attemptsMax; // Full: stored now (below), never forgotten later.
       }
       entry.deliveries++;
       const waitedMs = now() - entry.firstSeenMs;

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { createEnvelope } from "../../../shared/contracts/envelope.ts";
 import { orderCanceled, orderCreated, orderFulfilled, orderPaid } from "../../../shared/contracts/events/ecommerce.ts";
-import { createLifecycleGate } from "./lifecycle_gate.ts";
+import { createLifecycleGate, HELD_EVENTS_MAX } from "./lifecycle_gate.ts";
 
 const context = { producer: "order-service", traceId: "0af7651916cd43dd8448eb211c80319c", correlationId: "gate" };
 const orderId = "5f0c7c1e-8d1b-4c1e-9a43-3c1e5b0f2a11";
@@ -49,6 +49,20 @@ Deno.test("admit() stores a held event on the subscription's last attempt, so a 
   const gate = createLifecycleGate({ holdMs: 60_000, attemptsMax: 3, now: () => 0 });
   const event = paid();
   assert.deepEqual([1, 2, 3].map(() => gate.admit(event, types())), [false, false, true]);
+});
+
+Deno.test("admit() with HELD_EVENTS_MAX held stores a new event at once and keeps counting the held ones", () => {
+  const gate = createLifecycleGate({ holdMs: 60_000, attemptsMax: 6, now: () => 0 });
+  const oldest = paid();
+  assert.equal(gate.admit(oldest, types()), false);
+  for (let i = 1; i < HELD_EVENTS_MAX; i++) assert.equal(gate.admit(paid(), types()), false);
+  assert.equal(gate.heldCount(), HELD_EVENTS_MAX);
+  // Full: one more is stored now rather than held by forgetting another.
+  assert.equal(gate.admit(paid(), types()), true);
+  assert.equal(gate.heldCount(), HELD_EVENTS_MAX);
+  // The oldest kept its count: deliveries 2 to 5 hold, the 6th (the event log's last attempt) stores it.
+  for (let delivery = 2; delivery < 6; delivery++) assert.equal(gate.admit(oldest, types()), false);
+  assert.equal(gate.admit(oldest, types()), true, "stored on the last attempt, never dead-lettered");
 });
 
 Deno.test("createLifecycleGate() refuses a negative hold or a zero attempt bound", () => {
