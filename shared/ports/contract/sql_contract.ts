@@ -122,6 +122,7 @@ export function sqlContract(kind: string, makeSql: MakeSql): void {
     let rolledBack: SqlExecutor | undefined;
     await assert.rejects(sql.transaction(async (tx) => {
       rolledBack = tx;
+      await tx.exec(`insert into ${table} values (5)`);
       throw new Error("boom");
     }));
     await assert.rejects(rolledBack!.exec(`insert into ${table} values (4)`));
