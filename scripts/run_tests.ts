@@ -92,7 +92,7 @@ try {
 }
 results.push({ passed: 0, failed: postgresOk ? 0 : 1, ok: postgresOk });
 
-const unitDirs = ["shared", "regional", "edge", "scripts", "bench"].filter((d) => {
+const unitDirs = ["shared", "regional", "edge", "scripts", "bench", "partner-kit"].filter((d) => {
   try {
     return Deno.statSync(d).isDirectory;
   } catch {

@@ -652,10 +652,23 @@ const scenarios: Record<string, (bench: Bench) => Promise<void>> = {
   },
 
   "order metrics count placed orders and their latency": async (bench) => {
+    // The registry is process-wide and earlier scenarios placed orders too: compare before and after.
+    const series = async () => {
+      const text = await metrics.render();
+      const value = (pattern: RegExp) => Number(text.match(pattern)?.[1] ?? 0);
+      return {
+        created: value(/^bv_orders_created_total\{outcome="reserved"\} (\d+)$/m),
+        timed: value(/^bv_order_creation_latency_seconds_count\{outcome="reserved"\} (\d+)$/m),
+        slow: value(/^bv_order_creation_latency_seconds_bucket\{le="\+Inf",outcome="reserved"\} (\d+)$/m),
+      };
+    };
+    const before = await series();
     await placeApples(bench, 1);
-    const text = await metrics.render();
-    assert.match(text, /bv_orders_created_total\{outcome="reserved"\} [1-9]/);
-    assert.match(text, /bv_order_creation_latency_seconds_count\{outcome="reserved"\} [1-9]/);
+    const after = await series();
+    assert.deepEqual(
+      { created: after.created - before.created, timed: after.timed - before.timed, inf: after.slow - before.slow },
+      { created: 1, timed: 1, inf: 1 },
+    );
   },
 };
 

@@ -54,6 +54,7 @@ async function outboxScenario(sql: Sql, eventLog: EventLog, topicOverride?: stri
     await waitFor("the committed event on the log", () => received.some((r) => r.value.includes(committed.eventId)));
     await new Promise((r) => setTimeout(r, 200));
     assert.ok(!received.some((r) => r.value.includes(rolledBack.eventId)), "a rolled-back event is never published");
+    assert.equal(received.filter((r) => r.value.includes(committed.eventId)).length, 1, "published once");
     const record = received.find((r) => r.value.includes(committed.eventId))!;
     assert.equal(record.key, committed.partitionKey);
     assert.deepEqual(JSON.parse(record.value), committed);

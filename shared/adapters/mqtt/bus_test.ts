@@ -30,9 +30,8 @@ Deno.test("[mqtt] bus refuses a publish at once while maxPendingPublishes wait f
     await new Promise((resolve) => setTimeout(resolve, 300));
     // Queued by mqtt.js while offline; each caller gets its timeout, but the messages stay queued.
     const queued = [bus.publish("bv/test/pending", "1", { qos: 1 }), bus.publish("bv/test/pending", "2", { qos: 1 })];
-    const started = performance.now();
+    // Refused by the bound itself (its own message), not by the publish timeout ("no PUBACK").
     await assert.rejects(bus.publish("bv/test/pending", "3", { qos: 1 }), /maxPendingPublishes/);
-    assert.ok(performance.now() - started < 100, "refused at once, not after the publish timeout");
     for (const publish of queued) await assert.rejects(publish, /no PUBACK/);
     await assert.rejects(bus.publish("bv/test/pending", "4", { qos: 1 }), /maxPendingPublishes/, "still queued");
     // The broker is back: the queued two go out, and publishing works again.
