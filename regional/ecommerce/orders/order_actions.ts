@@ -8,6 +8,7 @@
 import type { Principal } from "../../../shared/auth/mod.ts";
 import { orderCanceled, orderFulfilled } from "../../../shared/contracts/events/ecommerce.ts";
 import { ProblemError } from "../../../shared/contracts/problem.ts";
+import type { SqlExecutor } from "../../../shared/ports/sql.ts";
 import { appendToOutbox, envelopeFor } from "../outbox/mod.ts";
 import { authorizeOrder, orderNotFound } from "./authorize.ts";
 import { ORDER_PRODUCER, type OrderContext } from "./order_deps.ts";
@@ -57,6 +58,21 @@ export async function listMyOrders(
   };
 }
 
+/**
+ * Writes a cancel in `tx`: the CANCELED transition (with its history row) and the canceled event. The one
+ * place every cancel — the customer's, an admin's, the system's — goes through.
+ */
+export async function writeCancel(
+  tx: SqlExecutor,
+  order: OrderHead,
+  change: { readonly reason: string; readonly actor: string; readonly at: Date },
+): Promise<OrderHead> {
+  const next = await transitionOrder(tx, order, { to: "CANCELED", ...change });
+  const payload = { orderId: order.id, userId: order.userId, reason: change.reason };
+  await appendToOutbox(tx, envelopeFor(orderCanceled, payload, ORDER_PRODUCER));
+  return next;
+}
+
 /** Cancels an order the policy lets the caller cancel, releases its stock and announces it. */
 export async function cancelOrder(
   ctx: OrderContext,
@@ -67,19 +83,9 @@ export async function cancelOrder(
   const order = await loadOrder(ctx, id);
   authorizeOrder("order.cancel", principal, order);
   const why = reason ?? (principal.userId === order.userId ? "canceled by customer" : "canceled by admin");
-  const canceled = await ctx.sql.transaction(async (tx) => {
-    const next = await transitionOrder(tx, order, {
-      to: "CANCELED",
-      reason: why,
-      actor: principal.userId,
-      at: ctx.now(),
-    });
-    await appendToOutbox(
-      tx,
-      envelopeFor(orderCanceled, { orderId: order.id, userId: order.userId, reason: why }, ORDER_PRODUCER),
-    );
-    return next;
-  });
+  const canceled = await ctx.sql.transaction((tx) =>
+    writeCancel(tx, order, { reason: why, actor: principal.userId, at: ctx.now() })
+  );
   ctx.nudgeOutbox();
   await releaseQuietly(ctx, order.id);
   return await viewOf(ctx, canceled);

@@ -6,14 +6,14 @@
  * idempotent by order id, so a retried payment never charges twice.
  */
 import type { Principal } from "../../../shared/auth/mod.ts";
-import { orderCanceled, orderPaid } from "../../../shared/contracts/events/ecommerce.ts";
+import { orderPaid } from "../../../shared/contracts/events/ecommerce.ts";
 import { ProblemError } from "../../../shared/contracts/problem.ts";
 import { log } from "../../../shared/observability/mod.ts";
 import type { PaymentRequest, PaymentResult } from "../contracts.ts";
 import { appendToOutbox, envelopeFor } from "../outbox/mod.ts";
 import { authorizeOrder } from "./authorize.ts";
 import { releaseQuietly, withTimeout } from "./bounded_calls.ts";
-import { loadOrder, viewOf } from "./order_actions.ts";
+import { loadOrder, viewOf, writeCancel } from "./order_actions.ts";
 import { HOLD_MARGIN_MS, ORDER_PRODUCER, type OrderContext } from "./order_deps.ts";
 import { type OrderHead, type OrderView, recordPayment, transitionOrder } from "./order_store.ts";
 
@@ -65,14 +65,7 @@ async function chargeOrThrow(ctx: OrderContext, charge: PaymentRequest): Promise
 async function decline(ctx: OrderContext, order: OrderHead, charge: PaymentRequest, result: Declined): Promise<never> {
   await ctx.sql.transaction(async (tx) => {
     await recordPayment(tx, { ...charge, status: "DECLINED", reason: result.reason, via: result.via, at: ctx.now() });
-    await transitionOrder(tx, order, {
-      to: "CANCELED",
-      reason: PAYMENT_DECLINED_REASON,
-      actor: "system",
-      at: ctx.now(),
-    });
-    const payload = { orderId: order.id, userId: order.userId, reason: PAYMENT_DECLINED_REASON };
-    await appendToOutbox(tx, envelopeFor(orderCanceled, payload, ORDER_PRODUCER));
+    await writeCancel(tx, order, { reason: PAYMENT_DECLINED_REASON, actor: "system", at: ctx.now() });
   });
   ctx.nudgeOutbox();
   await releaseQuietly(ctx, order.id);
@@ -155,16 +148,9 @@ export type LapseDeps = Pick<OrderContext, "sql" | "now" | "nudgeOutbox"> & {
  */
 export async function cancelLapsed(ctx: LapseDeps, order: OrderHead): Promise<boolean> {
   try {
-    await ctx.sql.transaction(async (tx) => {
-      await transitionOrder(tx, order, {
-        to: "CANCELED",
-        reason: RESERVATION_EXPIRED_REASON,
-        actor: "system",
-        at: ctx.now(),
-      });
-      const payload = { orderId: order.id, userId: order.userId, reason: RESERVATION_EXPIRED_REASON };
-      await appendToOutbox(tx, envelopeFor(orderCanceled, payload, ORDER_PRODUCER));
-    });
+    await ctx.sql.transaction((tx) =>
+      writeCancel(tx, order, { reason: RESERVATION_EXPIRED_REASON, actor: "system", at: ctx.now() })
+    );
   } catch (error) {
     if (error instanceof ProblemError && error.code === "ECOMMERCE.ORDER_INVALID_TRANSITION") return false;
     throw error;

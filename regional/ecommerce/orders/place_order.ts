@@ -6,7 +6,7 @@
  * short. Round trips are counted here on purpose: on this platform each costs more CPU than its SQL.
  */
 import type { Principal } from "../../../shared/auth/mod.ts";
-import { orderCanceled, orderCreated } from "../../../shared/contracts/events/ecommerce.ts";
+import { orderCreated } from "../../../shared/contracts/events/ecommerce.ts";
 import { multiplyMoney, parseMoney, sumMoney } from "../../../shared/contracts/money.ts";
 import { ProblemError } from "../../../shared/contracts/problem.ts";
 import { log } from "../../../shared/observability/mod.ts";
@@ -14,8 +14,9 @@ import type { SqlExecutor } from "../../../shared/ports/sql.ts";
 import { clearCart, getCartItemsForCheckout } from "../cart/mod.ts";
 import { getPricesByIds } from "../catalog/mod.ts";
 import type { ReserveOutcome } from "../contracts.ts";
-import { appendToOutbox, envelopeFor, outboxRowOf } from "../outbox/mod.ts";
+import { envelopeFor, outboxRowOf } from "../outbox/mod.ts";
 import { ORDER_PRODUCER, type OrderContext } from "./order_deps.ts";
+import { writeCancel } from "./order_actions.ts";
 import { orderCreationLatency, ordersCreated } from "./order_metrics.ts";
 import type { IdempotencyClaim } from "./idempotency.ts";
 import {
@@ -288,13 +289,7 @@ async function priceLines(
  */
 async function cancelBySystem(ctx: OrderContext, order: OrderHead, reason: string): Promise<void> {
   try {
-    await ctx.sql.transaction(async (tx) => {
-      await transitionOrder(tx, order, { to: "CANCELED", reason, actor: "system", at: ctx.now() });
-      await appendToOutbox(
-        tx,
-        envelopeFor(orderCanceled, { orderId: order.id, userId: order.userId, reason }, ORDER_PRODUCER),
-      );
-    });
+    await ctx.sql.transaction((tx) => writeCancel(tx, order, { reason, actor: "system", at: ctx.now() }));
     ctx.nudgeOutbox();
   } catch (error) {
     if (!(error instanceof ProblemError && error.code === "ECOMMERCE.ORDER_INVALID_TRANSITION")) throw error;
