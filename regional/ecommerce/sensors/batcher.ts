@@ -19,8 +19,12 @@ export interface BatcherOptions<T> {
   readonly feeders?: number;
   /** Most items waiting (not yet in a flush); past it `add` rejects. @default 4 × batchMax */
   readonly pendingMax?: number;
-  /** Writes one batch; the batch's callers see its outcome. */
-  readonly flush: (items: readonly T[]) => Promise<void>;
+  /**
+   * Writes one batch; the batch's callers see its outcome. It may resolve with one entry per item (in the
+   * batch's order): `undefined` for an item written, the error for one that was not, so a batch whose
+   * items went to several places fails only the items that did not get there.
+   */
+  readonly flush: (items: readonly T[]) => Promise<void | readonly unknown[]>;
 }
 
 export interface Batcher<T> {
@@ -78,8 +82,12 @@ export function createBatcher<T>(options: BatcherOptions<T>): Batcher<T> {
 
   async function flushBatch(batch: readonly Entry<T>[]): Promise<void> {
     try {
-      await flush(batch.map((entry) => entry.item));
-      for (const entry of batch) entry.resolve();
+      const failures = await flush(batch.map((entry) => entry.item));
+      for (const [index, entry] of batch.entries()) {
+        const failure = failures?.[index];
+        if (failure === undefined) entry.resolve();
+        else entry.reject(failure);
+      }
     } catch (error) {
       for (const entry of batch) entry.reject(error);
     }

@@ -86,3 +86,14 @@ Deno.test("the batcher refuses items past its bound instead of buffering without
   await Promise.all([first, second]);
   assert.throws(() => createBatcher({ batchMax: 0, lingerMs: 0, flush: () => Promise.resolve() }), RangeError);
 });
+
+Deno.test("a flush that reports per item settles each caller with its own item's outcome", async () => {
+  const batcher = createBatcher<string>({
+    batchMax: 3,
+    lingerMs: 1_000,
+    feeders: 3,
+    flush: (items) => Promise.resolve(items.map((item) => item === "dlq" ? new Error("dlq topic down") : undefined)),
+  });
+  const results = await Promise.allSettled([batcher.add("a"), batcher.add("dlq"), batcher.add("b")]);
+  assert.deepEqual(results.map((r) => r.status), ["fulfilled", "rejected", "fulfilled"]);
+});

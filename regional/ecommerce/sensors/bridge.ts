@@ -62,7 +62,7 @@ export interface SensorBridgeDeps {
   readonly publishDeadlineMs?: number;
 }
 
-interface Outgoing {
+export interface Outgoing {
   readonly topic: string;
   readonly record: { key: string; value: string; headers: Record<string, string> };
 }
@@ -164,14 +164,25 @@ export function sensorEnvelopeOf(
   };
 }
 
-/** Publishes a batch (one call per topic), retrying with capped backoff until the deadline. */
-async function publishBatch(eventLog: EventLog, items: readonly Outgoing[], deadlineMs: number): Promise<void> {
+/**
+ * Publishes a batch (one call per topic), retrying with capped backoff until the deadline; resolves with
+ * each item's outcome. A topic that could not be written fails only its own items: a reading already on
+ * the delta topic is acknowledged even when the dead letters of the same batch could not be stored, or its
+ * redelivery would be forwarded again — and a reading without `seq` or `message-id` gets a new id each time
+ * it is received, so it would be applied twice.
+ */
+export async function publishBatch(
+  eventLog: EventLog,
+  items: readonly Outgoing[],
+  deadlineMs: number,
+): Promise<unknown[]> {
   const byTopic = new Map<string, Outgoing["record"][]>();
   for (const { topic, record } of items) {
     const records = byTopic.get(topic) ?? [];
     records.push(record);
     byTopic.set(topic, records);
   }
+  const failedTopics = new Map<string, unknown>();
   const giveUpAt = Date.now() + deadlineMs;
   for (const [topic, records] of byTopic) {
     let delayMs = PUBLISH_RETRY_DELAY_MS_MIN;
@@ -181,11 +192,15 @@ async function publishBatch(eventLog: EventLog, items: readonly Outgoing[], dead
         break;
       } catch (error) {
         // A retry may duplicate records Kafka had already taken; the consumer applies a message id once.
-        if (Date.now() + delayMs > giveUpAt) throw error;
+        if (Date.now() + delayMs > giveUpAt) {
+          failedTopics.set(topic, error);
+          break;
+        }
         log.warn("sensor batch publish failed; retrying", { topic, records: records.length, error: String(error) });
         await new Promise((resolve) => setTimeout(resolve, delayMs));
         delayMs = Math.min(delayMs * 2, PUBLISH_RETRY_DELAY_MS_MAX);
       }
     }
   }
+  return items.map((item) => failedTopics.get(item.topic));
 }

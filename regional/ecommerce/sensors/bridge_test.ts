@@ -1,7 +1,9 @@
 import assert from "node:assert/strict";
 import { createEnvelope, parseEnvelope } from "../../../shared/contracts/envelope.ts";
 import { sensorDeltaReceived } from "../../../shared/contracts/events/sensors.ts";
-import { SENSOR_BRIDGE_PRODUCER, sensorEnvelopeOf } from "./bridge.ts";
+import { createMemoryEventLog } from "../../../shared/adapters/memory/mod.ts";
+import type { EventLog } from "../../../shared/ports/mod.ts";
+import { publishBatch, SENSOR_BRIDGE_PRODUCER, sensorEnvelopeOf } from "./bridge.ts";
 import { eventIdOf, readSensorMessage } from "./sensor_delta.ts";
 
 Deno.test("the bridge's envelope is the one createEnvelope() builds, field for field", async () => {
@@ -25,4 +27,31 @@ Deno.test("the bridge's envelope is the one createEnvelope() builds, field for f
   assert.equal(JSON.stringify(fast), JSON.stringify(built), "same fields, same order, same values");
   const parsed = parseEnvelope(JSON.stringify(fast));
   assert.ok(parsed.ok, "the consumer accepts it");
+});
+
+Deno.test("a batch whose dead-letter topic cannot be written fails only its dead letters, not the forwarded readings", async () => {
+  const inner = createMemoryEventLog({ warn: () => {} });
+  const published: string[] = [];
+  const eventLog: EventLog = {
+    ...inner,
+    publish: (topic, records) => {
+      if (topic.endsWith(".dlq")) return Promise.reject(new Error("dlq topic down"));
+      published.push(...records.map((r) => r.value));
+      return inner.publish(topic, records);
+    },
+  };
+  try {
+    const record = (value: string) => ({ key: "k", value, headers: {} });
+    const outcomes = await publishBatch(eventLog, [
+      { topic: "iot.inventory.sensor.delta_received.v1", record: record("good-1") },
+      { topic: "iot.inventory.sensor.delta_received.v1.dlq", record: record("bad") },
+      { topic: "iot.inventory.sensor.delta_received.v1", record: record("good-2") },
+    ], 50);
+    assert.deepEqual(published, ["good-1", "good-2"]);
+    assert.equal(outcomes[0], undefined);
+    assert.match(String(outcomes[1]), /dlq topic down/);
+    assert.equal(outcomes[2], undefined);
+  } finally {
+    await inner.close();
+  }
 });
