@@ -8,14 +8,48 @@ import { realInfra } from "../shared/testing/real_infra.ts";
 import { loadConfig } from "../shared/config/config.ts";
 import { createPostgresSql } from "../shared/adapters/postgres/mod.ts";
 import { uniqueName } from "../shared/testing/unique.ts";
+import { type Envelope, parseEnvelope } from "../shared/contracts/envelope.ts";
 import { call, dropIsolatedInfra, isolatedInfraEnv, JOURNEY_ADMIN, startPlatform } from "./support/platform.ts";
-import { probeKafka } from "./support/kafka_probe.ts";
+import { type KafkaProbe, probeKafka } from "./support/kafka_probe.ts";
 
 const ORDER_TOPICS = [
   "ecommerce.order.order.created.v1",
   "ecommerce.order.order.paid.v1",
   "ecommerce.order.order.fulfilled.v1",
 ];
+/** How long the probe must read nothing new before what reached Kafka counts as final. */
+const PROBE_IDLE_MS = 2_000;
+/** Bound on that wait: a journey's order events stop within seconds of its last request. */
+const PROBE_SETTLE_MS_MAX = 20_000;
+
+/**
+ * Waits until `probe` has read no record for `idleMs`, so that a duplicate published after the awaited
+ * events first appeared is read before the check. Kafka is real here, so the clock cannot be faked.
+ */
+async function untilProbeIdle(probe: KafkaProbe, idleMs: number, maxMs: number): Promise<void> {
+  const startedMs = Date.now();
+  let seen = probe.records.length;
+  let lastNewMs = startedMs;
+  while (Date.now() - lastNewMs < idleMs) {
+    if (Date.now() - startedMs > maxMs) throw new Error(`The Kafka probe still read new records after ${maxMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    if (probe.records.length !== seen) [seen, lastNewMs] = [probe.records.length, Date.now()];
+  }
+}
+
+/**
+ * The envelopes on Kafka about `orderId`, one per record. Records are told apart by topic, partition and
+ * offset: the probe reading one twice (a rebalance) is not a second publish, but the same event published
+ * twice (same eventId, another offset) is.
+ */
+function orderEnvelopesOf(probe: KafkaProbe, orderId: string): Envelope[] {
+  const byOffset = new Map(probe.records.map((r) => [`${r.topic}/${r.partition}/${r.offset}`, r]));
+  return [...byOffset.values()].flatMap((record) => {
+    const parsed = parseEnvelope(record.value);
+    const ours = parsed.ok && (parsed.envelope.payload as { orderId?: string }).orderId === orderId;
+    return ours ? [parsed.envelope] : [];
+  });
+}
 
 Deno.test({
   name: "checkout journey: sign up, browse, cart, idempotent order, reserve (gRPC), pay (SOAP), Kafka events, fulfil",
@@ -132,7 +166,7 @@ Deno.test({
       assert.equal(mine.body.status, "FULFILLED");
 
       // Every lifecycle event reached Kafka once, in the envelope, keyed by the order, with our correlation id.
-      const envelopes = await probe.waitFor(
+      await probe.waitFor(
         "created, paid and fulfilled",
         (all) =>
           ORDER_TOPICS.every((type) =>
@@ -153,8 +187,14 @@ Deno.test({
           await sql.close();
         }
       });
-      const ours = envelopes.filter((e) => (e.payload as { orderId: string }).orderId === orderId);
-      assert.deepEqual(ours.map((e) => e.eventType), ORDER_TOPICS);
+      // The first moment all three are there says nothing about a duplicate coming later: read on until idle.
+      await untilProbeIdle(probe, PROBE_IDLE_MS, PROBE_SETTLE_MS_MAX);
+      const ours = orderEnvelopesOf(probe, orderId);
+      const times = Object.fromEntries(
+        ORDER_TOPICS.map((type) => [type, ours.filter((e) => e.eventType === type).length]),
+      );
+      assert.deepEqual(times, Object.fromEntries(ORDER_TOPICS.map((type) => [type, 1])), "each order event once");
+      assert.deepEqual(ours.map((e) => e.eventType), ORDER_TOPICS, "in lifecycle order");
       for (const envelope of ours) {
         assert.equal(envelope.partitionKey, orderId);
         assert.equal(envelope.schemaVersion, "1.0");

@@ -23,7 +23,13 @@ import {
   startPrivateMosquitto,
   stockOf,
 } from "./_fixture_for_test.ts";
-import { SENSOR_DLQ_HEADERS, startSensorBridge, startSensorDeltaConsumer } from "./mod.ts";
+import {
+  messageIdOf,
+  SENSOR_ADJUSTMENT_SOURCE,
+  SENSOR_DLQ_HEADERS,
+  startSensorBridge,
+  startSensorDeltaConsumer,
+} from "./mod.ts";
 
 function kafka(): EventLog {
   return createKafkaEventLog({
@@ -40,6 +46,71 @@ function readings(count: number, seed: number): number[] {
 }
 
 const sum = (values: readonly number[]) => values.reduce((a, b) => a + b, 0);
+
+/**
+ * The idempotency id the bridge derives for reading `index` of `plan` as `runSensor` sends it (README,
+ * "Idempotency id": `mid:` from the message-id property, else `seq:` from the payload). Payload text and
+ * nonce only enter `rcv:` ids, which no reading here may get.
+ */
+function readingIdOf(plan: SensorPlan, index: number): Promise<string> {
+  const [delta, seq] = [plan.deltas[index], index + 1];
+  return plan.messageIdProperty
+    ? messageIdOf(plan.sku, { delta, reason: "SENSOR" }, "", `${plan.deviceId}/${seq}`, "")
+    : messageIdOf(plan.sku, { delta, reason: "SENSOR", seq, deviceId: plan.deviceId }, "", undefined, "");
+}
+
+/** The ids of every reading of `plans` for `sku`, one per reading. */
+async function sentIdsOf(plans: readonly SensorPlan[], sku: string): Promise<string[]> {
+  const mine = plans.filter((plan) => plan.sku === sku);
+  return await Promise.all(mine.flatMap((plan) => plan.deltas.map((_, i) => readingIdOf(plan, i))));
+}
+
+/**
+ * A one-reading device per sku, run after every other reading of that sku was acknowledged. Its record
+ * follows them on the sku's partition (a bridge on ONE connection keeps a sku's order), so once it is applied
+ * the consumer has handled all of them: a duplicate can no longer land after the check.
+ */
+function endMarkerOf(sku: string): SensorPlan {
+  return { sku, deviceId: "end-marker", deltas: [1] };
+}
+
+/** Every message id in the ledger for `productId`, as often as it is there. */
+async function appliedIdsOf(sql: ReturnType<typeof createPostgresSql>, productId: string): Promise<string[]> {
+  const rows = await sql.query<{ message_id: string }>`
+    select message_id from inventory_adjustment where product_id = ${productId} and source = ${SENSOR_ADJUSTMENT_SOURCE}`;
+  return rows.map((row) => row.message_id);
+}
+
+/**
+ * Waits until the end marker of `product` is applied, then asserts the ledger holds exactly the readings the
+ * devices sent and the marker: none missing, none extra (a re-sent reading under an id of its own), none twice.
+ */
+async function assertAppliedExactlyOnce(
+  sql: ReturnType<typeof createPostgresSql>,
+  product: { id: string; sku: string },
+  sentIds: readonly string[],
+): Promise<void> {
+  const markerId = await readingIdOf(endMarkerOf(product.sku), 0);
+  await eventually(
+    `the end marker of ${product.sku} applied`,
+    async () => (await appliedIdsOf(sql, product.id)).includes(markerId),
+    60_000,
+  );
+  const expected = new Set([...sentIds, markerId]);
+  assert.equal(expected.size, sentIds.length + 1, "every reading sent has an id of its own");
+  const applied = await appliedIdsOf(sql, product.id);
+  const times = new Map<string, number>();
+  for (const id of applied) times.set(id, (times.get(id) ?? 0) + 1);
+  assert.deepEqual(
+    {
+      missing: [...expected].filter((id) => !times.has(id)),
+      unexpected: applied.filter((id) => !expected.has(id)),
+      twice: [...times].filter(([, n]) => n > 1).map(([id]) => id),
+    },
+    { missing: [], unexpected: [], twice: [] },
+    `ledger of ${product.sku}`,
+  );
+}
 
 /**
  * The pipeline under test on real services: a bridge on `mqttUrl` (persistent session), the delta consumer
@@ -139,15 +210,13 @@ Deno.test({
         await sensors[0].publish(`iot/inventory/${unknownSku}/delta`, '{"delta": 1, "reason": "SENSOR", "seq": 1}', {
           qos: 1,
         });
+        // After the re-sends: once a sku's marker is applied, a re-send counted twice would already show.
+        for (const product of products) await runSensor(sensors[1], endMarkerOf(product.sku));
 
         for (const [i, product] of products.entries()) {
-          const expected = 1_000 + sum(plans[2 * i].deltas) + sum(plans[2 * i + 1].deltas);
-          await eventually(
-            `30 adjustments of ${product.sku}`,
-            async () => (await stockOf(sql, product.id)).adjustments >= 30,
-            60_000,
-          );
-          assert.deepEqual(await stockOf(sql, product.id), { onHand: expected, adjustments: 30 });
+          await assertAppliedExactlyOnce(sql, product, await sentIdsOf(plans, product.sku));
+          const expected = 1_000 + sum(plans[2 * i].deltas) + sum(plans[2 * i + 1].deltas) + 1;
+          assert.deepEqual(await stockOf(sql, product.id), { onHand: expected, adjustments: 30 + 1 });
           // The snapshot is set from stock.adjusted only; it converges on the last event.
           await eventually(`Redis snapshot of ${product.sku} at ${expected}`, async () => {
             const snapshot = await cache.get(inventoryCacheKey(product.id));
@@ -215,16 +284,14 @@ Deno.test({
           console.log(
             `restart at ${ackedBeforeRestart}/${total} acked; device re-sends: ${sum(results.map((r) => r.resends))}`,
           );
+          for (const product of products) await runSensor(sensors[0], endMarkerOf(product.sku));
           for (const [i, product] of products.entries()) {
-            const expected = 10_000 + sum(plans[2 * i].deltas) + sum(plans[2 * i + 1].deltas);
-            await eventually(
-              `${2 * READINGS_PER_DEVICE} adjustments of ${product.sku}`,
-              async () => (await stockOf(sql, product.id)).adjustments >= 2 * READINGS_PER_DEVICE,
-              60_000,
-            );
+            // Every reading was acknowledged to its device, so every one must be in the ledger, once.
+            await assertAppliedExactlyOnce(sql, product, await sentIdsOf(plans, product.sku));
+            const expected = 10_000 + sum(plans[2 * i].deltas) + sum(plans[2 * i + 1].deltas) + 1;
             assert.deepEqual(await stockOf(sql, product.id), {
               onHand: expected,
-              adjustments: 2 * READINGS_PER_DEVICE,
+              adjustments: 2 * READINGS_PER_DEVICE + 1,
             });
           }
           console.log(`all applied ${Math.round(performance.now() - allAckedAt)} ms after the last acknowledgement`);
