@@ -336,6 +336,24 @@ Deno.test({
         for (const _ of plans) sensors.push(await sensorBus(realInfra.mqttUrl, 5));
         await Promise.all(plans.map((plan, i) => runSensor(sensors[i], plan)));
         await eventually("80 adjustments", async () => (await stockOf(sql, product.id)).adjustments >= 80);
+        // Connections sharing a subscription keep no order, so no end marker can prove the consumer is done:
+        // the ledger must stay unchanged for 2 s before it is compared, id by id, with what was sent.
+        let applied = await appliedIdsOf(sql, product.id);
+        for (let stableSince = Date.now(); Date.now() - stableSince < 2_000;) {
+          await new Promise((resolve) => setTimeout(resolve, 200));
+          const now = await appliedIdsOf(sql, product.id);
+          if (now.length !== applied.length) [applied, stableSince] = [now, Date.now()];
+        }
+        const sent = new Set(await sentIdsOf(plans, product.sku));
+        assert.equal(sent.size, 80, "every reading sent has an id of its own");
+        assert.deepEqual(
+          {
+            missing: [...sent].filter((id) => !applied.includes(id)),
+            unexpected: applied.filter((id) => !sent.has(id)),
+            twice: applied.filter((id, i) => applied.indexOf(id) !== i),
+          },
+          { missing: [], unexpected: [], twice: [] },
+        );
         const expected = 1_000 + sum(plans.flatMap((p) => p.deltas));
         assert.deepEqual(await stockOf(sql, product.id), { onHand: expected, adjustments: 80 });
         assert.ok(Math.max(...batchSizes) > 1, `some batch held several records: ${batchSizes.join(",")}`);
