@@ -24,6 +24,11 @@ export const FLASH_SALES_PATH = "/sse/flash-sales";
 export interface FlashSaleFanoutOptions {
   /** Streams held at once across regions; more are refused with 429. @default 20_000 */
   readonly clientsMax?: number;
+  /**
+   * Streams one client (the rate limiter's client id: its address by default) may hold at once; more are
+   * refused with 429, so one client cannot take the whole `clientsMax`. @default 32
+   */
+  readonly clientStreamsMax?: number;
   /** Frames queued for one client; past it the client is disconnected. @default 256 */
   readonly clientQueueMax?: number;
   /** Recent events kept per region for `Last-Event-ID` resume. @default 100 */
@@ -50,8 +55,11 @@ export interface FlashSaleFanout {
   start(): void;
   /** Ends every client stream and upstream subscription. */
   stop(): Promise<void>;
-  /** A client stream on `region`, resumed after `lastEventId` when it is that region's; 429 when full. */
-  open(region: string, lastEventId: string | null, signal: AbortSignal): Response;
+  /**
+   * A client stream on `region`, resumed after `lastEventId` when it is that region's; 429 when the edge is
+   * full or `clientId` already holds `clientStreamsMax` streams.
+   */
+  open(region: string, lastEventId: string | null, signal: AbortSignal, clientId?: string): Response;
   /** The region a `Last-Event-ID` sent by this edge names, if it is one of ours. */
   resumeRegionOf(lastEventId: string | null): string | undefined;
   /** Disconnects every client of `region` (it went unhealthy: they reconnect elsewhere); returns how many. */
@@ -98,6 +106,7 @@ export function createFlashSaleFanout(
   options: FlashSaleFanoutOptions = {},
 ): FlashSaleFanout {
   const clientsMax = positiveInt("clientsMax", options.clientsMax ?? 20_000);
+  const clientStreamsMax = positiveInt("clientStreamsMax", options.clientStreamsMax ?? 32);
   const queueMax = positiveInt("clientQueueMax", options.clientQueueMax ?? 256);
   const recentMax = positiveInt("recentEventsMax", options.recentEventsMax ?? 100);
   const heartbeatMs = positiveInt("heartbeatMs", options.heartbeatMs ?? 15_000);
@@ -116,10 +125,20 @@ export function createFlashSaleFanout(
   const counters = { events: 0, slowDropped: 0, refused: 0 };
   let clientCount = 0;
   let heartbeat: ReturnType<typeof setInterval> | undefined;
+  /** Streams per client id; an id leaves the map with its last stream, so it holds at most `clientsMax`. */
+  const streamsByClient = new Map<string, number>();
+  const ownerOf = new Map<ReadableStreamDefaultController<Uint8Array>, string>();
 
   function drop(channel: Channel, client: ReadableStreamDefaultController<Uint8Array>, reason?: string): void {
     if (!channel.clients.delete(client)) return;
     clientCount--;
+    const owner = ownerOf.get(client);
+    if (owner !== undefined) {
+      ownerOf.delete(client);
+      const left = (streamsByClient.get(owner) ?? 1) - 1;
+      if (left > 0) streamsByClient.set(owner, left);
+      else streamsByClient.delete(owner);
+    }
     if (reason === undefined) return;
     try {
       // Erroring (not closing) discards the queued frames at once: the memory is freed now, not when drained.
@@ -190,7 +209,7 @@ export function createFlashSaleFanout(
         channel.follower = undefined;
       }));
     },
-    open(region, lastEventId, signal) {
+    open(region, lastEventId, signal, clientId) {
       const channel = channels.get(region);
       if (channel === undefined) throw new RangeError(`Unknown region "${region}"`);
       if (clientCount >= clientsMax) {
@@ -198,6 +217,14 @@ export function createFlashSaleFanout(
         return edgeProblem(
           "COMMON.RATE_LIMITED",
           `This edge already holds ${clientsMax} flash sale streams; retry in a few seconds`,
+          { "retry-after": "5" },
+        );
+      }
+      if (clientId !== undefined && (streamsByClient.get(clientId) ?? 0) >= clientStreamsMax) {
+        counters.refused++;
+        return edgeProblem(
+          "COMMON.RATE_LIMITED",
+          `This client already holds ${clientStreamsMax} flash sale streams; close one before opening another`,
           { "retry-after": "5" },
         );
       }
@@ -214,6 +241,10 @@ export function createFlashSaleFanout(
           }
           channel.clients.add(controller);
           clientCount++;
+          if (clientId !== undefined) {
+            ownerOf.set(controller, clientId);
+            streamsByClient.set(clientId, (streamsByClient.get(clientId) ?? 0) + 1);
+          }
         },
         cancel: () => self && drop(channel, self),
       }, new CountQueuingStrategy({ highWaterMark: queueMax }));

@@ -95,7 +95,9 @@ Deno.test("edge fans each region's events out to all its clients over one upstre
   const clients: TestClient[] = [];
   try {
     for (let i = 0; i < 150; i++) {
-      clients.push(await sseClient(r.url, i % 3 === 0 ? { "x-bv-region": "west" } : {}));
+      // 150 audience members, each from an address of its own (one client may hold only 32 streams).
+      const from = { "x-forwarded-for": `10.0.0.${i}` };
+      clients.push(await sseClient(r.url, i % 3 === 0 ? { ...from, "x-bv-region": "west" } : from));
     }
     const westClients = clients.filter((_, i) => i % 3 === 0);
     const eastClients = clients.filter((_, i) => i % 3 !== 0);
@@ -213,6 +215,33 @@ Deno.test("edge refuses flash-sale clients beyond its bound with 429 and Retry-A
     assert.equal(refused.status, 429);
     assert.equal(refused.headers.get("retry-after"), "5");
     assert.equal((await refused.json()).code, "COMMON.RATE_LIMITED");
+  } finally {
+    for (const client of clients) client.close();
+    await r.close();
+  }
+});
+
+Deno.test("one client may hold clientStreamsMax flash-sale streams; others are unaffected; a closed one frees its place", async () => {
+  const r = await rig({ clientStreamsMax: 2 });
+  const from = (address: string) => ({ "x-forwarded-for": address });
+  const clients = [await sseClient(r.url, from("203.0.113.7")), await sseClient(r.url, from("203.0.113.7"))];
+  try {
+    assert.deepEqual(clients.map((c) => c.response.status), [200, 200]);
+    const refused = await fetch(`${r.url}/sse/flash-sales`, { headers: from("203.0.113.7") });
+    assert.equal(refused.status, 429);
+    assert.equal(refused.headers.get("retry-after"), "5");
+    assert.match((await refused.json()).detail, /already holds 2 flash sale streams/);
+    const other = await sseClient(r.url, from("198.51.100.9"));
+    clients.push(other);
+    assert.equal(other.response.status, 200, "another client is not affected");
+    clients[0].close();
+    await eventually("the closed stream's place is free", async () => {
+      const again = await sseClient(r.url, from("203.0.113.7"));
+      clients.push(again);
+      if (again.response.status === 200) return true;
+      again.close();
+      return false;
+    });
   } finally {
     for (const client of clients) client.close();
     await r.close();

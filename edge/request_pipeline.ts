@@ -71,12 +71,12 @@ export function createRequestPipeline(deps: RequestPipelineDeps): EdgeHandler {
     });
   }
 
-  function openFlashSales(request: Request): Response {
+  function openFlashSales(request: Request, clientId: string): Response {
     const lastEventId = request.headers.get("last-event-id");
     // A Last-Event-ID the edge issued names the region the client was on: resume there while it is healthy.
     const state = http.pickSticky(request, fanout!.resumeRegionOf(lastEventId));
     if (state === undefined) return http.noRegion();
-    const response = fanout!.open(state.region.name, lastEventId, request.signal);
+    const response = fanout!.open(state.region.name, lastEventId, request.signal, clientId);
     response.headers.set("x-bv-region", state.region.name);
     return response;
   }
@@ -170,7 +170,7 @@ export function createRequestPipeline(deps: RequestPipelineDeps): EdgeHandler {
       if (waitSec > 0) return limited(waitSec, "user");
     }
     const method = request.method;
-    if (method === "GET" && path === FLASH_SALES_PATH && fanout !== undefined) return openFlashSales(request);
+    if (method === "GET" && path === FLASH_SALES_PATH && fanout !== undefined) return openFlashSales(request, clientId);
     // The raw request: only the one the server handed us can be upgraded (identity headers are not forwarded).
     if (method === "GET" && rawRequest.headers.get("upgrade")?.toLowerCase() === "websocket") {
       const verifiedSub = principal?.userId;

@@ -98,7 +98,8 @@ async function startEdge(setup: Extract<EdgeServersSetup, { role: "edge" }>): Pr
     regions: [{ name: "east", url: setup.regionUrl }],
     // A TTL longer than the scenario, so every timed request is a HIT (not a STALE with a refresh behind it).
     ...(setup.cache ? { cache: { ...EDGE_CACHE_DEFAULTS, ttlMs: 600_000, followInvalidations: false } } : {}),
-    ...(setup.flashSales ? { flashSales: {} } : {}),
+    // Every bench client comes from one address: the per-client bound would refuse all but 32.
+    ...(setup.flashSales ? { flashSales: { clientStreamsMax: 20_000 } } : {}),
   });
   await edge.start();
   edgeStop = () => edge.stop();
