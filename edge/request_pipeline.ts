@@ -97,6 +97,15 @@ export function createRequestPipeline(deps: RequestPipelineDeps): EdgeHandler {
       const waitSec = deps.clientLimiter.take(clientId);
       if (waitSec > 0) return limited(waitSec, "client");
     }
+    // One spelling per path: the rules below match `path`, while the proxy and fetch resolve dot segments
+    // and read `\` as `/`, so `/api/v1/products/../ecommerce/invalidations` passed as a product read and
+    // reached the refused feed, and `//host/…` named another host.
+    if (isAmbiguousPath(path) || isAmbiguousPath(rawPathOf(rawRequest.url))) {
+      return edgeProblem(
+        "COMMON.VALIDATION_FAILED",
+        "Paths may not hold empty, '.' or '..' segments or backslashes; send the path as it is meant",
+      );
+    }
     // The edges' own feed (a plain prefix, so near-misses are refused too): an anonymous client holding
     // the region's streams would lock the edges' followers out. They connect to the ingress directly.
     if (path.startsWith(INVALIDATIONS_PATH)) return edgeProblem("COMMON.NOT_FOUND", `No route for ${path}`);
@@ -200,4 +209,21 @@ export function createRequestPipeline(deps: RequestPipelineDeps): EdgeHandler {
     const routed = route(rawRequest, path, env, trace);
     return routed instanceof Promise ? routed.then((r) => answer(r, trace)) : answer(routed, trace);
   };
+}
+
+/** The raw path of an absolute request URL, as the client sent it (before any decoding). */
+function rawPathOf(url: string): string {
+  const slash = url.indexOf("/", url.indexOf("//") + 2);
+  if (slash === -1) return "/";
+  const query = url.indexOf("?", slash);
+  return query === -1 ? url.slice(slash) : url.slice(slash, query);
+}
+
+/** True for a path with `//`, a backslash, or a `.`/`..` segment (literal or percent-encoded). */
+export function isAmbiguousPath(path: string): boolean {
+  if (path.includes("//") || path.includes("\\") || /%5c/i.test(path)) return true;
+  return path.split("/").some((segment) => {
+    const plain = segment.replace(/%2e/gi, ".");
+    return plain === "." || plain === "..";
+  });
 }

@@ -90,9 +90,22 @@ function pathAndQueryOf(url: string): string {
   return slash === -1 ? "/" : url.slice(slash);
 }
 
+/**
+ * `upstream` with the path and query `pathAndQuery` — always on `upstream`'s host. Resolving the path as a
+ * reference (`new URL(path, upstream)`) let a request path `//evil.example/x` (or `/\evil.example/x`) name
+ * another host: the proxy then fetched any URL a client chose, with its credentials.
+ */
+export function upstreamTarget(pathAndQuery: string, upstream: string | URL): URL {
+  const target = new URL(upstream);
+  const query = pathAndQuery.indexOf("?");
+  target.pathname = query < 0 ? pathAndQuery : pathAndQuery.slice(0, query);
+  target.search = query < 0 ? "" : pathAndQuery.slice(query);
+  return target;
+}
+
 /** Forwards `request` (same path and query) to `options.upstream` and returns the upstream's response. */
 export async function proxyRequest(request: Request, options: ProxyOptions): Promise<Response> {
-  const target = new URL(pathAndQueryOf(request.url), options.upstream);
+  const target = upstreamTarget(pathAndQueryOf(request.url), options.upstream);
   const headers = endToEnd(request.headers, options.setHeaders);
   // Only the headers deadline aborts the upstream call. The client's own `request.signal` is not linked: a
   // client that leaves before the headers costs at most that deadline upstream, one that leaves during the body

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { PROXY_ERROR_HEADER, proxyRequest } from "./proxy.ts";
+import { PROXY_ERROR_HEADER, proxyRequest, upstreamTarget } from "./proxy.ts";
 
 /** A real upstream that echoes what it received and answers with hop-by-hop and repeated headers. */
 function echoUpstream() {
@@ -92,6 +92,30 @@ Deno.test("proxyRequest() answers 400 without the unreachable marker when the cl
     assert.equal((await answers[0].json()).code, "COMMON.REQUEST_INCOMPLETE");
   } finally {
     await proxy.shutdown();
+    await upstream.shutdown();
+  }
+});
+
+Deno.test("proxyRequest() keeps every path on the upstream's host: //host and /\\host paths cannot name another", async () => {
+  const seen: string[] = [];
+  const upstream = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen: () => {} }, (request) => {
+    seen.push(new URL(request.url).pathname + new URL(request.url).search);
+    return new Response("upstream");
+  });
+  try {
+    const base = `http://127.0.0.1:${upstream.addr.port}`;
+    for (const path of ["//evil.invalid:9/steal?x=1", "/\\evil.invalid/steal"]) {
+      // What Deno's server hands over for such a request line: the raw path after the authority.
+      const response = await proxyRequest(new Request(`http://edge.local${path}`), {
+        upstream: base,
+        headersTimeoutMs: 2_000,
+      });
+      assert.equal(response.status, 200, path);
+      assert.equal(await response.text(), "upstream", path);
+    }
+    assert.deepEqual(seen, ["//evil.invalid:9/steal?x=1", "//evil.invalid/steal"]);
+    assert.equal(upstreamTarget("//evil.invalid/x?y=1", base).host, `127.0.0.1:${upstream.addr.port}`);
+  } finally {
     await upstream.shutdown();
   }
 });

@@ -10,6 +10,7 @@
  * a cap on bytes buffered towards a slow side (then close 4013).
  */
 import { PROBLEM_CONTENT_TYPE, type ProblemCode, problemOf } from "../contracts/problem.ts";
+import { upstreamTarget } from "./proxy.ts";
 
 export interface WebSocketProxyOptions {
   /** `ws://host:port` of the upstream; the request's path and query are kept. */
@@ -138,7 +139,7 @@ export async function proxyWebSocket(request: Request, options: WebSocketProxyOp
   const fault = handshakeFault(request);
   if (fault !== undefined) return badHandshake(fault);
   const incoming = new URL(request.url);
-  const target = new URL(incoming.pathname + incoming.search, options.upstream);
+  const target = upstreamTarget(incoming.pathname + incoming.search, options.upstream);
   const headers: Record<string, string> = {};
   for (const name of FORWARDED) {
     const value = request.headers.get(name);
