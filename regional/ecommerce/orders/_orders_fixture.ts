@@ -3,7 +3,11 @@
  * A test bench for the order routes over any SQL adapter: migrations of every context they read, products
  * seeded in the catalog's table, in-memory stock and payments, test tokens and a small request helper.
  */
+import assert from "node:assert/strict";
 import type { Hono } from "hono";
+import { createPgliteSql } from "../../../shared/adapters/pglite/mod.ts";
+import { createPostgresSql } from "../../../shared/adapters/postgres/mod.ts";
+import { createTestDatabase } from "../../../shared/testing/pg_database.ts";
 import type { Role } from "../../../shared/auth/mod.ts";
 import type { Sql } from "../../../shared/ports/mod.ts";
 import { migrate } from "../../../shared/ports/sql_migrate.ts";
@@ -107,4 +111,97 @@ export async function historyOf(sql: Sql, orderId: string): Promise<string[]> {
   const rows = await sql.query<{ from_status: string | null; to_status: string }>`
     select from_status, to_status from order_status_history where order_id = ${orderId}::uuid order by id`;
   return rows.map((r) => `${r.from_status ?? "-"}>${r.to_status}`);
+}
+
+export const CREATED = "ecommerce.order.order.created.v1";
+export const PAID = "ecommerce.order.order.paid.v1";
+export const CANCELED = "ecommerce.order.order.canceled.v1";
+export const FULFILLED = "ecommerce.order.order.fulfilled.v1";
+
+/** Asserts a problem+json answer with `status` and `code`; resolves with its body. */
+export async function problem(response: Response, status: number, code: string): Promise<Record<string, unknown>> {
+  const text = await response.text();
+  assert.equal(response.status, status, text);
+  assert.equal(response.headers.get("content-type"), "application/problem+json");
+  const body = JSON.parse(text);
+  assert.equal(body.code, code, text);
+  return body;
+}
+
+/** Asserts a 201 and resolves with the order. */
+export async function created(response: Response): Promise<Record<string, unknown> & { id: string; status: string }> {
+  const text = await response.text();
+  assert.equal(response.status, 201, text);
+  return JSON.parse(text);
+}
+
+/** Places an order of `qty` apples as `user`; resolves with its id. */
+export async function placeApples(bench: Bench, qty = 2, user = "alice"): Promise<string> {
+  const order = await created(
+    await call(bench, "/api/v1/orders", { user, body: { items: [{ productId: bench.products.apple, qty }] } }),
+  );
+  return order.id;
+}
+
+/** Pays `orderId` as `user`, asserting 200. */
+export async function paid(bench: Bench, orderId: string, user = "alice"): Promise<void> {
+  const response = await call(bench, `/api/v1/orders/${orderId}/pay`, { user, method: "POST" });
+  assert.equal(response.status, 200, await response.clone().text());
+}
+
+/** Runs every scenario as a step, each on a fresh bench, on PGlite and on a fresh PostgreSQL database. */
+async function runAll(
+  t: Deno.TestContext,
+  scenarios: Record<string, (bench: Bench) => Promise<void>>,
+  sqlFactory: () => Promise<{ sql: Sql; close(): Promise<void> }>,
+) {
+  const { sql, close } = await sqlFactory();
+  try {
+    for (const [name, scenario] of Object.entries(scenarios)) {
+      // A bench per scenario (fresh products and users' orders are cleared) on one shared database.
+      await t.step(name, async () => {
+        await sql.exec(
+          "delete from idempotency_keys; delete from payments; delete from order_status_history;" +
+            " delete from order_items; delete from orders; delete from outbox",
+        ).catch(() => {});
+        await scenario(await createBench(sql));
+      });
+    }
+  } finally {
+    await close();
+  }
+}
+
+export function runOrderScenarios(
+  label: string,
+  scenarios: Record<string, (bench: Bench) => Promise<void>>,
+): void {
+  Deno.test({
+    name: `[pglite] ${label}`,
+    sanitizeResources: false,
+    sanitizeOps: false,
+    fn: (t) =>
+      runAll(t, scenarios, async () => {
+        const sql = await createPgliteSql();
+        return { sql, close: () => sql.close() };
+      }),
+  });
+
+  Deno.test({
+    name: `[postgres] ${label}`,
+    sanitizeResources: false,
+    sanitizeOps: false,
+    fn: (t) =>
+      runAll(t, scenarios, async () => {
+        const db = await createTestDatabase();
+        const sql = createPostgresSql({ url: db.url });
+        return {
+          sql,
+          close: async () => {
+            await sql.close();
+            await db.drop();
+          },
+        };
+      }),
+  });
 }
