@@ -15,7 +15,14 @@ import { realInfra } from "../../shared/testing/real_infra.ts";
 import { uniqueName } from "../../shared/testing/unique.ts";
 import { dropDatabase } from "../../shared/testing/pg_database.ts";
 import { dropVhost } from "../../shared/testing/rabbit_vhost.ts";
-import { deleteTopicsWithPrefix, ensureKafka, KAFKA_REGIONS } from "../../scripts/kafka/mod.ts";
+import {
+  brokerLayout,
+  deleteTopicsWithPrefix,
+  ensureKafka,
+  isKafkaUp,
+  KAFKA_REGIONS,
+  mirrorPid,
+} from "../../scripts/kafka/mod.ts";
 import { call, journeyEnv, type RunningPlatform, startPlatform } from "../../tests/support/platform.ts";
 import type { ScenarioContext } from "../harness.ts";
 import { hostPortOf } from "./_endpoints.ts";
@@ -183,8 +190,20 @@ export async function releasePlatform(ctx: ScenarioContext, scenario: string): P
 
 async function start(ctx: ScenarioContext): Promise<Shared> {
   const started = performance.now();
-  ctx.log("ensuring Kafka (east and west) is up");
-  await Promise.all([ensureKafka("east"), ensureKafka("west")]);
+  if (PLATFORM_MODE === "lean") {
+    // Lean runs east's processes only: west's broker is not on any measured path.
+    ctx.log("ensuring Kafka east is up (lean: west is not started)");
+    await ensureKafka("east");
+    if (await mirrorPid() !== undefined) {
+      ctx.log(
+        "MirrorMaker is running (infra:up): it mirrors this run's topics to west and takes CPU the measured " +
+          "path lacks; for an east-only run: `deno task infra:down`, then `deno run -A scripts/infra_up.ts east`",
+      );
+    }
+  } else {
+    ctx.log("ensuring Kafka (east and west) is up");
+    await Promise.all([ensureKafka("east"), ensureKafka("west")]);
+  }
   const runId = uniqueName("bvbench").replaceAll("-", "_").toLowerCase();
   const env = journeyEnv(PORT_OFFSET, {
     BV_PG_URL: realInfra.postgresAdminUrl,
@@ -311,6 +330,8 @@ async function teardown(ctx: ScenarioContext, current: Shared): Promise<void> {
   }
   await deleteKeys(`${current.runId}:*`).catch((error) => ctx.log(`could not delete Redis keys: ${error}`));
   for (const region of KAFKA_REGIONS) {
+    // A lean run starts no west broker; one left up by infra:up may hold the run's mirrored topics.
+    if (PLATFORM_MODE === "lean" && !(await isKafkaUp(brokerLayout(region).port))) continue;
     await deleteTopicsWithPrefix(region, `${current.runId}.`)
       .catch((error) => ctx.log(`could not delete the run's Kafka topics on ${region}: ${error}`));
   }
