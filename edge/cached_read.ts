@@ -128,8 +128,7 @@ export function createCachedReads(deps: CachedReadDeps): CachedReads {
     try {
       body = await readBounded(response.body!, cache.options.entryBytesMax, deps.bodyTimeoutMs);
     } catch (error) {
-      if (!(error instanceof DOMException && error.name === "TimeoutError")) throw error;
-      return bypass(edgeProblem("COMMON.UPSTREAM_TIMEOUT", `The region's answer stalled: ${error.message}`));
+      return bypass(bodyFailure(error));
     }
     if ("stream" in body) return bypass(new Response(body.stream, { status: 200, headers: response.headers }));
     // A GraphQL answer with errors (a masked failure, a missing product) is not worth keeping for a TTL.
@@ -199,6 +198,21 @@ export function createCachedReads(deps: CachedReadDeps): CachedReads {
       return fill(request, region, read, request.signal, trace).then((filled) => filled.response);
     },
   };
+}
+
+/**
+ * The answer when a fill's body failed after the region's headers came: 504 when it stalled past the bound, else
+ * 502 (the region reset or closed the connection mid-body; a client that left and so aborted the fill gets it
+ * too, unread). Headers were not sent yet, so this can still be a problem answer rather than a cut connection.
+ */
+function bodyFailure(error: unknown): Response {
+  if (error instanceof DOMException && error.name === "TimeoutError") {
+    return edgeProblem("COMMON.UPSTREAM_TIMEOUT", `The region's answer stalled: ${error.message}`);
+  }
+  return edgeProblem(
+    "COMMON.UPSTREAM_INCOMPLETE",
+    "The region's answer broke off before its end; retry the request",
+  );
 }
 
 /** The cache's view of a request, or undefined when it is not a hot public read. */

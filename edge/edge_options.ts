@@ -69,6 +69,20 @@ export type WebSocketConnector = (
   target: { readonly upstream: string; readonly setHeaders: Readonly<Record<string, string>> },
 ) => Promise<Response>;
 
+/**
+ * Where the edge reports failures it did not expect. The shape of `log` in `shared/observability`, which
+ * `main.ts` passes; the edge cannot import it itself (it keeps its context in node-only storage).
+ */
+export interface EdgeLog {
+  error(msg: string, fields?: Record<string, unknown>): void;
+}
+
+/** Without a logger: one JSON line on stderr, shaped like the project's logger's lines. */
+export const EDGE_CONSOLE_LOG: EdgeLog = Object.freeze({
+  error: (msg: string, fields?: Record<string, unknown>) =>
+    console.error(JSON.stringify({ time: new Date().toISOString(), level: "error", service: "edge", msg, ...fields })),
+});
+
 export interface EdgeOptions {
   /** In preference order: the first healthy one serves requests without a usable hint. */
   readonly regions: readonly EdgeRegion[];
@@ -92,6 +106,8 @@ export interface EdgeOptions {
   readonly flashSales?: FlashSaleFanoutOptions;
   /** WebSocket proxying; without it an upgrade request is answered 503 (this deployment cannot proxy it). */
   readonly webSocket?: WebSocketConnector;
+  /** Where unexpected failures are logged (their answer is a 500 without details). @default EDGE_CONSOLE_LOG */
+  readonly log?: EdgeLog;
   /** Milliseconds since the epoch (cache ages, buckets, token expiry). @default Date.now */
   readonly now?: () => number;
   readonly fetch?: typeof fetch;

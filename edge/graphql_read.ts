@@ -25,8 +25,11 @@ export interface GraphqlRead {
   readonly keyBase?: string;
 }
 
-/** Reads and classifies the body; `"too-large"` when it exceeds {@linkcode GRAPHQL_BODY_BYTES_MAX}. */
-export async function readGraphqlRequest(request: Request): Promise<GraphqlRead | "too-large"> {
+/**
+ * Reads and classifies the body; `"too-large"` when it exceeds {@linkcode GRAPHQL_BODY_BYTES_MAX}, `"incomplete"`
+ * when the client's body stream failed before its end (the client went away mid-upload).
+ */
+export async function readGraphqlRequest(request: Request): Promise<GraphqlRead | "too-large" | "incomplete"> {
   const declared = Number(request.headers.get("content-length") ?? "0");
   if (declared > GRAPHQL_BODY_BYTES_MAX) {
     await request.body?.cancel();
@@ -34,6 +37,7 @@ export async function readGraphqlRequest(request: Request): Promise<GraphqlRead 
   }
   const text = await readTextBounded(request.body, GRAPHQL_BODY_BYTES_MAX);
   if (text === null) return "too-large";
+  if (text === BODY_FAILED) return "incomplete";
   const mediaType = (request.headers.get("content-type") ?? "").split(";")[0].trim().toLowerCase();
   let query: unknown;
   let operationName: unknown = null;
@@ -87,14 +91,31 @@ function canonical(value: unknown, depth: number): unknown {
   return sorted;
 }
 
-async function readTextBounded(body: ReadableStream<Uint8Array> | null, bytesMax: number): Promise<string | null> {
+/** A symbol, not a string: any string may be a body. */
+const BODY_FAILED = Symbol("body failed");
+
+/**
+ * The body as text; null past `bytesMax`; {@linkcode BODY_FAILED} when reading failed. This is the client's own
+ * stream, so a failure is the client's (a closed or reset connection mid-upload), never the region's, and the
+ * runtime's error type is not web-standard (Deno throws `BadResource`): any failure counts.
+ */
+async function readTextBounded(
+  body: ReadableStream<Uint8Array> | null,
+  bytesMax: number,
+): Promise<string | null | typeof BODY_FAILED> {
   if (body === null) return "";
   const reader = body.getReader();
   const decoder = new TextDecoder();
   let size = 0;
   let text = "";
   while (true) {
-    const { done, value } = await reader.read();
+    let chunk: ReadableStreamReadResult<Uint8Array>;
+    try {
+      chunk = await reader.read();
+    } catch {
+      return BODY_FAILED;
+    }
+    const { done, value } = chunk;
     if (done) break;
     size += value.byteLength;
     if (size > bytesMax) {

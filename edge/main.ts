@@ -5,7 +5,7 @@
  */
 import { loadConfigOrExit } from "../shared/config/config.ts";
 import { proxyWebSocket } from "../shared/http/websocket_proxy.ts";
-import { setLogService } from "../shared/observability/mod.ts";
+import { log, setLogService } from "../shared/observability/mod.ts";
 import { createLifecycle } from "../shared/runtime/mod.ts";
 import { edgeOptionsOf } from "./regions.ts";
 import { createEdge } from "./worker.ts";
@@ -15,6 +15,7 @@ setLogService("edge");
 const lifecycle = createLifecycle({ graceMs: config.BV_SHUTDOWN_GRACE_MS, handleSignals: true });
 const edge = createEdge({
   ...edgeOptionsOf(config),
+  log,
   webSocket: (request, target) => proxyWebSocket(request, { ...target, connectTimeoutMs: config.BV_CALL_TIMEOUT_MS }),
 });
 await edge.start();

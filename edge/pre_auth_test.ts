@@ -105,6 +105,7 @@ Deno.test("edge requires a token for mutations and private reads but lets public
       ["/api/v1/auth/login", { method: "POST", body: "{}" }],
       ["/api/v1/auth/signup", { method: "POST", body: "{}" }],
       ["/api/v1/auth/refresh", { method: "POST", body: "{}" }],
+      ["/api/v1/auth/logout", { method: "POST", body: "{}" }],
       ["/sse/flash-sales", {}],
       ["/api/v1/orders", { method: "OPTIONS" }],
       ["/graphql", {

@@ -1,9 +1,9 @@
 /**
  * @module
- * The edge's request pipeline, in this order: a per-client rate limit; the body bound; JWT pre-auth
- * (mutations and private reads need a token, any token present must be valid); a per-subject rate limit;
- * then the flash-sale fan-out, a WebSocket proxied to its sticky region, the hot-query cache for public
- * reads, or the proxy (`http_route.ts`). Nothing reaches a region before the first three have passed.
+ * The edge's request pipeline, in this order: a per-client rate limit; the method and path checks; the body
+ * bound; JWT pre-auth (mutations and private reads need a token, any token present must be valid); a
+ * per-subject rate limit; then the flash-sale fan-out, a WebSocket proxied to its sticky region, the hot-query
+ * cache for public reads, or the proxy (`http_route.ts`). Nothing reaches a region before these have passed.
  * The regions' invalidation feed is refused here: it is the edges' own, followed at the ingress directly.
  */
 import type { Principal } from "../shared/auth/verifier.ts";
@@ -23,6 +23,20 @@ import { openWebSocket, type WebSocketRouteDeps } from "./websocket_route.ts";
 
 /** Whole requests the edge lets through to a region; bigger ones are refused here (regions bound them too). */
 export const EDGE_BODY_BYTES_MAX = 1024 * 1024;
+
+/**
+ * The methods the edge routes, exactly as spelled (RFC 9110 section 9.1: methods are case-sensitive). Anything
+ * else is 501 before any rule runs, since the rules and the region would see two different methods: the rules
+ * compare `request.method` as sent (`post` is not a mutation to `tokenRequired`, so it skipped pre-auth), while
+ * fetch upper-cases `delete|get|head|options|post|put` on the way to the region, which took `post` as POST;
+ * fetch also refuses TRACE and CONNECT, and `get` (the server gives it a body stream, which a GET may not
+ * carry), which read as "region unreachable" and took the region out. 501, not 405: 405 says the method is
+ * known and needs an `Allow` of what the target resource supports, which the edge cannot know; 501 is RFC
+ * 9110's answer to a method the server does not recognise.
+ * Not normalised to upper case either: `post` is another method, not a misspelt POST, and guessing for the
+ * client would hide a broken client behind an answer it did not ask for.
+ */
+const EDGE_METHODS: ReadonlySet<string> = new Set(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]);
 
 /** A public read the hot cache answers (it sets the trace headers itself: see `cached_read.ts`). */
 interface CacheRoute {
@@ -97,6 +111,14 @@ export function createRequestPipeline(deps: RequestPipelineDeps): EdgeHandler {
       const waitSec = deps.clientLimiter.take(clientId);
       if (waitSec > 0) return limited(waitSec, "client");
     }
+    if (!EDGE_METHODS.has(rawRequest.method)) {
+      return edgeProblem(
+        "COMMON.METHOD_NOT_IMPLEMENTED",
+        `The edge does not implement method "${rawRequest.method}"; methods are case-sensitive: send one of ${
+          [...EDGE_METHODS].join(", ")
+        }`,
+      );
+    }
     // One spelling per path: the rules below match `path`, while the proxy and fetch resolve dot segments
     // and read `\` as `/`, so `/api/v1/products/../ecommerce/invalidations` passed as a product read and
     // reached the refused feed, and `//host/…` named another host.
@@ -133,6 +155,13 @@ export function createRequestPipeline(deps: RequestPipelineDeps): EdgeHandler {
       return edgeProblem(
         "COMMON.PAYLOAD_TOO_LARGE",
         `GraphQL request bodies are limited to ${GRAPHQL_BODY_BYTES_MAX} bytes; send a smaller query or fewer variables`,
+      );
+    }
+    // The proxy's answer to the same failure (`shared/http/proxy.ts`); most likely nobody reads it.
+    if (read === "incomplete") {
+      return edgeProblem(
+        "COMMON.REQUEST_INCOMPLETE",
+        "The request body could not be read to its end (the client stopped sending); send the whole body",
       );
     }
     const method = request.method;

@@ -10,6 +10,8 @@ const ANONYMOUS_MUTATIONS: ReadonlySet<string> = new Set([
   "/api/v1/auth/signup",
   "/api/v1/auth/login",
   "/api/v1/auth/refresh",
+  // Holds a refresh token, not an access token: a client whose access token expired must still sign out.
+  "/api/v1/auth/logout",
 ]);
 
 /** Reads of private resources: a token is required even for GET. */

@@ -10,7 +10,7 @@
  * healthy (`region_affinity.ts`); idempotent requests that fail to connect are retried once on the next region.
  * Every request carries a `traceparent` and `Correlation-Id` to the region and back (`trace.ts`).
  */
-import type { EdgeOptions } from "./edge_options.ts";
+import { EDGE_CONSOLE_LOG, type EdgeOptions } from "./edge_options.ts";
 import { createEdgeApp } from "./edge_app.ts";
 import { edgeMetricsText } from "./edge_metrics.ts";
 import { createCachedReads } from "./cached_read.ts";
@@ -175,7 +175,7 @@ export function createEdge(options: EdgeOptions): Edge {
   });
 
   const edge: Edge = {
-    app: createEdgeApp({ health: () => router.health(), metricsText, handle }),
+    app: createEdgeApp({ health: () => router.health(), metricsText, handle, log: options.log ?? EDGE_CONSOLE_LOG }),
     checkHealth: async () => {
       await Promise.all(states.map(probe));
     },

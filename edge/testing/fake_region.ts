@@ -23,7 +23,8 @@ export interface FakeRegionState {
   versions: Map<string, number>;
   /** Extra headers on product and GraphQL answers (for example a Cache-Control). */
   answerHeaders: Record<string, string>;
-  /** Headers and URL (path and query) of the last API request that reached the region. */
+  /** Method, headers and URL (path and query) of the last API request that reached the region. */
+  lastMethod?: string;
   lastHeaders?: Headers;
   lastUrl?: string;
   /** Added before `/readyz` answers: the probe latency the edge measures. */
@@ -142,6 +143,7 @@ export function fakeRegion(name: string, options?: { readonly jwks?: JSONWebKeyS
 
   async function api(request: Request, path: string): Promise<Response> {
     state.hits++;
+    state.lastMethod = request.method;
     state.lastHeaders = request.headers;
     const url = new URL(request.url);
     state.lastUrl = url.pathname + url.search;

@@ -44,6 +44,9 @@ const grpcByHttp: Readonly<Record<number, number>> = Object.freeze({
   429: GrpcStatus.RESOURCE_EXHAUSTED,
   500: GrpcStatus.INTERNAL,
   501: GrpcStatus.UNIMPLEMENTED,
+  // Not UNAVAILABLE (gRPC's own HTTP mapping): that reads as "safe to retry" here (`problemCodeOfGrpc`), while a
+  // 502 means the upstream took the request and broke off its answer, so the outcome is unknown.
+  502: GrpcStatus.INTERNAL,
   503: GrpcStatus.UNAVAILABLE,
   504: GrpcStatus.DEADLINE_EXCEEDED,
 });
@@ -61,11 +64,17 @@ export const problemCodes = Object.freeze(
     "COMMON.REQUEST_INCOMPLETE": 400,
     "COMMON.NOT_FOUND": 404,
     "COMMON.METHOD_NOT_ALLOWED": 405,
+    /** A method this server does not implement for any resource (methods are case-sensitive: `post` is one). */
+    "COMMON.METHOD_NOT_IMPLEMENTED": 501,
     "COMMON.CONFLICT": 409,
     "COMMON.RATE_LIMITED": 429,
     "COMMON.UPSTREAM_UNAVAILABLE": 503,
     "COMMON.UPSTREAM_TIMEOUT": 504,
+    /** The upstream sent its headers, then its connection failed before the body was complete. */
+    "COMMON.UPSTREAM_INCOMPLETE": 502,
     "COMMON.INTERNAL": 500,
+    /** A service-to-service request whose signature is missing, wrong or outside its time window. */
+    "COMMON.SIGNATURE_INVALID": 401,
     "AUTH.UNAUTHENTICATED": 401,
     "AUTH.TOKEN_INVALID": 401,
     "AUTH.TOKEN_EXPIRED": 401,
@@ -148,6 +157,8 @@ const titles: Readonly<Record<number, string>> = Object.freeze({
   422: "Unprocessable Content",
   429: "Too Many Requests",
   500: "Internal Server Error",
+  501: "Not Implemented",
+  502: "Bad Gateway",
   503: "Service Unavailable",
   504: "Gateway Timeout",
 });
