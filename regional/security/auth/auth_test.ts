@@ -2,83 +2,13 @@ import { createPasswordHasher } from "./password.ts";
 import assert from "node:assert/strict";
 import { Hono } from "hono";
 import { decodeJwt, decodeProtectedHeader, type JSONWebKeySet } from "jose";
-import { type AuthEnv, createTokenVerifier, requireAuth, type TokenVerifier } from "../../../shared/auth/mod.ts";
+import { type AuthEnv, createTokenVerifier, type TokenVerifier } from "../../../shared/auth/mod.ts";
 import { createPgliteSql } from "../../../shared/adapters/pglite/mod.ts";
 import { createPostgresSql } from "../../../shared/adapters/postgres/mod.ts";
 import type { Sql } from "../../../shared/ports/sql.ts";
 import { createTestDatabase } from "../../../shared/testing/pg_database.ts";
-import { type AuthModule, createAuthModule, type TokenPair } from "./mod.ts";
-
-const ISSUER = "https://auth.test";
-const AUDIENCE = "bitvelocity-test";
-const START_MS = Date.parse("2030-01-01T00:00:00Z");
-const ADMIN = { email: "root@bitvelocity.test", password: "admin-password-1" };
-
-interface Harness {
-  readonly sql: Sql;
-  readonly auth: AuthModule;
-  readonly clock: { nowMs: number };
-  post(path: string, body: unknown, token?: string): Promise<Response>;
-  get(path: string, token?: string): Promise<Response>;
-  /** A pair from signup, failing the test on any other answer. */
-  signup(email: string, password?: string): Promise<TokenPair>;
-  login(email: string, password: string): Promise<TokenPair>;
-}
-
-async function harnessOn(sql: Sql, options?: { keyActivationDelayMs?: number }): Promise<Harness> {
-  const clock = { nowMs: START_MS };
-  const auth = await createAuthModule({
-    sql,
-    issuer: ISSUER,
-    audience: AUDIENCE,
-    now: () => clock.nowMs,
-    keyActivationDelayMs: options?.keyActivationDelayMs,
-  });
-  await auth.ensureAdmin(ADMIN.email, ADMIN.password);
-  const app = new Hono<AuthEnv>();
-  app.route("/", auth.routes);
-  app.get("/whoami", requireAuth(auth.verifier), (c) => c.json(c.get("principal")));
-  const post = async (path: string, body: unknown, token?: string) =>
-    await app.request(path, {
-      method: "POST",
-      headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) },
-      body: typeof body === "string" ? body : JSON.stringify(body),
-    });
-  const get = async (path: string, token?: string) =>
-    await app.request(path, { headers: token ? { authorization: `Bearer ${token}` } : {} });
-  const expectPair = async (response: Response, status: number): Promise<TokenPair> => {
-    assert.equal(response.status, status, await response.clone().text());
-    return await response.json();
-  };
-  return {
-    sql,
-    auth,
-    clock,
-    post,
-    get,
-    signup: async (email, password = "correct-horse-1") =>
-      await expectPair(await post("/api/v1/auth/signup", { email, password }), 201),
-    login: async (email, password) => await expectPair(await post("/api/v1/auth/login", { email, password }), 200),
-  };
-}
-
-/** Runs `fn` against a fresh database on the real PostgreSQL server. */
-async function onPostgres(fn: (h: Harness) => Promise<void>, options?: { keyActivationDelayMs?: number }) {
-  const db = await createTestDatabase();
-  const sql = createPostgresSql({ url: db.url, maxConnections: 4 });
-  try {
-    await fn(await harnessOn(sql, options));
-  } finally {
-    await sql.close();
-    await db.drop();
-  }
-}
-
-async function assertProblem(response: Response, status: number, code: string): Promise<void> {
-  assert.equal(response.status, status);
-  assert.equal(response.headers.get("content-type"), "application/problem+json");
-  assert.equal((await response.json()).code, code);
-}
+import { createAuthModule, type TokenPair } from "./mod.ts";
+import { ADMIN, assertProblem, AUDIENCE, type Harness, harnessOn, ISSUER, onPostgres } from "./_auth_fixture.ts";
 
 async function signupLoginRefreshAndUse(h: Harness): Promise<void> {
   const signedUp = await h.signup("Ada@Example.COM");
@@ -129,55 +59,6 @@ Deno.test("the same signup, login and refresh flow works on PGlite in memory", a
   } finally {
     await sql.close();
   }
-});
-
-Deno.test("refresh rotates the token, and reusing a used one revokes its whole family only", async () => {
-  await onPostgres(async (h) => {
-    await h.signup("bob@example.com");
-    const first = await h.login("bob@example.com", "correct-horse-1");
-    const otherSession = await h.login("bob@example.com", "correct-horse-1");
-    const second: TokenPair = await (await h.post("/api/v1/auth/refresh", { refreshToken: first.refreshToken }))
-      .json();
-
-    await assertProblem(
-      await h.post("/api/v1/auth/refresh", { refreshToken: first.refreshToken }),
-      401,
-      "AUTH.REFRESH_TOKEN_INVALID",
-    );
-    // The thief or the owner holds `second`: the family is revoked, so it fails too.
-    await assertProblem(
-      await h.post("/api/v1/auth/refresh", { refreshToken: second.refreshToken }),
-      401,
-      "AUTH.REFRESH_TOKEN_INVALID",
-    );
-    const other = await h.post("/api/v1/auth/refresh", { refreshToken: otherSession.refreshToken });
-    assert.equal(other.status, 200);
-    const rows = await h.sql.query<{ revoked: boolean }>`
-      select revoked_at is not null as revoked from auth_refresh_tokens`;
-    assert.equal(rows.filter((row) => row.revoked).length, 2);
-    assert.equal(
-      (await h.sql.query`select 1 from auth_refresh_tokens where token_hash = ${first.refreshToken}`).length,
-      0,
-      "only hashes are stored",
-    );
-  });
-});
-
-Deno.test("a refresh token expires after 30 days, and an unknown one is refused", async () => {
-  await onPostgres(async (h) => {
-    const pair = await h.signup("cy@example.com");
-    h.clock.nowMs += 30 * 24 * 3600 * 1000 + 1;
-    await assertProblem(
-      await h.post("/api/v1/auth/refresh", { refreshToken: pair.refreshToken }),
-      401,
-      "AUTH.REFRESH_TOKEN_INVALID",
-    );
-    await assertProblem(
-      await h.post("/api/v1/auth/refresh", { refreshToken: "A".repeat(43) }),
-      401,
-      "AUTH.REFRESH_TOKEN_INVALID",
-    );
-  });
 });
 
 Deno.test("an ADMIN grants roles; a CUSTOMER gets 403, an unknown user 404, no token 401", async () => {

@@ -1,6 +1,6 @@
 /**
  * @module
- * The auth HTTP API (see README.md): sign-up, login, refresh, role grants, key rotation and the JWKS.
+ * The auth HTTP API (see README.md): sign-up, login, refresh, logout, role grants, key rotation and the JWKS.
  * Every failure answers `application/problem+json`.
  */
 import { Hono } from "hono";
@@ -29,7 +29,7 @@ const Email = z.string().max(254).trim().toLowerCase().pipe(z.email());
 const SignupBody = z.strictObject({ email: Email, password: z.string().min(8).max(128) });
 // Login accepts any length up to the maximum: a too-short guess is just a wrong password.
 const LoginBody = z.strictObject({ email: Email, password: z.string().min(1).max(128) });
-const RefreshBody = z.strictObject({ refreshToken: z.string().min(1).max(128) });
+const RefreshTokenBody = z.strictObject({ refreshToken: z.string().min(1).max(128) });
 const GrantRolesBody = z.strictObject({ roles: z.array(RoleSchema).min(1).max(ROLES.length) });
 
 /** Token responses must not be cached anywhere (RFC 6749 §5.1). */
@@ -68,8 +68,17 @@ export function createAuthRoutes(deps: AuthRoutesDeps): Hono<AuthEnv> {
   });
 
   app.post("/api/v1/auth/refresh", async (c) => {
-    const body = await readJson(c, RefreshBody);
+    const body = await readJson(c, RefreshTokenBody);
     return c.json(await tokens.refresh(body.refreshToken), 200, NO_STORE);
+  });
+
+  // The refresh token is the credential here, not an access token: a client whose access token has expired
+  // must still be able to sign out.
+  app.post("/api/v1/auth/logout", async (c) => {
+    const body = await readJson(c, RefreshTokenBody);
+    await tokens.revokeFamily(body.refreshToken);
+    // 204 whether the token was live, used, revoked or unknown: the answer must not tell a guesser which exist.
+    return c.body(null, 204);
   });
 
   app.post("/api/v1/auth/users/:id/roles", adminOnly, async (c) => {

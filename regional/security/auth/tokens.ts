@@ -12,7 +12,7 @@ import { ProblemError } from "../../../shared/contracts/problem.ts";
 import { log } from "../../../shared/observability/mod.ts";
 import type { Sql, SqlExecutor } from "../../../shared/ports/sql.ts";
 import { ACCESS_TOKEN_TYPE, type Role } from "../../../shared/auth/mod.ts";
-import type { SigningKeyStore } from "./signing_keys.ts";
+import type { SigningKey, SigningKeyStore } from "./signing_keys.ts";
 import { rolesOf } from "./users.ts";
 
 /** What signup, login and refresh answer. */
@@ -37,12 +37,33 @@ export interface TokenServiceOptions {
 
 export interface TokenService {
   /** Starts a new refresh family for `user` (a sign-in) and returns its first pair. */
-  issue(
-    user: { readonly id: string; readonly email: string; readonly roles: readonly Role[] },
-  ): Promise<TokenPair>;
+  issue(user: TokenSubject): Promise<TokenPair>;
   /** Rotates `refreshToken`; throws 401 `AUTH.REFRESH_TOKEN_INVALID` when it is unknown, expired, revoked or reused. */
   refresh(refreshToken: string): Promise<TokenPair>;
+  /** Revokes every token of `refreshToken`'s family (a sign-out); an unknown or revoked token is a no-op. */
+  revokeFamily(refreshToken: string): Promise<void>;
 }
+
+/** Whom an access token speaks for. */
+export interface TokenSubject {
+  readonly id: string;
+  readonly email: string;
+  readonly roles: readonly Role[];
+}
+
+interface RefreshTokenRow {
+  readonly user_id: string;
+  readonly family_id: string;
+  readonly expires_at: Date;
+  readonly used_at: Date | null;
+  readonly revoked_at: Date | null;
+}
+
+/** What a refresh transaction decided; a reuse must commit its revocation, so outcomes are returned, not thrown. */
+type RefreshOutcome =
+  | { readonly kind: "invalid" }
+  | { readonly kind: "reused"; readonly userId: string; readonly familyId: string }
+  | { readonly kind: "rotated"; readonly pair: TokenPair };
 
 const REFRESH_TOKEN_FORMAT = /^[A-Za-z0-9_-]{43}$/;
 
@@ -53,13 +74,11 @@ export function createTokenService(options: TokenServiceOptions): TokenService {
     throw new RangeError(`accessTokenTtlSec must be an integer in 1..86400, got ${accessTokenTtlSec}`);
   }
 
-  async function signAccessToken(
-    user: { id: string; email: string; roles: readonly Role[] },
-  ): Promise<string> {
-    const { kid, privateKey } = await keys.signingKey();
+  /** Pure crypto: no I/O, so it may run inside a transaction. */
+  async function signAccessToken(key: SigningKey, user: TokenSubject): Promise<string> {
     const issuedAtSec = Math.floor(now() / 1000);
     return await new SignJWT({ email: user.email, roles: [...user.roles] })
-      .setProtectedHeader({ alg: "EdDSA", kid, typ: ACCESS_TOKEN_TYPE })
+      .setProtectedHeader({ alg: "EdDSA", kid: key.kid, typ: ACCESS_TOKEN_TYPE })
       .setSubject(user.id)
       .setIssuer(options.issuer)
       .setAudience(options.audience)
@@ -67,7 +86,7 @@ export function createTokenService(options: TokenServiceOptions): TokenService {
       .setNotBefore(issuedAtSec)
       .setExpirationTime(issuedAtSec + accessTokenTtlSec)
       .setJti(crypto.randomUUID())
-      .sign(privateKey);
+      .sign(key.privateKey);
   }
 
   async function storeRefreshToken(tx: SqlExecutor, userId: string, familyId: string): Promise<string> {
@@ -81,62 +100,82 @@ export function createTokenService(options: TokenServiceOptions): TokenService {
     return token;
   }
 
+  /**
+   * One rotation, all or nothing. The access token is signed before the presented token is marked used and
+   * before the commit: if signing throws, the rollback leaves that token unused, so the client's retry is
+   * a rotation again and not a reuse that would revoke the family (signing out a user by our own failure).
+   */
+  async function rotate(tx: SqlExecutor, hash: string, key: SigningKey): Promise<RefreshOutcome> {
+    const at = new Date(now());
+    const [row] = await tx.query<RefreshTokenRow & Record<string, unknown>>`
+      select user_id, family_id, expires_at, used_at, revoked_at from auth_refresh_tokens
+      where token_hash = ${hash} for update`;
+    if (!row || row.revoked_at || row.expires_at.getTime() <= at.getTime()) return { kind: "invalid" };
+    if (await familyRevoked(tx, row.family_id)) return { kind: "invalid" };
+    if (row.used_at) {
+      await revokeFamilyRows(tx, row.family_id, at);
+      return { kind: "reused", userId: row.user_id, familyId: row.family_id };
+    }
+    const [user] = await tx.query<{ id: string; email: string }>`
+      select id, email from auth_users where id = ${row.user_id}`;
+    if (!user) return { kind: "invalid" };
+    const accessToken = await signAccessToken(key, { ...user, roles: await rolesOf(tx, user.id) });
+    await tx.query`update auth_refresh_tokens set used_at = ${at} where token_hash = ${hash}`;
+    const refreshToken = await storeRefreshToken(tx, user.id, row.family_id);
+    return { kind: "rotated", pair: { accessToken, refreshToken, expiresIn: accessTokenTtlSec } };
+  }
+
   return {
     async issue(user) {
+      const key = await keys.signingKey();
+      const accessToken = await signAccessToken(key, user);
+      // Stored only once the access token exists: a failed sign-in leaves no orphan family behind.
       const refreshToken = await storeRefreshToken(sql, user.id, crypto.randomUUID());
-      return { accessToken: await signAccessToken(user), refreshToken, expiresIn: accessTokenTtlSec };
+      return { accessToken, refreshToken, expiresIn: accessTokenTtlSec };
     },
     async refresh(refreshToken) {
       if (!REFRESH_TOKEN_FORMAT.test(refreshToken)) throw invalidRefreshToken();
       const hash = await sha256Hex(refreshToken);
-      const at = new Date(now());
-      // The revocation of a reused family must commit, so the transaction returns an outcome instead of throwing.
-      const outcome = await sql.transaction(async (tx) => {
-        const [row] = await tx.query<
-          {
-            user_id: string;
-            family_id: string;
-            expires_at: Date;
-            used_at: Date | null;
-            revoked_at: Date | null;
-          }
-        >`
-          select user_id, family_id, expires_at, used_at, revoked_at from auth_refresh_tokens
-          where token_hash = ${hash} for update`;
-        if (!row || row.revoked_at || row.expires_at.getTime() <= at.getTime()) {
-          return { kind: "invalid" } as const;
-        }
-        if (row.used_at) {
-          await tx.query`
-            update auth_refresh_tokens set revoked_at = ${at} where family_id = ${row.family_id} and revoked_at is null`;
-          return { kind: "reused", userId: row.user_id, familyId: row.family_id } as const;
-        }
-        await tx.query`update auth_refresh_tokens set used_at = ${at} where token_hash = ${hash}`;
-        const [user] = await tx.query<{ id: string; email: string }>`
-          select id, email from auth_users where id = ${row.user_id}`;
-        if (!user) return { kind: "invalid" } as const;
-        const next = await storeRefreshToken(tx, user.id, row.family_id);
-        return {
-          kind: "rotated",
-          user: { ...user, roles: await rolesOf(tx, user.id) },
-          refreshToken: next,
-        } as const;
-      });
+      // Fetched before the transaction: the key store may read (and promote keys in) SQL itself, which would
+      // wait forever on PGlite's single connection, or on a pool drained by transactions waiting likewise.
+      const key = await keys.signingKey();
+      const outcome = await sql.transaction((tx) => rotate(tx, hash, key));
       if (outcome.kind === "reused") {
-        log.warn("refresh token reused; family revoked", {
-          userId: outcome.userId,
-          familyId: outcome.familyId,
-        });
-        throw invalidRefreshToken();
+        log.warn("refresh token reused; family revoked", { userId: outcome.userId, familyId: outcome.familyId });
       }
-      if (outcome.kind === "invalid") throw invalidRefreshToken();
-      return {
-        accessToken: await signAccessToken(outcome.user),
-        refreshToken: outcome.refreshToken,
-        expiresIn: accessTokenTtlSec,
-      };
+      if (outcome.kind !== "rotated") throw invalidRefreshToken();
+      return outcome.pair;
+    },
+    async revokeFamily(refreshToken) {
+      // A token that cannot exist is simply unknown: the caller answers the same either way.
+      if (!REFRESH_TOKEN_FORMAT.test(refreshToken)) return;
+      const hash = await sha256Hex(refreshToken);
+      const [family] = await sql.query<{ family_id: string; user_id: string }>`
+        select family_id, user_id from auth_refresh_tokens where token_hash = ${hash}`;
+      if (!family) return;
+      const revoked = await revokeFamilyRows(sql, family.family_id, new Date(now()));
+      if (revoked > 0) log.info("refresh token family revoked", { userId: family.user_id, familyId: family.family_id });
     },
   };
+}
+
+/** Marks every live token of the family revoked; resolves how many were. */
+async function revokeFamilyRows(tx: SqlExecutor, familyId: string, at: Date): Promise<number> {
+  const rows = await tx.query`
+    update auth_refresh_tokens set revoked_at = ${at} where family_id = ${familyId} and revoked_at is null
+    returning 1 as revoked`;
+  return rows.length;
+}
+
+/**
+ * True when any token of the family is revoked. A rotation that held its token's row lock while the family
+ * was being revoked inserts a successor the revoking statement never saw; this check (a fresh statement,
+ * hence a fresh snapshot, after the lock) refuses that successor, so a revoked family stays revoked.
+ */
+async function familyRevoked(tx: SqlExecutor, familyId: string): Promise<boolean> {
+  const rows = await tx.query`
+    select 1 as revoked from auth_refresh_tokens where family_id = ${familyId} and revoked_at is not null limit 1`;
+  return rows.length > 0;
 }
 
 function invalidRefreshToken(): ProblemError {
