@@ -2,16 +2,22 @@
  * @module
  * The SQL port on PGlite (PostgreSQL compiled to WASM, in process). PGlite has one connection, so every
  * top-level query, exec and transaction runs under one lock: a transaction never sees another caller's
- * statements interleaved. Rows and errors are normalised by `shared/ports/sql_values.ts`, exactly like the
- * postgres.js adapter.
+ * statements interleaved. The lock is a pool of one permit with the same bounds as the postgres adapter's
+ * pool (`acquireTimeoutMs`, `maxWaiting`; `shared/ports/sql_permits.ts`): a caller that cannot take it in
+ * time, or finds the queue full, fails with `COMMON.UPSTREAM_UNAVAILABLE` and its statement never runs. Rows
+ * and errors are normalised by `shared/ports/sql_values.ts`, exactly like the postgres.js adapter.
  */
 
 import { PGlite, types } from "@electric-sql/pglite";
 import { type Row, type Sql, type SqlExecutor, type SqlValue, toParameterized } from "../../ports/sql.ts";
+import { createSqlPermits, type SqlPoolBounds } from "../../ports/sql_permits.ts";
 import { normalizeRows, PG_OID, toSqlError } from "../../ports/sql_values.ts";
 
-/** Options for {@linkcode createPgliteSql}. */
-export interface PgliteSqlOptions {
+/**
+ * Options for {@linkcode createPgliteSql}. `acquireTimeoutMs` and `maxWaiting` ({@linkcode SqlPoolBounds})
+ * bound how long and how many callers wait for the one connection.
+ */
+export interface PgliteSqlOptions extends SqlPoolBounds {
   /** A directory that keeps the database across restarts. @default in memory */
   readonly dataDir?: string;
 }
@@ -25,11 +31,15 @@ export async function createPgliteSql(options: PgliteSqlOptions = {}): Promise<S
       [PG_OID.INT8_ARRAY]: (text: string) => types.arrayParser(text, (element: string) => element, PG_OID.INT8_ARRAY),
     },
   });
-  const lock = createLock();
+  // One permit: PGlite has one connection. The queue is FIFO, as the lock it replaces was.
+  const permits = createSqlPermits("PGlite", 1, {
+    acquireTimeoutMs: options.acquireTimeoutMs,
+    maxWaiting: options.maxWaiting,
+  });
   let closed = false;
-  const guard = <T>(work: () => Promise<T>): Promise<T> => {
+  const guard = <T>(work: () => Promise<T>, acquireTimeoutMs?: number): Promise<T> => {
     if (closed) return Promise.reject(new Error("Cannot use the PGlite database: it is closed"));
-    return lock(work);
+    return permits.run(work, acquireTimeoutMs);
   };
   const executor = executorOf(db);
   return {
@@ -53,18 +63,18 @@ export async function createPgliteSql(options: PgliteSqlOptions = {}): Promise<S
         );
       });
       try {
-        await Promise.race([guard(() => db.query("select 1")), timeout]);
+        await Promise.race([guard(() => db.query("select 1"), timeoutMs), timeout]);
       } finally {
         clearTimeout(timer);
       }
     },
     async close(): Promise<void> {
       if (closed) return;
-      // Waits for the work already queued, then flushes and closes the database files.
-      await lock(async () => {
-        closed = true;
-        await db.close();
-      });
+      // Turns new callers away, waits for the work already running or queued (each queued caller runs or
+      // times out), then flushes and closes the database files.
+      closed = true;
+      await permits.whenIdle();
+      await db.close();
     },
   };
 }
@@ -92,15 +102,5 @@ function executorOf(driver: PgliteDriver): SqlExecutor {
         throw toSqlError(error);
       }
     },
-  };
-}
-
-/** A FIFO mutex: `lock(work)` runs `work` after every earlier call has settled. */
-function createLock(): <T>(work: () => Promise<T>) => Promise<T> {
-  let tail: Promise<unknown> = Promise.resolve();
-  return <T>(work: () => Promise<T>): Promise<T> => {
-    const run = tail.then(work, work);
-    tail = run.catch(() => {});
-    return run;
   };
 }

@@ -1,12 +1,23 @@
 import assert from "node:assert/strict";
 import { sqlContract } from "../../ports/contract/sql_contract.ts";
 import { uniqueName } from "../../testing/unique.ts";
+import type { Sql } from "../../ports/sql.ts";
 import { createPgliteSql } from "./mod.ts";
 
 // PGlite takes seconds to boot, so the contract shares one in-memory instance; tables are unique per test.
 const shared = await createPgliteSql();
+// The pool tests need short bounds, so they share a second instance, booted by the first of them.
+let bounded: Promise<Sql> | undefined;
 
-sqlContract("pglite", () => Promise.resolve({ sql: shared, cleanup: () => Promise.resolve() }));
+sqlContract(
+  "pglite",
+  () => Promise.resolve({ sql: shared, cleanup: () => Promise.resolve() }),
+  async (bounds) => {
+    bounded ??= createPgliteSql(bounds);
+    // PGlite has one connection: its pool is a pool of one.
+    return { sql: await bounded, connections: 1, cleanup: () => Promise.resolve() };
+  },
+);
 
 Deno.test("[pglite] sql a dataDir-backed database keeps a committed row across close and reopen", async () => {
   const dataDir = await Deno.makeTempDir({ prefix: "bv_pglite_" });
@@ -29,6 +40,7 @@ Deno.test("[pglite] sql a dataDir-backed database keeps a committed row across c
   }
 });
 
-Deno.test("[pglite] sql shared instance closes at the end of the file", async () => {
+Deno.test("[pglite] sql shared instances close at the end of the file", async () => {
   await shared.close();
+  await (await bounded)?.close();
 });

@@ -7,10 +7,14 @@
 
 import postgres from "postgres";
 import { type Row, type Sql, type SqlExecutor, type SqlValue, toParameterized } from "../../ports/sql.ts";
+import { createSqlPermits, type SqlPoolBounds } from "../../ports/sql_permits.ts";
 import { normalizeRows, toSqlError } from "../../ports/sql_values.ts";
 
-/** Options for {@linkcode createPostgresSql}. */
-export interface PostgresSqlOptions {
+/**
+ * Options for {@linkcode createPostgresSql}. `acquireTimeoutMs` and `maxWaiting` ({@linkcode SqlPoolBounds})
+ * bound how long and how many callers wait for one of the `maxConnections`.
+ */
+export interface PostgresSqlOptions extends SqlPoolBounds {
   /** `postgres://user:pass@host:port/db`. */
   readonly url: string;
   /** Pool size. @default 10 */
@@ -38,6 +42,8 @@ export function createPostgresSql(options: PostgresSqlOptions): Sql {
     statementTimeoutMs = 30_000,
     idleTimeoutSec = 30,
     idleInTransactionTimeoutMs = 60_000,
+    acquireTimeoutMs,
+    maxWaiting,
   } = options;
   if (!Number.isInteger(maxConnections) || maxConnections < 1) {
     throw new RangeError(
@@ -58,33 +64,51 @@ export function createPostgresSql(options: PostgresSqlOptions): Sql {
     // NOTICEs (for example "relation already exists, skipping") are not errors; they would only be noise.
     onnotice: () => {},
   });
+  // postgres.js queues a caller that finds every connection busy without a deadline or a bound. Every use of
+  // the pool below first takes one of `maxConnections` permits, so postgres.js never has to queue, and waiting
+  // is bounded here (see shared/ports/sql_permits.ts). A transaction holds its permit until it ends; its own
+  // statements run on its connection and take none, so they can never wait behind it. Outer `sql` called from
+  // inside `fn` does take a permit (it is another connection): with every connection held that way, it fails
+  // after `acquireTimeoutMs` instead of deadlocking forever.
+  const permits = createSqlPermits("PostgreSQL", maxConnections, { acquireTimeoutMs, maxWaiting });
+  const pooled = executorOf(client);
   return {
-    ...executorOf(client),
-    async transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
-      // postgres.js runs a statement of an ended transaction's handle on a pooled connection, outside any
-      // transaction (autocommit): code still running after a rollback (its session was ended, or a
-      // statement it did not await) would write what the rollback undid. PGlite rejects such a statement;
-      // so does this adapter.
-      let ended = false;
-      try {
-        return await client.begin((tx) => fn(endedGuard(executorOf(tx), () => ended))) as T;
-      } catch (error) {
-        throw toSqlError(error);
-      } finally {
-        ended = true;
-      }
+    query: (strings, ...values) => permits.run(() => pooled.query(strings, ...values)),
+    exec: (statements) => permits.run(() => pooled.exec(statements)),
+    transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
+      return permits.run(() => runTransaction(client, fn));
     },
     async ping(timeoutMs: number): Promise<void> {
-      await withTimeout(client.unsafe("select 1"), timeoutMs, "Postgres did not answer a ping");
+      await withTimeout(
+        permits.run(() => client.unsafe("select 1"), timeoutMs),
+        timeoutMs,
+        "Postgres did not answer a ping",
+      );
     },
     async close(): Promise<void> {
-      // Lets running queries finish for up to 5 s, then closes the sockets.
+      // Lets running queries finish for up to 5 s, then closes the sockets. Callers still waiting for a permit
+      // get one as those finish and are refused by postgres.js (CONNECTION_ENDED), or time out first.
       await client.end({ timeout: 5 });
     },
   };
 }
 
 type Driver = postgres.Sql | postgres.TransactionSql;
+
+async function runTransaction<T>(client: postgres.Sql, fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
+  // postgres.js runs a statement of an ended transaction's handle on a pooled connection, outside any
+  // transaction (autocommit): code still running after a rollback (its session was ended, or a
+  // statement it did not await) would write what the rollback undid. PGlite rejects such a statement;
+  // so does this adapter.
+  let ended = false;
+  try {
+    return await client.begin((tx) => fn(endedGuard(executorOf(tx), () => ended))) as T;
+  } catch (error) {
+    throw toSqlError(error);
+  } finally {
+    ended = true;
+  }
+}
 
 /** `executor`, refusing every statement once `ended()` says its transaction committed or rolled back. */
 function endedGuard(executor: SqlExecutor, ended: () => boolean): SqlExecutor {

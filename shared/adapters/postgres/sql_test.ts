@@ -6,15 +6,24 @@ import { createPostgresSql } from "./mod.ts";
 // One database per run of this file, dropped by the last test below (tests of a file run in order).
 const database = await createTestDatabase();
 
-sqlContract("postgres", () => {
-  const sql = createPostgresSql({
-    url: database.url,
-    maxConnections: 5,
-    connectTimeoutSec: 5,
-    statementTimeoutMs: 10_000,
-  });
-  return Promise.resolve({ sql, cleanup: () => sql.close() });
-});
+sqlContract(
+  "postgres",
+  () => {
+    const sql = createPostgresSql({
+      url: database.url,
+      maxConnections: 5,
+      connectTimeoutSec: 5,
+      statementTimeoutMs: 10_000,
+    });
+    return Promise.resolve({ sql, cleanup: () => sql.close() });
+  },
+  (bounds) => {
+    // Two connections: enough to show every one of a real pool is held, few enough to hold cheaply.
+    const connections = 2;
+    const sql = createPostgresSql({ url: database.url, maxConnections: connections, ...bounds });
+    return Promise.resolve({ sql, connections, cleanup: () => sql.close() });
+  },
+);
 
 Deno.test("[postgres] sql statementTimeoutMs cancels a statement on the server (SQLSTATE 57014)", async () => {
   const sql = createPostgresSql({ url: database.url, maxConnections: 1, statementTimeoutMs: 200 });

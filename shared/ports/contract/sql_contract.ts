@@ -1,7 +1,8 @@
 /**
  * @module
  * The contract every SQL adapter passes: bind parameters, identical value types, transactions, SQLSTATE
- * codes, migrations and serialised concurrent transactions. Each test uses its own table names.
+ * codes, migrations, serialised concurrent transactions and, through `sql_pool_contract.ts`, the bounds on
+ * waiting for a connection. Each test uses its own table names.
  */
 
 import assert from "node:assert/strict";
@@ -9,6 +10,7 @@ import type { Sql, SqlExecutor } from "../sql.ts";
 import { migrate } from "../sql_migrate.ts";
 import { SqlError } from "../sql_values.ts";
 import { uniqueName } from "../../testing/unique.ts";
+import { type MakeBoundedSql, sqlPoolContract } from "./sql_pool_contract.ts";
 
 /** Builds template strings around dynamic identifiers (table names cannot be bind parameters). */
 function tpl(...parts: string[]): TemplateStringsArray {
@@ -18,8 +20,11 @@ function tpl(...parts: string[]): TemplateStringsArray {
 /** Makes a connected port and the function that releases it. */
 export type MakeSql = () => Promise<{ sql: Sql; cleanup: () => Promise<void> }>;
 
-/** Registers the SQL contract tests, named `[kind] sql …`. */
-export function sqlContract(kind: string, makeSql: MakeSql): void {
+/**
+ * Registers the SQL contract tests, named `[kind] sql …`. `makeBoundedSql` makes the port the pool tests
+ * saturate (see `sql_pool_contract.ts`).
+ */
+export function sqlContract(kind: string, makeSql: MakeSql, makeBoundedSql: MakeBoundedSql): void {
   const test = (name: string, body: (sql: Sql) => Promise<void>) =>
     Deno.test({
       name: `[${kind}] sql ${name}`,
@@ -194,4 +199,6 @@ export function sqlContract(kind: string, makeSql: MakeSql): void {
   test("ping() resolves while the database is up", async (sql) => {
     await sql.ping(2_000);
   });
+
+  sqlPoolContract(kind, makeBoundedSql);
 }
