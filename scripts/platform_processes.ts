@@ -49,6 +49,20 @@ export function isolationEnv(id: string): Record<string, string> {
   };
 }
 
+/** A fresh `BV_INTERNAL_SIGNING_KEY`: Standard Webhooks form, `whsec_` + base64 of 32 random bytes. */
+export function generateInternalSigningKey(): string {
+  return `whsec_${btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(32))))}`;
+}
+
+/**
+ * Sets `BV_INTERNAL_SIGNING_KEY` in this process's environment when it is unset, before the config is read: every
+ * process a platform start runs (children inherit the environment) then shares one key nobody had to choose. A
+ * deployment sets its own, the same in every region; a developer's key is kept.
+ */
+export function ensureInternalSigningKey(): void {
+  if (!Deno.env.get("BV_INTERNAL_SIGNING_KEY")) Deno.env.set("BV_INTERNAL_SIGNING_KEY", generateInternalSigningKey());
+}
+
 /** One process of the platform as `start:infra` runs it. */
 export interface Deployable {
   /** `<service>-<region>`, `ingress-<region>`, `edge`. */

@@ -12,7 +12,7 @@ import { ensureKafka, ensureMirrorMaker } from "./kafka/mod.ts";
 import { ensurePostgres, isProjectCluster, projectClusterEnv } from "./postgres/mod.ts";
 import { prepareOrderReplication, setUpOrderReplication } from "./postgres/infra_replication.ts";
 import { endpointsTable } from "./endpoints_table.ts";
-import { type Supervised, Supervisor } from "./platform_processes.ts";
+import { ensureInternalSigningKey, type Supervised, Supervisor } from "./platform_processes.ts";
 
 interface Child {
   readonly deployable: Supervised;
@@ -76,6 +76,8 @@ async function prepareInfrastructure(config: Config): Promise<void> {
 // Unless a server was chosen (BV_PG_URL or BV_<REGION>_PG_URL), each region runs on its own project
 // cluster; set here so the children inherit it.
 for (const [name, value] of Object.entries(projectClusterEnv(Deno.env.toObject()))) Deno.env.set(name, value);
+// Every e-commerce process signs and verifies forwarded sensor batches with it: one key per start unless one is set.
+ensureInternalSigningKey();
 const config = loadConfigOrExit();
 const host = config.BV_HOST;
 const children: Child[] = [];

@@ -4,10 +4,15 @@
  * verified against every region's keys) and the lag is measured; an order POST that reaches west is
  * forwarded to east, the writer, and comes back to west through replication. A customer served only by west
  * then browses a product created through west (authored in east), builds a cart, orders and pays, each read in
- * west right after the forwarded write it depends on.
+ * west right after the forwarded write it depends on. A sensor delta consumed in west is forwarded, signed with
+ * the key start:infra gave every e-commerce process, to east, which applies it.
  */
 import assert from "node:assert/strict";
 import { loadConfig } from "../shared/config/config.ts";
+import { createKafkaEventLog } from "../shared/adapters/kafka/mod.ts";
+import { createEnvelope } from "../shared/contracts/envelope.ts";
+import { sensorDeltaReceived } from "../shared/contracts/events/sensors.ts";
+import { prefixedEventLog } from "../shared/ports/prefixed_event_log.ts";
 import { uniqueName } from "../shared/testing/unique.ts";
 import { subscriptionState } from "../shared/adapters/postgres/replication.ts";
 import { ORDER_WRITER_HEADER, REPLICA_WAIT_HEADER } from "../regional/ecommerce/orders/writer/mod.ts";
@@ -33,7 +38,8 @@ Deno.test({
   fn: async () => {
     const id = uniqueName("bvrep");
     const env = isolatedInfraEnv(id, 11);
-    const dbs = orderDatabasesOf(loadConfig(env));
+    const config = loadConfig(env);
+    const dbs = orderDatabasesOf(config);
     const platform = await startPlatform("scripts/start_infra.ts", env);
     try {
       await platform.waitReady(120_000);
@@ -227,6 +233,29 @@ Deno.test({
           waits.map((w) => w.toFixed(1)).join(", ")
         } ms`,
       );
+
+      // A delta on west's Kafka reaches east only through west's consumer forwarding it, signed, to east.
+      const onHandInEast = async () => (await call(`${east}/api/v1/inventory/${lamp.body.id}`)).body.onHand;
+      const before = await onHandInEast();
+      const westLog = prefixedEventLog(
+        createKafkaEventLog({ brokers: [...config.regions.west.kafkaBrokers], clientId: `journey-${id}` }),
+        config.BV_KAFKA_PREFIX,
+      );
+      try {
+        const sku = `REPW-${id}`.toUpperCase();
+        const delta = createEnvelope(
+          sensorDeltaReceived,
+          { messageId: `journey-${id}`, sku, delta: 7, reason: "SENSOR", receivedAt: new Date().toISOString() },
+          { producer: "sensor-bridge", traceId: "0af7651916cd43dd8448eb211c80319c", correlationId: `rep-${id}` },
+        );
+        await westLog.publish(sensorDeltaReceived.eventType, [{ key: sku, value: JSON.stringify(delta) }]);
+      } finally {
+        await westLog.close();
+      }
+      await pollUntil("west's sensor delta applied in east", async () => {
+        const onHand = await onHandInEast();
+        return onHand === before + 7 ? onHand : undefined;
+      }, 30_000);
     } finally {
       assert.equal(await platform.stop(), 0, await platform.tail());
       await dropIsolatedInfra(id);

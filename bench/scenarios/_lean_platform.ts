@@ -14,10 +14,12 @@
 import { loadConfigOrExit } from "../../shared/config/config.ts";
 import { ensureDatabase } from "../../shared/adapters/postgres/provision.ts";
 import { ensureVhost } from "../../shared/adapters/amqp/provision.ts";
-import { Supervisor } from "../../scripts/platform_processes.ts";
+import { ensureInternalSigningKey, Supervisor } from "../../scripts/platform_processes.ts";
 
 const STOP_TIMEOUT_MS = 15_000;
 
+// E-commerce needs it; the bench's startPlatform passes one, and a run by hand gets one here.
+ensureInternalSigningKey();
 const config = loadConfigOrExit();
 const east = config.regions.east;
 const profileDir = Deno.env.get("BV_BENCH_PROFILE_DIR");

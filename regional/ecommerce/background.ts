@@ -21,7 +21,12 @@ import {
 } from "./inventory/mod.ts";
 import { purgeExpiredIdempotencyKeys, startOrderLapse } from "./orders/mod.ts";
 import { createWriterRoleReader } from "./orders/writer/mod.ts";
-import { createSensorBatchApplier, startSensorBridge, startSensorDeltaConsumer } from "./sensors/mod.ts";
+import {
+  createSensorBatchApplier,
+  internalSigningKeyOf,
+  startSensorBridge,
+  startSensorDeltaConsumer,
+} from "./sensors/mod.ts";
 import { startGraphqlCacheInvalidation } from "./graphql/mod.ts";
 import { startRevenueProjection } from "./analytics/mod.ts";
 import type { RegionPorts } from "../wiring/region_ports.ts";
@@ -123,6 +128,7 @@ export async function startEcommerceBackground(deps: EcommerceBackgroundDeps): P
           ? `http://${config.BV_HOST}:${config.regions[r].servicePorts.ecommerce}`
           : undefined,
       timeoutMs: config.BV_CALL_TIMEOUT_MS,
+      signingKey: internalSigningKeyOf(config),
     }),
   });
   consumers.push(sensorDeltas);

@@ -36,7 +36,7 @@ import { createOpenApiRoutes } from "./openapi/mod.ts";
 import { notificationsMigrations, startOrderNotifications } from "./notifications/mod.ts";
 import { flashSalesMigrations, startFlashSales } from "./flash_sales/mod.ts";
 import { startInvalidations } from "./invalidations/mod.ts";
-import { createSensorBatchRoutes } from "./sensors/mod.ts";
+import { createSensorBatchRoutes, internalSigningKeyOf } from "./sensors/mod.ts";
 import { startWebhooks, webhooksMigrations } from "./webhooks/mod.ts";
 import { analyticsMigrations, createAnalyticsRoutes } from "./analytics/mod.ts";
 import { startEcommerceBackgroundOn } from "./background.ts";
@@ -64,6 +64,8 @@ export const ECOMMERCE_MIGRATIONS = [
 
 export const createEcommerceService: ServiceFactory = async (context) => {
   const { config, region, ports, lifecycle, name } = context;
+  // Before anything starts: without the shared key this process could neither forward nor accept sensor batches.
+  const signingKey = internalSigningKeyOf(config);
   const [sql, cache, eventLog] = await Promise.all([ports.sql(), ports.cache(), ports.eventLog()]);
   const applied = await migrate(sql, ECOMMERCE_MIGRATIONS);
   if (applied.length > 0) log.info("migrations applied", { applied });
@@ -143,7 +145,7 @@ export const createEcommerceService: ServiceFactory = async (context) => {
       timeoutMs: config.BV_CALL_TIMEOUT_MS,
     }),
   );
-  app.route("/", createSensorBatchRoutes({ sql, writerElsewhere, nudgeOutbox }));
+  app.route("/", createSensorBatchRoutes({ sql, writerElsewhere, nudgeOutbox, signingKey }));
   app.route("/", webhooks.routes);
   app.route("/", notifications.routes);
   app.route("/", flashSales.routes);

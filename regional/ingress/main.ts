@@ -8,7 +8,12 @@ const config = loadConfigOrExit();
 const region = regionFromEnvOrExit();
 const name = `ingress-${region}`;
 setLogService(name);
-const lifecycle = createLifecycle({ graceMs: config.BV_SHUTDOWN_GRACE_MS, handleSignals: true });
+const lifecycle = createLifecycle({
+  graceMs: config.BV_SHUTDOWN_GRACE_MS,
+  // The edge probes this /readyz: it must see the 503 before the listener closes.
+  drainDelayMs: config.BV_DRAIN_DELAY_MS,
+  handleSignals: true,
+});
 const app = createIngressApp({
   name,
   serviceUrls: serviceUrlsOf(config.BV_HOST, config.regions[region].servicePorts),

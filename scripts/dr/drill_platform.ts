@@ -8,6 +8,7 @@
 import { type Config, loadConfig, type Region } from "../../shared/config/config.ts";
 import {
   type Deployable,
+  ensureInternalSigningKey,
   isolationEnv,
   platformDeployables,
   platformPortEnv,
@@ -22,6 +23,8 @@ const PORT_OFFSET = 9;
 
 /** The environment of a drill run named `id` (lower-case letters, digits, "_"). */
 export function drillEnv(id: string, synchronous: boolean): Record<string, string> {
+  // One key for the whole drill, restarts included: east and west must agree on it.
+  ensureInternalSigningKey();
   return {
     ...Deno.env.toObject(),
     BV_MODE: "infra",

@@ -84,6 +84,19 @@ const variables = {
       return false;
     }
   }, "must be base64 of 32 bytes").default("Yml0dmVsb2NpdHktZGV2LXdlYmhvb2sta2V5LTMyYiE="),
+  /**
+   * The key every e-commerce process shares to sign and verify service-to-service requests (a replica region's
+   * sensor batches forwarded to the writer's): Standard Webhooks form, `whsec_` + base64 of at least 32 random
+   * bytes. No default on purpose: the start scripts make one per run when it is unset; e-commerce refuses to
+   * start without it.
+   */
+  BV_INTERNAL_SIGNING_KEY: z.string().refine((v) => {
+    try {
+      return v.startsWith("whsec_") && atob(v.slice("whsec_".length)).length >= 32;
+    } catch {
+      return false;
+    }
+  }, "must be whsec_ and base64 of at least 32 bytes (whsec_$(openssl rand -base64 32))").optional(),
   KAFKA_EAST_PORT: port.default(9092),
   KAFKA_WEST_PORT: port.default(9192),
   BV_PG_URL: url.default("postgres://postgres@127.0.0.1:5432/postgres"),
@@ -116,7 +129,16 @@ const variables = {
   BV_CALL_TIMEOUT_MS: z.coerce.number().int().min(50).max(120_000).default(5_000),
   /** Grace period to drain on SIGINT/SIGTERM before closing anyway. */
   BV_SHUTDOWN_GRACE_MS: z.coerce.number().int().min(100).max(120_000).default(10_000),
+  /**
+   * On SIGTERM, how long a process keeps serving with `/readyz` at 503 before it stops accepting, so the edge
+   * takes the region out first: its probes come every 2 s and time out after 1 s, plus 1 s of slack. Part of
+   * BV_SHUTDOWN_GRACE_MS (at most half of it); not waited on SIGINT (shared/runtime/lifecycle.ts says why).
+   */
+  BV_DRAIN_DELAY_MS: z.coerce.number().int().min(0).max(60_000).default(4_000),
 } as const;
+
+/** Variables whose value a configuration error must not print. */
+const SECRET_VARIABLES: ReadonlySet<string> = new Set(["BV_INTERNAL_SIGNING_KEY"]);
 
 type Variables = { readonly [K in keyof typeof variables]: z.output<(typeof variables)[K]> };
 
@@ -174,7 +196,12 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     const raw = env[name];
     const result = (schema as z.ZodType).safeParse(raw === "" ? undefined : raw);
     if (!result.success) {
-      const shown = raw === undefined ? "is missing" : `is malformed ("${raw.slice(0, 80)}")`;
+      // A secret is never echoed: the line goes to logs.
+      const shown = raw === undefined
+        ? "is missing"
+        : SECRET_VARIABLES.has(name)
+        ? "is malformed"
+        : `is malformed ("${raw.slice(0, 80)}")`;
       throw new ConfigError(name, `${shown}: ${result.error.issues[0]?.message ?? "invalid"}`);
     }
     parsed[name] = result.data;

@@ -52,3 +52,18 @@ Deno.test("a process started with a malformed variable exits with one line namin
   assert.equal(stderr.split("\n").length, 1);
   assert.match(stderr, /BV_EAST_INGRESS_PORT is malformed \("70000"\)/);
 });
+
+Deno.test("BV_INTERNAL_SIGNING_KEY has no default, and a malformed one is named without printing it", () => {
+  assert.equal(loadConfig({}).BV_INTERNAL_SIGNING_KEY, undefined);
+  const key = `whsec_${btoa("k".repeat(32))}`;
+  assert.equal(loadConfig({ BV_INTERNAL_SIGNING_KEY: key }).BV_INTERNAL_SIGNING_KEY, key);
+  // Too short (31 bytes), not base64, no `whsec_` prefix.
+  for (const bad of [`whsec_${btoa("k".repeat(31))}`, "whsec_not base64!", btoa("k".repeat(32))]) {
+    assert.throws(() => loadConfig({ BV_INTERNAL_SIGNING_KEY: bad }), (error: unknown) => {
+      assert.ok(error instanceof ConfigError);
+      assert.match(error.message, /^Configuration error: BV_INTERNAL_SIGNING_KEY is malformed: /);
+      assert.ok(!error.message.includes(bad), "the secret is not echoed");
+      return true;
+    });
+  }
+});

@@ -47,3 +47,21 @@ Deno.test("every response carries the correlation id; /metrics counts requests",
   assert.equal(tooBig.status, 413);
   assert.equal((await tooBig.json()).code, "COMMON.PAYLOAD_TOO_LARGE");
 });
+
+Deno.test("metrics label a made-up method OTHER, so clients cannot grow /metrics without bound", async () => {
+  const app = createServiceApp({ name: "test-east", checks: {} });
+  app.get("/hello", (c) => c.json({ ok: true }));
+  const seriesOf = async () => (await (await app.request("/metrics")).text()).split("\n").length;
+  // Every series this test can make, once: GET /metrics itself and the OTHER one.
+  await app.request("/metrics");
+  await app.request("/hello", { method: "BREW" });
+  const before = await seriesOf();
+  for (let i = 0; i < 200; i++) await app.request("/hello", { method: `MADE-UP-${i}` });
+  const text = await (await app.request("/metrics")).text();
+  assert.equal(text.split("\n").length, before, "200 new methods, not one new series");
+  assert.doesNotMatch(text, /method="MADE-UP/);
+  assert.doesNotMatch(text, /method="BREW"/);
+  assert.match(text, /bv_http_requests_total\{method="OTHER",route="[^"]*",status="404"\} \d+/);
+  await app.request("/hello", { method: "PATCH" });
+  assert.match(await (await app.request("/metrics")).text(), /bv_http_requests_total\{method="PATCH",/);
+});

@@ -10,6 +10,7 @@ import { realInfra } from "../../shared/testing/real_infra.ts";
 import { clusterUrl } from "../../scripts/postgres/mod.ts";
 import { deleteTopicsWithPrefix, KAFKA_REGIONS } from "../../scripts/kafka/mod.ts";
 import {
+  generateInternalSigningKey,
   isolationEnv,
   platformDeployables,
   platformPortEnv,
@@ -35,9 +36,19 @@ export interface RunningPlatform {
   tail(lines?: number): Promise<string>;
 }
 
-/** Ports for a journey: distinct from the defaults so a developer's running platform is untouched. */
+/**
+ * Ports for a journey: distinct from the defaults so a developer's running platform is untouched. One signing key
+ * per call: every process started with this env (a start script's or a single deployable) shares it.
+ */
 export function journeyEnv(offset: number, extra: Record<string, string> = {}): Record<string, string> {
-  return { ...platformPortEnv(offset), BV_LOG_LEVEL: "warn", ...extra };
+  return {
+    ...platformPortEnv(offset),
+    BV_LOG_LEVEL: "warn",
+    BV_INTERNAL_SIGNING_KEY: generateInternalSigningKey(),
+    // No journey tests the drain delay (lifecycle_test.ts does); each stop would otherwise wait 4 s for probes.
+    BV_DRAIN_DELAY_MS: "0",
+    ...extra,
+  };
 }
 
 /**

@@ -21,6 +21,10 @@
  *
  * The streams limit counts upgrades still waiting for their socket to open, so a burst of simultaneous
  * handshakes cannot overshoot it.
+ *
+ * When the server is about to shut down (the service app's shutdown signal) every SSE stream gets a last
+ * `: shutting down` comment and ends, since the server's drain waits for open responses; the client resumes
+ * elsewhere with Last-Event-ID. WebSockets do not hold the drain up (Deno detaches them); `close()` ends them.
  */
 import { ProblemError } from "../../../shared/contracts/problem.ts";
 import { log } from "../../../shared/observability/mod.ts";
@@ -51,8 +55,15 @@ export interface FlashSaleHub {
   subscribers(): number;
   /** The newest broadcast number this hub has pushed (0 before any). */
   lastSeq(): number;
-  /** Opens a client stream, resuming after `lastEventId` when given; throws a 429 problem when full. */
-  open(request: { readonly lastEventId?: string | null; readonly signal: AbortSignal }): Response;
+  /**
+   * Opens a client stream, resuming after `lastEventId` when given, that ends when `shutdown` (the server's)
+   * aborts; throws a 429 problem when full, 503 once closed or shutting down.
+   */
+  open(request: {
+    readonly lastEventId?: string | null;
+    readonly signal: AbortSignal;
+    readonly shutdown?: AbortSignal;
+  }): Response;
   /** Open WebSockets in this process. */
   sockets(): number;
   /**
@@ -68,6 +79,8 @@ interface Subscriber {
   readonly controller: ReadableStreamDefaultController<Uint8Array>;
   /** The number of the last broadcast enqueued for this client (or its Last-Event-ID). */
   lastSentSeq: number;
+  /** Detaches the stream from its shutdown signal, which outlives it. */
+  readonly detach: () => void;
 }
 
 interface Frame {
@@ -101,6 +114,10 @@ const SOCKET_IDLE_TIMEOUT_SEC = 30;
 const CATCH_UP_BATCH = 1_000;
 const encoder = new TextEncoder();
 const HEARTBEAT = encoder.encode(": heartbeat\n\n");
+/** SSE has no event for "reconnect elsewhere"; the comment says why the stream ends. */
+const SHUTTING_DOWN = encoder.encode(": shutting down; reconnect with Last-Event-ID\n\n");
+/** The shutdown signal of a stream opened without one: nothing aborts it. */
+const NEVER = new AbortController().signal;
 
 /** Starts a hub: loads the recent broadcasts (for resume), then listens on the region channel. */
 export async function startFlashSaleHub(options: FlashSaleHubOptions): Promise<FlashSaleHub> {
@@ -170,8 +187,8 @@ export async function startFlashSaleHub(options: FlashSaleHubOptions): Promise<F
     pendingSockets--;
   }
 
-  function refuseWhenFull(): void {
-    if (closed) {
+  function refuseWhenFull(shutdown: AbortSignal = NEVER): void {
+    if (closed || shutdown.aborted) {
       throw new ProblemError("COMMON.UPSTREAM_UNAVAILABLE", "The flash sale stream is shutting down; retry");
     }
     if (subscribers.size + sockets.size + pendingSockets >= subscribersMax) {
@@ -201,7 +218,9 @@ export async function startFlashSaleHub(options: FlashSaleHubOptions): Promise<F
   }
 
   function drop(subscriber: Subscriber, closeStream: boolean): void {
-    if (!subscribers.delete(subscriber) || !closeStream) return;
+    if (!subscribers.delete(subscriber)) return;
+    subscriber.detach();
+    if (!closeStream) return;
     try {
       subscriber.controller.close();
     } catch {
@@ -279,19 +298,26 @@ export async function startFlashSaleHub(options: FlashSaleHubOptions): Promise<F
       socket.onerror = leave;
       return response;
     },
-    open({ lastEventId, signal }) {
-      refuseWhenFull();
+    open({ lastEventId, signal, shutdown = NEVER }) {
+      refuseWhenFull(shutdown);
       const resumeAfter = parseLastEventId(lastEventId);
       let subscriber: Subscriber | undefined;
       const stream = new ReadableStream<Uint8Array>({
         start(controller) {
-          subscriber = { controller, lastSentSeq: resumeAfter ?? lastSeq };
+          const goodbye = () => {
+            // A reader past its queue bound is dropped as ever; the others read the comment, then the end.
+            send(subscriber!, SHUTTING_DOWN);
+            drop(subscriber!, true);
+          };
+          const detach = () => shutdown.removeEventListener("abort", goodbye);
+          subscriber = { controller, lastSentSeq: resumeAfter ?? lastSeq, detach };
           controller.enqueue(encoder.encode(`retry: ${retryMs}\n: connected\n\n`));
           // Replays what the client missed; a number older than the buffer gets everything still kept.
           for (const frame of recent) {
             if (frame.seq > subscriber.lastSentSeq) send(subscriber, frame.bytes, frame.seq);
           }
           subscribers.add(subscriber);
+          shutdown.addEventListener("abort", goodbye, { once: true });
         },
         cancel: () => {
           if (subscriber) drop(subscriber, false);

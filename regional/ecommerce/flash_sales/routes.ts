@@ -12,6 +12,7 @@ import { readJson } from "../../../shared/http/json_body.ts";
 import { installProblemHandlers } from "../../../shared/http/problem_response.ts";
 import { log } from "../../../shared/observability/mod.ts";
 import type { Cache, Sql } from "../../../shared/ports/mod.ts";
+import { shutdownSignalOf } from "../../../shared/runtime/mod.ts";
 import type { FlashSaleHub } from "./flash_sale_hub.ts";
 import { type FlashPrice, flashPriceKey } from "./flash_price_projection.ts";
 import { startFlashSale } from "./flash_sale_store.ts";
@@ -59,7 +60,11 @@ export function createFlashSaleRoutes(deps: FlashSaleRoutesDeps): Hono {
   });
 
   app.get("/sse/flash-sales", (c) => {
-    return deps.hub.open({ lastEventId: c.req.header("last-event-id"), signal: c.req.raw.signal });
+    return deps.hub.open({
+      lastEventId: c.req.header("last-event-id"),
+      signal: c.req.raw.signal,
+      shutdown: shutdownSignalOf(c),
+    });
   });
 
   app.get("/ws/flash-sales", (c) => {

@@ -9,7 +9,8 @@
  * That is also how a slow reader is treated: past `subscriberQueueMax` queued frames its stream is
  * errored (the queue is freed at once) and the edge reconnects and purges. A stream is freed when it is
  * cancelled or its request's signal aborts, whichever comes first (honojs/hono#1770: one alone may not
- * fire).
+ * fire). When the server is about to shut down (the service app's shutdown signal) every stream gets a last
+ * `: shutting down` comment and ends, so the server's drain is not held up; the edge reconnects.
  */
 import client from "prom-client";
 import { ProblemError } from "../../../shared/contracts/problem.ts";
@@ -27,8 +28,11 @@ export interface InvalidationHubOptions {
 export interface InvalidationHub {
   /** Sends `event: purge` for `productId` to every open stream; ids outside the contract are ignored. */
   publish(productId: string): void;
-  /** Opens a stream tied to `signal` (the request's); throws a 429 problem when full, 503 once closed. */
-  open(signal: AbortSignal): Response;
+  /**
+   * Opens a stream tied to `signal` (the request's) that ends when `shutdown` (the server's) aborts; throws a
+   * 429 problem when full, 503 once closed or shutting down.
+   */
+  open(signal: AbortSignal, shutdown?: AbortSignal): Response;
   /** Open streams in this process. */
   subscribers(): number;
   /** Ends every stream and stops the heartbeat. */
@@ -41,6 +45,10 @@ export const PRODUCT_ID_CHARS_MAX = 200;
 const encoder = new TextEncoder();
 const HEARTBEAT = encoder.encode(": heartbeat\n\n");
 const CONNECTED = encoder.encode(": connected\n\n");
+/** The contract has no event for "reconnect elsewhere"; a comment is allowed and says why the stream ends. */
+const SHUTTING_DOWN = encoder.encode(": shutting down; reconnect\n\n");
+/** The shutdown signal of a stream opened without one: nothing aborts it. */
+const NEVER = new AbortController().signal;
 
 const PURGES_METRIC = "bv_ecommerce_invalidations_published_total";
 const DROPPED_METRIC = "bv_ecommerce_invalidation_streams_dropped_total";
@@ -66,7 +74,8 @@ export function createInvalidationHub(options: InvalidationHubOptions = {}): Inv
   const subscribersMax = positiveInt("subscribersMax", options.subscribersMax ?? 1_000);
   const queueMax = positiveInt("subscriberQueueMax", options.subscriberQueueMax ?? 1_024);
   const heartbeatMs = positiveInt("heartbeatMs", options.heartbeatMs ?? 15_000);
-  const streams = new Set<ReadableStreamDefaultController<Uint8Array>>();
+  /** Open streams, each with what detaches it from its shutdown signal (which outlives it). */
+  const streams = new Map<ReadableStreamDefaultController<Uint8Array>, () => void>();
   let closed = false;
 
   function send(controller: ReadableStreamDefaultController<Uint8Array>, bytes: Uint8Array): void {
@@ -85,8 +94,16 @@ export function createInvalidationHub(options: InvalidationHubOptions = {}): Inv
     }
   }
 
+  function forget(controller: ReadableStreamDefaultController<Uint8Array>): boolean {
+    const detach = streams.get(controller);
+    if (!detach) return false;
+    streams.delete(controller);
+    detach();
+    return true;
+  }
+
   function drop(controller: ReadableStreamDefaultController<Uint8Array>, reason?: Error): void {
-    if (!streams.delete(controller)) return;
+    if (!forget(controller)) return;
     try {
       if (reason) controller.error(reason);
       else controller.close();
@@ -96,7 +113,7 @@ export function createInvalidationHub(options: InvalidationHubOptions = {}): Inv
   }
 
   const heartbeat = setInterval(() => {
-    for (const controller of streams) send(controller, HEARTBEAT);
+    for (const controller of streams.keys()) send(controller, HEARTBEAT);
   }, heartbeatMs);
 
   return {
@@ -105,10 +122,10 @@ export function createInvalidationHub(options: InvalidationHubOptions = {}): Inv
       purgesPublished.inc();
       if (streams.size === 0) return;
       const frame = encoder.encode(`event: purge\ndata: ${JSON.stringify({ productId })}\n\n`);
-      for (const controller of streams) send(controller, frame);
+      for (const controller of streams.keys()) send(controller, frame);
     },
-    open(signal) {
-      if (closed) {
+    open(signal, shutdown = NEVER) {
+      if (closed || shutdown.aborted) {
         throw new ProblemError("COMMON.UPSTREAM_UNAVAILABLE", "The invalidation stream is shutting down; reconnect");
       }
       if (streams.size >= subscribersMax) {
@@ -124,10 +141,16 @@ export function createInvalidationHub(options: InvalidationHubOptions = {}): Inv
           own = controller;
           // A first frame at once, so proxies and the edge see the stream live before any change happens.
           controller.enqueue(CONNECTED);
-          streams.add(controller);
+          const goodbye = () => {
+            // Closing lets the client read what is queued first; a reader past its bound is dropped as ever.
+            send(controller, SHUTTING_DOWN);
+            drop(controller);
+          };
+          shutdown.addEventListener("abort", goodbye, { once: true });
+          streams.set(controller, () => shutdown.removeEventListener("abort", goodbye));
         },
         cancel: () => {
-          if (own) streams.delete(own);
+          if (own) forget(own);
         },
       }, new CountQueuingStrategy({ highWaterMark: queueMax }));
       const leave = () => own && drop(own);
@@ -148,7 +171,7 @@ export function createInvalidationHub(options: InvalidationHubOptions = {}): Inv
       if (closed) return;
       closed = true;
       clearInterval(heartbeat);
-      for (const controller of [...streams]) drop(controller);
+      for (const controller of [...streams.keys()]) drop(controller);
     },
   };
 }

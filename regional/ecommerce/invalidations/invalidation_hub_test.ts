@@ -135,6 +135,48 @@ Deno.test("streams past subscribersMax are refused with 429 and Retry-After; clo
   assert.throws(() => hub.open(new AbortController().signal), (e) => e instanceof ProblemError && e.status === 503);
 });
 
+Deno.test("the server's shutdown signal ends every stream after a last comment and refuses new ones with 503", async () => {
+  const hub = createInvalidationHub({ heartbeatMs: 60_000 });
+  const shutdown = new AbortController();
+  // The signal outlives every stream: one that ended must not leave its listener behind.
+  let listeners = 0;
+  const { addEventListener, removeEventListener } = shutdown.signal;
+  shutdown.signal.addEventListener = (...args: Parameters<typeof addEventListener>) => {
+    listeners++;
+    addEventListener.apply(shutdown.signal, args);
+  };
+  shutdown.signal.removeEventListener = (...args: Parameters<typeof removeEventListener>) => {
+    listeners--;
+    removeEventListener.apply(shutdown.signal, args);
+  };
+  try {
+    const first = hub.open(new AbortController().signal, shutdown.signal).body!.getReader();
+    const second = hub.open(new AbortController().signal, shutdown.signal).body!.getReader();
+    const left = new AbortController();
+    hub.open(left.signal, shutdown.signal);
+    const cancelled = hub.open(new AbortController().signal, shutdown.signal);
+    assert.equal(listeners, 4);
+    left.abort();
+    await cancelled.body!.cancel();
+    assert.equal(listeners, 2, "streams that ended first detached themselves");
+
+    hub.publish("p-1");
+    shutdown.abort();
+    assert.equal(hub.subscribers(), 0);
+    for (const reader of [first, second]) {
+      const text = await readUntil(reader, (t) => t.includes("shutting down"));
+      assert.equal(text, ': connected\n\nevent: purge\ndata: {"productId":"p-1"}\n\n: shutting down; reconnect\n\n');
+      assert.equal((await reader.read()).done, true, "the stream ends, so the server can drain");
+    }
+    assert.throws(
+      () => hub.open(new AbortController().signal, shutdown.signal),
+      (error) => error instanceof ProblemError && error.status === 503,
+    );
+  } finally {
+    hub.close();
+  }
+});
+
 Deno.test("createInvalidationHub() refuses a bound that is not a positive integer", () => {
   assert.throws(() => createInvalidationHub({ heartbeatMs: 0 }), RangeError);
   assert.throws(() => createInvalidationHub({ subscriberQueueMax: 1.5 }), RangeError);

@@ -9,6 +9,7 @@ import { createMemoryCache, createMemoryEventLog } from "../../../shared/adapter
 import { createEnvelope } from "../../../shared/contracts/envelope.ts";
 import { productUpdated, stockAdjusted } from "../../../shared/contracts/events/ecommerce.ts";
 import type { Cache, EventLog, Subscription } from "../../../shared/ports/mod.ts";
+import { createLifecycle, createServiceApp } from "../../../shared/runtime/mod.ts";
 import { gqlProductCacheKey, productCacheKey } from "../catalog/mod.ts";
 import { flashSaleChannelOf, type Invalidations, INVALIDATIONS_PATH, startInvalidations } from "./mod.ts";
 
@@ -60,6 +61,29 @@ async function startWorld(eventLog: EventLog = createMemoryEventLog()): Promise<
       await eventLog.close();
     },
   };
+}
+
+const decoder = new TextDecoder();
+
+/** Reads `reader` to its end; throws (and cancels it) when it has not ended within `timeoutMs`. */
+async function readToEnd(reader: ReadableStreamDefaultReader<Uint8Array>, timeoutMs = 5_000): Promise<string> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`the stream did not end within ${timeoutMs} ms`)), timeoutMs);
+  });
+  let text = "";
+  try {
+    for (let chunk = await Promise.race([reader.read(), timeout]); !chunk.done;) {
+      text += decoder.decode(chunk.value);
+      chunk = await Promise.race([reader.read(), timeout]);
+    }
+    return text;
+  } catch (error) {
+    await reader.cancel().catch(() => {});
+    throw error;
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 async function eventually(what: string, check: () => boolean, timeoutMs = 3_000): Promise<void> {
@@ -186,5 +210,34 @@ Deno.test("the route answers 503 problem+json until the change feed has joined, 
   } finally {
     await invalidations.close();
     await memory.close();
+  }
+});
+
+Deno.test("a stopping server ends the edges' streams with a last comment before its closers run", async () => {
+  const eventLog = createMemoryEventLog();
+  const invalidations = await startInvalidations({ eventLog, cache: createMemoryCache(), region: "east" });
+  await invalidations.ready;
+  const lifecycle = createLifecycle({ graceMs: 4_000, handleSignals: false });
+  let streamsAtClose = -1;
+  lifecycle.onStop("invalidations", () => {
+    streamsAtClose = invalidations.subscribers();
+    return invalidations.close();
+  });
+  const app = createServiceApp({ name: "ecommerce-east", checks: {} });
+  app.route("/", invalidations.routes);
+  const { port } = lifecycle.serve(app, { port: 0, hostname: "127.0.0.1", name: "ecommerce-east" });
+  try {
+    const response = await fetch(`http://127.0.0.1:${port}${INVALIDATIONS_PATH}`);
+    const reader = response.body!.getReader();
+    assert.equal(decoder.decode((await reader.read()).value), ": connected\n\n");
+
+    const outcome = await lifecycle.stop("SIGTERM");
+    assert.equal(await readToEnd(reader), ": shutting down; reconnect\n\n");
+    assert.equal(streamsAtClose, 0, "the stream ended on the shutdown signal, not in the closer");
+    assert.equal(outcome.serversDrained, true);
+    assert.deepEqual(outcome.closed, ["invalidations"]);
+  } finally {
+    await invalidations.close();
+    await eventLog.close();
   }
 });

@@ -2,13 +2,15 @@
  * @module
  * Wires the invalidation stream of one process: the hub (open streams), the product-change feed that
  * feeds it, and `GET /api/v1/ecommerce/invalidations`. Until the feed is ready the route answers 503, so
- * an edge never holds a stream that could miss a change; it retries with its own backoff.
+ * an edge never holds a stream that could miss a change; it retries with its own backoff. Streams end (and
+ * new ones are refused) once the service app's shutdown signal aborts, so the server can drain.
  */
 import { Hono } from "hono";
 import { ProblemError } from "../../../shared/contracts/problem.ts";
 import { installProblemHandlers } from "../../../shared/http/mod.ts";
 import { log } from "../../../shared/observability/mod.ts";
 import type { Cache, EventLog } from "../../../shared/ports/mod.ts";
+import { shutdownSignalOf } from "../../../shared/runtime/mod.ts";
 import { createInvalidationHub, type InvalidationHubOptions } from "./invalidation_hub.ts";
 import { followProductChanges } from "./product_changes.ts";
 
@@ -66,7 +68,7 @@ export async function startInvalidations(
         headers: { "retry-after": "1" },
       });
     }
-    return hub.open(c.req.raw.signal);
+    return hub.open(c.req.raw.signal, shutdownSignalOf(c));
   });
   const feed = changes;
   return {

@@ -5,12 +5,20 @@
 import assert from "node:assert/strict";
 import { createEnvelope } from "../../../shared/contracts/envelope.ts";
 import { orderCreated, orderPaid } from "../../../shared/contracts/events/ecommerce.ts";
-import { createServiceApp } from "../../../shared/runtime/mod.ts";
+import { createLifecycle, createServiceApp, withTimeout } from "../../../shared/runtime/mod.ts";
 import type { Principal } from "../../../shared/auth/mod.ts";
 import { createPgliteSql } from "../../../shared/adapters/pglite/mod.ts";
 import type { Sql } from "../../../shared/ports/mod.ts";
 import { readDeadLetters } from "../../../shared/testing/dead_letters.ts";
-import { connectWs, createdPayload, eventually, type Harness, isEvent, startHarness } from "./_fixture_for_test.ts";
+import {
+  connectWs,
+  createdPayload,
+  eventually,
+  type Harness,
+  isEvent,
+  openSse,
+  startHarness,
+} from "./_fixture_for_test.ts";
 import type { NotificationHub } from "./hub.ts";
 import { CLOSE_CODES, DEFAULT_LIMITS, type NotificationLimits } from "./mod.ts";
 import { OrderSocket } from "./order_socket.ts";
@@ -160,6 +168,30 @@ embeddedTest("the WebSocket route upgrades when mounted on the service app", {},
   } finally {
     await server.shutdown();
   }
+});
+
+embeddedTest("a stopping server ends /sse/orders streams with a last comment before its closers run", {}, async (h) => {
+  const lifecycle = createLifecycle({ graceMs: 4_000, handleSignals: false });
+  let streamsAtClose = -1;
+  lifecycle.onStop("notifications", () => {
+    streamsAtClose = h.notifications.stats().sseStreams;
+    return Promise.resolve();
+  });
+  const app = createServiceApp({ name: "ecommerce-test", checks: {} });
+  app.route("/", h.notifications.routes);
+  const { port } = lifecycle.serve(app, { port: 0, hostname: "127.0.0.1", name: "ecommerce-test" });
+  const userId = "u-draining";
+  const orderId = crypto.randomUUID();
+  await h.publish(orderCreated, createdPayload(orderId, userId));
+  const client = await openSse(`http://127.0.0.1:${port}`, orderId, await h.tokens.token(userId));
+  assert.equal((await client.next()).event, "order");
+
+  const outcome = await lifecycle.stop("SIGTERM");
+  await withTimeout(client.ended, 5_000, "The end of the stream");
+  assert.deepEqual(client.comments.slice(-1), ["shutting down; reconnect with Last-Event-ID"]);
+  assert.equal(client.events.filter((e) => e.event === "error").length, 0, "no error: the client just resumes");
+  assert.equal(streamsAtClose, 0, "the stream ended on the shutdown signal, not in the closer");
+  assert.equal(outcome.serversDrained, true);
 });
 
 /** An OrderSocket on a recording stand-in for the WebSocket (closes, released count), for unit tests of its bounds. */

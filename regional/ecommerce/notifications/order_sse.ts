@@ -4,7 +4,9 @@
  * browser's `Last-Event-ID` resumes it), heartbeat comments, an `event: error` message before the server
  * ends the stream (token expired, someone else's order, too slow), and everything freed as soon as the
  * client goes away. Hono's `onAbort` may not fire on every runtime (honojs/hono#1770), so the request's
- * abort signal ends the stream too.
+ * abort signal ends the stream too. On shutdown the stream ends with a `: shutting down` comment and no
+ * `event: error` (that would tell the client something is wrong with its request): the browser's
+ * EventSource reconnects after `retry` and resumes with Last-Event-ID.
  */
 import type { SSEStreamingApi } from "hono/streaming";
 import type { Principal } from "../../../shared/auth/mod.ts";
@@ -17,7 +19,7 @@ export interface OrderSseOptions {
   readonly stream: SSEStreamingApi;
   /** The request's signal: aborted when the client disconnects. */
   readonly signal: AbortSignal;
-  /** Aborted when the service shuts down. */
+  /** Aborted when the service shuts down: the stream says so and ends. */
   readonly shutdown: AbortSignal;
   readonly hub: NotificationHub;
   readonly principal: Principal;
@@ -81,12 +83,17 @@ export async function serveOrderSse(options: OrderSseOptions): Promise<void> {
     deny: () => endWithError("ECOMMERCE.ORDER_NOT_FOUND", `Order "${options.orderId}" was not found`),
   };
 
+  const goodbye = () => {
+    write(": shutting down; reconnect with Last-Event-ID\n\n");
+    end();
+  };
+
   const heartbeat = setInterval(() => write(`: heartbeat\n\n`), options.heartbeatMs);
   stream.onAbort(end);
-  for (const signal of [options.signal, options.shutdown]) {
-    if (signal.aborted) end();
-    signal.addEventListener("abort", end, { once: true });
-  }
+  if (options.signal.aborted) end();
+  options.signal.addEventListener("abort", end, { once: true });
+  if (options.shutdown.aborted) end();
+  options.shutdown.addEventListener("abort", goodbye, { once: true });
   // The first bytes tell the client the stream is live; `retry` paces the browser's reconnects.
   write(`retry: 2000\n: connected\n\n`);
   const armExpiry = () => {
@@ -105,6 +112,6 @@ export async function serveOrderSse(options: OrderSseOptions): Promise<void> {
     await finished;
   } finally {
     options.signal.removeEventListener("abort", end);
-    options.shutdown.removeEventListener("abort", end);
+    options.shutdown.removeEventListener("abort", goodbye);
   }
 }

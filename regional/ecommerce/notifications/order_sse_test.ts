@@ -89,3 +89,31 @@ for (const which of ["request", "shutdown"] as const) {
     });
   });
 }
+
+Deno.test("serveOrderSse() ends on shutdown with a last comment, no error event, and frees its subscription", async () => {
+  await withTrackedTimeouts(async (live) => {
+    const { stream, written } = fakes();
+    let removed = 0;
+    const hub = {
+      add: () => ({} as HubSubscription),
+      remove: () => void removed++,
+    } as unknown as NotificationHub;
+    const shutdown = new AbortController();
+    const serving = serveOrderSse({
+      stream,
+      signal: new AbortController().signal,
+      shutdown: shutdown.signal,
+      hub,
+      principal,
+      orderId: "0190a3c4-0000-7000-8000-000000000001",
+      after: "0",
+      heartbeatMs: 15_000,
+      sendBufferBytesMax: 1024 * 1024,
+    });
+    shutdown.abort();
+    await serving;
+    assert.deepEqual(written, ["retry: 2000\n: connected\n\n", ": shutting down; reconnect with Last-Event-ID\n\n"]);
+    assert.equal(removed, 1, "the hub subscription is freed");
+    assert.equal(live.size, 0, "no expiry timer left behind");
+  });
+});

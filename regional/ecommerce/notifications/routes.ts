@@ -14,6 +14,7 @@ import type { Principal, TokenVerifier } from "../../../shared/auth/mod.ts";
 import { ProblemError } from "../../../shared/contracts/problem.ts";
 import { errorToResponse } from "../../../shared/http/problem_response.ts";
 import type { Sql } from "../../../shared/ports/mod.ts";
+import { shutdownSignalOf } from "../../../shared/runtime/mod.ts";
 import type { NotificationHub } from "./hub.ts";
 import { latestNotification } from "./notification_store.ts";
 import { OrderSocket } from "./order_socket.ts";
@@ -72,8 +73,21 @@ export function createNotificationRoutes(deps: NotificationRoutesDeps): Notifica
   const { hub, verifier, limits, sql } = deps;
   const sockets = new Set<OrderSocket>();
   let sseStreams = 0;
+  /** Aborted by `closeAll` or by the shutdown signal of the service app the routes are mounted on. */
   const shutdown = new AbortController();
+  const followed = new WeakSet<AbortSignal>();
+  /** Ends the SSE streams as soon as the server is about to drain, not at `closeAll` (which comes after). */
+  const follow = (appShutdown: AbortSignal) => {
+    if (followed.has(appShutdown)) return;
+    followed.add(appShutdown);
+    if (appShutdown.aborted) shutdown.abort();
+    else appShutdown.addEventListener("abort", () => shutdown.abort(), { once: true });
+  };
   const routes = new Hono();
+  const shuttingDown = () =>
+    new ProblemError("COMMON.UPSTREAM_UNAVAILABLE", "The server is shutting down; reconnect", {
+      headers: { "retry-after": "1" },
+    });
   const tooMany = (what: string, max: number) =>
     new ProblemError("COMMON.RATE_LIMITED", `This server holds at most ${max} ${what}; retry in a few seconds`, {
       headers: { "retry-after": "5" },
@@ -81,6 +95,7 @@ export function createNotificationRoutes(deps: NotificationRoutesDeps): Notifica
 
   routes.get("/ws/orders", async (c) => {
     const instance = new URL(c.req.url).pathname;
+    follow(shutdownSignalOf(c));
     try {
       // Authentication first, so a client without a token learns that before anything else.
       const principal = await authenticate(c, verifier);
@@ -90,7 +105,8 @@ export function createNotificationRoutes(deps: NotificationRoutesDeps): Notifica
           'Open /ws/orders with a WebSocket client ("Upgrade: websocket")',
         );
       }
-      if (shutdown.signal.aborted || sockets.size >= limits.socketsMax) throw tooMany("WebSockets", limits.socketsMax);
+      if (shutdown.signal.aborted) throw shuttingDown();
+      if (sockets.size >= limits.socketsMax) throw tooMany("WebSockets", limits.socketsMax);
       let connection: OrderSocket | undefined;
       return await upgradeWebSocket(c, {
         onOpen: (_event, ws) => {
@@ -121,6 +137,7 @@ export function createNotificationRoutes(deps: NotificationRoutesDeps): Notifica
 
   routes.get("/sse/orders/:id", async (c) => {
     const instance = new URL(c.req.url).pathname;
+    follow(shutdownSignalOf(c));
     try {
       const principal = await authenticate(c, verifier);
       const orderId = orderIdSchema.safeParse(c.req.param("id"));
@@ -140,9 +157,8 @@ export function createNotificationRoutes(deps: NotificationRoutesDeps): Notifica
         // Someone else's order answers like a missing one, so its existence is not confirmed.
         throw new ProblemError("ECOMMERCE.ORDER_NOT_FOUND", `Order "${orderId.data}" was not found`);
       }
-      if (shutdown.signal.aborted || sseStreams >= limits.sseStreamsMax) {
-        throw tooMany("SSE streams", limits.sseStreamsMax);
-      }
+      if (shutdown.signal.aborted) throw shuttingDown();
+      if (sseStreams >= limits.sseStreamsMax) throw tooMany("SSE streams", limits.sseStreamsMax);
       sseStreams++;
       return streamSSE(c, async (stream) => {
         try {

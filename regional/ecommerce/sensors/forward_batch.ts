@@ -6,15 +6,25 @@
  * and answers the outcome. The replica commits its offsets only after that answer, so each delta is applied
  * exactly once in the writer: a lost answer redelivers the batch, whose ids the writer's ledger has already.
  * The route is on the service port only (the ingress routes no `/internal` path), like the inventory gRPC port.
+ *
+ * Across regions that port is reached over the network, so every request is signed: Standard Webhooks headers
+ * (HMAC-SHA256 over `<id>.<timestamp>.<body>`) with the key all e-commerce processes share
+ * (`BV_INTERNAL_SIGNING_KEY`), made fresh at each attempt. The writer checks the signature before it reads
+ * anything else and refuses a missing, wrong or stale one (over 5 minutes) with 401 `COMMON.SIGNATURE_INVALID`.
+ * A replay inside the window changes nothing: the writer's ledger already holds its message ids.
  */
-import { Hono } from "hono";
+import { type Context, Hono } from "hono";
 import { z } from "zod";
+import { type Config, ConfigError } from "../../../shared/config/config.ts";
 import { ProblemError } from "../../../shared/contracts/problem.ts";
 import { log } from "../../../shared/observability/mod.ts";
 import { isProblemCode } from "../../../shared/contracts/grpc_problem.ts";
 import { problemResponse, readJson } from "../../../shared/http/mod.ts";
 import type { IncomingRecord, Sql } from "../../../shared/ports/mod.ts";
 import { isDeterministicSqlFailure } from "../../../shared/ports/retry_later.ts";
+import { secretBytes, verifyWebhook } from "../../../partner-kit/mod.ts";
+// The leaf, not webhooks/mod.ts: the background thread loads this file and needs none of the delivery machinery.
+import { signatureHeaders } from "../webhooks/signing.ts";
 import { applySensorBatch, type SensorBatchOutcome } from "./apply_sensor_batch.ts";
 
 export const SENSOR_BATCH_PATH = "/internal/v1/sensor-batches";
@@ -22,19 +32,32 @@ export const SENSOR_BATCH_PATH = "/internal/v1/sensor-batches";
 export const SENSOR_BATCH_RECORDS_MAX = 1_000;
 /** Set on a forwarded batch (the region that forwarded it); the writer refuses it if it is a replica too. */
 const FORWARDED_FROM_HEADER = "x-bv-forwarded-from-region";
+/** Bound on a forwarded batch's body (1,000 records of at most 64 KiB of value each stay far below it). */
+const BATCH_BYTES_MAX = 8 * 1024 * 1024;
+/** A signature older (or newer) than this is refused: Standard Webhooks' recommended window. */
+const SIGNATURE_TOLERANCE_SEC = 300;
+/** The key's least size, as the config checks it (Standard Webhooks asks for 24 to 64 bytes). */
+const SIGNING_KEY_BYTES_MIN = 32;
 
 /**
  * The writer refused the batch for good (its answer would be the same on every try: a record too large for
  * the route, a SQL error of the statement itself). The consumer counts it toward its attempts, so the
- * batch is dead-lettered in the end instead of stalling its partition forever; an outage, a timeout, a 421
- * (the target is a replica itself) or a 503 is waited out.
+ * batch is dead-lettered in the end instead of stalling its partition forever; an outage, a timeout, a 401
+ * (the regions' signing keys differ), a 421 (the target is a replica itself) or a 503 is waited out.
  */
 export class SensorBatchRefusedError extends Error {
   override readonly name = "SensorBatchRefusedError";
 }
 
-/** Answers of the writer that may change on a later try: waited out, never counted. */
-const RETRYABLE_STATUSES = new Set([408, 421, 425, 429]);
+/**
+ * Answers of the writer that may change on a later try: waited out, never counted. 401 is one: the writer does
+ * not accept our signature because BV_INTERNAL_SIGNING_KEY differs between the regions (a rotation done out of
+ * step, a typo) or a clock is off by over 5 minutes. That is a configuration error and nothing is wrong with the
+ * batch: counted, it would dead-letter every delta of the region about 25 s into the mismatch; waited out, the
+ * deltas stay in Kafka (lag grows, each retry logs an error naming the variable) and apply in order, once each,
+ * when the keys agree.
+ */
+const RETRYABLE_STATUSES = new Set([401, 408, 421, 425, 429]);
 
 /** The writer region when this region's database is a replica; undefined when this region writes stock. */
 export type WriterElsewhere = () => Promise<string | undefined>;
@@ -56,19 +79,40 @@ interface OutcomeBody {
   readonly rejected: readonly { readonly index: number; readonly code: string; readonly detail: string }[];
 }
 
-/** The writer's side: applies a forwarded batch here, or 421 while this region is a replica itself. */
+/** `BV_INTERNAL_SIGNING_KEY`, which every e-commerce process needs: a {@linkcode ConfigError} naming it when unset. */
+export function internalSigningKeyOf(config: Pick<Config, "BV_INTERNAL_SIGNING_KEY">): string {
+  const key = config.BV_INTERNAL_SIGNING_KEY;
+  if (key === undefined) {
+    throw new ConfigError(
+      "BV_INTERNAL_SIGNING_KEY",
+      "is missing: e-commerce signs the sensor batches it forwards with it; set the same key in every region",
+    );
+  }
+  return key;
+}
+
+/**
+ * The writer's side: applies a forwarded batch signed with `signingKey` here, 401 when its signature is not
+ * valid, or 421 while this region is a replica itself.
+ */
 export function createSensorBatchRoutes(deps: {
   readonly sql: Sql;
   readonly writerElsewhere: WriterElsewhere;
   readonly nudgeOutbox: () => void;
+  /** Shared by every e-commerce process (`BV_INTERNAL_SIGNING_KEY`): `whsec_` + base64 of ≥ 32 bytes. */
+  readonly signingKey: string;
 }): Hono {
+  assertSigningKey(deps.signingKey);
   const app = new Hono();
   app.post(SENSOR_BATCH_PATH, async (c) => {
+    // First of all: an unsigned caller changes nothing and learns nothing (not even which region writes).
+    const refusal = await signatureRefusal(c, deps.signingKey);
+    if (refusal) return refusal;
     const writer = await deps.writerElsewhere();
     if (writer !== undefined) {
       return problemResponse("ECOMMERCE.ORDER_WRITER_ELSEWHERE", `Stock is written in region "${writer}"`);
     }
-    const { records } = await readJson(c, BatchSchema, { bytesMax: 8 * 1024 * 1024 });
+    const { records } = await readJson(c, BatchSchema, { bytesMax: BATCH_BYTES_MAX });
     let outcome: SensorBatchOutcome;
     try {
       outcome = await applySensorBatch(deps.sql, records);
@@ -98,10 +142,45 @@ export function createSensorBatchRoutes(deps: {
   return app;
 }
 
+/** A 401 (or 413) problem response unless `c` carries a valid signature by `key`; undefined when it does. */
+async function signatureRefusal(c: Context, key: string): Promise<Response | undefined> {
+  // An unsigned request is refused before its body is read; a signed one is read within the route's bound.
+  if (!c.req.header("webhook-signature")) {
+    return problemResponse("COMMON.SIGNATURE_INVALID", 'The "webhook-signature" header is missing');
+  }
+  const declared = Number(c.req.header("content-length") ?? "0");
+  if (declared > BATCH_BYTES_MAX) {
+    return problemResponse("COMMON.PAYLOAD_TOO_LARGE", `Body of ${declared} bytes exceeds ${BATCH_BYTES_MAX} bytes`);
+  }
+  // Hono keeps the bytes read here, and readJson parses those same bytes once the signature holds.
+  const body = new Uint8Array(await c.req.arrayBuffer());
+  const verdict = await verifyWebhook({
+    headers: c.req.raw.headers,
+    body,
+    secrets: [key],
+    toleranceSec: SIGNATURE_TOLERANCE_SEC,
+  });
+  if (verdict.ok) return undefined;
+  log.warn("a sensor batch without a valid signature was refused", { code: verdict.code, reason: verdict.reason });
+  return problemResponse(
+    "COMMON.SIGNATURE_INVALID",
+    `The batch's signature is not valid (${verdict.code}): sign it with the BV_INTERNAL_SIGNING_KEY this region ` +
+      `holds, with a clock less than ${SIGNATURE_TOLERANCE_SEC} s off`,
+  );
+}
+
+function assertSigningKey(key: string): void {
+  const bytes = key.startsWith("whsec_") ? secretBytes(key) : undefined;
+  if (bytes === undefined || bytes.length < SIGNING_KEY_BYTES_MIN) {
+    throw new TypeError(`signingKey must be "whsec_" and base64 of at least ${SIGNING_KEY_BYTES_MIN} bytes`);
+  }
+}
+
 /**
  * The consumer's side: applies `records` locally while this region writes stock, otherwise forwards them to
- * the writer (`serviceUrlOf(writer)`, bounded by `timeoutMs`). Throws on any failure to get an outcome, so
- * the event log delivers the batch again (and dead-letters it only after its bounded attempts).
+ * the writer (`serviceUrlOf(writer)`, signed with `signingKey`, bounded by `timeoutMs`). Throws on any failure
+ * to get an outcome, so the event log delivers the batch again (and dead-letters it only after its bounded
+ * attempts when the writer refused it for good).
  */
 export function createSensorBatchApplier(deps: {
   readonly sql: Sql;
@@ -109,25 +188,41 @@ export function createSensorBatchApplier(deps: {
   readonly writerElsewhere: WriterElsewhere;
   readonly serviceUrlOf: (region: string) => string | undefined;
   readonly timeoutMs: number;
+  /** Shared by every e-commerce process (`BV_INTERNAL_SIGNING_KEY`): `whsec_` + base64 of ≥ 32 bytes. */
+  readonly signingKey: string;
   /** Injected for tests. @default globalThis.fetch */
   readonly fetch?: typeof fetch;
 }): (records: readonly IncomingRecord[]) => Promise<SensorBatchOutcome> {
   if (!(deps.timeoutMs > 0)) throw new RangeError(`timeoutMs must be positive, got ${deps.timeoutMs}`);
+  assertSigningKey(deps.signingKey);
   const doFetch = deps.fetch ?? fetch;
   return async (records) => {
     const writer = await deps.writerElsewhere();
     if (writer === undefined) return await applySensorBatch(deps.sql, records);
     const base = deps.serviceUrlOf(writer);
     if (base === undefined) throw new Error(`No e-commerce service URL for the stock writer region "${writer}"`);
+    const payload = JSON.stringify({ records });
+    // Signed at each attempt, so a batch redelivered after a long outage is never refused as stale.
+    const signature = await signatureHeaders(
+      { webhookId: crypto.randomUUID(), timestampSec: Math.floor(Date.now() / 1000), body: payload },
+      [deps.signingKey],
+    );
     const response = await doFetch(`${base}${SENSOR_BATCH_PATH}`, {
       method: "POST",
-      headers: { "content-type": "application/json", [FORWARDED_FROM_HEADER]: deps.region },
-      body: JSON.stringify({ records }),
+      headers: { "content-type": "application/json", [FORWARDED_FROM_HEADER]: deps.region, ...signature },
+      body: payload,
       signal: AbortSignal.timeout(deps.timeoutMs),
     });
     const text = await response.text();
     if (response.status !== 200) {
       const message = `Sensor batch forwarded to region "${writer}" answered ${response.status}: ${text.slice(0, 300)}`;
+      if (response.status === 401) {
+        log.error("the stock writer refused the signature of a sensor batch; waiting until the keys agree", {
+          writer,
+          fix: "set the same BV_INTERNAL_SIGNING_KEY in every region's e-commerce and check their clocks",
+          answer: text.slice(0, 300),
+        });
+      }
       const refused = response.status >= 400 && response.status < 500 && !RETRYABLE_STATUSES.has(response.status);
       throw refused ? new SensorBatchRefusedError(message) : new Error(message);
     }

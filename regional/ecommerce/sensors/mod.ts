@@ -25,6 +25,7 @@ export {
 export {
   createSensorBatchApplier,
   createSensorBatchRoutes,
+  internalSigningKeyOf,
   SENSOR_BATCH_PATH,
   type WriterElsewhere,
 } from "./forward_batch.ts";
