@@ -4,16 +4,12 @@
  * the identity headers it must not be trusted with, and cookies (the WebSocket sticky token).
  */
 
-/** Identity headers only the edge may set; a client's copies are dropped. */
-export const IDENTITY_HEADERS: readonly string[] = Object.freeze([
-  "x-bv-verified-sub",
-  "x-bv-verified-email",
-  "x-bv-verified-roles",
-  "x-bv-user-id",
-  "x-bv-principal",
-  // Set by a replica region when it forwards a write to the writer; a client's copy could force a 421.
-  "x-bv-forwarded-from-region",
-]);
+// The file itself (it imports nothing), not shared/http/mod.ts, whose other modules speak Hono and zod.
+import { IDENTITY_HEADERS } from "../shared/http/internal_headers.ts";
+
+/** Identity headers only the platform may set (declared in shared/, for the ingress too); a client's are dropped. */
+export { IDENTITY_HEADERS };
+
 const CLIENT_ID_CHARS_MAX = 64;
 /** The WebSocket sticky token: the region a session started in, resent by browsers on every handshake. */
 export const STICKY_COOKIE = "bv-region";

@@ -1,11 +1,13 @@
 /**
  * @module
  * A region's single HTTP entry: routes each request by path ({@linkcode serviceForPath}) to the
- * deployable that owns it, streaming bodies both ways. It is ready when every deployable is ready.
+ * deployable that owns it, streaming bodies both ways. It is ready when every deployable is ready. A request's
+ * copies of the platform's identity headers are dropped (`INGRESS_DROPPED_HEADERS`; the edge's and a replica's
+ * own headers pass, see `shared/http/internal_headers.ts`) and the peer is appended to `X-Forwarded-For`.
  */
 import type { Hono } from "hono";
 import { type ServiceName, SERVICES } from "../../shared/config/config.ts";
-import { problemResponse, proxyRequest } from "../../shared/http/mod.ts";
+import { INGRESS_DROPPED_HEADERS, problemResponse, proxyRequest } from "../../shared/http/mod.ts";
 import { isWebSocketUpgrade, proxyWebSocket } from "../../shared/http/websocket_proxy.ts";
 import { traceHeaders } from "../../shared/observability/mod.ts";
 import { callService, createServiceApp, type ReadinessCheck } from "../../shared/runtime/mod.ts";
@@ -33,20 +35,31 @@ export function createIngressApp(options: IngressOptions): Hono {
     const pathname = c.req.path;
     const service = serviceForPath(pathname);
     if (!service) return problemResponse("COMMON.NOT_FOUND", `No route for ${c.req.method} ${pathname}`);
+    const clientAddress = remoteAddressOf(c.env);
     if (isWebSocketUpgrade(c.req.raw)) {
+      // The WebSocket proxy forwards an allow-list of handshake headers: no internal header gets through it.
       return proxyWebSocket(c.req.raw, {
         upstream: options.serviceUrls[service].replace(/^http/, "ws"),
         connectTimeoutMs: options.upstreamTimeoutMs,
         setHeaders: traceHeaders(),
+        clientAddress,
       });
     }
     return proxyRequest(c.req.raw, {
       upstream: options.serviceUrls[service],
       headersTimeoutMs: options.upstreamTimeoutMs,
       setHeaders: traceHeaders(),
+      dropHeaders: INGRESS_DROPPED_HEADERS,
+      clientAddress,
     });
   });
   return app;
+}
+
+/** The peer's address from what `Deno.serve` hands the app as its env (`ServeHandlerInfo`); none in `app.request`. */
+function remoteAddressOf(env: unknown): string | undefined {
+  const hostname = (env as { remoteAddr?: { hostname?: unknown } } | undefined)?.remoteAddr?.hostname;
+  return typeof hostname === "string" ? hostname : undefined;
 }
 
 /** The URLs of a region's deployables on this host. */

@@ -12,7 +12,7 @@ function fakeService(name: string) {
       socket.onmessage = (event) => socket.send(`${name}:${event.data}`);
       return response;
     }
-    return Response.json({ service: name, path: url.pathname, traceparent: request.headers.get("traceparent") });
+    return Response.json({ service: name, path: url.pathname, headers: Object.fromEntries(request.headers) });
   });
 }
 
@@ -34,7 +34,7 @@ Deno.test({
         headers: { traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01" },
       })).json();
       assert.equal(products.service, "ecommerce");
-      assert.match(products.traceparent, /^00-0af7651916cd43dd8448eb211c80319c-[0-9a-f]{16}-01$/);
+      assert.match(products.headers.traceparent, /^00-0af7651916cd43dd8448eb211c80319c-[0-9a-f]{16}-01$/);
       assert.equal((await (await fetch(`http://${base}/api/v1/auth/login`)).json()).service, "security");
       const unknown = await fetch(`http://${base}/nowhere`);
       assert.equal(unknown.status, 404);
@@ -52,6 +52,62 @@ Deno.test({
       const closed = new Promise((resolve) => (ws.onclose = resolve));
       ws.close();
       await closed;
+
+      // Public (regional/ecommerce/flash_sales/README.md), and the edge sends every /ws/ path to the ingress.
+      const sales = new WebSocket(`ws://${base}/ws/flash-sales`);
+      await new Promise((resolve, reject) => {
+        sales.onopen = resolve;
+        sales.onerror = reject;
+      });
+      const sale = new Promise<string>((resolve) => (sales.onmessage = (e) => resolve(e.data)));
+      sales.send("hi");
+      assert.equal(await sale, "ecommerce:hi");
+      const salesClosed = new Promise((resolve) => (sales.onclose = resolve));
+      sales.close();
+      await salesClosed;
+    } finally {
+      await ingress.shutdown();
+      await Promise.all(servers.map(([, server]) => server.shutdown()));
+    }
+  },
+});
+
+Deno.test({
+  name: "ingress drops a client's identity headers, passes the edge's and a forwarding region's, appends the peer",
+  sanitizeResources: false,
+  fn: async () => {
+    const servers = SERVICES.map((s) => [s, fakeService(s)] as const);
+    const serviceUrls = Object.fromEntries(
+      servers.map(([s, server]) => [s, `http://127.0.0.1:${server.addr.port}`]),
+    ) as Record<ServiceName, string>;
+    const ingress = Deno.serve(
+      { port: 0, hostname: "127.0.0.1", onListen: () => {} },
+      createIngressApp({ name: "ingress-test", serviceUrls, upstreamTimeoutMs: 1_000 }).fetch,
+    );
+    try {
+      const response = await fetch(`http://127.0.0.1:${ingress.addr.port}/api/v1/orders`, {
+        method: "POST",
+        body: "{}",
+        headers: {
+          "x-bv-user-id": "mallory",
+          "x-bv-principal": "admin",
+          "x-bv-verified-email": "mallory@example.test",
+          "x-bv-verified-roles": "ADMIN",
+          // What a replica's write forwarding sends to the writer region's ingress (forward_writes.ts) and what
+          // the edge adds: this door cannot tell them from a client's, so they pass (internal_headers.ts).
+          "x-bv-forwarded-from-region": "west",
+          "x-bv-verified-sub": "alice",
+          "x-forwarded-for": "203.0.113.7",
+        },
+      });
+      const seen = (await response.json()).headers;
+      assert.equal(seen["x-bv-user-id"], undefined);
+      assert.equal(seen["x-bv-principal"], undefined);
+      assert.equal(seen["x-bv-verified-email"], undefined);
+      assert.equal(seen["x-bv-verified-roles"], undefined);
+      assert.equal(seen["x-bv-forwarded-from-region"], "west");
+      assert.equal(seen["x-bv-verified-sub"], "alice");
+      assert.equal(seen["x-forwarded-for"], "203.0.113.7, 127.0.0.1");
     } finally {
       await ingress.shutdown();
       await Promise.all(servers.map(([, server]) => server.shutdown()));

@@ -19,6 +19,7 @@ export const ROUTES: readonly { readonly prefix: string; readonly service: Servi
   { prefix: "/api/v1/ecommerce", service: "ecommerce" },
   { prefix: "/graphql", service: "ecommerce" },
   { prefix: "/ws/orders", service: "ecommerce" },
+  { prefix: "/ws/flash-sales", service: "ecommerce" },
   { prefix: "/sse", service: "ecommerce" },
   { prefix: "/api/v1/chat", service: "chat" },
   { prefix: "/ws/chat", service: "chat" },

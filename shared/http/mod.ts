@@ -1,4 +1,8 @@
-/** @module HTTP helpers shared by every service: problem responses and validated JSON bodies. */
+/**
+ * @module HTTP helpers shared by every service: problem responses, validated JSON bodies, the proxy step and the
+ * platform's internal headers.
+ */
 export * from "./problem_response.ts";
 export * from "./json_body.ts";
 export * from "./proxy.ts";
+export * from "./internal_headers.ts";

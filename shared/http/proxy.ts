@@ -3,6 +3,8 @@
  * A reverse-proxy step on web-standard APIs only (fetch, Headers, streams), so the edge worker and the
  * regional ingress share it. Bodies stream both ways; the deadline covers the wait for response headers
  * only, so long-lived SSE streams are not cut. A failed upstream becomes a 503/504 problem, never a throw.
+ * Hop-by-hop headers (the fixed list and those `Connection` names) go no further in either direction; a caller
+ * names the request headers a client may not send (`dropHeaders`) and the peer to add to `X-Forwarded-For`.
  */
 import { PROBLEM_CONTENT_TYPE, problemOf } from "../contracts/problem.ts";
 
@@ -27,6 +29,13 @@ export interface ProxyOptions {
   readonly headersTimeoutMs: number;
   /** Extra headers to set on the forwarded request (trace context, forwarding info). */
   readonly setHeaders?: Readonly<Record<string, string>>;
+  /**
+   * Lower-case names of request headers the caller may not send (a client's copies of the platform's internal
+   * headers): removed before `setHeaders` applies, so the proxy's own values still go out.
+   */
+  readonly dropHeaders?: ReadonlySet<string>;
+  /** The address of the peer that sent `request`: appended to `X-Forwarded-For` (or starts it). */
+  readonly clientAddress?: string;
   /** Injected for tests; defaults to the global fetch. */
   readonly fetch?: typeof fetch;
 }
@@ -70,18 +79,51 @@ function problem(status: 503 | 504, detail: string): Response {
 
 const HOP_BY_HOP_NAMES: ReadonlySet<string> = new Set(HOP_BY_HOP);
 
-/** `headers` without the hop-by-hop ones, as a list fetch and Response take without another Headers copy. */
-function endToEnd(headers: Headers, set?: Readonly<Record<string, string>>): [string, string][] {
+/**
+ * `headers` without the hop-by-hop ones — the fixed list, and those the message's own `Connection` header names
+ * (RFC 9110 section 7.6.1: a proxy removes them; `Connection: x-secret` marks `x-secret` as meant for this hop
+ * only) — nor the `dropped` ones, with `set` applied, as a list fetch and Response take without another Headers
+ * copy.
+ */
+function endToEnd(
+  headers: Headers,
+  set?: Readonly<Record<string, string>>,
+  dropped?: ReadonlySet<string>,
+): [string, string][] {
   // One pass over the (lower-cased) names instead of a Headers copy plus ten deletes: on the ingress's hot
   // path every Headers call is a WebIDL conversion, and the copy alone was ~5 µs per request.
   const replaced = set === undefined ? undefined : Object.entries(set).map(([n, v]) => [n.toLowerCase(), v] as const);
   const replacedNames = replaced === undefined ? undefined : new Set(replaced.map(([name]) => name));
-  const kept: [string, string][] = [];
+  let kept: [string, string][] = [];
+  let connection: string | undefined;
   headers.forEach((value, name) => {
-    if (!HOP_BY_HOP_NAMES.has(name) && !replacedNames?.has(name)) kept.push([name, value]);
+    if (name === "connection") connection = value;
+    else if (!HOP_BY_HOP_NAMES.has(name) && !replacedNames?.has(name) && !dropped?.has(name)) kept.push([name, value]);
   });
+  // Rare (clients send `keep-alive` or `close`, both removed anyway), so filtered in a second pass only then.
+  if (connection !== undefined) {
+    const named = new Set(connection.split(",").map((option) => option.trim().toLowerCase()));
+    if ([...named].some((name) => name !== "close" && name !== "keep-alive" && name !== "upgrade")) {
+      kept = kept.filter(([name]) => !named.has(name));
+    }
+  }
   for (const [name, value] of replaced ?? []) kept.push([name, value]);
   return kept;
+}
+
+/**
+ * `headers` with `address` appended to `X-Forwarded-For` (de facto syntax: `client, proxy1, proxy2`), unless the
+ * caller sets that header itself (`set`): then its value stands, as every set header's does.
+ */
+function appendForwardedFor(
+  headers: [string, string][],
+  address: string,
+  set: Readonly<Record<string, string>> | undefined,
+): void {
+  if (set !== undefined && Object.keys(set).some((name) => name.toLowerCase() === "x-forwarded-for")) return;
+  const at = headers.findIndex(([name]) => name === "x-forwarded-for");
+  if (at < 0) headers.push(["x-forwarded-for", address]);
+  else headers[at] = ["x-forwarded-for", `${headers[at][1]}, ${address}`];
 }
 
 /** The path and query of an absolute URL (`http://host/p?q` → `/p?q`) without parsing it again. */
@@ -106,7 +148,8 @@ export function upstreamTarget(pathAndQuery: string, upstream: string | URL): UR
 /** Forwards `request` (same path and query) to `options.upstream` and returns the upstream's response. */
 export async function proxyRequest(request: Request, options: ProxyOptions): Promise<Response> {
   const target = upstreamTarget(pathAndQueryOf(request.url), options.upstream);
-  const headers = endToEnd(request.headers, options.setHeaders);
+  const headers = endToEnd(request.headers, options.setHeaders, options.dropHeaders);
+  if (options.clientAddress !== undefined) appendForwardedFor(headers, options.clientAddress, options.setHeaders);
   // Only the headers deadline aborts the upstream call. The client's own `request.signal` is not linked: a
   // client that leaves before the headers costs at most that deadline upstream, one that leaves during the body
   // cancels the piped body (and with it the upstream connection), and reading `request.signal` alone made Deno

@@ -119,3 +119,109 @@ Deno.test("proxyRequest() keeps every path on the upstream's host: //host and /\
     await upstream.shutdown();
   }
 });
+
+/** Sends `head` (request line and headers, no blank line) over a raw socket and returns the whole answer. */
+async function rawRequest(port: number, head: string): Promise<string> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  try {
+    await conn.write(new TextEncoder().encode(`${head}\r\nhost: proxy.test\r\n\r\n`));
+    let text = "";
+    const buffer = new Uint8Array(16 * 1024);
+    const decoder = new TextDecoder();
+    for (;;) {
+      const n = await conn.read(buffer);
+      if (n === null) break;
+      text += decoder.decode(buffer.subarray(0, n), { stream: true });
+      // One answer with a body of content-length bytes is enough; the connection may be kept alive.
+      const end = text.indexOf("\r\n\r\n");
+      const length = /\r\ncontent-length: (\d+)/i.exec(text)?.[1];
+      if (end >= 0 && length !== undefined && text.length >= end + 4 + Number(length)) break;
+    }
+    return text;
+  } finally {
+    conn.close();
+  }
+}
+
+Deno.test("proxyRequest() drops the headers a request's Connection header names (RFC 9110 section 7.6.1)", async () => {
+  const upstream = echoUpstream();
+  const proxy = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (request) => {
+    const response = await proxyRequest(request, {
+      upstream: `http://127.0.0.1:${upstream.addr.port}`,
+      headersTimeoutMs: 2_000,
+    });
+    // Buffered, so the raw client reads a content-length body instead of a chunked one.
+    return new Response(await response.text(), { status: response.status });
+  });
+  try {
+    const answer = await rawRequest(
+      proxy.addr.port,
+      "GET /x HTTP/1.1\r\nconnection: keep-alive, X-Hop-Secret , x-other-hop\r\nx-hop-secret: s3cret\r\n" +
+        "x-other-hop: 1\r\nx-kept: yes\r\nconnection: close",
+    );
+    const seen = JSON.parse(answer.slice(answer.indexOf("\r\n\r\n") + 4)).headers;
+    assert.equal(seen["x-hop-secret"], undefined);
+    assert.equal(seen["x-other-hop"], undefined);
+    assert.equal(seen["x-kept"], "yes");
+  } finally {
+    await proxy.shutdown();
+    await upstream.shutdown();
+  }
+});
+
+Deno.test("proxyRequest() drops the headers an upstream response's Connection header names", async () => {
+  // A raw upstream: a Deno.serve one would not send its own Connection header as written.
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const serving = (async () => {
+    for await (const conn of listener) {
+      const buffer = new Uint8Array(16 * 1024);
+      await conn.read(buffer);
+      await conn.write(new TextEncoder().encode(
+        "HTTP/1.1 200 OK\r\nconnection: x-upstream-hop, close\r\nx-upstream-hop: internal\r\nx-answer: kept\r\n" +
+          "content-length: 2\r\n\r\nok",
+      ));
+      conn.close();
+    }
+  })();
+  try {
+    const response = await proxyRequest(new Request("http://ingress.test/x"), {
+      upstream: `http://127.0.0.1:${(listener.addr as Deno.NetAddr).port}`,
+      headersTimeoutMs: 2_000,
+    });
+    assert.equal(await response.text(), "ok");
+    assert.equal(response.headers.get("x-answer"), "kept");
+    assert.equal(response.headers.get("x-upstream-hop"), null);
+  } finally {
+    listener.close();
+    await serving.catch(() => {});
+  }
+});
+
+Deno.test("proxyRequest() drops a caller's copies of dropHeaders, still sends set ones, appends the peer to X-Forwarded-For", async () => {
+  const upstream = echoUpstream();
+  const base = `http://127.0.0.1:${upstream.addr.port}`;
+  try {
+    const forged = new Request("http://ingress.test/x", {
+      headers: { "x-bv-user-id": "mallory", "x-bv-forwarded-from-region": "west", "x-forwarded-for": "203.0.113.7" },
+    });
+    const seen = await (await proxyRequest(forged, {
+      upstream: base,
+      headersTimeoutMs: 2_000,
+      dropHeaders: new Set(["x-bv-user-id", "x-bv-forwarded-from-region"]),
+      setHeaders: { "X-Bv-Forwarded-From-Region": "east" },
+      clientAddress: "198.51.100.2",
+    })).json();
+    assert.equal(seen.headers["x-bv-user-id"], undefined);
+    assert.equal(seen.headers["x-bv-forwarded-from-region"], "east", "the proxy's own value goes out");
+    assert.equal(seen.headers["x-forwarded-for"], "203.0.113.7, 198.51.100.2");
+
+    const first = await (await proxyRequest(new Request("http://ingress.test/x"), {
+      upstream: base,
+      headersTimeoutMs: 2_000,
+      clientAddress: "::1",
+    })).json();
+    assert.equal(first.headers["x-forwarded-for"], "::1");
+  } finally {
+    await upstream.shutdown();
+  }
+});

@@ -6,8 +6,11 @@
  * that answered the handshake with a 4xx or 5xx gets that status passed on (a 401 stays a 401, so nobody
  * retries a client's own refusal elsewhere); one that could not be reached or did not answer in time is a
  * 503, and one that answered anything else (2xx, 3xx) a 502. Messages flow both ways unchanged; closing
- * either side closes the other with the same code where the protocol allows. Bounded: connect timeout, and
- * a cap on bytes buffered towards a slow side (then close 4013).
+ * either side closes the other with the same code where the protocol allows. A client that left while the
+ * upstream was answering is not upgraded (its upstream socket is closed at once), and an upgraded client socket
+ * that does not open within the connect timeout gets its upstream closed: either would otherwise pin an upstream
+ * socket, and the chain of connections behind it, for good. Bounded: connect timeout (upstream handshake, then
+ * client open), and a cap on bytes buffered towards a slow side (then close 4013).
  */
 import { PROBLEM_CONTENT_TYPE, type ProblemCode, problemOf } from "../contracts/problem.ts";
 import { upstreamTarget } from "./proxy.ts";
@@ -15,11 +18,16 @@ import { upstreamTarget } from "./proxy.ts";
 export interface WebSocketProxyOptions {
   /** `ws://host:port` of the upstream; the request's path and query are kept. */
   readonly upstream: string;
+  /** Bound on the upstream's handshake, and then on the client's upgraded socket opening. */
   readonly connectTimeoutMs: number;
   /** Extra headers for the upstream handshake (trace context). */
   readonly setHeaders?: Readonly<Record<string, string>>;
+  /** The address of the peer that sent the handshake: appended to `X-Forwarded-For` (or starts it). */
+  readonly clientAddress?: string;
   /** Close a side whose unsent data exceeds this. @default 1 MiB */
   readonly bufferedBytesMax?: number;
+  /** Injected for tests. @default Deno.upgradeWebSocket */
+  readonly upgrade?: (request: Request, options: Deno.UpgradeWebSocketOptions) => Deno.WebSocketUpgrade;
 }
 
 /** Headers worth carrying into the upstream handshake; hop-by-hop and WebSocket handshake ones are not. */
@@ -123,11 +131,47 @@ function handshakeFault(request: Request): string | undefined {
   return undefined;
 }
 
+/** The answer for a client that left before its handshake was answered: nobody reads it. */
+function clientGone(): Response {
+  const detail = "The client closed its connection before the WebSocket handshake was answered";
+  return new Response(JSON.stringify(problemOf("COMMON.REQUEST_INCOMPLETE", detail)), {
+    status: 400,
+    headers: { "content-type": PROBLEM_CONTENT_TYPE },
+  });
+}
+
 function badHandshake(detail: string): Response {
   return new Response(JSON.stringify(problemOf("COMMON.VALIDATION_FAILED", `Not a WebSocket handshake: ${detail}`)), {
     status: 400,
     headers: { "content-type": PROBLEM_CONTENT_TYPE },
   });
+}
+
+/**
+ * Closes `upstream` when `client` does not open within `timeoutMs`, or fails or closes before it opens. A client
+ * whose TCP connection is gone when it is upgraded still gets a socket from `Deno.upgradeWebSocket`, but that socket
+ * never opens and never closes: nothing then closed the upstream, and each such socket held a chain of connections
+ * (edge, ingress, service) counted against the service's socket caps for good. `proxyWebSocket` does not upgrade a
+ * client its request's signal already reports gone; this bound covers one that leaves after that check.
+ */
+function closeUpstreamUnlessClientOpens(client: WebSocket, upstream: WebSocket, timeoutMs: number): void {
+  let settled = false;
+  const abandon = (reason: string) => {
+    if (settled) return;
+    settled = true;
+    clearTimeout(timer);
+    safeClose(upstream, 1000, reason);
+    // Marks the client socket closing too; Deno may never report it closed, so nothing waits for that.
+    safeClose(client, 1000, reason);
+  };
+  const timer = setTimeout(() => abandon(`client did not open the WebSocket within ${timeoutMs} ms`), timeoutMs);
+  client.addEventListener("open", () => {
+    // From here the pipe closes each side when the other closes.
+    settled = true;
+    clearTimeout(timer);
+  }, { once: true });
+  client.addEventListener("error", () => abandon("client failed before the WebSocket opened"), { once: true });
+  client.addEventListener("close", () => abandon("client closed before the WebSocket opened"), { once: true });
 }
 
 /**
@@ -145,24 +189,39 @@ export async function proxyWebSocket(request: Request, options: WebSocketProxyOp
     const value = request.headers.get(name);
     if (value) headers[name] = value;
   }
+  if (options.clientAddress !== undefined) {
+    const forwarded = headers["x-forwarded-for"];
+    headers["x-forwarded-for"] = forwarded ? `${forwarded}, ${options.clientAddress}` : options.clientAddress;
+  }
   Object.assign(headers, options.setHeaders);
   const protocols = (request.headers.get("sec-websocket-protocol") ?? "").split(",").map((p) => p.trim()).filter(
     Boolean,
   );
+  // Read on this path only: for a plain request, reading `request.signal` costs an AbortSignal per request
+  // (see proxy.ts). Here it tells a client that left during the upstream handshake, which must not be upgraded:
+  // Deno then hands out a socket that never opens or closes and keeps the connection until the process exits.
+  const clientSignal = request.signal;
   let upstream: WebSocket;
   try {
     upstream = await openUpstream(target.toString(), headers, protocols, options.connectTimeoutMs);
   } catch (error) {
     return refusalOf(error instanceof HandshakeFailed ? error : new HandshakeFailed(String(error)));
   }
+  if (clientSignal.aborted) {
+    // The upstream's handshake is let finish and then closed, not cut off: a cut one can leave the same kind of
+    // never-closing socket in the upstream, if it upgrades after the connection went.
+    safeClose(upstream, 1000, "client left during the handshake");
+    return clientGone();
+  }
   let upgraded: ReturnType<typeof Deno.upgradeWebSocket>;
   try {
-    upgraded = Deno.upgradeWebSocket(request, { protocol: upstream.protocol || undefined });
+    upgraded = (options.upgrade ?? Deno.upgradeWebSocket)(request, { protocol: upstream.protocol || undefined });
   } catch (error) {
     safeClose(upstream, 1000, "client handshake failed");
     return badHandshake((error as Error).message);
   }
   const { socket: client, response } = upgraded;
+  closeUpstreamUnlessClientOpens(client, upstream, options.connectTimeoutMs);
   const bufferedBytesMax = options.bufferedBytesMax ?? 1024 * 1024;
   const pipe = (from: WebSocket, to: WebSocket) => {
     // What `from` says before `to` is open (the upstream's greeting, sent while the client's 101 is still on

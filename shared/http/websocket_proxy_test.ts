@@ -204,3 +204,138 @@ Deno.test("what the upstream sends as soon as it is open reaches the client (hel
     await greeter.shutdown();
   }
 });
+
+/** An upstream that answers each handshake after `delayMs` and counts its sockets still open. */
+function slowUpstream(delayMs: number) {
+  const sockets = { opened: 0, open: 0, closeCodes: [] as number[] };
+  const server = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen: () => {} }, async (request) => {
+    await new Promise((resolve) => setTimeout(resolve, delayMs));
+    const { socket, response } = Deno.upgradeWebSocket(request);
+    socket.onopen = () => {
+      sockets.opened++;
+      sockets.open++;
+    };
+    socket.onmessage = (event) => socket.send(`echo:${event.data}`);
+    socket.onclose = (event) => {
+      sockets.open--;
+      sockets.closeCodes.push(event.code);
+    };
+    return response;
+  });
+  return { server, sockets, url: `ws://127.0.0.1:${server.addr.port}` };
+}
+
+/** `server.shutdown()`, failing instead of hanging when a connection is still held after `timeoutMs`. */
+async function shutdownWithin(server: Deno.HttpServer, timeoutMs: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`A connection was still held ${timeoutMs} ms into shutdown`)), timeoutMs);
+  });
+  try {
+    await Promise.race([server.shutdown(), late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function until(what: string, done: () => boolean, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!done()) {
+    if (Date.now() > deadline) throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+const RAW_HANDSHAKE = "GET /ws/orders HTTP/1.1\r\nHost: proxy.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+  "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+
+Deno.test("a client that leaves during the upstream handshake does not leave the upstream socket open", async () => {
+  const up = slowUpstream(200);
+  const proxy = Deno.serve(
+    { port: 0, hostname: "127.0.0.1", onListen: () => {} },
+    (request) => proxyWebSocket(request, { upstream: up.url, connectTimeoutMs: 1_000 }),
+  );
+  try {
+    for (let i = 0; i < 5; i++) {
+      const conn = await Deno.connect({ hostname: "127.0.0.1", port: proxy.addr.port });
+      await conn.write(new TextEncoder().encode(RAW_HANDSHAKE));
+      // Gone before the upstream answers (200 ms), so before the proxy could upgrade the client.
+      setTimeout(() => conn.close(), 50);
+    }
+    await until("the upstream handshakes", () => up.sockets.opened === 5, 2_000);
+    await until("the upstream sockets to close", () => up.sockets.open === 0, 2_000);
+    assert.deepEqual(up.sockets.closeCodes, [1000, 1000, 1000, 1000, 1000]);
+    // Neither process holds a connection for a client that is gone: a graceful shutdown waits for each one.
+    await shutdownWithin(proxy, 2_000);
+    await shutdownWithin(up.server, 2_000);
+  } finally {
+    // After a failure above: let the test report it rather than hang here.
+    await shutdownWithin(proxy, 2_000).catch(() => {});
+    await shutdownWithin(up.server, 2_000).catch(() => {});
+  }
+});
+
+/** A client-side socket as `Deno.upgradeWebSocket` returns it for a connection that is already gone. */
+class NeverOpeningSocket extends EventTarget {
+  readyState: number = WebSocket.CONNECTING;
+  binaryType = "blob";
+  bufferedAmount = 0;
+  onmessage: unknown = null;
+  onclose: unknown = null;
+  onerror: unknown = null;
+  send(): void {}
+  close(): void {
+    this.readyState = WebSocket.CLOSING;
+  }
+}
+
+Deno.test("an upgraded client socket that never opens gets its upstream closed after connectTimeoutMs", async () => {
+  const up = slowUpstream(0);
+  const client = new NeverOpeningSocket();
+  const proxy = Deno.serve(
+    { port: 0, hostname: "127.0.0.1", onListen: () => {} },
+    (request) =>
+      proxyWebSocket(request, {
+        upstream: up.url,
+        connectTimeoutMs: 150,
+        // The client leaves just as it is upgraded: its socket neither opens nor closes.
+        upgrade: () => ({ socket: client as unknown as WebSocket, response: new Response(null, { status: 204 }) }),
+      }),
+  );
+  try {
+    const answer = await handshake(proxy.addr.port, "/ws/orders");
+    await answer.body?.cancel();
+    await until("the upstream handshake", () => up.sockets.opened === 1, 2_000);
+    await until("the upstream socket to close", () => up.sockets.open === 0, 2_000);
+    assert.deepEqual(up.sockets.closeCodes, [1000]);
+    assert.equal(client.readyState, WebSocket.CLOSING, "the client socket is closed too");
+  } finally {
+    await proxy.shutdown();
+    await up.server.shutdown();
+  }
+});
+
+Deno.test("the client-open bound ends when the client opens: a session outlives connectTimeoutMs and keeps close codes", async () => {
+  const up = slowUpstream(0);
+  const proxy = Deno.serve(
+    { port: 0, hostname: "127.0.0.1", onListen: () => {} },
+    (request) => proxyWebSocket(request, { upstream: up.url, connectTimeoutMs: 100 }),
+  );
+  try {
+    const ws = new WebSocket(`ws://127.0.0.1:${proxy.addr.port}/ws/orders`);
+    await new Promise((resolve, reject) => {
+      ws.onopen = resolve;
+      ws.onerror = reject;
+    });
+    await new Promise((resolve) => setTimeout(resolve, 250));
+    const reply = next(ws, "message");
+    ws.send("still here");
+    assert.equal((await reply as MessageEvent).data, "echo:still here");
+    ws.close(4002, "done");
+    await until("the upstream socket to close", () => up.sockets.open === 0, 2_000);
+    assert.deepEqual(up.sockets.closeCodes, [4002]);
+  } finally {
+    await proxy.shutdown();
+    await up.server.shutdown();
+  }
+});
