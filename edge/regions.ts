@@ -8,7 +8,7 @@ const EDGE_FLASH_SALE_DEFAULTS = Object.freeze({});
 export function edgeRegionsOf(config: Config): EdgeRegion[] {
   return (["east", "west"] as const).map((name) => ({
     name,
-    url: `http://${config.BV_HOST}:${config.regions[name].ingressPort}`,
+    url: `http://${config.connectHost}:${config.regions[name].ingressPort}`,
   }));
 }
 

@@ -2,7 +2,7 @@
 import { type Config, REGIONS, SERVICES } from "../shared/config/config.ts";
 
 export function endpointsTable(config: Config, mode: "embedded" | "infra"): string {
-  const host = config.BV_HOST;
+  const host = config.connectHost;
   const rows: [string, string, string][] = [
     ["edge", "-", `http://${host}:${config.BV_EDGE_PORT}`],
     ["payment gateway (SOAP)", "-", `http://${host}:${config.BV_PAYMENT_GATEWAY_PORT}/soap/payment?wsdl`],

@@ -75,7 +75,7 @@ export interface Deployable {
 
 /** Every region's services then its ingress, region by region, then the edge: the order they start in. */
 export function platformDeployables(config: Config): Deployable[] {
-  const host = config.BV_HOST;
+  const host = config.connectHost;
   const all: Deployable[] = [];
   for (const region of REGIONS) {
     const r = config.regions[region];

@@ -43,7 +43,7 @@ async function startRegion(config: Config, region: Region, lifecycle: Lifecycle)
   }
   const ingress = createIngressApp({
     name: `ingress-${region}`,
-    serviceUrls: serviceUrlsOf(config.BV_HOST, endpoints.servicePorts),
+    serviceUrls: serviceUrlsOf(config.connectHost, endpoints.servicePorts),
     upstreamTimeoutMs: config.BV_CALL_TIMEOUT_MS,
   });
   lifecycle.serve(ingress, { port: endpoints.ingressPort, hostname: config.BV_HOST, name: `ingress-${region}` });

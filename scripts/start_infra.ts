@@ -79,7 +79,7 @@ for (const [name, value] of Object.entries(projectClusterEnv(Deno.env.toObject()
 // Every e-commerce process signs and verifies forwarded sensor batches with it: one key per start unless one is set.
 ensureInternalSigningKey();
 const config = loadConfigOrExit();
-const host = config.BV_HOST;
+const host = config.connectHost;
 const children: Child[] = [];
 for (const signal of ["SIGINT", "SIGTERM"] as const) {
   Deno.addSignalListener(signal, async () => {

@@ -82,7 +82,7 @@ Deno.test({
       processes.push(await startPlatform(`regional/${service}/main.ts`, env, [`${service}-east`]));
     }
     processes.push(await startPlatform("regional/ingress/main.ts", env, ["ingress-east"]));
-    const ingress = `http://${config.BV_HOST}:${config.regions.east.ingressPort}`;
+    const ingress = `http://${config.connectHost}:${config.regions.east.ingressPort}`;
     const edge = createEdge({
       regions: [{ name: "east", url: ingress }],
       upstreamTimeoutMs: config.BV_CALL_TIMEOUT_MS,

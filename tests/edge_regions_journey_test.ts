@@ -46,8 +46,8 @@ Deno.test({
     // proxied request on one route (`/*`), the edge's own JWKS reloads and invalidation-stream reconnects included,
     // and one of those landing in a window failed this journey 3 times in 13 runs (stop 8).
     const ecommerceUrl = {
-      east: `http://${config.BV_HOST}:${config.regions.east.servicePorts.ecommerce}`,
-      west: `http://${config.BV_HOST}:${config.regions.west.servicePorts.ecommerce}`,
+      east: `http://${config.connectHost}:${config.regions.east.servicePorts.ecommerce}`,
+      west: `http://${config.connectHost}:${config.regions.west.servicePorts.ecommerce}`,
     };
     const CLIENT_ROUTES = ["/api/v1/orders", "/api/v1/products", "/api/v1/inventory"];
     const regionCounts = async () => ({

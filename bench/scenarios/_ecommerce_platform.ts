@@ -254,7 +254,7 @@ async function seed(
   const config = loadConfig(env);
   const east = config.regions.east;
   const ingressUrl = platform.ingressUrl.east;
-  const ecommerceUrl = `http://${config.BV_HOST}:${east.servicePorts.ecommerce}`;
+  const ecommerceUrl = `http://${config.connectHost}:${east.servicePorts.ecommerce}`;
   const login = await call(`${ingressUrl}/api/v1/auth/login`, { body: ADMIN });
   expectStatus("admin login", login, 200);
   const adminToken: string = login.body.accessToken;
@@ -300,7 +300,7 @@ async function seed(
     config,
     ingressUrl,
     ecommerceUrl,
-    grpcAddress: `${config.BV_HOST}:${east.grpcInventoryPort}`,
+    grpcAddress: `${config.connectHost}:${east.grpcInventoryPort}`,
     pgUrl: east.pgUrl,
     redisUrl: config.BV_REDIS_URL,
     redisPrefix: east.redisPrefix,

@@ -125,7 +125,7 @@ export async function startEcommerceBackground(deps: EcommerceBackgroundDeps): P
       writerElsewhere,
       serviceUrlOf: (r) =>
         r === "east" || r === "west"
-          ? `http://${config.BV_HOST}:${config.regions[r].servicePorts.ecommerce}`
+          ? `http://${config.connectHost}:${config.regions[r].servicePorts.ecommerce}`
           : undefined,
       timeoutMs: config.BV_CALL_TIMEOUT_MS,
       signingKey: internalSigningKeyOf(config),

@@ -87,7 +87,7 @@ export const createEcommerceService: ServiceFactory = async (context) => {
   });
   lifecycle.onStop(`${name} grpc`, () => grpcServer.close(5_000));
   // Orders reach inventory over gRPC like any other client would, even in the same process.
-  const stock = createInventoryClient(`${config.BV_HOST}:${grpcPort}`);
+  const stock = createInventoryClient(`${config.connectHost}:${grpcPort}`);
   lifecycle.onStop(`${name} inventory client`, () => Promise.resolve(stock.close()));
 
   // Single writer (orders/writer): a replica region forwards writes of the replicated tables to the writer.
@@ -99,7 +99,7 @@ export const createEcommerceService: ServiceFactory = async (context) => {
   const isReplica = async () => (await writerElsewhere()) !== undefined;
 
   // The legacy gateway is external: the adapter loads its WSDL lazily, so it may start after us.
-  const gatewayUrl = `http://${config.BV_HOST}:${config.BV_PAYMENT_GATEWAY_PORT}`;
+  const gatewayUrl = `http://${config.connectHost}:${config.BV_PAYMENT_GATEWAY_PORT}`;
   const payments = await createSoapPaymentGateway({
     wsdlUrl: `${gatewayUrl}/soap/payment?wsdl`,
     fallbackUrl: `${gatewayUrl}/rest/payments`,
@@ -141,7 +141,7 @@ export const createEcommerceService: ServiceFactory = async (context) => {
       role,
       positions: sqlReplicationPositions(sql),
       ingressUrlOf: (r) =>
-        r === "east" || r === "west" ? `http://${config.BV_HOST}:${config.regions[r].ingressPort}` : undefined,
+        r === "east" || r === "west" ? `http://${config.connectHost}:${config.regions[r].ingressPort}` : undefined,
       timeoutMs: config.BV_CALL_TIMEOUT_MS,
     }),
   );

@@ -16,7 +16,7 @@ const lifecycle = createLifecycle({
 });
 const app = createIngressApp({
   name,
-  serviceUrls: serviceUrlsOf(config.BV_HOST, config.regions[region].servicePorts),
+  serviceUrls: serviceUrlsOf(config.connectHost, config.regions[region].servicePorts),
   upstreamTimeoutMs: config.BV_CALL_TIMEOUT_MS,
 });
 lifecycle.serve(app, { port: config.regions[region].ingressPort, hostname: config.BV_HOST, name });

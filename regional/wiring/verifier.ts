@@ -13,7 +13,7 @@ export function regionalVerifier(config: Config, region: Region): ReturnType<typ
   const regions = [region, ...REGIONS.filter((r) => r !== region)];
   const union = createJwksUnion({
     urls: regions.map((r) =>
-      `http://${config.BV_HOST}:${config.regions[r].servicePorts.security}/.well-known/jwks.json`
+      `http://${config.connectHost}:${config.regions[r].servicePorts.security}/.well-known/jwks.json`
     ),
   });
   return createTokenVerifier({

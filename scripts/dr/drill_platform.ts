@@ -62,7 +62,7 @@ export interface DrillPlatform {
 
 export async function openDrillPlatform(env: Record<string, string>, logPath: string): Promise<DrillPlatform> {
   const config = loadConfig(env);
-  const host = config.BV_HOST;
+  const host = config.connectHost;
   const log = await Deno.open(logPath, { create: true, append: true });
   const pumps: Promise<void>[] = [];
   const procs: Proc[] = [];

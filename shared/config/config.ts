@@ -34,7 +34,14 @@ const variables = {
   BV_MODE: z.enum(["embedded", "infra"]).default("embedded"),
   BV_DATA_DIR: z.string().min(1).default(".data"),
   BV_LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
-  BV_HOST: z.string().min(1).default("127.0.0.1"),
+  /**
+   * The address every listener binds to (a wildcard such as `0.0.0.0` or `::` listens on all interfaces). URLs to
+   * this host's processes use {@linkcode Config.connectHost}, never this.
+   */
+  BV_HOST: z.string().regex(
+    /^(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*)$/,
+    "must be a hostname, an IPv4 address or an IPv6 address without brackets",
+  ).default("127.0.0.1"),
   BV_EDGE_PORT: port.default(8080),
   /** How long the edge keeps an idle client on its region (sliding; also the HTTP `bv-region` cookie's Max-Age). */
   BV_EDGE_AFFINITY_TTL_MS: z.coerce.number().int().min(1_000).max(86_400_000).default(300_000),
@@ -160,6 +167,18 @@ export interface RegionEndpoints {
 
 export interface Config extends Variables {
   readonly regions: Readonly<Record<Region, RegionEndpoints>>;
+  /**
+   * `BV_HOST` as the host part of a URL to this host's processes: a wildcard bind address becomes loopback
+   * (`0.0.0.0` → `127.0.0.1`, `::` → `[::1]`) and an IPv6 address gets its brackets (`http://:::8110` was no URL).
+   */
+  readonly connectHost: string;
+}
+
+/** The host part of a URL that reaches a listener bound to `bindHost` from this host. */
+export function connectHostOf(bindHost: string): string {
+  if (bindHost === "0.0.0.0") return "127.0.0.1";
+  if (bindHost === "::" || bindHost === "::0") return "[::1]";
+  return bindHost.includes(":") ? `[${bindHost}]` : bindHost;
 }
 
 function regionEndpoints(v: Variables, region: Region): RegionEndpoints {
@@ -210,6 +229,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
   return Object.freeze({
     ...v,
     regions: Object.freeze({ east: regionEndpoints(v, "east"), west: regionEndpoints(v, "west") }),
+    connectHost: connectHostOf(v.BV_HOST),
   });
 }
 

@@ -67,3 +67,27 @@ Deno.test("BV_INTERNAL_SIGNING_KEY has no default, and a malformed one is named 
     });
   }
 });
+
+Deno.test("URLs to this host's processes use connectHost: wildcards become loopback, IPv6 gets brackets", () => {
+  const cases: [string, string][] = [
+    ["127.0.0.1", "127.0.0.1"],
+    ["localhost", "localhost"],
+    ["0.0.0.0", "127.0.0.1"],
+    ["::", "[::1]"],
+    ["::1", "[::1]"],
+    ["fd00::5", "[fd00::5]"],
+  ];
+  for (const [bind, connect] of cases) {
+    const config = loadConfig({ BV_HOST: bind });
+    assert.equal(config.BV_HOST, bind);
+    assert.equal(config.connectHost, connect, bind);
+    assert.ok(URL.canParse(`http://${config.connectHost}:8110/readyz`), bind);
+  }
+  for (const bad of ["http://example.com", "[::1]", "host name", "host:8080x"]) {
+    assert.throws(() => loadConfig({ BV_HOST: bad }), (error: unknown) => {
+      assert.ok(error instanceof ConfigError);
+      assert.match(error.message, /BV_HOST is malformed/);
+      return true;
+    }, bad);
+  }
+});

@@ -61,7 +61,7 @@ export async function startPlatform(
   waitFor?: readonly string[],
 ): Promise<RunningPlatform> {
   const config = loadConfig(env);
-  const host = config.BV_HOST;
+  const host = config.connectHost;
   const readyUrls: Record<string, string> = Object.fromEntries(
     platformDeployables(config).map((d) => [d.name, d.readyUrl]),
   );
