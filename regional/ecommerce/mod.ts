@@ -64,7 +64,8 @@ export const ECOMMERCE_MIGRATIONS = [
 
 export const createEcommerceService: ServiceFactory = async (context) => {
   const { config, region, ports, lifecycle, name } = context;
-  // Before anything starts: without the shared key this process could neither forward nor accept sensor batches.
+  // Before anything starts: without the shared key this process could neither forward nor accept sensor batches,
+  // nor sign or trust the hop claim of a forwarded write.
   const signingKey = internalSigningKeyOf(config);
   const [sql, cache, eventLog] = await Promise.all([ports.sql(), ports.cache(), ports.eventLog()]);
   const applied = await migrate(sql, ECOMMERCE_MIGRATIONS);
@@ -143,6 +144,8 @@ export const createEcommerceService: ServiceFactory = async (context) => {
       ingressUrlOf: (r) =>
         r === "east" || r === "west" ? `http://${config.connectHost}:${config.regions[r].ingressPort}` : undefined,
       timeoutMs: config.BV_CALL_TIMEOUT_MS,
+      // The hop claim (x-bv-forwarded-from-region) is signed with it and trusted only when it verifies.
+      signingKey,
     }),
   );
   app.route("/", createSensorBatchRoutes({ sql, writerElsewhere, nudgeOutbox, signingKey }));

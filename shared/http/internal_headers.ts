@@ -12,20 +12,28 @@ export const IDENTITY_HEADERS: readonly string[] = Object.freeze([
   "x-bv-verified-roles",
   "x-bv-user-id",
   "x-bv-principal",
-  // Set by a replica region when it forwards a write to the writer; a client's copy could force a 421.
+  // Set by a replica region when it forwards a write to the writer, with its signature (the hop headers): only
+  // a region sends them, never a client through the edge.
   "x-bv-forwarded-from-region",
+  "x-bv-hop-id",
+  "x-bv-hop-timestamp",
+  "x-bv-hop-signature",
 ]);
 
 /**
  * The ones a hop of the platform sends *into* a region's ingress, so the ingress passes them on: the edge's
- * verified subject (for logging) and a replica's `x-bv-forwarded-from-region` (its write forwarding calls the
- * writer region's ingress, `regional/ecommerce/orders/writer/forward_writes.ts`). The ingress cannot tell those
- * callers from a client that reaches it directly (same door, no credential on the hop), so for these two it
- * relies on the ingress being reachable only from edges and regions (docs/ARCHITECTURE.md).
+ * verified subject (for logging) and a replica's `x-bv-forwarded-from-region` with its `x-bv-hop-*` signature
+ * (its write forwarding calls the writer region's ingress, `regional/ecommerce/orders/writer/forward_writes.ts`).
+ * The ingress cannot tell those callers from a client that reaches it directly (same door), so the e-commerce
+ * service trusts the forwarded-from claim only when its signature verifies (`orders/writer/hop_signature.ts`);
+ * no region decides anything on the verified subject.
  */
 export const INGRESS_HOP_HEADERS: readonly string[] = Object.freeze([
   "x-bv-verified-sub",
   "x-bv-forwarded-from-region",
+  "x-bv-hop-id",
+  "x-bv-hop-timestamp",
+  "x-bv-hop-signature",
 ]);
 
 /** What a region's ingress removes from every request: identity headers no hop of the platform sends it. */

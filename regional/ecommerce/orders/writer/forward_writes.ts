@@ -5,11 +5,16 @@
  * Idempotency-Key, correlation id and body — so the writer authenticates it and replays a retried key
  * exactly as if the client had called it directly. Only when forwarding is impossible (no URL for the
  * writer, or a forwarding loop) does the client get 421 `ECOMMERCE.ORDER_WRITER_ELSEWHERE` naming the writer.
+ *
+ * The hop itself (`x-bv-forwarded-from-region`) is signed with `BV_INTERNAL_SIGNING_KEY` (hop_signature.ts): a
+ * claim whose signature does not verify is treated as absent (logged), so a client that reaches an ingress
+ * directly can neither make a replica refuse its write nor learn the writer's WAL position.
  */
 import type { MiddlewareHandler } from "hono";
 import { problemResponse, PROXY_ERROR_HEADER, proxyRequest } from "../../../../shared/http/mod.ts";
 import { log, traceHeaders } from "../../../../shared/observability/mod.ts";
 import type { WriterRoleReader } from "./writer_role.ts";
+import { assertHopSigningKey, FORWARDED_FROM_HEADER, signedHopHeaders, verifiedHopOf } from "./hop_signature.ts";
 import {
   REPLICA_WAIT_HEADER,
   type ReplicationPositions,
@@ -17,8 +22,8 @@ import {
   WRITER_LSN_HEADER,
 } from "./read_your_writes.ts";
 
-/** Set on a forwarded request (the region that forwarded it); a second hop is refused, never looped. */
-export const FORWARDED_FROM_HEADER = "x-bv-forwarded-from-region";
+/** Set on a forwarded request (the region that forwarded it), signed; a second hop is refused, never looped. */
+export { FORWARDED_FROM_HEADER };
 /** Set on every answer to a forwarded write: the region that wrote it. */
 export const ORDER_WRITER_HEADER = "x-bv-order-writer";
 
@@ -42,6 +47,8 @@ export interface ForwardOrderWritesOptions {
   readonly ingressUrlOf: (region: string) => string | undefined;
   /** Bound on waiting for the writer's response headers (placing an order includes a payment-free reserve). */
   readonly timeoutMs: number;
+  /** Signs and verifies the hop claim; shared by every e-commerce process (`BV_INTERNAL_SIGNING_KEY`). */
+  readonly signingKey: string;
   /** Injected for tests. @default globalThis.fetch */
   readonly fetch?: typeof fetch;
   /** WAL positions for read-your-writes (read_your_writes.ts); without them forwarded answers are not held. */
@@ -64,16 +71,18 @@ export function isReplicatedWrite(method: string, pathname: string): boolean {
 /** Middleware for the e-commerce app: forwards the writes of the replicated tables while this region is a replica. */
 export function forwardOrderWrites(options: ForwardOrderWritesOptions): MiddlewareHandler {
   if (!(options.timeoutMs > 0)) throw new RangeError(`timeoutMs must be positive, got ${options.timeoutMs}`);
+  assertHopSigningKey(options.signingKey);
   return async (c, next) => {
     // Hono's path, percent-decoded as Hono routes it: the raw one would let `/api/v1/%6Frders` reach the order
     // route here unforwarded, to fail on the replica's write guard (SQLSTATE 25006, a 500).
     if (!isReplicatedWrite(c.req.method, c.req.path)) return await next();
     const role = await options.role.current();
     if (role === undefined) return await next();
+    const from = await trustedForwarderOf(c.req.method, c.req.path, c.req.raw.headers, options.signingKey);
     if (role.writerRegion === role.localRegion) {
       await next();
       // A write forwarded by the replica: tell it the WAL position to wait for before it answers.
-      if (options.positions && c.req.header(FORWARDED_FROM_HEADER) !== undefined && c.res.status < 300) {
+      if (options.positions && from !== undefined && c.res.status < 300) {
         const lsn = await options.positions.writerLsn().catch(() => undefined);
         if (lsn !== undefined) c.res.headers.set(WRITER_LSN_HEADER, lsn);
       }
@@ -81,7 +90,6 @@ export function forwardOrderWrites(options: ForwardOrderWritesOptions): Middlewa
     }
     const writer = role.writerRegion;
     const upstream = options.ingressUrlOf(writer);
-    const from = c.req.header(FORWARDED_FROM_HEADER);
     if (upstream === undefined || from !== undefined) {
       // A forwarded write that lands on another replica means the regions disagree on the writer (a
       // promotion in progress): refusing is safe, forwarding again could loop.
@@ -95,7 +103,14 @@ export function forwardOrderWrites(options: ForwardOrderWritesOptions): Middlewa
     const response = await proxyRequest(c.req.raw, {
       upstream,
       headersTimeoutMs: options.timeoutMs,
-      setHeaders: { ...traceHeaders(), [FORWARDED_FROM_HEADER]: role.localRegion },
+      // Replaces any hop headers the client sent (an unsigned claim it made was ignored above).
+      setHeaders: {
+        ...traceHeaders(),
+        ...await signedHopHeaders(
+          { method: c.req.method, path: c.req.path, fromRegion: role.localRegion },
+          options.signingKey,
+        ),
+      },
       fetch: options.fetch,
     });
     if (response.status >= 500) {
@@ -116,4 +131,28 @@ export function forwardOrderWrites(options: ForwardOrderWritesOptions): Middlewa
     headers.set(ORDER_WRITER_HEADER, writer);
     return new Response(response.body, { status: response.status, statusText: response.statusText, headers });
   };
+}
+
+/**
+ * The region that forwarded this request, when its hop signature verifies; undefined otherwise. A claim without a
+ * valid signature is what a client can send (the ingress passes the header for the regions' own forwards): it is
+ * logged once and treated as absent, so the request is served as any client's.
+ */
+async function trustedForwarderOf(
+  method: string,
+  path: string,
+  headers: Headers,
+  signingKey: string,
+): Promise<string | undefined> {
+  const hop = await verifiedHopOf({ method, path, headers }, signingKey);
+  if (!hop.claimed) return undefined;
+  if (hop.trusted) return hop.fromRegion;
+  log.warn("a forwarded-write claim without a valid signature was ignored", {
+    claimedFrom: hop.fromRegion.slice(0, 64),
+    code: hop.code,
+    reason: hop.reason,
+    method,
+    path: path.slice(0, 256),
+  });
+  return undefined;
 }

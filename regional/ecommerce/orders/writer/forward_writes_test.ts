@@ -7,8 +7,14 @@ import {
   isReplicatedWrite,
   ORDER_WRITER_HEADER,
 } from "./forward_writes.ts";
+import { HOP_SIGNATURE_TOLERANCE_SEC, signedHopHeaders, verifiedHopOf } from "./hop_signature.ts";
 import { REPLICA_WAIT_HEADER, waitForReplica, WRITER_LSN_HEADER } from "./read_your_writes.ts";
 import type { WriterRole, WriterRoleReader } from "./writer_role.ts";
+
+/** BV_INTERNAL_SIGNING_KEY as every e-commerce process of both regions holds it. */
+const SIGNING_KEY = `whsec_${btoa("hop-signing-key-for-tests-32byte")}`;
+/** A key of nobody's: what a client that guessed the scheme could sign with. */
+const OTHER_KEY = `whsec_${btoa("another-key-of-thirty-two-bytes!")}`;
 
 /** A role that tests can flip, as a promotion flips the database row. */
 function roleOf(initial: WriterRole | undefined): WriterRoleReader & { set(role: WriterRole | undefined): void } {
@@ -33,7 +39,10 @@ function writerIngress() {
 
 function appWith(role: WriterRoleReader, ingressUrl: string | undefined): Hono {
   const app = new Hono();
-  app.use("/api/v1/orders/*", forwardOrderWrites({ role, ingressUrlOf: () => ingressUrl, timeoutMs: 2_000 }));
+  app.use(
+    "/api/v1/orders/*",
+    forwardOrderWrites({ role, ingressUrlOf: () => ingressUrl, timeoutMs: 2_000, signingKey: SIGNING_KEY }),
+  );
   app.post("/api/v1/orders", (c) => c.json({ writtenBy: "local" }, 201));
   app.post("/api/v1/orders/:id/pay", (c) => c.json({ writtenBy: "local" }));
   app.get("/api/v1/orders/:id", (c) => c.json({ readBy: "local" }));
@@ -68,6 +77,11 @@ Deno.test("a replica forwards an order POST to the writer with its token, key, c
     assert.equal(forwarded.headers.get("idempotency-key"), "key-1");
     assert.equal(forwarded.headers.get("correlation-id"), "corr-1");
     assert.equal(forwarded.headers.get(FORWARDED_FROM_HEADER), "west");
+    assert.deepEqual(
+      await verifiedHopOf({ method: "POST", path: "/api/v1/orders", headers: forwarded.headers }, SIGNING_KEY),
+      { claimed: true, trusted: true, fromRegion: "west" },
+      "the hop claim is signed",
+    );
     assert.deepEqual(JSON.parse(forwarded.body), { items: [{ productId: "p", qty: 1 }] });
   } finally {
     await writer.close();
@@ -109,11 +123,12 @@ Deno.test("a replica forwards a write whose path is percent-encoded, as Hono rou
   }
 });
 
-Deno.test("a write already forwarded once is refused with 421 ORDER_WRITER_ELSEWHERE, never forwarded again", async () => {
+Deno.test("a write already forwarded once (signed) is refused with 421 ORDER_WRITER_ELSEWHERE, never forwarded again", async () => {
   const writer = writerIngress();
   try {
     const app = appWith(roleOf({ localRegion: "west", writerRegion: "east", epoch: 2 }), writer.url);
-    const response = await app.request(placeOrder({ [FORWARDED_FROM_HEADER]: "east" }));
+    const hop = await signedHopHeaders({ method: "POST", path: "/api/v1/orders", fromRegion: "east" }, SIGNING_KEY);
+    const response = await app.request(placeOrder(hop));
     assert.equal(response.status, 421);
     const problem = await response.json();
     assert.equal(problem.code, "ECOMMERCE.ORDER_WRITER_ELSEWHERE");
@@ -174,7 +189,10 @@ Deno.test("a replica forwards a cart item PUT with its method, path and body; th
   try {
     const app = new Hono();
     const role = roleOf({ localRegion: "west", writerRegion: "east", epoch: 1 });
-    app.use("/api/v1/*", forwardOrderWrites({ role, ingressUrlOf: () => writer.url, timeoutMs: 2_000 }));
+    app.use(
+      "/api/v1/*",
+      forwardOrderWrites({ role, ingressUrlOf: () => writer.url, timeoutMs: 2_000, signingKey: SIGNING_KEY }),
+    );
     app.put("/api/v1/carts/:id/items/:productId", (c) => c.json({ writtenBy: "local" }));
     app.get("/api/v1/carts/:id", (c) => c.json({ readBy: "local" }));
     const put = await app.request("http://west.local/api/v1/carts/c-1/items/p-1", {
@@ -221,6 +239,7 @@ Deno.test("read-your-writes: the writer stamps forwarded writes with its LSN; th
       role: roleOf({ localRegion: "east", writerRegion: "east", epoch: 1 }),
       ingressUrlOf: () => undefined,
       timeoutMs: 2_000,
+      signingKey: SIGNING_KEY,
       positions: writerPositions.positions,
     }),
   );
@@ -239,6 +258,7 @@ Deno.test("read-your-writes: the writer stamps forwarded writes with its LSN; th
         role: roleOf({ localRegion: "west", writerRegion: "east", epoch: 1 }),
         ingressUrlOf: () => `http://127.0.0.1:${server.addr.port}`,
         timeoutMs: 2_000,
+        signingKey: SIGNING_KEY,
         positions: replica.positions,
       }),
     );
@@ -259,4 +279,110 @@ Deno.test("read-your-writes: a replica that never catches up releases the answer
   assert.equal(waited.caughtUp, false);
   assert.ok(performance.now() - started >= 60 && performance.now() - started < 1_000);
   assert.deepEqual(await waitForReplica(never.positions, "not-an-lsn", 60), { waitedMs: 0, caughtUp: false });
+});
+
+/** Hop claims a client can send to an ingress itself: none of them is signed with the regions' key. */
+async function forgedClaims(from: string, path: string): Promise<[string, Record<string, string>][]> {
+  const claim = { method: "POST", path, fromRegion: from };
+  return [
+    ["unsigned", { [FORWARDED_FROM_HEADER]: from }],
+    ["signed with another key", await signedHopHeaders(claim, OTHER_KEY)],
+    [
+      "signed too long ago",
+      await signedHopHeaders(claim, SIGNING_KEY, {
+        timestampSec: Math.floor(Date.now() / 1000) - HOP_SIGNATURE_TOLERANCE_SEC - 60,
+      }),
+    ],
+    ["signed for another route", await signedHopHeaders({ ...claim, path: "/api/v1/orders" }, SIGNING_KEY)],
+  ];
+}
+
+/** The `msg` of every warn line logged while `run` runs (the logger writes warnings to stderr). */
+async function warningsWhile(run: () => Promise<void>): Promise<string[]> {
+  const original = console.error;
+  const lines: string[] = [];
+  console.error = (line: unknown) => void lines.push(String(line));
+  try {
+    await run();
+  } finally {
+    console.error = original;
+  }
+  return lines.flatMap((line) => {
+    try {
+      const parsed = JSON.parse(line);
+      return parsed.level === "warn" ? [String(parsed.msg)] : [];
+    } catch {
+      return [];
+    }
+  });
+}
+
+Deno.test("the writer answers no WAL position to a forwarded-from claim without a valid signature, and logs it once", async () => {
+  let lsnQueries = 0;
+  const writerApp = new Hono();
+  writerApp.use(
+    "/api/v1/*",
+    forwardOrderWrites({
+      role: roleOf({ localRegion: "east", writerRegion: "east", epoch: 1 }),
+      ingressUrlOf: () => undefined,
+      timeoutMs: 2_000,
+      signingKey: SIGNING_KEY,
+      positions: {
+        writerLsn: () => Promise.resolve(`0/${++lsnQueries}`),
+        replicaHasApplied: () => Promise.resolve(true),
+      },
+    }),
+  );
+  writerApp.post("/api/v1/carts", (c) => c.json({ id: "c-1" }, 201));
+  const server = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen: () => {} }, writerApp.fetch);
+  const url = `http://127.0.0.1:${server.addr.port}/api/v1/carts`;
+  try {
+    for (const [name, headers] of await forgedClaims("west", "/api/v1/carts")) {
+      let response: Response | undefined;
+      const warnings = await warningsWhile(async () => {
+        response = await fetch(url, { method: "POST", headers });
+        await response.body?.cancel();
+      });
+      assert.equal(response?.status, 201, `${name}: served as a client's write`);
+      assert.equal(response?.headers.get(WRITER_LSN_HEADER), null, `${name}: no WAL position`);
+      assert.equal(lsnQueries, 0, `${name}: no LSN query`);
+      assert.deepEqual(warnings, ["a forwarded-write claim without a valid signature was ignored"], name);
+    }
+    // The same write signed by a region is answered with the position to wait for.
+    const hop = await signedHopHeaders({ method: "POST", path: "/api/v1/carts", fromRegion: "west" }, SIGNING_KEY);
+    const signed = await fetch(url, { method: "POST", headers: hop });
+    await signed.body?.cancel();
+    assert.equal(signed.headers.get(WRITER_LSN_HEADER), "0/1");
+  } finally {
+    await server.shutdown();
+  }
+});
+
+Deno.test("a replica forwards a write whose forwarded-from claim has no valid signature, instead of refusing it", async () => {
+  const writer = writerIngress();
+  try {
+    const app = appWith(roleOf({ localRegion: "west", writerRegion: "east", epoch: 1 }), writer.url);
+    for (const [name, headers] of await forgedClaims("east", "/api/v1/orders/o-1/pay")) {
+      let response: Response | undefined;
+      const warnings = await warningsWhile(async () => {
+        response = await app.request(new Request("http://west.local/api/v1/orders/o-1/pay", placeOrder(headers)));
+      });
+      assert.equal(response?.status, 201, `${name}: forwarded, not refused`);
+      assert.deepEqual(await response?.json(), { id: "o-1", writtenBy: "east" }, name);
+      assert.deepEqual(warnings, ["a forwarded-write claim without a valid signature was ignored"], name);
+      // The client's claim is replaced by this region's own, signed.
+      const forwarded = writer.seen.at(-1)!;
+      assert.deepEqual(
+        await verifiedHopOf(
+          { method: "POST", path: "/api/v1/orders/o-1/pay", headers: forwarded.headers },
+          SIGNING_KEY,
+        ),
+        { claimed: true, trusted: true, fromRegion: "west" },
+        name,
+      );
+    }
+    assert.equal(writer.seen.length, 4);
+  } finally {
+    await writer.close();
+  }
 });
