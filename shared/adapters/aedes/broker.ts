@@ -8,6 +8,7 @@
 
 import { createServer, type Server } from "node:net";
 import { Aedes } from "aedes";
+import { connectHostOf } from "../../config/config.ts";
 
 /** Options for {@linkcode startEmbeddedMqttBroker}. */
 export interface EmbeddedMqttBrokerOptions {
@@ -52,7 +53,7 @@ export async function startEmbeddedMqttBroker(
   const address = server.address();
   const port = typeof address === "object" && address !== null ? address.port : options.port;
   return {
-    url: `mqtt://${host}:${port}`,
+    url: `mqtt://${connectHostOf(host)}:${port}`,
     protocolVersion: 4,
     async close() {
       await new Promise<void>((resolve) => broker.close(() => resolve()));

@@ -58,7 +58,9 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
   for (const { definition, implementation } of options.services) {
     server.addService(definition, wrapImplementation(definition, implementation));
   }
-  const host = options.host ?? "127.0.0.1";
+  const bindHost = options.host ?? "127.0.0.1";
+  // grpc-js parses `host:port`: an IPv6 address (`::` binds every interface) needs its brackets.
+  const host = bindHost.includes(":") && !bindHost.startsWith("[") ? `[${bindHost}]` : bindHost;
   const port = await new Promise<number>((resolve, reject) => {
     server.bindAsync(`${host}:${options.port}`, grpc.ServerCredentials.createInsecure(), (error, bound) => {
       if (error) reject(new Error(`Cannot bind gRPC server on "${host}:${options.port}": ${error.message}`));
