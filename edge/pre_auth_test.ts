@@ -74,6 +74,29 @@ Deno.test("edge answers 401 problem+json before any regional call for each kind 
   }
 });
 
+Deno.test("refresh and logout reach the region with an expired or bad access token attached", async () => {
+  const { key, region, edge } = await setup();
+  try {
+    const expired = await key.sign("alice", { issuedAgoSec: 3_600, ttlSec: 900 });
+    for (const path of ["/api/v1/auth/refresh", "/api/v1/auth/logout", "/api/v1/auth/login"]) {
+      for (const token of [expired, "not-a-jwt"]) {
+        const response = await edge.app.request(path, bearer(token, { method: "POST", body: "{}" }));
+        assert.equal(response.status, 200, `${path} with ${token === expired ? "an expired" : "a bad"} token`);
+        await response.body?.cancel();
+      }
+    }
+    assert.equal(region.state.hits, 6);
+    // Only these: an expired token on any other mutation is still refused at the edge.
+    const refused = await edge.app.request("/api/v1/orders", bearer(expired, placeOrder));
+    assert.equal(refused.status, 401);
+    assert.equal((await refused.json()).code, "AUTH.TOKEN_EXPIRED");
+    assert.equal(region.state.hits, 6);
+  } finally {
+    await edge.stop();
+    await region.close();
+  }
+});
+
 Deno.test("edge requires a token for mutations and private reads but lets public reads and sign-in through", async () => {
   const { region, edge } = await setup();
   region.state.versions.set("p1", 1);

@@ -16,7 +16,7 @@ import type { HttpRoute } from "./http_route.ts";
 import { INVALIDATIONS_PATH } from "./invalidation_stream.ts";
 import type { PreAuth } from "./pre_auth.ts";
 import type { RateLimiter } from "./rate_limiter.ts";
-import { queryTokenAllowed, tokenRequired } from "./route_policy.ts";
+import { queryTokenAllowed, tokenIgnored, tokenRequired } from "./route_policy.ts";
 import { type EdgeTrace, withTraceHeaders } from "./trace.ts";
 import { withoutIdentityHeaders } from "./client_request.ts";
 import { openWebSocket, type WebSocketRouteDeps } from "./websocket_route.ts";
@@ -137,7 +137,8 @@ export function createRequestPipeline(deps: RequestPipelineDeps): EdgeHandler {
     const request = withoutIdentityHeaders(rawRequest);
     if (request.method === "POST" && path === "/graphql") return routeGraphql(rawRequest, request, trace, clientId);
     // Pre-auth has nothing to do for a request that needs no token and cannot carry one.
-    const mayCarryToken = request.headers.has("authorization") || queryTokenAllowed(path);
+    const mayCarryToken = !tokenIgnored(request.method, path) &&
+      (request.headers.has("authorization") || queryTokenAllowed(path));
     if (preAuth !== undefined && (mayCarryToken || tokenRequired(request.method, path))) {
       return authenticated(rawRequest, request, path, trace, clientId, undefined);
     }

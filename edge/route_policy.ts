@@ -45,6 +45,16 @@ export function isMutation(method: string): boolean {
   return method === "POST" || method === "PUT" || method === "PATCH" || method === "DELETE";
 }
 
+/**
+ * True when the edge does not check a token the request may carry: the anonymous mutations issue or revoke
+ * tokens and their regions read no access token. A client's HTTP layer often attaches its last access token to
+ * every call, and by the time it refreshes or signs out that token has usually expired: checked, it made
+ * refresh and logout answer 401 AUTH.TOKEN_EXPIRED.
+ */
+export function tokenIgnored(method: string, path: string): boolean {
+  return method === "POST" && ANONYMOUS_MUTATIONS.has(path);
+}
+
 /** True when a request to `path` with `method` must carry a valid token before it reaches a region. */
 export function tokenRequired(method: string, path: string): boolean {
   if (isMutation(method)) return !ANONYMOUS_MUTATIONS.has(path);

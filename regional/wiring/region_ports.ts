@@ -122,7 +122,7 @@ export function embeddedRegionPorts(config: Config, region: Region): RegionPorts
         },
       })),
     workQueue: () => Promise.resolve(createMemoryWorkQueue()),
-    mqttUrl: `mqtt://127.0.0.1:${endpoints.embeddedMqttPort}`,
+    mqttUrl: `mqtt://${config.connectHost}:${endpoints.embeddedMqttPort}`,
     mqttProtocolVersion: 4,
   });
 }

@@ -5,6 +5,7 @@
  * prints that line and exits with status 78 (EX_CONFIG).
  */
 import { z } from "zod";
+import { isIP } from "node:net";
 
 export const REGIONS = ["east", "west"] as const;
 export type Region = (typeof REGIONS)[number];
@@ -38,8 +39,8 @@ const variables = {
    * The address every listener binds to (a wildcard such as `0.0.0.0` or `::` listens on all interfaces). URLs to
    * this host's processes use {@linkcode Config.connectHost}, never this.
    */
-  BV_HOST: z.string().regex(
-    /^(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*)$/,
+  BV_HOST: z.string().refine(
+    (v) => v.includes(":") ? isIP(v) === 6 : /^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$/.test(v),
     "must be a hostname, an IPv4 address or an IPv6 address without brackets",
   ).default("127.0.0.1"),
   BV_EDGE_PORT: port.default(8080),

@@ -83,7 +83,7 @@ Deno.test("URLs to this host's processes use connectHost: wildcards become loopb
     assert.equal(config.connectHost, connect, bind);
     assert.ok(URL.canParse(`http://${config.connectHost}:8110/readyz`), bind);
   }
-  for (const bad of ["http://example.com", "[::1]", "host name", "host:8080x"]) {
+  for (const bad of ["http://example.com", "[::1]", "host name", "host:8080x", "face:8080", "db:5432", ":", "::::::"]) {
     assert.throws(() => loadConfig({ BV_HOST: bad }), (error: unknown) => {
       assert.ok(error instanceof ConfigError);
       assert.match(error.message, /BV_HOST is malformed/);

@@ -37,6 +37,7 @@ export async function createPgliteSql(options: PgliteSqlOptions = {}): Promise<S
     maxWaiting: options.maxWaiting,
   });
   let closed = false;
+  let closing: Promise<void> | undefined;
   const guard = <T>(work: () => Promise<T>, acquireTimeoutMs?: number): Promise<T> => {
     if (closed) return Promise.reject(new Error("Cannot use the PGlite database: it is closed"));
     return permits.run(work, acquireTimeoutMs);
@@ -68,13 +69,13 @@ export async function createPgliteSql(options: PgliteSqlOptions = {}): Promise<S
         clearTimeout(timer);
       }
     },
-    async close(): Promise<void> {
-      if (closed) return;
+    close(): Promise<void> {
       // Turns new callers away, waits for the work already running or queued (each queued caller runs or
-      // times out), then flushes and closes the database files.
+      // times out), then flushes and closes the database files. Every call shares that one close, so a second
+      // caller does not return before the files are flushed.
       closed = true;
-      await permits.whenIdle();
-      await db.close();
+      closing ??= permits.whenIdle().then(() => db.close());
+      return closing;
     },
   };
 }

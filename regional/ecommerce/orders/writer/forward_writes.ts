@@ -14,7 +14,13 @@ import type { MiddlewareHandler } from "hono";
 import { problemResponse, PROXY_ERROR_HEADER, proxyRequest } from "../../../../shared/http/mod.ts";
 import { log, traceHeaders } from "../../../../shared/observability/mod.ts";
 import type { WriterRoleReader } from "./writer_role.ts";
-import { assertHopSigningKey, FORWARDED_FROM_HEADER, signedHopHeaders, verifiedHopOf } from "./hop_signature.ts";
+import {
+  assertHopSigningKey,
+  FORWARDED_FROM_HEADER,
+  type HopVerdict,
+  signedHopHeaders,
+  verifiedHopOf,
+} from "./hop_signature.ts";
 import {
   REPLICA_WAIT_HEADER,
   type ReplicationPositions,
@@ -78,7 +84,8 @@ export function forwardOrderWrites(options: ForwardOrderWritesOptions): Middlewa
     if (!isReplicatedWrite(c.req.method, c.req.path)) return await next();
     const role = await options.role.current();
     if (role === undefined) return await next();
-    const from = await trustedForwarderOf(c.req.method, c.req.path, c.req.raw.headers, options.signingKey);
+    const hop = await hopOf(c.req.method, c.req.path, c.req.raw.headers, options.signingKey);
+    const from = hop.claimed && hop.trusted ? hop.fromRegion : undefined;
     if (role.writerRegion === role.localRegion) {
       await next();
       // A write forwarded by the replica: tell it the WAL position to wait for before it answers.
@@ -90,20 +97,22 @@ export function forwardOrderWrites(options: ForwardOrderWritesOptions): Middlewa
     }
     const writer = role.writerRegion;
     const upstream = options.ingressUrlOf(writer);
-    if (upstream === undefined || from !== undefined) {
+    if (upstream === undefined || hop.claimed) {
       // A forwarded write that lands on another replica means the regions disagree on the writer (a
-      // promotion in progress): refusing is safe, forwarding again could loop.
+      // promotion in progress): refusing is safe, forwarding again could loop. A claim whose signature does not
+      // verify is refused too: it is a forgery or a peer whose key differs, and forwarding it again would lose the
+      // loop guard exactly when the regions disagree on both the key and the writer.
       return problemResponse(
         "ECOMMERCE.ORDER_WRITER_ELSEWHERE",
         `Orders are written in region "${writer}"; send the request there` +
-          (from !== undefined ? ` (it was already forwarded by region "${from}")` : ""),
+          (hop.claimed ? ` (it was already forwarded by region "${hop.fromRegion.slice(0, 64)}")` : ""),
         { headers: { [ORDER_WRITER_HEADER]: writer } },
       );
     }
     const response = await proxyRequest(c.req.raw, {
       upstream,
       headersTimeoutMs: options.timeoutMs,
-      // Replaces any hop headers the client sent (an unsigned claim it made was ignored above).
+      // Replaces any hop headers the client sent (a claim it made without a valid signature was refused above).
       setHeaders: {
         ...traceHeaders(),
         ...await signedHopHeaders(
@@ -138,21 +147,15 @@ export function forwardOrderWrites(options: ForwardOrderWritesOptions): Middlewa
  * valid signature is what a client can send (the ingress passes the header for the regions' own forwards): it is
  * logged once and treated as absent, so the request is served as any client's.
  */
-async function trustedForwarderOf(
-  method: string,
-  path: string,
-  headers: Headers,
-  signingKey: string,
-): Promise<string | undefined> {
+async function hopOf(method: string, path: string, headers: Headers, signingKey: string): Promise<HopVerdict> {
   const hop = await verifiedHopOf({ method, path, headers }, signingKey);
-  if (!hop.claimed) return undefined;
-  if (hop.trusted) return hop.fromRegion;
-  log.warn("a forwarded-write claim without a valid signature was ignored", {
+  if (!hop.claimed || hop.trusted) return hop;
+  log.warn("a forwarded-write claim without a valid signature is not trusted", {
     claimedFrom: hop.fromRegion.slice(0, 64),
     code: hop.code,
     reason: hop.reason,
     method,
     path: path.slice(0, 256),
   });
-  return undefined;
+  return hop;
 }
