@@ -9,7 +9,7 @@ import { type Config, loadConfigOrExit, type Region, REGIONS, SERVICES } from ".
 import { ecommerceEvents } from "../shared/contracts/mod.ts";
 import { log, setLogService } from "../shared/observability/mod.ts";
 import { startEventMirror } from "../shared/replication/event_mirror.ts";
-import { createLifecycle, type Lifecycle } from "../shared/runtime/mod.ts";
+import { createLifecycle, type Lifecycle, PORTS_CLOSE_RESERVE_MS } from "../shared/runtime/mod.ts";
 import { startEmbeddedMqttBroker } from "../shared/adapters/aedes/mod.ts";
 import { embeddedRegionPorts, type RegionPorts } from "../regional/wiring/region_ports.ts";
 import { serviceFactories } from "../regional/wiring/services.ts";
@@ -34,7 +34,8 @@ async function startRegion(config: Config, region: Region, lifecycle: Lifecycle)
   const broker = await startEmbeddedMqttBroker({ host: config.BV_HOST, port: endpoints.embeddedMqttPort });
   lifecycle.onStop(`aedes-${region}`, () => broker.close());
   const ports = embeddedRegionPorts(config, region);
-  lifecycle.onStop(`ports-${region}`, () => ports.close());
+  // PGlite flushes its files on close: it keeps time for that whatever hangs before it.
+  lifecycle.onStop(`ports-${region}`, () => ports.close(), { reserveMs: PORTS_CLOSE_RESERVE_MS });
   // Security first: the others verify tokens with its JWKS.
   for (const service of SERVICES) {
     const name = `${service}-${region}`;

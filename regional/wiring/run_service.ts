@@ -5,7 +5,7 @@
  */
 import { ConfigError, loadConfigOrExit, regionFromEnvOrExit, type ServiceName } from "../../shared/config/config.ts";
 import { log, setLogService } from "../../shared/observability/mod.ts";
-import { createLifecycle } from "../../shared/runtime/mod.ts";
+import { createLifecycle, PORTS_CLOSE_RESERVE_MS } from "../../shared/runtime/mod.ts";
 import { realRegionPorts } from "./region_ports.ts";
 import type { ServiceFactory } from "./service_context.ts";
 
@@ -21,7 +21,8 @@ export async function runServiceProcess(service: ServiceName, factory: ServiceFa
     handleSignals: true,
   });
   const ports = realRegionPorts(config, region, name);
-  lifecycle.onStop("ports", () => ports.close());
+  // Closed last, and kept time for whatever hangs before it: the pools end their connections cleanly.
+  lifecycle.onStop("ports", () => ports.close(), { reserveMs: PORTS_CLOSE_RESERVE_MS });
   try {
     const app = await factory({ config, region, service, name, ports, lifecycle });
     lifecycle.serve(app, { port: config.regions[region].servicePorts[service], hostname: config.BV_HOST, name });

@@ -16,7 +16,23 @@ import type { Hono } from "hono";
 import { log } from "../observability/mod.ts";
 import { markDraining, markShuttingDown } from "./service_app.ts";
 
-type Closer = { readonly name: string; readonly close: () => Promise<void> };
+/**
+ * The time a region's ports (SQL pools, PGlite, cache, event log) keep for their close: a PGlite flush or a pool
+ * ending its connections takes well under a second here; the rest of the grace goes to the closers before them.
+ */
+export const PORTS_CLOSE_RESERVE_MS = 1_000;
+
+type Closer = { readonly name: string; readonly close: () => Promise<void>; readonly reserveMs: number };
+
+/** Options of {@linkcode Lifecycle.onStop}. */
+export interface OnStopOptions {
+  /**
+   * Time kept for this closer out of the grace period: closers that run before it (registered after it) are cut
+   * short so that this much is still left when its turn comes. For what must close cleanly whatever else hangs
+   * (a database that flushes its files, a pool). @default 0
+   */
+  readonly reserveMs?: number;
+}
 
 export interface LifecycleOptions {
   /** Bound on the whole stop, from the signal to the exit: drain delay, server drain and closers. */
@@ -55,7 +71,7 @@ export interface Lifecycle {
   /** Serves `app` on `port` (0: any free port); returns the address it listens on. */
   serve(app: Hono, options: { readonly port: number; readonly hostname: string; readonly name: string }): Deno.NetAddr;
   /** Registers something to close on stop; closed in reverse order of registration. */
-  onStop(name: string, close: () => Promise<void>): void;
+  onStop(name: string, close: () => Promise<void>, options?: OnStopOptions): void;
   /** Stops everything; resolves within the grace period with what happened. Later calls share the first stop. */
   stop(reason: string, options?: StopOptions): Promise<StopOutcome>;
   /** Resolves once `stop` has finished. */
@@ -107,8 +123,11 @@ export function createLifecycle(options: LifecycleOptions): Lifecycle {
     }
 
     const closed: string[] = [], failed: string[] = [], timedOut: string[] = [], skipped: string[] = [];
-    for (const closer of [...closers].reverse()) {
-      const budgetMs = leftMs();
+    const order = [...closers].reverse();
+    for (const [index, closer] of order.entries()) {
+      // What the closers after this one reserved stays theirs, so a hanging consumer cannot starve the pools.
+      const reservedAfterMs = order.slice(index + 1).reduce((sum, later) => sum + later.reserveMs, 0);
+      const budgetMs = Math.max(0, leftMs() - reservedAfterMs);
       if (budgetMs === 0) {
         skipped.push(closer.name);
         continue;
@@ -141,8 +160,12 @@ export function createLifecycle(options: LifecycleOptions): Lifecycle {
       log.info("listening", { name, url: `http://${hostname}:${server.addr.port}` });
       return server.addr;
     },
-    onStop(name, close) {
-      closers.push({ name, close });
+    onStop(name, close, onStopOptions) {
+      const reserveMs = onStopOptions?.reserveMs ?? 0;
+      if (!(Number.isSafeInteger(reserveMs) && reserveMs >= 0)) {
+        throw new RangeError(`onStop() reserveMs must be a non-negative integer, got ${reserveMs}`);
+      }
+      closers.push({ name, close, reserveMs });
     },
     stop(reason, stopOptions = {}) {
       if (stopOptions.skipDrainDelay) hurry.abort();

@@ -190,6 +190,28 @@ Deno.test("a closer that outlives the grace period is reported, those after it a
   await lifecycle.stopped;
 });
 
+Deno.test("a closer's reserved time survives a closer before it that hangs: the pool still closes", async () => {
+  const graceMs = 600;
+  const lifecycle = createLifecycle({ graceMs, handleSignals: false });
+  let poolClosed = false;
+  lifecycle.onStop("pool", () => Promise.resolve(void (poolClosed = true)), { reserveMs: 200 });
+  lifecycle.onStop("consumer that never leaves", () => new Promise(() => {}));
+  const started = performance.now();
+  const outcome = await lifecycle.stop("test");
+  const elapsedMs = performance.now() - started;
+  assert.deepEqual(outcome, {
+    completed: false,
+    serversDrained: true,
+    closed: ["pool"],
+    failed: [],
+    timedOut: ["consumer that never leaves"],
+    skipped: [],
+  });
+  assert.equal(poolClosed, true);
+  assert.ok(elapsedMs < graceMs + 300, `stop() took ${elapsedMs} ms`);
+  assert.throws(() => lifecycle.onStop("bad", () => Promise.resolve(), { reserveMs: -1 }), RangeError);
+});
+
 Deno.test("createLifecycle() refuses a grace period or drain delay that is not a whole number of ms", () => {
   assert.throws(() => createLifecycle({ graceMs: 0, handleSignals: false }), RangeError);
   assert.throws(() => createLifecycle({ graceMs: 1_000, drainDelayMs: -1, handleSignals: false }), RangeError);
