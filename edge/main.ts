@@ -19,5 +19,8 @@ const edge = createEdge({
   webSocket: (request, target) => proxyWebSocket(request, { ...target, connectTimeoutMs: config.BV_CALL_TIMEOUT_MS }),
 });
 await edge.start();
+// The fan-out's client streams end when the drain begins (they would hold the server's drain until the grace ran
+// out); stop() is idempotent, so the closer only finishes what is left.
+lifecycle.shuttingDown.addEventListener("abort", () => void edge.stop(), { once: true });
 lifecycle.onStop("health probes and invalidation streams", () => edge.stop());
 lifecycle.serve(edge.app, { port: config.BV_EDGE_PORT, hostname: config.BV_HOST, name: "edge" });

@@ -86,6 +86,8 @@ try {
     webSocket: (request, target) => proxyWebSocket(request, { ...target, connectTimeoutMs: config.BV_CALL_TIMEOUT_MS }),
   });
   await edge.start();
+  // The fan-out's client streams end when the drain begins, not after it timed out on them.
+  lifecycle.shuttingDown.addEventListener("abort", () => void edge.stop(), { once: true });
   lifecycle.onStop("edge health probes", () => Promise.resolve(edge.stop()));
   lifecycle.serve(edge.app, { port: config.BV_EDGE_PORT, hostname: config.BV_HOST, name: "edge" });
   console.log(`\n${endpointsTable(config, "embedded")}\n`);

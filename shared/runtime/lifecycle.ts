@@ -76,6 +76,12 @@ export interface Lifecycle {
   stop(reason: string, options?: StopOptions): Promise<StopOutcome>;
   /** Resolves once `stop` has finished. */
   readonly stopped: Promise<void>;
+  /**
+   * Aborts when the drain delay is over, just before the servers stop accepting: what serves long-lived
+   * streams outside a service app (the edge's flash-sale fan-out, the ingress's proxied SSE) ends them on it,
+   * or the drain would wait on them until the grace ran out.
+   */
+  readonly shuttingDown: AbortSignal;
 }
 
 type Settled = "done" | "failed" | "timed out";
@@ -95,6 +101,7 @@ export function createLifecycle(options: LifecycleOptions): Lifecycle {
   const servers: { name: string; app: Hono; server: Deno.HttpServer }[] = [];
   const closers: Closer[] = [];
   const hurry = new AbortController();
+  const shuttingDown = new AbortController();
   let stopping: Promise<StopOutcome> | undefined;
   let markStopped: () => void = () => {};
   const stopped = new Promise<void>((resolve) => (markStopped = resolve));
@@ -115,6 +122,7 @@ export function createLifecycle(options: LifecycleOptions): Lifecycle {
     if (waitsDelay) await sleep(drainDelayMs, hurry.signal);
 
     for (const s of servers) markShuttingDown(s.app);
+    shuttingDown.abort();
     const drained = Promise.allSettled(servers.map((s) => s.server.shutdown()));
     const serverShareMs = Math.floor(leftMs() / 2);
     let serversDrained = (await settleWithin(() => drained.then(() => {}), serverShareMs)) === "done";
@@ -173,6 +181,7 @@ export function createLifecycle(options: LifecycleOptions): Lifecycle {
       return stopping;
     },
     stopped,
+    shuttingDown: shuttingDown.signal,
   };
 
   if (options.handleSignals) {

@@ -5,7 +5,7 @@
  * `lifecycle_process_test.ts`.
  */
 import assert from "node:assert/strict";
-import type { Hono } from "hono";
+import { Hono } from "hono";
 import { createLifecycle } from "./lifecycle.ts";
 import { createServiceApp, shutdownSignalOf } from "./service_app.ts";
 
@@ -216,4 +216,40 @@ Deno.test("createLifecycle() refuses a grace period or drain delay that is not a
   assert.throws(() => createLifecycle({ graceMs: 0, handleSignals: false }), RangeError);
   assert.throws(() => createLifecycle({ graceMs: 1_000, drainDelayMs: -1, handleSignals: false }), RangeError);
   assert.throws(() => createLifecycle({ graceMs: 1_000, drainDelayMs: 1.5, handleSignals: false }), RangeError);
+});
+
+Deno.test("shuttingDown aborts before the drain, so a plain app's endless stream ends and the drain completes", async () => {
+  const graceMs = 3_000;
+  const lifecycle = createLifecycle({ graceMs, handleSignals: false });
+  const events: string[] = [];
+  const app = new Hono();
+  // Not a service app (the edge is not): its stream follows the lifecycle's signal, as edge/main.ts wires it.
+  app.get("/stream", () => {
+    const encoder = new TextEncoder();
+    const body = new ReadableStream<Uint8Array>({
+      start(controller) {
+        controller.enqueue(encoder.encode(": open\n\n"));
+        lifecycle.shuttingDown.addEventListener("abort", () => {
+          events.push("stream ended");
+          controller.close();
+        }, { once: true });
+      },
+    });
+    return new Response(body, { headers: { "content-type": "text/event-stream" } });
+  });
+  lifecycle.onStop("closer", () => Promise.resolve(void events.push("closer ran")));
+  const { port } = lifecycle.serve(app, { port: 0, hostname: "127.0.0.1", name: "plain" });
+  const response = await fetch(`http://127.0.0.1:${port}/stream`);
+  const reader = response.body!.getReader();
+  await reader.read();
+  assert.equal(lifecycle.shuttingDown.aborted, false);
+  const started = performance.now();
+  const outcome = await lifecycle.stop("test");
+  const elapsedMs = performance.now() - started;
+  assert.equal(outcome.serversDrained, true);
+  assert.equal(outcome.completed, true);
+  assert.deepEqual(events, ["stream ended", "closer ran"]);
+  assert.ok(elapsedMs < graceMs / 2, `stop() took ${elapsedMs} ms: the drain waited on the stream`);
+  // The client saw the stream's end, not a cut connection.
+  for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read());
 });
