@@ -7,7 +7,7 @@
  */
 import type { Hono } from "hono";
 import { type ServiceName, SERVICES } from "../../shared/config/config.ts";
-import { INGRESS_DROPPED_HEADERS, problemResponse, proxyRequest } from "../../shared/http/mod.ts";
+import { INGRESS_DROPPED_HEADERS, problemResponse, proxyRequest, requestBodyBoundsOf } from "../../shared/http/mod.ts";
 import { isWebSocketUpgrade, proxyWebSocket } from "../../shared/http/websocket_proxy.ts";
 import { traceHeaders } from "../../shared/observability/mod.ts";
 import { callService, createServiceApp, type ReadinessCheck } from "../../shared/runtime/mod.ts";
@@ -16,8 +16,15 @@ import { serviceForPath } from "./routes.ts";
 export interface IngressOptions {
   readonly name: string;
   readonly serviceUrls: Readonly<Record<ServiceName, string>>;
-  /** Bound on waiting for a deployable's response headers. */
+  /**
+   * Bound on each wait on a deployable (to connect, to take the body, for its response headers); time spent waiting
+   * on the client's body is bounded by `bodyIdleTimeoutMs` instead.
+   */
   readonly upstreamTimeoutMs: number;
+  /** Longest wait for a request body's next chunk (then 408). @default REQUEST_BODY_IDLE_TIMEOUT_MS (10 s) */
+  readonly bodyIdleTimeoutMs?: number;
+  /** Largest request body forwarded, counted as it streams (then 413). @default JSON_BODY_BYTES_MAX (1 MiB) */
+  readonly bodyBytesMax?: number;
 }
 
 export function createIngressApp(options: IngressOptions): Hono {
@@ -29,7 +36,9 @@ export function createIngressApp(options: IngressOptions): Hono {
       if (!response.ok) throw new Error(`${service} /readyz answered ${response.status}`);
     };
   }
-  const app = createServiceApp({ name: options.name, checks, readinessTimeoutMs: 2_000 });
+  const body = requestBodyBoundsOf({ bytesMax: options.bodyBytesMax, idleTimeoutMs: options.bodyIdleTimeoutMs });
+  // Bodies are bounded by the proxy step as they stream to the deployable, not buffered or wrapped twice here.
+  const app = createServiceApp({ name: options.name, checks, readinessTimeoutMs: 2_000, proxiesBodies: true });
   app.all("*", (c) => {
     // Hono has parsed the path already; a second URL parse per proxied request is measurable here.
     const pathname = c.req.path;
@@ -48,6 +57,8 @@ export function createIngressApp(options: IngressOptions): Hono {
     return proxyRequest(c.req.raw, {
       upstream: options.serviceUrls[service],
       headersTimeoutMs: options.upstreamTimeoutMs,
+      bodyIdleTimeoutMs: body.idleTimeoutMs,
+      bodyBytesMax: body.bytesMax,
       setHeaders: traceHeaders(),
       dropHeaders: INGRESS_DROPPED_HEADERS,
       clientAddress,

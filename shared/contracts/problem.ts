@@ -62,6 +62,8 @@ export const problemCodes = Object.freeze(
     "COMMON.UNSUPPORTED_MEDIA_TYPE": 415,
     "COMMON.PAYLOAD_TOO_LARGE": 413,
     "COMMON.REQUEST_INCOMPLETE": 400,
+    /** The client's request body stalled: no part of it arrived within the server's idle deadline. */
+    "COMMON.REQUEST_TIMEOUT": 408,
     "COMMON.NOT_FOUND": 404,
     "COMMON.METHOD_NOT_ALLOWED": 405,
     /** A method this server does not implement for any resource (methods are case-sensitive: `post` is one). */
@@ -150,6 +152,7 @@ const titles: Readonly<Record<number, string>> = Object.freeze({
   403: "Forbidden",
   404: "Not Found",
   405: "Method Not Allowed",
+  408: "Request Timeout",
   409: "Conflict",
   413: "Content Too Large",
   415: "Unsupported Media Type",

@@ -1,8 +1,9 @@
 /**
- * @module HTTP helpers shared by every service: problem responses, validated JSON bodies, the proxy step and the
- * platform's internal headers.
+ * @module HTTP helpers shared by every service: problem responses, validated JSON bodies, bounds on reading a request
+ * body, the proxy step and the platform's internal headers.
  */
 export * from "./problem_response.ts";
 export * from "./json_body.ts";
 export * from "./proxy.ts";
+export * from "./request_body.ts";
 export * from "./internal_headers.ts";

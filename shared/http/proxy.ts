@@ -1,12 +1,16 @@
 /**
  * @module
  * A reverse-proxy step on web-standard APIs only (fetch, Headers, streams), so the edge worker and the
- * regional ingress share it. Bodies stream both ways; the deadline covers the wait for response headers
- * only, so long-lived SSE streams are not cut. A failed upstream becomes a 503/504 problem, never a throw.
+ * regional ingress share it. Bodies stream both ways; the request body is bounded as it streams (size, idle time:
+ * `request_body.ts`), and the upstream deadline runs only while the proxy waits on the upstream, up to its response
+ * headers, so neither a slow upload nor a long-lived SSE stream is cut by it. A failed upstream becomes a 503/504
+ * problem, never a throw; a client whose body breaks a bound gets 400/408/413, which blame no upstream.
  * Hop-by-hop headers (the fixed list and those `Connection` names) go no further in either direction; a caller
  * names the request headers a client may not send (`dropHeaders`) and the peer to add to `X-Forwarded-For`.
  */
-import { PROBLEM_CONTENT_TYPE, problemOf } from "../contracts/problem.ts";
+import { PROBLEM_CONTENT_TYPE, type ProblemError, problemOf } from "../contracts/problem.ts";
+import { bodyTooLarge, boundedBody, declaredOver, REQUEST_BODY_IDLE_TIMEOUT_MS } from "./request_body.ts";
+import { JSON_BODY_BYTES_MAX } from "./json_body.ts";
 
 /** Hop-by-hop headers (RFC 9110 section 7.6.1) are never forwarded. */
 const HOP_BY_HOP = [
@@ -25,8 +29,22 @@ const HOP_BY_HOP = [
 export interface ProxyOptions {
   /** Base URL of the upstream, for example `http://127.0.0.1:8110`. */
   readonly upstream: string;
-  /** Bound on the wait for the upstream's response headers. */
+  /**
+   * Bound on each wait on the upstream: to connect and take the next chunk of the body, then for its response
+   * headers once the body is sent. Time spent waiting on the client for its body is not counted: that is bounded by
+   * `bodyIdleTimeoutMs`, and a slow upload is no sign of a slow upstream.
+   */
   readonly headersTimeoutMs: number;
+  /**
+   * Longest wait for the client's next body chunk; past it the answer is 408 and the upstream call is dropped.
+   * @default REQUEST_BODY_IDLE_TIMEOUT_MS (10 s)
+   */
+  readonly bodyIdleTimeoutMs?: number;
+  /**
+   * Largest request body forwarded, counted as it streams (a larger `Content-Length` is refused up front).
+   * @default JSON_BODY_BYTES_MAX (1 MiB, every service's own bound)
+   */
+  readonly bodyBytesMax?: number;
   /** Extra headers to set on the forwarded request (trace context, forwarding info). */
   readonly setHeaders?: Readonly<Record<string, string>>;
   /**
@@ -45,29 +63,6 @@ export interface ProxyOptions {
  * so a caller can tell "region down" from "region answered 503". Stripped from upstream responses.
  */
 export const PROXY_ERROR_HEADER = "x-bv-proxy-error";
-
-/**
- * `body` passed through as it is, with `onError` told when reading the client's own stream failed (the client
- * went away mid-upload): that failure is the client's, and must not read as "the upstream is unreachable".
- */
-function watchedBody(body: ReadableStream<Uint8Array>, onError: (error: unknown) => void): ReadableStream<Uint8Array> {
-  const reader = body.getReader();
-  return new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      let chunk: ReadableStreamReadResult<Uint8Array>;
-      try {
-        chunk = await reader.read();
-      } catch (error) {
-        onError(error);
-        controller.error(error);
-        return;
-      }
-      if (chunk.done) controller.close();
-      else controller.enqueue(chunk.value);
-    },
-    cancel: (reason) => reader.cancel(reason),
-  });
-}
 
 function problem(status: 503 | 504, detail: string): Response {
   const body = problemOf(status === 503 ? "COMMON.UPSTREAM_UNAVAILABLE" : "COMMON.UPSTREAM_TIMEOUT", detail);
@@ -148,23 +143,40 @@ export function upstreamTarget(pathAndQuery: string, upstream: string | URL): UR
 /** Forwards `request` (same path and query) to `options.upstream` and returns the upstream's response. */
 export async function proxyRequest(request: Request, options: ProxyOptions): Promise<Response> {
   const target = upstreamTarget(pathAndQueryOf(request.url), options.upstream);
+  const bytesMax = options.bodyBytesMax ?? JSON_BODY_BYTES_MAX;
+  const clientBody = request.method === "GET" || request.method === "HEAD" ? null : request.body;
+  const declared = clientBody === null ? undefined : declaredOver(request.headers, bytesMax);
+  if (declared !== undefined) return clientProblem(bodyTooLarge(bytesMax, declared));
   const headers = endToEnd(request.headers, options.setHeaders, options.dropHeaders);
   if (options.clientAddress !== undefined) appendForwardedFor(headers, options.clientAddress, options.setHeaders);
-  // Only the headers deadline aborts the upstream call. The client's own `request.signal` is not linked: a
+  // Only the upstream deadline aborts the upstream call. The client's own `request.signal` is not linked: a
   // client that leaves before the headers costs at most that deadline upstream, one that leaves during the body
   // cancels the piped body (and with it the upstream connection), and reading `request.signal` alone made Deno
   // build an AbortSignal per request and abort it with a DOMException after every response (its legacy
   // behaviour, which also printed a warning per process).
   const controller = new AbortController();
-  const timer = setTimeout(
-    () => controller.abort(new DOMException("headers timeout", "TimeoutError")),
-    options.headersTimeoutMs,
-  );
-  const hasBody = request.method !== "GET" && request.method !== "HEAD";
-  let clientBodyError: unknown;
-  const body = hasBody && request.body !== null
-    ? watchedBody(request.body, (error) => clientBodyError ??= error ?? new Error("request body failed"))
-    : undefined;
+  // The deadline runs while the proxy waits on the upstream (to connect, to take a chunk, for its headers) and is
+  // stopped while it waits on the client for the next chunk, each wait on the upstream getting the whole budget.
+  // Started only once the body was sent, an upstream that never took the body would hold the call for ever.
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let settled = false;
+  const startDeadline = () => {
+    if (settled) return;
+    clearTimeout(timer);
+    timer = setTimeout(
+      () => controller.abort(new DOMException("headers timeout", "TimeoutError")),
+      options.headersTimeoutMs,
+    );
+  };
+  let clientFailure: ProblemError | undefined;
+  const body = clientBody === null ? undefined : boundedBody(clientBody, {
+    bytesMax,
+    idleTimeoutMs: options.bodyIdleTimeoutMs ?? REQUEST_BODY_IDLE_TIMEOUT_MS,
+  }, {
+    onClientWait: (waiting) => waiting ? clearTimeout(timer) : startDeadline(),
+    onFailed: (problem) => clientFailure ??= problem,
+  });
+  startDeadline();
   try {
     const upstream = await (options.fetch ?? fetch)(target, {
       method: request.method,
@@ -173,7 +185,7 @@ export async function proxyRequest(request: Request, options: ProxyOptions): Pro
       redirect: "manual",
       signal: controller.signal,
       // Streaming request bodies need half-duplex mode in fetch implementations that support it.
-      ...(hasBody ? { duplex: "half" } : {}),
+      ...(body === undefined ? {} : { duplex: "half" }),
     } as RequestInit);
     const responseHeaders = endToEnd(upstream.headers, undefined).filter(([name]) => name !== PROXY_ERROR_HEADER);
     return new Response(upstream.body, {
@@ -182,21 +194,25 @@ export async function proxyRequest(request: Request, options: ProxyOptions): Pro
       headers: responseHeaders,
     });
   } catch (error) {
-    if (clientBodyError !== undefined) {
-      // No region is to blame: answered (to a client that is most likely gone) without the proxy's marker.
-      const detail = `The request body could not be read to its end (the client stopped sending): ${
-        (clientBodyError as Error)?.message ?? clientBodyError
-      }`;
-      return new Response(JSON.stringify(problemOf("COMMON.REQUEST_INCOMPLETE", detail)), {
-        status: 400,
-        headers: { "content-type": PROBLEM_CONTENT_TYPE },
-      });
-    }
+    // The client's body broke a bound or broke off: no upstream is to blame, so no proxy marker (the edge would
+    // count the region as unreachable). Most likely nobody reads a 400 or 408; a 413 is read.
+    if (clientFailure !== undefined) return clientProblem(clientFailure);
     const timedOut = controller.signal.aborted && (controller.signal.reason as Error)?.name === "TimeoutError";
     return timedOut
       ? problem(504, `Upstream ${target.host} sent no response within ${options.headersTimeoutMs} ms`)
       : problem(503, `Upstream ${target.host} is unavailable: ${(error as Error).message}`);
   } finally {
+    // A body still streaming after the answer (an upstream that answered early) must not start the deadline again:
+    // it would abort the response body.
+    settled = true;
     clearTimeout(timer);
   }
+}
+
+/** The problem a client's body caused, without the proxy's marker. */
+function clientProblem(failure: ProblemError): Response {
+  return new Response(JSON.stringify(problemOf(failure.code, failure.message)), {
+    status: failure.status,
+    headers: { "content-type": PROBLEM_CONTENT_TYPE },
+  });
 }

@@ -9,9 +9,7 @@
  * through `shutdownSignalOf` and end on, so the server's drain is not held up by streams that never end.
  */
 import { type Context, Hono } from "hono";
-import { bodyLimit } from "hono/body-limit";
-import { installProblemHandlers, JSON_BODY_BYTES_MAX } from "../http/mod.ts";
-import { problemResponse } from "../http/problem_response.ts";
+import { boundRequestBodies, installProblemHandlers } from "../http/mod.ts";
 import { contextFromCarrier, log, metrics, withTraceContext } from "../observability/mod.ts";
 import { type ReadinessCheck, runReadiness } from "./readiness.ts";
 
@@ -21,8 +19,16 @@ export interface ServiceAppOptions {
   readonly checks: Readonly<Record<string, ReadinessCheck>>;
   /** Per-check bound in `/readyz`. @default 1000 */
   readonly readinessTimeoutMs?: number;
-  /** Largest request body accepted. @default 1 MiB */
+  /** Largest request body accepted, counted as it arrives. @default JSON_BODY_BYTES_MAX (1 MiB) */
   readonly bodyBytesMax?: number;
+  /** Longest wait for a request body's next chunk (then 408). @default REQUEST_BODY_IDLE_TIMEOUT_MS (10 s) */
+  readonly bodyIdleTimeoutMs?: number;
+  /**
+   * Set by an app whose routes only stream request bodies on through `proxyRequest` (the ingress), which applies the
+   * same bounds as it forwards: the app then leaves bodies alone instead of wrapping each one a second time.
+   * @default false
+   */
+  readonly proxiesBodies?: boolean;
 }
 
 /** Paths that are probed often and would drown the access log. */
@@ -83,13 +89,11 @@ export function createServiceApp(options: ServiceAppOptions): Hono {
       }
     });
   });
-  app.use(
-    "*",
-    bodyLimit({
-      maxSize: options.bodyBytesMax ?? JSON_BODY_BYTES_MAX,
-      onError: () => problemResponse("COMMON.PAYLOAD_TOO_LARGE", "Request body exceeds the limit of 1 MiB"),
-    }),
-  );
+  // Bounded as the bytes arrive, not buffered first (Hono's bodyLimit read a chunked body whole, with no deadline,
+  // before any handler ran: a client sending a byte a second held the connection as long as it liked).
+  if (!options.proxiesBodies) {
+    app.use("*", boundRequestBodies({ bytesMax: options.bodyBytesMax, idleTimeoutMs: options.bodyIdleTimeoutMs }));
+  }
   installProblemHandlers(app);
 
   app.get("/healthz", (c) => c.json({ status: "alive", service: options.name }));
