@@ -7,10 +7,16 @@
  */
 import type { Hono } from "hono";
 import { type ServiceName, SERVICES } from "../../shared/config/config.ts";
-import { INGRESS_DROPPED_HEADERS, problemResponse, proxyRequest, requestBodyBoundsOf } from "../../shared/http/mod.ts";
+import {
+  endingOnAbort,
+  INGRESS_DROPPED_HEADERS,
+  problemResponse,
+  proxyRequest,
+  requestBodyBoundsOf,
+} from "../../shared/http/mod.ts";
 import { isWebSocketUpgrade, proxyWebSocket } from "../../shared/http/websocket_proxy.ts";
 import { traceHeaders } from "../../shared/observability/mod.ts";
-import { callService, createServiceApp, type ReadinessCheck } from "../../shared/runtime/mod.ts";
+import { callService, createServiceApp, type ReadinessCheck, shutdownSignalOf } from "../../shared/runtime/mod.ts";
 import { serviceForPath } from "./routes.ts";
 
 export interface IngressOptions {
@@ -39,7 +45,7 @@ export function createIngressApp(options: IngressOptions): Hono {
   const body = requestBodyBoundsOf({ bytesMax: options.bodyBytesMax, idleTimeoutMs: options.bodyIdleTimeoutMs });
   // Bodies are bounded by the proxy step as they stream to the deployable, not buffered or wrapped twice here.
   const app = createServiceApp({ name: options.name, checks, readinessTimeoutMs: 2_000, proxiesBodies: true });
-  app.all("*", (c) => {
+  app.all("*", async (c) => {
     // Hono has parsed the path already; a second URL parse per proxied request is measurable here.
     const pathname = c.req.path;
     const service = serviceForPath(pathname);
@@ -54,7 +60,7 @@ export function createIngressApp(options: IngressOptions): Hono {
         clientAddress,
       });
     }
-    return proxyRequest(c.req.raw, {
+    const response = await proxyRequest(c.req.raw, {
       upstream: options.serviceUrls[service],
       headersTimeoutMs: options.upstreamTimeoutMs,
       bodyIdleTimeoutMs: body.idleTimeoutMs,
@@ -63,6 +69,9 @@ export function createIngressApp(options: IngressOptions): Hono {
       dropHeaders: INGRESS_DROPPED_HEADERS,
       clientAddress,
     });
+    // A proxied event stream (the edges' invalidation feed, /sse/orders) ends when this ingress begins to stop:
+    // its drain would wait on it until the grace ran out.
+    return endingOnAbort(response, shutdownSignalOf(c));
   });
   return app;
 }

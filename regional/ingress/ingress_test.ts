@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { type ServiceName, SERVICES } from "../../shared/config/config.ts";
 import { createIngressApp } from "./ingress.ts";
+import { createLifecycle } from "../../shared/runtime/mod.ts";
 
 /** A stand-in deployable: answers HTTP with its name and echoes WebSocket frames. */
 function fakeService(name: string) {
@@ -113,4 +114,45 @@ Deno.test({
       await Promise.all(servers.map(([, server]) => server.shutdown()));
     }
   },
+});
+
+Deno.test("stopping the ingress ends a proxied event stream with a last comment, so its drain completes", async () => {
+  const encoder = new TextEncoder();
+  let upstreamCancelled = false;
+  const upstream = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen() {} }, () => {
+    const body = new ReadableStream<Uint8Array>({
+      start(controller) {
+        controller.enqueue(encoder.encode(": connected\n\n"));
+      },
+      cancel() {
+        upstreamCancelled = true;
+      },
+    });
+    return new Response(body, { headers: { "content-type": "text/event-stream" } });
+  });
+  const serviceUrls = Object.fromEntries(
+    SERVICES.map((s) => [s, `http://127.0.0.1:${upstream.addr.port}`]),
+  ) as Record<ServiceName, string>;
+  const graceMs = 2_000;
+  const lifecycle = createLifecycle({ graceMs, handleSignals: false });
+  const app = createIngressApp({ name: "ingress-test", serviceUrls, upstreamTimeoutMs: 1_000 });
+  const { port } = lifecycle.serve(app, { port: 0, hostname: "127.0.0.1", name: "ingress-test" });
+  try {
+    const response = await fetch(`http://127.0.0.1:${port}/api/v1/ecommerce/invalidations`);
+    const reader = response.body!.getReader();
+    const decoder = new TextDecoder();
+    assert.equal(decoder.decode((await reader.read()).value), ": connected\n\n");
+    const started = performance.now();
+    const outcome = await lifecycle.stop("test");
+    const elapsedMs = performance.now() - started;
+    assert.equal(outcome.serversDrained, true, JSON.stringify(outcome));
+    assert.equal(outcome.completed, true);
+    assert.ok(elapsedMs < graceMs / 2, `stop() took ${elapsedMs} ms`);
+    let rest = "";
+    for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) rest += decoder.decode(chunk.value);
+    assert.match(rest, /^: shutting down; reconnect/);
+    assert.equal(upstreamCancelled, true, "the upstream stream is released");
+  } finally {
+    await upstream.shutdown();
+  }
 });

@@ -7,3 +7,4 @@ export * from "./json_body.ts";
 export * from "./proxy.ts";
 export * from "./request_body.ts";
 export * from "./internal_headers.ts";
+export * from "./event_stream_end.ts";
