@@ -137,9 +137,10 @@ Deno.test("stopping the ingress ends a proxied event stream with a last comment,
   const lifecycle = createLifecycle({ graceMs, handleSignals: false });
   const app = createIngressApp({ name: "ingress-test", serviceUrls, upstreamTimeoutMs: 1_000 });
   const { port } = lifecycle.serve(app, { port: 0, hostname: "127.0.0.1", name: "ingress-test" });
+  let reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
   try {
     const response = await fetch(`http://127.0.0.1:${port}/api/v1/ecommerce/invalidations`);
-    const reader = response.body!.getReader();
+    reader = response.body!.getReader();
     const decoder = new TextDecoder();
     assert.equal(decoder.decode((await reader.read()).value), ": connected\n\n");
     const started = performance.now();
@@ -148,11 +149,26 @@ Deno.test("stopping the ingress ends a proxied event stream with a last comment,
     assert.equal(outcome.serversDrained, true, JSON.stringify(outcome));
     assert.equal(outcome.completed, true);
     assert.ok(elapsedMs < graceMs / 2, `stop() took ${elapsedMs} ms`);
+    // Bounded: on a stream that never ends this fails instead of hanging the suite.
     let rest = "";
-    for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) rest += decoder.decode(chunk.value);
+    const ended = (async () => {
+      for (let chunk = await reader!.read(); !chunk.done; chunk = await reader!.read()) {
+        rest += decoder.decode(chunk.value);
+      }
+      return true;
+    })();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const gaveUp = new Promise<false>((resolve) => timer = setTimeout(() => resolve(false), 2_000));
+    const streamEnded = await Promise.race([ended, gaveUp]).finally(() => clearTimeout(timer));
+    assert.equal(streamEnded, true, "the client's stream ended");
     assert.match(rest, /^: shutting down; reconnect/);
     assert.equal(upstreamCancelled, true, "the upstream stream is released");
   } finally {
-    await upstream.shutdown();
+    // On a failure the streams may still be open: cancel the client's, and bound the upstream's shutdown, so a
+    // broken ingress fails this test instead of hanging the suite.
+    await reader?.cancel().catch(() => {});
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([upstream.shutdown(), new Promise((resolve) => timer = setTimeout(resolve, 2_000))]);
+    clearTimeout(timer);
   }
 });
