@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { type ServiceName, SERVICES } from "../../shared/config/config.ts";
 import { createIngressApp } from "./ingress.ts";
 import { createLifecycle } from "../../shared/runtime/mod.ts";
+import { readToEnd } from "../../shared/testing/read_to_end.ts";
 
 /** A stand-in deployable: answers HTTP with its name and echoes WebSocket frames. */
 function fakeService(name: string) {
@@ -150,17 +151,7 @@ Deno.test("stopping the ingress ends a proxied event stream with a last comment,
     assert.equal(outcome.completed, true);
     assert.ok(elapsedMs < graceMs / 2, `stop() took ${elapsedMs} ms`);
     // Bounded: on a stream that never ends this fails instead of hanging the suite.
-    let rest = "";
-    const ended = (async () => {
-      for (let chunk = await reader!.read(); !chunk.done; chunk = await reader!.read()) {
-        rest += decoder.decode(chunk.value);
-      }
-      return true;
-    })();
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const gaveUp = new Promise<false>((resolve) => timer = setTimeout(() => resolve(false), 2_000));
-    const streamEnded = await Promise.race([ended, gaveUp]).finally(() => clearTimeout(timer));
-    assert.equal(streamEnded, true, "the client's stream ended");
+    const rest = await readToEnd(reader, 2_000);
     assert.match(rest, /^: shutting down; reconnect/);
     assert.equal(upstreamCancelled, true, "the upstream stream is released");
   } finally {

@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { Hono } from "hono";
 import { createLifecycle } from "./lifecycle.ts";
 import { createServiceApp, shutdownSignalOf } from "./service_app.ts";
+import { readToEnd } from "../testing/read_to_end.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -44,27 +45,6 @@ function streamingApp(options: { readonly endsOnShutdown: boolean }): {
       open.clear();
     },
   };
-}
-
-/** Reads `reader` to its end; throws (and cancels it) when it has not ended within `timeoutMs`. */
-async function readToEnd(reader: ReadableStreamDefaultReader<Uint8Array>, timeoutMs = 5_000): Promise<string> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`the stream did not end within ${timeoutMs} ms`)), timeoutMs);
-  });
-  let text = "";
-  try {
-    for (let chunk = await Promise.race([reader.read(), timeout]); !chunk.done;) {
-      text += decoder.decode(chunk.value);
-      chunk = await Promise.race([reader.read(), timeout]);
-    }
-    return text;
-  } catch (error) {
-    await reader.cancel().catch(() => {});
-    throw error;
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 /** Opens `url` as a stream and reads its first frame; `rest()` reads to the end (bounded). */

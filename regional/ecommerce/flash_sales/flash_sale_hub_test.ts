@@ -14,30 +14,10 @@ import { recordBroadcast } from "./broadcast_log.ts";
 import { startFlashSaleHub } from "./flash_sale_hub.ts";
 import { flashSalesMigrations } from "./migrations.ts";
 import { createFlashSaleRoutes } from "./routes.ts";
+import { readToEnd } from "../../../shared/testing/read_to_end.ts";
 
 const CHANNEL = "flash_sales:test";
 const decoder = new TextDecoder();
-
-/** Reads `reader` to its end; throws (and cancels it) when it has not ended within `timeoutMs`. */
-async function readToEnd(reader: ReadableStreamDefaultReader<Uint8Array>, timeoutMs = 5_000): Promise<string> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`the stream did not end within ${timeoutMs} ms`)), timeoutMs);
-  });
-  let text = "";
-  try {
-    for (let chunk = await Promise.race([reader.read(), timeout]); !chunk.done;) {
-      text += decoder.decode(chunk.value);
-      chunk = await Promise.race([reader.read(), timeout]);
-    }
-    return text;
-  } catch (error) {
-    await reader.cancel().catch(() => {});
-    throw error;
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 Deno.test("a stopping server ends /sse/flash-sales with a last comment before its closers run", async () => {
   const sql = await createPgliteSql();

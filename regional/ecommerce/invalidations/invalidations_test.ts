@@ -12,6 +12,7 @@ import type { Cache, EventLog, Subscription } from "../../../shared/ports/mod.ts
 import { createLifecycle, createServiceApp } from "../../../shared/runtime/mod.ts";
 import { gqlProductCacheKey, productCacheKey } from "../catalog/mod.ts";
 import { flashSaleChannelOf, type Invalidations, INVALIDATIONS_PATH, startInvalidations } from "./mod.ts";
+import { readToEnd } from "../../../shared/testing/read_to_end.ts";
 
 const CONTEXT = { producer: "test", traceId: "0".repeat(32), correlationId: "test" };
 
@@ -64,27 +65,6 @@ async function startWorld(eventLog: EventLog = createMemoryEventLog()): Promise<
 }
 
 const decoder = new TextDecoder();
-
-/** Reads `reader` to its end; throws (and cancels it) when it has not ended within `timeoutMs`. */
-async function readToEnd(reader: ReadableStreamDefaultReader<Uint8Array>, timeoutMs = 5_000): Promise<string> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`the stream did not end within ${timeoutMs} ms`)), timeoutMs);
-  });
-  let text = "";
-  try {
-    for (let chunk = await Promise.race([reader.read(), timeout]); !chunk.done;) {
-      text += decoder.decode(chunk.value);
-      chunk = await Promise.race([reader.read(), timeout]);
-    }
-    return text;
-  } catch (error) {
-    await reader.cancel().catch(() => {});
-    throw error;
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 async function eventually(what: string, check: () => boolean, timeoutMs = 3_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
