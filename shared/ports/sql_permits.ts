@@ -46,6 +46,13 @@ export const SQL_ACQUIRE_TIMEOUT_MS_DEFAULT = 2_000;
  */
 export const SQL_MAX_WAITING_DEFAULT = 1_000;
 
+/**
+ * Urgent callers (readiness pings) that may wait at once. They take the next free connection ahead of the queue:
+ * behind up to `maxWaiting` requests a ping timed out whenever the pool was busy for a second, and the region's
+ * `/readyz` turned red under load, so the edge moved its traffic to the other region (a review finding).
+ */
+const URGENT_WAITING_MAX = 16;
+
 /** Seconds a refused caller is told to wait before retrying (the `Retry-After` header of the 503). */
 const RETRY_AFTER_SEC = 1;
 
@@ -56,7 +63,7 @@ export interface SqlPermits {
    * no permit frees within `acquireTimeoutMs` (the pool's bound unless a shorter one is given) or when
    * `maxWaiting` callers already wait.
    */
-  run<T>(work: () => Promise<T>, acquireTimeoutMs?: number): Promise<T>;
+  run<T>(work: () => Promise<T>, acquireTimeoutMs?: number, options?: { readonly urgent?: boolean }): Promise<T>;
   /** Resolves once no permit is held and nobody waits (for `close()`, after new callers are turned away). */
   whenIdle(): Promise<void>;
 }
@@ -75,36 +82,39 @@ export function createSqlPermits(what: string, connections: number, options: Sql
   let free = connections;
   // A Set keeps insertion order (FIFO) and removes a caller that gave up in O(1).
   const waiting = new Set<() => void>();
+  const urgentWaiting = new Set<() => void>();
   let idleWaiters: (() => void)[] = [];
 
   const settleIdle = () => {
-    if (free !== connections || waiting.size > 0) return;
+    if (free !== connections || waiting.size > 0 || urgentWaiting.size > 0) return;
     const resolvers = idleWaiters;
     idleWaiters = [];
     for (const resolve of resolvers) resolve();
   };
 
   const release = () => {
-    const next = waiting.values().next();
+    const queue = urgentWaiting.size > 0 ? urgentWaiting : waiting;
+    const next = queue.values().next();
     if (next.done) {
       free++;
       settleIdle();
       return;
     }
-    // The permit passes straight to the longest waiter, so a newcomer cannot overtake the queue.
-    waiting.delete(next.value);
+    // The permit passes straight to the longest (urgent, then ordinary) waiter, so a newcomer cannot overtake.
+    queue.delete(next.value);
     next.value();
   };
 
-  const acquire = (timeoutMs: number): Promise<void> => {
-    if (free > 0 && waiting.size === 0) {
+  const acquire = (timeoutMs: number, urgent: boolean): Promise<void> => {
+    if (free > 0 && waiting.size === 0 && urgentWaiting.size === 0) {
       free--;
       return Promise.resolve();
     }
-    if (waiting.size >= maxWaiting) {
+    const queue = urgent ? urgentWaiting : waiting;
+    if (queue.size >= (urgent ? URGENT_WAITING_MAX : maxWaiting)) {
       return Promise.reject(
         unavailable(
-          `${what} is saturated: all ${connections} connections are in use and ${waiting.size} callers already ` +
+          `${what} is saturated: all ${connections} connections are in use and ${queue.size} callers already ` +
             `wait (maxWaiting); retry shortly`,
         ),
       );
@@ -117,7 +127,7 @@ export function createSqlPermits(what: string, connections: number, options: Sql
         resolve();
       };
       const timer = setTimeout(() => {
-        waiting.delete(grant);
+        queue.delete(grant);
         settleIdle();
         reject(
           unavailable(
@@ -125,14 +135,18 @@ export function createSqlPermits(what: string, connections: number, options: Sql
           ),
         );
       }, timeoutMs);
-      waiting.add(grant);
+      queue.add(grant);
     });
   };
 
   return {
-    async run<T>(work: () => Promise<T>, timeoutMs: number = acquireTimeoutMs): Promise<T> {
+    async run<T>(
+      work: () => Promise<T>,
+      timeoutMs: number = acquireTimeoutMs,
+      runOptions: { readonly urgent?: boolean } = {},
+    ): Promise<T> {
       assertTimeout(what, timeoutMs);
-      await acquire(Math.min(timeoutMs, acquireTimeoutMs));
+      await acquire(Math.min(timeoutMs, acquireTimeoutMs), runOptions.urgent === true);
       try {
         return await work();
       } finally {

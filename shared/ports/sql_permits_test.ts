@@ -133,3 +133,28 @@ Deno.test("createSqlPermits() rejects bounds it cannot honour with a RangeError"
   assert.throws(() => createSqlPermits("Test", 1, { maxWaiting: -1 }), RangeError);
   assert.throws(() => createSqlPermits("Test", 1, { maxWaiting: 1.5 }), /maxWaiting is "1.5"/);
 });
+
+Deno.test("createSqlPermits() gives an urgent caller (a readiness ping) the next permit ahead of queued callers", async () => {
+  const permits = createSqlPermits("test", 1, { acquireTimeoutMs: 2_000, maxWaiting: 0 });
+  const order: string[] = [];
+  const held = gate();
+  const holder = permits.run(() => held.promise);
+  // maxWaiting 0: an ordinary caller is refused at once, while an urgent one waits in its own lane.
+  await assert.rejects(permits.run(() => Promise.resolve()), ProblemError);
+  const busy = createSqlPermits("busy", 1, { acquireTimeoutMs: 2_000 });
+  const busyHeld = gate();
+  const busyHolder = busy.run(() => busyHeld.promise);
+  const queued = [1, 2, 3].map((i) => busy.run(() => Promise.resolve(void order.push(`request ${i}`))));
+  const ping = busy.run(() => Promise.resolve(void order.push("ping")), 1_000, { urgent: true });
+  const urgent = permits.run(() => Promise.resolve(void order.push("urgent on a full queue")), 1_000, { urgent: true });
+  busyHeld.open();
+  held.open();
+  await Promise.all([holder, busyHolder, ping, urgent, ...queued]);
+  assert.deepEqual(order.filter((o) => o !== "urgent on a full queue"), [
+    "ping",
+    "request 1",
+    "request 2",
+    "request 3",
+  ]);
+  assert.ok(order.includes("urgent on a full queue"));
+});

@@ -38,9 +38,9 @@ export async function createPgliteSql(options: PgliteSqlOptions = {}): Promise<S
   });
   let closed = false;
   let closing: Promise<void> | undefined;
-  const guard = <T>(work: () => Promise<T>, acquireTimeoutMs?: number): Promise<T> => {
+  const guard = <T>(work: () => Promise<T>, acquireTimeoutMs?: number, urgent = false): Promise<T> => {
     if (closed) return Promise.reject(new Error("Cannot use the PGlite database: it is closed"));
-    return permits.run(work, acquireTimeoutMs);
+    return permits.run(work, acquireTimeoutMs, { urgent });
   };
   const executor = executorOf(db);
   return {
@@ -64,7 +64,7 @@ export async function createPgliteSql(options: PgliteSqlOptions = {}): Promise<S
         );
       });
       try {
-        await Promise.race([guard(() => db.query("select 1"), timeoutMs), timeout]);
+        await Promise.race([guard(() => db.query("select 1"), timeoutMs, true), timeout]);
       } finally {
         clearTimeout(timer);
       }

@@ -80,7 +80,8 @@ export function createPostgresSql(options: PostgresSqlOptions): Sql {
     },
     async ping(timeoutMs: number): Promise<void> {
       await withTimeout(
-        permits.run(() => client.unsafe("select 1"), timeoutMs),
+        // Urgent: ahead of queued requests, so a busy pool does not read as a dead database.
+        permits.run(() => client.unsafe("select 1"), timeoutMs, { urgent: true }),
         timeoutMs,
         "Postgres did not answer a ping",
       );

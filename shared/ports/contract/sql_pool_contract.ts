@@ -103,7 +103,8 @@ export function sqlPoolContract(kind: string, makeBoundedSql: MakeBoundedSql): v
         await settlesWithin(assertUnavailable(refused), "a caller arriving when the wait queue is full");
         // Refused at once: the callers queued before it are still waiting (their deadline has not passed).
         assert.deepEqual(settled, ["refused caller rejected"]);
-        // The queue stays bounded while it is full: a ping is refused the same way.
+        // A ping goes ahead of the queue but still needs a connection: with every one held, it fails after the
+        // bound like any caller (a busy pool with short statements answers it with the next free one).
         await settlesWithin(assertUnavailable(sql.ping(2_000)), "a ping arriving when the wait queue is full");
         for (const promise of waiting) {
           await settlesWithin(assertUnavailable(promise), "a queued caller whose deadline passed");
