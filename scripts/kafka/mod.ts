@@ -78,6 +78,19 @@ export function kafkaBrokersOf(region: KafkaRegion): string[] {
   return [`127.0.0.1:${brokerLayout(region).port}`];
 }
 
+/** How long a start waits for a port held by a broker that is exiting before calling it foreign. */
+const PORT_RELEASE_WAIT_MS = 5_000;
+
+/** True once nothing accepts connections on `port`, polled for up to `waitMs`. */
+async function portClosesWithin(port: number, waitMs: number): Promise<boolean> {
+  const deadline = performance.now() + waitMs;
+  while (performance.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 250));
+    if (!(await isPortOpen(port, PROBE_TIMEOUT_MS))) return true;
+  }
+  return false;
+}
+
 /** True when a Kafka broker on 127.0.0.1:`port` answers a DescribeCluster request within `timeoutMs`. */
 export async function isKafkaUp(port: number, timeoutMs: number = PROBE_TIMEOUT_MS): Promise<boolean> {
   // A closed port is the common case; answering it without a Kafka client is both faster and quieter.
@@ -221,7 +234,8 @@ export async function ensureKafka(
     return { ...result, started: false };
   }
   for (const port of [layout.port, layout.controllerPort]) {
-    if (await isPortOpen(port, PROBE_TIMEOUT_MS)) {
+    // A broker that was just killed can hold its listeners for a moment after its pid is gone: wait that out.
+    if (await isPortOpen(port, PROBE_TIMEOUT_MS) && !(await portClosesWithin(port, PORT_RELEASE_WAIT_MS))) {
       throw new Error(
         `Port ${port} is in use by something that is not a healthy Kafka broker; free it or set ` +
           `KAFKA_${region.toUpperCase()}_PORT to another port`,
