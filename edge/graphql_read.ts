@@ -8,6 +8,7 @@
  */
 import { Kind, parse, stripIgnoredCharacters } from "graphql";
 import { sha256Hex } from "./hot_cache.ts";
+import { REQUEST_BODY_IDLE_TIMEOUT_MS } from "../shared/http/request_body.ts";
 
 /** The region's bound on a GraphQL body (`GRAPHQL_BODY_BYTES_MAX` in the ecommerce service). */
 export const GRAPHQL_BODY_BYTES_MAX = 64 * 1024;
@@ -27,17 +28,22 @@ export interface GraphqlRead {
 
 /**
  * Reads and classifies the body; `"too-large"` when it exceeds {@linkcode GRAPHQL_BODY_BYTES_MAX}, `"incomplete"`
- * when the client's body stream failed before its end (the client went away mid-upload).
+ * when the client's body stream failed before its end (the client went away mid-upload), `"timeout"` when no part
+ * of it came for `idleTimeoutMs` (a stalled or trickling client: the proxies answer it 408 the same way).
  */
-export async function readGraphqlRequest(request: Request): Promise<GraphqlRead | "too-large" | "incomplete"> {
+export async function readGraphqlRequest(
+  request: Request,
+  idleTimeoutMs: number = REQUEST_BODY_IDLE_TIMEOUT_MS,
+): Promise<GraphqlRead | "too-large" | "incomplete" | "timeout"> {
   const declared = Number(request.headers.get("content-length") ?? "0");
   if (declared > GRAPHQL_BODY_BYTES_MAX) {
     await request.body?.cancel();
     return "too-large";
   }
-  const text = await readTextBounded(request.body, GRAPHQL_BODY_BYTES_MAX);
+  const text = await readTextBounded(request.body, GRAPHQL_BODY_BYTES_MAX, idleTimeoutMs);
   if (text === null) return "too-large";
   if (text === BODY_FAILED) return "incomplete";
+  if (text === BODY_STALLED) return "timeout";
   const mediaType = (request.headers.get("content-type") ?? "").split(";")[0].trim().toLowerCase();
   let query: unknown;
   let operationName: unknown = null;
@@ -91,29 +97,42 @@ function canonical(value: unknown, depth: number): unknown {
   return sorted;
 }
 
-/** A symbol, not a string: any string may be a body. */
+/** Symbols, not strings: any string may be a body. */
 const BODY_FAILED = Symbol("body failed");
+const BODY_STALLED = Symbol("body stalled");
 
 /**
- * The body as text; null past `bytesMax`; {@linkcode BODY_FAILED} when reading failed. This is the client's own
+ * The body as text; null past `bytesMax`; {@linkcode BODY_STALLED} when no chunk came for `idleTimeoutMs` (the
+ * stream is cancelled); {@linkcode BODY_FAILED} when reading failed. This is the client's own
  * stream, so a failure is the client's (a closed or reset connection mid-upload), never the region's, and the
  * runtime's error type is not web-standard (Deno throws `BadResource`): any failure counts.
  */
 async function readTextBounded(
   body: ReadableStream<Uint8Array> | null,
   bytesMax: number,
-): Promise<string | null | typeof BODY_FAILED> {
+  idleTimeoutMs: number,
+): Promise<string | null | typeof BODY_FAILED | typeof BODY_STALLED> {
   if (body === null) return "";
   const reader = body.getReader();
   const decoder = new TextDecoder();
   let size = 0;
   let text = "";
   while (true) {
-    let chunk: ReadableStreamReadResult<Uint8Array>;
+    let chunk: ReadableStreamReadResult<Uint8Array> | typeof BODY_STALLED;
+    let timer: ReturnType<typeof setTimeout> | undefined;
     try {
-      chunk = await reader.read();
+      const stalled = new Promise<typeof BODY_STALLED>((resolve) => {
+        timer = setTimeout(() => resolve(BODY_STALLED), idleTimeoutMs);
+      });
+      chunk = await Promise.race([reader.read(), stalled]);
     } catch {
       return BODY_FAILED;
+    } finally {
+      clearTimeout(timer);
+    }
+    if (chunk === BODY_STALLED) {
+      await reader.cancel().catch(() => {});
+      return BODY_STALLED;
     }
     const { done, value } = chunk;
     if (done) break;

@@ -158,7 +158,13 @@ export function createRequestPipeline(deps: RequestPipelineDeps): EdgeHandler {
         `GraphQL request bodies are limited to ${GRAPHQL_BODY_BYTES_MAX} bytes; send a smaller query or fewer variables`,
       );
     }
-    // The proxy's answer to the same failure (`shared/http/proxy.ts`); most likely nobody reads it.
+    // The proxies' answers to the same failures (`shared/http/proxy.ts`); most likely nobody reads them.
+    if (read === "timeout") {
+      return edgeProblem(
+        "COMMON.REQUEST_TIMEOUT",
+        "No part of the request body arrived for too long; send the whole body without pausing",
+      );
+    }
     if (read === "incomplete") {
       return edgeProblem(
         "COMMON.REQUEST_INCOMPLETE",
