@@ -8,7 +8,8 @@
  */
 import { Kind, parse, stripIgnoredCharacters } from "graphql";
 import { sha256Hex } from "./hot_cache.ts";
-import { REQUEST_BODY_IDLE_TIMEOUT_MS } from "../shared/http/request_body.ts";
+import { ProblemError } from "../shared/contracts/problem.ts";
+import { boundedBody, REQUEST_BODY_IDLE_TIMEOUT_MS } from "../shared/http/request_body.ts";
 
 /** The region's bound on a GraphQL body (`GRAPHQL_BODY_BYTES_MAX` in the ecommerce service). */
 export const GRAPHQL_BODY_BYTES_MAX = 64 * 1024;
@@ -40,10 +41,9 @@ export async function readGraphqlRequest(
     await request.body?.cancel();
     return "too-large";
   }
-  const text = await readTextBounded(request.body, GRAPHQL_BODY_BYTES_MAX, idleTimeoutMs);
-  if (text === null) return "too-large";
-  if (text === BODY_FAILED) return "incomplete";
-  if (text === BODY_STALLED) return "timeout";
+  const read = await readTextBounded(request.body, GRAPHQL_BODY_BYTES_MAX, idleTimeoutMs);
+  if (typeof read === "string") return read;
+  const { text } = read;
   const mediaType = (request.headers.get("content-type") ?? "").split(";")[0].trim().toLowerCase();
   let query: unknown;
   let operationName: unknown = null;
@@ -97,51 +97,33 @@ function canonical(value: unknown, depth: number): unknown {
   return sorted;
 }
 
-/** Symbols, not strings: any string may be a body. */
-const BODY_FAILED = Symbol("body failed");
-const BODY_STALLED = Symbol("body stalled");
+/** How a body read can fail, by the problem code the shared body bound ends it with. */
+const BODY_FAILURES: Readonly<Record<string, "too-large" | "incomplete" | "timeout">> = {
+  "COMMON.PAYLOAD_TOO_LARGE": "too-large",
+  "COMMON.REQUEST_TIMEOUT": "timeout",
+  "COMMON.REQUEST_INCOMPLETE": "incomplete",
+};
 
 /**
- * The body as text; null past `bytesMax`; {@linkcode BODY_STALLED} when no chunk came for `idleTimeoutMs` (the
- * stream is cancelled); {@linkcode BODY_FAILED} when reading failed. This is the client's own
- * stream, so a failure is the client's (a closed or reset connection mid-upload), never the region's, and the
- * runtime's error type is not web-standard (Deno throws `BadResource`): any failure counts.
+ * The body's text, read through the proxies' own bound (`boundedBody`: bytes counted as they arrive, an idle
+ * deadline per chunk, the client's stream cancelled on a failure). This is the client's own stream, so any other
+ * failure is the client's too (Deno throws `BadResource` for a reset connection): "incomplete".
  */
 async function readTextBounded(
   body: ReadableStream<Uint8Array> | null,
   bytesMax: number,
   idleTimeoutMs: number,
-): Promise<string | null | typeof BODY_FAILED | typeof BODY_STALLED> {
-  if (body === null) return "";
-  const reader = body.getReader();
+): Promise<{ readonly text: string } | "too-large" | "incomplete" | "timeout"> {
+  if (body === null) return { text: "" };
+  const reader = boundedBody(body, { bytesMax, idleTimeoutMs }).getReader();
   const decoder = new TextDecoder();
-  let size = 0;
   let text = "";
-  while (true) {
-    let chunk: ReadableStreamReadResult<Uint8Array> | typeof BODY_STALLED;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    try {
-      const stalled = new Promise<typeof BODY_STALLED>((resolve) => {
-        timer = setTimeout(() => resolve(BODY_STALLED), idleTimeoutMs);
-      });
-      chunk = await Promise.race([reader.read(), stalled]);
-    } catch {
-      return BODY_FAILED;
-    } finally {
-      clearTimeout(timer);
+  try {
+    for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) {
+      text += decoder.decode(chunk.value, { stream: true });
     }
-    if (chunk === BODY_STALLED) {
-      await reader.cancel().catch(() => {});
-      return BODY_STALLED;
-    }
-    const { done, value } = chunk;
-    if (done) break;
-    size += value.byteLength;
-    if (size > bytesMax) {
-      await reader.cancel();
-      return null;
-    }
-    text += decoder.decode(value, { stream: true });
+  } catch (error) {
+    return (error instanceof ProblemError && BODY_FAILURES[error.code]) || "incomplete";
   }
-  return text + decoder.decode();
+  return { text: text + decoder.decode() };
 }
