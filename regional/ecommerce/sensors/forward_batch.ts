@@ -22,7 +22,8 @@ import { isProblemCode } from "../../../shared/contracts/grpc_problem.ts";
 import { problemResponse, readJson } from "../../../shared/http/mod.ts";
 import type { IncomingRecord, Sql } from "../../../shared/ports/mod.ts";
 import { isDeterministicSqlFailure } from "../../../shared/ports/retry_later.ts";
-import { secretBytes, verifyWebhook } from "../../../partner-kit/mod.ts";
+import { verifyWebhook } from "../../../partner-kit/mod.ts";
+import { assertInternalSigningKey, INTERNAL_SIGNATURE_TOLERANCE_SEC } from "../internal_signing.ts";
 // The leaf, not webhooks/mod.ts: the background thread loads this file and needs none of the delivery machinery.
 import { signatureHeaders } from "../webhooks/signing.ts";
 import { applySensorBatch, type SensorBatchOutcome } from "./apply_sensor_batch.ts";
@@ -34,10 +35,6 @@ export const SENSOR_BATCH_RECORDS_MAX = 1_000;
 const FORWARDED_FROM_HEADER = "x-bv-forwarded-from-region";
 /** Bound on a forwarded batch's body (1,000 records of at most 64 KiB of value each stay far below it). */
 const BATCH_BYTES_MAX = 8 * 1024 * 1024;
-/** A signature older (or newer) than this is refused: Standard Webhooks' recommended window. */
-const SIGNATURE_TOLERANCE_SEC = 300;
-/** The key's least size, as the config checks it (Standard Webhooks asks for 24 to 64 bytes). */
-const SIGNING_KEY_BYTES_MIN = 32;
 
 /**
  * The writer refused the batch for good (its answer would be the same on every try: a record too large for
@@ -102,7 +99,7 @@ export function createSensorBatchRoutes(deps: {
   /** Shared by every e-commerce process (`BV_INTERNAL_SIGNING_KEY`): `whsec_` + base64 of ≥ 32 bytes. */
   readonly signingKey: string;
 }): Hono {
-  assertSigningKey(deps.signingKey);
+  assertInternalSigningKey(deps.signingKey);
   const app = new Hono();
   app.post(SENSOR_BATCH_PATH, async (c) => {
     // First of all: an unsigned caller changes nothing and learns nothing (not even which region writes).
@@ -158,22 +155,15 @@ async function signatureRefusal(c: Context, key: string): Promise<Response | und
     headers: c.req.raw.headers,
     body,
     secrets: [key],
-    toleranceSec: SIGNATURE_TOLERANCE_SEC,
+    toleranceSec: INTERNAL_SIGNATURE_TOLERANCE_SEC,
   });
   if (verdict.ok) return undefined;
   log.warn("a sensor batch without a valid signature was refused", { code: verdict.code, reason: verdict.reason });
   return problemResponse(
     "COMMON.SIGNATURE_INVALID",
     `The batch's signature is not valid (${verdict.code}): sign it with the BV_INTERNAL_SIGNING_KEY this region ` +
-      `holds, with a clock less than ${SIGNATURE_TOLERANCE_SEC} s off`,
+      `holds, with a clock less than ${INTERNAL_SIGNATURE_TOLERANCE_SEC} s off`,
   );
-}
-
-function assertSigningKey(key: string): void {
-  const bytes = key.startsWith("whsec_") ? secretBytes(key) : undefined;
-  if (bytes === undefined || bytes.length < SIGNING_KEY_BYTES_MIN) {
-    throw new TypeError(`signingKey must be "whsec_" and base64 of at least ${SIGNING_KEY_BYTES_MIN} bytes`);
-  }
 }
 
 /**
@@ -194,7 +184,7 @@ export function createSensorBatchApplier(deps: {
   readonly fetch?: typeof fetch;
 }): (records: readonly IncomingRecord[]) => Promise<SensorBatchOutcome> {
   if (!(deps.timeoutMs > 0)) throw new RangeError(`timeoutMs must be positive, got ${deps.timeoutMs}`);
-  assertSigningKey(deps.signingKey);
+  assertInternalSigningKey(deps.signingKey);
   const doFetch = deps.fetch ?? fetch;
   return async (records) => {
     const writer = await deps.writerElsewhere();

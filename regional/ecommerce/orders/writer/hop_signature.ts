@@ -12,7 +12,8 @@
  * for a partner webhook or the other way round. Signing and verifying reuse the webhook signer and the partner
  * kit's verifier (constant-time compare, bounded parsing), so there is no new crypto code here.
  */
-import { secretBytes, type VerifyFailureCode, verifyWebhook } from "../../../../partner-kit/mod.ts";
+import { type VerifyFailureCode, verifyWebhook } from "../../../../partner-kit/mod.ts";
+import { assertInternalSigningKey, INTERNAL_SIGNATURE_TOLERANCE_SEC } from "../../internal_signing.ts";
 // The leaf, not webhooks/mod.ts: the signer is all this needs of the delivery machinery.
 import { signatureHeaders } from "../../webhooks/signing.ts";
 
@@ -24,10 +25,8 @@ export const HOP_ID_HEADER = "x-bv-hop-id";
 export const HOP_TIMESTAMP_HEADER = "x-bv-hop-timestamp";
 /** `v1,<base64 HMAC-SHA256>` (Standard Webhooks' `webhook-signature`). */
 export const HOP_SIGNATURE_HEADER = "x-bv-hop-signature";
-/** A hop signed longer ago (or further ahead) than this is not trusted: Standard Webhooks' window. */
-export const HOP_SIGNATURE_TOLERANCE_SEC = 300;
-/** The key's least size, as the config checks it (Standard Webhooks asks for 24 to 64 bytes). */
-const SIGNING_KEY_BYTES_MIN = 32;
+/** A hop signed longer ago (or further ahead) than this is not trusted: the window of every internal hop. */
+export const HOP_SIGNATURE_TOLERANCE_SEC = INTERNAL_SIGNATURE_TOLERANCE_SEC;
 /** A region name as a claim may carry it: no space, so the signed content splits one way only (contentOf). */
 const REGION_NAME = /^[A-Za-z0-9_-]{1,64}$/;
 
@@ -51,13 +50,8 @@ export type HopVerdict =
     readonly reason: string;
   };
 
-/** Throws a TypeError unless `key` is `whsec_` and base64 of at least 32 bytes (checked at setup). */
-export function assertHopSigningKey(key: string): void {
-  const bytes = key.startsWith("whsec_") ? secretBytes(key) : undefined;
-  if (bytes === undefined || bytes.length < SIGNING_KEY_BYTES_MIN) {
-    throw new TypeError(`signingKey must be "whsec_" and base64 of at least ${SIGNING_KEY_BYTES_MIN} bytes`);
-  }
-}
+/** The key check of every internal hop (at setup). */
+export const assertHopSigningKey = assertInternalSigningKey;
 
 /** The headers of a forwarded write: the claim and its signature, fresh for each hop. */
 export async function signedHopHeaders(
