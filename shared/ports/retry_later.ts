@@ -22,10 +22,17 @@ export class RetryLaterError extends Error {
  * syntax error) fails the same way every time it is tried.
  */
 const TRANSIENT_SQLSTATE_CLASSES = new Set(["08", "40", "53", "55", "57", "58"]);
+/**
+ * Transient codes of otherwise deterministic classes: the server ended a transaction that sat idle too long
+ * (25P03, the adapter sets `idle_in_transaction_session_timeout`) or ran past `transaction_timeout` (25P04).
+ * The rest of class 25 (a statement in an aborted or read-only transaction) recurs on every try.
+ */
+const TRANSIENT_SQLSTATES = new Set(["25P03", "25P04"]);
 
 /** True for an error from the SQL port whose SQLSTATE says retrying the same statement cannot succeed. */
 export function isDeterministicSqlFailure(error: unknown): boolean {
-  return error instanceof SqlError && !TRANSIENT_SQLSTATE_CLASSES.has(error.code.slice(0, 2));
+  return error instanceof SqlError && !TRANSIENT_SQLSTATE_CLASSES.has(error.code.slice(0, 2)) &&
+    !TRANSIENT_SQLSTATES.has(error.code);
 }
 
 /**

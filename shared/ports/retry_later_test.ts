@@ -11,6 +11,8 @@ Deno.test("retryLaterOnFailure() makes an outage RetryLaterError and lets a fail
     const error of [
       new SqlError("connection lost", "08006"),
       new SqlError("deadlock", "40P01"),
+      new SqlError("idle in transaction too long", "25P03"),
+      new SqlError("transaction timeout", "25P04"),
       new Error("ECONNREFUSED"),
     ]
   ) {
@@ -26,6 +28,7 @@ Deno.test("retryLaterOnFailure() makes an outage RetryLaterError and lets a fail
       new SqlError("bad text", "22P05"),
       new SqlError("duplicate", "23505"),
       new SqlError("syntax", "42601"),
+      new SqlError("in failed transaction", "25P02"),
     ]
   ) {
     await assert.rejects(retryLaterOnFailure("Applying", failWith(error)), (e: unknown) => e === error);
