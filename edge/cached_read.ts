@@ -42,7 +42,12 @@ export interface CachedReadDeps {
    * Sends a request to `region` (with failover); the response names the region that answered in `x-bv-region`.
    * The fill goes to the region the read was routed to (the client's pinned one), not a fresh choice.
    */
-  readonly forward: (request: Request, region: string, trace: EdgeTrace) => Promise<Response>;
+  readonly forward: (
+    request: Request,
+    region: string,
+    trace: EdgeTrace,
+    clientAddress: string | undefined,
+  ) => Promise<Response>;
   /** False while the region's invalidation stream is down: its stale entries are then not served. */
   readonly staleAllowed: (region: string) => boolean;
   /** Keeps track of a background refresh (so shutdown and tests can wait for it). */
@@ -55,9 +60,16 @@ export interface CachedReadDeps {
 export interface CachedReads {
   /**
    * Answers `request` for `read`, with `region` being the one the request would be routed to; the answer
-   * carries `trace` (callers must not set it again: see the module doc).
+   * carries `trace` (callers must not set it again: see the module doc). A fill (or the refresh the request
+   * starts) carries `clientAddress` in `X-Forwarded-For`, as a proxied request does.
    */
-  serve(request: Request, region: string, read: CacheableRead, trace: EdgeTrace): Response | Promise<Response>;
+  serve(
+    request: Request,
+    region: string,
+    read: CacheableRead,
+    trace: EdgeTrace,
+    clientAddress?: string,
+  ): Response | Promise<Response>;
 }
 
 /** Conditional request headers: a fill must get a full body, whatever the client holds. */
@@ -113,9 +125,10 @@ export function createCachedReads(deps: CachedReadDeps): CachedReads {
     read: CacheableRead,
     signal: AbortSignal | undefined,
     trace: EdgeTrace,
+    clientAddress: string | undefined,
   ): Promise<{ response: Response; stored: CachedResponse | undefined }> {
     const generation = cache.generation();
-    const response = await deps.forward(fillRequest(request, read, signal), region, trace);
+    const response = await deps.forward(fillRequest(request, read, signal), region, trace, clientAddress);
     const bypass = (answer: Response) => {
       answer.headers.set("x-bv-cache", "BYPASS");
       return { response: withTraceHeaders(answer, trace), stored: undefined };
@@ -161,11 +174,17 @@ export function createCachedReads(deps: CachedReadDeps): CachedReads {
     return { response: respond(entry, request, "MISS", nowMs, trace), stored: entry };
   }
 
-  function refreshInBackground(entry: CachedResponse, request: Request, read: CacheableRead, trace: EdgeTrace): void {
+  function refreshInBackground(
+    entry: CachedResponse,
+    request: Request,
+    read: CacheableRead,
+    trace: EdgeTrace,
+    clientAddress: string | undefined,
+  ): void {
     entry.refreshing = true;
     // Refreshed as the anonymous read that stored it: a signed-in reader's credentials would make the answer
     // uncacheable for this request and read as "no longer cacheable", deleting the shared copy.
-    const work = fill(withoutCredentials(request), entry.region, read, undefined, trace)
+    const work = fill(withoutCredentials(request), entry.region, read, undefined, trace, clientAddress)
       .then(async ({ response, stored }) => {
         await response.body?.cancel();
         // The region no longer serves this read as cacheable (gone, private now): stop serving the old copy.
@@ -180,7 +199,7 @@ export function createCachedReads(deps: CachedReadDeps): CachedReads {
 
   return {
     // Not async: a hit is answered synchronously (see the module doc).
-    serve(request, region, read, trace) {
+    serve(request, region, read, trace, clientAddress) {
       const entry = cache.lookup(`${region} ${read.keyBase}`);
       const nowMs = deps.now();
       if (entry !== undefined) {
@@ -190,12 +209,12 @@ export function createCachedReads(deps: CachedReadDeps): CachedReads {
         }
         if (nowMs < entry.staleUntilMs && deps.staleAllowed(entry.region)) {
           counters.stale++;
-          if (!entry.refreshing) refreshInBackground(entry, request, read, trace);
+          if (!entry.refreshing) refreshInBackground(entry, request, read, trace, clientAddress);
           return respond(entry, request, "STALE", nowMs, trace);
         }
       }
       counters.misses++;
-      return fill(request, region, read, request.signal, trace).then((filled) => filled.response);
+      return fill(request, region, read, request.signal, trace, clientAddress).then((filled) => filled.response);
     },
   };
 }

@@ -48,9 +48,9 @@ export interface EdgeRateLimitOptions {
   /** Buckets kept per limiter; idle ones go first. @default 10_000 */
   readonly bucketsMax?: number;
   /**
-   * The client a request counts against. The default takes the connecting address that Deno's server passes
-   * as `env.remoteAddr`, or, when that is a trusted proxy (loopback) or absent, the last `X-Forwarded-For`
-   * entry (the one our proxy appended).
+   * The client a request counts against. The default takes the client's address (`EdgeOptions.clientAddressOf`:
+   * the connecting address that Deno's server passes as `env.remoteAddr`), or, when that is a trusted proxy
+   * (loopback) or absent, the last `X-Forwarded-For` entry (the one our proxy appended).
    */
   readonly clientIdOf?: (request: Request, env: unknown) => string;
 }
@@ -66,7 +66,12 @@ export interface EdgeRateLimitOptions {
  */
 export type WebSocketConnector = (
   request: Request,
-  target: { readonly upstream: string; readonly setHeaders: Readonly<Record<string, string>> },
+  target: {
+    readonly upstream: string;
+    readonly setHeaders: Readonly<Record<string, string>>;
+    /** The client's address (`EdgeOptions.clientAddressOf`), to append to the handshake's `X-Forwarded-For`. */
+    readonly clientAddress?: string;
+  },
 ) => Promise<Response>;
 
 /**
@@ -108,6 +113,14 @@ export interface EdgeOptions {
   readonly webSocket?: WebSocketConnector;
   /** Where unexpected failures are logged (their answer is a 500 without details). @default EDGE_CONSOLE_LOG */
   readonly log?: EdgeLog;
+  /**
+   * The address of the client that sent a request: appended to `X-Forwarded-For` on the way to a region (a
+   * client's own `X-Forwarded-For` is passed on and appended to, never taken for its address), and the default
+   * client id of the rate limits. Undefined when unknown: the header is then passed on as it came. On Workers:
+   * `(request) => request.headers.get("cf-connecting-ip") ?? undefined`.
+   * @default the connecting address Deno's server passes as `env.remoteAddr`
+   */
+  readonly clientAddressOf?: (request: Request, env: unknown) => string | undefined;
   /** Milliseconds since the epoch (cache ages, buckets, token expiry). @default Date.now */
   readonly now?: () => number;
   readonly fetch?: typeof fetch;

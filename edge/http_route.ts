@@ -3,9 +3,11 @@
  * Where an HTTP request goes and how it gets there: the region per request (a healthy hint for that request
  * alone, else the client's pin from `region_affinity.ts`), the `bv-region` cookie that tells a browser its
  * region, and the proxy step with its one failover: an idempotent request without a body whose region
- * cannot be reached is sent once more to the router's next choice (a POST is never replayed).
+ * cannot be reached is sent once more to the router's next choice (a POST is never replayed). The client's address is
+ * appended to `X-Forwarded-For`, as the ingress does; a proxied event stream ends when the edge stops.
  */
 import type { Principal } from "../shared/auth/verifier.ts";
+import { endingOnAbort } from "../shared/http/event_stream_end.ts";
 import { PROXY_ERROR_HEADER, proxyRequest } from "../shared/http/proxy.ts";
 import { cookieOf, STICKY_COOKIE } from "./client_request.ts";
 import type { EdgeRegion } from "./edge_options.ts";
@@ -34,6 +36,23 @@ export interface HttpRouteDeps {
   /** Bound on waiting for a region's response headers. */
   readonly upstreamTimeoutMs: number;
   readonly counters: { stickyHonoured: number; noRegion: number; failovers: number };
+  /**
+   * Aborted when the edge stops: a proxied event stream (`/sse/orders/{id}`, a per-client `/sse/flash-sales`)
+   * ends on it with a last comment, or the server's drain would wait on it until the grace ran out.
+   */
+  readonly stopping: () => AbortSignal;
+}
+
+/** How `forward` sends a request. */
+export interface ForwardOptions {
+  /** The verified token subject, passed on for logging only. */
+  readonly verifiedSub?: string;
+  /** @default the trace continued from the request's headers */
+  readonly trace?: EdgeTrace;
+  /** The region to try first. @default the router's choice for the request's hint */
+  readonly first?: RegionState;
+  /** The client's address, appended to `X-Forwarded-For` (or starting it). */
+  readonly clientAddress?: string;
 }
 
 export interface HttpRoute {
@@ -54,10 +73,10 @@ export interface HttpRoute {
   /** The headers the edge adds for `state`: trace, and the verified subject (for logging only). */
   headersFor(state: RegionState, trace: EdgeTrace, verifiedSub?: string): Record<string, string>;
   /**
-   * Sends `request` to `first` (else the router's choice), once more to the next one when it is safe and the
-   * first is unreachable.
+   * Sends `request` to `options.first` (else the router's choice), once more to the next one when it is safe and
+   * the first is unreachable.
    */
-  forward(request: Request, verifiedSub?: string, trace?: EdgeTrace, first?: RegionState): Promise<Response>;
+  forward(request: Request, options?: ForwardOptions): Promise<Response>;
   /** 503: no region is healthy. */
   noRegion(): Response;
 }
@@ -92,14 +111,11 @@ export function createHttpRoute(deps: HttpRouteDeps): HttpRoute {
     return headers;
   }
 
-  async function forward(
-    request: Request,
-    verifiedSub?: string,
-    trace: EdgeTrace = edgeTraceOf(request.headers),
-    first?: RegionState,
-  ): Promise<Response> {
+  async function forward(request: Request, options: ForwardOptions = {}): Promise<Response> {
+    const { verifiedSub, clientAddress } = options;
+    const trace = options.trace ?? edgeTraceOf(request.headers);
     const hint = request.headers.get("x-bv-region");
-    let state: RegionState | undefined = first ?? pick(hint);
+    let state: RegionState | undefined = options.first ?? pick(hint);
     if (state === undefined) return noRegion();
     // Only requests without a body and with idempotent semantics can be sent twice safely.
     const retryable = IDEMPOTENT.has(request.method) && request.body === null;
@@ -109,10 +125,11 @@ export function createHttpRoute(deps: HttpRouteDeps): HttpRoute {
         headersTimeoutMs: deps.upstreamTimeoutMs,
         fetch: deps.fetch,
         setHeaders: headersFor(state, trace, verifiedSub),
+        clientAddress,
       });
       if (response.headers.get(PROXY_ERROR_HEADER) !== "unreachable") {
         response.headers.set("x-bv-region", state.region.name);
-        return response;
+        return endingOnAbort(response, deps.stopping());
       }
       router.recordUnreachable(state.region.name, "a request could not connect");
       const next: RegionState | undefined = retryable && attempt === 0 ? pick(hint, state) : undefined;

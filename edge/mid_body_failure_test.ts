@@ -3,7 +3,7 @@
  * client that stops uploading a GraphQL POST (which the edge reads itself to classify it) is 400
  * `COMMON.REQUEST_INCOMPLETE`, as the proxy answers it; a region that resets or closes its connection in the
  * middle of a cache fill's body is 502 `COMMON.UPSTREAM_INCOMPLETE`. Over real sockets: fetch() cannot cut a
- * body short.
+ * body short. A GraphQL body over its bound is 413 with `Connection: close` (its rest was never read).
  */
 import assert from "node:assert/strict";
 import { PROBLEM_CONTENT_TYPE } from "../shared/contracts/problem.ts";
@@ -91,3 +91,43 @@ for (const mode of ["reset", "close"] as const) {
     }
   });
 }
+
+Deno.test("a GraphQL POST body over 64 KiB is 413 with Connection: close, declared or streamed: its unread rest is no next request", async () => {
+  const region = fakeRegion("east");
+  const edge = createEdge({ regions: [region] });
+  const query = new TextEncoder().encode(
+    `{"query":"{ product(id: \\"p1\\") { id } }","pad":"${"x".repeat(70 * 1024)}"}`,
+  );
+  const post = (headers: Record<string, string>, body: BodyInit) =>
+    new Request("http://edge.test/graphql", {
+      method: "POST",
+      headers: { "content-type": "application/json", ...headers },
+      body,
+      duplex: "half",
+    } as RequestInit);
+  const requests = {
+    declared: () => post({ "content-length": String(query.byteLength) }, query),
+    streamed: () =>
+      post(
+        {},
+        new ReadableStream<Uint8Array>({
+          start(controller) {
+            for (let at = 0; at < query.byteLength; at += 8192) controller.enqueue(query.slice(at, at + 8192));
+            controller.close();
+          },
+        }),
+      ),
+  };
+  try {
+    for (const [how, request] of Object.entries(requests)) {
+      const response = await edge.app.request(request());
+      assert.equal(response.status, 413, how);
+      assert.equal((await response.json()).code, "COMMON.PAYLOAD_TOO_LARGE", how);
+      assert.equal(response.headers.get("connection"), "close", how);
+    }
+    assert.equal(region.state.hits, 0, "nothing reached the region");
+  } finally {
+    await edge.stop();
+    await region.close();
+  }
+});

@@ -7,6 +7,7 @@
  * The regions' invalidation feed is refused here: it is the edges' own, followed at the ingress directly.
  */
 import type { Principal } from "../shared/auth/verifier.ts";
+import { UNREAD_BODY_HEADERS } from "../shared/http/request_body.ts";
 import { type CacheableRead, cacheableReadOf, type CachedReads } from "./cached_read.ts";
 import type { WebSocketConnector } from "./edge_options.ts";
 import { edgeProblem } from "./edge_problem.ts";
@@ -18,7 +19,7 @@ import type { PreAuth } from "./pre_auth.ts";
 import type { RateLimiter } from "./rate_limiter.ts";
 import { queryTokenAllowed, tokenIgnored, tokenRequired } from "./route_policy.ts";
 import { type EdgeTrace, withTraceHeaders } from "./trace.ts";
-import { withoutIdentityHeaders } from "./client_request.ts";
+import { type EdgeClient, withoutIdentityHeaders } from "./client_request.ts";
 import { openWebSocket, type WebSocketRouteDeps } from "./websocket_route.ts";
 
 /** Whole requests the edge lets through to a region; bigger ones are refused here (regions bound them too). */
@@ -43,6 +44,7 @@ interface CacheRoute {
   readonly request: Request;
   readonly region: string;
   readonly read: CacheableRead;
+  readonly clientAddress: string | undefined;
 }
 
 /** Where a request goes: an answer already made (trace headers still to set), or a cache read. */
@@ -50,7 +52,8 @@ type Routed = Response | CacheRoute;
 
 export interface RequestPipelineDeps {
   readonly http: HttpRoute;
-  readonly clientIdOf: (request: Request, env: unknown) => string;
+  /** Who sent the request: its rate-limit id and its address (for `X-Forwarded-For`). */
+  readonly clientOf: (request: Request, env: unknown) => EdgeClient;
   readonly clientLimiter: RateLimiter | undefined;
   readonly subjectLimiter: RateLimiter | undefined;
   readonly preAuth: PreAuth | undefined;
@@ -85,12 +88,12 @@ export function createRequestPipeline(deps: RequestPipelineDeps): EdgeHandler {
     });
   }
 
-  function openFlashSales(request: Request, clientId: string): Response {
+  function openFlashSales(request: Request, client: EdgeClient): Response {
     const lastEventId = request.headers.get("last-event-id");
     // A Last-Event-ID the edge issued names the region the client was on: resume there while it is healthy.
     const state = http.pickSticky(request, fanout!.resumeRegionOf(lastEventId));
     if (state === undefined) return http.noRegion();
-    const response = fanout!.open(state.region.name, lastEventId, request.signal, clientId);
+    const response = fanout!.open(state.region.name, lastEventId, request.signal, client.id);
     response.headers.set("x-bv-region", state.region.name);
     return response;
   }
@@ -106,9 +109,9 @@ export function createRequestPipeline(deps: RequestPipelineDeps): EdgeHandler {
   /** Everything before the answer: limits, pre-auth, then the answer itself, or the cache read to serve. */
   function route(rawRequest: Request, path: string, env: unknown, trace: EdgeTrace): Routed | Promise<Routed> {
     counters.requests++;
-    const clientId = deps.clientIdOf(rawRequest, env);
+    const client = deps.clientOf(rawRequest, env);
     if (deps.clientLimiter !== undefined) {
-      const waitSec = deps.clientLimiter.take(clientId);
+      const waitSec = deps.clientLimiter.take(client.id);
       if (waitSec > 0) return limited(waitSec, "client");
     }
     if (!EDGE_METHODS.has(rawRequest.method)) {
@@ -135,27 +138,29 @@ export function createRequestPipeline(deps: RequestPipelineDeps): EdgeHandler {
       return edgeProblem("COMMON.PAYLOAD_TOO_LARGE", `Request bodies are limited to ${EDGE_BODY_BYTES_MAX} bytes`);
     }
     const request = withoutIdentityHeaders(rawRequest);
-    if (request.method === "POST" && path === "/graphql") return routeGraphql(rawRequest, request, trace, clientId);
+    if (request.method === "POST" && path === "/graphql") return routeGraphql(rawRequest, request, trace, client);
     // Pre-auth has nothing to do for a request that needs no token and cannot carry one.
     const mayCarryToken = !tokenIgnored(request.method, path) &&
       (request.headers.has("authorization") || queryTokenAllowed(path));
     if (preAuth !== undefined && (mayCarryToken || tokenRequired(request.method, path))) {
-      return authenticated(rawRequest, request, path, trace, clientId, undefined);
+      return authenticated(rawRequest, request, path, trace, client, undefined);
     }
-    return admitted(rawRequest, request, path, trace, clientId, undefined, undefined);
+    return admitted(rawRequest, request, path, trace, client, undefined, undefined);
   }
 
   async function routeGraphql(
     rawRequest: Request,
     request: Request,
     trace: EdgeTrace,
-    clientId: string,
+    client: EdgeClient,
   ): Promise<Routed> {
     const read = await readGraphqlRequest(request);
+    // The body was not read to its end: the rest must not be taken for the connection's next request.
     if (read === "too-large") {
       return edgeProblem(
         "COMMON.PAYLOAD_TOO_LARGE",
         `GraphQL request bodies are limited to ${GRAPHQL_BODY_BYTES_MAX} bytes; send a smaller query or fewer variables`,
+        UNREAD_BODY_HEADERS,
       );
     }
     // The proxies' answers to the same failures (`shared/http/proxy.ts`); most likely nobody reads them.
@@ -163,6 +168,7 @@ export function createRequestPipeline(deps: RequestPipelineDeps): EdgeHandler {
       return edgeProblem(
         "COMMON.REQUEST_TIMEOUT",
         "No part of the request body arrived for too long; send the whole body without pausing",
+        UNREAD_BODY_HEADERS,
       );
     }
     if (read === "incomplete") {
@@ -178,8 +184,8 @@ export function createRequestPipeline(deps: RequestPipelineDeps): EdgeHandler {
       body: read.text,
       signal: request.signal,
     });
-    if (preAuth === undefined) return await admitted(rawRequest, body, "/graphql", trace, clientId, undefined, read);
-    return await authenticated(rawRequest, body, "/graphql", trace, clientId, read);
+    if (preAuth === undefined) return await admitted(rawRequest, body, "/graphql", trace, client, undefined, read);
+    return await authenticated(rawRequest, body, "/graphql", trace, client, read);
   }
 
   async function authenticated(
@@ -187,7 +193,7 @@ export function createRequestPipeline(deps: RequestPipelineDeps): EdgeHandler {
     request: Request,
     path: string,
     trace: EdgeTrace,
-    clientId: string,
+    client: EdgeClient,
     graphql: GraphqlRead | undefined,
   ): Promise<Routed> {
     const required = graphql === undefined ? tokenRequired(request.method, path) : graphql.kind !== "read";
@@ -197,7 +203,7 @@ export function createRequestPipeline(deps: RequestPipelineDeps): EdgeHandler {
       counters.authRejected++;
       return result;
     }
-    return await admitted(rawRequest, request, path, trace, clientId, result, graphql);
+    return await admitted(rawRequest, request, path, trace, client, result, graphql);
   }
 
   /** The route of a request that passed the client limit and pre-auth. */
@@ -206,7 +212,7 @@ export function createRequestPipeline(deps: RequestPipelineDeps): EdgeHandler {
     request: Request,
     path: string,
     trace: EdgeTrace,
-    clientId: string,
+    client: EdgeClient,
     principal: Principal | undefined,
     graphql: GraphqlRead | undefined,
   ): Routed | Promise<Routed> {
@@ -215,7 +221,7 @@ export function createRequestPipeline(deps: RequestPipelineDeps): EdgeHandler {
       if (waitSec > 0) return limited(waitSec, "user");
     }
     const method = request.method;
-    if (method === "GET" && path === FLASH_SALES_PATH && fanout !== undefined) return openFlashSales(request, clientId);
+    if (method === "GET" && path === FLASH_SALES_PATH && fanout !== undefined) return openFlashSales(request, client);
     // The raw request: only the one the server handed us can be upgraded (identity headers are not forwarded).
     if (method === "GET" && rawRequest.headers.get("upgrade")?.toLowerCase() === "websocket") {
       const verifiedSub = principal?.userId;
@@ -223,22 +229,27 @@ export function createRequestPipeline(deps: RequestPipelineDeps): EdgeHandler {
         rawRequest,
         webSocketDeps,
         (region) => http.headersFor(http.byName.get(region.name)!, trace, verifiedSub),
+        client.address,
       );
     }
-    const region = http.regionFor(request, clientId, principal, graphql);
+    const region = http.regionFor(request, client.id, principal, graphql);
     if (region === undefined) return http.noRegion();
     const read = cachedReads && cacheableReadOf(request, path, graphql);
     // Public cached reads carry no cookie (it would keep shared caches from storing them); the pin still holds.
-    if (read !== undefined) return { request, region: region.region.name, read };
-    return http.forward(request, principal?.userId, trace, region).then((response) =>
-      http.withAffinityCookie(request, response)
-    );
+    if (read !== undefined) return { request, region: region.region.name, read, clientAddress: client.address };
+    const forwarded = http.forward(request, {
+      verifiedSub: principal?.userId,
+      trace,
+      first: region,
+      clientAddress: client.address,
+    });
+    return forwarded.then((response) => http.withAffinityCookie(request, response));
   }
 
   /** The answer to a routed request, with the trace on it. */
   function answer(routed: Routed, trace: EdgeTrace): Response | Promise<Response> {
     if (routed instanceof Response) return withTraceHeaders(routed, trace);
-    return cachedReads!.serve(routed.request, routed.region, routed.read, trace);
+    return cachedReads!.serve(routed.request, routed.region, routed.read, trace, routed.clientAddress);
   }
 
   return (rawRequest, path, env, trace) => {

@@ -28,12 +28,14 @@ export interface WebSocketRouteDeps {
 
 /**
  * Opens a proxied WebSocket for `request` (the raw one the server handed over: only it can be upgraded);
- * `headersFor` gives the headers the edge adds for a region (trace, verified subject).
+ * `headersFor` gives the headers the edge adds for a region (trace, verified subject), and `clientAddress` is
+ * appended to the handshake's `X-Forwarded-For`.
  */
 export async function openWebSocket(
   request: Request,
   deps: WebSocketRouteDeps,
   headersFor: (region: EdgeRegion) => Record<string, string>,
+  clientAddress?: string,
 ): Promise<Response> {
   if (deps.connector === undefined) {
     return edgeProblem("COMMON.UPSTREAM_UNAVAILABLE", "This edge deployment does not proxy WebSockets");
@@ -47,6 +49,7 @@ export async function openWebSocket(
     const response = await deps.connector(request, {
       upstream: region.url.replace(/^http/, "ws"),
       setHeaders: headersFor(region),
+      clientAddress,
     });
     if (response.status === 101) {
       response.headers.set("x-bv-region", region.name);

@@ -131,3 +131,18 @@ Deno.test("the edge hands out the sticky cookie on the upgrade and ignores it on
     await r.close();
   }
 });
+
+Deno.test("a proxied WebSocket handshake carries the client's address appended to X-Forwarded-For", async () => {
+  const r = rig();
+  const sessions: Session[] = [];
+  try {
+    await r.edge.checkHealth();
+    const session = await connect(r.wsUrl, { "x-forwarded-for": "203.0.113.7" });
+    sessions.push(session);
+    assert.equal(await session.ask("a"), "east:a");
+    assert.equal(r.east.state.wsLastHeaders?.get("x-forwarded-for"), "203.0.113.7, 127.0.0.1");
+  } finally {
+    await Promise.all(sessions.map((s) => s.close()));
+    await r.close();
+  }
+});

@@ -23,7 +23,7 @@ import { createRateLimiter, type RateLimiter } from "./rate_limiter.ts";
 import { createRegionRouter, type RegionHealth } from "./region_router.ts";
 import { createRegionAffinity, REGION_AFFINITY_DEFAULTS } from "./region_affinity.ts";
 import { createRequestPipeline } from "./request_pipeline.ts";
-import { defaultClientIdOf } from "./client_request.ts";
+import { defaultClientIdOf, peerAddressOf } from "./client_request.ts";
 import type { Hono } from "hono";
 
 export * from "./edge_options.ts";
@@ -36,7 +36,10 @@ export interface Edge {
   checkHealth(): Promise<void>;
   /** Starts periodic probes (after one immediate probe) and the invalidation streams. */
   start(): Promise<void>;
-  /** Stops probes and invalidation streams and waits for background refreshes. */
+  /**
+   * Stops probes and invalidation streams, ends every event stream the edge serves (fan-out and proxied, each
+   * with a last comment) and waits for background refreshes. `start()` serves streams again.
+   */
   stop(): Promise<void>;
   /** Each region's health and latency EWMA, in preference order. */
   health(): readonly RegionHealth[];
@@ -75,6 +78,8 @@ export function createEdge(options: EdgeOptions): Edge {
     purged: 0,
     cache: { hits: 0, stale: 0, misses: 0, notModified: 0 },
   };
+  // Aborted by stop(): main.ts stops the edge when the lifecycle's drain begins, so proxied event streams end then.
+  let stopping = new AbortController();
   const http = createHttpRoute({
     states,
     router,
@@ -83,6 +88,7 @@ export function createEdge(options: EdgeOptions): Edge {
     fetch: fetchFn,
     upstreamTimeoutMs: options.upstreamTimeoutMs ?? 5_000,
     counters,
+    stopping: () => stopping.signal,
   });
   const rateLimit = options.rateLimit;
   const limiter = (rate: "perClient" | "perSubject"): RateLimiter | undefined =>
@@ -111,7 +117,8 @@ export function createEdge(options: EdgeOptions): Edge {
   const cachedReads = cache && createCachedReads({
     cache,
     now,
-    forward: (request, region, trace) => http.forward(request, undefined, trace, http.byName.get(region)),
+    forward: (request, region, trace, clientAddress) =>
+      http.forward(request, { trace, first: http.byName.get(region), clientAddress }),
     staleAllowed: (region) => {
       const state = http.byName.get(region);
       return state?.follower === undefined || state.follower.connected;
@@ -162,9 +169,14 @@ export function createEdge(options: EdgeOptions): Edge {
     }
   }
 
+  const clientAddressOf = options.clientAddressOf ?? peerAddressOf;
+  const clientIdOf = rateLimit?.clientIdOf;
   const handle = createRequestPipeline({
     http,
-    clientIdOf: rateLimit?.clientIdOf ?? defaultClientIdOf,
+    clientOf: (request, env) => {
+      const address = clientAddressOf(request, env);
+      return { id: clientIdOf?.(request, env) ?? defaultClientIdOf(request, address), address };
+    },
     clientLimiter: limiter("perClient"),
     subjectLimiter: limiter("perSubject"),
     preAuth: options.auth && createPreAuth({ ...options.auth, now, fetch: fetchFn }),
@@ -180,12 +192,14 @@ export function createEdge(options: EdgeOptions): Edge {
       await Promise.all(states.map(probe));
     },
     start: async () => {
+      if (stopping.signal.aborted) stopping = new AbortController();
       startFollowers();
       fanout?.start();
       await edge.checkHealth();
       timer ??= setInterval(() => void edge.checkHealth(), options.healthIntervalMs ?? 2_000);
     },
     stop: async () => {
+      stopping.abort();
       if (timer !== undefined) clearInterval(timer);
       timer = undefined;
       await Promise.all(states.map(async (state) => {

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { createEdge } from "./worker.ts";
+import { eventually, fakeRegion as fakeIngress } from "./testing/fake_region.ts";
+import { createEdge, EDGE_CACHE_DEFAULTS, type EdgeOptions } from "./worker.ts";
 
 /** A stand-in region ingress: a real HTTP server that names itself and can turn unready. */
 function fakeRegion(name: string) {
@@ -78,5 +79,103 @@ Deno.test("edge does not replay a POST with a body on another region", async () 
     assert.equal(west.state.hits, 0);
   } finally {
     await west.server.shutdown();
+  }
+});
+
+/** The edge on a real loopback server, as `edge/main.ts` serves it (the server hands it the peer's address). */
+function servedEdge(options: EdgeOptions) {
+  const edge = createEdge(options);
+  const server = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen: () => {} }, edge.app.fetch);
+  return { edge, server, url: `http://127.0.0.1:${server.addr.port}` };
+}
+
+/** `work`, or a failure naming `what` once `ms` passed without it settling (instead of a hung test). */
+async function within<T>(ms: number, what: string, work: Promise<T>): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: still pending after ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([work, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+Deno.test("edge appends the client's address to X-Forwarded-For as the ingress does, and never takes a client's for it", async () => {
+  const region = fakeIngress("east");
+  region.state.versions.set("p1", 1);
+  const { edge, server, url } = servedEdge({
+    regions: [region],
+    cache: { ...EDGE_CACHE_DEFAULTS, followInvalidations: false },
+  });
+  const forwardedFor = async (path: string, headers: Record<string, string> = {}) => {
+    const response = await fetch(`${url}${path}`, { headers });
+    await response.body?.cancel();
+    return region.state.lastHeaders?.get("x-forwarded-for");
+  };
+  try {
+    assert.equal(await forwardedFor("/api/v1/orders/o1"), "127.0.0.1", "a proxied request starts the list");
+    assert.equal(
+      await forwardedFor("/api/v1/orders/o1", { "x-forwarded-for": "203.0.113.7" }),
+      "203.0.113.7, 127.0.0.1",
+      "a client's list is passed on and appended to: its last entry is the peer the edge saw",
+    );
+    assert.equal(
+      await forwardedFor("/api/v1/products/p1", { "x-forwarded-for": "203.0.113.8" }),
+      "203.0.113.8, 127.0.0.1",
+      "a cache fill is the client's request too",
+    );
+  } finally {
+    await server.shutdown();
+    await edge.stop();
+    await region.close();
+  }
+});
+
+Deno.test("edge takes the client's address from clientAddressOf where the runtime gives it in a header (Workers)", async () => {
+  const region = fakeIngress("east");
+  const edge = createEdge({
+    regions: [region],
+    clientAddressOf: (request) => request.headers.get("cf-connecting-ip") ?? undefined,
+    rateLimit: { perClient: { ratePerSec: 1, burst: 1 }, perSubject: { ratePerSec: 100, burst: 100 } },
+  });
+  const from = (address: string) => ({ headers: { "cf-connecting-ip": address, "x-forwarded-for": "10.0.0.9" } });
+  try {
+    const first = await edge.app.request("/api/v1/orders/o1", from("198.51.100.4"));
+    assert.equal(first.status, 200);
+    assert.equal(region.state.lastHeaders?.get("x-forwarded-for"), "10.0.0.9, 198.51.100.4");
+    // The rate limiters count the same address by default, not the client-supplied list.
+    assert.equal((await edge.app.request("/api/v1/orders/o1", from("198.51.100.4"))).status, 429);
+    assert.equal((await edge.app.request("/api/v1/orders/o1", from("198.51.100.5"))).status, 200);
+  } finally {
+    await edge.stop();
+    await region.close();
+  }
+});
+
+Deno.test("edge.stop() ends a proxied event stream with a last comment, so the server's drain does not wait on it", async () => {
+  // Without `flashSales`, /sse/flash-sales is proxied per client like /sse/orders/{id}.
+  const region = fakeIngress("east");
+  const { edge, server, url } = servedEdge({ regions: [region] });
+  let reader: ReadableStreamDefaultReader<string> | undefined;
+  try {
+    const response = await fetch(`${url}/sse/flash-sales`);
+    assert.match(response.headers.get("content-type") ?? "", /^text\/event-stream/);
+    reader = response.body!.pipeThrough(new TextDecoderStream()).getReader();
+    assert.match((await reader.read()).value ?? "", /: connected/);
+    assert.equal(region.state.flashOpen, 1);
+    // What main.ts does when the lifecycle's drain begins: stop the edge, then the server drains.
+    void edge.stop();
+    await within(2_000, "the server's drain", server.shutdown());
+    let rest = "";
+    for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) rest += chunk.value;
+    assert.match(rest, /^: shutting down; reconnect with Last-Event-ID\n\n$/);
+    await eventually("the region's stream to be released", () => region.state.flashOpen === 0);
+  } finally {
+    await reader?.cancel().catch(() => {});
+    await server.shutdown();
+    await edge.stop();
+    await region.close();
   }
 });

@@ -209,10 +209,10 @@ export async function proxyRequest(request: Request, options: ProxyOptions): Pro
   }
 }
 
-/** The problem a client's body caused, without the proxy's marker. */
+/** The problem a client's body caused, without the proxy's marker, with its headers (`Connection: close`). */
 function clientProblem(failure: ProblemError): Response {
   return new Response(JSON.stringify(problemOf(failure.code, failure.message)), {
     status: failure.status,
-    headers: { "content-type": PROBLEM_CONTENT_TYPE },
+    headers: { "content-type": PROBLEM_CONTENT_TYPE, ...failure.headers },
   });
 }

@@ -59,7 +59,10 @@ function proxyTo(upstream: string, options: Omit<ProxyOptions, "upstream">) {
 Deno.test("proxyRequest() answers 408 without the proxy's marker when the client's body stalls past bodyIdleTimeoutMs", async () => {
   const upstream = recordingUpstream();
   const proxy = proxyTo(upstream.url, { headersTimeoutMs: 3_000, bodyIdleTimeoutMs: 200 });
-  const upload = await startUpload(proxy.addr.port, "POST /upload HTTP/1.1\r\ncontent-length: 100");
+  // A keep-alive client: one sending `Connection: close` gets that header from Deno's server whatever the proxy says.
+  const upload = await startUpload(proxy.addr.port, "POST /upload HTTP/1.1\r\ncontent-length: 100", {
+    keepAlive: true,
+  });
   try {
     const started = performance.now();
     await upload.send("0123456789");
@@ -68,6 +71,7 @@ Deno.test("proxyRequest() answers 408 without the proxy's marker when the client
     assert.ok(answer, "answered within 1.5 s");
     assert.equal(answer.status, 408);
     assert.equal(answer.headers.get(PROXY_ERROR_HEADER), null, "not the upstream's fault");
+    assert.equal(answer.headers.get("connection"), "close", "the unread rest of the body is not a next request");
     const problem = JSON.parse(answer.body);
     assert.equal(problem.code, "COMMON.REQUEST_TIMEOUT");
     assert.match(problem.detail, /200 ms/);
@@ -132,7 +136,9 @@ Deno.test("proxyRequest() still answers 504 with its marker when the upstream ta
 Deno.test("proxyRequest() streams a chunked body and refuses it with 413 stating bodyBytesMax once it passes the bound", async () => {
   const upstream = recordingUpstream();
   const proxy = proxyTo(upstream.url, { headersTimeoutMs: 2_000, bodyBytesMax: 1_000 });
-  const upload = await startUpload(proxy.addr.port, "POST /upload HTTP/1.1\r\ntransfer-encoding: chunked");
+  const upload = await startUpload(proxy.addr.port, "POST /upload HTTP/1.1\r\ntransfer-encoding: chunked", {
+    keepAlive: true,
+  });
   try {
     const piece = "x".repeat(100);
     let sent = 0;
@@ -148,6 +154,7 @@ Deno.test("proxyRequest() streams a chunked body and refuses it with 413 stating
     assert.ok(answer, "answered");
     assert.equal(answer.status, 413);
     assert.equal(answer.headers.get(PROXY_ERROR_HEADER), null);
+    assert.equal(answer.headers.get("connection"), "close", "the unread rest of the body is not a next request");
     const problem = JSON.parse(answer.body);
     assert.equal(problem.code, "COMMON.PAYLOAD_TOO_LARGE");
     assert.match(problem.detail, /limited to 1000 bytes/);
@@ -175,6 +182,7 @@ Deno.test("proxyRequest() refuses a Content-Length over bodyBytesMax with 413 be
     );
     assert.equal(response.status, 413);
     assert.equal(response.headers.get(PROXY_ERROR_HEADER), null);
+    assert.equal(response.headers.get("connection"), "close", "none of the body was read");
     assert.match((await response.json()).detail, /limited to 10 bytes \(this one declares 20\)/);
     assert.deepEqual(upstream.received, []);
   } finally {

@@ -4,7 +4,8 @@
  * buffered to be measured) and an idle deadline between chunks, so a client that stalls or trickles cannot hold a
  * connection, a handler or the upstream it was proxied to for as long as it likes. A body that breaks a bound errors
  * with a {@linkcode ProblemError} (413, 408; 400 when the client went away), which the problem handlers and the proxy
- * answer as it is. Web-standard streams only, so the edge worker's proxy step can use it too.
+ * answer as it is; a 413 or 408 says `Connection: close` ({@linkcode UNREAD_BODY_HEADERS}). Web-standard streams only,
+ * so the edge worker's proxy step can use it too.
  */
 import type { MiddlewareHandler } from "hono";
 import { ProblemError } from "../contracts/problem.ts";
@@ -18,6 +19,15 @@ import { JSON_BODY_BYTES_MAX } from "./json_body.ts";
  * back after 10 s instead of never.
  */
 export const REQUEST_BODY_IDLE_TIMEOUT_MS = 10_000;
+
+/**
+ * Headers of an answer given before the request body was read to its end (413, 408): the unread rest of the body is
+ * still on the connection, so neither side may send another request on it (RFC 9112 section 9.6: the client closes it
+ * after this answer). Deno 2.9.6's server writes the header but does not close the connection itself: it does so once
+ * the client closes its side, which a client honouring the header does (Deno's fetch opens a new connection for
+ * the next request). A client that ignores it keeps the connection until an idle timeout in front of Deno ends it.
+ */
+export const UNREAD_BODY_HEADERS: Readonly<Record<string, string>> = Object.freeze({ connection: "close" });
 
 export interface RequestBodyBounds {
   /** Largest body accepted, counted as it arrives. @default JSON_BODY_BYTES_MAX (1 MiB) */
@@ -41,6 +51,7 @@ export function bodyTooLarge(bytesMax: number, declared?: number): ProblemError 
   return new ProblemError(
     "COMMON.PAYLOAD_TOO_LARGE",
     `Request bodies are limited to ${bytesMax} bytes${size}; send a smaller body`,
+    { headers: UNREAD_BODY_HEADERS },
   );
 }
 
@@ -62,8 +73,9 @@ export interface BoundedBodyHooks {
 
 /**
  * `body` passed through as it is read, erroring with 413 once more than `bytesMax` bytes arrived, with 408 when no
- * chunk arrives for `idleTimeoutMs` while one is being waited for, and with 400 when reading the client's stream fails
- * (it went away mid-upload). The client's stream is cancelled on any of them, which releases its connection.
+ * chunk arrives for `idleTimeoutMs` while one is being waited for (both with {@linkcode UNREAD_BODY_HEADERS}), and with
+ * 400 when reading the client's stream fails (it went away mid-upload). The client's stream is cancelled on any of
+ * them.
  */
 export function boundedBody(
   body: ReadableStream<Uint8Array>,
@@ -102,6 +114,7 @@ export function boundedBody(
           new ProblemError(
             "COMMON.REQUEST_TIMEOUT",
             `No part of the request body arrived for ${bounds.idleTimeoutMs} ms; send the body without pausing`,
+            { headers: UNREAD_BODY_HEADERS },
           ),
         );
       }

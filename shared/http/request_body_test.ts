@@ -1,6 +1,9 @@
 import assert from "node:assert/strict";
+import { Hono } from "hono";
 import { ProblemError } from "../contracts/problem.ts";
-import { boundedBody, requestBodyBoundsOf } from "./request_body.ts";
+import { installProblemHandlers } from "./problem_response.ts";
+import { bodyTooLarge, boundedBody, boundRequestBodies, requestBodyBoundsOf } from "./request_body.ts";
+import { pause } from "./upload_client_for_test.ts";
 
 const bytes = (text: string) => new TextEncoder().encode(text);
 
@@ -84,4 +87,66 @@ Deno.test("requestBodyBoundsOf() fills in the defaults and refuses a bound that 
   assert.deepEqual(requestBodyBoundsOf(), { bytesMax: 1024 * 1024, idleTimeoutMs: 10_000 });
   assert.throws(() => requestBodyBoundsOf({ bytesMax: 0 }), RangeError);
   assert.throws(() => requestBodyBoundsOf({ idleTimeoutMs: Number.NaN }), RangeError);
+});
+
+Deno.test("boundedBody()'s 413 and 408 say Connection: close, since the rest of the body is still on the connection", async () => {
+  const tooLarge = await failureOf(boundedBody(clientBody(["abcde"], "stall"), requestBodyBoundsOf({ bytesMax: 4 })));
+  const stalled = await failureOf(boundedBody(clientBody(["ab"], "stall"), requestBodyBoundsOf({ idleTimeoutMs: 50 })));
+  for (const problem of [tooLarge, stalled]) assert.deepEqual(problem.headers, { connection: "close" }, problem.code);
+  assert.deepEqual(bodyTooLarge(4, 10).headers, { connection: "close" }, "a declared size over the bound too");
+});
+
+/** Reads `conn` until end of file; resolves with what arrived (a reset counts as the end). */
+async function readToEnd(conn: Deno.Conn): Promise<string> {
+  const decoder = new TextDecoder();
+  const buffer = new Uint8Array(4096);
+  let text = "";
+  try {
+    for (let n = await conn.read(buffer); n !== null; n = await conn.read(buffer)) {
+      text += decoder.decode(buffer.subarray(0, n), { stream: true });
+    }
+  } catch {
+    // Reset or closed by the test: the end either way.
+  }
+  return text;
+}
+
+Deno.test("boundRequestBodies() answers a stalled upload 408 with Connection: close; Deno.serve closes once the client does", async () => {
+  const app = new Hono();
+  app.use("*", boundRequestBodies({ idleTimeoutMs: 100 }));
+  app.post("/upload", async (c) => c.json({ bytes: (await c.req.arrayBuffer()).byteLength }));
+  installProblemHandlers(app);
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, app.fetch);
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.addr.port });
+  try {
+    // A keep-alive client (no `Connection: close` of its own) that declares 100 bytes and sends 10.
+    const head = "POST /upload HTTP/1.1\r\nHost: upload.test\r\nContent-Type: application/json\r\nContent-Length: 100";
+    await conn.write(bytes(`${head}\r\n\r\n0123456789`));
+    let ended = false;
+    const reading = readToEnd(conn).then((text) => {
+      ended = true;
+      return text;
+    });
+    await pause(400);
+    // Deno 2.9.6 writes the header but does not close the connection itself while the client keeps its side open
+    // (nor after a plain GET answered with it): a known gap, see `UNREAD_BODY_HEADERS`. Should this fail, Deno now
+    // closes it; update that doc and docs/ARCHITECTURE.md.
+    assert.equal(ended, false, "Deno.serve closed the connection on its own");
+    // A client honouring the header closes its side; the server then closes too.
+    await conn.closeWrite();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<string>((resolve) =>
+      timer = setTimeout(() => resolve("no end of file within 2 s"), 2_000)
+    );
+    const answer = await Promise.race([reading, late]);
+    clearTimeout(timer);
+    assert.match(answer, /^HTTP\/1\.1 408 /);
+    const answerHead = answer.slice(0, answer.indexOf("\r\n\r\n")).toLowerCase();
+    assert.match(answerHead, /\r\nconnection: close(\r\n|$)/, answerHead);
+    assert.equal(JSON.parse(answer.slice(answer.indexOf("\r\n\r\n") + 4)).code, "COMMON.REQUEST_TIMEOUT");
+    assert.ok(ended, "the connection reached end of file once the client closed its side");
+  } finally {
+    conn.close();
+    await server.shutdown();
+  }
 });

@@ -29,11 +29,17 @@ export interface Upload {
 
 /**
  * Connects to `port` and sends `head` (request line and headers, without the blank line) with `Host` and
- * `Connection: close` added; the body is up to the caller.
+ * `Connection: close` added (left out with `keepAlive`, so that a `Connection: close` in the answer is the server's
+ * choice: Deno's server adds one to every answer to a client that sent it); the body is up to the caller.
  */
-export async function startUpload(port: number, head: string): Promise<Upload> {
+export async function startUpload(
+  port: number,
+  head: string,
+  options?: { readonly keepAlive?: boolean },
+): Promise<Upload> {
   const conn = await Deno.connect({ hostname: "127.0.0.1", port });
-  await conn.write(encoder.encode(`${head}\r\nHost: upload.test\r\nConnection: close\r\n\r\n`));
+  const connection = options?.keepAlive ? "" : "Connection: close\r\n";
+  await conn.write(encoder.encode(`${head}\r\nHost: upload.test\r\n${connection}\r\n`));
   let received = "";
   let answer: UploadAnswer | undefined;
   let done = false;
