@@ -4,7 +4,8 @@
  * `flash_price:{productId}` with a TTL equal to the time left, which makes the cache the price authority:
  * the price disappears at `endsAt` even if nothing else happens. On `ended` it deletes the key if it still
  * belongs to that sale. Either way it numbers the event in the broadcast log (once per eventId) and
- * publishes it on the region's pub/sub channel, where every SSE hub of the region picks it up.
+ * publishes it on the region's pub/sub channel, where every SSE hub of the region picks it up. A price the cache
+ * loses later (the started event is committed by then) is put back by `flash_price_reconciler.ts`.
  */
 import { parseEnvelope } from "../../../shared/contracts/envelope.ts";
 import { flashSaleStarted } from "../../../shared/contracts/events/ecommerce.ts";
@@ -97,7 +98,8 @@ export async function startFlashPriceProjection(options: FlashPriceProjectionOpt
   });
 }
 
-function saleIdOf(text: string | null): string | undefined {
+/** The sale a `flash_price:{productId}` value belongs to; undefined for a missing or corrupt one. */
+export function saleIdOf(text: string | null): string | undefined {
   if (text === null) return undefined;
   try {
     return (JSON.parse(text) as Partial<FlashPrice>).saleId;

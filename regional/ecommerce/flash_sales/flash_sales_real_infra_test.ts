@@ -59,6 +59,7 @@ Deno.test({
           heartbeatMs: 500,
           catchUpIntervalMs: 1_000,
           endCheckIntervalMsMax: 200,
+          priceReconcileIntervalMs: 200,
         });
         const app = createServiceApp({ name: `ecommerce-${region}-${i}`, checks: {} });
         app.route("/", createCatalogRoutes(deps));
@@ -155,6 +156,29 @@ Deno.test({
         assert.equal(hub.subscribers(), 1);
         await client.close();
         await waitUntil("the subscriber to be freed", () => hub.subscribers() === 0, 5_000);
+      });
+
+      await t.step("a price lost from Redis is restored from Postgres with a TTL within the time left", async () => {
+        const res = await fetch(`${a.url}/api/v1/flash-sales`, {
+          method: "POST",
+          headers,
+          body: JSON.stringify({ productId, price: "29.99", durationSec: 30 }),
+        });
+        assert.equal(res.status, 201, await res.clone().text());
+        const sale = await res.json();
+        const key = flashPriceKey(productId);
+        await waitUntil("the projected price", async () => (await b.cache.get(key)) !== null, 15_000);
+        // As after a Redis restart without persistence: the started event was consumed and committed long ago.
+        assert.equal(await a.cache.del(key), 1);
+        await waitUntil("the price to be restored", async () => {
+          const got = await fetch(`${b.url}/api/v1/flash-sales/${productId}`);
+          return got.status === 200 ? (await got.json()).saleId === sale.saleId : (await got.body?.cancel(), false);
+        }, 5_000);
+        const beforeMs = Date.now();
+        const ttlMs = await b.cache.ttlMs(key);
+        const leftMs = Date.parse(sale.endsAt) - beforeMs;
+        assert.ok(ttlMs > 0 && ttlMs <= leftMs, `Redis TTL ${ttlMs} ms with ${leftMs} ms of the sale left`);
+        assert.deepEqual(JSON.parse((await b.cache.get(key))!), sale);
       });
     } finally {
       for (const p of processes) {

@@ -1,8 +1,8 @@
 /**
  * @module
  * Wires the flash sales context of one process: the SSE hub, the price projection (the region's consumer
- * group), the end sweeper and the routes. The caller applies `flashSalesMigrations` first (after the
- * outbox and catalog ones) and mounts `routes` at "/".
+ * group) and its reconciler, the end sweeper and the routes. The caller applies `flashSalesMigrations` first
+ * (after the outbox and catalog ones) and mounts `routes` at "/".
  */
 import type { Hono } from "hono";
 import type { TokenVerifier } from "../../../shared/auth/verifier.ts";
@@ -11,6 +11,7 @@ import { flashSaleEnded } from "../../../shared/contracts/events/pricing.ts";
 import { type Cache, dlqTopicOf, type EventLog, type Sql } from "../../../shared/ports/mod.ts";
 import { startFlashSaleHub } from "./flash_sale_hub.ts";
 import { startFlashPriceProjection } from "./flash_price_projection.ts";
+import { startFlashPriceReconciler } from "./flash_price_reconciler.ts";
 import { createFlashSaleRoutes } from "./routes.ts";
 import { startSaleEnder } from "./sale_ender.ts";
 
@@ -39,6 +40,8 @@ export interface FlashSalesOptions {
   readonly catchUpIntervalMs?: number;
   /** Longest sleep of the end sweeper. @default 1000 */
   readonly endCheckIntervalMsMax?: number;
+  /** How often running sales' prices are re-projected from the database into the cache. @default 15000 */
+  readonly priceReconcileIntervalMs?: number;
   /** @default `ecommerce-${region}.flash-sales` */
   readonly groupId?: string;
   /** @default Date.now */
@@ -99,6 +102,16 @@ export async function startFlashSales(deps: FlashSalesDeps, options: FlashSalesO
     });
     closers.push(() => projection.close());
     await projection.ready;
+    // The projection sets a price once, from the started event; this puts back what the cache loses later
+    // (restart, eviction). The first pass is awaited, so a restarted process serves running prices at once.
+    const reconciler = startFlashPriceReconciler({
+      sql: deps.sql,
+      cache: deps.cache,
+      intervalMs: options.priceReconcileIntervalMs,
+      now,
+    });
+    closers.push(() => reconciler.stop());
+    await reconciler.firstPass;
     const ender = startSaleEnder({
       sql: deps.sql,
       nudgeOutbox: deps.nudgeOutbox,
