@@ -63,6 +63,16 @@ export function ensureInternalSigningKey(): void {
   if (!Deno.env.get("BV_INTERNAL_SIGNING_KEY")) Deno.env.set("BV_INTERNAL_SIGNING_KEY", generateInternalSigningKey());
 }
 
+/**
+ * Sets `BV_WEBHOOK_EGRESS=any` in this process's environment when it is unset, before the config is read: the
+ * development starts (`./bv start`, `start:infra`) and their children then deliver partner webhooks to receivers on
+ * localhost, as the partner kit's example does. A deployable started on its own keeps the default, `public`; a value
+ * the developer set is kept. Each webhooks instance logs a warning at start while egress is `any`.
+ */
+export function ensureDevelopmentWebhookEgress(): void {
+  if (!Deno.env.get("BV_WEBHOOK_EGRESS")) Deno.env.set("BV_WEBHOOK_EGRESS", "any");
+}
+
 /** One process of the platform as `start:infra` runs it. */
 export interface Deployable {
   /** `<service>-<region>`, `ingress-<region>`, `edge`. */

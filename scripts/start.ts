@@ -18,7 +18,7 @@ import { createEdge } from "../edge/worker.ts";
 import { edgeOptionsOf } from "../edge/regions.ts";
 import { proxyWebSocket } from "../shared/http/websocket_proxy.ts";
 import { endpointsTable } from "./endpoints_table.ts";
-import { ensureInternalSigningKey } from "./platform_processes.ts";
+import { ensureDevelopmentWebhookEgress, ensureInternalSigningKey } from "./platform_processes.ts";
 import { startPaymentGatewaySimulator } from "../regional/ecommerce/payment/mod.ts";
 
 /** Topics replicated between regions (seed 000 section 5: order events feed the other region's dashboards). */
@@ -53,6 +53,8 @@ async function startRegion(config: Config, region: Region, lifecycle: Lifecycle)
 
 // Both regions' e-commerce sign and verify forwarded sensor batches with it: one key per start unless one is set.
 ensureInternalSigningKey();
+// Development tooling: partner receivers on localhost get their webhooks unless BV_WEBHOOK_EGRESS says otherwise.
+ensureDevelopmentWebhookEgress();
 const config = loadConfigOrExit();
 setLogService("bitvelocity-embedded");
 const lifecycle = createLifecycle({ graceMs: config.BV_SHUTDOWN_GRACE_MS, handleSignals: true });

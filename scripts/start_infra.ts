@@ -12,7 +12,12 @@ import { ensureKafka, ensureMirrorMaker } from "./kafka/mod.ts";
 import { ensurePostgres, isProjectCluster, projectClusterEnv } from "./postgres/mod.ts";
 import { prepareOrderReplication, setUpOrderReplication } from "./postgres/infra_replication.ts";
 import { endpointsTable } from "./endpoints_table.ts";
-import { ensureInternalSigningKey, type Supervised, Supervisor } from "./platform_processes.ts";
+import {
+  ensureDevelopmentWebhookEgress,
+  ensureInternalSigningKey,
+  type Supervised,
+  Supervisor,
+} from "./platform_processes.ts";
 
 interface Child {
   readonly deployable: Supervised;
@@ -78,6 +83,8 @@ async function prepareInfrastructure(config: Config): Promise<void> {
 for (const [name, value] of Object.entries(projectClusterEnv(Deno.env.toObject()))) Deno.env.set(name, value);
 // Every e-commerce process signs and verifies forwarded sensor batches with it: one key per start unless one is set.
 ensureInternalSigningKey();
+// Development tooling: partner receivers on localhost get their webhooks unless BV_WEBHOOK_EGRESS says otherwise.
+ensureDevelopmentWebhookEgress();
 const config = loadConfigOrExit();
 const host = config.connectHost;
 const children: Child[] = [];

@@ -130,6 +130,8 @@ export const createEcommerceService: ServiceFactory = async (context) => {
     nudgeOutbox,
     region,
     secretsKey: config.BV_WEBHOOK_SECRETS_KEY,
+    // `public` unless set: `./bv start` and `start:infra` choose `any` for their partner receivers on localhost.
+    egress: config.BV_WEBHOOK_EGRESS,
   });
   consumers.push(webhooks);
 

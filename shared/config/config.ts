@@ -93,6 +93,15 @@ const variables = {
     }
   }, "must be base64 of 32 bytes").default("Yml0dmVsb2NpdHktZGV2LXdlYmhvb2sta2V5LTMyYiE="),
   /**
+   * Where partner webhooks may be delivered: `public` refuses loopback, private, link-local (cloud metadata),
+   * CGNAT, unique-local, multicast and reserved addresses, and `localhost` (SSRF); `any` allows them all, for
+   * development. `./bv start` and `start:infra` set `any` for their children when it is unset (partner receivers on
+   * localhost); a deployable started on its own gets the default.
+   */
+  BV_WEBHOOK_EGRESS: z.enum(["public", "any"], {
+    message: 'must be "public" (public addresses only) or "any" (development: loopback and private too)',
+  }).default("public"),
+  /**
    * The key every e-commerce process shares to sign and verify service-to-service requests (a replica region's
    * sensor batches forwarded to the writer's): Standard Webhooks form, `whsec_` + base64 of at least 32 random
    * bytes. No default on purpose: the start scripts make one per run when it is unset; e-commerce refuses to

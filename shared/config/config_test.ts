@@ -91,3 +91,19 @@ Deno.test("URLs to this host's processes use connectHost: wildcards become loopb
     }, bad);
   }
 });
+
+Deno.test("BV_WEBHOOK_EGRESS defaults to public, accepts any, and names itself when malformed", () => {
+  assert.equal(loadConfig({}).BV_WEBHOOK_EGRESS, "public");
+  assert.equal(loadConfig({ BV_WEBHOOK_EGRESS: "any" }).BV_WEBHOOK_EGRESS, "any");
+  for (const bad of ["none", "PUBLIC", "private"]) {
+    assert.throws(() => loadConfig({ BV_WEBHOOK_EGRESS: bad }), (error: unknown) => {
+      assert.ok(error instanceof ConfigError);
+      assert.equal(
+        error.message,
+        `Configuration error: BV_WEBHOOK_EGRESS is malformed ("${bad}"): must be "public" (public addresses only) ` +
+          `or "any" (development: loopback and private too)`,
+      );
+      return true;
+    });
+  }
+});

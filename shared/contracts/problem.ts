@@ -103,6 +103,8 @@ export const problemCodes = Object.freeze(
     "ECOMMERCE.CURRENCY_MISMATCH": 422,
     /** An order write reached a region that is not the order writer and could not be forwarded to it. */
     "ECOMMERCE.ORDER_WRITER_ELSEWHERE": 421,
+    /** A webhook URL whose host the egress policy (`BV_WEBHOOK_EGRESS`) refuses: loopback, private, metadata… */
+    "ECOMMERCE.WEBHOOK_DESTINATION_NOT_ALLOWED": 400,
   } as const,
 );
 

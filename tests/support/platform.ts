@@ -47,6 +47,8 @@ export function journeyEnv(offset: number, extra: Record<string, string> = {}): 
     BV_INTERNAL_SIGNING_KEY: generateInternalSigningKey(),
     // No journey tests the drain delay (lifecycle_test.ts does); each stop would otherwise wait 4 s for probes.
     BV_DRAIN_DELAY_MS: "0",
+    // Test partner receivers listen on loopback, which the production default (`public`) refuses.
+    BV_WEBHOOK_EGRESS: "any",
     ...extra,
   };
 }

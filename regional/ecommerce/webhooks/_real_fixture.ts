@@ -37,7 +37,7 @@ export interface RealFixture {
 }
 
 export async function startRealFixture(
-  options: Partial<Pick<WebhooksDeps, "retryDelaysMs" | "deliveryTimeoutMs" | "breaker">> & {
+  options: Partial<Pick<WebhooksDeps, "retryDelaysMs" | "deliveryTimeoutMs" | "breaker" | "egress">> & {
     readonly eventLog?: EventLog;
     readonly publishTimeoutMs?: number;
   } = {},
@@ -64,6 +64,8 @@ export async function startRealFixture(
       retryDelaysMs: options.retryDelaysMs ?? [200, 400, 600, 800, 1_000],
       deliveryTimeoutMs: options.deliveryTimeoutMs ?? 2_000,
       breaker: options.breaker,
+      // The test receiver listens on loopback, which `public` refuses.
+      egress: options.egress ?? "any",
     });
     await started.ready;
     return started;

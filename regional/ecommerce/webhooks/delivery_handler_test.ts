@@ -43,6 +43,7 @@ function handlerWith(sql: Partial<Sql>) {
     nudgeOutbox: () => {},
     retryDelaysMs: [1],
     deliveryTimeoutMs: 1_000,
+    egress: "any",
   });
   return { handler, published };
 }
@@ -111,6 +112,8 @@ async function lastStepLosingTheRaceTo(racingOutcome: { outcome: string; final: 
       nudgeOutbox: () => void nudges++,
       retryDelaysMs: [1],
       deliveryTimeoutMs: 5_000,
+      // The racing endpoint listens on loopback.
+      egress: "any",
     });
     await handler({
       id: deliveryId,

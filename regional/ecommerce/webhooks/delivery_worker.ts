@@ -4,10 +4,13 @@
  * (new `webhook-timestamp`) at every attempt, through a per-endpoint circuit breaker and with a timeout.
  *
  * - 2xx: delivered (ack). 410 Gone: the subscription is disabled and nothing more is sent to it (ack).
- * - Anything else, a timeout or a network error: the attempt is recorded and the handler throws, so the
- *   work queue parks the message in the lane's next retry queue. After the last real attempt fails it
- *   records the final attempt and the `webhook.delivery.failed` event (outbox, same transaction), stores
- *   the message in the lane's DLQ (confirmed) and only then acks it.
+ * - Anything else (a 3xx too: redirects are never followed), a timeout or a network error: the attempt is
+ *   recorded and the handler throws, so the work queue parks the message in the lane's next retry queue.
+ *   After the last real attempt fails it records the final attempt and the `webhook.delivery.failed` event
+ *   (outbox, same transaction), stores the message in the lane's DLQ (confirmed) and only then acks it.
+ * - A destination the egress policy refuses (`destination_check.ts`; under `public`: a non-public IP literal, a
+ *   name that does not resolve or resolves to a non-public address) gets no request: the attempt is recorded as
+ *   failed with the reason and follows the same schedule to the DLQ (DNS can change; the outcome model is kept).
  * - An open circuit sends nothing and does not use up an attempt: the delivery moves to the next step
  *   (and, at the last step, starts the schedule again, at most 3 times), so a flapping endpoint does not
  *   push deliveries into the DLQ untried.
@@ -29,6 +32,8 @@ import { log, metrics } from "../../../shared/observability/mod.ts";
 import type { ConsumerHandle, QueueMessage, Sql, SqlExecutor, WorkQueue } from "../../../shared/ports/mod.ts";
 import { dlqQueueOf, retryLaterOnFailure } from "../../../shared/ports/mod.ts";
 import { appendToOutbox, envelopeFor } from "../outbox/mod.ts";
+import { destinationRefusalOf, RESOLVE_TIMEOUT_MS_DEFAULT, type ResolveHost } from "./destination_check.ts";
+import type { WebhookEgress } from "./egress_policy.ts";
 import { DELIVERY_LANES, type DeliveryMessage, laneOf, laneQueueOf, parseDeliveryMessage } from "./delivery_queues.ts";
 import type { SecretBox } from "./secret_box.ts";
 import { signatureHeaders } from "./signing.ts";
@@ -72,6 +77,10 @@ export interface DeliveryWorkerOptions {
   readonly breaker?: BreakerOptions;
   /** Messages in flight per lane (so at most lanes × prefetch concurrent POSTs). @default 16 */
   readonly prefetch?: number;
+  /** Which destinations may be sent to (egress_policy.ts). No default: the wiring decides. */
+  readonly egress: WebhookEgress;
+  /** Resolves a destination's name under `public` (tests stand in for DNS). @default A and AAAA over DNS */
+  readonly resolveHost?: ResolveHost;
 }
 
 type Outcome = "DELIVERED" | "FAILED" | "CIRCUIT_OPEN" | "GONE" | "SKIPPED";
@@ -222,10 +231,18 @@ async function attempt(
   secrets: readonly string[],
   delivery: { readonly deliveryId: string; readonly body: string },
   breaker: CircuitBreakerPolicy,
-  options: Pick<DeliveryWorkerOptions, "deliveryTimeoutMs">,
+  options: Pick<DeliveryWorkerOptions, "deliveryTimeoutMs" | "egress" | "resolveHost">,
 ): Promise<AttemptResult> {
   const started = performance.now();
   const durationMs = () => Math.round(performance.now() - started);
+  // Outside the breaker: no request is made, so the endpoint's health is not in question.
+  const refusal = await destinationRefusalOf(url, {
+    egress: options.egress,
+    resolveHost: options.resolveHost,
+    // Never longer than a delivery may take (tests run with short timeouts).
+    resolveTimeoutMs: Math.min(RESOLVE_TIMEOUT_MS_DEFAULT, options.deliveryTimeoutMs),
+  });
+  if (refusal) return { outcome: "FAILED", httpStatus: null, error: refusal, durationMs: durationMs() };
   try {
     const status = await breaker.execute(async () => {
       const headers = await signatureHeaders(
@@ -236,7 +253,8 @@ async function attempt(
         method: "POST",
         headers: { "content-type": "application/json", "user-agent": "BitVelocity-Webhooks/1", ...headers },
         body: delivery.body,
-        // Standard Webhooks: a redirect is a failure (the partner should update the URL), never followed.
+        // Standard Webhooks: a redirect is a failure (the partner should update the URL), never followed. It is
+        // also the egress policy's: a public URL answering 302 to http://169.254.169.254/ must not be fetched.
         redirect: "manual",
         signal: AbortSignal.timeout(options.deliveryTimeoutMs),
       });

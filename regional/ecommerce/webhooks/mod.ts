@@ -15,3 +15,4 @@ export {
 export { DEFAULT_RETRY_DELAYS_MS, type DeliveryMessage, deliveryQueues } from "./delivery_queues.ts";
 export { deliveryIdOf, WEBHOOK_EVENT_TYPES } from "./dispatcher.ts";
 export type { BreakerOptions } from "./delivery_worker.ts";
+export { WEBHOOK_EGRESS_MODES, type WebhookEgress } from "./egress_policy.ts";

@@ -9,8 +9,10 @@ import { type AuthEnv, requireAuth } from "../../../shared/auth/require_auth.ts"
 import type { TokenVerifier } from "../../../shared/auth/verifier.ts";
 import { readJson } from "../../../shared/http/json_body.ts";
 import { installProblemHandlers } from "../../../shared/http/problem_response.ts";
+import { ProblemError } from "../../../shared/contracts/problem.ts";
 import type { Sql } from "../../../shared/ports/mod.ts";
 import { WEBHOOK_EVENT_TYPES } from "./dispatcher.ts";
+import { EGRESS_VARIABLE, hostRefusalOf, type WebhookEgress } from "./egress_policy.ts";
 import type { SecretBox } from "./secret_box.ts";
 import {
   createSubscription,
@@ -27,6 +29,8 @@ export interface WebhookRoutesDeps {
   readonly box: SecretBox;
   /** How long the previous secret keeps signing after a rotation. */
   readonly secretOverlapMs: number;
+  /** Which destinations may be subscribed (egress_policy.ts). */
+  readonly egress: WebhookEgress;
 }
 
 const urlSchema = z.string().max(SUBSCRIPTION_LIMITS.URL_CHARS_MAX).refine((text) => {
@@ -55,6 +59,16 @@ export function createWebhookRoutes(deps: WebhookRoutesDeps): Hono {
 
   app.post(base, partner, async (c) => {
     const body = await readJson(c, createSchema);
+    // Only what the URL itself says is judged here; a name is resolved at each delivery, since DNS can change.
+    const refusal = hostRefusalOf(new URL(body.url).hostname, deps.egress);
+    if (refusal) {
+      const message = `${refusal}, and ${EGRESS_VARIABLE}=${deps.egress} allows public destinations only`;
+      throw new ProblemError(
+        "ECOMMERCE.WEBHOOK_DESTINATION_NOT_ALLOWED",
+        `Webhook URL "${body.url}" is not allowed: ${message}; subscribe a URL reachable on the public internet`,
+        { errors: [{ path: "url", message }] },
+      );
+    }
     const created = await createSubscription(sql, box, {
       ownerUserId: c.get("principal").userId,
       url: body.url,

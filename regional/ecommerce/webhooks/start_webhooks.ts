@@ -10,6 +10,7 @@ import type { EventLog, Sql, WorkQueue } from "../../../shared/ports/mod.ts";
 import { declareDeliveryQueues, DEFAULT_RETRY_DELAYS_MS } from "./delivery_queues.ts";
 import { type BreakerOptions, startDeliveryWorker } from "./delivery_worker.ts";
 import { startDispatcher } from "./dispatcher.ts";
+import { EGRESS_VARIABLE, type WebhookEgress } from "./egress_policy.ts";
 import { createWebhookRoutes } from "./routes.ts";
 import { createSecretBox } from "./secret_box.ts";
 
@@ -38,6 +39,12 @@ export interface WebhooksDeps {
   readonly breaker?: BreakerOptions;
   /** Where a new dispatcher group starts. @default "latest" */
   readonly from?: "earliest" | "latest";
+  /**
+   * Which destinations may be subscribed and delivered to (`BV_WEBHOOK_EGRESS`): `public` refuses loopback,
+   * private, link-local (cloud metadata) and other non-public addresses; `any` is for development (a warning is
+   * logged). No default: the wiring passes the configured value.
+   */
+  readonly egress: WebhookEgress;
 }
 
 export interface Webhooks {
@@ -60,6 +67,16 @@ export async function startWebhooks(deps: WebhooksDeps): Promise<Webhooks> {
   if (!/^[a-z0-9_-]{1,64}$/i.test(deps.region)) {
     throw new TypeError(`startWebhooks() "region" must be a short name such as "east", got "${deps.region}"`);
   }
+  if (deps.egress !== "public" && deps.egress !== "any") {
+    throw new TypeError(`startWebhooks() "egress" must be "public" or "any", got "${deps.egress}"`);
+  }
+  if (deps.egress === "any") {
+    log.warn(
+      'webhook egress is "any": deliveries may reach loopback, private and cloud metadata addresses; ' +
+        `set ${EGRESS_VARIABLE}=public anywhere partners are not trusted`,
+      { region: deps.region },
+    );
+  }
   const box = await createSecretBox(deps.secretsKey);
   if (!box.encrypted) log.warn("webhook secrets are stored unencrypted: pass a secretsKey to seal them at rest");
 
@@ -72,6 +89,7 @@ export async function startWebhooks(deps: WebhooksDeps): Promise<Webhooks> {
     retryDelaysMs,
     deliveryTimeoutMs,
     breaker: deps.breaker,
+    egress: deps.egress,
   });
   const dispatcher = await startDispatcher({
     sql: deps.sql,
@@ -85,6 +103,7 @@ export async function startWebhooks(deps: WebhooksDeps): Promise<Webhooks> {
     verifier: deps.verifier,
     box,
     secretOverlapMs: deps.secretOverlapMs ?? DEFAULT_SECRET_OVERLAP_MS,
+    egress: deps.egress,
   });
   let closed = false;
   return {

@@ -13,12 +13,13 @@ import { createTestTokens } from "../../../shared/testing/test_tokens.ts";
 import { verifyWebhook } from "../../../partner-kit/mod.ts";
 import { outboxMigrations } from "../outbox/mod.ts";
 import { startTestReceiver } from "./_test_receiver.ts";
-import { startWebhooks, webhooksMigrations } from "./mod.ts";
+import { startWebhooks, type WebhookEgress, webhooksMigrations } from "./mod.ts";
 
 const SECRETS_KEY = btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(32))));
 const trace = { producer: "order-service", traceId: "0af7651916cd43dd8448eb211c80319c", correlationId: "c-1" };
 
-async function setup() {
+/** `egress` is `any` unless a test is about the policy: the test receiver listens on loopback. */
+async function setup(egress: WebhookEgress = "any") {
   const sql = await createPgliteSql();
   await migrate(sql, [...outboxMigrations, ...webhooksMigrations]);
   const eventLog = createMemoryEventLog();
@@ -34,6 +35,7 @@ async function setup() {
     retryDelaysMs: [50, 100],
     deliveryTimeoutMs: 2_000,
     secretsKey: SECRETS_KEY,
+    egress,
   });
   await webhooks.ready;
   const receiver = startTestReceiver();
@@ -121,6 +123,54 @@ Deno.test({
       assert.equal((await t.call("DELETE", `${path}/${id}`, t.partner)).status, 204);
       assert.equal((await t.call("GET", `${path}/${id}`, t.partner)).status, 404);
       assert.equal((await t.call("GET", `${path}/not-a-uuid`, t.partner)).status, 404);
+    } finally {
+      await t.close();
+    }
+  },
+});
+
+Deno.test({
+  name: "subscriptions API under egress public: loopback, private and metadata URLs are refused with 400",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const t = await setup("public");
+    try {
+      const path = "/api/v1/webhooks/subscriptions";
+      for (
+        const url of [
+          "http://127.0.0.1:8110/api/v1/orders",
+          "http://169.254.169.254/latest/meta-data/iam/security-credentials/",
+          "http://[::1]/hooks",
+          "http://10.0.0.5/hooks",
+          "https://192.168.1.20/hooks",
+          "http://[::ffff:127.0.0.1]:8080/hooks",
+          // WHATWG URL parsing turns these into 127.0.0.1 and 0.0.0.0: they are judged as what fetch would dial.
+          "http://2130706433/hooks",
+          "http://0x7f.1/hooks",
+          "http://0/hooks",
+          "http://localhost:8080/hooks",
+          "http://api.LOCALHOST./hooks",
+          "http://[fd00::5]/hooks",
+        ]
+      ) {
+        const response = await t.call("POST", path, t.partner, { url, events: [orderCreated.eventType] });
+        assert.equal(response.status, 400, url);
+        assert.equal(response.headers.get("content-type"), "application/problem+json");
+        const problem = await response.json();
+        assert.equal(problem.code, "ECOMMERCE.WEBHOOK_DESTINATION_NOT_ALLOWED", url);
+        assert.match(problem.detail, /BV_WEBHOOK_EGRESS=public/, url);
+        assert.deepEqual(problem.errors.map((e: { path: string }) => e.path), ["url"]);
+      }
+      assert.deepEqual((await (await t.call("GET", path, t.partner)).json()).items, [], "nothing was stored");
+      // Names are not resolved at subscribe time (DNS can change): a public-looking name is accepted here and
+      // checked at each delivery; a public IP literal is accepted as it is.
+      for (
+        const url of ["https://hooks.partner.example/bv", "http://93.184.216.34/hooks", "https://[2606:4700::1111]/"]
+      ) {
+        const response = await t.call("POST", path, t.partner, { url, events: [orderCreated.eventType] });
+        assert.equal(response.status, 201, url);
+      }
     } finally {
       await t.close();
     }
