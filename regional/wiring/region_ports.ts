@@ -121,7 +121,8 @@ export function embeddedRegionPorts(config: Config, region: Region): RegionPorts
           bytes: config.BV_EMBEDDED_LOG_RETENTION_BYTES,
         },
       })),
-    workQueue: () => Promise.resolve(createMemoryWorkQueue()),
+    // Journaled like RabbitMQ's durable queues: a webhook delivery waiting for its retry survives a restart.
+    workQueue: () => Promise.resolve(createMemoryWorkQueue({ dataDir: `${dir}/queues` })),
     mqttUrl: `mqtt://${config.connectHost}:${endpoints.embeddedMqttPort}`,
     mqttProtocolVersion: 4,
   });

@@ -8,9 +8,18 @@ import { createAmqpWorkQueue } from "./mod.ts";
 const vhost = await createTestVhost();
 
 workQueueContract("amqp", () => {
-  const queue = createAmqpWorkQueue({ url: vhost.url, connectTimeoutMs: 5_000, publishTimeoutMs: 5_000 });
-  return Promise.resolve({ queue, newQueueName: (name) => uniqueName(name), cleanup: () => queue.close() });
-});
+  const open = () => createAmqpWorkQueue({ url: vhost.url, connectTimeoutMs: 5_000, publishTimeoutMs: 5_000 });
+  const made = [open()];
+  return Promise.resolve({
+    queue: made[0],
+    newQueueName: (name) => uniqueName(name),
+    // A restarted process: a new connection to the same broker and vhost.
+    reopen: () => Promise.resolve(made[made.push(open()) - 1]),
+    cleanup: async () => {
+      for (const queue of made) await queue.close();
+    },
+  });
+}, { durable: true });
 
 Deno.test("[amqp] work queue declares the retry topology: one TTL queue per distinct delay", async () => {
   const queue = createAmqpWorkQueue({ url: vhost.url });

@@ -3,11 +3,16 @@
  * The work-queue port in process, with the RabbitMQ adapter's semantics: declared queues with a `.dlq`,
  * retries after per-attempt delays (timers instead of TTL queues), per-consumer prefetch, unacked
  * messages handed back when a consumer is cancelled, and the same `x-bv-*` headers. One instance is one
- * broker; nothing survives the process, so it is for development and tests only.
+ * broker. With `dataDir` it is durable like RabbitMQ's durable queues and persistent messages: `publish()`
+ * resolves once the message is journaled (the "confirm"), and acks, retries (with the time each is due) and
+ * moves to the DLQ are journaled too, so every message not acked is back when the next process opens the
+ * directory (see `_work_queue_journal.ts`). Without it nothing survives the process (tests).
  */
 
 import type { ConsumerHandle, QueueMessage, QueueSpec, WorkQueue } from "../../ports/work_queue.ts";
 import { dlqQueueOf, retryLaterDelayOf, RetryLaterError } from "../../ports/work_queue.ts";
+import type { FileIo } from "./_jsonl_file.ts";
+import { type JournaledMessage, type LiveMessage, WorkQueueJournal } from "./_work_queue_journal.ts";
 
 /** Options for {@linkcode createMemoryWorkQueue}. */
 export interface MemoryWorkQueueOptions {
@@ -20,6 +25,23 @@ export interface MemoryWorkQueueOptions {
    * @default 10000
    */
   readonly maxQueueLength?: number;
+  /**
+   * Where to journal queues and messages, so that every message not acked survives a restart (the platform
+   * uses `.data/embedded/<region>/queues`). One process at a time may open a directory. Without it nothing
+   * survives the process.
+   */
+  readonly dataDir?: string;
+  /**
+   * fsync each journal write: survives power loss, not only a crashed process. Costs a disk flush per write
+   * (writes queued meanwhile share it). @default false
+   */
+  readonly fsync?: boolean;
+  /** Milliseconds since the epoch: when a retry is due, journaled so a restart keeps it. @default Date.now */
+  readonly now?: () => number;
+  /** Where warnings go (an ack or retry that could not be journaled). @default JSON lines on stderr */
+  readonly warn?: (message: string, fields: Record<string, unknown>) => void;
+  /** How the journal writes and cuts its file; tests make a write fail. @internal */
+  readonly fileIo?: FileIo;
 }
 
 const maxQueueLengthDefault = 10_000;
@@ -28,19 +50,18 @@ const prefetchMax = 65_535;
 const retriesMax = 25;
 const errorHeaderCharsMax = 1_000;
 
-interface StoredMessage {
-  readonly id: string;
-  readonly body: string;
-  /** User headers plus x-bv-error / x-bv-attempts; the attempt travels separately. */
-  readonly headers: Readonly<Record<string, string>>;
-  readonly attempt: number;
-}
+type StoredMessage = JournaledMessage;
 
 interface QueueState {
   readonly name: string;
-  /** Undefined for a queue that exists (a DLQ) but was not declared itself, so cannot be consumed. */
+  /**
+   * Undefined for a queue that exists (a DLQ, or one an earlier process declared) but was not declared by this
+   * instance, so cannot be consumed.
+   */
   retryDelaysMs: readonly number[] | undefined;
   readonly ready: StoredMessage[];
+  /** Publishes being journaled: they count against `maxQueueLength` already. */
+  publishing: number;
   readonly consumers: Consumer[];
   nextConsumer: number;
 }
@@ -59,20 +80,50 @@ interface Delivery {
   settled: boolean;
 }
 
-/** Creates an in-process {@linkcode WorkQueue}. */
+/** Creates an in-process {@linkcode WorkQueue}; with `dataDir` it first loads what an earlier process left there. */
 export function createMemoryWorkQueue(options: MemoryWorkQueueOptions = {}): WorkQueue {
   const maxQueueLength = options.maxQueueLength ?? maxQueueLengthDefault;
   if (!Number.isSafeInteger(maxQueueLength) || maxQueueLength < 1) {
     throw new RangeError(`createMemoryWorkQueue() "maxQueueLength" must be a positive integer, got ${maxQueueLength}`);
   }
+  const now = options.now ?? Date.now;
+  const warn = options.warn ??
+    ((message: string, fields: Record<string, unknown>) =>
+      console.error(
+        JSON.stringify({ time: new Date().toISOString(), level: "warn", source: "work-queue", message, ...fields }),
+      ));
   const queues = new Map<string, QueueState>();
   const timers = new Set<ReturnType<typeof setTimeout>>();
   let closed = false;
+  let nextSeq = 1;
+  const journal = options.dataDir === undefined
+    ? undefined
+    : new WorkQueueJournal(options.dataDir, { fsync: options.fsync ?? false, io: options.fileIo, warn });
+  const opened = journal === undefined ? undefined : restore(journal);
+  // Surfaced by the first call; an unobserved load failure must not crash the process on its own.
+  opened?.catch(() => {});
+
+  /** Brings back what the journal holds: queues, and every message not acked, as ready or waiting a retry. */
+  async function restore(journal: WorkQueueJournal): Promise<void> {
+    const contents = await journal.load();
+    if (closed) return;
+    nextSeq = contents.nextSeq;
+    for (const name of contents.queues) {
+      queueState(name);
+      queueState(dlqQueueOf(name));
+    }
+    for (const { queue, message, dueAtMs } of contents.messages) {
+      const state = queueState(queue);
+      // A retry keeps the time it was due; one that fell due while the process was down is ready at once.
+      if (dueAtMs !== undefined && dueAtMs > now()) later(() => enqueue(state, message), dueAtMs - now());
+      else state.ready.push(message);
+    }
+  }
 
   function queueState(name: string): QueueState {
     let state = queues.get(name);
     if (!state) {
-      state = { name, retryDelaysMs: undefined, ready: [], consumers: [], nextConsumer: 0 };
+      state = { name, retryDelaysMs: undefined, ready: [], publishing: 0, consumers: [], nextConsumer: 0 };
       queues.set(name, state);
     }
     return state;
@@ -86,6 +137,61 @@ export function createMemoryWorkQueue(options: MemoryWorkQueueOptions = {}): Wor
 
   function assertOpen(): void {
     if (closed) throw new Error("Work queue is closed: create a new one");
+  }
+
+  function assertRoom(queue: QueueState): void {
+    if (queue.ready.length + queue.publishing >= maxQueueLength) {
+      throw new Error(
+        `Queue "${queue.name}" is full (${maxQueueLength} messages waiting): consumers are behind; retry later`,
+      );
+    }
+    const dlq = queues.get(dlqQueueOf(queue.name));
+    if (dlq !== undefined && dlq.ready.length >= maxQueueLength) {
+      throw new Error(
+        `Queue "${queue.name}" refuses messages: its dead-letter queue "${dlq.name}" is full ` +
+          `(${maxQueueLength} messages); consume it to make room`,
+      );
+    }
+  }
+
+  /** Accepts a message: journaled first when durable, so `publish()` resolves only for one on disk. */
+  async function accept(queue: QueueState, message: StoredMessage): Promise<void> {
+    if (journal !== undefined) {
+      queue.publishing++;
+      try {
+        await journal.add(queue.name, message);
+      } finally {
+        queue.publishing--;
+      }
+    }
+    queue.ready.push(message);
+    queueMicrotask(() => dispatch(queue));
+  }
+
+  function enqueue(queue: QueueState, message: StoredMessage): void {
+    queue.ready.push(message);
+    dispatch(queue);
+  }
+
+  function later(action: () => void, delayMs: number): void {
+    const timer = setTimeout(() => {
+      timers.delete(timer);
+      action();
+    }, delayMs);
+    timers.add(timer);
+  }
+
+  /**
+   * Journals an ack or a move without making anyone wait for it. One that fails leaves the message's earlier
+   * line, so after a restart the message comes back as it was: a duplicate delivery, never a loss.
+   */
+  function journaled(write: Promise<void> | undefined, what: string, message: StoredMessage): void {
+    write?.catch((error) =>
+      warn(`Cannot journal ${what}; after a restart the message is delivered again`, {
+        messageId: message.id,
+        error: error instanceof Error ? error.message : String(error),
+      })
+    );
   }
 
   /** Hands ready messages to consumers with free prefetch slots, round robin, as the broker does. */
@@ -119,7 +225,9 @@ export function createMemoryWorkQueue(options: MemoryWorkQueueOptions = {}): Wor
     };
     // Handlers run asynchronously, never inside publish() or dispatch().
     Promise.resolve().then(() => consumer.handler(view)).then(
-      () => settle(consumer, delivery),
+      () => {
+        if (settle(consumer, delivery)) journaled(journal?.remove(message.seq), "an ack", message);
+      },
       (error) => {
         if (error instanceof RetryLaterError) return requeueLater(consumer, delivery);
         if (settle(consumer, delivery)) moveOn(consumer.queue, message, error);
@@ -139,32 +247,30 @@ export function createMemoryWorkQueue(options: MemoryWorkQueueOptions = {}): Wor
   /**
    * Not the message's fault: it stays in flight (its prefetch slot held, as RabbitMQ's unacked message) for
    * the consumer's `retryLaterDelayMs`, then goes back to the head of the queue at the same attempt. A
-   * consumer cancelled meanwhile has handed it back already.
+   * consumer cancelled meanwhile has handed it back already. Nothing is journaled: it is still live.
    */
   function requeueLater(consumer: Consumer, delivery: Delivery): void {
-    const timer = setTimeout(() => {
-      timers.delete(timer);
+    later(() => {
       if (!settle(consumer, delivery)) return;
       consumer.queue.ready.unshift(delivery.message);
       dispatch(consumer.queue);
     }, consumer.retryLaterDelayMs);
-    timers.add(timer);
   }
 
+  /** The next retry or the DLQ; either is one journal line replacing the message's earlier one. */
   function moveOn(queue: QueueState, message: StoredMessage, error: unknown): void {
     const headers = { ...message.headers, "x-bv-error": describeError(error) };
     const delayMs = queue.retryDelaysMs?.[message.attempt - 1];
     if (delayMs === undefined) {
       const dlq = queueState(dlqQueueOf(queue.name));
-      dlq.ready.push({ ...message, headers: { ...headers, "x-bv-attempts": String(message.attempt) }, attempt: 1 });
-      return dispatch(dlq);
+      const dead = { ...message, headers: { ...headers, "x-bv-attempts": String(message.attempt) }, attempt: 1 };
+      journaled(journal?.update({ queue: dlq.name, message: dead }), `a move to "${dlq.name}"`, message);
+      return enqueue(dlq, dead);
     }
-    const timer = setTimeout(() => {
-      timers.delete(timer);
-      queue.ready.push({ ...message, headers, attempt: message.attempt + 1 });
-      dispatch(queue);
-    }, delayMs);
-    timers.add(timer);
+    const retry = { ...message, headers, attempt: message.attempt + 1 };
+    const live: LiveMessage = { queue: queue.name, message: retry, dueAtMs: now() + delayMs };
+    journaled(journal?.update(live), `retry ${retry.attempt}`, message);
+    later(() => enqueue(queue, retry), delayMs);
   }
 
   function cancel(consumer: Consumer): void {
@@ -182,31 +288,27 @@ export function createMemoryWorkQueue(options: MemoryWorkQueueOptions = {}): Wor
     dispatch(queue);
   }
 
-  return {
-    declare: (spec) =>
-      run(() => {
-        const retryDelaysMs = validSpec(spec);
+  function declare(spec: QueueSpec): Promise<void> {
+    return run(() => {
+      const retryDelaysMs = validSpec(spec);
+      const apply = () => {
         queueState(spec.name).retryDelaysMs = retryDelaysMs;
         queueState(dlqQueueOf(spec.name));
-      }),
+      };
+      // Journaled like a durable queue: after a restart it (and its DLQ) exists for publishers at once, while
+      // consuming still needs a declare() by this instance, as on the RabbitMQ adapter.
+      return journal === undefined ? apply() : journal.declare(spec.name).then(apply);
+    });
+  }
+
+  return {
+    declare,
     publish: (queueName, body, publishOptions) =>
       run(() => {
         const queue = existing(queueName);
-        if (queue.ready.length >= maxQueueLength) {
-          throw new Error(
-            `Queue "${queueName}" is full (${maxQueueLength} messages waiting): consumers are behind; retry later`,
-          );
-        }
-        const dlq = queues.get(dlqQueueOf(queueName));
-        if (dlq !== undefined && dlq.ready.length >= maxQueueLength) {
-          throw new Error(
-            `Queue "${queueName}" refuses messages: its dead-letter queue "${dlq.name}" is full ` +
-              `(${maxQueueLength} messages); consume it to make room`,
-          );
-        }
+        assertRoom(queue);
         const id = publishOptions?.id ?? crypto.randomUUID();
-        queue.ready.push({ id, body, headers: { ...publishOptions?.headers }, attempt: 1 });
-        queueMicrotask(() => dispatch(queue));
+        return accept(queue, { seq: nextSeq++, id, body, headers: { ...publishOptions?.headers }, attempt: 1 });
       }),
     consume: (queueName, handler, consumeOptions) =>
       run((): ConsumerHandle => {
@@ -224,24 +326,37 @@ export function createMemoryWorkQueue(options: MemoryWorkQueueOptions = {}): Wor
         return { cancel: () => Promise.resolve(cancel(consumer)) };
       }),
     ping: () => run(() => undefined),
-    close() {
+    /**
+     * Hands unacked messages back and stops timers. Nothing is acked or dropped on disk: what was not acked
+     * is delivered by the next process. Waits for journal writes already under way.
+     */
+    async close() {
       if (!closed) {
         for (const queue of queues.values()) for (const consumer of [...queue.consumers]) cancel(consumer);
         closed = true;
         for (const timer of timers) clearTimeout(timer);
         timers.clear();
       }
-      return Promise.resolve();
+      await opened?.catch(() => {});
+      await journal?.close();
     },
   };
 
-  function run<T>(operation: () => T): Promise<T> {
+  /**
+   * Runs `operation` once the journal is loaded. Without a journal it runs at once, in the caller's turn, as
+   * it always has: handlers then start only after the caller got its answer.
+   */
+  function run<T>(operation: () => T | Promise<T>): Promise<T> {
     try {
       assertOpen();
-      return Promise.resolve(operation());
+      if (opened === undefined) return Promise.resolve(operation());
     } catch (error) {
       return Promise.reject(error);
     }
+    return opened.then(() => {
+      assertOpen();
+      return operation();
+    });
   }
 }
 

@@ -8,6 +8,22 @@ workQueueContract("memory", () => {
   return Promise.resolve({ queue, newQueueName: (name) => `${name}.${++counter}`, cleanup: () => queue.close() });
 });
 
+// The same contract with a journal, as the platform runs it: every behaviour above holds, and restarts too.
+workQueueContract("memory, journaled", async () => {
+  const dataDir = await Deno.makeTempDir({ prefix: "bv_work_queue_contract_" });
+  const made = [createMemoryWorkQueue({ dataDir })];
+  let counter = 0;
+  return {
+    queue: made[0],
+    newQueueName: (name) => `${name}.${++counter}`,
+    reopen: () => Promise.resolve(made[made.push(createMemoryWorkQueue({ dataDir })) - 1]),
+    cleanup: async () => {
+      for (const queue of made) await queue.close();
+      await Deno.remove(dataDir, { recursive: true });
+    },
+  };
+}, { durable: true });
+
 Deno.test("[memory] work queue rejects publish() once a queue holds maxQueueLength messages", async () => {
   const queue = createMemoryWorkQueue({ maxQueueLength: 2 });
   try {

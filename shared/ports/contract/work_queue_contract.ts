@@ -13,14 +13,29 @@ import { delay, waitFor } from "./_wait_for.ts";
 export type MakeQueue = () => Promise<{
   queue: WorkQueue;
   newQueueName: (name: string) => string;
+  /** Closes every instance the fixture made (`queue` and those of `reopen`) and removes what the test left. */
   cleanup: () => Promise<void>;
+  /**
+   * Another instance on the same storage, as the next process after a restart gets it (a new connection to
+   * the broker; the same data directory). Called after `queue` was closed. Required with `durable: true`.
+   */
+  reopen?: () => Promise<WorkQueue>;
 }>;
+
+/** What an adapter under test promises beyond the basics. */
+export interface WorkQueueContractOptions {
+  /**
+   * Messages survive a restart of the process: RabbitMQ's durable queues and persistent messages, the
+   * embedded queue with a data directory. Adds the restart test; the fixture must offer `reopen`.
+   */
+  readonly durable?: boolean;
+}
 
 /** How long we watch for something that must NOT happen (an extra delivery) after the expected outcome. */
 const quietPeriodMs = 300;
 
 /** Registers the work-queue contract tests, named `[<kind>] work queue …`. */
-export function workQueueContract(kind: string, makeQueue: MakeQueue): void {
+export function workQueueContract(kind: string, makeQueue: MakeQueue, options: WorkQueueContractOptions = {}): void {
   function test(
     name: string,
     body: (queue: WorkQueue, newQueueName: (name: string) => string) => Promise<void>,
@@ -249,4 +264,70 @@ export function workQueueContract(kind: string, makeQueue: MakeQueue): void {
   test("ping() resolves against a healthy queue", async (queue) => {
     await queue.ping(2_000);
   });
+
+  if (options.durable) durableContract(kind, makeQueue);
+}
+
+/** The restart test of a durable adapter: acknowledged work outlives the process that accepted it. */
+function durableContract(kind: string, makeQueue: MakeQueue): void {
+  Deno.test(
+    `[${kind}] work queue delivers after a restart every message not acked: the unacked one at its attempt, ` +
+      "the waiting retry at its due time",
+    async () => {
+      const { queue, newQueueName, cleanup, reopen } = await makeQueue();
+      assert.ok(reopen, "a durable adapter's fixture offers reopen()");
+      let release!: () => void;
+      const handlerReleased = new Promise<void>((resolve) => release = resolve);
+      try {
+        const name = newQueueName("restart");
+        const retryDelayMs = 800;
+        await queue.declare({ name, retryDelaysMs: [retryDelayMs] });
+        for (const id of ["m-acked", "m-retried", "m-in-flight"]) {
+          await queue.publish(name, `body of ${id}`, { id, headers: { "x-trace": id } });
+        }
+        const handled = new Set<string>();
+        let failedAtMs = 0;
+        await queue.consume(name, async (message) => {
+          handled.add(message.id);
+          if (message.id === "m-retried") {
+            failedAtMs = Date.now();
+            throw new Error("partner down");
+          }
+          if (message.id === "m-in-flight") await handlerReleased; // Still running when the process stops.
+        }, { prefetch: 3 });
+        await waitFor("all three messages to be handled once", () => handled.size === 3);
+        // Time for the ack and the retry's copy to be stored (RabbitMQ: confirmed, then the original acked).
+        await delay(quietPeriodMs);
+        await queue.close();
+
+        const restarted = await reopen();
+        await restarted.declare({ name, retryDelaysMs: [retryDelayMs] });
+        const received: { message: QueueMessage; atMs: number }[] = [];
+        await restarted.consume(name, (message) => Promise.resolve(void received.push({ message, atMs: Date.now() })));
+        await waitFor("the retry", () => received.some((r) => r.message.id === "m-retried"), { timeoutMs: 10_000 });
+        await delay(quietPeriodMs);
+        assert.deepEqual(
+          received.map((r) => r.message.id).sort(),
+          ["m-in-flight", "m-retried"],
+          "both unacked messages come back once; the acked one does not",
+        );
+        const inFlight = received.find((r) => r.message.id === "m-in-flight")!.message;
+        assert.deepEqual(inFlight, {
+          id: "m-in-flight",
+          body: "body of m-in-flight",
+          headers: { "x-trace": "m-in-flight" },
+          attempt: 1,
+        }, "a delivery cut short by the restart is not a failed attempt");
+        const retried = received.find((r) => r.message.id === "m-retried")!;
+        assert.equal(retried.message.attempt, 2);
+        assert.equal(retried.message.headers["x-trace"], "m-retried");
+        assert.match(retried.message.headers["x-bv-error"] ?? "", /partner down/);
+        const waitedMs = retried.atMs - failedAtMs;
+        assert.ok(waitedMs >= retryDelayMs - 10, `the retry came ${waitedMs} ms after the failure, not its due time`);
+      } finally {
+        release(); // The first process's handler ends late; its ack must change nothing.
+        await cleanup();
+      }
+    },
+  );
 }
