@@ -3,3 +3,4 @@ export * from "./service_app.ts";
 export * from "./readiness.ts";
 export * from "./lifecycle.ts";
 export * from "./http_client.ts";
+export * from "./wakeable_sleep.ts";

@@ -13,6 +13,7 @@ import { log, metrics } from "../../../shared/observability/mod.ts";
 import type { Cache, Sql } from "../../../shared/ports/mod.ts";
 import { withTimeout } from "../../../shared/runtime/mod.ts";
 import { type FlashPrice, flashPriceKey, saleIdOf } from "./flash_price_projection.ts";
+import { wakeableSleep } from "../../../shared/runtime/wakeable_sleep.ts";
 
 export interface FlashPriceReconcilerOptions {
   readonly sql: Sql;
@@ -168,7 +169,7 @@ export function startFlashPriceReconciler(options: FlashPriceReconcilerOptions):
   }
   boundsOf(options);
   let stopped = false;
-  let wake: (() => void) | undefined;
+  const pause = wakeableSleep();
   let cursor: RunningSaleCursor | undefined;
   let firstPassDone = () => {};
   const firstPass = new Promise<void>((resolve) => firstPassDone = resolve);
@@ -195,14 +196,7 @@ export function startFlashPriceReconciler(options: FlashPriceReconcilerOptions):
       await pass();
       firstPassDone();
       if (stopped) break;
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, intervalMs);
-        wake = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-      wake = undefined;
+      await pause.sleep(intervalMs);
     }
     firstPassDone();
   }
@@ -212,7 +206,7 @@ export function startFlashPriceReconciler(options: FlashPriceReconcilerOptions):
     firstPass,
     stop: async () => {
       stopped = true;
-      wake?.();
+      pause.wake();
       await looping;
     },
   };

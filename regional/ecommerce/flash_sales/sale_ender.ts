@@ -8,6 +8,7 @@
 import { log } from "../../../shared/observability/mod.ts";
 import type { Sql } from "../../../shared/ports/sql.ts";
 import { endDueSales, nextSaleEndMs } from "./flash_sale_store.ts";
+import { wakeableSleep } from "../../../shared/runtime/wakeable_sleep.ts";
 
 export interface SaleEnderOptions {
   readonly sql: Sql;
@@ -45,7 +46,7 @@ export function startSaleEnder(options: SaleEnderOptions): SaleEnder {
     throw new RangeError(`startSaleEnder() batchSize must be a positive integer, got ${batchSize}`);
   }
   let stopped = false;
-  let wake: (() => void) | undefined;
+  const pause = wakeableSleep();
   let woken = false;
 
   /** Ends what is due; resolves with how long to sleep before the next check. */
@@ -76,14 +77,7 @@ export function startSaleEnder(options: SaleEnderOptions): SaleEnder {
       }
       // A wake() during the check re-plans at once: the sale it announced may end before `sleepMs`.
       if (stopped || woken) continue;
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, sleepMs);
-        wake = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-      wake = undefined;
+      await pause.sleep(sleepMs);
     }
   }
 
@@ -91,11 +85,11 @@ export function startSaleEnder(options: SaleEnderOptions): SaleEnder {
   return {
     wake: () => {
       woken = true;
-      wake?.();
+      pause.wake();
     },
     stop: async () => {
       stopped = true;
-      wake?.();
+      pause.wake();
       await looping;
     },
   };

@@ -6,6 +6,7 @@
 import { log } from "../../../shared/observability/mod.ts";
 import type { Sql } from "../../../shared/ports/sql.ts";
 import { expireReservations } from "./reservations.ts";
+import { wakeableSleep } from "../../../shared/runtime/wakeable_sleep.ts";
 
 export interface ReservationExpiryOptions {
   readonly sql: Sql;
@@ -46,7 +47,7 @@ export function startReservationExpiry(options: ReservationExpiryOptions): Reser
     throw new RangeError(`startReservationExpiry() batchSize must be a positive integer, got ${batchSize}`);
   }
   let stopped = false;
-  let wake: (() => void) | undefined;
+  const pause = wakeableSleep();
   let inFlight: Promise<number> = Promise.resolve(0);
 
   async function sweepOnce(): Promise<number> {
@@ -78,14 +79,7 @@ export function startReservationExpiry(options: ReservationExpiryOptions): Reser
         log.warn("reservation expiry sweep failed; will retry", { error: String(error) });
       }
       if (stopped) break;
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, intervalMs);
-        wake = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-      wake = undefined;
+      await pause.sleep(intervalMs);
     }
   }
 
@@ -94,7 +88,7 @@ export function startReservationExpiry(options: ReservationExpiryOptions): Reser
     sweep,
     stop: async () => {
       stopped = true;
-      wake?.();
+      pause.wake();
       await looping;
     },
   };

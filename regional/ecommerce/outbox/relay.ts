@@ -9,6 +9,7 @@
 import type { EventLog, Sql } from "../../../shared/ports/mod.ts";
 import { log } from "../../../shared/observability/mod.ts";
 import { deleteInBatches, type PurgeBounds } from "../../../shared/ports/sql_purge.ts";
+import { wakeableSleep } from "../../../shared/runtime/wakeable_sleep.ts";
 
 export interface OutboxRelayOptions {
   readonly sql: Sql;
@@ -68,7 +69,7 @@ export function startOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   const retainPublishedMs = options.retainPublishedMs ?? 600_000;
   const purgeIntervalMs = options.purgeIntervalMs ?? 60_000;
   let stopped = false;
-  let wake: (() => void) | undefined;
+  const pause = wakeableSleep();
   // A nudge that comes while a drain runs may be for a row that drain's select did not see: remembered, it
   // starts the next drain at once instead of after the poll interval (up to 200 ms of latency per event).
   let nudged = false;
@@ -122,14 +123,7 @@ export function startOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
       }
       if (stopped) break;
       if (nudged && delayMs === pollIntervalMs) continue;
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, delayMs);
-        wake = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-      wake = undefined;
+      await pause.sleep(delayMs);
     }
   }
 
@@ -143,7 +137,7 @@ export function startOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   return {
     nudge: () => {
       nudged = true;
-      wake?.();
+      pause.wake();
     },
     drain: async () => {
       await running.catch(() => 0);
@@ -152,7 +146,7 @@ export function startOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     stop: async () => {
       stopped = true;
       clearInterval(purgeTimer);
-      wake?.();
+      pause.wake();
       await Promise.all([looping, purging]);
     },
   };
