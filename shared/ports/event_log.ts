@@ -32,7 +32,12 @@ export interface IncomingRecord extends OutgoingRecord {
 export interface SubscribeOptions {
   readonly groupId: string;
   readonly topics: readonly string[];
-  /** Where a group with no committed offset starts. @default "latest" */
+  /**
+   * Where a group with no committed offset on a partition starts: its beginning, or (`"latest"`) its end when
+   * the group first sees that partition. From then on the group's position is durable, committed before
+   * `ready` resolves: a record published after `ready` is delivered even if every member closes (or its
+   * process restarts) first and a new member subscribes later. @default "latest"
+   */
   readonly from?: "earliest" | "latest";
   /**
    * Called once per record, in order per partition. The offset is committed only after it resolves.
@@ -84,7 +89,9 @@ export interface BatchSubscribeOptions extends Omit<SubscribeOptions, "handler">
 export interface Subscription {
   /**
    * Resolves once the member has joined the group, been assigned partitions and resolved its starting
-   * offsets, so a record published after `ready` reaches a `from: "latest"` group.
+   * offsets, and a `from: "latest"` group's start on those partitions is committed: a record published after
+   * `ready` reaches the group, now or, if all its members go away first, when a member subscribes again.
+   * Rejects if the member cannot start (or closes first) or the start cannot be committed.
    */
   readonly ready: Promise<void>;
   /**

@@ -26,12 +26,13 @@ import {
   settlesWithin,
   toIncomingRecord,
 } from "./_member.ts";
+import { startPositionsFor } from "./_start_positions.ts";
 
 /** Records per handler call unless the caller says otherwise. */
 export const BATCH_MAX_DEFAULT = 500;
 const BATCH_MAX_LIMIT = 10_000;
 
-/** Joins `options.groupId` and starts consuming in batches; `ready` tracks the join like `startMember`. */
+/** Joins `options.groupId` and starts consuming in batches; `ready` and start positions work as in `startMember`. */
 export async function startBatchMember(
   context: MemberContext,
   options: BatchSubscribeOptions,
@@ -42,8 +43,9 @@ export async function startBatchMember(
     throw new RangeError(`batchMax must be a whole number from 1 to ${BATCH_MAX_LIMIT}, got ${batchMax}`);
   }
   const consumer = consumerOf(context, options);
-  const ready = readyOf(consumer);
   const commits = committerOf(context, consumer, options.groupId);
+  const starts = startPositionsFor(context, consumer, commits, options);
+  const ready = readyOf(consumer, starts);
   const state = new BatchMemberState(context, options, consumer, commits, maxAttempts, batchMax, ready.fail);
   await runConsumer(consumer, options, ready, {
     autoCommit: false,
@@ -51,7 +53,7 @@ export async function startBatchMember(
     eachBatchAutoResolve: false,
     partitionsConsumedConcurrently: options.partitionsConcurrently ?? 1,
     eachBatch: (payload) => state.onBatch(payload),
-  });
+  }, starts);
   return { ready: ready.promise, close: () => state.close() };
 }
 

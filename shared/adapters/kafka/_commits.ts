@@ -6,8 +6,9 @@
  * `__consumer_offsets` once per record per group — on the 2-core machine the Kafka JVM spent more CPU per
  * order than the e-commerce process (bench `order_create`, machine meter). Delivery stays at least once: a
  * mark is only ever made after the handler succeeded, and a member that dies before its next commit has
- * its last `intervalMs` of records delivered again, which idempotent handlers (by eventId) absorb.
- * Private to the Kafka adapter.
+ * its last `intervalMs` of records delivered again, which idempotent handlers (by eventId) absorb. The
+ * start positions of a "latest" group (`_start_positions.ts`) go through the same queue, so one never lands
+ * after, and over, a record's commit. Private to the Kafka adapter.
  */
 import type { Consumer } from "kafkajs";
 import type { KafkaLogSink } from "./_logging.ts";
@@ -21,8 +22,21 @@ export interface OffsetCommitter {
   mark(topic: string, partition: number, nextOffset: string): Promise<void>;
   /** Sends what is marked and not yet committed; a failure is logged (the records will be redelivered). */
   flush(): Promise<void>;
+  /**
+   * Commits where the group starts on partitions that have no committed offset, at once, after the commits
+   * queued before it. A partition for which a commit of this member's marks landed is left out: the mark is
+   * past the start. Rejects when the commit fails.
+   */
+  start(offsets: readonly PartitionOffset[]): Promise<void>;
   /** Stops the timer and flushes. */
   close(): Promise<void>;
+}
+
+/** A partition's next offset to read, as kafkajs commits it. */
+export interface PartitionOffset {
+  readonly topic: string;
+  readonly partition: number;
+  readonly offset: string;
 }
 
 /** Creates the committer of `consumer`'s group; `intervalMs` 0 commits every mark at once. */
@@ -36,17 +50,31 @@ export function createOffsetCommitter(
     throw new RangeError(`commitIntervalMs must be 0 or more, got ${intervalMs}`);
   }
   /** `topic\0partition` → next offset to commit, in mark order. */
-  const pending = new Map<string, { topic: string; partition: number; offset: string }>();
+  const pending = new Map<string, PartitionOffset>();
+  /** Partitions with a landed commit of a mark: a start must not move them back. */
+  const landed = new Set<string>();
   let timer: ReturnType<typeof setTimeout> | undefined;
   let flushing: Promise<void> = Promise.resolve();
   let closed = false;
+
+  /** Runs `commit` after every commit queued before it (one at a time, in order); its failure is the caller's. */
+  function queued(commit: () => Promise<void>): Promise<void> {
+    const result = flushing.then(commit);
+    flushing = result.catch(() => {});
+    return result;
+  }
+
+  async function commitMarks(offsets: readonly PartitionOffset[]): Promise<void> {
+    await consumer.commitOffsets([...offsets]);
+    for (const { topic, partition } of offsets) landed.add(keyOf(topic, partition));
+  }
 
   async function send(): Promise<void> {
     if (pending.size === 0) return;
     const offsets = [...pending.values()];
     pending.clear();
     try {
-      await consumer.commitOffsets(offsets);
+      await commitMarks(offsets);
     } catch (error) {
       // A rebalance took the partitions (REBALANCE_IN_PROGRESS, ILLEGAL_GENERATION) or the broker is away:
       // the next owner starts from the last commit that did land, so these records come again.
@@ -67,15 +95,14 @@ export function createOffsetCommitter(
       timer = undefined;
     }
     // One commit at a time, in order, so an older offset never lands after a newer one.
-    flushing = flushing.then(send);
-    return flushing;
+    return queued(send);
   }
 
   return {
     async mark(topic, partition, nextOffset) {
       // Uncoalesced, a failed commit is the caller's error, as kafkajs would report it.
-      if (intervalMs === 0) return await consumer.commitOffsets([{ topic, partition, offset: nextOffset }]);
-      pending.set(`${topic}\0${partition}`, { topic, partition, offset: nextOffset });
+      if (intervalMs === 0) return await queued(() => commitMarks([{ topic, partition, offset: nextOffset }]));
+      pending.set(keyOf(topic, partition), { topic, partition, offset: nextOffset });
       if (closed) return await flush();
       timer ??= setTimeout(() => {
         timer = undefined;
@@ -83,9 +110,19 @@ export function createOffsetCommitter(
       }, intervalMs);
     },
     flush,
+    start(offsets) {
+      return queued(async () => {
+        const unmarked = offsets.filter(({ topic, partition }) => !landed.has(keyOf(topic, partition)));
+        if (unmarked.length > 0) await consumer.commitOffsets([...unmarked]);
+      });
+    },
     close() {
       closed = true;
       return flush();
     },
   };
+}
+
+function keyOf(topic: string, partition: number): string {
+  return `${topic}\0${partition}`;
 }

@@ -3,7 +3,7 @@
  * One consumer-group member on kafkajs: commit after the handler succeeds, bounded retries, dead-lettering
  * and a close that cannot hang on a stuck handler. Private to the Kafka adapter.
  */
-import type { Consumer, ConsumerRunConfig, EachMessagePayload, IHeaders, Kafka, KafkaMessage } from "kafkajs";
+import type { Admin, Consumer, ConsumerRunConfig, EachMessagePayload, IHeaders, Kafka, KafkaMessage } from "kafkajs";
 import {
   batchWindowOf,
   DeliveryAttempts,
@@ -17,6 +17,7 @@ import {
 } from "../../ports/event_log.ts";
 import type { KafkaLogSink } from "./_logging.ts";
 import { createOffsetCommitter, type OffsetCommitter } from "./_commits.ts";
+import { type StartPositions, startPositionsFor } from "./_start_positions.ts";
 
 /** Consumer-group timing; kafkajs's defaults are written out here so they are visible. */
 export interface KafkaConsumerTimings {
@@ -56,6 +57,8 @@ export const BATCH_WINDOW_MIN_BYTES = 1024 * 1024;
 
 export interface MemberContext {
   readonly kafka: Kafka;
+  /** The log's admin client (connected on first use): offsets of groups and topics. */
+  readonly admin: () => Promise<Admin>;
   readonly timings: Required<KafkaConsumerTimings>;
   readonly retry: HandlerRetryPolicy;
   readonly requestTimeoutMs: number;
@@ -67,15 +70,16 @@ export interface MemberContext {
 export async function startMember(context: MemberContext, options: SubscribeOptions): Promise<Subscription> {
   const maxAttempts = maxAttemptsOf(options);
   const consumer = consumerOf(context, options);
-  const ready = readyOf(consumer);
   const commits = committerOf(context, consumer, options.groupId);
+  const starts = startPositionsFor(context, consumer, commits, options);
+  const ready = readyOf(consumer, starts);
   const state = new MemberState(context, options, consumer, commits, maxAttempts, ready.fail);
   await runConsumer(consumer, options, ready, {
     autoCommit: false,
     // One partition at a time keeps per-key order obvious; more parallelism means more members.
     partitionsConsumedConcurrently: 1,
     eachMessage: (payload) => state.onMessage(payload),
-  });
+  }, starts);
   return { ready: ready.promise, close: () => state.close() };
 }
 
@@ -151,12 +155,16 @@ export function isTopicNotReadyYet(error: unknown): boolean {
  */
 const SUBSCRIBE_ATTEMPTS_MAX = 9;
 
-/** Connects, subscribes and runs `consumer`; a failure fails `ready`, disconnects and is rethrown. */
+/**
+ * Connects, subscribes and runs `consumer`; a failure fails `ready`, disconnects and is rethrown. A "latest"
+ * member reads where its topics end between subscribing (they are served by then) and joining.
+ */
 export async function runConsumer(
   consumer: Consumer,
   options: Omit<SubscribeOptions, "handler">,
   ready: { fail: (error: Error) => void },
   run: ConsumerRunConfig,
+  starts?: StartPositions,
 ): Promise<void> {
   try {
     await consumer.connect();
@@ -169,6 +177,7 @@ export async function runConsumer(
         await new Promise((resolve) => setTimeout(resolve, Math.min(100 * 2 ** attempt, 3_200)));
       }
     }
+    await starts?.readEnds();
     await consumer.run(run);
   } catch (error) {
     ready.fail(new Error(`Consumer of group "${options.groupId}" could not start`));
@@ -179,14 +188,20 @@ export async function runConsumer(
 
 /**
  * Resolves after the first completed fetch that follows a group join: by then kafkajs has resolved the
- * starting offsets (ListOffsets for `latest`), so a record published afterwards is not skipped. Rejects on
- * a crash kafkajs will not restart from, or when `fail` is called (close before joining). A crash kafkajs
- * restarts from (the coordinator still loading on a fresh broker, say) only delays it.
+ * starting offsets (ListOffsets for `latest`), so a record published afterwards is not skipped; with `starts`,
+ * also once the group's start on the member's partitions is committed, so it is not skipped after a restart
+ * either. Rejects on a crash kafkajs will not restart from, when committing the starts fails, or when `fail`
+ * is called (close before joining). A crash kafkajs restarts from (the coordinator still loading on a fresh
+ * broker, say) only delays it.
  */
-export function readyOf(consumer: Consumer): { promise: Promise<void>; fail: (error: Error) => void } {
+export function readyOf(
+  consumer: Consumer,
+  starts?: StartPositions,
+): { promise: Promise<void>; fail: (error: Error) => void } {
   let fail!: (error: Error) => void;
   const promise = new Promise<void>((resolve, reject) => {
     let joined = false;
+    let fetched = false;
     const removers: (() => void)[] = [];
     const settle = (how: () => void) => {
       for (const remove of removers.splice(0)) remove();
@@ -194,7 +209,11 @@ export function readyOf(consumer: Consumer): { promise: Promise<void>; fail: (er
     };
     fail = (error) => settle(() => reject(error));
     removers.push(consumer.on(consumer.events.GROUP_JOIN, () => joined = true));
-    removers.push(consumer.on(consumer.events.FETCH, () => joined && settle(resolve)));
+    removers.push(consumer.on(consumer.events.FETCH, () => {
+      if (!joined || fetched) return;
+      fetched = true;
+      (starts?.secured() ?? Promise.resolve()).then(() => settle(resolve), (error) => fail(error));
+    }));
     removers.push(consumer.on(consumer.events.CRASH, ({ payload }) => {
       if (!payload.restart) fail(payload.error);
     }));

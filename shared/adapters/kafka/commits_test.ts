@@ -75,3 +75,36 @@ Deno.test("createOffsetCommitter() logs a failed coalesced commit instead of thr
 Deno.test("createOffsetCommitter() refuses a negative interval", () => {
   assert.throws(() => createOffsetCommitter(recordingConsumer().consumer, "g", -1, () => {}), RangeError);
 });
+
+Deno.test("createOffsetCommitter() start() commits at once, after the commits queued before it", async () => {
+  const { consumer, commits } = recordingConsumer();
+  const committer = createOffsetCommitter(consumer, "g", 60_000, () => {});
+  await committer.mark("t", 0, "4");
+  const flushed = committer.flush();
+  await committer.start([{ topic: "t", partition: 1, offset: "9" }, { topic: "t", partition: 2, offset: "3" }]);
+  await flushed;
+  assert.deepEqual(commits, [
+    [{ topic: "t", partition: 0, offset: "4" }],
+    [{ topic: "t", partition: 1, offset: "9" }, { topic: "t", partition: 2, offset: "3" }],
+  ]);
+});
+
+Deno.test("createOffsetCommitter() start() never moves back a partition whose handled records' commit landed", async () => {
+  const { consumer, commits } = recordingConsumer();
+  const committer = createOffsetCommitter(consumer, "g", 0, () => {});
+  await committer.mark("t", 0, "12");
+  await committer.start([{ topic: "t", partition: 0, offset: "10" }, { topic: "t", partition: 1, offset: "10" }]);
+  assert.deepEqual(commits, [
+    [{ topic: "t", partition: 0, offset: "12" }],
+    [{ topic: "t", partition: 1, offset: "10" }],
+  ]);
+  // A start whose every partition has a landed commit sends nothing.
+  await committer.start([{ topic: "t", partition: 0, offset: "10" }]);
+  assert.equal(commits.length, 2);
+});
+
+Deno.test("createOffsetCommitter() start() rejects when its commit fails", async () => {
+  const { consumer } = recordingConsumer(true);
+  const committer = createOffsetCommitter(consumer, "g", 60_000, () => {});
+  await assert.rejects(committer.start([{ topic: "t", partition: 0, offset: "1" }]), /rebalancing/);
+});

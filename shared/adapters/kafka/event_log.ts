@@ -94,7 +94,15 @@ export function createKafkaEventLog(options: KafkaEventLogOptions): EventLog {
   });
   const ensuredDeadLetterTopics = new Map<string, Promise<void>>();
 
-  const memberContext = { kafka, timings, retry: handlerRetry, requestTimeoutMs, log: sink, publishDeadLetter };
+  const memberContext = {
+    kafka,
+    admin: () => admin.get(),
+    timings,
+    retry: handlerRetry,
+    requestTimeoutMs,
+    log: sink,
+    publishDeadLetter,
+  };
 
   /** Keeps `member` for `close()` until it closes itself. */
   function tracked(member: Subscription): Subscription {

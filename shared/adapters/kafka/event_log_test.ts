@@ -11,6 +11,7 @@ import { deleteTopics, testKafkaLog } from "./_fixture_for_test.ts";
 eventLogContract("kafka", () => {
   const topics: string[] = [];
   const log = testKafkaLog({ initialDelayMs: 50, maxDelayMs: 200 });
+  let current = log;
   return Promise.resolve({
     log,
     newTopic: (name: string) => {
@@ -18,8 +19,15 @@ eventLogContract("kafka", () => {
       topics.push(topic, dlqTopicOf(topic));
       return topic;
     },
+    // A new client on the same brokers: what a restarted process has (the group's state lives in Kafka).
+    reopen: async () => {
+      await current.close();
+      current = testKafkaLog({ initialDelayMs: 50, maxDelayMs: 200 });
+      return current;
+    },
     cleanup: async () => {
       await log.close();
+      await current.close();
       await deleteTopics(topics);
     },
   });

@@ -51,9 +51,12 @@ export interface MemoryEventLogOptions {
 }
 
 interface Group {
+  readonly id: string;
   readonly members: Member[];
   /** `topic\0partition` → next offset to read. */
   readonly committed: Map<string, number>;
+  /** Writes of positions resolved from "latest" still on their way to disk; `ready` waits for them. */
+  readonly startWrites: Set<Promise<void>>;
 }
 
 /** Creates an embedded event log; with `dataDir` it first loads what an earlier process left there. */
@@ -74,7 +77,9 @@ export function createMemoryEventLog(options: MemoryEventLogOptions = {}): Event
     if (store === undefined) return;
     const loaded = await store.load();
     for (const [topic, partitions] of loaded.topics) topics.set(topic, partitions);
-    for (const [groupId, committed] of loaded.offsets) groups.set(groupId, { members: [], committed });
+    for (const [id, committed] of loaded.offsets) {
+      groups.set(id, { id, members: [], committed, startWrites: new Set() });
+    }
     // Records that expired while the process was down go before anyone reads them.
     await enforceRetention();
   })();
@@ -194,11 +199,31 @@ export function createMemoryEventLog(options: MemoryEventLogOptions = {}): Event
     const committed = group.committed.get(key);
     if (committed !== undefined) return committed;
     if (member.options.from === "earliest") return topics.get(topic)?.[partition].logStart ?? 0;
-    // "latest" is resolved once and remembered as the group's position, so a record published after
-    // `ready` is not skipped if the partition moves to another member before the first commit.
+    // "latest" is resolved once and committed as the group's position (on disk too, before `ready`), so a
+    // record published after `ready` is not skipped if the partition moves to another member, or every
+    // member closes and the process restarts, before a handled record commits.
     const end = topics.get(topic)?.[partition].end ?? 0;
     group.committed.set(key, end);
+    if (store !== undefined) writeStart(group, topic, partition, end);
     return end;
+  }
+
+  /**
+   * Appends a resolved start to the offsets file. Queued behind writes already waiting, and ahead of any
+   * commit of a record handled from it, so it never lands after (and over) a later position.
+   */
+  function writeStart(group: Group, topic: string, partition: number, offset: number): void {
+    const written = serially(() => store!.commit(group.id, topic, partition, offset, committedOffsets()));
+    group.startWrites.add(written);
+    written.then(() => group.startWrites.delete(written), (error) => {
+      group.startWrites.delete(written);
+      warn("A group's start position could not be written; a restart before its first commit starts it again", {
+        groupId: group.id,
+        topic,
+        partition,
+        error: error instanceof Error ? error.message : String(error),
+      });
+    });
   }
 
   const host: MemberHost = {
@@ -278,12 +303,19 @@ export function createMemoryEventLog(options: MemoryEventLogOptions = {}): Event
       }
       const member = new Member(host, subscribeOptions);
       for (const topic of subscribeOptions.topics) await topicOf(topic);
-      let group = groups.get(subscribeOptions.groupId);
-      if (group === undefined) groups.set(subscribeOptions.groupId, group = { members: [], committed: new Map() });
+      const id = subscribeOptions.groupId;
+      let group = groups.get(id);
+      if (group === undefined) {
+        groups.set(id, group = { id, members: [], committed: new Map(), startWrites: new Set() });
+      }
       group.members.push(member);
       rebalance(group);
       member.start();
-      return { ready: Promise.resolve(), close: () => member.close() };
+      // Ready once the positions this join resolved are on disk: what is published next is the group's.
+      const ready = Promise.all([...group.startWrites]).then(() => {});
+      // Nobody is obliged to await `ready`; a failed write is warned about above.
+      ready.catch(() => {});
+      return { ready, close: () => member.close() };
     },
     async ping() {
       await open("ping");

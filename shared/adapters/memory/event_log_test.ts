@@ -26,11 +26,18 @@ eventLogContract("memory", () =>
 eventLogContract("memory+disk", async () => {
   const dataDir = await Deno.makeTempDir({ prefix: "bv_event_log_" });
   const log = createMemoryEventLog({ ...FAST, dataDir });
+  let current = log;
   return {
     log,
     newTopic: (name: string) => uniqueName(`bv_test_${name}`),
+    reopen: async () => {
+      await current.close();
+      current = createMemoryEventLog({ ...FAST, dataDir });
+      return current;
+    },
     cleanup: async () => {
       await log.close();
+      await current.close();
       await Deno.remove(dataDir, { recursive: true });
     },
   };

@@ -1,7 +1,8 @@
 /**
  * @module
  * The delivery part of the event-log contract: per-key order, what a record carries, fan-out to groups,
- * partitions shared within a group, where a new group starts, and the batch window.
+ * partitions shared within a group, where a new group starts (and that its position then outlasts its members),
+ * and the batch window.
  */
 import assert from "node:assert/strict";
 import type { IncomingRecord } from "../event_log.ts";
@@ -153,6 +154,45 @@ export function deliveryContract(contractTest: ContractTest): void {
     await waitFor("both groups", () => earliest.length >= 3 && latest.length >= 1, { timeoutMs: WAIT_MS_MAX });
     assert.deepEqual(earliest, ["old-1", "old-2", "new-1"]);
     assert.deepEqual(latest, ["new-1"]);
+  });
+
+  contractTest("keeps a from: latest group's position on every partition while all its members are down", async (
+    { log, newTopic, reopen },
+    subscribe,
+  ) => {
+    const topic = newTopic("latest_down");
+    const groupId = newTopic("latest_down_group");
+    await log.ensureTopics([{ name: topic, partitions: 3 }]);
+    const beforeRestart: string[] = [];
+    const first = await subscribe({
+      groupId,
+      topics: [topic],
+      from: "latest",
+      handler: collectInto(beforeRestart, (record) => record.value),
+    });
+    // The only member leaves having handled nothing, so no partition has a commit from a handled record.
+    await first.close();
+    const restarted = reopen === undefined ? log : await reopen();
+    const values = Array.from({ length: 12 }, (_, i) => `while-down-${i}`);
+    await restarted.publish(topic, values.map((value) => ({ key: value, value })));
+    const afterRestart: IncomingRecord[] = [];
+    const second = await restarted.subscribe({
+      groupId,
+      topics: [topic],
+      from: "latest",
+      handler: collectInto(afterRestart, (record) => record),
+    });
+    try {
+      await second.ready;
+      await waitFor("every record published while the group was down", () => afterRestart.length >= values.length, {
+        timeoutMs: WAIT_MS_MAX,
+      });
+      assert.deepEqual(afterRestart.map((record) => record.value).sort(), [...values].sort());
+      assert.equal(new Set(afterRestart.map((record) => record.partition)).size, 3, "the keys cover all 3 partitions");
+      assert.deepEqual(beforeRestart, []);
+    } finally {
+      await second.close();
+    }
   });
 
   contractTest("delivers a trickle of records to a member with a batch window, in order, within the window", async (

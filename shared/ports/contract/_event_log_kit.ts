@@ -10,6 +10,11 @@ export interface EventLogFixture {
   readonly log: EventLog;
   /** A topic name unique to this run; the fixture deletes it (and its dead-letter topic) in `cleanup`. */
   readonly newTopic: (name: string) => string;
+  /**
+   * Closes `log` and opens another on the same data (data directory, brokers), as a process restart does.
+   * Absent for a log that does not outlive its process. `cleanup` closes the newest one.
+   */
+  readonly reopen?: () => Promise<EventLog>;
   /** Closes the log and removes what the test created. */
   readonly cleanup: () => Promise<void>;
 }
