@@ -2,13 +2,17 @@
  * @module
  * The MQTT-bus port on mqtt.js. One connection per bus; QoS 1 publishes resolve on PUBACK; a QoS 1 message
  * is acknowledged only after every matching handler resolved (through mqtt.js `handleMessage`, which also
- * holds back the next message, so handlers run one at a time, in arrival order). MQTT 5 by default (user
- * properties); `protocolVersion: 4` for brokers that speak only 3.1.1, such as aedes.
+ * holds back the next message, so handlers run one at a time, in arrival order). A QoS 1 message whose handler
+ * failed stays unacknowledged, and the bus reconnects after a backoff so a persistent session delivers it again
+ * (`redelivery.ts`). MQTT 5 by default (user properties); `protocolVersion: 4` for brokers that speak only 3.1.1,
+ * such as aedes.
  */
 
 import { Buffer } from "node:buffer";
 import mqtt from "mqtt";
 import type { MqttBus, MqttBusOptions, MqttMessage, QoS } from "../../ports/mqtt_bus.ts";
+import { mqttForcedReconnects, mqttHandlerFailures } from "./mqtt_metrics.ts";
+import { createRedelivery } from "./redelivery.ts";
 import { topicMatches } from "./topic_match.ts";
 
 /** Adapter options on top of the port's {@linkcode MqttBusOptions}. */
@@ -29,7 +33,18 @@ export interface MqttBusAdapterOptions extends MqttBusOptions {
    * again. @default 5000
    */
   readonly unmatchedHoldMs?: number;
-  /** Receives connection errors and handler failures (which leave the message unacknowledged). */
+  /**
+   * After a QoS 1 handler failed on a persistent session, how long until the bus drops the connection so the
+   * broker delivers the message again (mqtt.js then reconnects after `reconnectPeriodMs`). Every message that
+   * fails meanwhile is covered by the same reconnect. @default 1000
+   */
+  readonly redeliveryDelayMsMin?: number;
+  /** The delay above doubles with each forced reconnect while handlers keep failing, up to this. @default 30000 */
+  readonly redeliveryDelayMsMax?: number;
+  /**
+   * Receives connection errors and handler failures: once per forced reconnect for QoS 1 on a persistent session
+   * (the first failure, with the delay), else once per message.
+   */
   readonly onError?: (error: Error) => void;
   /**
    * Publishes mqtt.js may hold at once (sent and not yet acknowledged, or queued while the connection is
@@ -55,11 +70,19 @@ export async function createMqttBus(options: MqttBusAdapterOptions): Promise<Mqt
     sessionExpirySec = 86_400,
     unmatchedHoldMs = 5_000,
     maxPendingPublishes = 1_000,
+    redeliveryDelayMsMin = 1_000,
+    redeliveryDelayMsMax = 30_000,
     onError = (error: Error) => console.error(`[mqtt ${clientId}]`, error.message),
   } = options;
   if (clientId === "") throw new TypeError("Cannot connect to MQTT: clientId is empty; it names the session");
   if (!Number.isSafeInteger(maxPendingPublishes) || maxPendingPublishes < 1) {
     throw new RangeError(`maxPendingPublishes must be a positive whole number, got ${maxPendingPublishes}`);
+  }
+  if (!(redeliveryDelayMsMin > 0 && redeliveryDelayMsMin <= redeliveryDelayMsMax)) {
+    throw new RangeError(
+      `redeliveryDelayMsMin must be above 0 and at most redeliveryDelayMsMax (${redeliveryDelayMsMax}), ` +
+        `got ${redeliveryDelayMsMin}`,
+    );
   }
   /** Publishes handed to mqtt.js whose callback has not run yet (a timeout does not take one off). */
   let pendingPublishes = 0;
@@ -104,21 +127,72 @@ export async function createMqttBus(options: MqttBusAdapterOptions): Promise<Mqt
     await Promise.all(targets.map((handler) => handler(message)));
   }
 
+  const redelivery = createRedelivery({
+    delayMsMin: redeliveryDelayMsMin,
+    delayMsMax: redeliveryDelayMsMax,
+    isConnected: () => client.connected,
+    dropConnection: () => dropConnection(client),
+    onScheduled: (error, delayMs) =>
+      onError(
+        new Error(
+          `${error.message}; it stays unacknowledged, and the connection to ${url} is dropped in ${delayMs} ms ` +
+            `so the broker delivers it (and any other that fails meanwhile) again`,
+          { cause: error },
+        ),
+      ),
+    onDropped: () => mqttForcedReconnects.inc({ client_id: clientId }),
+  });
+  // Whoever closed it, the next connection of a persistent session gets the unacknowledged messages again.
+  client.on("close", () => redelivery.disconnected());
+
   // mqtt.js sends the PUBACK only once this callback runs without an error, and reads no further packet
-  // before it runs: that is what makes "acknowledge after the handler" work on MQTT 3.1.1 and 5 alike.
+  // before it runs: that is what makes "acknowledge after the handler" work on MQTT 3.1.1 and 5 alike. An
+  // error means no PUBACK and nothing else: mqtt.js reads the next packet, hence `redelivery`.
   client.handleMessage = (packet, callback) => {
+    // The connection is being dropped: a message handled now might not get its PUBACK out; the session sends
+    // it again after the reconnect.
+    if (packet.qos > 0 && redelivery.dropping) return callback(new Error("Reconnecting; left unacknowledged"));
+    const connection = redelivery.began();
     dispatch(packet).then(
-      () => callback(),
+      () => {
+        redelivery.succeeded();
+        settle(callback, connection);
+      },
       (error: unknown) => {
-        const reason = error instanceof Error ? error : new Error(String(error));
-        onError(new Error(`Handler for "${packet.topic}" failed: ${reason.message}`, { cause: reason }));
-        callback(reason);
+        const cause = error instanceof Error ? error : new Error(String(error));
+        const failure = new Error(`Handler for "${packet.topic}" failed: ${cause.message}`, { cause });
+        if (packet.qos > 0 && !cleanSession) {
+          mqttHandlerFailures.inc({ client_id: clientId, outcome: "unacknowledged" });
+          redelivery.failed(failure, connection);
+          settle(callback, connection, cause);
+          return;
+        }
+        mqttHandlerFailures.inc({ client_id: clientId, outcome: "dropped" });
+        if (packet.qos === 0) {
+          onError(failure);
+          settle(callback, connection, cause);
+          return;
+        }
+        // A clean session is never sent a message again, so leaving it unacknowledged would only hold one of
+        // the broker's in-flight slots until we disconnect, when the broker discards it anyway.
+        onError(new Error(`${failure.message}; acknowledged anyway: a clean session cannot receive it again`));
+        settle(callback, connection);
       },
     );
   };
+  const settle = (callback: (error?: Error) => void, connection: number, error?: Error) => {
+    try {
+      callback(error);
+    } finally {
+      redelivery.settled(connection);
+    }
+  };
   // Installed before the CONNACK is read: a persistent session's queued messages follow it immediately.
   await connected(client, connectTimeoutMs, url);
-  client.on("error", (error) => onError(error));
+  // Dropping the connection may end in a reset from the broker: expected, and reported once already.
+  client.on("error", (error) => {
+    if (!redelivery.dropping) onError(error);
+  });
 
   return {
     publish(topic, payload, publishOptions = {}) {
@@ -185,17 +259,33 @@ export async function createMqttBus(options: MqttBusAdapterOptions): Promise<Mqt
     },
 
     async close(): Promise<void> {
+      redelivery.close();
       for (const wake of waiters) wake();
       handlers.length = 0;
       // A graceful DISCONNECT; a handler still running keeps the socket half-open, so cut it after a bound.
-      const closeTimeoutMs = 2_000;
       try {
-        await withTimeout(client.endAsync(false), closeTimeoutMs, "MQTT close");
+        await withTimeout(client.endAsync(false), CLOSE_TIMEOUT_MS, "MQTT close");
       } catch {
         client.stream?.destroy();
       }
     },
   };
+}
+
+/** How long a closing connection may take to send what was written before the socket is cut. */
+const CLOSE_TIMEOUT_MS = 2_000;
+
+/**
+ * Drops the connection as a network failure would, for mqtt.js to reconnect (after `reconnectPeriodMs`) with
+ * the session and its queued publishes intact: `client.reconnect()` would throw away mqtt.js' store of
+ * unacknowledged publishes, and `end()` would stop the client. `end()` on the socket sends what is already
+ * written — the PUBACKs of messages handled before — ahead of the FIN, which `destroy()` alone would discard.
+ */
+function dropConnection(client: mqtt.MqttClient): void {
+  const stream = client.stream;
+  const cut = setTimeout(() => stream.destroy(), CLOSE_TIMEOUT_MS);
+  stream.once("close", () => clearTimeout(cut));
+  stream.end(() => stream.destroy());
 }
 
 /**
