@@ -1,7 +1,9 @@
 /**
  * @module
  * The delivery worker: consumes the lane queues with manual acks and POSTs each delivery, signed afresh
- * (new `webhook-timestamp`) at every attempt, through a per-endpoint circuit breaker and with a timeout.
+ * (new `webhook-timestamp`) at every attempt, through a per-endpoint circuit breaker and with a timeout: one
+ * deadline per attempt (`deliveryTimeoutMs`), shared by resolving the destination and the POST, so a partner whose
+ * DNS is slow holds a prefetch slot no longer than one whose endpoint is.
  *
  * - 2xx: delivered (ack). 410 Gone: the subscription is disabled and nothing more is sent to it (ack).
  * - Anything else (a 3xx too: redirects are never followed), a timeout or a network error: the attempt is
@@ -235,14 +237,24 @@ async function attempt(
 ): Promise<AttemptResult> {
   const started = performance.now();
   const durationMs = () => Math.round(performance.now() - started);
+  // One deadline for the whole attempt: resolving and the POST share it, so an attempt (and the prefetch slot it
+  // holds) never lasts much longer than deliveryTimeoutMs, however the time splits between DNS and the endpoint.
+  const deadline = started + options.deliveryTimeoutMs;
+  // Rounded up: at the start it is the whole timeout, and it is 0 only once the deadline has passed.
+  const remainingMs = () => Math.max(0, Math.ceil(deadline - performance.now()));
+  const timeoutError = `No answer within ${options.deliveryTimeoutMs} ms`;
   // Outside the breaker: no request is made, so the endpoint's health is not in question.
   const refusal = await destinationRefusalOf(url, {
     egress: options.egress,
     resolveHost: options.resolveHost,
-    // Never longer than a delivery may take (tests run with short timeouts).
-    resolveTimeoutMs: Math.min(RESOLVE_TIMEOUT_MS_DEFAULT, options.deliveryTimeoutMs),
+    resolveTimeoutMs: Math.min(RESOLVE_TIMEOUT_MS_DEFAULT, remainingMs()),
   });
   if (refusal) return { outcome: "FAILED", httpStatus: null, error: refusal, durationMs: durationMs() };
+  // Resolving used the whole budget: a timeout like the POST's, kept outside the breaker (nothing was sent).
+  if (remainingMs() === 0) {
+    const error = `${timeoutError} (resolving the destination used all of it; not sent)`;
+    return { outcome: "FAILED", httpStatus: null, error, durationMs: durationMs() };
+  }
   try {
     const status = await breaker.execute(async () => {
       const headers = await signatureHeaders(
@@ -256,7 +268,8 @@ async function attempt(
         // Standard Webhooks: a redirect is a failure (the partner should update the URL), never followed. It is
         // also the egress policy's: a public URL answering 302 to http://169.254.169.254/ must not be fetched.
         redirect: "manual",
-        signal: AbortSignal.timeout(options.deliveryTimeoutMs),
+        // Whatever resolving left of the attempt's deadline.
+        signal: AbortSignal.timeout(remainingMs()),
       });
       // The body is not needed; cancelling it frees the connection at once.
       await response.body?.cancel().catch(() => undefined);
@@ -285,9 +298,7 @@ async function attempt(
       return { outcome: "FAILED", httpStatus: error.status, error: error.message, durationMs: durationMs() };
     }
     const timedOut = error instanceof DOMException && error.name === "TimeoutError";
-    const text = timedOut
-      ? `No answer within ${options.deliveryTimeoutMs} ms`
-      : `Request failed: ${error instanceof Error ? error.message : String(error)}`;
+    const text = timedOut ? timeoutError : `Request failed: ${error instanceof Error ? error.message : String(error)}`;
     return { outcome: "FAILED", httpStatus: null, error: text.slice(0, ERROR_CHARS_MAX), durationMs: durationMs() };
   }
 }

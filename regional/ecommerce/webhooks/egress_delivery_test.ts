@@ -1,7 +1,8 @@
 /**
  * The egress policy at delivery time, on PGlite with the real delivery handler and a real HTTP receiver: under
  * `public` a destination that is (or resolves to) a non-public address gets no request, and the refusal follows
- * the normal path (a failed attempt, then the DLQ with the failure event); a redirect is never followed.
+ * the normal path (a failed attempt, then the DLQ with the failure event); a redirect is never followed; resolving
+ * and the POST share one deadline per attempt.
  * Subscriptions are written straight to the database, as a row made before the policy (or under `any`) would be.
  */
 import assert from "node:assert/strict";
@@ -18,6 +19,8 @@ import { createSecretBox, type SecretBox } from "./secret_box.ts";
 import { createSubscription } from "./subscription_store.ts";
 
 const EVENT_TYPE = "ecommerce.order.order.created.v1";
+/** How long the receiver's `/slow` path waits before answering. */
+const SLOW_ANSWER_MS = 1_200;
 
 interface Harness {
   readonly sql: Sql;
@@ -31,12 +34,18 @@ interface Harness {
   deliver(
     subscriptionId: string,
     attempt: number,
-    options: { egress: WebhookEgress; resolveHost?: ResolveHost; retryDelaysMs?: number[] },
+    options: {
+      egress: WebhookEgress;
+      resolveHost?: ResolveHost;
+      retryDelaysMs?: number[];
+      deliveryTimeoutMs?: number;
+    },
   ): Promise<{ deliveryId: string; error: unknown }>;
   close(): Promise<void>;
 }
 
-/** A receiver whose `/redirect` answers 302 to its own `/internal`, and every other path 204. */
+/** A receiver whose `/redirect` answers 302 to its own `/internal`, `/slow` 204 after SLOW_ANSWER_MS, and every other
+ * path 204 at once. */
 async function harness(): Promise<Harness> {
   const sql = await createPgliteSql();
   await migrate(sql, [...outboxMigrations, ...webhooksMigrations]);
@@ -47,6 +56,7 @@ async function harness(): Promise<Harness> {
     received.push(path);
     await request.body?.cancel();
     if (path === "/redirect") return new Response(null, { status: 302, headers: { location: "/internal" } });
+    if (path === "/slow") await new Promise((resolve) => setTimeout(resolve, SLOW_ANSWER_MS));
     return new Response(null, { status: 204 });
   });
   const published: string[] = [];
@@ -73,7 +83,7 @@ async function harness(): Promise<Harness> {
         box,
         nudgeOutbox: () => {},
         retryDelaysMs: options.retryDelaysMs ?? [1, 1],
-        deliveryTimeoutMs: 2_000,
+        deliveryTimeoutMs: options.deliveryTimeoutMs ?? 2_000,
         egress: options.egress,
         resolveHost: options.resolveHost,
       });
@@ -95,9 +105,9 @@ async function harness(): Promise<Harness> {
 
 async function attemptsOf(sql: Sql, deliveryId: string) {
   return await sql.query<
-    { attempt: number; outcome: string; final: boolean; http_status: number | null; error: string }
+    { attempt: number; outcome: string; final: boolean; http_status: number | null; error: string; duration_ms: number }
   >`
-    select attempt, outcome, final, http_status, error from webhook_delivery_attempts
+    select attempt, outcome, final, http_status, error, duration_ms from webhook_delivery_attempts
     where delivery_id = ${deliveryId} order by id`;
 }
 
@@ -173,6 +183,46 @@ Deno.test("a 302 from an allowed receiver is not followed: a failed attempt with
     const [row] = await attemptsOf(h.sql, deliveryId);
     assert.deepEqual([row.outcome, row.http_status, row.error], ["FAILED", 302, "The endpoint answered HTTP 302"]);
   } finally {
+    await h.close();
+  }
+});
+
+Deno.test("resolving and the POST share one deadline: slow DNS plus a slow endpoint fail the attempt within deliveryTimeoutMs", async () => {
+  const h = await harness();
+  // fetch would ask the system resolver for the made-up name (the worker has no fetch seam): for this delivery only,
+  // connect to the receiver instead, keeping the request and its abort signal as the worker made them.
+  const realFetch = globalThis.fetch;
+  try {
+    // Each half takes 60 % of the budget: with a fresh timeout for the POST the attempt would last ~1.2 × T and
+    // deliver; with one deadline the POST gets the 40 % left and times out at ~T.
+    const deliveryTimeoutMs = 2_000;
+    assert.equal(SLOW_ANSWER_MS, 0.6 * deliveryTimeoutMs);
+    const resolved: string[] = [];
+    const resolveHost: ResolveHost = (name) => {
+      resolved.push(name);
+      return new Promise((resolve) => setTimeout(() => resolve(["93.184.216.34"]), 0.6 * deliveryTimeoutMs));
+    };
+    globalThis.fetch = (input, init) => {
+      const url = new URL(input instanceof Request ? input.url : input);
+      url.hostname = "127.0.0.1";
+      return realFetch(url, init);
+    };
+    const id = await h.subscribe(`http://hooks.partner.example:${h.receiverPort}/slow`);
+    const started = performance.now();
+    const { deliveryId, error } = await h.deliver(id, 1, { egress: "public", resolveHost, deliveryTimeoutMs });
+    const elapsedMs = performance.now() - started;
+    globalThis.fetch = realFetch;
+    const [row] = await attemptsOf(h.sql, deliveryId);
+    // Slack for timers and PGlite; a fresh timeout for the POST would end the attempt at ~2400 ms, delivered.
+    assert.ok(row.duration_ms <= deliveryTimeoutMs + 150, `the attempt took ${row.duration_ms} ms`);
+    assert.ok(elapsedMs <= deliveryTimeoutMs + 300, `the handler took ${Math.round(elapsedMs)} ms`);
+    assert.deepEqual(resolved, ["hooks.partner.example"]);
+    assert.deepEqual(h.received, ["/slow"], "the POST was sent after the check");
+    // A timeout is a failed attempt, as before: the work queue moves the delivery to the next step.
+    assert.equal((error as Error)?.name, "DeliveryAttemptFailed", String(error));
+    assert.deepEqual([row.outcome, row.http_status, row.error], ["FAILED", null, "No answer within 2000 ms"]);
+  } finally {
+    globalThis.fetch = realFetch;
     await h.close();
   }
 });
