@@ -24,10 +24,12 @@ export interface OffsetCommitter {
   flush(): Promise<void>;
   /**
    * Commits where the group starts on partitions that have no committed offset, at once, after the commits
-   * queued before it. A partition for which a commit of this member's marks landed is left out: the mark is
-   * past the start. Rejects when the commit fails.
+   * queued before it, if `current()` still holds when its turn comes (kafkajs sends a commit with the
+   * generation of the moment it is sent: a start worked out for an older join would land under a newer one).
+   * A partition for which a commit of this member's marks landed is left out: the mark is past the start.
+   * Resolves whether it was sent; rejects when the commit fails.
    */
-  start(offsets: readonly PartitionOffset[]): Promise<void>;
+  start(offsets: readonly PartitionOffset[], current: () => boolean): Promise<boolean>;
   /** Stops the timer and flushes. */
   close(): Promise<void>;
 }
@@ -110,11 +112,14 @@ export function createOffsetCommitter(
       }, intervalMs);
     },
     flush,
-    start(offsets) {
+    start(offsets, current) {
+      let sent = false;
       return queued(async () => {
+        if (!current()) return;
         const unmarked = offsets.filter(({ topic, partition }) => !landed.has(keyOf(topic, partition)));
         if (unmarked.length > 0) await consumer.commitOffsets([...unmarked]);
-      });
+        sent = true;
+      }).then(() => sent);
     },
     close() {
       closed = true;

@@ -18,6 +18,7 @@ import {
 import type { KafkaLogSink } from "./_logging.ts";
 import { createOffsetCommitter, type OffsetCommitter } from "./_commits.ts";
 import { type StartPositions, startPositionsFor } from "./_start_positions.ts";
+import { isTopicNotReadyYet, whenTopicServed } from "./_topic_served.ts";
 
 /** Consumer-group timing; kafkajs's defaults are written out here so they are visible. */
 export interface KafkaConsumerTimings {
@@ -129,31 +130,7 @@ export function committerOf(context: MemberContext, consumer: Consumer, groupId:
   return commits;
 }
 
-/** Errors that mean "the topic exists but its partitions are not served yet". */
-export function isTopicNotReadyYet(error: unknown): boolean {
-  // kafkajs may wrap the protocol error (retries exceeded): look through the cause chain.
-  for (
-    let e = error as { type?: string; cause?: unknown; originalError?: unknown } | undefined, depth = 0;
-    e && depth < 5;
-    depth++
-  ) {
-    if (
-      e.type === "UNKNOWN_TOPIC_OR_PARTITION" || e.type === "LEADER_NOT_AVAILABLE" ||
-      e.type === "NOT_LEADER_FOR_PARTITION"
-    ) {
-      return true;
-    }
-    e = (e.cause ?? e.originalError) as typeof e;
-  }
-  return false;
-}
-
-/**
- * Attempts of a subscribe whose topic is not served yet (another component or process of the same start may
- * still be creating it; a new topic's partitions take a moment to get a leader). Backoff 200 ms doubling,
- * capped at 3.2 s: about 20 s in all before the subscription fails.
- */
-const SUBSCRIBE_ATTEMPTS_MAX = 9;
+export { isTopicNotReadyYet };
 
 /**
  * Connects, subscribes and runs `consumer`; a failure fails `ready`, disconnects and is rethrown. A "latest"
@@ -168,16 +145,11 @@ export async function runConsumer(
 ): Promise<void> {
   try {
     await consumer.connect();
-    for (let attempt = 1;; attempt++) {
-      try {
-        await consumer.subscribe({ topics: [...options.topics], fromBeginning: options.from === "earliest" });
-        break;
-      } catch (error) {
-        if (!isTopicNotReadyYet(error) || attempt >= SUBSCRIBE_ATTEMPTS_MAX) throw error;
-        await new Promise((resolve) => setTimeout(resolve, Math.min(100 * 2 ** attempt, 3_200)));
-      }
-    }
-    await starts?.readEnds();
+    await whenTopicServed(() =>
+      consumer.subscribe({ topics: [...options.topics], fromBeginning: options.from === "earliest" })
+    );
+    // Subscribed is not served: ListOffsets can still find a partition without its leader (NOT_LEADER).
+    if (starts !== undefined) await whenTopicServed(() => starts.readEnds());
     await consumer.run(run);
   } catch (error) {
     ready.fail(new Error(`Consumer of group "${options.groupId}" could not start`));

@@ -21,6 +21,7 @@
 import type { Admin, Consumer, IMemberAssignment } from "kafkajs";
 import type { OffsetCommitter, PartitionOffset } from "./_commits.ts";
 import type { KafkaLogSink } from "./_logging.ts";
+import { whenTopicServed } from "./_topic_served.ts";
 
 /** What a member of a "latest" group does about its start positions. */
 export interface StartPositions {
@@ -75,9 +76,10 @@ export function startPositionsOf(
   let joined!: () => void;
   let nextJoin = new Promise<void>((resolve) => joined = resolve);
 
-  async function secure(assignment: IMemberAssignment, join: number): Promise<void> {
+  /** true once the join's partitions have a committed start; false when a newer join or a restart cut it short. */
+  async function secure(assignment: IMemberAssignment, join: number): Promise<boolean> {
     const topics = Object.keys(assignment).filter((topic) => assignment[topic].length > 0);
-    if (topics.length === 0) return;
+    if (topics.length === 0) return true;
     const client = await admin();
     const starts: PartitionOffset[] = [];
     for (const { topic, partitions } of await client.fetchOffsets({ groupId: options.groupId, topics })) {
@@ -88,14 +90,23 @@ export function startPositionsOf(
         starts.push({ topic, partition, offset: end });
       }
     }
-    // A newer join may have given these partitions to another member; it secures its own.
-    if (starts.length === 0 || join !== joins) return;
-    await commits.start(starts);
+    if (starts.length === 0) return true;
+    // A newer join may have given these partitions to another member; it secures its own. Checked again when
+    // the commit's turn in the queue comes, since kafkajs sends it with the generation of that moment.
+    if (!await commits.start(starts, () => join === joins)) return false;
+    // kafkajs's commitOffsets returns without sending while its runner is not running (a crash it restarts
+    // from, a close): only an OffsetFetch tells whether the starts landed.
+    const committed = new Set<string>();
+    for (const { topic, partitions } of await client.fetchOffsets({ groupId: options.groupId, topics })) {
+      for (const { partition, offset } of partitions) if (!isUnset(offset)) committed.add(keyOf(topic, partition));
+    }
+    return starts.every(({ topic, partition }) => committed.has(keyOf(topic, partition)));
   }
 
   consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
     const join = ++joins;
-    const done = secure(payload.memberAssignment, join).then(() => true, (error) => {
+    // A partition whose leader is moving (a broker restarted) is waited out, not a failed start.
+    const done = whenTopicServed(() => secure(payload.memberAssignment, join)).catch((error) => {
       if (isRebalance(error)) return false;
       log({
         level: "warn",

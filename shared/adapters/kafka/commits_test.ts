@@ -81,8 +81,12 @@ Deno.test("createOffsetCommitter() start() commits at once, after the commits qu
   const committer = createOffsetCommitter(consumer, "g", 60_000, () => {});
   await committer.mark("t", 0, "4");
   const flushed = committer.flush();
-  await committer.start([{ topic: "t", partition: 1, offset: "9" }, { topic: "t", partition: 2, offset: "3" }]);
+  const sent = await committer.start(
+    [{ topic: "t", partition: 1, offset: "9" }, { topic: "t", partition: 2, offset: "3" }],
+    () => true,
+  );
   await flushed;
+  assert.equal(sent, true);
   assert.deepEqual(commits, [
     [{ topic: "t", partition: 0, offset: "4" }],
     [{ topic: "t", partition: 1, offset: "9" }, { topic: "t", partition: 2, offset: "3" }],
@@ -93,18 +97,35 @@ Deno.test("createOffsetCommitter() start() never moves back a partition whose ha
   const { consumer, commits } = recordingConsumer();
   const committer = createOffsetCommitter(consumer, "g", 0, () => {});
   await committer.mark("t", 0, "12");
-  await committer.start([{ topic: "t", partition: 0, offset: "10" }, { topic: "t", partition: 1, offset: "10" }]);
+  await committer.start(
+    [{ topic: "t", partition: 0, offset: "10" }, { topic: "t", partition: 1, offset: "10" }],
+    () => true,
+  );
   assert.deepEqual(commits, [
     [{ topic: "t", partition: 0, offset: "12" }],
     [{ topic: "t", partition: 1, offset: "10" }],
   ]);
   // A start whose every partition has a landed commit sends nothing.
-  await committer.start([{ topic: "t", partition: 0, offset: "10" }]);
+  await committer.start([{ topic: "t", partition: 0, offset: "10" }], () => true);
   assert.equal(commits.length, 2);
 });
 
 Deno.test("createOffsetCommitter() start() rejects when its commit fails", async () => {
   const { consumer } = recordingConsumer(true);
   const committer = createOffsetCommitter(consumer, "g", 60_000, () => {});
-  await assert.rejects(committer.start([{ topic: "t", partition: 0, offset: "1" }]), /rebalancing/);
+  await assert.rejects(committer.start([{ topic: "t", partition: 0, offset: "1" }], () => true), /rebalancing/);
+});
+
+Deno.test("createOffsetCommitter() start() sends nothing once its join is no longer current when its turn comes", async () => {
+  const { consumer, commits } = recordingConsumer();
+  const committer = createOffsetCommitter(consumer, "g", 60_000, () => {});
+  let current = true;
+  await committer.mark("t", 0, "4");
+  // The start waits behind the flush; a newer join happens meanwhile (kafkajs would send it under that generation).
+  const flushed = committer.flush();
+  const started = committer.start([{ topic: "t", partition: 1, offset: "9" }], () => current);
+  current = false;
+  await flushed;
+  assert.equal(await started, false);
+  assert.deepEqual(commits, [[{ topic: "t", partition: 0, offset: "4" }]]);
 });
