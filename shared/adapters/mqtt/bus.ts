@@ -4,8 +4,9 @@
  * is acknowledged only after every matching handler resolved (through mqtt.js `handleMessage`, which also
  * holds back the next message, so handlers run one at a time, in arrival order). A QoS 1 message whose handler
  * failed stays unacknowledged, and the bus reconnects after a backoff so a persistent session delivers it again
- * (`redelivery.ts`). MQTT 5 by default (user properties); `protocolVersion: 4` for brokers that speak only 3.1.1,
- * such as aedes.
+ * (`redelivery.ts`). A message that no handler matches (the broker's session holds a subscription this process has
+ * no handler for) is acknowledged after the hold instead: it can never be handled here (`unmatched.ts`). MQTT 5 by
+ * default (user properties); `protocolVersion: 4` for brokers that speak only 3.1.1, such as aedes.
  */
 
 import { Buffer } from "node:buffer";
@@ -14,6 +15,7 @@ import type { MqttBus, MqttBusOptions, MqttMessage, QoS } from "../../ports/mqtt
 import { mqttForcedReconnects, mqttHandlerFailures } from "./mqtt_metrics.ts";
 import { createRedelivery } from "./redelivery.ts";
 import { topicMatches } from "./topic_match.ts";
+import { createUnmatched } from "./unmatched.ts";
 
 /** Adapter options on top of the port's {@linkcode MqttBusOptions}. */
 export interface MqttBusAdapterOptions extends MqttBusOptions {
@@ -30,7 +32,8 @@ export interface MqttBusAdapterOptions extends MqttBusOptions {
   /**
    * How long a QoS 1 message that no handler matches is held (unacknowledged) waiting for `subscribe()`:
    * a persistent session delivers its queued messages right after CONNACK, before the process subscribed
-   * again. @default 5000
+   * again. Still unmatched after it, the message is acknowledged unhandled, and later messages of the same
+   * subscription (or topic) are not held again. @default 5000
    */
   readonly unmatchedHoldMs?: number;
   /**
@@ -106,25 +109,48 @@ export async function createMqttBus(options: MqttBusAdapterOptions): Promise<Mqt
   });
   const handlers: { filter: string; id: number; handler: Handler }[] = [];
   const waiters = new Set<() => void>();
+  let closed = false;
   const matching = (packet: mqtt.IPublishPacket) => {
     // MQTT 5 brokers may send one copy per matching subscription; the subscription identifiers say which.
-    const ids = [packet.properties?.subscriptionIdentifier ?? []].flat();
+    const ids = subscriptionIdsOf(packet);
     const byId = handlers.filter((h) => ids.includes(h.id));
     const chosen = byId.length > 0 ? byId : handlers.filter((h) => topicMatches(h.filter, packet.topic));
     return chosen.map((h) => h.handler);
   };
+  const unmatched = createUnmatched({
+    keysMax: UNMATCHED_KEYS_MAX,
+    reportIntervalMs: UNMATCHED_REPORT_INTERVAL_MS,
+    now: Date.now,
+    clientId,
+    holdMs: unmatchedHoldMs,
+    onReport: onError,
+  });
 
-  async function dispatch(packet: mqtt.IPublishPacket): Promise<void> {
-    const message = toMessage(packet);
-    let targets = matching(packet);
-    if (targets.length === 0 && message.qos === 1) {
-      await waitForHandler(waiters, unmatchedHoldMs);
+  /** The handlers of a QoS 1 message with none yet, once `subscribe()` registered one or the hold is over. */
+  async function heldFor(packet: mqtt.IPublishPacket): Promise<Handler[]> {
+    const deadlineMs = Date.now() + unmatchedHoldMs;
+    let targets: Handler[] = [];
+    // Every subscribe() wakes the wait; one for another filter must not cut the hold short, or a message it was
+    // meant for would be acknowledged unhandled moments before its own subscribe().
+    while (targets.length === 0 && !closed && Date.now() < deadlineMs) {
+      await waitForHandler(waiters, deadlineMs - Date.now());
       targets = matching(packet);
     }
+    return targets;
+  }
+
+  /** Runs the handlers; "unmatched" when there is none to run, and the message should be acknowledged as it is. */
+  async function dispatch(packet: mqtt.IPublishPacket, hold: boolean): Promise<"handled" | "unmatched"> {
+    let targets = matching(packet);
+    if (targets.length === 0 && hold) targets = await heldFor(packet);
     if (targets.length === 0) {
-      throw new Error(`No handler for "${message.topic}"; the message is left unacknowledged`);
+      // The hold ended with close(): the session's next connection may well have a handler for it.
+      if (closed && packet.qos > 0) throw new Error(`No handler for "${packet.topic}" before close()`);
+      return "unmatched";
     }
+    const message = toMessage(packet);
     await Promise.all(targets.map((handler) => handler(message)));
+    return "handled";
   }
 
   const redelivery = createRedelivery({
@@ -153,9 +179,20 @@ export async function createMqttBus(options: MqttBusAdapterOptions): Promise<Mqt
     // it again after the reconnect.
     if (packet.qos > 0 && redelivery.dropping) return callback(new Error("Reconnecting; left unacknowledged"));
     const connection = redelivery.began();
-    dispatch(packet).then(
-      () => {
-        redelivery.succeeded();
+    const ids = subscriptionIdsOf(packet);
+    // Not held again once a message of the same subscription waited a whole hold in vain: each hold stops the
+    // connection's traffic, and a stale subscription may keep receiving for as long as the session lives.
+    const hold = packet.qos > 0 && !unmatched.stale(packet.topic, ids);
+    dispatch(packet, hold).then(
+      (outcome) => {
+        if (outcome === "handled") {
+          redelivery.succeeded();
+        } else {
+          // Not a handler failure, and no forced reconnect: the broker would send it first again, every time.
+          // Nor does it say anything about the handlers' health, so it leaves the backoff alone.
+          mqttHandlerFailures.inc({ client_id: clientId, outcome: "unmatched" });
+          unmatched.acknowledged(packet.topic, ids, hold);
+        }
         settle(callback, connection);
       },
       (error: unknown) => {
@@ -187,6 +224,13 @@ export async function createMqttBus(options: MqttBusAdapterOptions): Promise<Mqt
       redelivery.settled(connection);
     }
   };
+  /** Best effort: UNSUBSCRIBE goes out after the SUBSCRIBE, so the broker ends unsubscribed whenever it answers. */
+  const unsubscribeLeftover = (filter: string) =>
+    withTimeout(client.unsubscribeAsync(filter), connectTimeoutMs, `Unsubscribing from "${filter}" got no UNSUBACK`)
+      .catch((error: Error) => {
+        const what = `Cannot unsubscribe from "${filter}" after subscribe() failed: ${error.message}`;
+        if (!closed) onError(new Error(`${what}; its messages are acknowledged unhandled`, { cause: error }));
+      });
   // Installed before the CONNACK is read: a persistent session's queued messages follow it immediately.
   await connected(client, connectTimeoutMs, url);
   // Dropping the connection may end in a reset from the broker: expected, and reported once already.
@@ -244,6 +288,9 @@ export async function createMqttBus(options: MqttBusAdapterOptions): Promise<Mqt
         if (refused) throw new Error(`The broker refused the subscription to "${topicFilter}"`);
       } catch (error) {
         handlers.splice(handlers.indexOf(entry), 1);
+        // A SUBACK may still come after the timeout, leaving the broker's session subscribed with no handler here
+        // (and mqtt.js would subscribe again after a session loss): take it back, unless another handler uses it.
+        if (!handlers.some((h) => h.filter === topicFilter)) unsubscribeLeftover(topicFilter);
         throw error;
       }
     },
@@ -259,6 +306,7 @@ export async function createMqttBus(options: MqttBusAdapterOptions): Promise<Mqt
     },
 
     async close(): Promise<void> {
+      closed = true;
       redelivery.close();
       for (const wake of waiters) wake();
       handlers.length = 0;
@@ -274,6 +322,10 @@ export async function createMqttBus(options: MqttBusAdapterOptions): Promise<Mqt
 
 /** How long a closing connection may take to send what was written before the socket is cut. */
 const CLOSE_TIMEOUT_MS = 2_000;
+/** Stale subscriptions (or topics) a bus remembers, so their messages are not held again; the oldest goes first. */
+const UNMATCHED_KEYS_MAX = 1_000;
+/** A stale subscription is reported once, then at most once per this: a busy one must not flood the log. */
+const UNMATCHED_REPORT_INTERVAL_MS = 60_000;
 
 /**
  * Drops the connection as a network failure would, for mqtt.js to reconnect (after `reconnectPeriodMs`) with
@@ -296,6 +348,10 @@ function subscriptionIdOf(filter: string): number {
   let hash = 0x811c9dc5;
   for (const byte of new TextEncoder().encode(filter)) hash = Math.imul(hash ^ byte, 0x01000193) >>> 0;
   return (hash % 0x0ffffffe) + 1;
+}
+
+function subscriptionIdsOf(packet: mqtt.IPublishPacket): number[] {
+  return [packet.properties?.subscriptionIdentifier ?? []].flat();
 }
 
 function connected(client: mqtt.MqttClient, timeoutMs: number, url: string): Promise<void> {

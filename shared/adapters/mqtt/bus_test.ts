@@ -1,4 +1,6 @@
 import assert from "node:assert/strict";
+import { createServer } from "node:net";
+import { Aedes } from "aedes";
 import { mqttBusContract } from "../../ports/contract/mqtt_bus_contract.ts";
 import { realInfra } from "../../testing/real_infra.ts";
 import { createMqttBus } from "./mod.ts";
@@ -187,6 +189,153 @@ Deno.test("[mqtt] bus acknowledges a failed QoS 1 message on a clean session, wh
     assert.equal(await counted(mqttForcedReconnects, clientId), 0);
     assert.equal(await counted(mqttHandlerFailures, clientId, "dropped"), 1);
     assert.match(errors.join(" / "), /acknowledged anyway: a clean session cannot receive it again/);
+  } finally {
+    await sub.close();
+    await pub.close();
+    await broker.close();
+  }
+});
+
+/**
+ * A persistent session subscribed to `old` by an earlier process (a deploy that dropped the filter but kept the
+ * clientId), and a bus on that session that subscribes to `fresh` only.
+ */
+async function staleSubscriptionCase(url: string, protocolVersion: 4 | 5, prefix: string): Promise<void> {
+  const clientId = uniqueName("stale");
+  const [old, fresh] = [`${prefix}/old/+`, `${prefix}/fresh`];
+  const holdMs = 600;
+  const errors: string[] = [];
+  const earlier = await createMqttBus({ url, clientId, protocolVersion });
+  await earlier.subscribe(old, 1, () => Promise.resolve());
+  await earlier.close();
+  const sub = await createMqttBus({
+    url,
+    clientId,
+    protocolVersion,
+    unmatchedHoldMs: holdMs,
+    reconnectPeriodMs: 100,
+    redeliveryDelayMsMin: 50,
+    onError: (error) => errors.push(error.message),
+  });
+  const pub = await createMqttBus({ url, clientId: uniqueName("pub"), cleanSession: true, protocolVersion });
+  try {
+    const delivered: string[] = [];
+    await sub.subscribe(fresh, 1, (message) => {
+      delivered.push(decode(message.payload));
+      return Promise.resolve();
+    });
+    await pub.publish(`${prefix}/old/a`, "stale 1", { qos: 1 });
+    await pub.publish(fresh, "fresh 1", { qos: 1 });
+    await eventually("the first fresh message, behind the held stale one", () => delivered.includes("fresh 1"));
+    await pause(2 * holdMs); // a forced reconnect would come 50 ms after the hold, and bring "stale 1" back
+    assert.equal(
+      await counted(mqttForcedReconnects, clientId),
+      0,
+      `no forced reconnect; reports: ${errors.join(" / ")}`,
+    );
+    assert.equal(await counted(mqttHandlerFailures, clientId, "unacknowledged"), 0);
+    assert.equal(await counted(mqttHandlerFailures, clientId, "unmatched"), 1, "acknowledged: not sent again");
+
+    // Known stale now: the next one is acknowledged at once, not held again, and not reported again.
+    const sentAtMs = Date.now();
+    await pub.publish(`${prefix}/old/a`, "stale 2", { qos: 1 });
+    await pub.publish(fresh, "fresh 2", { qos: 1 });
+    await eventually("the second fresh message", () => delivered.includes("fresh 2"));
+    const tookMs = Date.now() - sentAtMs;
+    assert.ok(tookMs < holdMs / 2, `"fresh 2" took ${tookMs} ms: "stale 2" was held again`);
+    assert.deepEqual(delivered, ["fresh 1", "fresh 2"]);
+    assert.equal(await counted(mqttHandlerFailures, clientId, "unmatched"), 2);
+    assert.equal(await counted(mqttForcedReconnects, clientId), 0);
+    assert.equal(errors.length, 1, `one report for the stale subscription, got: ${errors.join(" / ")}`);
+    assert.match(errors[0], /No handler for ".*\/old\/a".*acknowledged unhandled after waiting 600 ms/);
+    // MQTT 5 names the stale subscription by the identifier the earlier process gave it.
+    if (protocolVersion === 5) assert.match(errors[0], /\(subscription identifier \d+\)/);
+  } finally {
+    await sub.close();
+    await pub.close();
+    // Discards the session, which matters on a shared broker.
+    await (await createMqttBus({ url, clientId, cleanSession: true, protocolVersion })).close();
+  }
+}
+
+Deno.test(
+  "[mqtt] bus acknowledges after the hold a QoS 1 message of a subscription its session kept but no handler has, " +
+    "with no forced reconnect (aedes, MQTT 3.1.1)",
+  async () => {
+    const broker = await startEmbeddedMqttBroker({ port: 0 });
+    try {
+      await staleSubscriptionCase(broker.url, broker.protocolVersion, "bv/test");
+    } finally {
+      await broker.close();
+    }
+  },
+);
+
+Deno.test(
+  "[mqtt] bus acknowledges after the hold a QoS 1 message of a subscription its session kept but no handler has, " +
+    "with no forced reconnect (Mosquitto, MQTT 5)",
+  () => staleSubscriptionCase(realInfra.mqttUrl, 5, uniqueName("bvt")),
+);
+
+/** aedes whose SUBACK for `slowFilter` comes `delayMs` late; `unsubscribed` lists the filters clients dropped. */
+async function startSlowSubackBroker(slowFilter: string, delayMs: number) {
+  const unsubscribed: string[] = [];
+  const broker = await Aedes.createBroker({
+    authorizeSubscribe: (_client, subscription, done) => {
+      if (subscription.topic === slowFilter) setTimeout(() => done(null, subscription), delayMs);
+      else done(null, subscription);
+    },
+  });
+  broker.on("unsubscribe", (filters) => unsubscribed.push(...filters));
+  const server = createServer(broker.handle);
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as { port: number };
+  return {
+    url: `mqtt://127.0.0.1:${port}`,
+    unsubscribed,
+    async close() {
+      await new Promise<void>((resolve) => broker.close(() => resolve()));
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+Deno.test("[mqtt] bus unsubscribes a filter whose subscribe() timed out, so the broker stops sending it", async () => {
+  const [slow, fast] = ["bv/test/late/slow", "bv/test/late/fast"];
+  const subackDelayMs = 1_000;
+  const broker = await startSlowSubackBroker(slow, subackDelayMs);
+  const clientId = uniqueName("late");
+  const sub = await createMqttBus({
+    url: broker.url,
+    clientId,
+    protocolVersion: 4,
+    // Also the SUBACK timeout: shorter than the broker's delay, long enough for a local CONNACK.
+    connectTimeoutMs: 300,
+    unmatchedHoldMs: 200,
+    reconnectPeriodMs: 100,
+    redeliveryDelayMsMin: 50,
+    onError: () => {},
+  });
+  const pub = await createMqttBus({
+    url: broker.url,
+    clientId: uniqueName("pub"),
+    cleanSession: true,
+    protocolVersion: 4,
+  });
+  try {
+    const delivered: string[] = [];
+    await sub.subscribe(fast, 1, (message) => {
+      delivered.push(decode(message.payload));
+      return Promise.resolve();
+    });
+    await assert.rejects(sub.subscribe(slow, 1, () => Promise.resolve()), /got no SUBACK/);
+    // The late SUBACK subscribed the session; the UNSUBSCRIBE sent after it takes that back.
+    await eventually("the bus to unsubscribe", () => broker.unsubscribed.includes(slow));
+    await pub.publish(slow, "nobody's", { qos: 1 });
+    await pub.publish(fast, "marker", { qos: 1 });
+    await eventually("the marker", () => delivered.includes("marker"));
+    assert.equal(await counted(mqttHandlerFailures, clientId, "unmatched"), 0, "the broker sent nothing for it");
+    assert.equal(await counted(mqttForcedReconnects, clientId), 0);
   } finally {
     await sub.close();
     await pub.close();

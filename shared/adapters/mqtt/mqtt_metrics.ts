@@ -10,15 +10,17 @@ const HANDLER_FAILURES_METRIC = "bv_mqtt_handler_failures_total";
 const FORCED_RECONNECTS_METRIC = "bv_mqtt_forced_reconnects_total";
 
 /**
- * Messages whose handler failed (or found no handler), by outcome: `unacknowledged` (QoS 1 on a persistent
- * session: delivered again after a reconnect) or `dropped` (QoS 0, or a clean session, which cannot have it sent
- * again).
+ * Messages whose handler failed or that found no handler, by outcome: `unacknowledged` (QoS 1 on a persistent
+ * session: delivered again after a reconnect), `dropped` (QoS 0, or a clean session, which cannot have it sent
+ * again) or `unmatched` (no handler after the hold: the broker's session holds a subscription this process does
+ * not handle; acknowledged unhandled, with no reconnect, since it would only come back first).
  */
 export const mqttHandlerFailures =
   (metrics.registry.getSingleMetric(HANDLER_FAILURES_METRIC) as client.Counter<"client_id" | "outcome"> | undefined) ??
     new client.Counter({
       name: HANDLER_FAILURES_METRIC,
-      help: "MQTT messages whose handler failed, by client id and outcome (unacknowledged or dropped)",
+      help: "MQTT messages whose handler failed or that no handler matched, by client id and outcome " +
+        "(unacknowledged, dropped or unmatched)",
       labelNames: ["client_id", "outcome"] as const,
       registers: [metrics.registry],
     });
