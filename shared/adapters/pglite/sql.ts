@@ -12,6 +12,8 @@ import { PGlite, types } from "@electric-sql/pglite";
 import { type Row, type Sql, type SqlExecutor, type SqlValue, toParameterized } from "../../ports/sql.ts";
 import { createSqlPermits, type SqlPoolBounds } from "../../ports/sql_permits.ts";
 import { normalizeRows, PG_OID, toSqlError } from "../../ports/sql_values.ts";
+import { log } from "../../observability/mod.ts";
+import { type ClusterTemplates, projectClusterTemplates } from "./template.ts";
 
 /**
  * Options for {@linkcode createPgliteSql}. `acquireTimeoutMs` and `maxWaiting` ({@linkcode SqlPoolBounds})
@@ -20,17 +22,16 @@ import { normalizeRows, PG_OID, toSqlError } from "../../ports/sql_values.ts";
 export interface PgliteSqlOptions extends SqlPoolBounds {
   /** A directory that keeps the database across restarts. @default in memory */
   readonly dataDir?: string;
+  /** Where a new database's empty cluster comes from. @default the project's `.cache/pglite/` @internal */
+  readonly templates?: ClusterTemplates;
 }
 
-/** Boots PGlite (about 3–4 s) and resolves once it accepts queries. */
+/**
+ * Boots PGlite and resolves once it accepts queries: a new database (in memory, or a `dataDir` without a cluster)
+ * from the cached empty-cluster template (about 1.5 s), an existing `dataDir` as it is (about 0.6 s).
+ */
 export async function createPgliteSql(options: PgliteSqlOptions = {}): Promise<Sql> {
-  const db = await PGlite.create(options.dataDir, {
-    parsers: {
-      // PGlite reads int8 as bigint and int8[] as (lossy) numbers; the port returns decimal strings.
-      [PG_OID.INT8]: (text: string) => text,
-      [PG_OID.INT8_ARRAY]: (text: string) => types.arrayParser(text, (element: string) => element, PG_OID.INT8_ARRAY),
-    },
-  });
+  const db = await openPglite(options.dataDir, options.templates ?? projectClusterTemplates);
   // One permit: PGlite has one connection. The queue is FIFO, as the lock it replaces was.
   const permits = createSqlPermits("PGlite", 1, {
     acquireTimeoutMs: options.acquireTimeoutMs,
@@ -78,6 +79,40 @@ export async function createPgliteSql(options: PgliteSqlOptions = {}): Promise<S
       return closing;
     },
   };
+}
+
+const PARSERS = {
+  // PGlite reads int8 as bigint and int8[] as (lossy) numbers; the port returns decimal strings.
+  [PG_OID.INT8]: (text: string) => text,
+  [PG_OID.INT8_ARRAY]: (text: string) => types.arrayParser(text, (element: string) => element, PG_OID.INT8_ARRAY),
+};
+
+async function openPglite(dataDir: string | undefined, templates: ClusterTemplates): Promise<PGlite> {
+  if (dataDir !== undefined && await hasCluster(dataDir)) return await PGlite.create(dataDir, { parsers: PARSERS });
+  const loadDataDir = await templates.get((message) => log.warn(message));
+  if (loadDataDir === undefined) return await PGlite.create(dataDir, { parsers: PARSERS });
+  try {
+    return await PGlite.create(dataDir, { parsers: PARSERS, loadDataDir });
+  } catch (error) {
+    log.warn("PGlite could not load the cluster template; running initdb and making a new template", {
+      error: String(error),
+    });
+    await templates.discard();
+    // The directory had no cluster before this call: what the failed load left in it is not a database.
+    if (dataDir !== undefined) await Deno.remove(dataDir, { recursive: true }).catch(() => {});
+    return await PGlite.create(dataDir, { parsers: PARSERS });
+  }
+}
+
+/** Whether `dataDir` holds a cluster already (`initdb` writes PG_VERSION first). */
+async function hasCluster(dataDir: string): Promise<boolean> {
+  try {
+    await Deno.stat(`${dataDir}/PG_VERSION`);
+    return true;
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return false;
+    throw error;
+  }
 }
 
 interface PgliteDriver {
