@@ -1,13 +1,15 @@
 /**
  * @module
  * Stops what `scripts/infra_up.ts` started (Kafka: SIGTERM, SIGKILL after 20 s; PostgreSQL: `pg_ctl stop -m
- * fast`). Data under `.data/kafka` and `.data/pg` stays unless `--purge` is given.
+ * fast`). Data under `.data/kafka` and `.data/pg` stays unless `--purge` is given. Only this checkout's
+ * processes are signalled (pid file, or port listener, checked against the command line); a port still held
+ * by anything else afterwards is named, one line each, and the exit code is 1.
  *
  *     deno run -A scripts/infra_down.ts [east|west|all] [--purge]
  */
 import { KAFKA_REGIONS, purgeKafkaData, stopKafka, stopMirrorMaker } from "./kafka/mod.ts";
 import { purgePostgresData, stopPostgres } from "./postgres/mod.ts";
-import { parseRegions } from "./infra_up.ts";
+import { failOnPortProblems, parseRegions, portProblems } from "./infra_up.ts";
 
 async function main(): Promise<void> {
   const purge = Deno.args.includes("--purge");
@@ -19,6 +21,7 @@ async function main(): Promise<void> {
   if (purge) { for (const region of regions) await purgeKafkaData(region); }
   await Promise.all(regions.map((region) => stopPostgres(region)));
   if (purge) { for (const region of regions) await purgePostgresData(region); }
+  failOnPortProblems(await portProblems(regions), "Stopped what this checkout runs");
 }
 
 if (import.meta.main) {

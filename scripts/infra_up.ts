@@ -6,7 +6,9 @@
  *
  *     deno run -A scripts/infra_up.ts [east|west|all]     (default: all)
  *
- * Idempotent: a healthy broker is left alone; the jars are downloaded once into `.cache/kafka/`.
+ * Idempotent: a healthy broker is left alone; the jars are downloaded once into `.cache/kafka/`. A port held
+ * by anything but this checkout's broker or cluster stops it first, with one line per port naming the pid
+ * and its command (nothing is signalled), and exit code 1.
  */
 import {
   checkPrerequisites,
@@ -14,9 +16,10 @@ import {
   ensureKafkaLibs,
   ensureMirrorMaker,
   KAFKA_REGIONS,
+  kafkaPortProblems,
   type KafkaRegion,
 } from "./kafka/mod.ts";
-import { ensurePostgres } from "./postgres/mod.ts";
+import { ensurePostgres, postgresPortProblems } from "./postgres/mod.ts";
 
 /** Parses `[east|west|all]`; exits with one line on anything else. */
 export function parseRegions(args: readonly string[]): KafkaRegion[] {
@@ -26,9 +29,26 @@ export function parseRegions(args: readonly string[]): KafkaRegion[] {
   throw new TypeError(`Unknown region "${choice}"; use one of: ${[...KAFKA_REGIONS, "all"].join(", ")}`);
 }
 
+/** One line per port of `regions` (Kafka client and controller, PostgreSQL) held by anything not ours. */
+export async function portProblems(regions: readonly KafkaRegion[]): Promise<string[]> {
+  const found = await Promise.all(
+    regions.flatMap((region) => [kafkaPortProblems(region), postgresPortProblems(region)]),
+  );
+  return found.flat();
+}
+
+/** Prints each problem on its own line and throws, so the script exits non-zero; `then` says what was done. */
+export function failOnPortProblems(problems: readonly string[], then: string): void {
+  if (problems.length === 0) return;
+  for (const line of problems) console.error(`[infra] ${line}`);
+  throw new Error(`${then}: ${problems.length} port(s) held by other processes, see above`);
+}
+
 async function main(): Promise<void> {
   const startedMs = Date.now();
   const regions = parseRegions(Deno.args);
+  // Before anything starts: a healthy foreign broker would otherwise be taken for ours.
+  failOnPortProblems(await portProblems(regions), "Nothing was started");
   await checkPrerequisites(["java", "mvn"]);
   await ensureKafkaLibs();
   // The brokers start side by side: most of each start is JVM warm-up, which overlaps well.

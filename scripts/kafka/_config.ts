@@ -3,6 +3,8 @@
  * Where the local Kafka brokers live (ports, folders) and the KRaft `server.properties` each one runs with.
  * Private to `scripts/kafka/`; import `./mod.ts`.
  */
+import { fileURLToPath } from "node:url";
+import { type PortHolder, type PortVerdict, portVerdict } from "./_process.ts";
 
 /** Pinned Kafka release; must match `<kafka.version>` in `infra/kafka/pom.xml`. */
 export const KAFKA_VERSION = "4.1.1";
@@ -11,8 +13,16 @@ export const KAFKA_VERSION = "4.1.1";
 export const KAFKA_REGIONS = ["east", "west"] as const;
 export type KafkaRegion = typeof KAFKA_REGIONS[number];
 
+/**
+ * The checkout two folders above `moduleUrl` (a `file:` URL), as a file system path. `fileURLToPath`, not
+ * `URL.pathname`: the latter keeps percent-encoding, so a checkout in `my proj` became `my%20proj`.
+ */
+export function repoRootOf(moduleUrl: string | URL): string {
+  return fileURLToPath(new URL("../../", moduleUrl)).replace(/\/$/, "");
+}
+
 /** The repository root, found from this file so the scripts work from any working directory. */
-export const REPO_ROOT = new URL("../../", import.meta.url).pathname.replace(/\/$/, "");
+export const REPO_ROOT = repoRootOf(import.meta.url);
 
 /** `path` relative to the repository root when it lies inside it, for log lines. */
 export function repoRelative(path: string): string {
@@ -25,6 +35,8 @@ export const KAFKA_LOG4J_CONFIG = `${REPO_ROOT}/infra/kafka/log4j2.properties`;
 export const KAFKA_LIBS_DIR = `${REPO_ROOT}/.cache/kafka/${KAFKA_VERSION}/libs`;
 /** Written after a complete download; its absence means the folder may be partial. */
 export const KAFKA_LIBS_MARKER = `${REPO_ROOT}/.cache/kafka/${KAFKA_VERSION}/.complete`;
+/** Held while one process downloads the jars, so two never empty and fill the same folder at once. */
+export const KAFKA_LIBS_LOCK = `${REPO_ROOT}/.cache/kafka/${KAFKA_VERSION}/download.lock`;
 export const LOGS_DIR = `${REPO_ROOT}/.data/logs`;
 
 const DEFAULT_PORTS: Readonly<Record<KafkaRegion, number>> = { east: 9092, west: 9192 };
@@ -40,6 +52,8 @@ export interface BrokerLayout {
   readonly dataDir: string;
   readonly propertiesFile: string;
   readonly pidFile: string;
+  /** Held while one process starts this broker (see `withStartLock`). */
+  readonly lockFile: string;
   readonly logFile: string;
 }
 
@@ -55,6 +69,7 @@ export function brokerLayout(region: KafkaRegion): BrokerLayout {
     dataDir: `${dir}/data`,
     propertiesFile: `${dir}/server.properties`,
     pidFile: `${dir}/kafka.pid`,
+    lockFile: `${dir}/start.lock`,
     logFile: `${LOGS_DIR}/kafka-${region}.log`,
   });
 }
@@ -67,6 +82,36 @@ function portFromEnv(name: string, fallback: number): number {
     throw new RangeError(`${name} must be a TCP port between 1 and 65534, got "${raw}"`);
   }
   return port;
+}
+
+/**
+ * True when `argv` (a process's command line, `/proc/<pid>/cmdline` split at NUL) is this checkout's broker of
+ * `layout`: the `kafka.Kafka` main class run with this region's `server.properties`. Whole arguments are
+ * compared, so another checkout whose path merely ends the same way is not mistaken for ours.
+ */
+export function isBrokerOf(layout: BrokerLayout, argv: readonly string[]): boolean {
+  return argv.includes("kafka.Kafka") && argv.includes(layout.propertiesFile);
+}
+
+/**
+ * Whether `argv` is a broker another checkout of this project started (`kafka.Kafka` with a
+ * `.data/kafka/<region>/server.properties` of its own): what `./bv test` replaces so its tests own their broker.
+ */
+export function isSiblingBroker(layout: BrokerLayout, argv: readonly string[]): boolean {
+  const properties = new RegExp(`/\\.data/kafka/${layout.region}/server\\.properties$`);
+  return argv.includes("kafka.Kafka") && !isBrokerOf(layout, argv) && argv.some((arg) => properties.test(arg));
+}
+
+/**
+ * Whether the process on `port` (the broker's client or controller port) is this checkout's `layout` broker,
+ * the only process the tooling may signal there; otherwise the one line to stop with. Pure.
+ */
+export function brokerPortVerdict(layout: BrokerLayout, port: number, holder: PortHolder | undefined): PortVerdict {
+  return portVerdict(port, holder, {
+    expected: `this checkout's Kafka ${layout.region} broker`,
+    portVariable: `KAFKA_${layout.region.toUpperCase()}_PORT`,
+    isOurs: (argv) => isBrokerOf(layout, argv),
+  });
 }
 
 /** A single-node KRaft cluster (broker and controller in one JVM) sized for a laptop and for tests. */

@@ -1,7 +1,9 @@
 /**
  * @module
- * Process plumbing for the broker scripts: prerequisite checks, running a tool to completion, starting a
- * detached JVM with its output in a log file, and signalling it. Private to `scripts/kafka/`.
+ * Process plumbing for the broker scripts: prerequisite checks, running a tool to completion within a bound,
+ * starting a detached JVM with its output in a log file, signalling it, and telling whose process holds a
+ * port. Private to `scripts/kafka/`; `scripts/postgres` uses the port checks too (they would belong in
+ * `scripts/_process.ts`, which this folder's changes leave alone).
  */
 
 import {
@@ -19,6 +21,10 @@ import {
 export { exists, ignoreNotFound, isProcessAlive, readPid, seconds, signalProcess, sleep, tailFile };
 
 const INSTALL_COMMAND = "apt-get update && apt-get install -y openjdk-17-jre-headless maven";
+/** Bound on `java -version` / `mvn -v`: each answers in about a second. */
+const PREREQUISITE_CHECK_TIMEOUT_MS = 30_000;
+/** Bound on `ss`, which answers in milliseconds. */
+const SS_TIMEOUT_MS = 5_000;
 
 /** Throws one line naming each missing tool (`java`, `mvn`) and how to install it. */
 export async function checkPrerequisites(tools: readonly ("java" | "mvn")[]): Promise<void> {
@@ -36,8 +42,12 @@ export async function checkPrerequisites(tools: readonly ("java" | "mvn")[]): Pr
 }
 
 async function commandWorks(command: string, args: string[]): Promise<boolean> {
+  const signal = AbortSignal.timeout(PREREQUISITE_CHECK_TIMEOUT_MS);
   try {
-    const { success } = await new Deno.Command(command, { args, stdout: "null", stderr: "null" }).output();
+    const { success } = await new Deno.Command(command, { args, stdout: "null", stderr: "null", signal }).output();
+    if (!success && signal.aborted) {
+      throw new Error(`"${command} ${args.join(" ")}" did not answer within ${seconds(PREREQUISITE_CHECK_TIMEOUT_MS)}`);
+    }
     return success;
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) return false;
@@ -45,14 +55,35 @@ async function commandWorks(command: string, args: string[]): Promise<boolean> {
   }
 }
 
-/** Runs a command to completion; throws with its output when it fails. */
-export async function run(command: string, args: string[], options: { cwd?: string } = {}): Promise<string> {
-  const output = await new Deno.Command(command, { args, cwd: options.cwd, stdout: "piped", stderr: "piped" })
-    .output();
+/** How `run` bounds a command. */
+export interface RunOptions {
+  readonly cwd?: string;
+  /** Past this the command gets SIGTERM and `run` throws; no default, so every caller states its bound. */
+  readonly timeoutMs: number;
+  /** The constant (or option) the bound comes from, named in the error so it can be found and changed. */
+  readonly timeoutName?: string;
+}
+
+/** Runs a command to completion within `timeoutMs`; throws with its output when it fails or runs too long. */
+export async function run(command: string, args: string[], options: RunOptions): Promise<string> {
+  const signal = AbortSignal.timeout(options.timeoutMs);
+  const output = await new Deno.Command(command, {
+    args,
+    cwd: options.cwd,
+    stdout: "piped",
+    stderr: "piped",
+    signal,
+  }).output();
   const text = new TextDecoder().decode(output.stdout) + new TextDecoder().decode(output.stderr);
-  if (!output.success) {
-    throw new Error(`"${command} ${args.join(" ")}" exited with ${output.code}:\n${text.trim()}`);
+  const named = `"${[command, ...args].join(" ")}"`;
+  if (!output.success && signal.aborted) {
+    const bound = options.timeoutName ? ` (${options.timeoutName})` : "";
+    throw new Error(
+      `${named} did not finish within ${seconds(options.timeoutMs)}${bound} and was stopped; its output:\n` +
+        text.trim(),
+    );
   }
+  if (!output.success) throw new Error(`${named} exited with ${output.code}:\n${text.trim()}`);
   return text;
 }
 
@@ -140,11 +171,92 @@ export async function terminate(pid: number, options: TerminateOptions): Promise
 
 /** The pid of the process listening on TCP `port` (from `ss`), or undefined when none does. */
 export async function listenerPid(port: number): Promise<number | undefined> {
+  return (await portHolder(port))?.pid;
+}
+
+/** A process listening on a TCP port, as `ss` and `/proc` show it. */
+export interface PortHolder {
+  /** Undefined when `ss` does not show it: another user's process, seen without root. */
+  readonly pid?: number;
+  /** Its `/proc/<pid>/cmdline`: the arguments, each ended by NUL; "" when unknown. */
+  readonly cmdline: string;
+}
+
+/** Who listens on TCP `port`, or undefined when nothing does (or the listener has just exited). */
+export async function portHolder(port: number): Promise<PortHolder | undefined> {
   const output = await new Deno.Command("ss", {
     args: ["-Hltnp", `sport = :${port}`],
     stdout: "piped",
     stderr: "null",
+    signal: AbortSignal.timeout(SS_TIMEOUT_MS),
   }).output();
-  const match = /pid=(\d+)/.exec(new TextDecoder().decode(output.stdout));
-  return match ? Number(match[1]) : undefined;
+  const listing = new TextDecoder().decode(output.stdout);
+  if (listing.trim() === "") return undefined;
+  const match = /pid=(\d+)/.exec(listing);
+  if (match === null) return { cmdline: "" };
+  const pid = Number(match[1]);
+  const cmdline = await processCmdline(pid);
+  return cmdline === undefined ? undefined : { pid, cmdline };
+}
+
+/** `/proc/<pid>/cmdline` of a live process, or undefined once it has gone. */
+export async function processCmdline(pid: number): Promise<string | undefined> {
+  try {
+    return await Deno.readTextFile(`/proc/${pid}/cmdline`);
+  } catch (error) {
+    // Gone between the listing and the read: ESRCH is not mapped to NotFound (see scripts/_process.ts).
+    if (error instanceof Deno.errors.NotFound || /\(os error 3\)/.test(String(error))) return undefined;
+    throw error;
+  }
+}
+
+/** The arguments of a `/proc/<pid>/cmdline` (NUL-separated, NUL-terminated). */
+export function argvOf(cmdline: string): string[] {
+  const argv = cmdline.split("\0");
+  if (argv.at(-1) === "") argv.pop();
+  return argv;
+}
+
+/** A command line on one short line for an error message: long ones keep their start and their end. */
+export function commandSummary(argv: readonly string[], maxChars = 200): string {
+  const line = argv.join(" ").replace(/\s+/g, " ").trim() || "command line unknown";
+  if (line.length <= maxChars) return line;
+  const head = Math.floor(maxChars * 0.4);
+  return `${line.slice(0, head)} … ${line.slice(line.length - (maxChars - head - 3))}`;
+}
+
+/** What is on a port the tooling wants for its own server. */
+export type PortVerdict =
+  | { readonly kind: "free" }
+  /** This checkout's server: the only kind of process the tooling may signal. */
+  | { readonly kind: "ours"; readonly pid: number }
+  /** Anything else; `message` is the one line to stop with. */
+  | { readonly kind: "foreign"; readonly message: string };
+
+/** Who may hold a port, for `portVerdict`. */
+export interface PortOwner {
+  /** For the message, e.g. `this checkout's Kafka east broker`. */
+  readonly expected: string;
+  /** The variable that moves our server to another port, e.g. `KAFKA_EAST_PORT`. */
+  readonly portVariable: string;
+  /** True when the command line is our server's. */
+  readonly isOurs: (argv: readonly string[]) => boolean;
+}
+
+/**
+ * Decides, from the holder's command line alone, whether the process on `port` is ours to signal. Pure, so
+ * the decision is tested on made-up command lines; a holder whose pid is unknown is never ours.
+ */
+export function portVerdict(port: number, holder: PortHolder | undefined, owner: PortOwner): PortVerdict {
+  if (holder === undefined) return { kind: "free" };
+  const argv = argvOf(holder.cmdline);
+  if (holder.pid !== undefined && owner.isOurs(argv)) return { kind: "ours", pid: holder.pid };
+  const who = holder.pid === undefined
+    ? "a process whose pid this user cannot see"
+    : `pid ${holder.pid} (${commandSummary(argv)})`;
+  return {
+    kind: "foreign",
+    message: `Port ${port} is held by ${who}, not ${owner.expected}; it was left running: stop it or set ` +
+      `${owner.portVariable} to another port`,
+  };
 }

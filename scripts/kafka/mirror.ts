@@ -37,6 +37,7 @@ import {
   terminate,
 } from "./_process.ts";
 import { ensureMirrorStorageTopics } from "./_mirror_storage.ts";
+import { withStartLock } from "./_start_lock.ts";
 // A cycle (mod.ts re-exports this module) that is safe: isKafkaUp is only called, never read at load time.
 import { isKafkaUp } from "./mod.ts";
 
@@ -52,6 +53,7 @@ const HEARTBEAT_FRESH_MS = 10_000;
 const PROBE_TIMEOUT_MS = 3_000;
 const POLL_INTERVAL_MS = 500;
 const PROGRESS_EVERY_MS = 10_000;
+/** A start lock is waited for (and taken over once older than) the start timeout plus this. */
 const STALE_LOCK_MARGIN_MS = 10_000;
 
 /** What `ensureMirrorMaker` did. */
@@ -70,7 +72,14 @@ export async function ensureMirrorMaker(
   const layout = mirrorLayout();
   await Deno.mkdir(layout.dir, { recursive: true });
   // start:infra, journeys and tests may all call this at once; two JVMs would form one Connect group.
-  return await withStartLock(layout, timeoutMs, say, () => ensureLocked(layout, timeoutMs, say));
+  const lock = {
+    lockFile: layout.lockFile,
+    what: "starting MirrorMaker",
+    waitMs: timeoutMs + STALE_LOCK_MARGIN_MS,
+    hint: `see ${repoRelative(layout.logFile)}`,
+    say,
+  };
+  return await withStartLock(lock, () => ensureLocked(layout, timeoutMs, say));
 }
 
 async function ensureLocked(layout: MirrorLayout, timeoutMs: number, say: ProgressLog): Promise<EnsureMirrorResult> {
@@ -100,47 +109,6 @@ async function ensureLocked(layout: MirrorLayout, timeoutMs: number, say: Progre
   await Deno.writeTextFile(layout.pidFile, `${pid}\n`);
   await waitUntilReplicating(layout, pid, startedMs, timeoutMs, say);
   return { pid, started: true };
-}
-
-/**
- * Runs `work` holding `start.lock` (created exclusively). A lock older than the start timeout is left from
- * a process that died mid-start and is taken over.
- */
-async function withStartLock<T>(
-  layout: MirrorLayout,
-  timeoutMs: number,
-  say: ProgressLog,
-  work: () => Promise<T>,
-): Promise<T> {
-  const startedMs = Date.now();
-  let announced = false;
-  for (;;) {
-    try {
-      await Deno.writeTextFile(layout.lockFile, `${Deno.pid}\n`, { createNew: true });
-      break;
-    } catch (error) {
-      if (!(error instanceof Deno.errors.AlreadyExists)) throw error;
-    }
-    const lockAgeMs = await Deno.stat(layout.lockFile).then((s) => Date.now() - (s.mtime?.getTime() ?? 0), () => 0);
-    if (lockAgeMs > timeoutMs + STALE_LOCK_MARGIN_MS) {
-      say(`taking over a start lock left ${seconds(lockAgeMs)} ago (${repoRelative(layout.lockFile)})`);
-      await Deno.remove(layout.lockFile).catch(ignoreNotFound);
-      continue;
-    }
-    if (Date.now() - startedMs > timeoutMs + STALE_LOCK_MARGIN_MS) {
-      throw new Error(
-        `Another process has been starting MirrorMaker for too long; see ${repoRelative(layout.logFile)}`,
-      );
-    }
-    if (!announced) say("another process is starting MirrorMaker; waiting for it");
-    announced = true;
-    await sleep(POLL_INTERVAL_MS);
-  }
-  try {
-    return await work();
-  } finally {
-    await Deno.remove(layout.lockFile).catch(ignoreNotFound);
-  }
 }
 
 function mirrorCommand(layout: MirrorLayout): string[] {

@@ -12,10 +12,10 @@ import "../../shared/adapters/kafka/_request_queue_fix.ts";
 import {
   type BrokerLayout,
   brokerLayout,
+  brokerPortVerdict,
+  isSiblingBroker,
   KAFKA_LIBS_DIR,
-  KAFKA_LIBS_MARKER,
   KAFKA_LOG4J_CONFIG,
-  KAFKA_POM,
   KAFKA_REGIONS,
   KAFKA_VERSION,
   type KafkaRegion,
@@ -25,24 +25,28 @@ import {
   serverProperties,
 } from "./_config.ts";
 import {
+  argvOf,
   checkPrerequisites,
   exists,
   ignoreNotFound,
   isPortOpen,
   isProcessAlive,
-  listenerPid,
   livePid,
+  portHolder,
   run,
   seconds,
-  signalProcess,
   sleep,
   spawnDetached,
   tailFile,
   terminate,
 } from "./_process.ts";
+import { withStartLock } from "./_start_lock.ts";
+import { ensureKafkaLibs, MAVEN_RESOLVE_TIMEOUT_MS_DEFAULT } from "./_libs.ts";
 
-export { brokerLayout, checkPrerequisites, KAFKA_REGIONS, KAFKA_VERSION };
+export { brokerLayout, brokerPortVerdict, checkPrerequisites, KAFKA_REGIONS, KAFKA_VERSION };
 export type { BrokerLayout, KafkaRegion };
+export type { PortHolder, PortVerdict } from "./_process.ts";
+export { ensureKafkaLibs, MAVEN_RESOLVE_TIMEOUT_MS_DEFAULT };
 export {
   ensureMirrorMaker,
   type EnsureMirrorResult,
@@ -69,6 +73,10 @@ export type ProgressLog = (line: string) => void;
 export const BROKER_START_TIMEOUT_MS_DEFAULT = 60_000;
 /** How long `stopKafka` waits after SIGTERM before SIGKILL. */
 export const BROKER_STOP_GRACE_MS_DEFAULT = 20_000;
+/** Bound on Kafka's StorageTool formatting a region's empty metadata log (a few seconds of JVM start). */
+export const STORAGE_FORMAT_TIMEOUT_MS_DEFAULT = 60_000;
+/** Waiting for another process's start lock is bounded by that start's own bounds plus this. */
+const START_LOCK_MARGIN_MS = 10_000;
 const PROBE_TIMEOUT_MS = 3_000;
 const POLL_INTERVAL_MS = 500;
 const PROGRESS_EVERY_MS = 5_000;
@@ -151,59 +159,6 @@ export async function deleteTopicsWithPrefix(region: KafkaRegion, prefix: string
   }
 }
 
-let libsReady: Promise<void> | undefined;
-
-/** Downloads the Kafka jars from Maven Central once; later calls (and later runs) return at once. */
-export function ensureKafkaLibs(log: ProgressLog = console.log): Promise<void> {
-  libsReady ??= downloadLibs(log).catch((error) => {
-    libsReady = undefined;
-    throw error;
-  });
-  return libsReady;
-}
-
-async function downloadLibs(log: ProgressLog): Promise<void> {
-  if (await exists(KAFKA_LIBS_MARKER)) {
-    log(`[kafka] jars for Kafka ${KAFKA_VERSION} already cached in ${repoRelative(KAFKA_LIBS_DIR)}`);
-    return;
-  }
-  await checkPrerequisites(["mvn"]);
-  log(`[kafka] downloading Kafka ${KAFKA_VERSION} jars from Maven Central into ${repoRelative(KAFKA_LIBS_DIR)}`);
-  // A folder without the marker may hold a partial download; start it over.
-  await Deno.remove(KAFKA_LIBS_DIR, { recursive: true }).catch(ignoreNotFound);
-  await Deno.mkdir(KAFKA_LIBS_DIR, { recursive: true });
-  const startedMs = Date.now();
-  const ticker = setInterval(async () => {
-    const jars = await countJars();
-    log(`[kafka] ... ${jars} jars so far (${Math.round((Date.now() - startedMs) / 1000)} s)`);
-  }, PROGRESS_EVERY_MS);
-  try {
-    await run("mvn", [
-      "-q",
-      "-B",
-      "-f",
-      KAFKA_POM,
-      "dependency:copy-dependencies",
-      `-DoutputDirectory=${KAFKA_LIBS_DIR}`,
-    ]);
-  } finally {
-    clearInterval(ticker);
-  }
-  const jars = await countJars();
-  if (jars === 0) throw new Error(`Maven finished but ${repoRelative(KAFKA_LIBS_DIR)} holds no jars`);
-  await Deno.writeTextFile(
-    KAFKA_LIBS_MARKER,
-    JSON.stringify({ kafkaVersion: KAFKA_VERSION, jars, completedAt: new Date().toISOString() }) + "\n",
-  );
-  log(`[kafka] ${jars} jars downloaded in ${Math.round((Date.now() - startedMs) / 1000)} s`);
-}
-
-async function countJars(): Promise<number> {
-  let count = 0;
-  for await (const entry of Deno.readDir(KAFKA_LIBS_DIR)) if (entry.name.endsWith(".jar")) count++;
-  return count;
-}
-
 /** What `ensureKafka` did. */
 export interface EnsureKafkaResult {
   readonly region: KafkaRegion;
@@ -212,7 +167,10 @@ export interface EnsureKafkaResult {
   readonly started: boolean;
 }
 
-/** Makes sure the region's broker is up and answering: idempotent, safe to call from several scripts. */
+/**
+ * Makes sure the region's broker is up and answering: idempotent, safe to call from several scripts and
+ * processes at once (a per-region start lock: only one of them formats storage and spawns the JVM).
+ */
 export async function ensureKafka(
   region: KafkaRegion,
   options: { readonly log?: ProgressLog; readonly startTimeoutMs?: number } = {},
@@ -227,23 +185,46 @@ export async function ensureKafka(
     say(`already up on 127.0.0.1:${layout.port}; nothing to do`);
     return { ...result, started: false };
   }
+  await checkPrerequisites(["java"]);
+  // Outside the region's lock: a first download takes minutes and has a lock of its own.
+  await ensureKafkaLibs(log);
+  await Deno.mkdir(layout.dir, { recursive: true });
+  const lock = {
+    lockFile: layout.lockFile,
+    what: `starting Kafka ${region}`,
+    waitMs: timeoutMs + STORAGE_FORMAT_TIMEOUT_MS_DEFAULT + START_LOCK_MARGIN_MS,
+    hint: `see ${repoRelative(layout.logFile)}`,
+    say,
+  };
+  const started = await withStartLock(lock, () => startLocked(layout, timeoutMs, say));
+  return { ...result, started };
+}
+
+/** The rest of `ensureKafka`, run holding the region's start lock; resolves true when it started the broker. */
+async function startLocked(layout: BrokerLayout, timeoutMs: number, say: ProgressLog): Promise<boolean> {
+  // Another process may have started the broker while this one waited for the lock.
+  if (await isKafkaUp(layout.port)) {
+    say(`already up on 127.0.0.1:${layout.port}; nothing to do`);
+    return false;
+  }
   const runningPid = await brokerPid(layout);
   if (runningPid !== undefined) {
     say(`broker pid ${runningPid} is running but not answering yet; waiting for it`);
     await waitUntilUp(layout, runningPid, timeoutMs, say);
-    return { ...result, started: false };
+    return false;
   }
   for (const port of [layout.port, layout.controllerPort]) {
     // A broker that was just killed can hold its listeners for a moment after its pid is gone: wait that out.
     if (await isPortOpen(port, PROBE_TIMEOUT_MS) && !(await portClosesWithin(port, PORT_RELEASE_WAIT_MS))) {
+      const verdict = brokerPortVerdict(layout, port, await portHolder(port));
       throw new Error(
-        `Port ${port} is in use by something that is not a healthy Kafka broker; free it or set ` +
-          `KAFKA_${region.toUpperCase()}_PORT to another port`,
+        verdict.kind === "foreign"
+          ? verdict.message
+          : `Port ${port} is in use by something that is not a healthy Kafka broker; free it or set ` +
+            `KAFKA_${layout.region.toUpperCase()}_PORT to another port`,
       );
     }
   }
-  await checkPrerequisites(["java"]);
-  await ensureKafkaLibs(log);
   await Deno.mkdir(layout.dataDir, { recursive: true });
   await Deno.mkdir(LOGS_DIR, { recursive: true });
   await Deno.writeTextFile(layout.propertiesFile, serverProperties(layout));
@@ -254,7 +235,7 @@ export async function ensureKafka(
   const pid = spawnDetached(brokerCommand(layout), layout.logFile, REPO_ROOT);
   await Deno.writeTextFile(layout.pidFile, `${pid}\n`);
   await waitUntilUp(layout, pid, timeoutMs, say);
-  return { ...result, started: true };
+  return true;
 }
 
 function brokerCommand(layout: BrokerLayout): string[] {
@@ -293,7 +274,7 @@ async function formatStorageOnce(layout: BrokerLayout, say: ProgressLog): Promis
     randomClusterId(),
     "--config",
     layout.propertiesFile,
-  ]);
+  ], { timeoutMs: STORAGE_FORMAT_TIMEOUT_MS_DEFAULT, timeoutName: "STORAGE_FORMAT_TIMEOUT_MS_DEFAULT" });
 }
 
 /** A Kafka cluster id: 16 random bytes, base64url without padding, never starting with "-" (CLI-safe). */
@@ -334,7 +315,11 @@ async function waitUntilUp(layout: BrokerLayout, pid: number, timeoutMs: number,
   );
 }
 
-/** Stops the region's broker if this tooling started it: SIGTERM, then SIGKILL after `graceMs`. */
+/**
+ * Stops the region's broker if this checkout started it: SIGTERM, then SIGKILL after `graceMs`. Found by its
+ * pid file, or, when that is missing or stale, by the process on its port whose command line is this
+ * checkout's broker; anything else on the port is left alone (`kafkaPortProblems` names it).
+ */
 export async function stopKafka(
   region: KafkaRegion,
   options: { readonly log?: ProgressLog; readonly graceMs?: number } = {},
@@ -343,7 +328,7 @@ export async function stopKafka(
   const graceMs = options.graceMs ?? BROKER_STOP_GRACE_MS_DEFAULT;
   const layout = brokerLayout(region);
   const say: ProgressLog = (line) => log(`[kafka:${region}] ${line}`);
-  const pid = await brokerPid(layout);
+  const pid = await brokerPid(layout) ?? await unrecordedBrokerPid(layout, say);
   if (pid === undefined) {
     await Deno.remove(layout.pidFile).catch(ignoreNotFound);
     say("not running (no live pid from infra_up); nothing to stop");
@@ -376,24 +361,52 @@ function brokerPid(layout: BrokerLayout): Promise<number | undefined> {
   return livePid(layout.pidFile, layout.propertiesFile);
 }
 
+/** This checkout's broker found on the region's port when its pid file does not name it (lost or overwritten). */
+async function unrecordedBrokerPid(layout: BrokerLayout, say: ProgressLog): Promise<number | undefined> {
+  const verdict = brokerPortVerdict(layout, layout.port, await portHolder(layout.port));
+  if (verdict.kind !== "ours") return undefined;
+  say(`broker pid ${verdict.pid} on port ${layout.port} is this checkout's but its pid file does not name it`);
+  return verdict.pid;
+}
+
 /**
- * Stops a broker listening on the region's port that this checkout did not start (its command line names
- * another checkout's server.properties), so tests run on a cluster whose data this checkout owns. Returns
- * true when one was stopped.
+ * One line for each port of the region's broker (client and controller) held by anything but this checkout's
+ * broker: another checkout's, an unrelated program. Nothing is signalled; `infra:up` / `infra:down` print
+ * the lines and exit non-zero.
+ */
+export async function kafkaPortProblems(region: KafkaRegion): Promise<string[]> {
+  const layout = brokerLayout(region);
+  const problems: string[] = [];
+  for (const port of [layout.port, layout.controllerPort]) {
+    const verdict = brokerPortVerdict(layout, port, await portHolder(port));
+    if (verdict.kind === "foreign") problems.push(verdict.message);
+  }
+  return problems;
+}
+
+/**
+ * For `./bv test`, whose tests kill and restart brokers and must own the data: stops a broker another checkout
+ * of this project left on the region's port (`isSiblingBroker`: SIGTERM, SIGKILL after the stop grace) and
+ * resolves true; resolves false when the port is free or holds this checkout's broker; throws, with one line
+ * per port, when anything else holds it (never signalled).
  */
 export async function stopForeignKafka(region: KafkaRegion, log: ProgressLog = console.log): Promise<boolean> {
   const layout = brokerLayout(region);
-  const pid = await listenerPid(layout.port);
-  if (pid === undefined || await isProcessAlive(pid, layout.propertiesFile)) return false;
-  log(`[kafka:${region}] port ${layout.port} is held by pid ${pid}, not started by this checkout: stopping it`);
-  signalProcess(pid, "SIGTERM");
-  const startedMs = Date.now();
-  while (await isProcessAlive(pid)) {
-    if (Date.now() - startedMs > BROKER_STOP_GRACE_MS_DEFAULT) {
-      signalProcess(pid, "SIGKILL");
-      break;
-    }
-    await sleep(POLL_INTERVAL_MS);
+  const holder = await portHolder(layout.port);
+  const argv = argvOf(holder?.cmdline ?? "");
+  if (holder?.pid !== undefined && isSiblingBroker(layout, argv)) {
+    const say: ProgressLog = (line) => log(`[kafka:${region}] ${line}`);
+    say(`port ${layout.port} is held by another checkout's broker (pid ${holder.pid}): stopping it`);
+    await terminate(holder.pid, {
+      pidFile: `${layout.dir}/.not-this-checkout.pid`,
+      mustContain: "kafka.Kafka",
+      graceMs: BROKER_STOP_GRACE_MS_DEFAULT,
+      pollIntervalMs: POLL_INTERVAL_MS,
+      say,
+    });
+    return true;
   }
-  return true;
+  const problems = await kafkaPortProblems(region);
+  if (problems.length > 0) throw new Error(problems.join("\n"));
+  return false;
 }

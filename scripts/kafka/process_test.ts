@@ -1,9 +1,10 @@
 /**
  * `terminate` and `livePid`, the stop path shared by the brokers (`stopKafka`) and MirrorMaker
- * (`stopMirrorMaker`), on real child processes (`sleep`), so no broker is touched.
+ * (`stopMirrorMaker`), `run`'s bound and `portHolder`, on real child processes (`sleep`) and a listener of
+ * the test's own, so no broker is touched.
  */
 import assert from "node:assert/strict";
-import { exists, isProcessAlive, livePid, terminate } from "./_process.ts";
+import { argvOf, exists, isProcessAlive, livePid, portHolder, run, terminate } from "./_process.ts";
 
 /** A child running `sleep <seconds>` (the number tells tests apart); with `ignoreTerm` it ignores SIGTERM (inherited across exec). */
 async function sleeper(seconds: number, ignoreTerm: boolean): Promise<{ pid: number; pidFile: string }> {
@@ -63,4 +64,28 @@ Deno.test("terminate() sends SIGKILL to a process that ignores SIGTERM for longe
   assert.equal(await exists(pidFile), false);
   assert.ok(lines.includes("still running after 0.3 s; sending SIGKILL"), lines.join("\n"));
   assert.ok(lines.some((line) => line.startsWith("waiting for a clean shutdown")), lines.join("\n"));
+});
+
+Deno.test("run() stops a command that outlives its bound and names the command and the bound", async () => {
+  const startedMs = performance.now();
+  await assert.rejects(
+    run("sleep", ["44"], { timeoutMs: 200, timeoutName: "SOME_TIMEOUT_MS_DEFAULT" }),
+    /^Error: "sleep 44" did not finish within 0\.2 s \(SOME_TIMEOUT_MS_DEFAULT\) and was stopped/,
+  );
+  assert.ok(performance.now() - startedMs < 5_000, `took ${performance.now() - startedMs} ms`);
+  assert.equal(await run("echo", ["done"], { timeoutMs: 10_000 }), "done\n");
+  await assert.rejects(run("false", [], { timeoutMs: 10_000 }), /^Error: "false" exited with 1/);
+});
+
+Deno.test("portHolder() names the process listening on a port, and nothing on a closed one", async () => {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const { port } = listener.addr as Deno.NetAddr;
+  try {
+    const holder = await portHolder(port);
+    assert.equal(holder?.pid, Deno.pid);
+    assert.deepEqual(argvOf(holder?.cmdline ?? ""), argvOf(await Deno.readTextFile("/proc/self/cmdline")));
+  } finally {
+    listener.close();
+  }
+  assert.equal(await portHolder(port), undefined);
 });

@@ -1,15 +1,27 @@
 /**
  * @module
- * Where the project's own PostgreSQL clusters live (one per region: ports, folders) and the settings each
- * one runs with. Private to `scripts/postgres/`; import `./mod.ts`.
+ * Where the project's own PostgreSQL clusters live (one per region: ports, folders), the settings each
+ * one runs with, and how its postmaster is recognised. Private to `scripts/postgres/`; import `./mod.ts`.
  */
+import { basename, normalize } from "node:path";
+import { fileURLToPath } from "node:url";
+import { type PortHolder, type PortVerdict, portVerdict } from "../kafka/_process.ts";
 
 /** The regions that get a cluster of their own. */
 export const PG_REGIONS = ["east", "west"] as const;
 export type PgRegion = typeof PG_REGIONS[number];
 
+/**
+ * The checkout two folders above `moduleUrl` (a `file:` URL), as a file system path. `fileURLToPath`, not
+ * `URL.pathname`: the latter keeps percent-encoding, so a checkout in `my proj` put its clusters in a new
+ * folder `my%20proj`.
+ */
+export function repoRootOf(moduleUrl: string | URL): string {
+  return fileURLToPath(new URL("../../", moduleUrl)).replace(/\/$/, "");
+}
+
 /** The repository root, found from this file so the scripts work from any working directory. */
-export const REPO_ROOT = new URL("../../", import.meta.url).pathname.replace(/\/$/, "");
+export const REPO_ROOT = repoRootOf(import.meta.url);
 export const LOGS_DIR = `${REPO_ROOT}/.data/logs`;
 
 /** The installed server binaries (Debian's postgresql-15); `BV_PG_BIN_DIR` points elsewhere. */
@@ -40,6 +52,8 @@ export interface ClusterLayout {
   readonly pidFile: string;
   /** Our settings, rewritten on every start and included from `postgresql.conf`. */
   readonly settingsFile: string;
+  /** Held while one process runs initdb or starts this cluster (see `withStartLock`). */
+  readonly lockFile: string;
 }
 
 let pgRootMemo: { readonly dataRoot: string; readonly logsDir: string } | undefined;
@@ -82,6 +96,55 @@ export function clusterLayout(region: PgRegion): ClusterLayout {
     logFile: `${logsDir}/postgres-${region}.log`,
     pidFile: `${dir}/data/postmaster.pid`,
     settingsFile: `${dir}/data/bitvelocity.conf`,
+    lockFile: `${dir}/start.lock`,
+  });
+}
+
+/**
+ * True when `argv` (a process's command line, `/proc/<pid>/cmdline` split at NUL) is the postmaster of this
+ * checkout's `layout` cluster: the `postgres` binary with `-D` naming its data folder, as `pg_ctl start`
+ * runs it. (Only the postmaster keeps its command line; its children rewrite theirs to `postgres: …`.)
+ */
+export function isPostmasterOf(layout: ClusterLayout, argv: readonly string[]): boolean {
+  if (argv.length === 0 || !["postgres", "postmaster"].includes(basename(argv[0]))) return false;
+  // pg_ctl canonicalizes the folder it passes (no doubled or trailing slash); BV_PG_DATA_ROOT may have either.
+  const ours = canonical(layout.dataDir);
+  return argv.some((arg, i) =>
+    (arg === "-D" && i + 1 < argv.length && canonical(argv[i + 1]) === ours) ||
+    (arg.startsWith("-D") && arg.length > 2 && canonical(arg.slice(2)) === ours) ||
+    (arg.startsWith("--pgdata=") && canonical(arg.slice("--pgdata=".length)) === ours)
+  );
+}
+
+function canonical(path: string): string {
+  return normalize(path).replace(/(.)\/$/, "$1");
+}
+
+/**
+ * The data folder of a cluster another checkout of this project started for `layout`'s region (a postmaster
+ * whose `-D` is `<checkout>/.data/pg/<region>/data` or `/var/lib/postgresql/bitvelocity-<hash>/<region>/data`),
+ * which `./bv test` replaces so its tests own their cluster; undefined for anything else, ours included.
+ */
+export function siblingClusterDataDir(layout: ClusterLayout, argv: readonly string[]): string | undefined {
+  if (argv.length === 0 || !["postgres", "postmaster"].includes(basename(argv[0]))) return undefined;
+  if (isPostmasterOf(layout, argv)) return undefined;
+  const shape = new RegExp(`(/\\.data/pg|/bitvelocity-[0-9a-f]+)/${layout.region}/data$`);
+  for (let i = 0; i < argv.length; i++) {
+    const dir = argv[i] === "-D" ? argv[i + 1] : argv[i].startsWith("-D") ? argv[i].slice(2) : undefined;
+    if (dir !== undefined && shape.test(canonical(dir))) return canonical(dir);
+  }
+  return undefined;
+}
+
+/**
+ * Whether the process on the region's port is this checkout's cluster, the only server the tooling may stop
+ * there; otherwise the one line to stop with. Pure.
+ */
+export function clusterPortVerdict(layout: ClusterLayout, holder: PortHolder | undefined): PortVerdict {
+  return portVerdict(layout.port, holder, {
+    expected: `this checkout's PostgreSQL ${layout.region} cluster (${layout.dataDir})`,
+    portVariable: `PG_${layout.region.toUpperCase()}_PORT`,
+    isOurs: (argv) => isPostmasterOf(layout, argv),
   });
 }
 

@@ -4,27 +4,34 @@
  * ownership and the postmaster's liveness. Private to `scripts/postgres/`; the helpers it shares with
  * `scripts/kafka` (pid files, `/proc` liveness, log tails) are in `scripts/_process.ts`.
  */
-import { exists, isProcessAlive, readPid } from "../_process.ts";
-import { pgBinDir, pgOsUser } from "./_config.ts";
+import { exists, isProcessAlive, readPid, seconds } from "../_process.ts";
+import { argvOf, processCmdline } from "../kafka/_process.ts";
+import { type ClusterLayout, isPostmasterOf, pgBinDir, pgOsUser } from "./_config.ts";
 
 /** Bound on any one tool run (initdb, pg_ctl): a hung tool fails the script instead of hanging it. */
-const TOOL_TIMEOUT_MS = 120_000;
+export const PG_TOOL_TIMEOUT_MS = 120_000;
 
 /** Runs `pgBinDir()/<tool> args` as the cluster's OS user; resolves with its output, throws with it on failure. */
-export async function runPgTool(tool: string, args: string[], timeoutMs = TOOL_TIMEOUT_MS): Promise<string> {
+export async function runPgTool(tool: string, args: string[], timeoutMs = PG_TOOL_TIMEOUT_MS): Promise<string> {
   const binary = `${pgBinDir()}/${tool}`;
   const asRoot = Deno.uid() === 0;
   const command = asRoot ? "runuser" : binary;
   const fullArgs = asRoot ? ["-u", pgOsUser(), "--", binary, ...args] : args;
+  const signal = AbortSignal.timeout(timeoutMs);
   const output = await new Deno.Command(command, {
     args: fullArgs,
     // The OS user may not be able to read the caller's working directory.
     cwd: "/",
     stdout: "piped",
     stderr: "piped",
-    signal: AbortSignal.timeout(timeoutMs),
+    signal,
   }).output();
   const text = new TextDecoder().decode(output.stdout) + new TextDecoder().decode(output.stderr);
+  if (!output.success && signal.aborted) {
+    throw new Error(
+      `"${tool} ${args.join(" ")}" did not finish within ${seconds(timeoutMs)} and was stopped:\n${text.trim()}`,
+    );
+  }
   if (!output.success) {
     throw new Error(`"${tool} ${args.join(" ")}" exited with ${output.code}:\n${text.trim()}`);
   }
@@ -59,8 +66,14 @@ export async function checkPgPrerequisites(): Promise<void> {
   }
 }
 
-/** The postmaster's pid from `postmaster.pid` when that process is alive, else undefined. */
-export async function livePostmasterPid(pidFile: string): Promise<number | undefined> {
-  const pid = await readPid(pidFile);
-  return pid !== undefined && (await isProcessAlive(pid)) ? pid : undefined;
+/**
+ * The postmaster's pid from `postmaster.pid` when that process is alive and is this cluster's postmaster
+ * (`isPostmasterOf`), else undefined. A file left by a crash can name a pid since reused by anything, and
+ * `pg_ctl stop` would signal whatever that is.
+ */
+export async function livePostmasterPid(layout: ClusterLayout): Promise<number | undefined> {
+  const pid = await readPid(layout.pidFile);
+  if (pid === undefined || !(await isProcessAlive(pid))) return undefined;
+  const cmdline = await processCmdline(pid);
+  return cmdline !== undefined && isPostmasterOf(layout, argvOf(cmdline)) ? pid : undefined;
 }

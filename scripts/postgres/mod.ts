@@ -11,16 +11,21 @@ import { createPostgresSql } from "../../shared/adapters/postgres/mod.ts";
 import {
   type ClusterLayout,
   clusterLayout,
+  clusterPortVerdict,
   clusterSettings,
   clusterUrl,
   PG_REGIONS,
   type PgRegion,
   REPO_ROOT,
+  siblingClusterDataDir,
 } from "./_config.ts";
 import { exists, ignoreNotFound, seconds, tailFile } from "../_process.ts";
-import { checkPgPrerequisites, chownToPgUser, livePostmasterPid, runPgTool } from "./_process.ts";
+// Shared with scripts/kafka (they would belong in scripts/_process.ts): port ownership and the start lock.
+import { argvOf, portHolder } from "../kafka/_process.ts";
+import { withStartLock } from "../kafka/_start_lock.ts";
+import { checkPgPrerequisites, chownToPgUser, livePostmasterPid, PG_TOOL_TIMEOUT_MS, runPgTool } from "./_process.ts";
 
-export { clusterLayout, clusterUrl, PG_REGIONS };
+export { clusterLayout, clusterPortVerdict, clusterUrl, PG_REGIONS };
 export type { ClusterLayout, PgRegion };
 
 /** Where progress lines go; the scripts print them, tests may collect them. */
@@ -31,6 +36,10 @@ export const PG_START_TIMEOUT_MS_DEFAULT = 60_000;
 /** How long `stopPostgres` waits for a fast shutdown before an immediate one. */
 export const PG_STOP_TIMEOUT_MS_DEFAULT = 30_000;
 const PROBE_TIMEOUT_SEC = 2;
+/** Bound on `pg_ctl start` beyond its own `-t`: a pg_ctl that hangs past its wait. */
+const PG_START_SLACK_MS = 10_000;
+/** Waiting for another process's start lock is bounded by that start's own bounds (initdb, start) plus this. */
+const START_LOCK_MARGIN_MS = 10_000;
 const INCLUDE_LINE = "include_if_exists = 'bitvelocity.conf'";
 
 /** What `ensurePostgres` did. */
@@ -65,7 +74,10 @@ export async function serverDataDirectory(port: number): Promise<string | undefi
   }
 }
 
-/** Makes sure the region's cluster is up and accepting connections: idempotent, safe from several scripts. */
+/**
+ * Makes sure the region's cluster is up and accepting connections: idempotent, safe from several scripts and
+ * processes at once (a per-region start lock: only one of them runs initdb and `pg_ctl start`).
+ */
 export async function ensurePostgres(
   region: PgRegion,
   options: { readonly log?: ProgressLog; readonly startTimeoutMs?: number } = {},
@@ -76,21 +88,43 @@ export async function ensurePostgres(
   const say: ProgressLog = (line) => log(`[postgres:${region}] ${line}`);
   const result = { region, url: clusterUrl(region) };
 
-  const running = await serverDataDirectory(layout.port);
-  if (running !== undefined) {
-    if (running !== layout.dataDir) {
-      throw new Error(
-        `Port ${layout.port} is held by a PostgreSQL server with data in ${running}, not ${
-          relative(layout.dataDir)
-        }; ` +
-          `stop it or set PG_${region.toUpperCase()}_PORT to another port`,
-      );
-    }
-    say(`already up on 127.0.0.1:${layout.port}; nothing to do`);
-    return { ...result, started: false };
-  }
+  if (await isUp(layout, say)) return { ...result, started: false };
   await checkPgPrerequisites();
   await Deno.mkdir(layout.dir, { recursive: true });
+  const lock = {
+    lockFile: layout.lockFile,
+    what: `starting PostgreSQL ${region}`,
+    // initdb and pg_ctl start each have their own bound (see startLocked).
+    waitMs: PG_TOOL_TIMEOUT_MS + timeoutMs + PG_START_SLACK_MS + START_LOCK_MARGIN_MS,
+    hint: `see ${relative(layout.logFile)}`,
+    say,
+  };
+  const started = await withStartLock(lock, () => startLocked(layout, timeoutMs, say));
+  return { ...result, started };
+}
+
+/**
+ * True when the region's cluster already answers on its port; throws when a server with another data folder
+ * (`data_directory`, asked over SQL) answers there, since callers would otherwise use it by mistake.
+ */
+async function isUp(layout: ClusterLayout, say: ProgressLog): Promise<boolean> {
+  const running = await serverDataDirectory(layout.port);
+  if (running === undefined) return false;
+  if (running !== layout.dataDir) {
+    throw new Error(
+      `Port ${layout.port} is held by a PostgreSQL server with data in ${running}, not ${relative(layout.dataDir)}; ` +
+        `stop it or set PG_${layout.region.toUpperCase()}_PORT to another port`,
+    );
+  }
+  say(`already up on 127.0.0.1:${layout.port}; nothing to do`);
+  return true;
+}
+
+/** The rest of `ensurePostgres`, run holding the region's start lock; resolves true when it started the server. */
+async function startLocked(layout: ClusterLayout, timeoutMs: number, say: ProgressLog): Promise<boolean> {
+  const { region } = layout;
+  // Another process may have started the cluster while this one waited for the lock.
+  if (await isUp(layout, say)) return false;
   await Deno.mkdir(dirname(layout.logFile), { recursive: true });
   await initdbOnce(layout, say);
   await Deno.writeTextFile(layout.settingsFile, clusterSettings(layout));
@@ -113,7 +147,7 @@ export async function ensurePostgres(
       "-t",
       String(Math.ceil(timeoutMs / 1000)),
       "start",
-    ], timeoutMs + 10_000);
+    ], timeoutMs + PG_START_SLACK_MS);
   } catch (error) {
     throw new Error(
       `PostgreSQL ${region} did not start on port ${layout.port}: ${(error as Error).message}\n` +
@@ -126,7 +160,7 @@ export async function ensurePostgres(
     );
   }
   say(`up on 127.0.0.1:${layout.port} after ${seconds(Date.now() - startedMs)}`);
-  return { ...result, started: true };
+  return true;
 }
 
 /** Creates the cluster unless `PG_VERSION` shows it exists (data is kept across runs). */
@@ -152,17 +186,34 @@ async function initdbOnce(layout: ClusterLayout, say: ProgressLog): Promise<void
 }
 
 /**
- * Stops a PostgreSQL server that holds the region's port with another data folder (a cluster started by
- * another checkout of this project, whose tests would otherwise share or block ours). Resolves true when one
- * was stopped. The shared server on 5432 is never on a region's port, so it is never touched.
+ * One line when the region's port is held by anything but this checkout's cluster (by the listener's command
+ * line: `postgres -D <our data folder>`): another checkout's cluster, the system's, an unrelated program.
+ * Nothing is signalled; `infra:up` / `infra:down` print the line and exit non-zero.
+ */
+export async function postgresPortProblems(region: PgRegion): Promise<string[]> {
+  const layout = clusterLayout(region);
+  const verdict = clusterPortVerdict(layout, await portHolder(layout.port));
+  return verdict.kind === "foreign" ? [verdict.message] : [];
+}
+
+/**
+ * For `./bv test`, whose tests stop and restart clusters and must own the data: stops a cluster another checkout
+ * of this project left on the region's port (`siblingClusterDataDir`; `pg_ctl stop -m fast`) and resolves true;
+ * resolves false when the port is free or holds this checkout's cluster; throws, with one line, when anything
+ * else holds it (never signalled: the shared server on 5432 is never on a region's port anyway).
  */
 export async function stopForeignPostgres(region: PgRegion, log: ProgressLog = console.log): Promise<boolean> {
   const layout = clusterLayout(region);
-  const running = await serverDataDirectory(layout.port);
-  if (running === undefined || running === layout.dataDir) return false;
-  log(`[postgres:${region}] port ${layout.port} is held by a cluster in ${running}, not this checkout's: stopping it`);
-  await runPgTool("pg_ctl", ["stop", "-D", running, "-m", "fast", "-w", "-t", "30"]);
-  return true;
+  const holder = await portHolder(layout.port);
+  const sibling = holder?.pid === undefined ? undefined : siblingClusterDataDir(layout, argvOf(holder.cmdline));
+  if (sibling !== undefined) {
+    log(`[postgres:${region}] port ${layout.port} is held by another checkout's cluster in ${sibling}: stopping it`);
+    await runPgTool("pg_ctl", ["stop", "-D", sibling, "-m", "fast", "-w", "-t", "30"]);
+    return true;
+  }
+  const problems = await postgresPortProblems(region);
+  if (problems.length > 0) throw new Error(problems.join("\n"));
+  return false;
 }
 
 /**
@@ -179,7 +230,8 @@ export async function stopPostgres(
   const timeoutMs = options.timeoutMs ?? PG_STOP_TIMEOUT_MS_DEFAULT;
   const layout = clusterLayout(region);
   const say: ProgressLog = (line) => log(`[postgres:${region}] ${line}`);
-  const pid = await livePostmasterPid(layout.pidFile);
+  // Only this cluster's own postmaster: pg_ctl signals whatever pid postmaster.pid names.
+  const pid = await livePostmasterPid(layout);
   if (pid === undefined) {
     say("not running; nothing to stop");
     return false;
@@ -202,7 +254,7 @@ export async function stopPostgres(
 /** Deletes the region's cluster (`.data/pg/<region>`); it must be stopped. */
 export async function purgePostgresData(region: PgRegion, log: ProgressLog = console.log): Promise<void> {
   const layout = clusterLayout(region);
-  if ((await livePostmasterPid(layout.pidFile)) !== undefined) {
+  if ((await livePostmasterPid(layout)) !== undefined) {
     throw new Error(`PostgreSQL ${region} is still running; stop it before purging ${relative(layout.dir)}`);
   }
   await Deno.remove(layout.dir, { recursive: true }).catch(ignoreNotFound);
