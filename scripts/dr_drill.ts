@@ -10,14 +10,16 @@
  *
  * `--async` runs replication without waiting for west's apply (RPO may then be above 0: the measured tail);
  * `--keep-kafka` leaves the shared east broker running. Exit 1 when an acknowledged order is missing or the
- * regions disagree at the end.
+ * regions disagree at the end. Whatever happens — the end, a failure, Ctrl-C or SIGTERM (130 / 143) — one
+ * cleanup brings east's PostgreSQL and Kafka back and removes what the run made: its processes, the link
+ * between the regions, databases, vhosts, Kafka topics in both regions and Redis keys.
  */
 import { parseArgs } from "node:util";
 import { REGIONS } from "../shared/config/config.ts";
 import { dropVhost, ensureVhost } from "../shared/adapters/amqp/provision.ts";
 import { dropDatabase, ensureDatabase } from "../shared/adapters/postgres/provision.ts";
 import { withPg } from "../shared/adapters/postgres/replication.ts";
-import { ensureKafka, stopKafka } from "./kafka/mod.ts";
+import { deleteTopicsWithPrefix, ensureKafka, KAFKA_REGIONS, stopKafka } from "./kafka/mod.ts";
 import { ensurePostgres, stopPostgres } from "./postgres/mod.ts";
 import { orderDatabasesOf } from "./postgres/infra_replication.ts";
 import {
@@ -29,6 +31,7 @@ import {
   teardownOrderReplication,
 } from "./postgres/order_replication.ts";
 import { drillEnv, openDrillPlatform } from "./dr/drill_platform.ts";
+import { cleanupOnInterrupt } from "./dr/interrupt.ts";
 import { acknowledgedOrderIds, measureRto, outcomeCounts } from "./dr/measure.ts";
 import { startOrderLoad } from "./dr/order_load.ts";
 import { seedDrill } from "./dr/seed.ts";
@@ -38,6 +41,8 @@ const RTO_TARGET_SEC = 10;
 const READY_TIMEOUT_MS = 120_000;
 /** East counts as down after this many failed probes in a row (one probe every 200 ms). */
 const DOWN_AFTER_FAILED_PROBES = 3;
+/** Bound on deleting the run's topics in one region (~40 topics plus dead-letter and mirrored twins). */
+const TOPIC_CLEANUP_TIMEOUT_MS = 45_000;
 
 const { values: flags } = parseArgs({
   args: Deno.args,
@@ -54,7 +59,6 @@ const rate = Number(flags.rate);
 const started = performance.now();
 const t = () => `${((performance.now() - started) / 1000).toFixed(1).padStart(6)} s`;
 const say = (line: string) => console.log(`[dr ${t()}] ${line}`);
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 const runId = `bvdr_${Date.now().toString(36)}`;
 const env = drillEnv(runId, synchronous);
@@ -63,6 +67,17 @@ const platform = await openDrillPlatform(env, `.data/logs/dr-drill-${runId}.log`
 const dbs = orderDatabasesOf(platform.config);
 let kafkaKilled = false;
 let exitCode = 1;
+const cleanup = cleanupOnInterrupt(cleanUp, { log: (line) => say(line) });
+/** Before each step that changes anything: after a signal the cleanup owns the infrastructure. */
+const proceed = () => cleanup.signal.throwIfAborted();
+/** A pause a signal cuts short (it rejects then). */
+const sleep = (ms: number) =>
+  new Promise<void>((resolve, reject) => {
+    proceed();
+    const abort = () => (clearTimeout(timer), reject(cleanup.signal.reason));
+    const timer = setTimeout(() => (cleanup.signal.removeEventListener("abort", abort), resolve()), ms);
+    cleanup.signal.addEventListener("abort", abort, { once: true });
+  });
 
 /** Deletes the run's Redis keys (its prefix), 500 at a time, with `redis-cli` like the journeys' cleanup. */
 async function deleteRedisKeys(prefix: string): Promise<void> {
@@ -88,14 +103,17 @@ try {
     ...REGIONS.map((r) => ensureKafka(r, { log: say })),
     ...REGIONS.map((r) => ensurePostgres(r, { log: say })),
   ]);
+  proceed();
   for (const region of REGIONS) {
     await ensureDatabase(platform.config.regions[region].pgAdminUrl, platform.config.regions[region].pgDatabase);
     await ensureVhost(platform.config.regions[region].amqpVhost);
   }
   if (synchronous) await prepareSynchronousWriter(dbs.east);
+  proceed();
   platform.start();
   await platform.waitReady(READY_TIMEOUT_MS);
   say("platform ready");
+  proceed();
   await ensureOrderReplication(dbs, { synchronous, log: say });
   const { token, productId } = await seedDrill({
     eastIngressUrl: platform.ingressUrl.east,
@@ -114,6 +132,7 @@ try {
   say(`load running through the edge; east fails in ${flags["warm-sec"]} s`);
   await sleep(Number(flags["warm-sec"]) * 1_000);
 
+  proceed(); // east must not be killed once the cleanup has begun: nothing would bring it back
   const failureMs = performance.now();
   const killed = await platform.kill("east");
   await stopPostgres("east", { mode: "immediate", log: say });
@@ -176,10 +195,12 @@ try {
     }`,
   );
 
+  proceed();
   say("bringing east back as west's replica");
   await ensurePostgres("east", { log: say });
   if (kafkaKilled) await ensureKafka("east", { log: say });
   const resync = await resyncAsReplica(dbs, "east", { log: say });
+  proceed();
   platform.start("east");
   await platform.waitReady(READY_TIMEOUT_MS);
   const probe = await fetch(`${platform.ingressUrl.east}/api/v1/orders`, {
@@ -227,21 +248,47 @@ try {
   );
   exitCode = ok ? 0 : 1;
 } catch (error) {
-  console.error(`[dr] failed: ${(error as Error).stack ?? error}`);
+  if (!cleanup.signal.aborted) console.error(`[dr] failed: ${(error as Error).stack ?? error}`);
 } finally {
-  await platform.stop().catch(() => {});
-  if (kafkaKilled) {
-    await ensureKafka("east", { log: say }).catch((e) => console.error(`[dr] kafka east not restarted: ${e}`));
-  }
-  await ensurePostgres("east", { log: () => {} }).catch(() => {});
-  await teardownOrderReplication(dbs).catch(() => {});
-  for (const region of REGIONS) {
-    await dropDatabase(platform.config.regions[region].pgAdminUrl, platform.config.regions[region].pgDatabase).catch(
+  await cleanup.run();
+}
+Deno.exit(cleanup.exitCode ?? exitCode);
+
+/**
+ * Everything a run leaves, removed once (`cleanup.run()`: the end of the script or a signal). Each step is
+ * bounded and logs its own failure, so one that fails does not keep the next from running.
+ */
+async function cleanUp(): Promise<void> {
+  const attempt = (what: string, work: Promise<unknown>) =>
+    work.then(
       () => {},
+      (error) => console.error(`[dr] cleanup: could not ${what}: ${(error as Error)?.message ?? error}`),
     );
-    await dropVhost(platform.config.regions[region].amqpVhost).catch(() => {});
+  await attempt("stop the platform's processes", platform.stop());
+  if (kafkaKilled) await attempt("restart east's Kafka", ensureKafka("east", { log: say }));
+  await attempt("restart east's PostgreSQL", ensurePostgres("east", { log: () => {} }));
+  await attempt("unlink the regions' databases", teardownOrderReplication(dbs));
+  for (const region of REGIONS) {
+    const { pgAdminUrl, pgDatabase, amqpVhost } = platform.config.regions[region];
+    await attempt(`drop database ${pgDatabase}`, dropDatabase(pgAdminUrl, pgDatabase));
+    await attempt(`drop vhost ${amqpVhost}`, dropVhost(amqpVhost));
   }
-  await deleteRedisKeys(`${runId}:`).catch(() => {});
+  // ~40 topics × 3 partitions per run: left behind, every run (`deno task test` runs the drill) slows the broker.
+  await Promise.all(KAFKA_REGIONS.map((region) =>
+    attempt(
+      `delete the run's Kafka topics in ${region}`,
+      withTimeout(deleteTopicsWithPrefix(region, `${runId}.`), TOPIC_CLEANUP_TIMEOUT_MS),
+    )
+  ));
+  await attempt("delete the run's Redis keys", deleteRedisKeys(`${runId}:`));
   say("cleaned up");
 }
-Deno.exit(exitCode);
+
+/** `work`, or a rejection after `ms` (the work itself is left to finish or to die with the process). */
+function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms);
+  });
+  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
+}

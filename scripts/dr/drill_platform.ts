@@ -50,7 +50,7 @@ export interface DrillPlatform {
   readonly edgeUrl: string;
   readonly ingressUrl: Readonly<Record<Region, string>>;
   readonly logPath: string;
-  /** Starts the processes of `region` (all regions and the shared ones when undefined). */
+  /** Starts the processes of `region` (all regions and the shared ones when undefined); throws once stopping. */
   start(region?: Region): void;
   /** Resolves once every started process answers `/readyz` 200; throws after `timeoutMs`. */
   waitReady(timeoutMs: number): Promise<void>;
@@ -66,6 +66,9 @@ export async function openDrillPlatform(env: Record<string, string>, logPath: st
   const log = await Deno.open(logPath, { create: true, append: true });
   const pumps: Promise<void>[] = [];
   const procs: Proc[] = [];
+  // Once stop() has begun (a signal's cleanup may run it while the drill goes on), a process started would
+  // outlive the drill: nothing would stop it, and its log file is closed.
+  let stopping = false;
   const spec: (Deployable & { readonly env: Record<string, string> })[] = [
     {
       name: "payment-gateway",
@@ -91,6 +94,7 @@ export async function openDrillPlatform(env: Record<string, string>, logPath: st
     },
     logPath,
     start(region) {
+      if (stopping) throw new Error("Cannot start the drill's processes: the platform is stopping");
       for (const s of spec) {
         if (region !== undefined && s.region !== region) continue;
         procs.push(launch(s));
@@ -107,6 +111,7 @@ export async function openDrillPlatform(env: Record<string, string>, logPath: st
       return victims.map((p) => p.name);
     },
     async stop() {
+      stopping = true;
       await stopProcesses(procs.map((p) => p.child), 10_000);
       await Promise.allSettled(pumps);
       log.close();

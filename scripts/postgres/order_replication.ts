@@ -14,6 +14,7 @@ import {
   ensurePublication,
   ensureSubscription,
   refreshSubscription,
+  replicationSlotState,
   subscribedTables,
   subscriptionState,
   tableShapes,
@@ -85,7 +86,8 @@ export interface EnsureOrderReplicationOptions {
 /**
  * Makes the recorded writer (east when none is recorded) publish the order tables and the other region
  * subscribe. Both schemas must be migrated (the services do that); their order tables must be identical.
- * Idempotent: an existing link is left as it is (enabled if it was disabled).
+ * Idempotent: an existing link is left as it is (enabled if it was disabled) unless the writer lost its slot,
+ * which re-syncs the replica (outcome `re-synced`); resolves only once the link streams.
  */
 export async function ensureOrderReplication(
   dbs: OrderDatabases,
@@ -109,7 +111,12 @@ export async function ensureOrderReplication(
   await writeWriterRole(dbs, replica, writer, epoch);
   await ensurePublication(dbs[writer], ORDER_PUBLICATION, REPLICATED_TABLES);
   const subscription = orderSubscriptionName(dbs, writer);
-  if ((await subscriptionState(dbs[replica], subscription)) !== undefined) {
+  const existing = await subscriptionState(dbs[replica], subscription);
+  const slot = existing?.slot === undefined ? "missing" : await replicationSlotState(dbs[writer], existing.slot);
+  const resync = existing !== undefined && (slot === "missing" || slot === "lost");
+  if (resync) {
+    await discardLostLink(dbs, writer, subscription, slot, say);
+  } else if (existing !== undefined) {
     await addNewTables(dbs[replica], subscription, say);
   } else {
     const rows = await orderRowCount(dbs[replica]);
@@ -120,7 +127,7 @@ export async function ensureOrderReplication(
       );
     }
   }
-  const outcome = await ensureSubscription({
+  const created = await ensureSubscription({
     subscriberUrl: dbs[replica],
     publisherUrl: dbs[writer],
     publication: ORDER_PUBLICATION,
@@ -128,7 +135,11 @@ export async function ensureOrderReplication(
     copyData: true,
     synchronousCommit: options.synchronous ? "on" : "off",
   });
-  await waitForInitialSync(dbs[replica], subscription, options.initialSyncTimeoutMs ?? INITIAL_SYNC_TIMEOUT_MS_DEFAULT);
+  const outcome = resync ? "re-synced" : created;
+  await waitForInitialSync(
+    { subscriberUrl: dbs[replica], publisherUrl: dbs[writer], subscription },
+    options.initialSyncTimeoutMs ?? INITIAL_SYNC_TIMEOUT_MS_DEFAULT,
+  );
   if (options.synchronous) await setSynchronousStandby(dbs[writer], subscription);
   say(
     `[orders] ${writer} → ${replica}: subscription ${subscription} ${outcome}${
@@ -238,7 +249,10 @@ export async function resyncAsReplica(
     copyData: true,
     synchronousCommit: "off",
   });
-  await waitForInitialSync(dbs[region], subscription, options.initialSyncTimeoutMs ?? INITIAL_SYNC_TIMEOUT_MS_DEFAULT);
+  await waitForInitialSync(
+    { subscriberUrl: dbs[region], publisherUrl: dbs[writer], subscription },
+    options.initialSyncTimeoutMs ?? INITIAL_SYNC_TIMEOUT_MS_DEFAULT,
+  );
   say(`[orders] ${region} re-synced as replica of ${writer} (subscription ${subscription})`);
   return { discardedOrderIds, subscription };
 }
@@ -300,16 +314,59 @@ async function addNewTables(replicaUrl: string, subscription: string, say: Progr
   say(`[orders] subscription ${subscription} now also replicates ${missing.join(", ")} (${rows} local rows discarded)`);
 }
 
-async function waitForInitialSync(subscriberUrl: string, name: string, timeoutMs: number): Promise<void> {
+/**
+ * Resolves once every table's initial copy is done and the apply worker streams: it runs in the replica and
+ * holds its slot in the writer. Tables marked ready prove nothing on their own — a subscription whose apply
+ * worker fails at every retry (its slot gone, a row conflict) keeps them ready forever.
+ */
+async function waitForInitialSync(
+  link: { readonly subscriberUrl: string; readonly publisherUrl: string; readonly subscription: string },
+  timeoutMs: number,
+): Promise<void> {
   const started = Date.now();
   for (;;) {
-    const state = await subscriptionState(subscriberUrl, name);
-    if (state && state.tablesTotal > 0 && state.tablesReady === state.tablesTotal) return;
+    const state = await subscriptionState(link.subscriberUrl, link.subscription);
+    const copied = state !== undefined && state.tablesTotal > 0 && state.tablesReady === state.tablesTotal;
+    const slot = state?.slot === undefined ? "missing" : await replicationSlotState(link.publisherUrl, state.slot);
+    if (copied && state.applying && slot === "streaming") return;
     if (Date.now() - started > timeoutMs) {
-      throw new Error(`Subscription ${name}: initial copy not done within ${timeoutMs} ms (${JSON.stringify(state)})`);
+      throw new Error(
+        `Subscription ${link.subscription}: not copied and streaming within ${timeoutMs} ms (${
+          JSON.stringify({ ...state, slot })
+        }); its workers' errors are in the replica's server log`,
+      );
     }
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
+}
+
+/**
+ * The writer no longer has the replica's slot (its data was purged — `infra:down <writer> --purge` — or the
+ * slot was dropped, or invalidated past `max_slot_wal_keep_size`): the subscription can never resume, and the
+ * replica's rows are a copy of a history the writer may not hold any more. Drops the subscription without
+ * touching the writer (its slot is gone) and empties the replica's replicated tables, reporting what the
+ * writer lacks, so the subscription made next copies them afresh — the initial setup's rule (a replica holds
+ * nothing the copy would collide with), and the same truncate-and-copy as {@linkcode resyncAsReplica}. The
+ * replica's own writes are refused by the guard triggers, so the writer holds everything it authored.
+ */
+async function discardLostLink(
+  dbs: OrderDatabases,
+  writer: OrderRegion,
+  subscription: string,
+  slot: "missing" | "lost",
+  say: ProgressLog,
+): Promise<void> {
+  const replica = otherRegion(writer);
+  await dropSubscriptionDetached(dbs[replica], subscription);
+  const [rows, lacking] = await Promise.all([
+    orderRowCount(dbs[replica]),
+    orderIdsMissingIn(dbs[replica], dbs[writer]),
+  ]);
+  await withPg(dbs[replica], (sql) => sql.unsafe(`truncate ${REPLICATED_TABLES.join(", ")}`));
+  say(
+    `[orders] ${writer}'s slot ${subscription} is ${slot} (purged, dropped or invalidated): ${replica} re-syncs; ` +
+      `its ${rows} copied rows are discarded, ${lacking.length} orders the writer ${writer} lacks among them`,
+  );
 }
 
 function orderRowCount(url: string): Promise<number> {

@@ -68,40 +68,86 @@ export async function dropPublication(url: string, name: string): Promise<void> 
 /** State of a subscription in the subscriber's database, or undefined when it does not exist. */
 export interface SubscriptionState {
   readonly enabled: boolean;
+  /** Its slot on the publisher; undefined once detached (`slot_name = none`). */
+  readonly slot: string | undefined;
   /** Tables whose initial copy is done (`r` = ready) out of all subscribed tables. */
   readonly tablesReady: number;
   readonly tablesTotal: number;
   /** The apply worker runs (it does not while disabled or while the publisher is unreachable). */
   readonly applying: boolean;
+  /** Errors the apply and table-sync workers hit since the subscription was made (`pg_stat_subscription_stats`). */
+  readonly workerErrors: number;
 }
 
 export function subscriptionState(subscriberUrl: string, name: string): Promise<SubscriptionState | undefined> {
   return withPg(subscriberUrl, async (sql) => {
     const rows = await sql`
-      select s.subenabled as enabled,
+      select s.subenabled as enabled, s.subslotname as slot,
         (select count(*) from pg_subscription_rel r where r.srsubid = s.oid and r.srsubstate = 'r')::int as ready,
         (select count(*) from pg_subscription_rel r where r.srsubid = s.oid)::int as total,
         exists (select 1 from pg_stat_subscription w where w.subid = s.oid and w.relid is null and w.pid is not null)
-          as applying
+          as applying,
+        coalesce((select e.apply_error_count + e.sync_error_count from pg_stat_subscription_stats e
+          where e.subid = s.oid), 0)::int as errors
       from pg_subscription s
       where s.subname = ${
       checked(name)
     } and s.subdbid = (select oid from pg_database where datname = current_database())`;
     if (rows.length === 0) return undefined;
     const row = rows[0];
-    return { enabled: row.enabled, tablesReady: row.ready, tablesTotal: row.total, applying: row.applying };
+    return {
+      enabled: row.enabled,
+      slot: row.slot ?? undefined,
+      tablesReady: row.ready,
+      tablesTotal: row.total,
+      applying: row.applying,
+      workerErrors: row.errors,
+    };
   });
+}
+
+/**
+ * A replication slot as its server sees it: `missing` (never made, dropped, or its server's data purged),
+ * `lost` (invalidated: WAL it needed was removed past `max_slot_wal_keep_size`), or there and `streaming` to a
+ * connected subscriber or `idle`. A subscription whose slot is `missing` or `lost` can never resume: its apply
+ * worker fails at every retry, and only dropping and re-creating it (with a fresh copy) repairs it.
+ */
+export type SlotState = "missing" | "lost" | "idle" | "streaming";
+
+/** What the server of `url` says of slot `slot` (see {@linkcode SlotState}). */
+export function replicationSlotState(url: string, slot: string): Promise<SlotState> {
+  return withPg(url, async (sql) => {
+    const [row] = await sql`select active, wal_status from pg_replication_slots where slot_name = ${checked(slot)}`;
+    if (row === undefined) return "missing";
+    if (row.wal_status === "lost") return "lost";
+    return row.active ? "streaming" : "idle";
+  });
+}
+
+/** An existing subscription whose slot is gone from its publisher: it must be re-synced, not just enabled. */
+export class SubscriptionSlotLostError extends Error {
+  constructor(readonly subscription: string, readonly slotState: "missing" | "lost") {
+    super(
+      `Subscription ${subscription}: its slot is ${slotState} on the publisher, so it can never resume; drop it ` +
+        `(dropSubscriptionDetached), empty the subscribed tables and create it again`,
+    );
+    this.name = "SubscriptionSlotLostError";
+  }
 }
 
 /**
  * Creates the subscription unless it exists (then it is only enabled). A slot of the same name left on
  * the publisher by an earlier subscription that was dropped without it is dropped first, or CREATE would
- * fail; that is safe because a slot belongs to exactly one subscription by name.
+ * fail; that is safe because a slot belongs to exactly one subscription by name. An existing subscription
+ * whose slot the publisher no longer has is a {@linkcode SubscriptionSlotLostError}: "unchanged" would call a
+ * link fine that never carries another row.
  */
 export async function ensureSubscription(spec: SubscriptionSpec): Promise<"created" | "enabled" | "unchanged"> {
   const name = checked(spec.subscription);
   const state = await subscriptionState(spec.subscriberUrl, name);
   if (state !== undefined) {
+    const slot = state.slot === undefined ? "missing" : await replicationSlotState(spec.publisherUrl, state.slot);
+    if (slot === "missing" || slot === "lost") throw new SubscriptionSlotLostError(name, slot);
     if (state.enabled) return "unchanged";
     await withPg(spec.subscriberUrl, (sql) => sql.unsafe(`alter subscription ${name} enable`));
     return "enabled";
@@ -159,21 +205,26 @@ export async function dropSubscriptionDetached(subscriberUrl: string, name: stri
   return true;
 }
 
-/** Drops slot `name` on the server of `url` if it exists, ending the WAL sender holding it first. */
+/**
+ * Drops slot `name` on the server of `url` if it exists, ending the WAL sender holding it first — again
+ * while it is held: an enabled subscription's apply worker reconnects within `wal_retrieve_retry_interval`
+ * and a new sender takes the slot before the drop.
+ */
 export async function dropReplicationSlot(url: string, name: string): Promise<boolean> {
   return await withPg(url, async (sql) => {
-    const slots = await sql`select active_pid from pg_replication_slots where slot_name = ${checked(name)}`;
-    if (slots.length === 0) return false;
-    if (slots[0].active_pid !== null) await sql`select pg_terminate_backend(${slots[0].active_pid})`;
-    // The sender may take a moment to release the slot after it is terminated.
     for (let attempt = 0;; attempt++) {
+      const slots = await sql`select active_pid from pg_replication_slots where slot_name = ${checked(name)}`;
+      if (slots.length === 0) return false; // none, or gone meanwhile
+      // Waits (up to 5 s) until the sender has exited, so the slot is free before the subscriber reconnects.
+      if (slots[0].active_pid !== null) await sql`select pg_terminate_backend(${slots[0].active_pid}, 5000)`;
       try {
         await sql`select pg_drop_replication_slot(${name})`;
         return true;
       } catch (error) {
         const code = (error as { code?: string }).code;
         if (code === "42704") return false; // gone meanwhile
-        if (code !== "55006" || attempt >= 20) throw error; // 55006: slot still active
+        // 55006: still active — a new sender took it between the two statements.
+        if (code !== "55006" || attempt >= 20) throw error;
         await new Promise((resolve) => setTimeout(resolve, 250));
       }
     }
