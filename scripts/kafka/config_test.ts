@@ -93,10 +93,13 @@ Deno.test("brokerPortVerdict() compares whole arguments, so a checkout path with
 Deno.test("isSiblingBroker() names only another checkout's broker of the same region, which ./bv test replaces", () => {
   const east = brokerLayout("east");
   const argvOf = (text: string) => text.split("\0").filter((arg) => arg !== "");
-  assert.ok(isSiblingBroker(east, argvOf(brokerCmdline("/tmp/ci/.data/kafka/east/server.properties"))));
+  assert.ok(isSiblingBroker(east, argvOf(brokerCmdline("/srv/another checkout/.data/kafka/east/server.properties"))));
   assert.ok(isSiblingBroker(east, argvOf(brokerCmdline("/home/u/my proj/.data/kafka/east/server.properties"))));
   assert.ok(!isSiblingBroker(east, argvOf(brokerCmdline(east.propertiesFile))), "ours is not a sibling");
-  assert.ok(!isSiblingBroker(east, argvOf(brokerCmdline("/tmp/ci/.data/kafka/west/server.properties"))), "west");
+  assert.ok(
+    !isSiblingBroker(east, argvOf(brokerCmdline("/srv/another checkout/.data/kafka/west/server.properties"))),
+    "west",
+  );
   assert.ok(!isSiblingBroker(east, argvOf(brokerCmdline("/opt/kafka/config/server.properties"))), "a system Kafka");
   assert.ok(!isSiblingBroker(east, ["python3", "-m", "http.server", "/x/.data/kafka/east/server.properties"]));
 });

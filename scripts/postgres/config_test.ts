@@ -85,15 +85,19 @@ Deno.test("livePostmasterPid() ignores a postmaster.pid whose pid now runs anoth
 Deno.test("siblingClusterDataDir() names only another checkout's cluster of the same region, which ./bv test replaces", () => {
   const east = clusterLayout("east");
   assert.equal(
-    siblingClusterDataDir(east, [POSTGRES, "-D", "/tmp/ci/.data/pg/east/data"]),
-    "/tmp/ci/.data/pg/east/data",
+    siblingClusterDataDir(east, [POSTGRES, "-D", "/srv/another checkout/.data/pg/east/data"]),
+    "/srv/another checkout/.data/pg/east/data",
   );
   assert.equal(
     siblingClusterDataDir(east, [POSTGRES, "-D/var/lib/postgresql/bitvelocity-1a2b3c/east/data/"]),
     "/var/lib/postgresql/bitvelocity-1a2b3c/east/data",
   );
   assert.equal(siblingClusterDataDir(east, [POSTGRES, "-D", east.dataDir]), undefined, "ours is not a sibling");
-  assert.equal(siblingClusterDataDir(east, [POSTGRES, "-D", "/tmp/ci/.data/pg/west/data"]), undefined, "west");
+  assert.equal(
+    siblingClusterDataDir(east, [POSTGRES, "-D", "/srv/another checkout/.data/pg/west/data"]),
+    undefined,
+    "west",
+  );
   assert.equal(siblingClusterDataDir(east, [POSTGRES, "-D", "/var/lib/postgresql/15/main"]), undefined, "the system's");
-  assert.equal(siblingClusterDataDir(east, ["python3", "-D", "/tmp/ci/.data/pg/east/data"]), undefined);
+  assert.equal(siblingClusterDataDir(east, ["python3", "-D", "/srv/another checkout/.data/pg/east/data"]), undefined);
 });

@@ -10,18 +10,11 @@ import { dropDatabase, ensureDatabase } from "../../shared/adapters/postgres/pro
 import { dropReplicationSlot, ensureSubscription } from "../../shared/adapters/postgres/replication.ts";
 import { migrate } from "../../shared/ports/sql_migrate.ts";
 import type { Sql } from "../../shared/ports/mod.ts";
-import { uniqueName } from "../../shared/testing/unique.ts";
 import { ECOMMERCE_MIGRATIONS } from "../../regional/ecommerce/mod.ts";
-import { clusterUrl, ensurePostgres } from "./mod.ts";
+import { clusterUrl } from "./mod.ts";
+import { withRegionDatabases } from "./_region_databases_for_test.ts";
 import { tableParity } from "./table_parity.ts";
-import {
-  ensureOrderReplication,
-  ORDER_PUBLICATION,
-  type OrderDatabases,
-  orderParity,
-  orderSubscriptionName,
-  teardownOrderReplication,
-} from "./order_replication.ts";
+import { ensureOrderReplication, ORDER_PUBLICATION, orderParity, orderSubscriptionName } from "./order_replication.ts";
 
 const quiet = () => {};
 const REPLICATED_WITHIN_MS = 10_000;
@@ -71,33 +64,6 @@ async function loseSlot(slot: string): Promise<void> {
 }
 
 const hasOrder = async (sql: Sql, id: string) => (await sql.query`select 1 from orders where id = ${id}`).length > 0;
-
-/** A fresh migrated database per region on the project clusters; unlinked and dropped whatever happened. */
-async function withRegionDatabases(
-  prefix: string,
-  body: (
-    regions: { dbs: OrderDatabases; names: Record<"east" | "west", string>; east: Sql; west: Sql },
-  ) => Promise<void>,
-): Promise<void> {
-  await Promise.all([ensurePostgres("east", { log: quiet }), ensurePostgres("west", { log: quiet })]);
-  const id = uniqueName(prefix);
-  const names = { east: `${id}_east`, west: `${id}_west` };
-  const dbs: OrderDatabases = { east: clusterUrl("east", names.east), west: clusterUrl("west", names.west) };
-  await ensureDatabase(clusterUrl("east"), names.east);
-  await ensureDatabase(clusterUrl("west"), names.west);
-  const east = createPostgresSql({ url: dbs.east, maxConnections: 2 });
-  const west = createPostgresSql({ url: dbs.west, maxConnections: 2 });
-  try {
-    for (const sql of [east, west]) await migrate(sql, ECOMMERCE_MIGRATIONS);
-    await body({ dbs, names, east, west });
-  } finally {
-    await east.close();
-    await west.close();
-    await teardownOrderReplication(dbs);
-    await dropDatabase(clusterUrl("west"), names.west);
-    await dropDatabase(clusterUrl("east"), names.east);
-  }
-}
 
 Deno.test({
   name: "ensureOrderReplication() re-syncs a replica whose slot the writer lost, and new orders replicate again",

@@ -4,27 +4,21 @@
  * writer re-syncs as replica. Brings the clusters up when they are not running.
  */
 import assert from "node:assert/strict";
-import { createPostgresSql } from "../../shared/adapters/postgres/mod.ts";
-import { dropDatabase, ensureDatabase } from "../../shared/adapters/postgres/provision.ts";
-import { migrate } from "../../shared/ports/sql_migrate.ts";
 import type { Sql } from "../../shared/ports/mod.ts";
 import { uniqueName } from "../../shared/testing/unique.ts";
-import { ECOMMERCE_MIGRATIONS } from "../../regional/ecommerce/mod.ts";
 import { createWriterRoleReader } from "../../regional/ecommerce/orders/writer/mod.ts";
-import { clusterUrl, ensurePostgres } from "./mod.ts";
+import { withRegionDatabases } from "./_region_databases_for_test.ts";
 import { tableParity } from "./table_parity.ts";
 import { ensurePublication, ensureSubscription } from "../../shared/adapters/postgres/replication.ts";
 import { REPLICATED_ORDER_TABLES } from "../../regional/ecommerce/orders/writer/mod.ts";
 import {
   ensureOrderReplication,
   ORDER_PUBLICATION,
-  type OrderDatabases,
   orderParity,
   orderSubscriptionName,
   promoteOrderWriter,
   readWriterRoles,
   resyncAsReplica,
-  teardownOrderReplication,
 } from "./order_replication.ts";
 
 const quiet = () => {};
@@ -77,34 +71,6 @@ async function waitForOrder(sql: Sql, id: string, timeoutMs: number): Promise<nu
     if (rows.length > 0) return performance.now() - started;
     if (performance.now() - started > timeoutMs) throw new Error(`order ${id} not replicated within ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, 5));
-  }
-}
-
-/**
- * Runs `body` on a fresh migrated database per region (prefix `prefix`) on the project clusters, then
- * unlinks and drops them whatever happened.
- */
-async function withRegionDatabases(
-  prefix: string,
-  body: (regions: { dbs: OrderDatabases; east: Sql; west: Sql }) => Promise<void>,
-): Promise<void> {
-  await Promise.all([ensurePostgres("east", { log: quiet }), ensurePostgres("west", { log: quiet })]);
-  const id = uniqueName(prefix);
-  const names = { east: `${id}_east`, west: `${id}_west` };
-  const dbs: OrderDatabases = { east: clusterUrl("east", names.east), west: clusterUrl("west", names.west) };
-  await ensureDatabase(clusterUrl("east"), names.east);
-  await ensureDatabase(clusterUrl("west"), names.west);
-  const east = createPostgresSql({ url: dbs.east, maxConnections: 2 });
-  const west = createPostgresSql({ url: dbs.west, maxConnections: 2 });
-  try {
-    for (const sql of [east, west]) await migrate(sql, ECOMMERCE_MIGRATIONS);
-    await body({ dbs, east, west });
-  } finally {
-    await east.close();
-    await west.close();
-    await teardownOrderReplication(dbs);
-    await dropDatabase(clusterUrl("west"), names.west);
-    await dropDatabase(clusterUrl("east"), names.east);
   }
 }
 

@@ -3,7 +3,7 @@
  * What the Kafka adapter's tests share: an event log on the real east cluster with test timings, and
  * cleanup of the topics a test made.
  */
-import { Kafka, logLevel } from "kafkajs";
+import { type Admin, Kafka, logLevel } from "kafkajs";
 import { realInfra } from "../../testing/real_infra.ts";
 import { TEST_CONSUMER_TIMINGS } from "../../testing/kafka_test_timings.ts";
 import { uniqueName } from "../../testing/unique.ts";
@@ -24,10 +24,10 @@ export function testKafkaLog(handlerRetry: HandlerRetryPolicy): EventLog {
   });
 }
 
-/** Deletes those of `topics` that exist. */
-export async function deleteTopics(topics: readonly string[]): Promise<void> {
+/** Runs `use` with a connected kafkajs admin client of the test's own on the east cluster, disconnected after. */
+export async function withTestAdmin<T>(clientId: string, use: (admin: Admin) => Promise<T>): Promise<T> {
   const admin = new Kafka({
-    clientId: "bv-test-cleanup",
+    clientId,
     brokers: [...realInfra.kafkaBrokers],
     connectionTimeout: 3_000,
     requestTimeout: 10_000,
@@ -36,10 +36,17 @@ export async function deleteTopics(topics: readonly string[]): Promise<void> {
   }).admin();
   await admin.connect();
   try {
-    const existing = new Set(await admin.listTopics());
-    const mine = topics.filter((topic) => existing.has(topic));
-    if (mine.length > 0) await admin.deleteTopics({ topics: mine, timeout: 10_000 });
+    return await use(admin);
   } finally {
     await admin.disconnect();
   }
+}
+
+/** Deletes those of `topics` that exist. */
+export async function deleteTopics(topics: readonly string[]): Promise<void> {
+  await withTestAdmin("bv-test-cleanup", async (admin) => {
+    const existing = new Set(await admin.listTopics());
+    const mine = topics.filter((topic) => existing.has(topic));
+    if (mine.length > 0) await admin.deleteTopics({ topics: mine, timeout: 10_000 });
+  });
 }

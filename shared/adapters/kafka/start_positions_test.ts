@@ -4,12 +4,10 @@
  * and for batch members (`_start_positions.ts`). The shared contract checks the restart as a user sees it.
  */
 import assert from "node:assert/strict";
-import { Kafka, logLevel } from "kafkajs";
 import type { EventLog, IncomingRecord } from "../../ports/event_log.ts";
 import { collectInto, waitFor } from "../../ports/contract/event_log_contract.ts";
-import { realInfra } from "../../testing/real_infra.ts";
 import { uniqueName } from "../../testing/unique.ts";
-import { deleteTopics, testKafkaLog } from "./_fixture_for_test.ts";
+import { deleteTopics, testKafkaLog, withTestAdmin } from "./_fixture_for_test.ts";
 
 const WAIT_MS = 20_000;
 
@@ -27,23 +25,12 @@ async function withTopic(run: (log: EventLog, topic: string, groupId: string) =>
 
 /** The group's committed offset and the log end of each partition, read with an admin client of the test's own. */
 async function positions(groupId: string, topic: string): Promise<{ committed: string[]; ends: string[] }> {
-  const admin = new Kafka({
-    clientId: "bv-test-start-positions",
-    brokers: [...realInfra.kafkaBrokers],
-    connectionTimeout: 3_000,
-    requestTimeout: 10_000,
-    retry: { retries: 2 },
-    logLevel: logLevel.ERROR,
-  }).admin();
-  await admin.connect();
-  try {
+  return await withTestAdmin("bv-test-start-positions", async (admin) => {
     const [offsets] = await admin.fetchOffsets({ groupId, topics: [topic] });
     const byPartition = (entries: { partition: number; offset: string }[]) =>
       [...entries].sort((a, b) => a.partition - b.partition).map((entry) => entry.offset);
     return { committed: byPartition(offsets.partitions), ends: byPartition(await admin.fetchTopicOffsets(topic)) };
-  } finally {
-    await admin.disconnect();
-  }
+  });
 }
 
 /** Twelve records whose keys hash to all 3 partitions. */
