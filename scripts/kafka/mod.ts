@@ -13,7 +13,6 @@ import {
   type BrokerLayout,
   brokerLayout,
   brokerPortVerdict,
-  isSiblingBroker,
   KAFKA_LIBS_DIR,
   KAFKA_LOG4J_CONFIG,
   KAFKA_REGIONS,
@@ -25,7 +24,6 @@ import {
   serverProperties,
 } from "./_config.ts";
 import {
-  argvOf,
   checkPrerequisites,
   exists,
   ignoreNotFound,
@@ -42,6 +40,9 @@ import {
 } from "./_process.ts";
 import { withStartLock } from "./_start_lock.ts";
 import { ensureKafkaLibs, MAVEN_RESOLVE_TIMEOUT_MS_DEFAULT } from "./_libs.ts";
+import { BROKER_STOP_GRACE_MS_DEFAULT, kafkaPortProblems, stopForeignKafka } from "./_ports.ts";
+
+export { BROKER_STOP_GRACE_MS_DEFAULT, kafkaPortProblems, stopForeignKafka };
 
 export { brokerLayout, brokerPortVerdict, checkPrerequisites, KAFKA_REGIONS, KAFKA_VERSION };
 export type { BrokerLayout, KafkaRegion };
@@ -71,8 +72,6 @@ export type ProgressLog = (line: string) => void;
 
 /** How long `ensureKafka` waits for a started broker to answer. */
 export const BROKER_START_TIMEOUT_MS_DEFAULT = 60_000;
-/** How long `stopKafka` waits after SIGTERM before SIGKILL. */
-export const BROKER_STOP_GRACE_MS_DEFAULT = 20_000;
 /** Bound on Kafka's StorageTool formatting a region's empty metadata log (a few seconds of JVM start). */
 export const STORAGE_FORMAT_TIMEOUT_MS_DEFAULT = 60_000;
 /** Waiting for another process's start lock is bounded by that start's own bounds plus this. */
@@ -367,46 +366,4 @@ async function unrecordedBrokerPid(layout: BrokerLayout, say: ProgressLog): Prom
   if (verdict.kind !== "ours") return undefined;
   say(`broker pid ${verdict.pid} on port ${layout.port} is this checkout's but its pid file does not name it`);
   return verdict.pid;
-}
-
-/**
- * One line for each port of the region's broker (client and controller) held by anything but this checkout's
- * broker: another checkout's, an unrelated program. Nothing is signalled; `infra:up` / `infra:down` print
- * the lines and exit non-zero.
- */
-export async function kafkaPortProblems(region: KafkaRegion): Promise<string[]> {
-  const layout = brokerLayout(region);
-  const problems: string[] = [];
-  for (const port of [layout.port, layout.controllerPort]) {
-    const verdict = brokerPortVerdict(layout, port, await portHolder(port));
-    if (verdict.kind === "foreign") problems.push(verdict.message);
-  }
-  return problems;
-}
-
-/**
- * For `./bv test`, whose tests kill and restart brokers and must own the data: stops a broker another checkout
- * of this project left on the region's port (`isSiblingBroker`: SIGTERM, SIGKILL after the stop grace) and
- * resolves true; resolves false when the port is free or holds this checkout's broker; throws, with one line
- * per port, when anything else holds it (never signalled).
- */
-export async function stopForeignKafka(region: KafkaRegion, log: ProgressLog = console.log): Promise<boolean> {
-  const layout = brokerLayout(region);
-  const holder = await portHolder(layout.port);
-  const argv = argvOf(holder?.cmdline ?? "");
-  if (holder?.pid !== undefined && isSiblingBroker(layout, argv)) {
-    const say: ProgressLog = (line) => log(`[kafka:${region}] ${line}`);
-    say(`port ${layout.port} is held by another checkout's broker (pid ${holder.pid}): stopping it`);
-    await terminate(holder.pid, {
-      pidFile: `${layout.dir}/.not-this-checkout.pid`,
-      mustContain: "kafka.Kafka",
-      graceMs: BROKER_STOP_GRACE_MS_DEFAULT,
-      pollIntervalMs: POLL_INTERVAL_MS,
-      say,
-    });
-    return true;
-  }
-  const problems = await kafkaPortProblems(region);
-  if (problems.length > 0) throw new Error(problems.join("\n"));
-  return false;
 }

@@ -16,6 +16,7 @@ import { mqttForcedReconnects, mqttHandlerFailures } from "./mqtt_metrics.ts";
 import { createRedelivery } from "./redelivery.ts";
 import { topicMatches } from "./topic_match.ts";
 import { createUnmatched } from "./unmatched.ts";
+import { CLOSE_TIMEOUT_MS, connected, dropConnection, withTimeout } from "./_connection.ts";
 
 /** Adapter options on top of the port's {@linkcode MqttBusOptions}. */
 export interface MqttBusAdapterOptions extends MqttBusOptions {
@@ -320,25 +321,10 @@ export async function createMqttBus(options: MqttBusAdapterOptions): Promise<Mqt
   };
 }
 
-/** How long a closing connection may take to send what was written before the socket is cut. */
-const CLOSE_TIMEOUT_MS = 2_000;
 /** Stale subscriptions (or topics) a bus remembers, so their messages are not held again; the oldest goes first. */
 const UNMATCHED_KEYS_MAX = 1_000;
 /** A stale subscription is reported once, then at most once per this: a busy one must not flood the log. */
 const UNMATCHED_REPORT_INTERVAL_MS = 60_000;
-
-/**
- * Drops the connection as a network failure would, for mqtt.js to reconnect (after `reconnectPeriodMs`) with
- * the session and its queued publishes intact: `client.reconnect()` would throw away mqtt.js' store of
- * unacknowledged publishes, and `end()` would stop the client. `end()` on the socket sends what is already
- * written — the PUBACKs of messages handled before — ahead of the FIN, which `destroy()` alone would discard.
- */
-function dropConnection(client: mqtt.MqttClient): void {
-  const stream = client.stream;
-  const cut = setTimeout(() => stream.destroy(), CLOSE_TIMEOUT_MS);
-  stream.once("close", () => clearTimeout(cut));
-  stream.end(() => stream.destroy());
-}
 
 /**
  * A subscription identifier derived from the filter (FNV-1a, 1…2^28-1), so a later process reusing the
@@ -352,28 +338,6 @@ function subscriptionIdOf(filter: string): number {
 
 function subscriptionIdsOf(packet: mqtt.IPublishPacket): number[] {
   return [packet.properties?.subscriptionIdentifier ?? []].flat();
-}
-
-function connected(client: mqtt.MqttClient, timeoutMs: number, url: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const fail = (error: Error) => {
-      cleanup();
-      client.end(true);
-      reject(new Error(`Cannot connect to MQTT at ${url}: ${error.message}`, { cause: error }));
-    };
-    const timer = setTimeout(() => fail(new Error(`no CONNACK within ${timeoutMs} ms`)), timeoutMs);
-    const onConnect = () => {
-      cleanup();
-      resolve();
-    };
-    const cleanup = () => {
-      clearTimeout(timer);
-      client.off("connect", onConnect);
-      client.off("error", fail);
-    };
-    client.on("connect", onConnect);
-    client.on("error", fail);
-  });
 }
 
 function toMessage(packet: mqtt.IPublishPacket): MqttMessage {
@@ -399,16 +363,4 @@ function waitForHandler(waiters: Set<() => void>, timeoutMs: number): Promise<vo
     const timer = setTimeout(done, timeoutMs);
     waiters.add(done);
   });
-}
-
-async function withTimeout<T>(promise: Promise<T>, timeoutMs: number, message: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${message} within ${timeoutMs} ms`)), timeoutMs);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
