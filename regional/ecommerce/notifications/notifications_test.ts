@@ -80,6 +80,33 @@ embeddedTest("bad frames get error frames with stable codes and the connection s
 });
 
 embeddedTest(
+  "a token past its exp (inside the verifier's clock skew) opens nothing and replaces nothing",
+  {},
+  async (h) => {
+    const stale = await h.tokens.token("u-late", ["CUSTOMER"], { ttlSec: -30 });
+    const headers = { authorization: `Bearer ${stale}` };
+    const refused = await fetch(h.wsUrl.replace("ws:", "http:"), { headers: { ...headers, upgrade: "websocket" } });
+    assert.equal(refused.status, 401);
+    assert.equal((await refused.json()).code, "AUTH.TOKEN_EXPIRED");
+    const sse = await fetch(`${h.baseUrl}/sse/orders/o-late`, { headers });
+    assert.equal(sse.status, 401);
+    assert.equal((await sse.json()).code, "AUTH.TOKEN_EXPIRED");
+
+    const client = await connectWs(h.wsUrl, await h.tokens.token("u-late"));
+    const welcome = client.frames.find((frame) => frame.type === "welcome")!;
+    client.send({ type: "auth", token: stale });
+    const error = await client.next();
+    assert.equal(error.type, "error");
+    assert.equal(error.code, "AUTH.TOKEN_EXPIRED", error.message);
+    // The connection keeps its current token: still open, still answering.
+    client.send({ type: "ping" });
+    assert.deepEqual(await client.next(), { type: "pong" });
+    assert.ok(Date.parse(welcome.expiresAt) > Date.now());
+    await client.close();
+  },
+);
+
+embeddedTest(
   "subscriptions and sockets are bounded",
   { subscriptionsPerSocketMax: 2, socketsMax: 2 },
   async (h) => {

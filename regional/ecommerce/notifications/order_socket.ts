@@ -19,6 +19,7 @@ import {
   type FrameErrorCode,
   type NotificationLimits,
   type ServerFrame,
+  unexpired,
 } from "./protocol.ts";
 
 /** The parts of a server-side WebSocket the connection uses. */
@@ -274,7 +275,9 @@ export class OrderSocket implements NotificationSink {
   async #reauthenticate(token: string): Promise<void> {
     let principal: Principal;
     try {
-      principal = await this.#deps.verifier.verify(token);
+      // The verifier allows a minute of clock skew past `exp`; a token already past it would close the
+      // connection at once instead of keeping the current one in force.
+      principal = unexpired(await this.#deps.verifier.verify(token), this.#deps.now ?? Date.now);
     } catch (error) {
       if (!(error instanceof ProblemError)) throw error;
       const code: FrameErrorCode = error.code === "AUTH.TOKEN_EXPIRED" ? "AUTH.TOKEN_EXPIRED" : "AUTH.TOKEN_INVALID";

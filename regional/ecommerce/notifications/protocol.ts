@@ -5,6 +5,8 @@
  * README.md; clients branch on `code`, never on `message`.
  */
 import { z } from "zod";
+import type { Principal } from "../../../shared/auth/mod.ts";
+import { ProblemError } from "../../../shared/contracts/problem.ts";
 
 /** Bounds of the notification service; every one has a named default. */
 export interface NotificationLimits {
@@ -134,3 +136,11 @@ export type ServerFrame =
   | { readonly type: "authenticated"; readonly expiresAt: string }
   | { readonly type: "pong" }
   | { readonly type: "error"; readonly code: FrameErrorCode; readonly message: string; readonly channel?: string };
+
+/** `principal`, or the 401 `AUTH.TOKEN_EXPIRED` when its token's `exp` has passed. */
+export function unexpired(principal: Principal, now: () => number): Principal {
+  if (principal.expiresAt * 1000 > now()) return principal;
+  throw new ProblemError("AUTH.TOKEN_EXPIRED", "The access token has expired; refresh it and retry", {
+    headers: { "www-authenticate": 'Bearer realm="bitvelocity", error="invalid_token"' },
+  });
+}

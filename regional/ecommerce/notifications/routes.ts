@@ -19,7 +19,7 @@ import type { NotificationHub } from "./hub.ts";
 import { latestNotification } from "./notification_store.ts";
 import { OrderSocket } from "./order_socket.ts";
 import { serveOrderSse } from "./order_sse.ts";
-import { CLOSE_CODES, eventIdSchema, type NotificationLimits, orderIdSchema } from "./protocol.ts";
+import { CLOSE_CODES, eventIdSchema, type NotificationLimits, orderIdSchema, unexpired } from "./protocol.ts";
 
 export interface NotificationRoutesDeps {
   readonly sql: Sql;
@@ -27,6 +27,8 @@ export interface NotificationRoutesDeps {
   readonly verifier: TokenVerifier;
   readonly limits: NotificationLimits;
   readonly heartbeatMs: number;
+  /** Milliseconds since the epoch (tests). @default Date.now */
+  readonly now?: () => number;
   /**
    * Seconds without a pong after which Deno drops a silent WebSocket (it pings in between), so a vanished
    * client frees its slot. @default 30
@@ -45,8 +47,12 @@ export interface NotificationRoutes {
 const BEARER = /^Bearer[ ]+([A-Za-z0-9._~+/-]+=*)$/i;
 const WWW_AUTHENTICATE = { "www-authenticate": 'Bearer realm="bitvelocity"' };
 
-/** The access token of a request, or a 401 problem. */
-async function authenticate(c: Context, verifier: TokenVerifier): Promise<Principal> {
+/**
+ * The access token of a request, or a 401 problem. A token past its `exp` is refused here although the
+ * verifier allows clocks a minute of skew: the connection would be closed for expiry the moment it opened
+ * (and an EventSource would reconnect every 2 s until the skew ran out).
+ */
+async function authenticate(c: Context, verifier: TokenVerifier, now: () => number): Promise<Principal> {
   const header = c.req.header("authorization");
   const token = header !== undefined ? BEARER.exec(header)?.[1] : c.req.query("access_token");
   if (!token) {
@@ -56,7 +62,7 @@ async function authenticate(c: Context, verifier: TokenVerifier): Promise<Princi
       { headers: WWW_AUTHENTICATE },
     );
   }
-  return await verifier.verify(token);
+  return unexpired(await verifier.verify(token), now);
 }
 
 /** A problem response; a 401 also says how to authenticate (RFC 6750). */
@@ -71,6 +77,7 @@ function problem(error: unknown, instance: string): Response {
 /** Creates the two routes over one hub. */
 export function createNotificationRoutes(deps: NotificationRoutesDeps): NotificationRoutes {
   const { hub, verifier, limits, sql } = deps;
+  const now = deps.now ?? Date.now;
   const sockets = new Set<OrderSocket>();
   let sseStreams = 0;
   /** Aborted by `closeAll` or by the shutdown signal of the service app the routes are mounted on. */
@@ -98,7 +105,7 @@ export function createNotificationRoutes(deps: NotificationRoutesDeps): Notifica
     follow(shutdownSignalOf(c));
     try {
       // Authentication first, so a client without a token learns that before anything else.
-      const principal = await authenticate(c, verifier);
+      const principal = await authenticate(c, verifier, now);
       if (c.req.header("upgrade")?.toLowerCase() !== "websocket") {
         throw new ProblemError(
           "COMMON.VALIDATION_FAILED",
@@ -117,6 +124,7 @@ export function createNotificationRoutes(deps: NotificationRoutesDeps): Notifica
             sql,
             hub,
             limits,
+            now,
             onClosed: () => sockets.delete(connection!),
           });
           sockets.add(connection);
@@ -139,7 +147,7 @@ export function createNotificationRoutes(deps: NotificationRoutesDeps): Notifica
     const instance = new URL(c.req.url).pathname;
     follow(shutdownSignalOf(c));
     try {
-      const principal = await authenticate(c, verifier);
+      const principal = await authenticate(c, verifier, now);
       const orderId = orderIdSchema.safeParse(c.req.param("id"));
       if (!orderId.success) {
         throw new ProblemError("ECOMMERCE.ORDER_NOT_FOUND", `Order "${c.req.param("id").slice(0, 64)}" was not found`);
@@ -172,6 +180,7 @@ export function createNotificationRoutes(deps: NotificationRoutesDeps): Notifica
             after: typeof after === "string" ? after : after.data,
             heartbeatMs: deps.heartbeatMs,
             sendBufferBytesMax: limits.sendBufferBytesMax,
+            now,
           });
         } finally {
           sseStreams--;
