@@ -1,16 +1,18 @@
 /**
  * @module
  * JWT pre-auth at the edge: the shared access-token verifier (EdDSA only, `at+jwt`, iss/aud/exp/nbf) over
- * the union of every region's JWKS. Keys are cached and reloaded early on an unknown `kid` (at most once
- * per cooldown); when no region answers, the last key set that loaded keeps serving. A bad token is
- * answered here, before any regional call. Where the caller allows it (browser WebSocket and EventSource
- * paths, whose APIs cannot set headers), the token may come as the `access_token` query parameter instead;
- * the header wins when both are sent, as at the regions (`regional/ecommerce/notifications/routes.ts`).
+ * the union of every region's JWKS. Keys are cached, refreshed in the background once stale, and reloaded
+ * early on an unknown `kid` (at most once per cooldown); a region that stops answering keeps its last keys,
+ * and while a region's keys have never loaded an unknown `kid` is a 503 (it may be that region's), not a
+ * 401. A bad token is answered here, before any regional call. Where the caller allows it (browser
+ * WebSocket and EventSource paths, whose APIs cannot set headers), the token may come as the
+ * `access_token` query parameter instead; the header wins when both are sent, as at the regions
+ * (`regional/ecommerce/notifications/routes.ts`).
  */
-import type { JSONWebKeySet, JWK } from "jose";
+import type { JWK } from "jose";
 import { ProblemError } from "../shared/contracts/problem.ts";
 // The file itself, not shared/auth/mod.ts: the module door also exports node-only code.
-import { createTokenVerifier, type Principal } from "../shared/auth/verifier.ts";
+import { createTokenVerifier, type LoadedKeySet, type Principal, verificationKeysOf } from "../shared/auth/verifier.ts";
 import { edgeProblem } from "./edge_problem.ts";
 
 export interface PreAuthOptions {
@@ -26,7 +28,16 @@ export interface PreAuthOptions {
   readonly jwksCooldownMs?: number;
   readonly now: () => number;
   readonly fetch: typeof fetch;
+  /**
+   * Where a region's key set with unusable entries is reported (the entries are dropped, the rest is used).
+   * @default one JSON line on stderr, shaped like the project's logger's
+   */
+  readonly warn?: (msg: string, fields: Record<string, unknown>) => void;
 }
+
+/** Without a `warn`: one JSON line on stderr, shaped like the project's logger's lines. */
+const CONSOLE_WARN = (msg: string, fields: Record<string, unknown>) =>
+  console.error(JSON.stringify({ time: new Date().toISOString(), level: "warn", service: "edge", msg, ...fields }));
 
 export interface PreAuth {
   /**
@@ -44,6 +55,8 @@ export interface PreAuth {
 const BEARER = /^Bearer[ ]+([A-Za-z0-9._~+/-]+=*)$/i;
 /** Largest JWKS accepted: ours is a few hundred bytes per key. */
 const JWKS_BYTES_MAX = 64 * 1024;
+/** Dropped key-set entries named in one warning (the rest are counted). */
+const DROPPED_LOGGED_MAX = 5;
 const CHALLENGE = 'Bearer realm="bitvelocity"';
 const CHALLENGE_INVALID = 'Bearer realm="bitvelocity", error="invalid_token"';
 const QUERY_TOKEN = "access_token";
@@ -96,7 +109,8 @@ export function createPreAuth(options: PreAuthOptions): PreAuth {
         return await verifier.verify(token);
       } catch (error) {
         if (!(error instanceof ProblemError)) throw error;
-        const headers = error.status === 401 ? { "www-authenticate": CHALLENGE_INVALID } : undefined;
+        // A 503 (keys unavailable) carries the verifier's Retry-After.
+        const headers = error.status === 401 ? { "www-authenticate": CHALLENGE_INVALID } : error.headers;
         return edgeProblem(error.code, error.message, headers);
       }
     },
@@ -105,10 +119,12 @@ export function createPreAuth(options: PreAuthOptions): PreAuth {
 
 /**
  * Loads every URL at once and merges their keys by `kid`. Each URL's last good set is kept while that URL
- * fails, so a region that is down (a failover, a DR drill) does not take its still-valid tokens with it.
+ * fails, so a region that is down (a failover, a DR drill) does not take its still-valid tokens with it; the
+ * URLs that never loaded are named in `neverLoaded`, so the verifier answers their tokens 503, not 401.
  */
-function jwksUnionLoader(options: PreAuthOptions): () => Promise<JSONWebKeySet> {
+function jwksUnionLoader(options: PreAuthOptions): () => Promise<LoadedKeySet> {
   const timeoutMs = options.jwksTimeoutMs ?? 2_000;
+  const warn = options.warn ?? CONSOLE_WARN;
   const lastGoodByUrl = new Map<string, JWK[]>();
   async function load(url: string): Promise<JWK[]> {
     const response = await options.fetch(url, {
@@ -121,9 +137,17 @@ function jwksUnionLoader(options: PreAuthOptions): () => Promise<JSONWebKeySet> 
     }
     const text = await readTextBounded(response, JWKS_BYTES_MAX);
     if (text === undefined) throw new Error(`${url} sent a key set over ${JWKS_BYTES_MAX} bytes`);
-    const body = JSON.parse(text) as { keys?: unknown };
-    if (!Array.isArray(body?.keys)) throw new Error(`${url} sent no "keys" array`);
-    return body.keys as JWK[];
+    const { keys, dropped } = keySetOf(url, text);
+    if (dropped.length > 0) {
+      warn("A region's key set has entries that cannot verify tokens; they are ignored", {
+        url,
+        dropped: dropped.slice(0, DROPPED_LOGGED_MAX),
+        droppedCount: dropped.length,
+      });
+    }
+    // A set of nothing but bad entries is a broken answer, not a region without keys: keep its last good set.
+    if (keys.length === 0 && dropped.length > 0) throw new Error(`${url} sent no usable key`);
+    return keys;
   }
   return async () => {
     const results = await Promise.allSettled(options.jwksUrls.map(load));
@@ -137,8 +161,17 @@ function jwksUnionLoader(options: PreAuthOptions): () => Promise<JSONWebKeySet> 
     // Stale keys of an unreachable region beat refusing its tokens; a rotated-out key still expires with
     // its tokens (15 min), and the region drops it from its own set the next time it answers.
     for (const url of options.jwksUrls) for (const key of lastGoodByUrl.get(url) ?? []) byKid.set(`${key.kid}`, key);
-    return { keys: [...byKid.values()] };
+    return { keys: [...byKid.values()], neverLoaded: options.jwksUrls.filter((url) => !lastGoodByUrl.has(url)) };
   };
+}
+
+/** The usable keys of a region's JWKS text (`verificationKeysOf`); throws, naming `url`, when it is no key set. */
+function keySetOf(url: string, text: string): ReturnType<typeof verificationKeysOf> {
+  try {
+    return verificationKeysOf(JSON.parse(text));
+  } catch (error) {
+    throw new Error(`${url} sent no key set: ${(error as Error).message}`, { cause: error });
+  }
 }
 
 /** The body as text, or undefined once it passes `bytesMax` (a body without content-length is bounded too). */

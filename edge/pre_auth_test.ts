@@ -3,6 +3,8 @@ import { TEST_AUDIENCE, TEST_ISSUER } from "../shared/testing/test_tokens.ts";
 import { fakeRegion } from "./testing/fake_region.ts";
 import { createEdgeTestKey, tamperedToken, unsignedToken } from "./testing/test_keys.ts";
 import { createEdge } from "./worker.ts";
+import { createPreAuth } from "./pre_auth.ts";
+import type { Principal } from "../shared/auth/verifier.ts";
 
 async function setup(options?: { readonly jwksCooldownMs?: number }) {
   const key = await createEdgeTestKey();
@@ -264,4 +266,107 @@ Deno.test("edge keeps a region's last good keys while that region's key set cann
     await edge.stop();
     await Promise.all([east.close(), west.close()]);
   }
+});
+
+const EAST_JWKS = "http://127.0.0.1:9/east/.well-known/jwks.json";
+const WEST_JWKS = "http://127.0.0.1:9/west/.well-known/jwks.json";
+
+/**
+ * Pre-auth over the key sets of east and west behind an injected fetch and clock: each region's JWKS answer
+ * is what `answers` holds for it now (a body, an error to throw, or "hang" until the fetch is aborted).
+ */
+async function keySets() {
+  const eastKey = await createEdgeTestKey();
+  const westKey = await createEdgeTestKey();
+  const answers: Record<string, unknown> = {
+    [EAST_JWKS]: { keys: [eastKey.jwk] },
+    [WEST_JWKS]: { keys: [westKey.jwk] },
+  };
+  const fetches: string[] = [];
+  const hung: { aborted: boolean; ended: Promise<void> }[] = [];
+  const warnings: Record<string, unknown>[] = [];
+  const clock = { nowMs: Date.now() };
+  const fetchFn = (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
+    const url = String(input);
+    fetches.push(url);
+    const answer = answers[url];
+    if (answer instanceof Error) return Promise.reject(answer);
+    if (answer !== "hang") return Promise.resolve(Response.json(answer));
+    const { promise, reject } = Promise.withResolvers<Response>();
+    const hang = { aborted: false, ended: promise.then(() => {}, () => {}) };
+    init?.signal?.addEventListener("abort", () => {
+      hang.aborted = true;
+      reject(init.signal?.reason);
+    });
+    hung.push(hang);
+    return promise;
+  };
+  const preAuth = createPreAuth({
+    jwksUrls: [EAST_JWKS, WEST_JWKS],
+    issuer: TEST_ISSUER,
+    audience: TEST_AUDIENCE,
+    jwksTimeoutMs: 200,
+    now: () => clock.nowMs,
+    fetch: fetchFn as typeof fetch,
+    warn: (_msg, fields) => warnings.push(fields),
+  });
+  const authenticate = async (token: string) =>
+    await preAuth.authenticate(new Request("http://edge.test/api/v1/orders", bearer(token)), true);
+  return { eastKey, westKey, answers, fetches, hung, warnings, clock, authenticate };
+}
+
+async function assertRefused(outcome: unknown, status: number, code: string): Promise<Response> {
+  assert.ok(outcome instanceof Response, `expected a ${status} answer, got ${JSON.stringify(outcome)}`);
+  assert.equal(outcome.status, status);
+  assert.equal((await outcome.json()).code, code);
+  return outcome;
+}
+
+Deno.test("edge answers 503 + Retry-After, not 401, to a kid it lacks while a region's keys never loaded", async () => {
+  const { eastKey, westKey, answers, clock, authenticate } = await keySets();
+  answers[WEST_JWKS] = new TypeError("error sending request: connection refused"); // west is down as the edge starts
+  assert.equal(((await authenticate(await eastKey.sign("alice"))) as Principal).userId, "alice");
+  const westToken = await westKey.sign("bob");
+  const refused = await assertRefused(await authenticate(westToken), 503, "COMMON.UPSTREAM_UNAVAILABLE");
+  assert.equal(refused.headers.get("retry-after"), "30", "the keys may be reloaded after the 30 s cooldown");
+  assert.equal(refused.headers.get("www-authenticate"), null, "a 503 does not tell the client its token is bad");
+  clock.nowMs += 10_000;
+  const stillDown = await assertRefused(await authenticate(westToken), 503, "COMMON.UPSTREAM_UNAVAILABLE");
+  assert.equal(stillDown.headers.get("retry-after"), "20");
+  // West is back; after the cooldown the same token loads west's keys and passes.
+  answers[WEST_JWKS] = { keys: [westKey.jwk] };
+  clock.nowMs += 20_000;
+  assert.equal(((await authenticate(westToken)) as Principal).userId, "bob");
+  // Every region has loaded now: a kid no region publishes is a bad token.
+  const stranger = await createEdgeTestKey();
+  await assertRefused(await authenticate(await stranger.sign("eve")), 401, "AUTH.TOKEN_INVALID");
+});
+
+Deno.test("a region's key set with a null entry costs neither its good key nor the other region's tokens", async () => {
+  const { eastKey, westKey, answers, warnings, authenticate } = await keySets();
+  const privateHalf = { ...eastKey.jwk, kid: "leaked", d: "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo" };
+  answers[EAST_JWKS] = {
+    keys: [null, "rsa?", { kty: "RSA", kid: "r1", n: "AQAB", e: "AQAB" }, privateHalf, eastKey.jwk],
+  };
+  assert.equal(((await authenticate(await eastKey.sign("alice"))) as Principal).userId, "alice");
+  assert.equal(((await authenticate(await westKey.sign("bob"))) as Principal).userId, "bob");
+  assert.equal(warnings.length, 1);
+  assert.equal(warnings[0].url, EAST_JWKS);
+  assert.equal(warnings[0].droppedCount, 4);
+});
+
+Deno.test("edge answers from its stale key set at once while a region's JWKS fetch hangs", async () => {
+  const { eastKey, westKey, answers, fetches, hung, clock, authenticate } = await keySets();
+  assert.equal(((await authenticate(await westKey.sign("bob"))) as Principal).userId, "bob");
+  answers[WEST_JWKS] = "hang"; // black-holed: answers nothing until the 200 ms fetch bound aborts it
+  clock.nowMs += 300_000; // the set is now as old as the 300 s cache age
+  const fetchesBefore = fetches.length;
+  const outcomes = await Promise.all([westKey.sign("bob"), eastKey.sign("alice"), westKey.sign("carol")].map(
+    async (token) => authenticate(await token),
+  ));
+  assert.deepEqual(outcomes.map((o) => (o as Principal).userId), ["bob", "alice", "carol"]);
+  assert.equal(hung.length, 1, "one background refresh for the three requests");
+  assert.equal(hung[0].aborted, false, "the requests were answered before the hung fetch was given up");
+  assert.equal(fetches.length, fetchesBefore + 2, "one refresh fetches each region once");
+  await hung[0].ended;
 });

@@ -2,14 +2,17 @@
  * @module
  * The one access-token verifier every service (and the edge worker) uses. It pins the algorithm to EdDSA,
  * requires the token type `at+jwt` (RFC 9068), checks iss, aud, exp and nbf with at most 60 s of clock
- * skew, and turns every failure into a {@linkcode ProblemError} (401). Web-standard APIs only: no Deno or
- * node imports, so the same file runs in the edge worker.
+ * skew, and turns every failure into a {@linkcode ProblemError}: 401 for a bad token, 503 with `Retry-After`
+ * when the keys that could prove it good are not at hand. It also says which published keys it can use
+ * ({@linkcode verificationKeysOf}), for the loaders that merge several regions' key sets. Web-standard APIs
+ * only: no Deno or node imports, so the same file runs in the edge worker.
  */
 import {
   createLocalJWKSet,
   createRemoteJWKSet,
   errors,
   type JSONWebKeySet,
+  type JWK,
   type JWTPayload,
   jwtVerify,
   type JWTVerifyGetKey,
@@ -40,12 +43,23 @@ export interface Principal {
   readonly expiresAt: number;
 }
 
+/** A key set as a loader returns it: the keys, and the sources (regions' JWKS URLs) that never loaded. */
+export interface LoadedKeySet extends JSONWebKeySet {
+  /**
+   * Sources none of whose keys have ever loaded: a token with a `kid` missing from `keys` may be theirs, so it
+   * is answered 503 (retry later), not 401 (discard the token). A source that loaded once and then failed is
+   * not listed: its last keys are in `keys`.
+   * @default {[]}
+   */
+  readonly neverLoaded?: readonly string[];
+}
+
 export interface TokenVerifierOptions {
   /**
    * Where the public keys come from: a URL (fetched with jose's remote JWKS cache) or a function that
-   * loads the set locally (for the issuing process itself, or tests).
+   * loads the set locally (for the issuing process itself, the union of regions' sets, or tests).
    */
-  readonly jwks: URL | (() => Promise<JSONWebKeySet>);
+  readonly jwks: URL | (() => Promise<LoadedKeySet>);
   readonly issuer: string;
   readonly audience: string;
   /**
@@ -56,12 +70,14 @@ export interface TokenVerifierOptions {
   /**
    * How long a fetched key set is used before it is fetched again. A key published as `next` is seen by
    * every verifier within this time, which is why the issuer waits longer than this before signing with it.
+   * A local set older than this keeps answering while one reload runs in the background.
    * @default {300_000}
    */
   readonly cacheMaxAgeMs?: number;
   /**
    * After a fetch, how long a token with an unknown `kid` waits before it may trigger another fetch; this
-   * bounds how often forged `kid`s can make us call the issuer.
+   * bounds how often forged `kid`s can make us call the issuer. A failed reload of a local set is retried no
+   * sooner either.
    * @default {30_000}
    */
   readonly cooldownMs?: number;
@@ -78,7 +94,7 @@ export interface TokenVerifierOptions {
 }
 
 export interface TokenVerifier {
-  /** Verifies `token` and returns its principal; throws a 401 {@linkcode ProblemError} otherwise. */
+  /** Verifies `token` and returns its principal; throws a 401 (or 503 keys unavailable) {@linkcode ProblemError}. */
   verify(token: string): Promise<Principal>;
 }
 
@@ -127,7 +143,17 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
   };
 }
 
+/** What a local key set throws when the keys that could prove a token good are not at hand. */
+class SigningKeysUnavailable extends Error {
+  constructor(message: string, readonly retryAfterSec: number, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "SigningKeysUnavailable";
+  }
+}
+
+/** The only mapping from a verification failure to a problem: 503s say when to retry, 401s that the token is bad. */
 function toProblem(error: unknown): ProblemError {
+  if (error instanceof SigningKeysUnavailable) return keysUnavailable(error.message, error.retryAfterSec, error);
   if (error instanceof errors.JWTExpired) {
     return new ProblemError("AUTH.TOKEN_EXPIRED", "The access token has expired; refresh it and retry", {
       cause: error,
@@ -135,13 +161,7 @@ function toProblem(error: unknown): ProblemError {
   }
   if (error instanceof errors.JWKSTimeout || error instanceof errors.JWKSInvalid) {
     // Our own key set could not be read: the token may be fine, so this is not the client's fault.
-    return new ProblemError(
-      "COMMON.UPSTREAM_UNAVAILABLE",
-      "The signing keys could not be loaded; retry later",
-      {
-        cause: error,
-      },
-    );
+    return keysUnavailable("The signing keys could not be loaded; retry later", 1, error);
   }
   if (error instanceof errors.JOSEError) {
     return new ProblemError("AUTH.TOKEN_INVALID", `The access token is not valid (${error.code})`, {
@@ -149,13 +169,14 @@ function toProblem(error: unknown): ProblemError {
     });
   }
   // A failed fetch of a remote key set surfaces as a plain TypeError from fetch.
-  return new ProblemError(
-    "COMMON.UPSTREAM_UNAVAILABLE",
-    "The signing keys could not be loaded; retry later",
-    {
-      cause: error,
-    },
-  );
+  return keysUnavailable("The signing keys could not be loaded; retry later", 1, error);
+}
+
+function keysUnavailable(detail: string, retryAfterSec: number, cause: unknown): ProblemError {
+  return new ProblemError("COMMON.UPSTREAM_UNAVAILABLE", detail, {
+    headers: { "retry-after": String(retryAfterSec) },
+    cause,
+  });
 }
 
 function principalOf(payload: JWTPayload): Principal {
@@ -177,36 +198,133 @@ function principalOf(payload: JWTPayload): Principal {
   });
 }
 
+/** The longest `kid` accepted in a published key (ours are 43-character JWK thumbprints). */
+const KID_LENGTH_MAX = 256;
+/** The `x` of an Ed25519 public key: 32 bytes, base64url without padding. */
+const ED25519_X = /^[A-Za-z0-9_-]{43}$/;
+
 /**
- * A key resolver over a locally loaded set with the same policy as jose's remote one: reuse the set for
- * `cacheMaxAgeMs`, and reload early on an unknown `kid` at most once per `cooldownMs`.
+ * The entries of a published key set (`{"keys": [...]}`) this verifier can use, copied down to the members it
+ * reads, and why each other entry was dropped. A usable entry is what `signing_keys.ts` publishes: a public
+ * Ed25519 key (`kty: "OKP"`, `crv: "Ed25519"`, `x`) with a string `kid`, `alg` EdDSA and `use` sig when
+ * present. One bad entry must not cost the others: jose refuses a whole set for one entry that is not an
+ * object, and a private key in it fails every verification. Throws a TypeError when there is no `keys` array.
+ */
+export function verificationKeysOf(body: unknown): { readonly keys: JWK[]; readonly dropped: string[] } {
+  const entries = (body as { keys?: unknown } | null)?.keys;
+  if (!Array.isArray(entries)) throw new TypeError('The key set has no "keys" array');
+  const keys: JWK[] = [];
+  const dropped: string[] = [];
+  entries.forEach((entry: unknown, i) => {
+    const why = whyUnusable(entry);
+    if (why !== undefined) dropped.push(`keys[${i}] ${why}`);
+    else {
+      const { kid, x, alg, use } = entry as JWK;
+      keys.push({ kty: "OKP", crv: "Ed25519", x, kid, ...(alg === undefined ? {} : { alg }), ...(use ? { use } : {}) });
+    }
+  });
+  return { keys, dropped };
+}
+
+function whyUnusable(entry: unknown): string | undefined {
+  if (typeof entry !== "object" || entry === null || Array.isArray(entry)) {
+    return `is not an object (${entry === null ? "null" : Array.isArray(entry) ? "array" : typeof entry})`;
+  }
+  const { kid, kty, crv, x, alg, use, d } = entry as Record<string, unknown>;
+  if (typeof kid !== "string" || kid.length === 0 || kid.length > KID_LENGTH_MAX) {
+    return `has no "kid" string of 1 to ${KID_LENGTH_MAX} characters`;
+  }
+  const named = `("${kid.slice(0, 64)}")`;
+  if (kty !== "OKP" || crv !== "Ed25519") return `${named} is not an Ed25519 key (kty "${kty}", crv "${crv}")`;
+  if (typeof x !== "string" || !ED25519_X.test(x)) return `${named} has no 32-byte base64url "x"`;
+  if (alg !== undefined && alg !== "EdDSA") return `${named} is for alg "${alg}", not EdDSA`;
+  if (use !== undefined && use !== "sig") return `${named} is for use "${use}", not sig`;
+  if (d !== undefined) return `${named} holds a private key`;
+  return undefined;
+}
+
+/**
+ * A key resolver over a locally loaded set with the same policy as jose's remote one — reuse the set for
+ * `cacheMaxAgeMs`, reload early on an unknown `kid` at most once per `cooldownMs` — and with three more:
+ * - stale-while-revalidate: a set past its age keeps answering while one reload runs in the background, so a
+ *   slow or black-holed source never holds requests; only a request with no set at all, or with an unknown
+ *   `kid` after the cooldown, waits for a load (bounded by the loader's fetch timeout);
+ * - stale-if-error: a reload that fails keeps the set that was there, and is not retried before `cooldownMs`;
+ * - an unknown `kid` while a source never loaded (or the last reload failed) is 503, not 401: it may be that
+ *   source's, and a 401 would make a well-behaved client throw away a good token.
  */
 function cachedLocalKeySet(
-  load: () => Promise<JSONWebKeySet>,
+  load: () => Promise<LoadedKeySet>,
   policy: { readonly cacheMaxAgeMs: number; readonly cooldownMs: number; readonly now: () => number },
 ): JWTVerifyGetKey {
-  let cached: { readonly resolve: JWTVerifyGetKey; readonly loadedAtMs: number } | undefined;
+  type KeySet = { readonly resolve: JWTVerifyGetKey; readonly loadedAtMs: number; readonly complete: boolean };
+  let cached: KeySet | undefined;
+  // When the last load ended, and whether it failed: both the cooldown and stale-if-error are about attempts.
+  let attemptedAtMs = Number.NEGATIVE_INFINITY;
+  let lastFailed = false;
   let loading: Promise<void> | undefined;
-  const reload = (): Promise<void> => {
-    // Concurrent requests share one load instead of stampeding the key store.
-    loading ??= load()
-      .then((set) => {
-        cached = { resolve: createLocalJWKSet(set), loadedAtMs: policy.now() };
-      })
-      .finally(() => {
-        loading = undefined;
-      });
-    return loading;
+  const attempt = async (): Promise<void> => {
+    try {
+      const set = await load();
+      const resolve = createLocalJWKSet({ keys: set.keys });
+      cached = { resolve, loadedAtMs: policy.now(), complete: (set.neverLoaded ?? []).length === 0 };
+      lastFailed = false;
+    } catch (error) {
+      lastFailed = true;
+      throw error;
+    } finally {
+      attemptedAtMs = policy.now();
+    }
   };
+  // Concurrent requests (and the background refresh) share one load instead of stampeding the key store.
+  const reload = (): Promise<void> => (loading ??= attempt().finally(() => (loading = undefined)));
+  const cooldownLeftMs = () => attemptedAtMs + policy.cooldownMs - policy.now();
+  const retryAfterSec = () => Math.max(1, Math.ceil(cooldownLeftMs() / 1000));
+
   return async (header, token) => {
-    if (!cached || policy.now() - cached.loadedAtMs >= policy.cacheMaxAgeMs) await reload();
+    if (cached === undefined) {
+      try {
+        await reload();
+      } catch (error) {
+        throw new SigningKeysUnavailable("The signing keys could not be loaded; retry later", 1, { cause: error });
+      }
+    } else if (policy.now() - cached.loadedAtMs >= policy.cacheMaxAgeMs && (!lastFailed || cooldownLeftMs() <= 0)) {
+      // The failure is kept for the next unknown kid to see (`lastFailed`); this request needs no answer from it.
+      reload().catch(() => {});
+    }
     try {
       return await cached!.resolve(header, token);
     } catch (error) {
-      const mayReload = policy.now() - cached!.loadedAtMs >= policy.cooldownMs;
-      if (!(error instanceof errors.JWKSNoMatchingKey) || !mayReload) throw error;
-      await reload();
-      return await cached!.resolve(header, token);
+      if (!(error instanceof errors.JWKSNoMatchingKey)) throw error;
+      if (cooldownLeftMs() <= 0) {
+        try {
+          await reload();
+        } catch (reloadError) {
+          throw new SigningKeysUnavailable("The signing keys could not be reloaded; retry later", retryAfterSec(), {
+            cause: reloadError,
+          });
+        }
+        return await resolveOrUnavailable(cached!, header, token);
+      }
+      if (!cached!.complete || lastFailed) throw unknownKidWhileIncomplete(error);
+      throw error;
     }
   };
+
+  async function resolveOrUnavailable(set: KeySet, ...args: Parameters<JWTVerifyGetKey>) {
+    try {
+      return await set.resolve(...args);
+    } catch (error) {
+      if (error instanceof errors.JWKSNoMatchingKey && !set.complete) throw unknownKidWhileIncomplete(error);
+      throw error;
+    }
+  }
+
+  function unknownKidWhileIncomplete(cause: unknown): SigningKeysUnavailable {
+    return new SigningKeysUnavailable(
+      "The keys that could verify this token have not all been loaded; retry later",
+      retryAfterSec(),
+      { cause },
+    );
+  }
 }

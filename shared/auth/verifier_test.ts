@@ -265,3 +265,62 @@ Deno.test("a remote JWKS URL is fetched, and an unreachable one answers 503 prob
   });
   await assertProblem(await call(appOf(unreachable), await sign(keys, Date.now())), 503, "COMMON.UPSTREAM_UNAVAILABLE");
 });
+
+/** A verifier over a loader the test steers: each load answers with `next()` (a set, a throw or a hang). */
+async function steeredLoader() {
+  const keys = await newKeys("key-1");
+  const clock = { nowMs: START_MS };
+  let next: () => Promise<JSONWebKeySet> = () => Promise.resolve({ keys: [keys.publicJwk] });
+  let loads = 0;
+  const verifier = createTokenVerifier({
+    jwks: () => {
+      loads++;
+      return next();
+    },
+    issuer: ISSUER,
+    audience: AUDIENCE,
+    now: () => clock.nowMs,
+  });
+  const steer = (answer: () => Promise<JSONWebKeySet>) => (next = answer);
+  return { keys, clock, verifier, steer, loads: () => loads };
+}
+
+Deno.test("a key set whose reload fails keeps serving the set it had and retries only after the cooldown", async () => {
+  const { keys, clock, verifier, steer, loads } = await steeredLoader();
+  await verifier.verify(await sign(keys, clock.nowMs));
+  assert.equal(loads(), 1);
+  // The key store breaks: it throws, or sends a set jose refuses whole (an entry that is not an object).
+  const malformed = { keys: [null] } as unknown as JSONWebKeySet;
+  for (const broken of [() => Promise.reject(new Error("key store down")), () => Promise.resolve(malformed)]) {
+    steer(broken);
+    clock.nowMs += 300_000; // past the 300 s cache age
+    const loadsBefore = loads();
+    for (let i = 0; i < 5; i++) {
+      assert.equal((await verifier.verify(await sign(keys, clock.nowMs))).email, "ada@example.com");
+      clock.nowMs += 1_000;
+    }
+    assert.equal(loads(), loadsBefore + 1, "one failed reload, not one per request");
+    clock.nowMs += 30_000; // the cooldown after a failed reload has passed: one more try
+    await verifier.verify(await sign(keys, clock.nowMs));
+    assert.equal(loads(), loadsBefore + 2);
+  }
+});
+
+Deno.test("a stale key set answers at once while its reload hangs, with one reload at a time", async () => {
+  const { keys, clock, verifier, steer, loads } = await steeredLoader();
+  await verifier.verify(await sign(keys, clock.nowMs));
+  const hang = Promise.withResolvers<JSONWebKeySet>();
+  steer(() => hang.promise);
+  clock.nowMs += 300_000;
+  const answered = Promise.all([1, 2, 3].map(async () => (await verifier.verify(await sign(keys, clock.nowMs))).email));
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const waited = new Promise<"still waiting">((resolve) => (timer = setTimeout(() => resolve("still waiting"), 300)));
+  try {
+    assert.deepEqual(await Promise.race([answered, waited]), ["ada@example.com", "ada@example.com", "ada@example.com"]);
+    assert.equal(loads(), 2, "one background reload for the three requests");
+  } finally {
+    clearTimeout(timer);
+    hang.resolve({ keys: [keys.publicJwk] });
+    await answered.catch(() => {});
+  }
+});
