@@ -116,3 +116,30 @@ export function graphqlApp(sql: Sql, cache: Cache): { app: Hono; statements: () 
 /** Table and SQL words that must never reach a client. */
 export const LEAKS =
   /inventory_stock|inventory_adjustment|inventory_reserv|product_price_history|price_history|schema_migrations|outbox|relation "|column "|syntax error at|SQLSTATE|select |pglite|postgres/i;
+
+/**
+ * POSTs `query` to the GraphQL routes on a worker thread and waits at most `deadlineMs` (worker start included):
+ * past it the worker is terminated and this rejects, so a query that blocks the event loop fails the test instead
+ * of hanging it. `elapsedMs` is the request alone.
+ */
+export async function postWithDeadline(
+  query: string,
+  deadlineMs: number,
+): Promise<GraphqlReply & { readonly elapsedMs: number }> {
+  const worker = new Worker(new URL("./_request_worker_for_test.ts", import.meta.url).href, { type: "module" });
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await new Promise((resolve, reject) => {
+      timer = setTimeout(() => reject(new Error(`No answer within ${deadlineMs} ms: the request blocked`)), deadlineMs);
+      worker.onmessage = (event) => resolve(event.data);
+      worker.onerror = (event) => {
+        event.preventDefault();
+        reject(new Error(`The request worker failed: ${event.message}`));
+      };
+      worker.postMessage({ query });
+    });
+  } finally {
+    clearTimeout(timer);
+    worker.terminate();
+  }
+}

@@ -19,6 +19,8 @@ export const GraphqlErrorCode = Object.freeze({
   VALIDATION_FAILED: "GRAPHQL.VALIDATION_FAILED",
   /** A limit refused the query: size, tokens, depth, aliases or cost. */
   QUERY_REJECTED: "GRAPHQL.QUERY_REJECTED",
+  /** The query asks `__schema` or `__type`; the schema is published as SDL instead. */
+  INTROSPECTION_DISABLED: "GRAPHQL.INTROSPECTION_DISABLED",
   METHOD_NOT_ALLOWED: "GRAPHQL.METHOD_NOT_ALLOWED",
   PAYLOAD_TOO_LARGE: "GRAPHQL.PAYLOAD_TOO_LARGE",
   /** Something failed on our side; the message carries the trace id to quote. */

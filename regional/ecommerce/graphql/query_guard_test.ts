@@ -3,8 +3,17 @@ import fc from "fast-check";
 import { createMemoryCache } from "../../../shared/adapters/memory/mod.ts";
 import { createPgliteSql } from "../../../shared/adapters/pglite/mod.ts";
 import type { Sql } from "../../../shared/ports/sql.ts";
-import { graphqlApp, type GraphqlReply, LEAKS, migrateForGraphql, post, replyOf } from "./_fixture_for_test.ts";
-import { GRAPHQL_LIMITS } from "./mod.ts";
+import { getIntrospectionQuery } from "graphql";
+import {
+  graphqlApp,
+  type GraphqlReply,
+  LEAKS,
+  migrateForGraphql,
+  post,
+  postWithDeadline,
+  replyOf,
+} from "./_fixture_for_test.ts";
+import { GRAPHQL_LIMITS, graphqlSchemaSdl } from "./mod.ts";
 
 let shared: Promise<Sql> | undefined;
 function database(): Promise<Sql> {
@@ -15,6 +24,8 @@ function database(): Promise<Sql> {
   return shared;
 }
 const opts = { sanitizeResources: false, sanitizeOps: false };
+/** Where the README says the SDL is published. */
+const SCHEMA_PATH = "/graphql/schema.graphql";
 
 async function app() {
   return graphqlApp(await database(), createMemoryCache());
@@ -37,9 +48,10 @@ Deno.test(
   async () => {
     const { app: graphql, statements, reset } = await app();
     reset();
+    // The schema is 4 levels deep at most: inline fragments count as levels, as in graphql-armor.
     const deep = await post(
       graphql,
-      `{ __type(name: "Product") { fields { type { ofType { ofType { ofType { name } } } } } } }`,
+      `{ products { nodes { ... on Product { ... on Product { ... on Product { inventory { sku } } } } } } }`,
     );
     assertRejected(
       deep,
@@ -69,6 +81,87 @@ Deno.test(
     assert.equal(fullPage.status, 200, fullPage.text);
     const tenAliases = Array.from({ length: 10 }, (_, i) => `a${i}: product(id: "${crypto.randomUUID()}") { id }`);
     assert.equal((await post(graphql, `{ ${tenAliases.join(" ")} }`)).status, 200);
+  },
+);
+
+/** ~750 tokens: 20 levels of fragments through `__Type.fields.type.ofType…`, each spreading the next 4 times. */
+function introspectionBomb(): string {
+  let query = "{ __schema { types { ...A0 } } }\n";
+  for (let i = 0; i < 20; i++) {
+    query += `fragment A${i} on __Type { fields { type { ...B${i + 1} } } }\n`;
+    query += `fragment B${i + 1} on __Type { ...A${i + 1} ofType { ...A${i + 1} ofType { ...A${i + 1} ofType { ...A${
+      i + 1
+    } } } } }\n`;
+  }
+  return query + "fragment A20 on __Type { name }";
+}
+
+Deno.test(
+  "introspection is refused with 400 GRAPHQL.INTROSPECTION_DISABLED, its depth counted; the SDL is served instead",
+  opts,
+  async () => {
+    // On a worker, so a query that blocks the event loop fails the test after the deadline instead of hanging it.
+    const bomb = await postWithDeadline(introspectionBomb(), 20_000);
+    assert.equal(bomb.status, 400, bomb.text);
+    assert.equal(bomb.body.errors[0].extensions.code, "GRAPHQL.INTROSPECTION_DISABLED", bomb.text);
+    assert.match(bomb.body.errors[0].message, /^Introspection \("__schema"\) is disabled; read the schema at GET/);
+    // graphql-armor skipped everything under __schema by default; counted now, should introspection come back.
+    assert.ok(
+      bomb.body.errors.some((e: { message: string }) => /^Query depth \d+ exceeds the limit of 6/.test(e.message)),
+      bomb.text,
+    );
+    assert.ok(bomb.elapsedMs < 2_000, `refused in ${bomb.elapsedMs} ms`);
+
+    const { app: graphql, statements, reset } = await app();
+    reset();
+    for (const query of [getIntrospectionQuery(), '{ __type(name: "Product") { name } }']) {
+      const reply = await post(graphql, query);
+      assertRejected(
+        reply,
+        "GRAPHQL.INTROSPECTION_DISABLED",
+        new RegExp(`read the schema at GET ${SCHEMA_PATH}$`),
+      );
+    }
+    assert.equal(statements(), 0);
+    const sdl = await graphql.request(SCHEMA_PATH);
+    assert.equal(sdl.status, 200);
+    assert.equal(sdl.headers.get("content-type"), "text/plain; charset=utf-8");
+    assert.equal(await sdl.text(), graphqlSchemaSdl);
+  },
+);
+
+Deno.test(
+  "the cost counts `first` from a variable or the schema default as it counts a literal",
+  opts,
+  async () => {
+    const { app: graphql, statements, reset } = await app();
+    reset();
+    const twoPages = (first: string) =>
+      `a: products(first: ${first}) { ${FULL_PAGE} } b: products(first: ${first}) { ${FULL_PAGE} }`;
+    const literal = await post(graphql, `{ ${twoPages("100")} }`);
+    assertRejected(literal, "GRAPHQL.QUERY_REJECTED", /^Query cost 9925 exceeds the limit of 5000/);
+    const variable = await post(graphql, `query($n: Int) { ${twoPages("$n")} }`, { n: 100 });
+    assert.deepEqual(variable.body, literal.body);
+    const variableDefault = await post(graphql, `query($n: Int = 100) { ${twoPages("$n")} }`);
+    assert.deepEqual(variableDefault.body, literal.body);
+
+    // Absent or null, `first` is the schema's 20 (as the resolver reads it): 6 full pages cost 5955.
+    const pages = (args: string) =>
+      Array.from({ length: 6 }, (_, i) => `p${i}: products${args} { ${FULL_PAGE} }`).join(" ");
+    assertRejected(await post(graphql, `{ ${pages("")} }`), "GRAPHQL.QUERY_REJECTED", /^Query cost 5955 exceeds/);
+    assertRejected(
+      await post(graphql, `{ ${pages("(first: null)")} }`),
+      "GRAPHQL.QUERY_REJECTED",
+      /^Query cost 5955 exceeds/,
+    );
+    assert.equal(statements(), 0, "no SQL for a rejected query");
+
+    // One full page through a variable still passes, and so do five default pages.
+    const onePage = await post(graphql, `query($n: Int) { products(first: $n) { ${FULL_PAGE} } }`, { n: 100 });
+    assert.equal(onePage.status, 200, onePage.text);
+    assert.ok(Array.isArray(onePage.body.data.products.nodes), onePage.text);
+    const fivePages = Array.from({ length: 5 }, (_, i) => `p${i}: products { ${FULL_PAGE} }`).join(" ");
+    assert.equal((await post(graphql, `{ ${fivePages} }`)).status, 200);
   },
 );
 

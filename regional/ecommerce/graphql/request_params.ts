@@ -2,9 +2,12 @@
  * @module
  * Reads `{ query, variables, operationName }` from a GraphQL-over-HTTP request: GET with URL parameters,
  * or POST with `application/json` (any charset parameter) or `application/graphql`. The body is read with
- * a hard byte bound, so a client cannot make the server buffer more than that.
+ * a hard byte bound, so a client cannot make the server buffer more than that. A body the service app's
+ * bounds cut off (it stalled, the client went away) is answered as a GraphQL error too, not as problem+json.
  */
-import type { GraphQLError } from "graphql";
+import { GraphQLError } from "graphql";
+import { ProblemError } from "../../../shared/contracts/problem.ts";
+import { UNREAD_BODY_HEADERS } from "../../../shared/http/request_body.ts";
 import { GraphqlErrorCode, requestError } from "./errors.ts";
 
 export interface GraphqlParams {
@@ -15,7 +18,13 @@ export interface GraphqlParams {
 
 export type ParamsResult =
   | { readonly ok: true; readonly params: GraphqlParams }
-  | { readonly ok: false; readonly status: number; readonly error: GraphQLError };
+  | {
+    readonly ok: false;
+    readonly status: number;
+    readonly error: GraphQLError;
+    /** Headers the answer must carry: `Connection: close` when the rest of the body is still unread. */
+    readonly headers?: Readonly<Record<string, string>>;
+  };
 
 /** Largest request body: the query (10 KiB at most) plus variables. */
 export const GRAPHQL_BODY_BYTES_MAX = 64 * 1024;
@@ -41,7 +50,12 @@ export async function readGraphqlParams(request: Request): Promise<ParamsResult>
       415,
     );
   }
-  const text = await readBoundedText(request, GRAPHQL_BODY_BYTES_MAX);
+  let text: string | null;
+  try {
+    text = await readBoundedText(request, GRAPHQL_BODY_BYTES_MAX);
+  } catch (error) {
+    return unreadBody(error);
+  }
   if (text === null) {
     return {
       ok: false,
@@ -50,6 +64,7 @@ export async function readGraphqlParams(request: Request): Promise<ParamsResult>
         GraphqlErrorCode.PAYLOAD_TOO_LARGE,
         `Request body exceeds ${GRAPHQL_BODY_BYTES_MAX} bytes; send a smaller query or fewer variables`,
       ),
+      headers: UNREAD_BODY_HEADERS,
     };
   }
   if (mediaType === "application/graphql") return paramsOf({ query: text, variables: null, operationName: null });
@@ -66,6 +81,27 @@ export async function readGraphqlParams(request: Request): Promise<ParamsResult>
   }
   const fields = body as Record<string, unknown>;
   return paramsOf({ query: fields.query, variables: fields.variables, operationName: fields.operationName });
+}
+
+/**
+ * A body whose read failed: the service app's bounds (`boundRequestBodies`) end it with a ProblemError (408 stalled,
+ * 400 client gone, 413 over its byte limit), kept here with its status, headers and code (the edge answers the same
+ * failures with the same codes); a 413 takes this API's own code. Any other failure of the read is the client's
+ * stream breaking (Deno throws its own error for a reset connection): 400, as the shared bound would say.
+ */
+function unreadBody(error: unknown): ParamsResult {
+  const problem = error instanceof ProblemError ? error : new ProblemError(
+    "COMMON.REQUEST_INCOMPLETE",
+    "The request body could not be read to its end (the client stopped sending); send the whole body",
+    { cause: error },
+  );
+  const code = problem.status === 413 ? GraphqlErrorCode.PAYLOAD_TOO_LARGE : problem.code;
+  return {
+    ok: false,
+    status: problem.status,
+    error: new GraphQLError(problem.message, { extensions: { code } }),
+    ...(problem.headers ? { headers: problem.headers } : {}),
+  };
 }
 
 function paramsOf(raw: { query: unknown; variables: unknown; operationName: unknown }): ParamsResult {
@@ -96,7 +132,10 @@ function paramsOf(raw: { query: unknown; variables: unknown; operationName: unkn
   };
 }
 
-/** The body as text, or null when it exceeds `maxBytes` (reading stops there). Invalid UTF-8 is replaced. */
+/**
+ * The body as text, or null when it exceeds `maxBytes` (reading stops there). Invalid UTF-8 is replaced. Throws
+ * what the body's stream fails with.
+ */
 async function readBoundedText(request: Request, maxBytes: number): Promise<string | null> {
   const declared = Number(request.headers.get("content-length") ?? "0");
   if (declared > maxBytes) return null;

@@ -14,10 +14,10 @@ import type { Cache } from "../../../shared/ports/cache.ts";
 import type { Sql } from "../../../shared/ports/sql.ts";
 import { log } from "../../../shared/observability/mod.ts";
 import { GraphqlErrorCode, internalError, requestError } from "./errors.ts";
-import { checkGraphqlRequest } from "./query_guard.ts";
+import { checkGraphqlRequest, GRAPHQL_SCHEMA_PATH } from "./query_guard.ts";
 import { readGraphqlParams } from "./request_params.ts";
 import { createRequestState, type GraphqlEnv } from "./resolvers.ts";
-import { graphqlSchema } from "./schema.ts";
+import { graphqlSchema, graphqlSchemaSdl } from "./schema.ts";
 
 export const GRAPHQL_PATH = "/graphql";
 
@@ -30,7 +30,10 @@ function errorsBody(errors: readonly GraphQLError[]): { errors: unknown[] } {
   return { errors: errors.map((e) => e.toJSON()) };
 }
 
-/** The GraphQL endpoint, to mount on a service app (`app.route("/", createGraphqlRoutes(deps))`). */
+/**
+ * The GraphQL endpoint and its schema as SDL (`GET /graphql/schema.graphql`, public: introspection is refused), to
+ * mount on a service app (`app.route("/", createGraphqlRoutes(deps))`).
+ */
 export function createGraphqlRoutes(deps: GraphqlRoutesDeps): Hono {
   if (!deps?.sql || !deps?.cache) throw new TypeError('createGraphqlRoutes() requires "sql" and "cache"');
   const app = new Hono<GraphqlEnv>();
@@ -38,7 +41,7 @@ export function createGraphqlRoutes(deps: GraphqlRoutesDeps): Hono {
 
   app.on(["GET", "POST"], GRAPHQL_PATH, async (c, next) => {
     const read = await readGraphqlParams(c.req.raw);
-    if (!read.ok) return c.json(errorsBody([read.error]), read.status as 400);
+    if (!read.ok) return c.json(errorsBody([read.error]), read.status as 400, read.headers);
     const verdict = checkGraphqlRequest(graphqlSchema, read.params);
     if (!verdict.ok) return c.json(errorsBody(verdict.errors), verdict.status);
     const state = createRequestState(deps);
@@ -62,6 +65,12 @@ export function createGraphqlRoutes(deps: GraphqlRoutesDeps): Hono {
     }
     return undefined;
   }, execute);
+
+  app.get(GRAPHQL_SCHEMA_PATH, (c) => {
+    // The schema changes only with a deployment.
+    c.header("cache-control", "public, max-age=300");
+    return c.body(graphqlSchemaSdl, 200, { "content-type": "text/plain; charset=utf-8" });
+  });
 
   app.all(GRAPHQL_PATH, (c) =>
     c.json(
