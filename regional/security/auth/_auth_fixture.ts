@@ -10,41 +10,51 @@ import { createPgliteSql } from "../../../shared/adapters/pglite/mod.ts";
 import { createPostgresSql } from "../../../shared/adapters/postgres/mod.ts";
 import type { Sql } from "../../../shared/ports/sql.ts";
 import { createTestDatabase } from "../../../shared/testing/pg_database.ts";
-import { type AuthModule, createAuthModule, type TokenPair } from "./mod.ts";
+import { type AuthModule, type AuthModuleDeps, createAuthModule, type TokenPair } from "./mod.ts";
 
 export const ISSUER = "https://auth.test";
 export const AUDIENCE = "bitvelocity-test";
 export const START_MS = Date.parse("2030-01-01T00:00:00Z");
 export const ADMIN = { email: "root@bitvelocity.test", password: "admin-password-1" };
 
+/** What a test may set on the module (the clock is the harness's own). */
+export type HarnessOptions = Pick<
+  AuthModuleDeps,
+  "keyActivationDelayMs" | "loginThrottle" | "passwords" | "passwordHasher" | "clientAddressOf"
+>;
+
 export interface Harness {
   readonly sql: Sql;
   readonly auth: AuthModule;
   readonly clock: { nowMs: number };
-  post(path: string, body: unknown, token?: string): Promise<Response>;
+  post(path: string, body: unknown, token?: string, headers?: Record<string, string>): Promise<Response>;
   get(path: string, token?: string): Promise<Response>;
   /** A pair from signup, failing the test on any other answer. */
   signup(email: string, password?: string): Promise<TokenPair>;
   login(email: string, password: string): Promise<TokenPair>;
 }
 
-export async function harnessOn(sql: Sql, options?: { keyActivationDelayMs?: number }): Promise<Harness> {
+export async function harnessOn(sql: Sql, options?: HarnessOptions): Promise<Harness> {
   const clock = { nowMs: START_MS };
   const auth = await createAuthModule({
+    ...options,
     sql,
     issuer: ISSUER,
     audience: AUDIENCE,
     now: () => clock.nowMs,
-    keyActivationDelayMs: options?.keyActivationDelayMs,
   });
   await auth.ensureAdmin(ADMIN.email, ADMIN.password);
   const app = new Hono<AuthEnv>();
   app.route("/", auth.routes);
   app.get("/whoami", requireAuth(auth.verifier), (c) => c.json(c.get("principal")));
-  const post = async (path: string, body: unknown, token?: string) =>
+  const post = async (path: string, body: unknown, token?: string, headers?: Record<string, string>) =>
     await app.request(path, {
       method: "POST",
-      headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) },
+      headers: {
+        "content-type": "application/json",
+        ...(token ? { authorization: `Bearer ${token}` } : {}),
+        ...headers,
+      },
       body: typeof body === "string" ? body : JSON.stringify(body),
     });
   const get = async (path: string, token?: string) =>
@@ -66,7 +76,7 @@ export async function harnessOn(sql: Sql, options?: { keyActivationDelayMs?: num
 }
 
 /** Runs `fn` against a fresh database on the real PostgreSQL server. */
-export async function onPostgres(fn: (h: Harness) => Promise<void>, options?: { keyActivationDelayMs?: number }) {
+export async function onPostgres(fn: (h: Harness) => Promise<void>, options?: HarnessOptions) {
   const db = await createTestDatabase();
   const sql = createPostgresSql({ url: db.url, maxConnections: 4 });
   try {
@@ -84,17 +94,21 @@ export async function assertProblem(response: Response, status: number, code: st
 }
 
 /** Runs `fn` against PGlite in memory. */
-export async function onPglite(fn: (h: Harness) => Promise<void>): Promise<void> {
+export async function onPglite(fn: (h: Harness) => Promise<void>, options?: HarnessOptions): Promise<void> {
   const sql = await createPgliteSql();
   try {
-    await fn(await harnessOn(sql));
+    await fn(await harnessOn(sql, options));
   } finally {
     await sql.close();
   }
 }
 
 /** Registers `fn` as two tests: one on a fresh PostgreSQL database, one on PGlite. */
-export function testOnBothDatabases(name: string, fn: (h: Harness) => Promise<void>): void {
-  Deno.test(`[postgres] ${name}`, () => onPostgres(fn));
-  Deno.test(`[pglite] ${name}`, () => onPglite(fn));
+export function testOnBothDatabases(
+  name: string,
+  fn: (h: Harness) => Promise<void>,
+  options?: () => HarnessOptions,
+): void {
+  Deno.test(`[postgres] ${name}`, () => onPostgres(fn, options?.()));
+  Deno.test(`[pglite] ${name}`, () => onPglite(fn, options?.()));
 }

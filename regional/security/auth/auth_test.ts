@@ -278,13 +278,18 @@ Deno.test("replicas sharing the database switch to the new key at its activation
   });
 });
 
-Deno.test("ensureAdmin() is idempotent and makes an existing account an ADMIN", async () => {
+Deno.test("ensureAdmin() is idempotent and promotes an existing account only with its own password", async () => {
   await onPostgres(async (h) => {
     await h.auth.ensureAdmin(ADMIN.email.toUpperCase(), ADMIN.password);
     await h.signup("jo@example.com");
-    await h.auth.ensureAdmin("jo@example.com", "ignored-password");
+    // Someone else registered the address: naming it as the admin must not hand them ADMIN.
+    await assert.rejects(() => h.auth.ensureAdmin("jo@example.com", "the-operators-password"), /refusing/);
+    assert.deepEqual(decodeJwt((await h.login("jo@example.com", "correct-horse-1")).accessToken).roles, ["CUSTOMER"]);
+    await h.auth.ensureAdmin("jo@example.com", "correct-horse-1");
     const jo = await h.login("jo@example.com", "correct-horse-1");
     assert.deepEqual(decodeJwt(jo.accessToken).roles, ["CUSTOMER", "ADMIN"]);
+    // Already ADMIN: nothing to prove (an operator may have changed the password since).
+    await h.auth.ensureAdmin("jo@example.com", "another-password");
     const admins = await h.sql.query`
       select u.email from auth_users u join auth_user_roles r on r.user_id = u.id where r.role = 'ADMIN'`;
     assert.equal(admins.length, 2);

@@ -56,4 +56,17 @@ export const authMigrations: readonly Migration[] = Object.freeze([
       create unique index auth_signing_keys_one_active on auth_signing_keys (status) where status = 'active';
       create unique index auth_signing_keys_one_next on auth_signing_keys (status) where status = 'next';`,
   },
+  {
+    id: "security_auth_0004_login_failures",
+    sql: `
+      -- Failed sign-ins (and sign-ins in flight) per key, 'email:<normalised e-mail>' or 'address:<address or /64>',
+      -- in a fixed window from the key's first failure (login_throttle.ts). A row past window_ends_at counts nothing:
+      -- the next failure restarts it, and a sweep deletes it.
+      create table auth_login_failures (
+        key text primary key check (length(key) <= 300),
+        failures integer not null check (failures >= 0),
+        window_ends_at timestamptz not null
+      );
+      create index auth_login_failures_window_ends on auth_login_failures (window_ends_at);`,
+  },
 ]);

@@ -9,14 +9,18 @@ import { type AuthEnv, createTokenVerifier, type TokenVerifier } from "../../../
 import type { Sql } from "../../../shared/ports/sql.ts";
 import { migrate, type Migration } from "../../../shared/ports/sql_migrate.ts";
 import { log } from "../../../shared/observability/mod.ts";
+import { type ClientAddressOf, forwardedClientAddressOf } from "./client_address.ts";
+import { createLoginThrottle, type LoginThrottleOptions } from "./login_throttle.ts";
 import { authMigrations } from "./migrations.ts";
 import { createPasswordHasher, type PasswordHasher, type PasswordHasherOptions } from "./password.ts";
 import { createAuthRoutes } from "./routes.ts";
 import { createSigningKeyStore } from "./signing_keys.ts";
 import { createTokenService } from "./tokens.ts";
-import { createUser, findUserByEmail, grantRoles } from "./users.ts";
+import { createUser, findUserByEmail, grantRoles, rolesOf } from "./users.ts";
 
 export { authMigrations } from "./migrations.ts";
+export { type ClientAddressOf, forwardedClientAddressOf } from "./client_address.ts";
+export { LOGIN_THROTTLE_DEFAULTS, LOGIN_THROTTLED_CODE, type LoginThrottleOptions } from "./login_throttle.ts";
 export { JWKS_MAX_AGE_SEC } from "./signing_keys.ts";
 export type { TokenPair } from "./tokens.ts";
 
@@ -37,12 +41,24 @@ export interface AuthModuleDeps {
   readonly passwordHasher?: PasswordHasherOptions;
   /** Replaces the hasher built from `passwordHasher` (tests observe the work done per login). */
   readonly passwords?: PasswordHasher;
+  /** Failed-login limits per e-mail and per client address. @default {LOGIN_THROTTLE_DEFAULTS} */
+  readonly loginThrottle?: LoginThrottleOptions;
+  /**
+   * The address a login counts against (undefined: per e-mail only). Replace it when the platform's hops are not on
+   * loopback or a private network (see client_address.ts).
+   * @default {forwardedClientAddressOf}
+   */
+  readonly clientAddressOf?: ClientAddressOf;
 }
 
 export interface AuthModule {
   readonly routes: Hono<AuthEnv>;
   readonly migrations: readonly Migration[];
-  /** Creates the account if absent and makes sure it holds ADMIN; an existing password is left unchanged. */
+  /**
+   * Creates the account if absent and makes sure it holds ADMIN. An existing account keeps its password; one
+   * without ADMIN is promoted only if `password` is its password (else this rejects: sign-up is open, so the
+   * address may have been registered by someone else).
+   */
   ensureAdmin(email: string, password: string): Promise<void>;
   /** Publishes a new signing key; it signs after the activation delay. */
   rotateSigningKey(): Promise<void>;
@@ -53,6 +69,8 @@ export interface AuthModule {
 export async function createAuthModule(deps: AuthModuleDeps): Promise<AuthModule> {
   const now = deps.now ?? Date.now;
   const accessTokenTtlSec = deps.accessTokenTtlSec ?? 900;
+  // Before the migrations: bad limits stop the process at setup, not at the first login.
+  const loginThrottle = createLoginThrottle({ sql: deps.sql, now, options: deps.loginThrottle });
   await migrate(deps.sql, authMigrations);
   const keys = createSigningKeyStore({
     sql: deps.sql,
@@ -88,6 +106,8 @@ export async function createAuthModule(deps: AuthModuleDeps): Promise<AuthModule
     verifier,
     now,
     decoyPasswordHash,
+    loginThrottle,
+    clientAddressOf: deps.clientAddressOf ?? forwardedClientAddressOf,
   });
 
   async function ensureAdmin(email: string, password: string): Promise<void> {
@@ -98,7 +118,18 @@ export async function createAuthModule(deps: AuthModuleDeps): Promise<AuthModule
     const existing = await findUserByEmail(deps.sql, normalized);
     const at = new Date(now());
     if (existing) {
+      if ((await rolesOf(deps.sql, existing.id)).includes("ADMIN")) return;
+      // Sign-up is open and unverified: whoever registered this address first would otherwise become ADMIN
+      // under their own password the moment an operator named it. Only the holder of the configured password
+      // is promoted.
+      if (!(await passwords.verify(password, existing.passwordHash))) {
+        throw new Error(
+          `The account "${normalized}" exists without ADMIN and its password is not the configured admin password; ` +
+            `refusing to make it ADMIN (grant the role by hand if it is yours, or configure another admin e-mail)`,
+        );
+      }
       await grantRoles(deps.sql, existing.id, ["ADMIN"], at);
+      log.info("admin role granted to an existing account", { userId: existing.id, email: normalized });
       return;
     }
     const passwordHash = await passwords.hash(password);

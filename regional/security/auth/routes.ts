@@ -9,6 +9,8 @@ import { ProblemError } from "../../../shared/contracts/problem.ts";
 import { installProblemHandlers, readJson } from "../../../shared/http/mod.ts";
 import { type AuthEnv, requireAuth, ROLES, RoleSchema, type TokenVerifier } from "../../../shared/auth/mod.ts";
 import type { Sql } from "../../../shared/ports/sql.ts";
+import type { ClientAddressOf } from "./client_address.ts";
+import type { LoginThrottle } from "./login_throttle.ts";
 import type { PasswordHasher } from "./password.ts";
 import { JWKS_MAX_AGE_SEC, type SigningKeyStore } from "./signing_keys.ts";
 import type { TokenService } from "./tokens.ts";
@@ -23,6 +25,10 @@ export interface AuthRoutesDeps {
   readonly now: () => number;
   /** A hash of a random password, verified when the e-mail is unknown so both failures take as long. */
   readonly decoyPasswordHash: string;
+  /** Failed-login limits, checked before any hashing. */
+  readonly loginThrottle: LoginThrottle;
+  /** The address a login counts against; undefined counts it per e-mail only. */
+  readonly clientAddressOf: ClientAddressOf;
 }
 
 const Email = z.string().max(254).trim().toLowerCase().pipe(z.email());
@@ -58,9 +64,13 @@ export function createAuthRoutes(deps: AuthRoutesDeps): Hono<AuthEnv> {
 
   app.post("/api/v1/auth/login", async (c) => {
     const body = await readJson(c, LoginBody);
-    const user = await findUserByEmail(sql, body.email);
-    const matches = await passwords.verify(body.password, user?.passwordHash ?? deps.decoyPasswordHash);
-    if (!user || !matches) {
+    const address = deps.clientAddressOf(c.req.raw, c.env);
+    const user = await deps.loginThrottle.attempt({ email: body.email, address }, async () => {
+      const found = await findUserByEmail(sql, body.email);
+      const matches = await passwords.verify(body.password, found?.passwordHash ?? deps.decoyPasswordHash);
+      return found && matches ? found : undefined;
+    });
+    if (!user) {
       throw new ProblemError("AUTH.INVALID_CREDENTIALS", "The e-mail or password is wrong");
     }
     const roles = await rolesOf(sql, user.id);
