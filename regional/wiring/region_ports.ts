@@ -3,6 +3,13 @@
  * The ports of one region, created lazily so a process builds only the adapters it uses. This is the one
  * place where adapters are chosen: the embedded default (PGlite, in-process log/cache/queue, aedes) or the
  * real services (Postgres, Kafka, Redis, RabbitMQ, Mosquitto).
+ *
+ * The embedded stores are files one process at a time may open: PGlite has no lock of its own (a second
+ * instance on the same directory corrupts it) and the event log compacts its offsets and applies retention
+ * when it opens. So the embedded ports hold `<dataDir>/embedded/<region>/region.lock` (a pid lock) from the
+ * first file-backed adapter they open until `close()`; a second opener — `deno task start` twice, or an
+ * analytics command while the platform runs — is refused with {@linkcode LockHeldError}, and a crashed
+ * holder's lock is taken over.
  */
 import type { Cache, EventLog, MqttBus, Sql, WorkQueue } from "../../shared/ports/mod.ts";
 import type { Config, Region } from "../../shared/config/config.ts";
@@ -15,6 +22,10 @@ import { createAmqpWorkQueue } from "../../shared/adapters/amqp/mod.ts";
 import { createMqttBus } from "../../shared/adapters/mqtt/mod.ts";
 import { prefixedEventLog } from "../../shared/ports/prefixed_event_log.ts";
 import { tracedEventLog, tracedMqttBus, tracedWorkQueue } from "../../shared/observability/traced_ports.ts";
+import { log } from "../../shared/observability/mod.ts";
+import { acquirePidLock, type PidLock } from "../../shared/runtime/pid_lock.ts";
+
+export { LockHeldError } from "../../shared/runtime/pid_lock.ts";
 
 export interface RegionPorts {
   readonly region: Region;
@@ -37,6 +48,8 @@ type Factories = {
   readonly mqttUrl: string;
   /** 5 for Mosquitto; 4 for the embedded aedes broker, which does not speak MQTT 5. */
   readonly mqttProtocolVersion: 4 | 5;
+  /** Runs once every adapter has closed (the embedded ports release their data directory here). */
+  readonly afterClose?: () => Promise<void>;
 };
 
 function lazyPorts(region: Region, mode: "embedded" | "infra", factories: Factories): RegionPorts {
@@ -79,6 +92,7 @@ function lazyPorts(region: Region, mode: "embedded" | "infra", factories: Factor
         all.flatMap((r) => (r.status === "fulfilled" ? [r.value.close()] : [])),
       );
       made.clear();
+      await factories.afterClose?.();
     },
   };
 }
@@ -102,17 +116,26 @@ export function realRegionPorts(config: Config, region: Region, processName: str
   });
 }
 
-/** Embedded ports for one region: everything in this process, persisted under `<dataDir>/embedded/<region>`. */
+/**
+ * Embedded ports for one region: everything in this process, persisted under `<dataDir>/embedded/<region>`.
+ * Opening a file-backed adapter rejects with {@linkcode LockHeldError} while another live process (or other
+ * open ports of this one) hold that directory; `close()` releases it, after which it may be opened again.
+ */
 export function embeddedRegionPorts(config: Config, region: Region): RegionPorts {
   const dir = `${config.BV_DATA_DIR}/embedded/${region}`;
   const endpoints = config.regions[region];
+  const lock = directoryLock(dir);
+  const locked = <T>(make: () => Promise<T>) => async (): Promise<T> => {
+    await lock.hold();
+    return await make();
+  };
   return lazyPorts(region, "embedded", {
-    sql: async () => {
+    sql: locked(async () => {
       await Deno.mkdir(`${dir}/pg`, { recursive: true });
       return createPgliteSql({ dataDir: `${dir}/pg` });
-    },
+    }),
     cache: () => Promise.resolve(createMemoryCache()),
-    eventLog: () =>
+    eventLog: locked(() =>
       Promise.resolve(createMemoryEventLog({
         dataDir: `${dir}/events`,
         retention: {
@@ -120,10 +143,43 @@ export function embeddedRegionPorts(config: Config, region: Region): RegionPorts
           records: config.BV_EMBEDDED_LOG_RETENTION_RECORDS,
           bytes: config.BV_EMBEDDED_LOG_RETENTION_BYTES,
         },
-      })),
+      }))
+    ),
     // Journaled like RabbitMQ's durable queues: a webhook delivery waiting for its retry survives a restart.
-    workQueue: () => Promise.resolve(createMemoryWorkQueue({ dataDir: `${dir}/queues` })),
+    workQueue: locked(() => Promise.resolve(createMemoryWorkQueue({ dataDir: `${dir}/queues` }))),
     mqttUrl: `mqtt://${config.connectHost}:${endpoints.embeddedMqttPort}`,
     mqttProtocolVersion: 4,
+    afterClose: () => lock.release(),
   });
+}
+
+/** The lock of one region's data directory, taken on first use and given back by `release()` (then retaken). */
+function directoryLock(dir: string): { hold(): Promise<void>; release(): Promise<void> } {
+  let taken: Promise<PidLock> | undefined;
+  return {
+    async hold() {
+      if (!taken) {
+        const attempt = Deno.mkdir(dir, { recursive: true }).then(() =>
+          acquirePidLock({
+            lockFile: `${dir}/region.lock`,
+            what: `Data directory "${dir}"`,
+            hint:
+              "the platform (deno task start) or another command is running with this data directory; stop it first",
+            say: (line) => log.warn(line),
+          })
+        );
+        taken = attempt;
+        // A refused attempt is forgotten, so a later open tries again (the holder may have stopped).
+        attempt.catch(() => {
+          if (taken === attempt) taken = undefined;
+        });
+      }
+      await taken;
+    },
+    async release() {
+      const held = taken;
+      taken = undefined;
+      await (await held?.catch(() => undefined))?.release();
+    },
+  };
 }

@@ -4,7 +4,15 @@ import type { Sql } from "../../../shared/ports/mod.ts";
 import { migrate } from "../../../shared/ports/sql_migrate.ts";
 import { ordersMigrations } from "../orders/mod.ts";
 import { outboxMigrations } from "../outbox/mod.ts";
-import { analyticsMigrations, readDailySales, runDailySales, utcDayOf, yesterdayUtc } from "./mod.ts";
+import {
+  analyticsMigrations,
+  DAY_SETTLE_MS,
+  DayNotSettledError,
+  readDailySales,
+  runDailySales,
+  utcDayOf,
+  yesterdayUtc,
+} from "./mod.ts";
 
 type Move = readonly [from: string | null, to: string, at: string];
 
@@ -81,6 +89,53 @@ Deno.test({
       await t.step("a day without sales ends with no rows", async () => {
         assert.deepEqual(await runDailySales(sql, { date: "2025-02-27" }), []);
       });
+
+      await t.step(
+        "a day is refused until it is settled, so a payment committed after midnight is not missed",
+        async () => {
+          const at = (iso: string) => () => new Date(iso);
+          await order(sql, "5.00", "USD", [placed("2025-03-03T23:59:00Z"), [
+            "RESERVED",
+            "PAID",
+            "2025-03-03T23:59:30Z",
+          ]]);
+          const early = await runDailySales(sql, { date: "2025-03-03", now: at("2025-03-04T00:00:05Z") }).then(
+            () => assert.fail("an unsettled day was summarised"),
+            (error) => error,
+          );
+          assert.ok(early instanceof DayNotSettledError, String(early));
+          assert.equal(early.settlesAt.toISOString(), "2025-03-04T00:05:00.000Z");
+          assert.match(
+            early.message,
+            /^Day "2025-03-03" cannot be summarised before 2025-03-04T00:05:00.000Z \(its end plus 5 min\)/,
+          );
+          assert.deepEqual(await readDailySales(sql, "2025-03-03"), [], "a refused run writes nothing");
+          await assert.rejects(
+            runDailySales(sql, { date: "2025-03-03", now: at("2025-03-04T00:04:59.999Z") }),
+            DayNotSettledError,
+          );
+          // Who accepts a provisional figure gets one, without the payment whose transaction commits late.
+          const provisional = await runDailySales(sql, {
+            date: "2025-03-03",
+            now: at("2025-03-04T00:00:05Z"),
+            allowUnsettled: true,
+          });
+          assert.deepEqual(provisional.map((r) => r.revenue), ["5.00"]);
+          // Stamped 23:59:59.900 by the app clock, committed after the provisional run.
+          await order(sql, "7.00", "USD", [placed("2025-03-03T23:59:50Z"), [
+            "RESERVED",
+            "PAID",
+            "2025-03-03T23:59:59.900Z",
+          ]]);
+          const settled = await runDailySales(sql, { date: "2025-03-03", now: at("2025-03-04T00:05:00Z") });
+          assert.deepEqual(settled, [{ date: "2025-03-03", currency: "USD", revenue: "12.00", orders: 2 }]);
+          assert.equal(DAY_SETTLE_MS, 5 * 60_000);
+          await assert.rejects(
+            runDailySales(sql, { date: "2025-03-03", now: at("2025-03-04T00:00:30Z"), settleMs: 60_000 }),
+            /before 2025-03-04T00:01:00.000Z \(its end plus 1 min\)/,
+          );
+        },
+      );
 
       await t.step("a date that is not YYYY-MM-DD on the calendar is a RangeError naming it", async () => {
         await assert.rejects(runDailySales(sql, { date: "2025-02-30" }), /Date "2025-02-30" is not a calendar date/);

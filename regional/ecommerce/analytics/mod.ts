@@ -8,7 +8,17 @@ export { REVENUE_CONSUMER, type RevenueProjectionDeps, startRevenueProjection } 
 export { REVENUE_TOPICS, type RevenueTopics } from "./revenue_events.ts";
 export type { RevenueWindow } from "./revenue_store.ts";
 export { type AnalyticsRoutesDeps, createAnalyticsRoutes, REVENUE_RANGE_MS_MAX, REVENUE_ROWS_MAX } from "./routes.ts";
-export { type DailySalesRow, readDailySales, runDailySales, utcDayOf, yesterdayUtc } from "./daily_sales.ts";
+export {
+  assertDaySettled,
+  type DailySalesOptions,
+  type DailySalesRow,
+  DAY_SETTLE_MS,
+  DayNotSettledError,
+  readDailySales,
+  runDailySales,
+  utcDayOf,
+  yesterdayUtc,
+} from "./daily_sales.ts";
 export {
   formatParity,
   type ParityLine,

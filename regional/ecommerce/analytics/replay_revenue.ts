@@ -28,7 +28,7 @@ export interface ReplayRevenueOptions {
   readonly groupId?: string;
   /** How long nothing new must arrive, once caught up, before the replay ends. @default 2_000 */
   readonly quietMs?: number;
-  /** Bound on the whole replay. @default 300_000 */
+  /** Bound on the whole replay, joining the consumer group included. @default 300_000 */
   readonly timeoutMs?: number;
   /** Bound on distinct events (memory: the replay keeps each event id and each order's state). @default 2_000_000 */
   readonly eventsMax?: number;
@@ -68,24 +68,65 @@ export async function replayRevenue(options: ReplayRevenueOptions): Promise<Reve
   const timeoutMs = options.timeoutMs ?? 300_000;
   const eventsMax = options.eventsMax ?? 2_000_000;
   const topics = options.topics ?? REVENUE_TOPICS;
+  // One deadline for the whole replay: joining the group counts too (a coordinator that never answers).
+  const deadlineMs = Date.now() + timeoutMs;
   const [{ n }] = await options.sql.query<{ n: number }>`
     select count(*)::int as n from processed_events where consumer = ${REVENUE_CONSUMER}`;
   const rebuilt = createRebuild(options.region, eventsMax);
-  const subscription: Subscription = await options.eventLog.subscribe({
-    groupId: options.groupId ?? `analytics-revenue-replay.${options.region}.${crypto.randomUUID()}`,
-    topics: [topics.paid, topics.canceled],
-    from: "earliest",
-    // Never throws: a throwing handler would make the event log dead-letter the record a second time.
-    handler: (record) => Promise.resolve(rebuilt.apply(record)),
-  });
+  const joinTimeout = () =>
+    new Error(
+      `The replay's consumer did not join the group within ${timeoutMs} ms; check that the event log and its ` +
+        "group coordinator are reachable, or raise the timeout",
+    );
+  const subscription: Subscription = await beforeDeadline(
+    options.eventLog.subscribe({
+      groupId: options.groupId ?? `analytics-revenue-replay.${options.region}.${crypto.randomUUID()}`,
+      topics: [topics.paid, topics.canceled],
+      from: "earliest",
+      // Never throws: a throwing handler would make the event log dead-letter the record a second time.
+      handler: (record) => Promise.resolve(rebuilt.apply(record)),
+    }),
+    deadlineMs,
+    joinTimeout,
+    // A member that starts after the deadline is left at once.
+    (late) => void late.close().catch(() => {}),
+  );
   try {
-    await subscription.ready;
-    await waitUntilCaughtUp(rebuilt, { eventsLive: n, quietMs, timeoutMs });
+    await beforeDeadline(subscription.ready, deadlineMs, joinTimeout);
+    rebuilt.joined(); // The quiet period counts from the join, however long the join took.
+    await waitUntilCaughtUp(rebuilt, { eventsLive: n, quietMs, timeoutMs, deadlineMs });
   } finally {
     await subscription.close();
   }
   const live = await readAllRevenueWindows(options.sql, options.windowsMax ?? 2_000_000);
   return compare(live, rebuilt.windows(), { ...rebuilt.counts(), eventsLive: n });
+}
+
+/**
+ * Resolves as `promise` does, or rejects with `timeout()` at `deadlineMs`; a value that arrives after the
+ * deadline is handed to `late` (to close what nobody will use).
+ */
+async function beforeDeadline<T>(
+  promise: Promise<T>,
+  deadlineMs: number,
+  timeout: () => Error,
+  late?: (value: T) => void,
+): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let timedOut = false;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      timedOut = true;
+      reject(timeout());
+    }, Math.max(0, deadlineMs - Date.now()));
+  });
+  // After the deadline the outcome is nobody's: a late value is handed over, a late failure ignored.
+  promise.then((value) => timedOut && late?.(value), () => {});
+  try {
+    return await Promise.race([promise, expired]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 type Rebuild = ReturnType<typeof createRebuild>;
@@ -127,6 +168,7 @@ function createRebuild(region: string, eventsMax: number) {
         windows.set(key, window);
       }
     },
+    joined: (): void => void (lastRecordAtMs = Date.now()),
     state: () => ({ applied: seen.size, lastRecordAtMs, failure }),
     counts: () => ({ eventsApplied: seen.size, mirroredSkipped, malformed }),
     windows: (): RevenueWindow[] =>
@@ -141,14 +183,18 @@ function createRebuild(region: string, eventsMax: number) {
 
 async function waitUntilCaughtUp(
   rebuilt: Rebuild,
-  bounds: { readonly eventsLive: number; readonly quietMs: number; readonly timeoutMs: number },
+  bounds: {
+    readonly eventsLive: number;
+    readonly quietMs: number;
+    readonly timeoutMs: number;
+    readonly deadlineMs: number;
+  },
 ): Promise<void> {
-  const deadline = Date.now() + bounds.timeoutMs;
   for (;;) {
     const { applied, lastRecordAtMs, failure } = rebuilt.state();
     if (failure) throw failure;
     if (applied >= bounds.eventsLive && Date.now() - lastRecordAtMs >= bounds.quietMs) return;
-    if (Date.now() > deadline) {
+    if (Date.now() > bounds.deadlineMs) {
       throw new Error(
         `The replay applied ${applied} of the ${bounds.eventsLive} events the live projection processed within ` +
           `${bounds.timeoutMs} ms; check the topics' retention or raise the timeout`,

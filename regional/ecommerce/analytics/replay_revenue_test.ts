@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { createMemoryEventLog } from "../../../shared/adapters/memory/mod.ts";
 import { createPgliteSql } from "../../../shared/adapters/pglite/mod.ts";
+import type { EventLog, Subscription } from "../../../shared/ports/mod.ts";
 import { migrate } from "../../../shared/ports/sql_migrate.ts";
 import { ORIGIN_REGION_HEADER } from "../../../shared/replication/event_mirror.ts";
 import { outboxMigrations } from "../outbox/mod.ts";
@@ -78,6 +79,59 @@ Deno.test({
     } finally {
       await projection.close();
       await eventLog.close();
+      await sql.close();
+    }
+  },
+});
+
+/** An event log whose group coordinator never answers: `subscribe` or the member's `ready` never settles. */
+function unjoinableEventLog(stuckAt: "subscribe" | "ready") {
+  const closed: string[] = [];
+  let lateMember: ((subscription: Subscription) => void) | undefined;
+  const subscription = (name: string): Subscription => ({
+    ready: new Promise<void>(() => {}),
+    close: () => Promise.resolve(void closed.push(name)),
+  });
+  const eventLog: EventLog = {
+    ensureTopics: () => Promise.resolve(),
+    publish: () => Promise.resolve(),
+    subscribe: () =>
+      stuckAt === "ready"
+        ? Promise.resolve(subscription("member"))
+        : new Promise<Subscription>((resolve) => lateMember = resolve),
+    ping: () => Promise.resolve(),
+    close: () => Promise.resolve(),
+  };
+  return { eventLog, closed, startLateMember: () => lateMember?.(subscription("late member")) };
+}
+
+Deno.test({
+  name: "[pglite] the replay gives up within its timeout when the consumer cannot join the group, and leaves it",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async (t) => {
+    const sql = await createPgliteSql();
+    try {
+      await migrate(sql, [...outboxMigrations, ...analyticsMigrations]);
+      for (const stuckAt of ["ready", "subscribe"] as const) {
+        await t.step(`a ${stuckAt} that never settles`, async () => {
+          const fake = unjoinableEventLog(stuckAt);
+          const startedMs = performance.now();
+          await assert.rejects(
+            replayRevenue({ sql, eventLog: fake.eventLog, region: "east", quietMs: 50, timeoutMs: 300 }),
+            /^Error: The replay's consumer did not join the group within 300 ms; check that the event log and its group coordinator are reachable, or raise the timeout$/,
+          );
+          const tookMs = performance.now() - startedMs;
+          assert.ok(tookMs >= 250 && tookMs < 2_000, `gave up after ${Math.round(tookMs)} ms`);
+          if (stuckAt === "ready") assert.deepEqual(fake.closed, ["member"], "the member that did not join is closed");
+          fake.startLateMember();
+          await new Promise((resolve) => setTimeout(resolve, 0));
+          if (stuckAt === "subscribe") {
+            assert.deepEqual(fake.closed, ["late member"], "a member that comes late is closed");
+          }
+        });
+      }
+    } finally {
       await sql.close();
     }
   },
