@@ -26,13 +26,27 @@ export function formatMoney(units: bigint, fractionDigits = 2): string {
   return `${negative && abs !== 0n ? "-" : ""}${whole}${fraction}`;
 }
 
-/** `price × qty`, as a decimal string. */
-export function multiplyMoney(price: string, qty: number): string {
+/**
+ * The largest amount a `numeric(12, 2)` column holds (prices, order totals), in units of 10^-4. A computed
+ * amount (a line or cart total) can pass it: compare against this before it is stored or promised.
+ */
+export const AMOUNT_MAX_UNITS = parseMoney("9999999999.99");
+
+/** `price × qty` in units of 10^-4: exact however large, so totals are summed in units and formatted once. */
+export function multiplyMoneyUnits(price: string, qty: number): bigint {
   if (!Number.isSafeInteger(qty)) throw new RangeError(`Quantity ${qty} is not a safe integer`);
-  return formatMoney(parseMoney(price) * BigInt(qty));
+  return parseMoney(price) * BigInt(qty);
 }
 
-/** The sum of decimal strings. */
+/** `price × qty`, as a decimal string. */
+export function multiplyMoney(price: string, qty: number): string {
+  return formatMoney(multiplyMoneyUnits(price, qty));
+}
+
+/**
+ * The sum of decimal strings. Each must parse (at most 12 integer digits), so a computed amount such as a
+ * line total may not: sum {@linkcode multiplyMoneyUnits} instead of re-parsing what was formatted.
+ */
 export function sumMoney(amounts: readonly string[]): string {
   return formatMoney(amounts.reduce((total, a) => total + parseMoney(a), 0n));
 }

@@ -1,13 +1,15 @@
 /**
  * @module
  * The one place where errors become HTTP responses: RFC 9457 `application/problem+json` with a stable code.
- * Anything that is not a {@linkcode ProblemError} is logged and answered as `COMMON.INTERNAL` without
- * leaking its message.
+ * A database failure that passes (a statement timeout, a lock not available, a deadlock…) is a 503
+ * `COMMON.UPSTREAM_UNAVAILABLE` with Retry-After (`shared/ports/sql_problem.ts`). Anything else that is not a
+ * {@linkcode ProblemError} is logged and answered as `COMMON.INTERNAL` without leaking its message.
  */
 import type { Context, Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { PROBLEM_CONTENT_TYPE, type ProblemCode, ProblemError, problemOf } from "../contracts/problem.ts";
 import { currentTraceId, log } from "../observability/mod.ts";
+import { problemOfSqlFailure } from "../ports/sql_problem.ts";
 
 /** Renders a problem response for `code`. */
 export function problemResponse(
@@ -43,6 +45,14 @@ export function errorToResponse(error: unknown, instance?: string): Response {
       ? "AUTH.UNAUTHENTICATED"
       : "COMMON.VALIDATION_FAILED";
     return problemResponse(code, error.message || "The request was rejected", { instance });
+  }
+  const unavailable = problemOfSqlFailure(error);
+  if (unavailable) {
+    log.warn("a database failure that passes answered 503", {
+      sqlstate: (error as { code?: string }).code,
+      error: String(error),
+    });
+    return errorToResponse(unavailable, instance);
   }
   log.error("unhandled error", { error: String(error), stack: (error as Error)?.stack });
   return problemResponse("COMMON.INTERNAL", "An unexpected error occurred; it has been logged", { instance });

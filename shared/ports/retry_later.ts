@@ -31,8 +31,16 @@ const TRANSIENT_SQLSTATES = new Set(["25P03", "25P04"]);
 
 /** True for an error from the SQL port whose SQLSTATE says retrying the same statement cannot succeed. */
 export function isDeterministicSqlFailure(error: unknown): boolean {
-  return error instanceof SqlError && !TRANSIENT_SQLSTATE_CLASSES.has(error.code.slice(0, 2)) &&
-    !TRANSIENT_SQLSTATES.has(error.code);
+  return error instanceof SqlError && !isTransientSqlState(error.code);
+}
+
+/** True for an error from the SQL port whose SQLSTATE says the same statement may succeed when tried again. */
+export function isTransientSqlFailure(error: unknown): error is SqlError {
+  return error instanceof SqlError && isTransientSqlState(error.code);
+}
+
+function isTransientSqlState(code: string): boolean {
+  return TRANSIENT_SQLSTATE_CLASSES.has(code.slice(0, 2)) || TRANSIENT_SQLSTATES.has(code);
 }
 
 /**

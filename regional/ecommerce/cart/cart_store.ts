@@ -3,9 +3,10 @@
  * Carts over the SQL port. A cart belongs to one user: every lookup is by (id, user), so another user's cart
  * is indistinguishable from a missing one (404, never 403). Mutations lock the cart row, so concurrent
  * changes to one cart apply one after the other. Prices are never stored here: a cart shows the catalog's
- * current name and price, and holds one currency.
+ * current name and price, and holds one currency. Totals are summed in money units and formatted once, so a
+ * line or cart total of any size reads back (a price can rise after the quantity was accepted).
  */
-import { multiplyMoney, sumMoney } from "../../../shared/contracts/money.ts";
+import { formatMoney, multiplyMoneyUnits } from "../../../shared/contracts/money.ts";
 import { ProblemError } from "../../../shared/contracts/problem.ts";
 import type { Sql, SqlExecutor } from "../../../shared/ports/sql.ts";
 import { getProductsByIds, type ProductView } from "../catalog/mod.ts";
@@ -110,6 +111,7 @@ export async function changeItem(
       if (!product) throw productNotFound(productId);
       assertOneCurrency(product, items, products);
       assertWithinBounds(product, qty, current === undefined ? items.length + 1 : items.length);
+      if (qty > (current?.qty ?? 0)) assertTotalWithinLimit(product, qty, items, products);
       await tx.query`
         insert into cart_items (cart_id, product_id, qty) values (${cart.id}::uuid, ${product.id}::uuid, ${qty})
         on conflict (cart_id, product_id) do update set qty = excluded.qty`;
@@ -169,10 +171,13 @@ async function itemsOf(tx: SqlExecutor, cartId: string): Promise<ItemRow[]> {
 async function viewOf(tx: SqlExecutor, cart: CartRow): Promise<CartView> {
   const items = await itemsOf(tx, cart.id);
   const products = await getProductsByIds(tx, items.map((i) => i.product_id));
+  let totalUnits = 0n;
   // Products are never deleted; a line whose product is missing is skipped rather than failing the cart.
   const lines: CartLine[] = items.flatMap((item) => {
     const p = products.get(item.product_id);
     if (!p) return [];
+    const lineUnits = multiplyMoneyUnits(p.price, item.qty);
+    totalUnits += lineUnits;
     return [{
       productId: p.id,
       sku: p.sku,
@@ -180,7 +185,7 @@ async function viewOf(tx: SqlExecutor, cart: CartRow): Promise<CartView> {
       unitPrice: p.price,
       currency: p.currency,
       qty: item.qty,
-      lineTotal: multiplyMoney(p.price, item.qty),
+      lineTotal: formatMoney(lineUnits),
     }];
   });
   const currencies = [...new Set(lines.map((l) => l.currency))];
@@ -194,7 +199,7 @@ async function viewOf(tx: SqlExecutor, cart: CartRow): Promise<CartView> {
   return {
     id: cart.id,
     items: lines,
-    total: sumMoney(lines.map((l) => l.lineTotal)),
+    total: formatMoney(totalUnits),
     currency: currencies[0] ?? null,
     ...timesOf(cart),
   };
@@ -225,6 +230,30 @@ function assertWithinBounds(product: ProductView, qty: number, lines: number) {
     throw new ProblemError(
       "COMMON.CONFLICT",
       `Cannot add "${product.sku}": a cart holds at most ${CART_LIMITS.ITEMS_MAX} products; check out or remove one`,
+    );
+  }
+}
+
+/**
+ * Refuses an increase that takes the cart's total past what one order may total: such a cart could never be
+ * checked out. Only increases are checked, so a cart whose prices rose past the limit can still be lowered.
+ */
+function assertTotalWithinLimit(
+  product: ProductView,
+  qty: number,
+  items: readonly ItemRow[],
+  products: Map<string, ProductView>,
+) {
+  let totalUnits = multiplyMoneyUnits(product.price, qty);
+  for (const item of items) {
+    const p = products.get(item.product_id);
+    if (p && item.product_id !== product.id) totalUnits += multiplyMoneyUnits(p.price, item.qty);
+  }
+  if (totalUnits > CART_LIMITS.TOTAL_MAX_UNITS) {
+    throw new ProblemError(
+      "COMMON.CONFLICT",
+      `Cannot hold ${qty} of "${product.sku}": the cart total would be "${formatMoney(totalUnits)}", over the ` +
+        `${formatMoney(CART_LIMITS.TOTAL_MAX_UNITS)} one order may total; lower the quantity or use another cart`,
     );
   }
 }

@@ -225,6 +225,60 @@ Deno.test({
 
 Deno.test({
   ...opts,
+  name: "an increase past the total one order may hold answers 409 COMMON.CONFLICT and the cart still reads 200",
+  fn: async () => {
+    const w = await world();
+    const yacht = await product(w, "1000000000.00");
+    const cart = await newCart(w, w.alice);
+    const path = `/api/v1/carts/${cart.id}`;
+    const refused = async (method: string, itemPath: string, body: unknown) => {
+      const res = await call(w.carts, method, itemPath, w.alice, body);
+      const text = await res.text();
+      assert.equal(res.status, 409, `${method} ${JSON.stringify(body)}: ${text}`);
+      assert.equal(JSON.parse(text).code, "COMMON.CONFLICT");
+      assert.match(JSON.parse(text).detail, /over the 9999999999\.99 one order may total/);
+    };
+    // 1000 × 1000000000.00 has 13 integer digits: refused before it is stored, on either route.
+    await refused("POST", `${path}/items`, { productId: yacht.id, qty: 1000 });
+    await refused("PUT", `${path}/items/${yacht.id}`, { qty: 1000 });
+    const nine = await call(w.carts, "POST", `${path}/items`, w.alice, { productId: yacht.id, qty: 9 });
+    assert.equal(nine.status, 200, await nine.clone().text());
+    assert.equal((await nine.json()).total, "9000000000.00");
+    await refused("POST", `${path}/items`, { productId: yacht.id, qty: 1 });
+    await refused("PUT", `${path}/items/${yacht.id}`, { qty: 10 });
+    const read = await call(w.carts, "GET", path, w.alice);
+    assert.equal(read.status, 200, await read.clone().text());
+    assert.equal((await read.json()).total, "9000000000.00", "the refused changes changed nothing");
+  },
+});
+
+Deno.test({
+  ...opts,
+  name: "a cart whose prices rose past 12 integer digits still reads 200 and can be lowered, not raised",
+  fn: async () => {
+    const w = await world();
+    const item = await product(w, "1.00");
+    const cart = await newCart(w, w.alice);
+    const path = `/api/v1/carts/${cart.id}`;
+    await call(w.carts, "POST", `${path}/items`, w.alice, { productId: item.id, qty: 1000 });
+    const patch = await call(w.catalog, "PATCH", `/api/v1/products/${item.id}`, w.admin, { price: "9999999999.99" });
+    assert.equal(patch.status, 200);
+    const read = await call(w.carts, "GET", path, w.alice);
+    assert.equal(read.status, 200, await read.clone().text());
+    const view: CartView = await read.json();
+    assert.equal(view.items[0].lineTotal, "9999999999990.00");
+    assert.equal(view.total, "9999999999990.00");
+    assert.equal((await call(w.carts, "PUT", `${path}/items/${item.id}`, w.alice, { qty: 999 })).status, 204);
+    const raise = await call(w.carts, "POST", `${path}/items`, w.alice, { productId: item.id, qty: 1 });
+    assert.equal(raise.status, 409);
+    assert.equal(await code(raise), "COMMON.CONFLICT");
+    const after: CartView = await (await call(w.carts, "GET", path, w.alice)).json();
+    assert.equal(after.total, "9989999999990.01");
+  },
+});
+
+Deno.test({
+  ...opts,
   name: "clearCart takes the checked-out lines off a cart inside the caller's transaction",
   fn: async () => {
     const w = await world();

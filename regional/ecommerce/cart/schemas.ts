@@ -1,5 +1,6 @@
 /** @module Request schemas and bounds of the cart REST API (strict bodies: unknown fields are rejected). */
 import { z } from "zod";
+import { AMOUNT_MAX_UNITS } from "../../../shared/contracts/money.ts";
 
 export const CART_LIMITS = Object.freeze({
   /** Units of one product in a cart (the `cart_items.qty` check). */
@@ -8,6 +9,11 @@ export const CART_LIMITS = Object.freeze({
   ITEMS_MAX: 100,
   /** Carts one user may hold; carts are not deleted yet, so this bounds what a user can make us store. */
   CARTS_PER_USER_MAX: 1_000,
+  /**
+   * A cart's total, in money units (10^-4): the most one order may total (`numeric(12, 2)`), so a cart that
+   * is accepted can be checked out. Only increases are refused; a price rise can still take a cart past it.
+   */
+  TOTAL_MAX_UNITS: AMOUNT_MAX_UNITS,
 });
 
 const qty = z.number().int().min(1).max(CART_LIMITS.QTY_MAX);

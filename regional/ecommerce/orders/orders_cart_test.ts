@@ -55,6 +55,32 @@ const scenarios: Record<string, (bench: Bench) => Promise<void>> = {
       "the changed line was not ordered, so it stays",
     );
   },
+
+  "an order whose total passes 9999999999.99 answers 400, from items and from a cart whose price rose": async (
+    bench,
+  ) => {
+    const dear = crypto.randomUUID();
+    await bench.sql.query`
+      insert into products (id, sku, name, description, category, price, currency)
+      values (${dear}::uuid, ${`dear-${dear}`}, 'dear', '', 'fruit', 1.00, 'USD')`;
+    const cart = await (await call(bench, "/api/v1/carts", { method: "POST", key: null }, bench.carts)).json();
+    const add = await call(bench, `/api/v1/carts/${cart.id}/items`, {
+      key: null,
+      body: { productId: dear, qty: 1000 },
+    }, bench.carts);
+    assert.equal(add.status, 200, await add.clone().text());
+    await bench.sql.query`update products set price = 9999999999.99 where id = ${dear}::uuid`;
+    // 1000 × 9999999999.99 has 13 integer digits, more than parseMoney() accepts: still the total check.
+    for (const body of [{ items: [{ productId: dear, qty: 1000 }] }, { cartId: cart.id }]) {
+      const refused = await problem(await call(bench, "/api/v1/orders", { body }), 400, "COMMON.VALIDATION_FAILED");
+      assert.match(String(refused.detail), /"9999999999990\.00" exceeds the limit of 9999999999\.99/);
+    }
+    const read = await call(bench, `/api/v1/carts/${cart.id}`, {}, bench.carts);
+    assert.equal(read.status, 200, await read.clone().text());
+    assert.equal((await read.json()).total, "9999999999990.00");
+    const [{ n }] = await bench.sql.query<{ n: number }>`select count(*)::int as n from orders`;
+    assert.equal(n, 0, "no order was placed");
+  },
 };
 
 runOrderScenarios("orders from carts", scenarios);

@@ -7,7 +7,7 @@
  */
 import type { Principal } from "../../../shared/auth/mod.ts";
 import { orderCreated } from "../../../shared/contracts/events/ecommerce.ts";
-import { multiplyMoney, parseMoney, sumMoney } from "../../../shared/contracts/money.ts";
+import { AMOUNT_MAX_UNITS, formatMoney, multiplyMoneyUnits } from "../../../shared/contracts/money.ts";
 import { ProblemError } from "../../../shared/contracts/problem.ts";
 import { log } from "../../../shared/observability/mod.ts";
 import type { SqlExecutor } from "../../../shared/ports/sql.ts";
@@ -33,7 +33,7 @@ import { ORDER_LIMITS, type PlaceOrderBody } from "./schemas.ts";
 import { releaseQuietly, withTimeout } from "./bounded_calls.ts";
 
 /** numeric(12, 2) holds at most this; a larger total is refused before it reaches the database. */
-const TOTAL_MAX = parseMoney("9999999999.99");
+const TOTAL_MAX = AMOUNT_MAX_UNITS;
 
 interface RequestedLine {
   readonly productId: string;
@@ -273,11 +273,14 @@ async function priceLines(
         "place one order per currency",
     );
   }
-  const totalAmount = sumMoney(items.map((i) => multiplyMoney(i.price, i.qty)));
-  if (parseMoney(totalAmount) > TOTAL_MAX) {
+  // Summed in units, never re-parsed: a line total can have more integer digits than parseMoney() accepts,
+  // and such a total must still reach the check below (a 400, not a RangeError).
+  const totalUnits = items.reduce((sum, i) => sum + multiplyMoneyUnits(i.price, i.qty), 0n);
+  const totalAmount = formatMoney(totalUnits);
+  if (totalUnits > TOTAL_MAX) {
     throw new ProblemError(
       "COMMON.VALIDATION_FAILED",
-      `The order total "${totalAmount}" exceeds the limit of 9999999999.99; split the order`,
+      `The order total "${totalAmount}" exceeds the limit of ${formatMoney(TOTAL_MAX)}; split the order`,
     );
   }
   return { items, totalAmount, currency: currencies[0] };
