@@ -10,7 +10,7 @@ export function endpointsTable(config: Config, mode: "embedded" | "infra"): stri
   for (const region of REGIONS) {
     const r = config.regions[region];
     rows.push(["ingress", region, `http://${host}:${r.ingressPort}`]);
-    rows.push(["inventory gRPC", region, `${host}:${r.grpcInventoryPort}`]);
+    rows.push(["inventory gRPC", region, `${config.grpcConnectHost}:${r.grpcInventoryPort}`]);
     for (const service of SERVICES) rows.push([service, region, `http://${host}:${r.servicePorts[service]}`]);
     if (mode === "embedded") rows.push(["mqtt (aedes)", region, `mqtt://${host}:${r.embeddedMqttPort}`]);
     else rows.push(["kafka", region, r.kafkaBrokers.join(",")]);

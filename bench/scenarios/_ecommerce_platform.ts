@@ -300,7 +300,7 @@ async function seed(
     config,
     ingressUrl,
     ecommerceUrl,
-    grpcAddress: `${config.connectHost}:${east.grpcInventoryPort}`,
+    grpcAddress: `${config.grpcConnectHost}:${east.grpcInventoryPort}`,
     pgUrl: east.pgUrl,
     redisUrl: config.BV_REDIS_URL,
     redisPrefix: east.redisPrefix,

@@ -79,16 +79,17 @@ export const createEcommerceService: ServiceFactory = async (context) => {
   const nudgeOutbox = background.nudgeOutbox;
 
   const checks = portChecks(ports, name, ["sql", "cache", "eventLog", "workQueue", "mqtt"]);
-  // The inventory gRPC port serves Inventory and grpc.health.v1 (over the same checks as /readyz).
+  // The inventory gRPC port serves Inventory and grpc.health.v1 (over the same checks as /readyz). It has no
+  // authentication, so it binds to BV_GRPC_HOST (loopback unless set), not to the public listeners' BV_HOST.
   const grpcPort = config.regions[region].grpcInventoryPort;
   const grpcServer = await startGrpcServer({
-    host: config.BV_HOST,
+    host: config.BV_GRPC_HOST,
     port: grpcPort,
     services: [createHealthService(checks, 1_000), createInventoryGrpcService({ sql, nudgeOutbox })],
   });
   lifecycle.onStop(`${name} grpc`, () => grpcServer.close(5_000));
   // Orders reach inventory over gRPC like any other client would, even in the same process.
-  const stock = createInventoryClient(`${config.connectHost}:${grpcPort}`);
+  const stock = createInventoryClient(`${config.grpcConnectHost}:${grpcPort}`);
   lifecycle.onStop(`${name} inventory client`, () => Promise.resolve(stock.close()));
 
   // Single writer (orders/writer): a replica region forwards writes of the replicated tables to the writer.

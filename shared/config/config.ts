@@ -29,6 +29,11 @@ const port = z.coerce.number().int().min(1).max(65535);
  */
 const RESERVATION_TTL_SEC_MAX = 3_600;
 const url = z.string().refine((v) => URL.canParse(v), "must be a URL");
+/** A bind address: a hostname, an IPv4 address or an IPv6 address without brackets. */
+const bindHost = z.string().refine(
+  (v) => v.includes(":") ? isIP(v) === 6 : /^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$/.test(v),
+  "must be a hostname, an IPv4 address or an IPv6 address without brackets",
+);
 
 /** Every variable, its parser and its default. Names are the contract (README lists them). */
 const variables = {
@@ -36,13 +41,16 @@ const variables = {
   BV_DATA_DIR: z.string().min(1).default(".data"),
   BV_LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
   /**
-   * The address every listener binds to (a wildcard such as `0.0.0.0` or `::` listens on all interfaces). URLs to
-   * this host's processes use {@linkcode Config.connectHost}, never this.
+   * The address every HTTP listener binds to (a wildcard such as `0.0.0.0` or `::` listens on all interfaces). URLs
+   * to this host's processes use {@linkcode Config.connectHost}, never this. The gRPC servers bind to BV_GRPC_HOST.
    */
-  BV_HOST: z.string().refine(
-    (v) => v.includes(":") ? isIP(v) === 6 : /^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$/.test(v),
-    "must be a hostname, an IPv4 address or an IPv6 address without brackets",
-  ).default("127.0.0.1"),
+  BV_HOST: bindHost.default("127.0.0.1"),
+  /**
+   * The address the inventory gRPC servers bind to. Loopback by default whatever BV_HOST is: gRPC here is plaintext
+   * and unauthenticated (any caller could hold all stock or release others' reservations), so widen it only to a
+   * trusted network; the server logs a warning when it is not loopback.
+   */
+  BV_GRPC_HOST: bindHost.default("127.0.0.1"),
   BV_EDGE_PORT: port.default(8080),
   /** How long the edge keeps an idle client on its region (sliding; also the HTTP `bv-region` cookie's Max-Age). */
   BV_EDGE_AFFINITY_TTL_MS: z.coerce.number().int().min(1_000).max(86_400_000).default(300_000),
@@ -182,6 +190,8 @@ export interface Config extends Variables {
    * (`0.0.0.0` → `127.0.0.1`, `::` → `[::1]`) and an IPv6 address gets its brackets (`http://:::8110` was no URL).
    */
   readonly connectHost: string;
+  /** `BV_GRPC_HOST` as the host part of an address to this host's gRPC servers, made like `connectHost`. */
+  readonly grpcConnectHost: string;
 }
 
 /** The host part of a URL that reaches a listener bound to `bindHost` from this host. */
@@ -240,6 +250,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     ...v,
     regions: Object.freeze({ east: regionEndpoints(v, "east"), west: regionEndpoints(v, "west") }),
     connectHost: connectHostOf(v.BV_HOST),
+    grpcConnectHost: connectHostOf(v.BV_GRPC_HOST),
   });
 }
 

@@ -92,6 +92,24 @@ Deno.test("URLs to this host's processes use connectHost: wildcards become loopb
   }
 });
 
+Deno.test("BV_GRPC_HOST keeps the unauthenticated gRPC servers on loopback whatever BV_HOST is", () => {
+  for (const env of [{}, { BV_HOST: "0.0.0.0" }, { BV_HOST: "::" }]) {
+    const config = loadConfig(env);
+    assert.equal(config.BV_GRPC_HOST, "127.0.0.1", JSON.stringify(env));
+    assert.equal(config.grpcConnectHost, "127.0.0.1", JSON.stringify(env));
+  }
+  const wide = loadConfig({ BV_HOST: "10.0.0.5", BV_GRPC_HOST: "::" });
+  assert.equal(wide.BV_GRPC_HOST, "::");
+  assert.equal(wide.grpcConnectHost, "[::1]", "the inventory client dials the gRPC bind, not BV_HOST");
+  for (const bad of ["[::1]", "grpc host", "0.0.0.0:50051"]) {
+    assert.throws(() => loadConfig({ BV_GRPC_HOST: bad }), (error: unknown) => {
+      assert.ok(error instanceof ConfigError);
+      assert.match(error.message, /^Configuration error: BV_GRPC_HOST is malformed/);
+      return true;
+    }, bad);
+  }
+});
+
 Deno.test("BV_WEBHOOK_EGRESS defaults to public, accepts any, and names itself when malformed", () => {
   assert.equal(loadConfig({}).BV_WEBHOOK_EGRESS, "public");
   assert.equal(loadConfig({ BV_WEBHOOK_EGRESS: "any" }).BV_WEBHOOK_EGRESS, "any");

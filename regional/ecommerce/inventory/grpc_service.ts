@@ -2,11 +2,14 @@
  * @module
  * The gRPC `Inventory` service (proto/ecommerce/inventory/v1/inventory.proto) over the reservation domain.
  * The wiring adds the binding to the region's inventory gRPC server next to grpc.health.v1. Errors are
- * `ProblemError`s; the gRPC kit maps them to statuses (bad input → INVALID_ARGUMENT).
+ * `ProblemError`s; the gRPC kit maps them to statuses (bad input → INVALID_ARGUMENT, a reservation that holds
+ * nothing any more → FAILED_PRECONDITION). ReserveStock is bounded by its call: a caller gone before the
+ * commit (deadline passed, cancelled) rolls it back.
  */
 import client from "prom-client";
 import { z } from "zod";
 import type { GrpcServiceBinding } from "../../../shared/adapters/grpc/mod.ts";
+import { GrpcStatus } from "../../../shared/contracts/problem.ts";
 import { metrics } from "../../../shared/observability/mod.ts";
 import type { Sql } from "../../../shared/ports/sql.ts";
 import {
@@ -42,18 +45,28 @@ const reservationFailures = new client.Counter({
 
 const stockQuerySchema = z.array(productIdSchema).min(1).max(RESERVATION_ITEMS_MAX);
 
+/**
+ * The largest request the server decodes. The largest valid one is a ReserveRequest of 100 items, each a
+ * 36-character UUID and a qty of at most 10000: 4341 bytes (`grpc_service_bounds_test.ts` encodes it). 64 KiB
+ * leaves room for fields added later, while a hostile message of empty items (`12 00` repeated) decodes to
+ * at most ~32 000 objects instead of the ~2 million that grpc-js's 4 MiB default lets through.
+ */
+export const INVENTORY_REQUEST_BYTES_MAX = 64 * 1024;
+
 /** The binding to add to a gRPC server: `startGrpcServer({ services: [health, inventory] })`. */
 export function createInventoryGrpcService(deps: InventoryGrpcDeps): GrpcServiceBinding {
   const { sql, nudgeOutbox } = deps;
   return {
     definition: inventoryClientConstructor().service,
+    requestBytesMax: INVENTORY_REQUEST_BYTES_MAX,
+    // Every COMMON.CONFLICT here is a reservation that holds nothing any more (released, expired): no retry
+    // of the same call can succeed, which gRPC calls FAILED_PRECONDITION (409's default, ABORTED, says retry).
+    statusOverrides: { "COMMON.CONFLICT": GrpcStatus.FAILED_PRECONDITION },
     implementation: {
-      async ReserveStock(request: ReserveRequestMessage): Promise<ReserveResponseMessage> {
-        const outcome = await reserveStock(sql, {
-          reservationId: request.reservationId,
-          items: request.items.map((item) => ({ productId: item.productId, qty: item.qty })),
-          ttlSec: request.ttlSeconds,
-        }, deps.now);
+      async ReserveStock(request: ReserveRequestMessage, _call, bound): Promise<ReserveResponseMessage> {
+        const items = request.items.map((item) => ({ productId: item.productId, qty: item.qty }));
+        const input = { reservationId: request.reservationId, items, ttlSec: request.ttlSeconds };
+        const outcome = await reserveStock(sql, input, deps.now, bound);
         if (!outcome.ok) {
           reservationFailures.inc();
           return {

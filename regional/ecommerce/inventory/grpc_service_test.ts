@@ -142,6 +142,35 @@ Deno.test({
         await rejectsWithProblem(client.commit(crypto.randomUUID()), "COMMON.NOT_FOUND");
       });
 
+      await t.step(
+        "what no retry can fix answers FAILED_PRECONDITION (not ABORTED), with its problem code",
+        async () => {
+          const product = await productWithStock(sql, 4);
+          const reservationId = crypto.randomUUID();
+          const items = [{ productId: product.id, qty: 2 }];
+          await client.reserve({ reservationId, items, ttlSec: 60 });
+          await client.release(reservationId);
+          const cases: [string, object, string][] = [
+            ["ConfirmReservation", { reservationId }, "COMMON.CONFLICT"],
+            ["CommitReservation", { reservationId }, "COMMON.CONFLICT"],
+            // A retried reserve of a released id: it holds nothing, so no "ok".
+            ["ReserveStock", { reservationId, items, ttlSeconds: 60 }, "COMMON.CONFLICT"],
+            [
+              "ReserveStock",
+              { reservationId, items: [{ ...items[0], qty: 1 }], ttlSeconds: 60 },
+              "ECOMMERCE.IDEMPOTENCY_KEY_REUSED",
+            ],
+          ];
+          for (const [method, request, code] of cases) {
+            const wire = await rawCall(address, method, request);
+            assert.equal(wire.code, grpc.status.FAILED_PRECONDITION, `${method}: ${wire.details}`);
+            assert.deepEqual(wire.metadata.get(PROBLEM_CODE_METADATA), [code]);
+          }
+          await rejectsWithProblem(client.reserve({ reservationId, items, ttlSec: 60 }), "COMMON.CONFLICT");
+          assert.deepEqual(await stockRow(sql, product.id), { onHand: 4, reserved: 0 });
+        },
+      );
+
       await t.step("bad requests answer INVALID_ARGUMENT with COMMON.VALIDATION_FAILED", async () => {
         const product = await productWithStock(sql, 3);
         const item = { productId: product.id, qty: 1 };

@@ -8,6 +8,12 @@
  * so two transactions never wait on each other in a cycle, and checks `on_hand - reserved >= qty` under
  * those locks. Idempotency: the first ReserveStock of a reservation id claims its row in
  * `inventory_reservation_requests` (a concurrent twin waits on that row, then reads the stored outcome).
+ *
+ * Release before reserve: a ReserveStock still running when its order's ReleaseStock arrives (its caller
+ * timed out, the order was canceled) must not commit a hold afterwards. A release of an id without a
+ * committed claim writes a tombstone claim: that insert waits for an uncommitted claim of the same id (the
+ * unique index), so the release then sees the reserve's lines and releases them; and a reserve that comes
+ * later finds the tombstone and fails instead of holding stock nobody will release.
  */
 import { createHash } from "node:crypto";
 import { z } from "zod";
@@ -15,6 +21,7 @@ import type { ReservationItem, ReserveOutcome } from "../contracts.ts";
 import { ProblemError } from "../../../shared/contracts/problem.ts";
 import type { Sql, SqlExecutor } from "../../../shared/ports/sql.ts";
 import { outboxRowOf } from "../outbox/mod.ts";
+import { boundedTransaction, type CallBound } from "./bounded_transaction.ts";
 import { announceStock, isUuid, productIdSchema, stockAdjustedEnvelope, type StockView, stockViewOf } from "./stock.ts";
 
 /** Most items of one reservation. */
@@ -23,6 +30,12 @@ export const RESERVATION_ITEMS_MAX = 100;
 export const RESERVATION_QTY_MAX = 10_000;
 /** Longest time a reservation may stay ACTIVE. */
 export const RESERVATION_TTL_SEC_MAX = 3_600;
+
+/**
+ * The `request_hash` of a claim written by a release that found no reservation: never a SHA-256 in hex, so
+ * no request matches it, and the id can never hold stock.
+ */
+const RELEASED_UNRESERVED = "released-before-reserved";
 
 export interface ReserveInput {
   readonly reservationId: string;
@@ -102,22 +115,28 @@ interface RequestRow extends Record<string, unknown> {
   failed_product_id: string | null;
   requested: number | null;
   available: number | null;
+  /** RELEASED or EXPIRED when a line of the reservation no longer holds its units. */
+  lapsed: string | null;
 }
 
 /**
  * Reserves every item or none. A repeated call with the same reservation id answers the first outcome
- * (a success or a shortage) without reserving again; the same id with other items is `COMMON.CONFLICT`.
+ * (a success or a shortage) without reserving again; the same id with other items is
+ * `ECOMMERCE.IDEMPOTENCY_KEY_REUSED`, and an id released or expired meanwhile (or released before it was
+ * ever reserved) is `COMMON.CONFLICT`: it holds nothing, so answering "ok" again would be a lie. With
+ * `bound` (the gRPC call's deadline and cancellation), a caller gone before the commit rolls it back.
  */
 export async function reserveStock(
   sql: Sql,
   input: ReserveInput,
   now: () => number = Date.now,
+  bound?: CallBound,
 ): Promise<ReserveOutcome> {
   const { reservationId, items, ttlSec } = reserveInputOf(input);
   const sorted = [...items].sort((a, b) => (a.productId < b.productId ? -1 : a.productId > b.productId ? 1 : 0));
   const requestHash = hashOf(sorted);
   const expiresAt = new Date(now() + ttlSec * 1000);
-  return await sql.transaction(async (tx) => {
+  return await boundedTransaction(sql, bound, async (tx) => {
     const ids = sorted.map((i) => i.productId);
     const qtys = sorted.map((i) => i.qty);
     // Claim and lock go out together (one write, pipelined on the transaction's connection). Locking before
@@ -171,10 +190,27 @@ export async function reserveStock(
   });
 }
 
-/** Gives back the units of an ACTIVE or CONFIRMED reservation; false when there was nothing to release. */
+/**
+ * Gives back the units of an ACTIVE or CONFIRMED reservation; false when there was nothing to release. An id
+ * never reserved is remembered as released, so a ReserveStock of it that is still running (or comes later)
+ * holds nothing. Not bounded by a caller's deadline on purpose: a release that outlives its caller still
+ * gives the stock back.
+ */
 export async function releaseReservation(sql: Sql, reservationId: string): Promise<boolean> {
   const id = validated(reservationIdSchema, reservationId, "Reservation id");
   return await sql.transaction(async (tx) => {
+    // A visible claim was committed with its lines, so they are visible too; only without one is the
+    // tombstone needed. Read first, so releasing a known reservation writes no more than it did.
+    const [claim] = await tx.query`select 1 as known from inventory_reservation_requests where reservation_id = ${id}`;
+    if (!claim) {
+      // Waits while an uncommitted ReserveStock holds the claim of this id; conflicts once it has committed.
+      const tombstone = await tx.query`
+        insert into inventory_reservation_requests (reservation_id, request_hash, ok)
+        values (${id}, ${RELEASED_UNRESERVED}, false)
+        on conflict (reservation_id) do nothing returning reservation_id`;
+      if (tombstone.length > 0) return false;
+    }
+    // Read committed: this statement sees the lines of a reserve that committed while the insert waited.
     const held = (await lockReservation(tx, id)).filter((r) => r.status === "ACTIVE" || r.status === "CONFIRMED");
     if (held.length === 0) return false;
     await returnUnits(tx, held, "RELEASED", { commit: false, reason: `Released "${id}"` });
@@ -248,12 +284,19 @@ function assertStillHeld(rows: readonly ReservationRow[], id: string): void {
     throw new ProblemError("COMMON.NOT_FOUND", `No reservation has id "${id}"; reserve stock first`);
   }
   const lapsed = rows.find((r) => r.status === "RELEASED" || r.status === "EXPIRED");
-  if (lapsed) {
-    throw new ProblemError(
-      "COMMON.CONFLICT",
-      `Reservation "${id}" is ${lapsed.status.toLowerCase()} and holds no stock any more; reserve again`,
-    );
-  }
+  if (lapsed) throw lapsedReservation(id, lapsed.status);
+}
+
+/**
+ * The reservation holds nothing and no retry changes that. `COMMON.CONFLICT` because orders branches on it
+ * (pay_order.ts: an approved charge whose hold is gone cancels the order); the gRPC binding answers it
+ * FAILED_PRECONDITION, not 409's default ABORTED ("retry at a higher level").
+ */
+function lapsedReservation(id: string, status: string): ProblemError {
+  return new ProblemError(
+    "COMMON.CONFLICT",
+    `Reservation "${id}" is ${status.toLowerCase()} and holds no stock any more; reserve again with a new id`,
+  );
 }
 
 /** Locks the stock rows of `ids` in product-id order (the one lock order of every path). */
@@ -307,14 +350,18 @@ async function returnUnits(
 
 async function firstOutcome(tx: SqlExecutor, reservationId: string, requestHash: string): Promise<ReserveOutcome> {
   const [first] = await tx.query<RequestRow>`
-    select request_hash, ok, failed_product_id::text as failed_product_id, requested, available
-    from inventory_reservation_requests where reservation_id = ${reservationId}`;
+    select request_hash, ok, failed_product_id::text as failed_product_id, requested, available,
+           (select r.status from inventory_reservations r
+            where r.reservation_id = q.reservation_id and r.status in ('RELEASED', 'EXPIRED') limit 1) as lapsed
+    from inventory_reservation_requests q where reservation_id = ${reservationId}`;
+  if (first.request_hash === RELEASED_UNRESERVED) throw lapsedReservation(reservationId, "released");
   if (first.request_hash !== requestHash) {
     throw new ProblemError(
-      "COMMON.CONFLICT",
+      "ECOMMERCE.IDEMPOTENCY_KEY_REUSED",
       `Reservation "${reservationId}" was made with other items; use a new reservation id for a new request`,
     );
   }
+  if (first.ok && first.lapsed) throw lapsedReservation(reservationId, first.lapsed);
   if (first.ok) return { ok: true };
   return {
     ok: false,

@@ -3,7 +3,9 @@ import { rejectsWithProblem } from "../../../shared/testing/assert_problem.ts";
 import { createPgliteSql } from "../../../shared/adapters/pglite/mod.ts";
 import { createPostgresSql } from "../../../shared/adapters/postgres/mod.ts";
 import { createTestDatabase } from "../../../shared/testing/pg_database.ts";
+import type { Sql } from "../../../shared/ports/sql.ts";
 import {
+  eventually,
   insertProduct,
   migrateForInventory,
   outboxStockEvents,
@@ -78,7 +80,7 @@ Deno.test({
         // The same id with other items is a client bug, not a retry.
         await rejectsWithProblem(
           reserveStock(sql, { ...request, items: [{ productId: product.id, qty: 1 }] }),
-          "COMMON.CONFLICT",
+          "ECOMMERCE.IDEMPOTENCY_KEY_REUSED",
         );
       });
 
@@ -92,6 +94,21 @@ Deno.test({
         assert.equal(await releaseReservation(sql, crypto.randomUUID()), false);
         assert.deepEqual(await stockRow(sql, product.id), { onHand: 4, reserved: 0 });
         await rejectsWithProblem(confirmReservation(sql, reservationId), "COMMON.CONFLICT");
+        // A retry of the reserve (its answer was lost) must not say "ok" for a hold that is gone.
+        const retried = reserveStock(sql, { reservationId, items: [{ productId: product.id, qty: 4 }], ttlSec: 60 });
+        const lapsed = await rejectsWithProblem(retried, "COMMON.CONFLICT");
+        assert.match(lapsed.message, /is released and holds no stock/);
+        assert.deepEqual(await stockRow(sql, product.id), { onHand: 4, reserved: 0 });
+      });
+
+      await t.step("a release before the reserve makes the id hold nothing, then or later", async () => {
+        const product = await productWithStock(sql, 3);
+        const reservationId = crypto.randomUUID();
+        assert.equal(await releaseReservation(sql, reservationId), false);
+        const late = reserveStock(sql, { reservationId, items: [{ productId: product.id, qty: 1 }], ttlSec: 60 });
+        await rejectsWithProblem(late, "COMMON.CONFLICT");
+        assert.equal(await releaseReservation(sql, reservationId), false);
+        assert.deepEqual(await stockRow(sql, product.id), { onHand: 3, reserved: 0 });
       });
 
       await t.step("expiry releases ACTIVE reservations past their time, and confirmed ones stay", async () => {
@@ -122,6 +139,8 @@ Deno.test({
           assert.equal(statusOf.get(fresh), "ACTIVE");
           assert.equal(await expiry.sweep(), 0);
           await rejectsWithProblem(confirmReservation(sql, unpaid), "COMMON.CONFLICT");
+          const retried = { reservationId: unpaid, items: [{ productId: product.id, qty: 2 }], ttlSec: 30 };
+          await rejectsWithProblem(reserveStock(sql, retried, now), "COMMON.CONFLICT");
           assert.equal(await releaseReservation(sql, unpaid), false);
         } finally {
           await expiry.stop();
@@ -275,6 +294,67 @@ Deno.test({
                          where r.product_id = s.product_id and r.status = 'ACTIVE'), 0)`;
       assert.deepEqual(drift, [], "reserved equals the units held by active reservations");
     } finally {
+      await sql.close();
+      await db.drop();
+    }
+  },
+});
+
+/** Polls until `count` sessions of this database wait for a lock. */
+function lockWaiters(sql: Sql, count: number): Promise<true> {
+  return eventually(`${count} lock waiters`, async () => {
+    const [row] = await sql.query<{ n: number }>`
+      select count(*)::int as n from pg_stat_activity
+      where datname = current_database() and wait_event_type = 'Lock'`;
+    return row.n >= count ? true : undefined;
+  }, 5_000);
+}
+
+Deno.test({
+  name: "[postgres] a release that arrives while its reserve is still running releases what that reserve commits",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const db = await createTestDatabase();
+    const sql = createPostgresSql({ url: db.url, maxConnections: 5 });
+    let unblock = () => {};
+    try {
+      await migrateForInventory(sql);
+      const product = await productWithStock(sql, 5);
+      // Contention, as a busy product has: another transaction holds the stock row, so the reserve has
+      // claimed its id but waits, uncommitted, for the row (its client's deadline would pass meanwhile).
+      const gate = new Promise<void>((resolve) => unblock = resolve);
+      let holding = () => {};
+      const held = new Promise<void>((resolve) => holding = resolve);
+      const blocker = sql.transaction(async (tx) => {
+        await tx.query`select 1 from inventory_stock where product_id = ${product.id} for update`;
+        holding();
+        await gate;
+      });
+      await held;
+      const request = { reservationId: crypto.randomUUID(), items: [{ productId: product.id, qty: 2 }], ttlSec: 900 };
+      const reserving = reserveStock(sql, request);
+      await lockWaiters(sql, 1);
+      // The order gave up on the reserve and cancels: its release runs before the reserve commits.
+      let releaseDone = false;
+      const releasing = releaseReservation(sql, request.reservationId).finally(() => releaseDone = true);
+      const bothWaiting = lockWaiters(sql, 2);
+      bothWaiting.catch(() => {}); // Settled by the race below, or left behind by it.
+      await Promise.race([releasing, bothWaiting]);
+      assert.equal(releaseDone, false, "the release waits for the reserve of the same id");
+      unblock();
+      await blocker;
+      assert.deepEqual(await reserving, { ok: true });
+      assert.equal(await releasing, true, "the release gave back what the reserve then committed");
+      assert.deepEqual(await stockRow(sql, product.id), { onHand: 5, reserved: 0 });
+      const lines = await sql.query`
+        select status from inventory_reservations where reservation_id = ${request.reservationId}`;
+      assert.deepEqual(lines, [{ status: "RELEASED" }]);
+      // The order service's retry of the reserve answers that nothing is held, not "ok".
+      await rejectsWithProblem(reserveStock(sql, request), "COMMON.CONFLICT");
+      assert.deepEqual(await stockRow(sql, product.id), { onHand: 5, reserved: 0 });
+    } finally {
+      unblock();
       await sql.close();
       await db.drop();
     }

@@ -12,6 +12,9 @@ import type { GrpcServiceBinding } from "./server.ts";
 /** The fully qualified name of the standard health service. */
 export const HEALTH_SERVICE_NAME = "grpc.health.v1.Health";
 
+/** A HealthCheckRequest is one service name: 1 KiB leaves room for any name a probe sends. */
+const HEALTH_REQUEST_BYTES_MAX = 1024;
+
 let healthClient: grpc.ServiceClientConstructor | undefined;
 
 /** The client constructor (and, through `.service`, the definition) of grpc.health.v1.Health. */
@@ -33,6 +36,7 @@ export function createHealthService(
   if ("" in checks) throw new TypeError(`A readiness check may not be named "": that name means the whole server`);
   return {
     definition: healthClientConstructor().service,
+    requestBytesMax: HEALTH_REQUEST_BYTES_MAX,
     implementation: {
       async Check(request: { service: string }) {
         const service = request.service;

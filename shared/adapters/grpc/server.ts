@@ -1,23 +1,41 @@
 /**
  * @module
  * A grpc-js server with the platform's edge behaviour on every unary method: the caller's W3C trace
- * context becomes the handler's, a thrown `ProblemError` becomes its gRPC status plus the stable code in
- * trailing metadata, and any other error becomes INTERNAL without leaking its message.
+ * context becomes the handler's, the call's deadline and cancellation reach the handler, a request that is
+ * not a valid protobuf message is INVALID_ARGUMENT, a thrown `ProblemError` becomes its gRPC status plus the
+ * stable code in trailing metadata, and any other error becomes INTERNAL without leaking its message.
  */
 import * as grpc from "@grpc/grpc-js";
-import { grpcStatusOf, ProblemError } from "../../contracts/problem.ts";
+import { grpcStatusOf, type ProblemCode, ProblemError } from "../../contracts/problem.ts";
 import { PROBLEM_CODE_METADATA } from "../../contracts/grpc_problem.ts";
 import { contextFromCarrier, currentTraceId, log, withTraceContext } from "../../observability/mod.ts";
 import { GRPC_MESSAGE_BYTES_MAX } from "./_proto.ts";
+import {
+  type CallBoundHandle,
+  callBoundOf,
+  isLoopbackHost,
+  tolerantDefinition,
+  unreadableRequestOf,
+} from "./_server_call.ts";
+
+/** What the server tells a unary handler about its call's limits. */
+export interface GrpcCallBound {
+  /** When the caller stops waiting, in ms since the epoch; undefined when the call has no deadline. */
+  readonly deadlineAt: number | undefined;
+  /** Aborted once the call is over for the caller: its deadline passed, it cancelled, or the connection closed. */
+  readonly signal: AbortSignal;
+}
 
 /**
  * A unary method: returns (or resolves to) the response, throws `ProblemError` for an expected failure.
- * Request and response types come from the proto at run time, hence `any` as the default.
+ * Request and response types come from the proto at run time, hence `any` as the default. A handler that
+ * writes should stop (roll back) when `bound.signal` aborts: nobody will read its answer.
  */
 // deno-lint-ignore no-explicit-any
 export type UnaryHandler<Req = any, Res = any> = (
   request: Req,
   call: grpc.ServerUnaryCall<Req, Res>,
+  bound: GrpcCallBound,
 ) => Res | Promise<Res>;
 
 export interface GrpcServiceBinding {
@@ -29,15 +47,39 @@ export interface GrpcServiceBinding {
    * context, errors not mapped). A missing method answers UNIMPLEMENTED.
    */
   readonly implementation: Readonly<Record<string, UnaryHandler | grpc.UntypedHandleCall>>;
+  /**
+   * The largest request message this service accepts, in bytes: size it to the largest valid request. The
+   * server takes the largest of its services' bounds and answers RESOURCE_EXHAUSTED to a bigger message
+   * before decoding it. @default GRPC_MESSAGE_BYTES_MAX
+   */
+  readonly requestBytesMax?: number;
+  /**
+   * Problem codes this service answers with another gRPC status than `grpcStatusOf` gives. HTTP 409 is one
+   * status for two gRPC meanings: ABORTED ("retry the read-modify-write") and FAILED_PRECONDITION ("no retry
+   * helps until the state changes"); a service whose conflicts are all of the second kind says so here.
+   * HTTP answers are unaffected.
+   */
+  readonly statusOverrides?: Readonly<Partial<Record<ProblemCode, number>>>;
 }
 
 export interface GrpcServerOptions {
-  /** Interface to bind. The server is plaintext, so only loopback or a trusted network. @default "127.0.0.1" */
+  /**
+   * Interface to bind. The server is plaintext and unauthenticated, so only loopback or a trusted network:
+   * any other address is logged as a warning at start. @default "127.0.0.1"
+   */
   readonly host?: string;
   /** 0 picks a free port (tests). */
   readonly port: number;
   readonly services: readonly GrpcServiceBinding[];
+  /** Calls one HTTP/2 connection may run at once; a client queues the rest. @default GRPC_CONCURRENT_STREAMS_MAX */
+  readonly maxConcurrentStreams?: number;
 }
+
+/**
+ * Calls per connection at once. With the request bound this caps what one connection can make the server
+ * hold (128 × 64 KiB for inventory); 128 stays above HTTP/2's recommended minimum of 100.
+ */
+export const GRPC_CONCURRENT_STREAMS_MAX = 128;
 
 export interface GrpcServer {
   /** The bound port (the chosen one when `port` was 0). */
@@ -49,14 +91,23 @@ export interface GrpcServer {
 /** Starts a plaintext gRPC server with every unary handler wrapped; resolves once it is bound. */
 export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcServer> {
   if (options.services.length === 0) throw new TypeError("startGrpcServer() requires at least one service");
+  const streamsMax = options.maxConcurrentStreams ?? GRPC_CONCURRENT_STREAMS_MAX;
+  if (!Number.isInteger(streamsMax) || streamsMax < 1) {
+    throw new RangeError(`startGrpcServer() maxConcurrentStreams must be a positive integer, got ${streamsMax}`);
+  }
+  const requestBytesMax = Math.max(...options.services.map((s) => s.requestBytesMax ?? GRPC_MESSAGE_BYTES_MAX));
+  if (!Number.isInteger(requestBytesMax) || requestBytesMax < 1 || requestBytesMax > GRPC_MESSAGE_BYTES_MAX) {
+    throw new RangeError(`A service's requestBytesMax must be 1..${GRPC_MESSAGE_BYTES_MAX}, got ${requestBytesMax}`);
+  }
   const server = new grpc.Server({
-    "grpc.max_receive_message_length": GRPC_MESSAGE_BYTES_MAX,
+    "grpc.max_receive_message_length": requestBytesMax,
     "grpc.max_send_message_length": GRPC_MESSAGE_BYTES_MAX,
+    "grpc.max_concurrent_streams": streamsMax,
     // Channelz (on by default) wraps every call in counters and timestamps that nothing here reads.
     "grpc.enable_channelz": 0,
   });
-  for (const { definition, implementation } of options.services) {
-    server.addService(definition, wrapImplementation(definition, implementation));
+  for (const { definition, implementation, statusOverrides } of options.services) {
+    server.addService(tolerantDefinition(definition), wrapImplementation(definition, implementation, statusOverrides));
   }
   const bindHost = options.host ?? "127.0.0.1";
   // grpc-js parses `host:port`: an IPv6 address (`::` binds every interface) needs its brackets.
@@ -67,7 +118,14 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
       else resolve(bound);
     });
   });
-  log.info("grpc listening", { address: `${host}:${port}`, services: options.services.length });
+  log.info("grpc listening", { address: `${host}:${port}`, services: options.services.length, requestBytesMax });
+  if (!isLoopbackHost(bindHost)) {
+    log.warn(
+      "grpc server listens beyond loopback: it is plaintext and unauthenticated, so anyone who reaches " +
+        "the port can call every method; bind it to 127.0.0.1 unless the network is trusted",
+      { address: `${host}:${port}` },
+    );
+  }
   let closing: Promise<void> | undefined;
   return {
     port,
@@ -89,9 +147,12 @@ function shutdown(server: grpc.Server, graceMs: number): Promise<void> {
   });
 }
 
+type StatusOverrides = GrpcServiceBinding["statusOverrides"];
+
 function wrapImplementation(
   definition: grpc.ServiceDefinition,
   implementation: GrpcServiceBinding["implementation"],
+  overrides: StatusOverrides,
 ): grpc.UntypedServiceImplementation {
   const wrapped: grpc.UntypedServiceImplementation = {};
   for (const [name, method] of Object.entries(definition)) {
@@ -99,20 +160,38 @@ function wrapImplementation(
     if (!handler) continue;
     wrapped[name] = method.requestStream || method.responseStream
       ? wrapStreaming(handler as grpc.UntypedHandleCall)
-      : wrapUnary(method.path, handler as UnaryHandler);
+      : wrapUnary(method.path, handler as UnaryHandler, overrides);
   }
   return wrapped;
 }
 
-function wrapUnary(path: string, handler: UnaryHandler): grpc.handleUnaryCall<unknown, unknown> {
+function wrapUnary(
+  path: string,
+  handler: UnaryHandler,
+  overrides: StatusOverrides,
+): grpc.handleUnaryCall<unknown, unknown> {
   return (call, callback) => {
     withTraceContext(traceOf(call.metadata), async () => {
+      const unreadable = unreadableRequestOf(call.request);
+      if (unreadable !== undefined) {
+        const problem = new ProblemError(
+          "COMMON.VALIDATION_FAILED",
+          `Request to "${path}" is not a valid protobuf message (${unreadable}); send the message the proto declares`,
+        );
+        callback(serviceErrorOf(problem, path, overrides));
+        return;
+      }
+      const bound: CallBoundHandle = callBoundOf(call);
       let response: unknown;
       try {
-        response = await handler(call.request, call);
+        response = await handler(call.request, call, bound);
       } catch (error) {
-        callback(serviceErrorOf(error, path));
+        // Nobody reads the answer of a call that is over (its deadline passed, or the caller cancelled).
+        if (!call.cancelled) callback(serviceErrorOf(error, path, overrides));
+        else log.info("grpc handler failed after its call ended", { method: path, error: String(error) });
         return;
+      } finally {
+        bound.dispose();
       }
       callback(null, response);
     });
@@ -139,12 +218,12 @@ function firstString(metadata: grpc.Metadata, key: string): string | undefined {
 }
 
 /** The one place a handler's error becomes a gRPC status. */
-function serviceErrorOf(error: unknown, path: string): Partial<grpc.StatusObject> {
+function serviceErrorOf(error: unknown, path: string, overrides: StatusOverrides): Partial<grpc.StatusObject> {
   const metadata = new grpc.Metadata();
   if (error instanceof ProblemError) {
     metadata.set(PROBLEM_CODE_METADATA, error.code);
     if (error.status >= 500) log.warn("grpc call failed", { method: path, code: error.code, detail: error.message });
-    return { code: grpcStatusOf(error.code), details: error.message, metadata };
+    return { code: overrides?.[error.code] ?? grpcStatusOf(error.code), details: error.message, metadata };
   }
   // Unexpected errors may carry internals (SQL, paths, secrets): the client gets the trace id to quote.
   log.error("grpc handler failed", {
