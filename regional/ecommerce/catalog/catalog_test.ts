@@ -44,6 +44,7 @@ Deno.test({
       sku: created.sku,
       price: "19.90",
       currency: "EUR",
+      version: 1,
     });
   },
 });
@@ -127,6 +128,7 @@ Deno.test({
     const events = await w.sql.query<{ envelope: string }>`
       select envelope from outbox where partition_key = ${product.id} order by id`;
     assert.deepEqual(events.map((e) => JSON.parse(e.envelope).payload.price), ["129.50", "99.00"]);
+    assert.deepEqual(events.map((e) => JSON.parse(e.envelope).payload.version), [1, 2], "each event names its version");
 
     // A PATCH of the name only: event, no price row. A PATCH that changes nothing: neither.
     const patch = await send(w, "PATCH", `/api/v1/products/${product.id}`, { name: "Renamed" });

@@ -16,9 +16,12 @@ export {
 } from "./product_store.ts";
 export {
   gqlProductCacheKey,
+  invalidateCachedProduct,
   PRODUCT_CACHE_TTL_MS,
+  PRODUCT_VERSION_MARK_TTL_MS,
   type ProductCacheInvalidationOptions,
   productCacheKey,
+  productVersionKey,
   startProductCacheInvalidation,
 } from "./product_cache.ts";
 export { PRODUCT_LIMITS } from "./schemas.ts";

@@ -3,6 +3,12 @@
  * The product read cache of seed 003 section 7: read-through on `product:{id}` (JSON, 300 s TTL) through the
  * Cache port, invalidated ONLY by consuming `ecommerce.product.product.updated.v1` (no side channel from
  * the write path). A cache that fails is bypassed: reads fall back to SQL rather than failing.
+ *
+ * Fills cannot go backwards. Each product has a version mark, `product:{id}:v`: the highest `products.version`
+ * the cache has heard of. A fill stores its row only if the row's version is at least the mark (and raises the
+ * mark to it); consuming product.updated raises the mark to the event's version and deletes the entries, in one
+ * atomic step. So a reader that read the row before a change and writes after its invalidation is refused:
+ * without the mark its write would land after the delete and serve the old product for the whole TTL.
  */
 import client from "prom-client";
 import { parseEnvelope } from "../../../shared/contracts/envelope.ts";
@@ -15,15 +21,27 @@ import {
   type SqlExecutor,
   type Subscription,
 } from "../../../shared/ports/mod.ts";
-import { getProduct, isUuid, productNotFound, type ProductView } from "./product_store.ts";
+import { getVersionedProduct, isUuid, productNotFound, type ProductView } from "./product_store.ts";
 import { BACKGROUND_CONSUMER_WINDOW_MS } from "../consumer_windows.ts";
 
 /** How long a cached product lives; it bounds staleness if an invalidation is ever lost. */
 export const PRODUCT_CACHE_TTL_MS = 300_000;
 
+/**
+ * How long a product's version mark lives after it was last raised. Every fill raises it, so it outlives the
+ * entry it guards; and it is far longer than a fill can take from its SQL read to its cache write (bounded by
+ * the request and the adapter's command timeouts), past which a slower fill would no longer be refused.
+ */
+export const PRODUCT_VERSION_MARK_TTL_MS = 2 * PRODUCT_CACHE_TTL_MS;
+
 /** `product:{id}` (seed 003 section 7). */
 export function productCacheKey(id: string): string {
   return `product:${id}`;
+}
+
+/** `product:{id}:v`, the product's version mark (see the module doc). */
+export function productVersionKey(id: string): string {
+  return `product:${id}:v`;
 }
 
 /** `gql:product:{id}`, the GraphQL aggregate of one product (seed 003 section 7), invalidated with it. */
@@ -42,11 +60,15 @@ const cacheRequests = (metrics.registry.getSingleMetric(CACHE_METRIC) as client.
     registers: [metrics.registry],
   });
 
-/** Reads a product through the cache: a hit skips SQL; a miss reads SQL and fills the cache. */
+/**
+ * Reads a product through the cache: a hit skips SQL; a miss reads SQL and fills the cache unless the product
+ * changed (and the change was consumed) since that read.
+ */
 export async function readProductThroughCache(sql: SqlExecutor, cache: Cache, id: string): Promise<ProductView> {
   // A malformed id can name no product: answer 404 without touching the cache or the database.
   if (!isUuid(id)) throw productNotFound(id);
-  const key = productCacheKey(id.toLowerCase());
+  const productId = id.toLowerCase();
+  const key = productCacheKey(productId);
   const cached = await cache.get(key).catch((error) => {
     log.warn("product cache read failed; reading the database", { key, error: String(error) });
     return null;
@@ -57,11 +79,32 @@ export async function readProductThroughCache(sql: SqlExecutor, cache: Cache, id
     return hit;
   }
   cacheRequests.inc({ result: "miss" });
-  const product = await getProduct(sql, id);
-  await cache.set(key, JSON.stringify(product), { ttlMs: PRODUCT_CACHE_TTL_MS }).catch((error) => {
+  const { product, version } = await getVersionedProduct(sql, productId);
+  // The caller gets what it read either way; a refused fill only means the next reader reads SQL again.
+  await cache.setUnlessStale(key, JSON.stringify(product), {
+    ttlMs: PRODUCT_CACHE_TTL_MS,
+    markKey: productVersionKey(productId),
+    version,
+    markTtlMs: PRODUCT_VERSION_MARK_TTL_MS,
+  }).catch((error) => {
     log.warn("product cache write failed", { key, error: String(error) });
   });
   return product;
+}
+
+/**
+ * Drops product `id` (lower case) from the caches as of `version`, the product.updated event's: raises its mark
+ * and deletes `product:{id}` and `gql:product:{id}` atomically; resolves with how many entries existed. An
+ * event written before it carried a version can only delete: a fill racing it may land old, until the TTL.
+ */
+export function invalidateCachedProduct(cache: Cache, id: string, version: number | undefined): Promise<number> {
+  const keys = [productCacheKey(id), gqlProductCacheKey(id)];
+  if (version === undefined) return cache.del(...keys);
+  return cache.invalidateVersion(keys, {
+    markKey: productVersionKey(id),
+    version,
+    markTtlMs: PRODUCT_VERSION_MARK_TTL_MS,
+  });
 }
 
 function parseCached(text: string): ProductView | undefined {
@@ -86,9 +129,9 @@ export interface ProductCacheInvalidationOptions {
 }
 
 /**
- * Consumes product.updated and deletes `product:{id}` and `gql:product:{id}`. Deleting is idempotent, so a
- * redelivered event needs no bookkeeping. A record that is not a valid product.updated envelope throws,
- * so it ends on the topic's dead-letter topic after the consumer's attempts.
+ * Consumes product.updated and invalidates the product ({@linkcode invalidateCachedProduct}). Raising a mark
+ * to a maximum and deleting are idempotent, so a redelivered event needs no bookkeeping. A record that is not a
+ * valid product.updated envelope throws, so it ends on the topic's dead-letter topic after the consumer's attempts.
  */
 export async function startProductCacheInvalidation(options: ProductCacheInvalidationOptions): Promise<Subscription> {
   const { cache } = options;
@@ -103,12 +146,11 @@ export async function startProductCacheInvalidation(options: ProductCacheInvalid
       if (parsed.envelope.eventType !== productUpdated.eventType) {
         throw new TypeError(`Cannot invalidate the product cache from event type "${parsed.envelope.eventType}"`);
       }
-      const { productId } = parsed.envelope.payload as { productId: string };
-      const id = productId.toLowerCase();
+      const { productId, version } = parsed.envelope.payload as { productId: string; version?: number };
       // A valid event: a Redis failure is waited out (a lost invalidation would serve a stale product).
       await retryLaterOnFailure(
         "Invalidating a cached product",
-        () => cache.del(productCacheKey(id), gqlProductCacheKey(id)),
+        () => invalidateCachedProduct(cache, productId.toLowerCase(), version),
       );
     },
   });

@@ -3,7 +3,8 @@
  * Catalog reads and writes over the SQL port. Every write that changes a product appends
  * `ecommerce.product.product.updated.v1` to the outbox in the same transaction, and a price (or currency)
  * change closes the current `product_price_history` row and opens the next one in that transaction too
- * (SCD2: `valid_to` of the old row equals `valid_from` of the new one, the transaction's `now()`).
+ * (SCD2: `valid_to` of the old row equals `valid_from` of the new one, one instant read after the product's
+ * row lock was taken, so the rows follow the order in which changes took the lock).
  */
 import { productUpdated } from "../../../shared/contracts/events/ecommerce.ts";
 import { ProblemError } from "../../../shared/contracts/problem.ts";
@@ -70,6 +71,17 @@ interface ProductRow extends Record<string, unknown> {
   updated_at: Date;
 }
 
+/** A row read with `products.version`, which grows by one with every change (the cache orders fills by it). */
+interface VersionedProductRow extends ProductRow {
+  version: number;
+}
+
+/** A product with the row version it was read at. */
+export interface VersionedProduct {
+  readonly product: ProductView;
+  readonly version: number;
+}
+
 /** True when `value` is a UUID in its textual form (anything else can never name a product). */
 export function isUuid(value: string): boolean {
   return UUID.test(value);
@@ -122,6 +134,17 @@ export async function getProduct(sql: SqlExecutor, id: string): Promise<ProductV
   const found = (await getProductsByIds(sql, [id])).get(id.toLowerCase());
   if (!found) throw productNotFound(id);
   return found;
+}
+
+/** One product and its row version (what product.updated carries), or a 404 problem. */
+export async function getVersionedProduct(sql: SqlExecutor, id: string): Promise<VersionedProduct> {
+  if (!isUuid(id)) throw productNotFound(id);
+  const [row] = await sql.query<VersionedProductRow>`
+    select id::text as id, sku, name, description, category, price::text as price, currency, created_at, updated_at,
+           version
+    from products where id = ${id.toLowerCase()}::uuid`;
+  if (!row) throw productNotFound(id);
+  return { product: viewOf(row), version: row.version };
 }
 
 export function productNotFound(id: string): ProblemError {
@@ -190,12 +213,12 @@ function assertValidFilter(filter: ProductFilter): void {
 export async function createProduct(sql: Sql, product: NewProduct, actor: string): Promise<ProductView> {
   try {
     return await sql.transaction(async (tx) => {
-      const [row] = await tx.query<ProductRow>`
+      const [row] = await tx.query<VersionedProductRow>`
         insert into products (id, sku, name, description, category, price, currency)
         values (${crypto.randomUUID()}, ${product.sku}, ${product.name}, ${product.description}, ${product.category},
                 ${product.price}::numeric, ${product.currency})
         returning id::text as id, sku, name, description, category, price::text as price, currency, created_at,
-                  updated_at`;
+                  updated_at, version`;
       await openPrice(tx, row.id, product.price, product.currency, actor);
       await announce(tx, row);
       return viewOf(row);
@@ -240,17 +263,13 @@ export async function updateProduct(
     const changed = priceChanged || next.name !== current.name || next.description !== current.description ||
       next.category !== current.category;
     if (!changed) return viewOf(current);
-    const [row] = await tx.query<ProductRow>`
+    const [row] = await tx.query<VersionedProductRow>`
       update products set name = ${next.name}, description = ${next.description}, category = ${next.category},
         price = ${next.price}::numeric, currency = ${next.currency}, updated_at = now(), version = version + 1
       where id = ${id}::uuid
       returning id::text as id, sku, name, description, category, price::text as price, currency, created_at,
-                updated_at`;
-    if (priceChanged) {
-      await tx.query`
-        update product_price_history set valid_to = now() where product_id = ${id}::uuid and valid_to is null`;
-      await openPrice(tx, id, next.price, next.currency, actor);
-    }
+                updated_at, version`;
+    if (priceChanged) await replacePrice(tx, id, next.price, next.currency, actor);
     await announce(tx, row);
     return viewOf(row);
   });
@@ -277,14 +296,39 @@ export async function getPriceHistory(sql: SqlExecutor, id: string, limit: numbe
   }));
 }
 
-async function openPrice(tx: SqlExecutor, id: string, price: string, currency: string, actor: string) {
-  await tx.query`
-    insert into product_price_history (product_id, price, currency, valid_from, changed_by)
-    values (${id}::uuid, ${price}::numeric, ${currency}, now(), ${actor})`;
+/**
+ * Closes the current price row and opens the next at one instant, read under the product's row lock. Not
+ * `now()`: that is when the transaction began, and two changes can take the lock in the other order than
+ * they began, which closed a row before it opened. `greatest` keeps the interval whole if the clock steps
+ * back. The instant travels as text and is bound as text, which keeps its microseconds: a `Date` drops them,
+ * and postgres.js makes a `timestamptz` parameter a `Date` first.
+ */
+async function replacePrice(tx: SqlExecutor, id: string, price: string, currency: string, actor: string) {
+  const [closed] = await tx.query<{ at: string }>`
+    update product_price_history set valid_to = greatest(clock_timestamp(), valid_from)
+    where product_id = ${id}::uuid and valid_to is null
+    returning valid_to::text as at`;
+  // A product without a current row (not written by this module) still gets one, opened now.
+  const at = closed?.at ?? (await tx.query<{ at: string }>`select clock_timestamp()::text as at`)[0].at;
+  await openPrice(tx, id, price, currency, actor, at);
 }
 
-async function announce(tx: SqlExecutor, row: ProductRow): Promise<void> {
-  const payload = { productId: row.id, sku: row.sku, price: row.price, currency: row.currency };
+/** Opens a price row at `validFrom`; null is the transaction's `now()` (a new product, created in it). */
+async function openPrice(
+  tx: SqlExecutor,
+  id: string,
+  price: string,
+  currency: string,
+  actor: string,
+  validFrom: string | null = null,
+) {
+  await tx.query`
+    insert into product_price_history (product_id, price, currency, valid_from, changed_by)
+    values (${id}::uuid, ${price}::numeric, ${currency}, coalesce(${validFrom}::text::timestamptz, now()), ${actor})`;
+}
+
+async function announce(tx: SqlExecutor, row: VersionedProductRow): Promise<void> {
+  const payload = { productId: row.id, sku: row.sku, price: row.price, currency: row.currency, version: row.version };
   await appendToOutbox(tx, envelopeFor(productUpdated, payload, PRODUCER));
 }
 

@@ -10,7 +10,13 @@ import { createEnvelope } from "../../../shared/contracts/envelope.ts";
 import { productUpdated, stockAdjusted } from "../../../shared/contracts/events/ecommerce.ts";
 import type { Cache, EventLog, Subscription } from "../../../shared/ports/mod.ts";
 import { createLifecycle, createServiceApp } from "../../../shared/runtime/mod.ts";
-import { gqlProductCacheKey, productCacheKey } from "../catalog/mod.ts";
+import {
+  gqlProductCacheKey,
+  PRODUCT_CACHE_TTL_MS,
+  PRODUCT_VERSION_MARK_TTL_MS,
+  productCacheKey,
+  productVersionKey,
+} from "../catalog/mod.ts";
 import { flashSaleChannelOf, type Invalidations, INVALIDATIONS_PATH, startInvalidations } from "./mod.ts";
 import { readToEnd } from "../../../shared/testing/read_to_end.ts";
 
@@ -74,8 +80,9 @@ async function eventually(what: string, check: () => boolean, timeoutMs = 3_000)
   }
 }
 
-async function publishProductUpdated(eventLog: EventLog, productId: string): Promise<void> {
-  const envelope = createEnvelope(productUpdated, { productId, sku: "SKU-1", price: "9.99", currency: "USD" }, CONTEXT);
+async function publishProductUpdated(eventLog: EventLog, productId: string, version?: number): Promise<void> {
+  const payload = { productId, sku: "SKU-1", price: "9.99", currency: "USD", version };
+  const envelope = createEnvelope(productUpdated, payload, CONTEXT);
   await eventLog.publish(productUpdated.eventType, [{ key: productId, value: JSON.stringify(envelope) }]);
 }
 
@@ -96,6 +103,34 @@ Deno.test("product.updated: the region's product and GraphQL entries are deleted
     await eventually("the purge", () => world.purges.length === 1);
     assert.equal(world.purges[0].productId, id);
     assert.deepEqual(await world.purges[0].cached, [null, null], "no old value left for a refetch to read");
+  } finally {
+    await world.close();
+  }
+});
+
+Deno.test("product.updated: a fill that read the product before the change cannot land after the purge", async () => {
+  const world = await startWorld();
+  try {
+    await eventually("the stream", () => world.follower.connected);
+    const id = crypto.randomUUID();
+    // The catalog's fill (product_cache.ts) of a reader that read version 1, then stalled past the change.
+    const fill = (version: number) =>
+      world.cache.setUnlessStale(productCacheKey(id), `{"version":${version}}`, {
+        ttlMs: PRODUCT_CACHE_TTL_MS,
+        markKey: productVersionKey(id),
+        version,
+        markTtlMs: PRODUCT_VERSION_MARK_TTL_MS,
+      });
+    await publishProductUpdated(world.eventLog, id, 2);
+    await eventually("the purge", () => world.purges.length === 1);
+    assert.equal(await fill(1), false, "the old product is not put back for the edge's refetch to read");
+    assert.equal(await world.cache.get(productCacheKey(id)), null);
+    assert.equal(await fill(2), true);
+    // A redelivered older change deletes again but never lowers the mark.
+    await publishProductUpdated(world.eventLog, id, 1);
+    await eventually("the second purge", () => world.purges.length === 2);
+    assert.equal(await world.cache.get(productCacheKey(id)), null);
+    assert.equal(await world.cache.get(productVersionKey(id)), "2");
   } finally {
     await world.close();
   }

@@ -3,9 +3,13 @@
  * Where the invalidation stream learns of product changes, and why each purge is sent only after the
  * region's own caches for that product are right:
  *
- * - `product.updated`: this consumer deletes `product:{id}` and `gql:product:{id}` itself, then reports the
- *   change. The catalog's own consumer deletes the same keys (idempotent), but it runs in another group at
- *   its own pace; deleting here, in the same handler, is what lets the purge leave only after the delete.
+ * - `product.updated`: this consumer invalidates the product itself, as the catalog's consumer does
+ *   (`invalidateCachedProduct`: raise the version mark `product:{id}:v` to the event's version and delete
+ *   `product:{id}` and `gql:product:{id}`, atomically), then reports the change. The catalog's consumer does
+ *   the same (idempotent), but in another group at its own pace; doing it here, in the same handler, is what
+ *   lets the purge leave only after it. Raising the mark, not only deleting, matters for the purge: a reader
+ *   that read the product before the change cannot fill the old one back after it, where the edge's refetch
+ *   prompted by the purge would read it.
  * - `stock.adjusted`: deletes `gql:product:{id}` (the GraphQL aggregate includes stock), then reports.
  *   Inventory REST reads come from the database, which committed before the event was published.
  * - flash-sale start/end: the flash-sale projection sets or deletes `flash_price:{id}` and only then
@@ -21,7 +25,7 @@ import { parseEnvelope } from "../../../shared/contracts/envelope.ts";
 import { productUpdated, stockAdjusted } from "../../../shared/contracts/events/ecommerce.ts";
 import { log } from "../../../shared/observability/mod.ts";
 import type { Cache, EventLog, IncomingRecord, Subscription } from "../../../shared/ports/mod.ts";
-import { gqlProductCacheKey, productCacheKey } from "../catalog/mod.ts";
+import { gqlProductCacheKey, invalidateCachedProduct } from "../catalog/mod.ts";
 import { BACKGROUND_CONSUMER_WINDOW_MS } from "../consumer_windows.ts";
 
 export interface ProductChangesDeps {
@@ -62,18 +66,24 @@ export async function followProductChanges(
     }
     onChange(productId);
   });
-  // A batch of changes (Kafka) costs one cache round trip: at the order rate every reservation is a
-  // `stock.adjusted`, and one DEL per record was this consumer's main cost (bench `order_create` profile).
+  // All the `stock.adjusted` records of a batch (Kafka) share one cache round trip: at the order rate every
+  // reservation is one, and one DEL per record was this consumer's main cost (bench `order_create` profile). A
+  // product.updated (an admin's edit, rare) costs one round trip per product, at the batch's highest version.
   const handleBatch = async (records: readonly IncomingRecord[]) => {
-    const keys = new Set<string>();
+    const aggregates = new Set<string>();
+    const updated = new Map<string, number | undefined>();
     const changed: string[] = [];
     for (const record of records) {
       const change = productChangeOf(record);
       if (change === undefined) continue;
-      for (const key of change.keys) keys.add(key);
+      if (change.kind === "stock") aggregates.add(gqlProductCacheKey(change.productId));
+      else updated.set(change.productId, newest(updated.get(change.productId), change.version));
       changed.push(change.productId);
     }
-    if (keys.size > 0) await cache.del(...keys);
+    await Promise.all([
+      aggregates.size > 0 ? cache.del(...aggregates) : undefined,
+      ...[...updated].map(([productId, version]) => invalidateCachedProduct(cache, productId, version)),
+    ]);
     for (const productId of new Set(changed)) onChange(productId);
   };
   let subscription: Subscription;
@@ -100,8 +110,18 @@ export async function followProductChanges(
   };
 }
 
-/** The product a change record names and the cache keys to delete for it; undefined (logged) when none. */
-function productChangeOf(record: IncomingRecord): { productId: string; keys: string[] } | undefined {
+/** A change a record announces: a product edit (with its version, if the event carries one) or a stock change. */
+type ProductChange =
+  | { readonly kind: "product"; readonly productId: string; readonly version: number | undefined }
+  | { readonly kind: "stock"; readonly productId: string };
+
+/** The higher of two versions, either of which may be unknown. */
+function newest(a: number | undefined, b: number | undefined): number | undefined {
+  return a === undefined ? b : b === undefined ? a : Math.max(a, b);
+}
+
+/** The change a record names; undefined (logged) when none. */
+function productChangeOf(record: IncomingRecord): ProductChange | undefined {
   const parsed = parseEnvelope(record.value);
   if (!parsed.ok) {
     log.warn("invalidations skipped a malformed record", { topic: record.topic, reason: parsed.reason });
@@ -114,9 +134,10 @@ function productChangeOf(record: IncomingRecord): { productId: string; keys: str
   }
   const id = productId.toLowerCase();
   if (parsed.envelope.eventType === productUpdated.eventType) {
-    return { productId: id, keys: [productCacheKey(id), gqlProductCacheKey(id)] };
+    const { version } = parsed.envelope.payload as { version?: number };
+    return { kind: "product", productId: id, version };
   }
-  if (parsed.envelope.eventType === stockAdjusted.eventType) return { productId: id, keys: [gqlProductCacheKey(id)] };
+  if (parsed.envelope.eventType === stockAdjusted.eventType) return { kind: "stock", productId: id };
   return undefined;
 }
 

@@ -1,11 +1,12 @@
 /**
  * @module
  * The cache port in process: a bounded map with Redis semantics (PX expiry, PTTL -1/-2, INCRBY keeping
- * the TTL, SET clearing it) and same-instance pub/sub. One instance is one "Redis server": two instances
+ * the TTL, SET clearing it, the versioned fill and invalidation as the Redis adapter's Lua scripts do them)
+ * and same-instance pub/sub. One instance is one "Redis server": two instances
  * share nothing. The clock is injected so TTL behaviour can be tested without sleeping.
  */
 
-import type { Cache } from "../../ports/cache.ts";
+import type { Cache, VersionMark } from "../../ports/cache.ts";
 
 /** Options for {@linkcode createMemoryCache}. */
 export interface MemoryCacheOptions {
@@ -124,6 +125,28 @@ export function createMemoryCache(options: MemoryCacheOptions = {}): Cache {
         store(key, { value: String(next), expiresAtMs: entry?.expiresAtMs ?? null });
         return next;
       }),
+    setUnlessStale: (key, value, fill) =>
+      run(() => {
+        const { version, ttlMs, markTtlMs } = validFill(key, fill);
+        // One synchronous step, like the Redis script: nothing else can run between the check and the writes.
+        const mark = markOf(fill.markKey);
+        if (mark !== undefined && mark > version) return false;
+        store(key, { value, expiresAtMs: now() + ttlMs });
+        store(fill.markKey, { value: String(version), expiresAtMs: now() + markTtlMs });
+        return true;
+      }),
+    invalidateVersion: (keys, mark) =>
+      run(() => {
+        const { version, markTtlMs } = validMark(keys, mark);
+        const raised = Math.max(markOf(mark.markKey) ?? version, version);
+        let existed = 0;
+        for (const key of new Set(keys)) {
+          if (live(key)) existed++;
+          remove(key);
+        }
+        store(mark.markKey, { value: String(raised), expiresAtMs: now() + markTtlMs });
+        return existed;
+      }),
     ttlMs: (key) =>
       run(() => {
         const entry = live(key);
@@ -162,6 +185,12 @@ export function createMemoryCache(options: MemoryCacheOptions = {}): Cache {
     },
   };
 
+  /** The live mark at `markKey`, or undefined; a value that is not an integer rejects, as in Redis. */
+  function markOf(markKey: string): number | undefined {
+    const entry = live(markKey);
+    return entry === undefined ? undefined : parseRedisInteger(entry.value);
+  }
+
   /** Runs an operation as the port expects: failures (closed, bad input, WRONGTYPE-like) become rejections. */
   function run<T>(operation: () => T): Promise<T> {
     try {
@@ -198,6 +227,21 @@ function validTtlMs(ttlMs: number): number {
     throw new RangeError(`Cache ttlMs must be a positive integer number of milliseconds, got ${ttlMs}`);
   }
   return ttlMs;
+}
+
+/** A mark guarding `keys`, checked the same way by every adapter; a mark among the keys it guards is a bug. */
+function validMark(keys: readonly string[], mark: VersionMark): { version: number; markTtlMs: number } {
+  if (!Number.isSafeInteger(mark.version) || mark.version < 0) {
+    throw new RangeError(`Cache mark version must be a non-negative safe integer, got ${mark.version}`);
+  }
+  if (keys.includes(mark.markKey)) {
+    throw new RangeError(`Cache mark key "${mark.markKey}" must differ from the keys it guards; use e.g. "<key>:v"`);
+  }
+  return { version: mark.version, markTtlMs: validTtlMs(mark.markTtlMs) };
+}
+
+function validFill(key: string, fill: VersionMark & { readonly ttlMs: number }) {
+  return { ...validMark([key], fill), ttlMs: validTtlMs(fill.ttlMs) };
 }
 
 function validIncrement(by: number): number {

@@ -3,10 +3,12 @@
  * The cache port on Redis (ioredis). One key prefix per region keeps keys AND pub/sub channels apart on a
  * shared server: ioredis applies `keyPrefix` to keys only, so channels are prefixed here. Pub/sub uses a
  * second connection (a subscribed Redis connection cannot run other commands), opened on first subscribe.
+ * The versioned fill and invalidation are Lua scripts, so each check-and-write is one atomic step on the
+ * server, and a command resent after a reconnect is checked again when it finally runs.
  */
 
 import { Redis, type RedisOptions } from "ioredis";
-import type { Cache } from "../../ports/cache.ts";
+import type { Cache, VersionMark } from "../../ports/cache.ts";
 
 /** Options for {@linkcode createRedisCache}. */
 export interface RedisCacheOptions {
@@ -28,6 +30,33 @@ const reconnectDelayMsMin = 50;
 const reconnectDelayMsMax = 2_000;
 /** A queued command gives up after this many reconnect attempts (commandTimeout usually fires first). */
 const maxRetriesPerRequest = 3;
+
+/**
+ * KEYS: entry, mark; ARGV: value, version, ttlMs, markTtlMs. Returns 1 when stored, 0 when the mark is higher.
+ * Versions are compared as Lua numbers (exact up to 2^53, the port's bound) and stored as the caller's text.
+ */
+const setUnlessStaleScript = `
+local raw = redis.call('GET', KEYS[2])
+if raw then
+  if not string.match(raw, '^%-?%d+$') then return redis.error_reply('ERR value is not an integer or out of range') end
+  if tonumber(raw) > tonumber(ARGV[2]) then return 0 end
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
+redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[4])
+return 1`;
+
+/** KEYS: mark, then the keys to delete; ARGV: version, markTtlMs. Returns how many of those keys existed. */
+const invalidateVersionScript = `
+local raw = redis.call('GET', KEYS[1])
+local mark = ARGV[1]
+if raw then
+  if not string.match(raw, '^%-?%d+$') then return redis.error_reply('ERR value is not an integer or out of range') end
+  if tonumber(raw) > tonumber(ARGV[1]) then mark = raw end
+end
+local existed = 0
+if #KEYS > 1 then existed = redis.call('DEL', unpack(KEYS, 2)) end
+redis.call('SET', KEYS[1], mark, 'PX', ARGV[2])
+return existed`;
 
 /** Creates a {@linkcode Cache} backed by Redis; connects at once and reconnects forever with capped backoff. */
 export function createRedisCache(options: RedisCacheOptions): Cache {
@@ -89,6 +118,25 @@ export function createRedisCache(options: RedisCacheOptions): Cache {
       return await client.incrby(key, validIncrement(by));
     },
     ttlMs: (key) => client.pttl(key),
+    async setUnlessStale(key, value, fill) {
+      const { version, ttlMs, markTtlMs } = validFill(key, fill);
+      // Both keys are passed as KEYS, so ioredis prefixes them as it does any other key.
+      const stored = await client.eval(setUnlessStaleScript, 2, key, fill.markKey, value, version, ttlMs, markTtlMs);
+      return stored === 1;
+    },
+    async invalidateVersion(keys, mark) {
+      const { version, markTtlMs } = validMark(keys, mark);
+      const unique = [...new Set(keys)];
+      const existed = await client.eval(
+        invalidateVersionScript,
+        1 + unique.length,
+        mark.markKey,
+        ...unique,
+        version,
+        markTtlMs,
+      );
+      return existed as number;
+    },
     publish: (channel, message) => client.publish(keyPrefix + channel, message),
     subscribe(channel, onMessage) {
       const fullChannel = keyPrefix + channel;
@@ -169,6 +217,21 @@ function validTtlMs(ttlMs: number): number {
     throw new RangeError(`Cache ttlMs must be a positive integer number of milliseconds, got ${ttlMs}`);
   }
   return ttlMs;
+}
+
+/** A mark guarding `keys`, checked the same way by every adapter; a mark among the keys it guards is a bug. */
+function validMark(keys: readonly string[], mark: VersionMark): { version: number; markTtlMs: number } {
+  if (!Number.isSafeInteger(mark.version) || mark.version < 0) {
+    throw new RangeError(`Cache mark version must be a non-negative safe integer, got ${mark.version}`);
+  }
+  if (keys.includes(mark.markKey)) {
+    throw new RangeError(`Cache mark key "${mark.markKey}" must differ from the keys it guards; use e.g. "<key>:v"`);
+  }
+  return { version: mark.version, markTtlMs: validTtlMs(mark.markTtlMs) };
+}
+
+function validFill(key: string, fill: VersionMark & { readonly ttlMs: number }) {
+  return { ...validMark([key], fill), ttlMs: validTtlMs(fill.ttlMs) };
 }
 
 /** INCRBY takes a 64-bit integer; we accept the JavaScript-safe subset. */

@@ -46,6 +46,13 @@ Deno.test("[redis] cache stores keys under its prefix, so SCAN on the prefix fin
     assert.equal(await admin.get(`${keyPrefix}b`), "1");
     const ttlMs = await admin.pttl(`${keyPrefix}a`);
     assert.ok(ttlMs > 59_000 && ttlMs <= 60_000, `PX was not applied: PTTL ${ttlMs}`);
+    // The Lua scripts get their keys as KEYS, which ioredis prefixes too: nothing lands outside the prefix.
+    const mark = { markKey: "c:v", version: 2, markTtlMs: 120_000 };
+    assert.equal(await cache.setUnlessStale("c", "filled", { ...mark, ttlMs: 60_000 }), true);
+    assert.deepEqual([await admin.get(`${keyPrefix}c`), await admin.get(`${keyPrefix}c:v`)], ["filled", "2"]);
+    assert.equal(await cache.invalidateVersion(["c"], { ...mark, version: 3 }), 1);
+    assert.deepEqual([await admin.get(`${keyPrefix}c`), await admin.get(`${keyPrefix}c:v`)], [null, "3"]);
+    assert.equal(await admin.exists("c", "c:v"), 0);
   } finally {
     await cache.close();
     await deleteKeysWithPrefix(keyPrefix);

@@ -61,7 +61,14 @@ export const stockAdjusted = defineEvent({
 export const productUpdated = defineEvent({
   eventType: "ecommerce.product.product.updated.v1",
   schemaVersion: "1.0",
-  payload: z.object({ productId: id, sku: z.string().min(1).max(64), price: money, currency }),
+  payload: z.object({
+    productId: id,
+    sku: z.string().min(1).max(64),
+    price: money,
+    currency,
+    // products.version after the change. Optional: events written before it was added carry none.
+    version: z.number().int().positive().optional(),
+  }),
   partitionKeyOf: (p) => p.productId,
 });
 

@@ -7,6 +7,7 @@
 
 import assert from "node:assert/strict";
 import type { Cache } from "../cache.ts";
+import { cacheVersionContract } from "./_cache_version_contract.ts";
 import { delay, waitFor } from "./_wait_for.ts";
 
 /** A fresh, isolated cache (its own key prefix or instance) and how to remove what the test left. */
@@ -137,6 +138,8 @@ export function cacheContract(kind: string, makeCache: MakeCache): void {
   test("ping() resolves against a healthy cache", async (cache) => {
     await cache.ping(1_000);
   });
+
+  cacheVersionContract(test);
 
   test("after close() reads, writes and subscribe() reject (close is idempotent)", async (cache) => {
     await cache.close();

@@ -8,7 +8,10 @@
  */
 import type { Cache } from "../../../../shared/ports/mod.ts";
 
-/** `cache` for readers: `get` misses and `set` is skipped while `isReplica()`; everything else passes through. */
+/**
+ * `cache` for readers: `get` misses and `set` and `setUnlessStale` are skipped while `isReplica()`; everything
+ * else passes through.
+ */
 export function bypassedWhileReplica(cache: Cache, isReplica: () => Promise<boolean>): Cache {
   return {
     get: async (key) => (await isReplica()) ? null : await cache.get(key),
@@ -18,6 +21,10 @@ export function bypassedWhileReplica(cache: Cache, isReplica: () => Promise<bool
     del: (...keys) => cache.del(...keys),
     incr: (key, by) => cache.incr(key, by),
     ttlMs: (key) => cache.ttlMs(key),
+    // A fill like `set`: skipped (reported as not stored) while a replica. Invalidations pass through like `del`.
+    setUnlessStale: async (key, value, options) =>
+      !(await isReplica()) && await cache.setUnlessStale(key, value, options),
+    invalidateVersion: (keys, mark) => cache.invalidateVersion(keys, mark),
     publish: (channel, message) => cache.publish(channel, message),
     subscribe: (channel, onMessage) => cache.subscribe(channel, onMessage),
     ping: (timeoutMs) => cache.ping(timeoutMs),
