@@ -6,7 +6,8 @@
  * share nothing. The clock is injected so TTL behaviour can be tested without sleeping.
  */
 
-import type { Cache, VersionMark } from "../../ports/cache.ts";
+import type { Cache } from "../../ports/cache.ts";
+import { validFill, validMark, validTtlMs } from "../../ports/cache_checks.ts";
 
 /** Options for {@linkcode createMemoryCache}. */
 export interface MemoryCacheOptions {
@@ -220,28 +221,6 @@ function deliver(onMessage: (message: string) => void, channel: string, message:
   } catch (error) {
     console.error(`Cache subscriber for channel "${channel}" threw; the message is dropped for it`, error);
   }
-}
-
-function validTtlMs(ttlMs: number): number {
-  if (!Number.isSafeInteger(ttlMs) || ttlMs <= 0) {
-    throw new RangeError(`Cache ttlMs must be a positive integer number of milliseconds, got ${ttlMs}`);
-  }
-  return ttlMs;
-}
-
-/** A mark guarding `keys`, checked the same way by every adapter; a mark among the keys it guards is a bug. */
-function validMark(keys: readonly string[], mark: VersionMark): { version: number; markTtlMs: number } {
-  if (!Number.isSafeInteger(mark.version) || mark.version < 0) {
-    throw new RangeError(`Cache mark version must be a non-negative safe integer, got ${mark.version}`);
-  }
-  if (keys.includes(mark.markKey)) {
-    throw new RangeError(`Cache mark key "${mark.markKey}" must differ from the keys it guards; use e.g. "<key>:v"`);
-  }
-  return { version: mark.version, markTtlMs: validTtlMs(mark.markTtlMs) };
-}
-
-function validFill(key: string, fill: VersionMark & { readonly ttlMs: number }) {
-  return { ...validMark([key], fill), ttlMs: validTtlMs(fill.ttlMs) };
 }
 
 function validIncrement(by: number): number {
