@@ -177,8 +177,9 @@ Deno.test({
         const beforeMs = Date.now();
         const ttlMs = await b.cache.ttlMs(key);
         const leftMs = Date.parse(sale.endsAt) - beforeMs;
-        // Redis computes an expiry from the time it cached for the command, a millisecond or so behind ours (CI once
-        // read 29836 ms with 29835 left): a few ms of slack, far below a TTL that ignored the time already gone.
+        // A TTL is relative: the reconciler computes it as `ends_at - now`, and Redis counts it from when the write
+        // lands, a millisecond or so later (CI once read 29836 ms with 29835 left): a few ms of slack, far below a
+        // TTL that ignored the time already gone.
         const clockSlackMs = 5;
         assert.ok(
           ttlMs > 0 && ttlMs <= leftMs + clockSlackMs,
