@@ -10,6 +10,7 @@
 import {
   createLocalJWKSet,
   createRemoteJWKSet,
+  decodeJwt,
   errors,
   type JSONWebKeySet,
   type JWK,
@@ -136,11 +137,29 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
           requiredClaims: ["sub", "exp", "iat", "nbf", "jti"],
         }));
       } catch (error) {
+        // jose looks the key up before it checks the claims: while a region's keys are missing, a token of that
+        // region that has expired anyway would get "retry later" instead of "refresh" (its signature is never
+        // checked here: the answer is a refusal either way).
+        if (error instanceof SigningKeysUnavailable && expiredClaim(token, now(), clockToleranceSec)) {
+          throw new ProblemError("AUTH.TOKEN_EXPIRED", "The access token has expired; refresh it and retry", {
+            cause: error,
+          });
+        }
         throw toProblem(error);
       }
       return principalOf(payload);
     },
   };
+}
+
+/** True when `token`'s (unverified) `exp` claim lies more than the clock tolerance in the past. */
+function expiredClaim(token: string, nowMs: number, clockToleranceSec: number): boolean {
+  try {
+    const { exp } = decodeJwt(token);
+    return typeof exp === "number" && exp + clockToleranceSec < nowMs / 1000;
+  } catch {
+    return false;
+  }
 }
 
 /** What a local key set throws when the keys that could prove a token good are not at hand. */

@@ -12,6 +12,7 @@ import {
   SignJWT,
 } from "jose";
 import { type AuthEnv, createTokenVerifier, requireAuth, type TokenVerifier } from "./mod.ts";
+import type { ProblemError } from "../contracts/problem.ts";
 
 const ISSUER = "https://auth.test";
 const AUDIENCE = "bitvelocity-test";
@@ -323,4 +324,17 @@ Deno.test("a stale key set answers at once while its reload hangs, with one relo
     hang.resolve({ keys: [keys.publicJwk] });
     await answered.catch(() => {});
   }
+});
+
+Deno.test("while a source's keys never loaded, an expired token with a kid we lack is 401 TOKEN_EXPIRED, not 503", async () => {
+  const { keys, clock, verifier, steer } = await steeredLoader();
+  const west = await newKeys("west-key");
+  steer(() => Promise.resolve({ keys: [keys.publicJwk], neverLoaded: ["http://west/jwks"] } as JSONWebKeySet));
+  await verifier.verify(await sign(keys, clock.nowMs));
+  // A live token of the region that never loaded: retry later (it may be good).
+  const live = verifier.verify(await sign(west, clock.nowMs));
+  await assert.rejects(live, (error: ProblemError) => error.code === "COMMON.UPSTREAM_UNAVAILABLE");
+  // One past its exp and the skew: no key could make it good; the client should refresh, not wait.
+  const expired = verifier.verify(await sign(west, clock.nowMs - 3_600_000));
+  await assert.rejects(expired, (error: ProblemError) => error.code === "AUTH.TOKEN_EXPIRED");
 });
