@@ -4,32 +4,46 @@
  * topic names again. Several platform instances (a developer's and a test run's) can then share one Kafka
  * cluster without reading each other's history or splitting each other's consumer groups — the same
  * isolation a database name, a vhost and a key prefix give the other services.
+ *
+ * A MirrorMaker copy of another region's topic is named logically with `remoteTopic(region, topic)`
+ * (`shared/replication/remote_topic.ts`) and maps to `<region>.<prefix><topic>`, the name MirrorMaker 2
+ * gives it; its records come back under that logical name. That mapping applies with an empty prefix too.
  */
-import type { BatchSubscribeOptions, EventLog } from "./event_log.ts";
+import { physicalTopicOf } from "../replication/remote_topic.ts";
+import type { BatchSubscribeOptions, EventLog, IncomingRecord, SubscribeOptions } from "./event_log.ts";
 
 export function prefixedEventLog(log: EventLog, prefix: string): EventLog {
-  if (prefix === "") return log;
-  const physical = (topic: string) => `${prefix}${topic}`;
-  const logical = (topic: string) => (topic.startsWith(prefix) ? topic.slice(prefix.length) : topic);
+  const physical = (topic: string) => physicalTopicOf(topic, prefix);
+  /** Maps a record's physical topic back to the logical name the subscription asked for. */
+  const logicalNamesOf = (options: Pick<SubscribeOptions, "topics">) => {
+    const byPhysical = new Map(options.topics.map((topic) => [physical(topic), topic]));
+    return (record: IncomingRecord): IncomingRecord => {
+      const topic = byPhysical.get(record.topic) ??
+        (record.topic.startsWith(prefix) ? record.topic.slice(prefix.length) : record.topic);
+      return { ...record, topic };
+    };
+  };
+  const renamed = <T extends Pick<SubscribeOptions, "groupId" | "topics">>(options: T): T => ({
+    ...options,
+    groupId: `${prefix}${options.groupId}`,
+    topics: options.topics.map(physical),
+  });
   return {
     ensureTopics: (topics) => log.ensureTopics(topics.map((t) => ({ ...t, name: physical(t.name) }))),
     publish: (topic, records) => log.publish(physical(topic), records),
-    subscribe: (options) =>
-      log.subscribe({
-        ...options,
-        groupId: physical(options.groupId),
-        topics: options.topics.map(physical),
-        handler: (record) => options.handler({ ...record, topic: logical(record.topic) }),
-      }),
+    subscribe: (options) => {
+      const logical = logicalNamesOf(options);
+      return log.subscribe({ ...renamed(options), handler: (record) => options.handler(logical(record)) });
+    },
     // Offered only when the inner log has it, so callers can still tell whether batches are supported.
     ...(log.subscribeBatches === undefined ? {} : {
-      subscribeBatches: (options: BatchSubscribeOptions) =>
-        log.subscribeBatches!({
-          ...options,
-          groupId: physical(options.groupId),
-          topics: options.topics.map(physical),
-          handler: (records) => options.handler(records.map((record) => ({ ...record, topic: logical(record.topic) }))),
-        }),
+      subscribeBatches: (options: BatchSubscribeOptions) => {
+        const logical = logicalNamesOf(options);
+        return log.subscribeBatches!({
+          ...renamed(options),
+          handler: (records) => options.handler(records.map(logical)),
+        });
+      },
     }),
     ping: (timeoutMs) => log.ping(timeoutMs),
     close: () => log.close(),

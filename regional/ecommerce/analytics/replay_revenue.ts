@@ -8,22 +8,30 @@
  *
  * The log has no end, so the replay stops once it has applied at least as many events as the live
  * projection has processed (`processed_events`) and then saw nothing new for `quietMs`. Run it when the
- * live consumer has caught up; otherwise the windows it has not reached yet show as "differs".
+ * live consumer has caught up; otherwise the windows it has not reached yet show as "differs". It reads the
+ * topics the live projection reads (`revenue_sources.ts`): replicated, the other regions' MirrorMaker copies
+ * too, so parity compares like with like.
  */
 import type { EventLog, Sql, Subscription } from "../../../shared/ports/mod.ts";
+import type { WriterRoleReader } from "../orders/writer/mod.ts";
 import { decimalTextOfUnits } from "./_decimal.ts";
-import { decodeRevenueRecord, REVENUE_TOPICS, type RevenueTopics } from "./revenue_events.ts";
+import { decodeRevenueRecord, REVENUE_TOPICS, type RevenueScope, type RevenueTopics } from "./revenue_events.ts";
 import { REVENUE_CONSUMER } from "./revenue_projection.ts";
+import { revenueSourcesOf, revenueTopicSpecs } from "./revenue_sources.ts";
 import { applyRevenueEvent, type OrderRevenueState } from "./revenue_rules.ts";
 import { readAllRevenueWindows, type RevenueWindow } from "./revenue_store.ts";
 
 export interface ReplayRevenueOptions {
   readonly sql: Sql;
   readonly eventLog: EventLog;
-  /** The region whose projection is rebuilt (records mirrored in from elsewhere are skipped, as live). */
+  /** The region whose projection is rebuilt (standalone, records mirrored in from elsewhere are skipped, as live). */
   readonly region: string;
-  /** @default {@linkcode REVENUE_TOPICS} */
+  /** The local topics; replicated, their copies from the other regions too. @default {@linkcode REVENUE_TOPICS} */
   readonly topics?: RevenueTopics;
+  /** As the live projection's. @default the config's `REGIONS` */
+  readonly regions?: readonly string[];
+  /** As the live projection's. @default a reader of the `order_writer` row */
+  readonly writerRole?: WriterRoleReader;
   /** A group that has never committed, so reading starts at the earliest offset. @default a fresh uuid group */
   readonly groupId?: string;
   /** How long nothing new must arrive, once caught up, before the replay ends. @default 2_000 */
@@ -56,7 +64,9 @@ export interface RevenueParity {
   readonly eventsApplied: number;
   /** Events the live projection had processed when the replay started. */
   readonly eventsLive: number;
-  /** Records skipped because they were mirrored in from another region. */
+  /** The logical topics replayed (replicated: the other regions' copies too). */
+  readonly topics: readonly string[];
+  /** Records skipped because they were mirrored in from another region (standalone only). */
   readonly mirroredSkipped: number;
   /** Records that are not valid paid/canceled events (the live consumer dead-letters them). */
   readonly malformed: number;
@@ -67,21 +77,34 @@ export async function replayRevenue(options: ReplayRevenueOptions): Promise<Reve
   const quietMs = options.quietMs ?? 2_000;
   const timeoutMs = options.timeoutMs ?? 300_000;
   const eventsMax = options.eventsMax ?? 2_000_000;
-  const topics = options.topics ?? REVENUE_TOPICS;
+  const { sql, region, regions, writerRole } = options;
   // One deadline for the whole replay: joining the group counts too (a coordinator that never answers).
   const deadlineMs = Date.now() + timeoutMs;
+  const sources = await revenueSourcesOf({
+    sql,
+    region,
+    regions,
+    writerRole,
+    topics: options.topics ?? REVENUE_TOPICS,
+  });
   const [{ n }] = await options.sql.query<{ n: number }>`
     select count(*)::int as n from processed_events where consumer = ${REVENUE_CONSUMER}`;
-  const rebuilt = createRebuild(options.region, eventsMax);
+  const rebuilt = createRebuild(sources, eventsMax);
   const joinTimeout = () =>
     new Error(
       `The replay's consumer did not join the group within ${timeoutMs} ms; check that the event log and its ` +
         "group coordinator are reachable, or raise the timeout",
     );
+  // The live projection made them, but a copy of another region's topic may be missing on a fresh cluster.
+  await beforeDeadline(
+    options.eventLog.ensureTopics(revenueTopicSpecs(sources)),
+    deadlineMs,
+    () => new Error(`The replay's topics could not be ensured within ${timeoutMs} ms; check the event log`),
+  );
   const subscription: Subscription = await beforeDeadline(
     options.eventLog.subscribe({
       groupId: options.groupId ?? `analytics-revenue-replay.${options.region}.${crypto.randomUUID()}`,
-      topics: [topics.paid, topics.canceled],
+      topics: sources.topics,
       from: "earliest",
       // Never throws: a throwing handler would make the event log dead-letter the record a second time.
       handler: (record) => Promise.resolve(rebuilt.apply(record)),
@@ -99,7 +122,7 @@ export async function replayRevenue(options: ReplayRevenueOptions): Promise<Reve
     await subscription.close();
   }
   const live = await readAllRevenueWindows(options.sql, options.windowsMax ?? 2_000_000);
-  return compare(live, rebuilt.windows(), { ...rebuilt.counts(), eventsLive: n });
+  return compare(live, rebuilt.windows(), { ...rebuilt.counts(), eventsLive: n, topics: sources.topics });
 }
 
 /**
@@ -131,7 +154,7 @@ async function beforeDeadline<T>(
 
 type Rebuild = ReturnType<typeof createRebuild>;
 
-function createRebuild(region: string, eventsMax: number) {
+function createRebuild(scope: RevenueScope, eventsMax: number) {
   const seen = new Set<string>();
   const orders = new Map<string, OrderRevenueState>();
   const windows = new Map<string, { windowStart: string; currency: string; units: bigint; orders: number }>();
@@ -145,7 +168,7 @@ function createRebuild(region: string, eventsMax: number) {
       if (failure) return;
       let event;
       try {
-        event = decodeRevenueRecord(record, region);
+        event = decodeRevenueRecord(record, scope);
       } catch {
         malformed++;
         return;

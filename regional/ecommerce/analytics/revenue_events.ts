@@ -22,15 +22,25 @@ export const REVENUE_TOPICS: RevenueTopics = Object.freeze({
   canceled: orderCanceled.eventType,
 });
 
+/** Whose orders a region's revenue counts (decided at start by `revenueSourcesOf`). */
+export interface RevenueScope {
+  readonly region: string;
+  /**
+   * True when the region's orders tables are replicated (they hold every region's orders): every order
+   * event counts, whatever its origin. False (standalone): only the region's own orders count.
+   */
+  readonly everyOrigin: boolean;
+}
+
 /**
- * The event in `record`, or null when it belongs to another region: a record mirrored in from elsewhere
- * carries `bv-origin-region`, and a region's revenue counts only its own orders (the ones its orders tables
- * — and so its daily batch — hold). Throws a TypeError for a record that is not a valid paid or canceled
- * event, so the live consumer dead-letters it after its bounded retries.
+ * The event in `record`, or null when it belongs to an order outside `scope`: standalone, a record mirrored
+ * in from elsewhere carries `bv-origin-region`, and a region's revenue counts only its own orders (the ones
+ * its orders tables — and so its daily batch — hold). Throws a TypeError for a record that is not a valid
+ * paid or canceled event, so the live consumer dead-letters it after its bounded retries.
  */
-export function decodeRevenueRecord(record: IncomingRecord, region: string): RevenueEvent | null {
+export function decodeRevenueRecord(record: IncomingRecord, scope: RevenueScope): RevenueEvent | null {
   const origin = record.headers[ORIGIN_REGION_HEADER];
-  if (origin !== undefined && origin !== region) return null;
+  if (!scope.everyOrigin && origin !== undefined && origin !== scope.region) return null;
   const parsed = parseEnvelope(record.value);
   if (!parsed.ok) throw new TypeError(`Not a valid order event: ${parsed.reason}`);
   const { envelope } = parsed;
