@@ -106,11 +106,18 @@ export async function startEcommerceBackground(deps: EcommerceBackgroundDeps): P
   for (const [projection, start] of Object.entries(projections)) {
     consumers.push(await start({ eventLog, cache, groupId: `ecommerce-${region}.${projection}` }));
   }
-  consumers.push(await startRevenueProjection({ sql, eventLog, region }));
+  // Replicated orders (a writer role): the projection also reads the other regions' MirrorMaker copies.
+  consumers.push(await startRevenueProjection({ sql, eventLog, region, writerRole: role }));
   // Every canceled order's stock is released from its event: the order service's own release after the
   // cancel is best effort, and a paid order's (confirmed) reservation never expires on its own.
   consumers.push(
-    await startReleaseOnCancel({ sql, eventLog, nudgeOutbox, groupId: `ecommerce-${region}.inventory-releases` }),
+    await startReleaseOnCancel({
+      sql,
+      eventLog,
+      region,
+      nudgeOutbox,
+      groupId: `ecommerce-${region}.inventory-releases`,
+    }),
   );
   // Inventory sensors: MQTT (QoS 1, persistent session) → Kafka → stock adjustments applied once.
   const sensorDeltas = await startSensorDeltaConsumer({

@@ -1,15 +1,16 @@
 /**
  * @module
  * The one place where errors become HTTP responses: RFC 9457 `application/problem+json` with a stable code.
- * A database failure that passes (a statement timeout, a lock not available, a deadlock…) is a 503
- * `COMMON.UPSTREAM_UNAVAILABLE` with Retry-After (`shared/ports/sql_problem.ts`). Anything else that is not a
+ * A database failure that a retry may pass (a statement timeout, a lock not available, a deadlock…) is a 503
+ * `COMMON.UPSTREAM_UNAVAILABLE` with Retry-After (`shared/ports/sql_problem.ts`; a deadlock is logged as an
+ * error with its stack, for it is a lock-order bug). Anything else that is not a
  * {@linkcode ProblemError} is logged and answered as `COMMON.INTERNAL` without leaking its message.
  */
 import type { Context, Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { PROBLEM_CONTENT_TYPE, type ProblemCode, ProblemError, problemOf } from "../contracts/problem.ts";
 import { currentTraceId, log } from "../observability/mod.ts";
-import { problemOfSqlFailure } from "../ports/sql_problem.ts";
+import { logEntryOfSqlFailure, problemOfSqlFailure } from "../ports/sql_problem.ts";
 
 /** Renders a problem response for `code`. */
 export function problemResponse(
@@ -48,10 +49,8 @@ export function errorToResponse(error: unknown, instance?: string): Response {
   }
   const unavailable = problemOfSqlFailure(error);
   if (unavailable) {
-    log.warn("a database failure that passes answered 503", {
-      sqlstate: (error as { code?: string }).code,
-      error: String(error),
-    });
+    const { level, fields } = logEntryOfSqlFailure(error);
+    log[level]("a database failure that a retry may pass answered 503", fields);
     return errorToResponse(unavailable, instance);
   }
   log.error("unhandled error", { error: String(error), stack: (error as Error)?.stack });

@@ -63,13 +63,30 @@ export const catalogMigrations: readonly { id: string; sql: string }[] = [
         -- and replication brings the repaired rows here.
         null;
       end $$;
-      -- Checked for every row written from now on, replicated ones included.
-      alter table product_price_history add constraint product_price_history_valid_range
-        check (valid_to is null or valid_to >= valid_from) not valid;
+      -- Every row written from now on is checked, and the rows already here too unless some are still
+      -- inverted. Not in a replica region: logical replication applies CHECK constraints on the subscriber
+      -- (only triggers are off for its apply worker), so while the writer still runs code from before this
+      -- migration (a rolling deploy upgrades the replica first), one inverted row it replicates would fail the
+      -- apply worker on every retry and stall every replicated table, orders included. Once the writer has run
+      -- this, it refuses such rows itself. The price: a replica later promoted to writer goes without the
+      -- constraint (its code writes ordered intervals); a region built fresh runs this before order_writer
+      -- exists and keeps it (both regions then run this code).
       do $$
+      declare
+        replica boolean := false;
       begin
-        -- Rows already here are checked too, unless a replica still holds inverted rows the writer's repair
-        -- has not reached yet.
+        -- A replica the way the order-writer guard (bv_order_writer_guard) tells it: its order_writer row names
+        -- another region. No table (it is created by a later migration) or no row: a writer or standalone region.
+        -- Dynamic, so the block compiles where order_writer does not exist.
+        if to_regclass('order_writer') is not null then
+          execute 'select exists (select 1 from order_writer where writer_region <> local_region)' into replica;
+        end if;
+        if replica then
+          raise notice 'product_price_history_valid_range not added: this region is a replica of the order writer';
+          return;
+        end if;
+        alter table product_price_history add constraint product_price_history_valid_range
+          check (valid_to is null or valid_to >= valid_from) not valid;
         if not exists (select 1 from product_price_history where valid_to < valid_from) then
           alter table product_price_history validate constraint product_price_history_valid_range;
         end if;

@@ -1,17 +1,22 @@
 /**
  * The SCD2 price history stays a chain of intervals, each starting where the one before it ends, when price
  * changes overlap on PostgreSQL; and migration 002 repairs the rows that older code wrote out of order, then
- * refuses an interval that ends before it starts, on PGlite and on PostgreSQL.
+ * refuses an interval that ends before it starts, on PGlite and on PostgreSQL — except in a replica region,
+ * where a check would stall logical replication of a writer still on the old code.
  */
 import assert from "node:assert/strict";
 import { createMemoryCache } from "../../../shared/adapters/memory/mod.ts";
 import { createPgliteSql } from "../../../shared/adapters/pglite/mod.ts";
 import { createPostgresSql } from "../../../shared/adapters/postgres/mod.ts";
 import type { Sql } from "../../../shared/ports/mod.ts";
-import { migrate } from "../../../shared/ports/sql_migrate.ts";
+import { migrate, type Migration } from "../../../shared/ports/sql_migrate.ts";
 import { SqlError } from "../../../shared/ports/sql_values.ts";
 import { createTestDatabase } from "../../../shared/testing/pg_database.ts";
 import { createTestTokens } from "../../../shared/testing/test_tokens.ts";
+import { cartMigrations } from "../cart/mod.ts";
+import { inventoryMigrations } from "../inventory/mod.ts";
+import { ordersMigrations } from "../orders/mod.ts";
+import { orderWriterMigrations } from "../orders/writer/mod.ts";
 import { outboxMigrations } from "../outbox/mod.ts";
 import { catalogMigrations, createCatalogRoutes } from "./mod.ts";
 
@@ -116,15 +121,19 @@ Deno.test({
   },
 });
 
-/** Runs `scenario` on a fresh database of each adapter, migrated up to catalog migration 001. */
-function onEachAdapter(name: string, scenario: (sql: Sql) => Promise<void>) {
+/** Runs `scenario` on a fresh database of each adapter, migrated with `before` (up to catalog migration 001). */
+function onEachAdapter(
+  name: string,
+  scenario: (sql: Sql) => Promise<void>,
+  before: readonly Migration[] = [...outboxMigrations, catalogMigrations[0]],
+) {
   Deno.test({
     ...opts,
     name: `[pglite] ${name}`,
     fn: async () => {
       const sql = await createPgliteSql();
       try {
-        await migrate(sql, [...outboxMigrations, catalogMigrations[0]]);
+        await migrate(sql, before);
         await scenario(sql);
       } finally {
         await sql.close();
@@ -138,7 +147,7 @@ function onEachAdapter(name: string, scenario: (sql: Sql) => Promise<void>) {
       const db = await createTestDatabase();
       const sql = createPostgresSql({ url: db.url });
       try {
-        await migrate(sql, [...outboxMigrations, catalogMigrations[0]]);
+        await migrate(sql, before);
         await scenario(sql);
       } finally {
         await sql.close();
@@ -217,33 +226,64 @@ onEachAdapter(
   },
 );
 
-Deno.test({
-  ...opts,
-  name: "[pglite] on a replica (local writes refused) migration 002 still applies and checks new rows",
-  fn: async () => {
-    const sql = await createPgliteSql();
-    try {
-      await migrate(sql, [...outboxMigrations, catalogMigrations[0]]);
+/**
+ * A region's database just before catalog 002: the migrations the wiring applies, order_writer and the guard
+ * triggers of the replicated tables included (a rolling deploy upgrades such a database).
+ */
+const BEFORE_002 = [
+  ...outboxMigrations,
+  catalogMigrations[0],
+  ...cartMigrations,
+  ...inventoryMigrations,
+  ...ordersMigrations,
+  ...orderWriterMigrations,
+];
+
+async function validRange(sql: Sql): Promise<"absent" | "validated" | "not validated"> {
+  const [row] = await sql.query<{ validated: boolean }>`
+    select convalidated as validated from pg_constraint where conname = 'product_price_history_valid_range'`;
+  return row === undefined ? "absent" : row.validated ? "validated" : "not validated";
+}
+
+/** Writes an interval that ends before it starts, as logical replication's apply worker applies a row. */
+function applyInvertedRowAsReplication(sql: Sql, productId: string): Promise<unknown> {
+  return sql.transaction(async (tx) => {
+    // The apply worker's role: ordinary triggers (the order-writer guard) do not fire; constraints still do.
+    await tx.exec("set local session_replication_role = replica");
+    await tx.query`
+      insert into product_price_history (product_id, price, currency, valid_from, valid_to, changed_by)
+      values (${productId}::uuid, 1.00, 'EUR', ${T1}::text::timestamptz, ${T0}::text::timestamptz, 'old writer')`;
+  }).then(() => null, (e) => e);
+}
+
+onEachAdapter(
+  "in a replica region (order_writer names another writer) migration 002 adds no check, so replication never stalls",
+  async (sql) => {
+    const raced = await productWithRaceHistory(sql);
+    await sql.query`insert into order_writer (local_region, writer_region) values ('east', 'west')`;
+    await migrate(sql, catalogMigrations);
+    assert.equal(await validRange(sql), "absent");
+    assert.equal((await intervalsOf(sql, raced))[1][2], "2024-05-01 11:00:00", "left for the writer to repair");
+    // A writer still on the old code replicates an inverted row: the replica applies it instead of failing
+    // its apply worker on every retry (which stalls every replicated table, orders included).
+    assert.equal(await applyInvertedRowAsReplication(sql, raced), null);
+  },
+  BEFORE_002,
+);
+
+for (const [role, writer] of [["the writer region", "east"], ["a standalone region (no row)", undefined]] as const) {
+  onEachAdapter(
+    `in ${role} migration 002 repairs the rows and checks every row, replicated or not`,
+    async (sql) => {
       const raced = await productWithRaceHistory(sql);
-      // What the order-writer guard does in a region that is not the writer.
-      await sql.exec(`
-        create function refuse_local_writes() returns trigger language plpgsql as $$
-        begin raise exception 'read-only here' using errcode = 'read_only_sql_transaction'; end $$;
-        create trigger refuse_local_writes before insert or update or delete on product_price_history
-          for each statement execute function refuse_local_writes();`);
+      if (writer) await sql.query`insert into order_writer (local_region, writer_region) values ('east', ${writer})`;
       await migrate(sql, catalogMigrations);
-      assert.equal((await intervalsOf(sql, raced))[1][2], "2024-05-01 11:00:00", "left for the writer to repair");
-      const [{ validated }] = await sql.query<{ validated: boolean }>`
-        select convalidated as validated from pg_constraint where conname = 'product_price_history_valid_range'`;
-      assert.equal(validated, false);
-      await sql.exec("drop trigger refuse_local_writes on product_price_history");
-      const inverted = await sql.query`
-        update product_price_history set valid_to = ${T0}::text::timestamptz
-        where product_id = ${raced}::uuid and valid_to is null`.then(() => null, (e) => e);
+      assert.equal(await validRange(sql), "validated");
+      assert.deepEqual(await historyFaults(sql, raced), []);
+      const inverted = await applyInvertedRowAsReplication(sql, raced);
       assert.ok(inverted instanceof SqlError, String(inverted));
       assert.equal(inverted.code, "23514");
-    } finally {
-      await sql.close();
-    }
-  },
-});
+    },
+    BEFORE_002,
+  );
+}

@@ -1,13 +1,15 @@
 /**
  * @module
  * What a GraphQL client may see of a failure. Request errors (syntax, validation, limits) carry a
- * `GRAPHQL.*` code; a domain `ProblemError` keeps its problem code and its detail (written for users); any
- * other error is masked: a generic message with the trace id, the real one only in the log. Nothing here
- * echoes a table, column or SQL text.
+ * `GRAPHQL.*` code; a domain `ProblemError` keeps its problem code and its detail (written for users); a SQL
+ * failure a retry may pass is `COMMON.UPSTREAM_UNAVAILABLE`, as over HTTP and gRPC; any other error is masked:
+ * a generic message with the trace id, the real one only in the log. Nothing here echoes a table, column or
+ * SQL text.
  */
 import { GraphQLError } from "graphql";
 import { ProblemError } from "../../../shared/contracts/problem.ts";
 import { currentTraceId, log, newTraceContext } from "../../../shared/observability/mod.ts";
+import { logEntryOfSqlFailure, problemOfSqlFailure } from "../../../shared/ports/sql_problem.ts";
 
 /** `extensions.code` of request-level errors. */
 export const GraphqlErrorCode = Object.freeze({
@@ -37,13 +39,21 @@ export function requestError(code: GraphqlErrorCode, message: string): GraphQLEr
 /** A resolver failure as the client may see it, and whether it was the client's input. */
 export function clientErrorOf(error: unknown): { readonly error: GraphQLError; readonly badInput: boolean } {
   if (error instanceof GraphQLError && error.extensions?.code !== undefined) return { error, badInput: false };
-  if (error instanceof ProblemError) {
+  // A SQL failure a retry may pass (lock not available, statement timeout, deadlock…) is the problem an HTTP
+  // request gets for it, COMMON.UPSTREAM_UNAVAILABLE, so the client retries instead of reporting a bug.
+  const unavailable = problemOfSqlFailure(error);
+  if (unavailable) {
+    const { level, fields } = logEntryOfSqlFailure(error);
+    log[level]("graphql resolver failed on a database failure that a retry may pass", fields);
+  }
+  const problem = unavailable ?? error;
+  if (problem instanceof ProblemError) {
     const traceId = currentTraceId();
     return {
-      error: new GraphQLError(error.message, {
-        extensions: { code: error.code, ...(traceId ? { traceId } : {}) },
+      error: new GraphQLError(problem.message, {
+        extensions: { code: problem.code, ...(traceId ? { traceId } : {}) },
       }),
-      badInput: error.status < 500,
+      badInput: problem.status < 500,
     };
   }
   return { error: internalError(error), badInput: false };

@@ -6,6 +6,10 @@
  * had been paid (a CONFIRMED reservation never expires). The canceled event is in the outbox with the
  * cancel, so this consumer makes the release as durable as the cancel itself. Releasing is idempotent (a
  * reservation already released, expired or never made is left alone), so the two paths never double count.
+ *
+ * Only this region's cancels: the embedded event mirror republishes the other region's under the same topic
+ * with `bv-origin-region`, and releasing one of those here would find no reservation and write a tombstone
+ * claim for an order id this region never sees again (a row per mirrored cancel, kept for good).
  */
 import { parseEnvelope } from "../../../shared/contracts/envelope.ts";
 import { orderCanceled } from "../../../shared/contracts/events/ecommerce.ts";
@@ -17,12 +21,15 @@ import {
   type Sql,
   type Subscription,
 } from "../../../shared/ports/mod.ts";
+import { ORIGIN_REGION_HEADER } from "../../../shared/replication/event_mirror.ts";
 import { BACKGROUND_CONSUMER_WINDOW_MS } from "../consumer_windows.ts";
 import { releaseReservation } from "./reservations.ts";
 
 export interface ReleaseOnCancelOptions {
   readonly sql: Sql;
   readonly eventLog: EventLog;
+  /** This region: a record whose `bv-origin-region` names another one was mirrored in and is skipped. */
+  readonly region: string;
   /** The consumer group; keep it stable so a restart resumes where it left off. */
   readonly groupId: string;
   /** Called after a release, so the outbox relay publishes its stock event at once. */
@@ -33,13 +40,20 @@ export interface ReleaseOnCancelOptions {
 
 /** Subscribes to order.canceled and releases each order's reservation; `ready` resolves once joined. */
 export function startReleaseOnCancel(options: ReleaseOnCancelOptions): Promise<Subscription> {
-  const { sql, eventLog, nudgeOutbox } = options;
+  const { sql, eventLog, nudgeOutbox, region } = options;
+  if (typeof region !== "string" || region.trim() === "") {
+    throw new TypeError(`startReleaseOnCancel() requires the region it runs in, got "${region}"`);
+  }
   return eventLog.subscribe({
     groupId: options.groupId,
     topics: [orderCanceled.eventType],
     from: options.from ?? "earliest",
     batchWindowMs: BACKGROUND_CONSUMER_WINDOW_MS,
     handler: async (record) => {
+      // Another region's order: its own consumer releases it there. Skipped before it is read, as the
+      // revenue projection does, so a mirrored poison record is dead-lettered once, in its region.
+      const origin = record.headers[ORIGIN_REGION_HEADER];
+      if (origin !== undefined && origin !== region) return;
       // A record that is not a canceled event is poison (counted: dead-lettered after the retries); the
       // release's own failure is an outage, waited out.
       const orderId = orderIdOf(record);

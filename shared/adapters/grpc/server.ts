@@ -3,12 +3,14 @@
  * A grpc-js server with the platform's edge behaviour on every unary method: the caller's W3C trace
  * context becomes the handler's, the call's deadline and cancellation reach the handler, a request that is
  * not a valid protobuf message is INVALID_ARGUMENT, a thrown `ProblemError` becomes its gRPC status plus the
- * stable code in trailing metadata, and any other error becomes INTERNAL without leaking its message.
+ * stable code in trailing metadata, a SQL failure a retry may pass (the ones HTTP answers 503) becomes
+ * UNAVAILABLE with `COMMON.UPSTREAM_UNAVAILABLE`, and any other error becomes INTERNAL without leaking its message.
  */
 import * as grpc from "@grpc/grpc-js";
 import { grpcStatusOf, type ProblemCode, ProblemError } from "../../contracts/problem.ts";
 import { PROBLEM_CODE_METADATA } from "../../contracts/grpc_problem.ts";
 import { contextFromCarrier, currentTraceId, log, withTraceContext } from "../../observability/mod.ts";
+import { logEntryOfSqlFailure, problemOfSqlFailure } from "../../ports/sql_problem.ts";
 import { GRPC_MESSAGE_BYTES_MAX } from "./_proto.ts";
 import {
   type CallBoundHandle,
@@ -220,10 +222,19 @@ function firstString(metadata: grpc.Metadata, key: string): string | undefined {
 /** The one place a handler's error becomes a gRPC status. */
 function serviceErrorOf(error: unknown, path: string, overrides: StatusOverrides): Partial<grpc.StatusObject> {
   const metadata = new grpc.Metadata();
-  if (error instanceof ProblemError) {
-    metadata.set(PROBLEM_CODE_METADATA, error.code);
-    if (error.status >= 500) log.warn("grpc call failed", { method: path, code: error.code, detail: error.message });
-    return { code: overrides?.[error.code] ?? grpcStatusOf(error.code), details: error.message, metadata };
+  // A SQL failure a retry may pass (lock not available, deadlock, statement timeout…) gets the problem an HTTP
+  // request gets (`shared/ports/sql_problem.ts`): UNAVAILABLE, which our client retries, not INTERNAL.
+  const unavailable = problemOfSqlFailure(error);
+  if (unavailable) {
+    const { level, fields } = logEntryOfSqlFailure(error);
+    log[level]("grpc call failed on a database failure that a retry may pass", { method: path, ...fields });
+  } else if (error instanceof ProblemError && error.status >= 500) {
+    log.warn("grpc call failed", { method: path, code: error.code, detail: error.message });
+  }
+  const problem = unavailable ?? (error instanceof ProblemError ? error : undefined);
+  if (problem) {
+    metadata.set(PROBLEM_CODE_METADATA, problem.code);
+    return { code: overrides?.[problem.code] ?? grpcStatusOf(problem.code), details: problem.message, metadata };
   }
   // Unexpected errors may carry internals (SQL, paths, secrets): the client gets the trace id to quote.
   log.error("grpc handler failed", {

@@ -1,12 +1,14 @@
 /**
  * What the server wrapper guards beyond grpc_test.ts: requests that do not decode, requests past a service's
- * size bound, a service's own status for a code, the call's deadline and cancellation reaching the handler,
- * and the warning for a bind address beyond loopback. Real grpc-js servers on port 0; health is the test service.
+ * size bound, a service's own status for a code, a SQL failure a retry may pass, the call's deadline and
+ * cancellation reaching the handler, and the warning for a bind address beyond loopback. Real grpc-js servers on
+ * port 0; health is the test service.
  */
 import assert from "node:assert/strict";
 import * as grpc from "@grpc/grpc-js";
 import { GrpcStatus, ProblemError } from "../../contracts/problem.ts";
 import { PROBLEM_CODE_METADATA } from "../../contracts/grpc_problem.ts";
+import { SqlError } from "../../ports/sql_values.ts";
 import { type GrpcCallBound, type GrpcServiceBinding, healthClientConstructor, startGrpcServer } from "./mod.ts";
 
 function grpcTest(name: string, fn: () => Promise<void>): void {
@@ -98,6 +100,31 @@ grpcTest("a service's statusOverrides choose the gRPC status of a code; the prob
     assert.deepEqual(wire.metadata.get(PROBLEM_CODE_METADATA), ["COMMON.CONFLICT"]);
   } finally {
     await server.close(500);
+  }
+});
+
+grpcTest("a SQL failure a retry may pass (55P03) is UNAVAILABLE with COMMON.UPSTREAM_UNAVAILABLE", async () => {
+  const failing = (code: string) => () => {
+    throw new SqlError(`could not obtain lock on row in relation "inventory_stock" (${code})`, code);
+  };
+  const quiet = console.error;
+  console.error = () => {};
+  const servers = await Promise.all(
+    ["55P03", "53100"].map((code) =>
+      startGrpcServer({ port: 0, services: [healthBinding({ implementation: { Check: failing(code) } })] })
+    ),
+  );
+  try {
+    const [locked, diskFull] = await Promise.all(servers.map((server) => sendBytes(server.port, new Uint8Array())));
+    assert.equal(locked.code, GrpcStatus.UNAVAILABLE, locked.details);
+    assert.deepEqual(locked.metadata.get(PROBLEM_CODE_METADATA), ["COMMON.UPSTREAM_UNAVAILABLE"]);
+    assert.doesNotMatch(locked.details, /inventory_stock|55P03/, "the driver's message is not leaked");
+    // A failure that needs an operator is no reason to retry: it stays INTERNAL, as it stays a 500 over HTTP.
+    assert.equal(diskFull.code, GrpcStatus.INTERNAL, diskFull.details);
+    assert.deepEqual(diskFull.metadata.get(PROBLEM_CODE_METADATA), ["COMMON.INTERNAL"]);
+  } finally {
+    console.error = quiet;
+    await Promise.all(servers.map((server) => server.close(500)));
   }
 });
 
