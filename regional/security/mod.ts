@@ -6,7 +6,7 @@
 import { createServiceApp } from "../../shared/runtime/mod.ts";
 import { log } from "../../shared/observability/mod.ts";
 import { portChecks, type ServiceFactory } from "../wiring/service_context.ts";
-import { createAuthModule } from "./auth/mod.ts";
+import { createAuthModule, createClientAddressOf } from "./auth/mod.ts";
 
 export const createSecurityService: ServiceFactory = async (context) => {
   const { config } = context;
@@ -15,6 +15,8 @@ export const createSecurityService: ServiceFactory = async (context) => {
     issuer: config.BV_JWT_ISSUER,
     audience: config.BV_JWT_AUDIENCE,
     accessTokenTtlSec: config.BV_ACCESS_TOKEN_TTL_SEC,
+    // Where our edges and ingress connect from: their X-Forwarded-For entries are passed over to find the client.
+    clientAddressOf: createClientAddressOf({ trustedProxies: config.BV_TRUSTED_PROXIES }),
   });
   await auth.ensureAdmin(config.BV_ADMIN_EMAIL, config.BV_ADMIN_PASSWORD);
   log.info("admin account ensured", { email: config.BV_ADMIN_EMAIL });

@@ -6,6 +6,7 @@
  */
 import { z } from "zod";
 import { isIP } from "node:net";
+import ipaddr from "ipaddr.js";
 
 export const REGIONS = ["east", "west"] as const;
 export type Region = (typeof REGIONS)[number];
@@ -34,6 +35,57 @@ const bindHost = z.string().refine(
   (v) => v.includes(":") ? isIP(v) === 6 : /^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$/.test(v),
   "must be a hostname, an IPv4 address or an IPv6 address without brackets",
 );
+
+/**
+ * The default of BV_TRUSTED_PROXIES: loopback, private and unique-local networks, carrier-grade NAT, link-local.
+ * `regional/security/auth/client_address.ts` holds the same list (shared/ may not import a context); its test pins
+ * the two together.
+ */
+const TRUSTED_PROXIES_DEFAULT: readonly string[] = Object.freeze([
+  "127.0.0.0/8",
+  "::1/128",
+  "10.0.0.0/8",
+  "172.16.0.0/12",
+  "192.168.0.0/16",
+  "fc00::/7",
+  "100.64.0.0/10",
+  "169.254.0.0/16",
+  "fe80::/10",
+]);
+/** The security service's `TRUSTED_PROXIES_MAX` (client_address.ts), repeated for the same reason. */
+const TRUSTED_PROXIES_MAX = 64;
+/** Comma-separated CIDRs or single addresses (made /32 or /128); host bits and IPv4-mapped IPv6 are refused. */
+const trustedProxies = z.string().transform((text, ctx) => {
+  const entries = text.split(",").map((entry) => entry.trim());
+  const problem = entries.length > TRUSTED_PROXIES_MAX
+    ? `must list at most ${TRUSTED_PROXIES_MAX} ranges, got ${entries.length}`
+    : entries.map(cidrProblemOf).find((found) => found !== undefined);
+  if (problem === undefined) {
+    return Object.freeze(
+      entries.map((entry) => entry.includes("/") ? entry : `${entry}/${isIP(entry) === 4 ? 32 : 128}`),
+    );
+  }
+  ctx.issues.push({ code: "custom", message: problem, input: text });
+  return z.NEVER;
+});
+
+function cidrProblemOf(entry: string): string | undefined {
+  if (entry === "") return "has an empty entry (a stray comma?)";
+  const [address, prefix, extra] = entry.split("/");
+  const version = isIP(address);
+  const bitsMax = version === 4 ? 32 : 128;
+  const bits = prefix === undefined ? bitsMax : /^\d{1,3}$/.test(prefix) ? Number(prefix) : NaN;
+  if (version === 0 || extra !== undefined || address.includes("%") || !(bits <= bitsMax)) {
+    return `"${entry}" is not a CIDR or an IP address (e.g. 10.0.0.0/8, fd00::/8, 203.0.113.7)`;
+  }
+  const parsed = ipaddr.parse(address);
+  if (parsed.kind() === "ipv6" && (parsed as ipaddr.IPv6).isIPv4MappedAddress()) {
+    return `"${entry}" is IPv4-mapped IPv6: write the range as IPv4`;
+  }
+  const cidr = `${address}/${bits}`;
+  const start = version === 4 ? ipaddr.IPv4.networkAddressFromCIDR(cidr) : ipaddr.IPv6.networkAddressFromCIDR(cidr);
+  return start.toString() === parsed.toString() ? undefined : `"${entry}" has host bits set: write ${start}/${bits}`;
+}
 
 /** Every variable, its parser and its default. Names are the contract (README lists them). */
 const variables = {
@@ -150,6 +202,13 @@ const variables = {
   BV_JWT_ISSUER: z.string().min(1).default("bitvelocity-auth"),
   BV_JWT_AUDIENCE: z.string().min(1).default("bitvelocity"),
   BV_ACCESS_TOKEN_TTL_SEC: z.coerce.number().int().min(30).max(86_400).default(900),
+  /**
+   * The security service's trusted proxies: the addresses our edges and ingress connect from, whose
+   * `X-Forwarded-For` entries are passed over to find the client a login counts against (comma-separated CIDRs or
+   * single addresses). List an edge's public address when it reaches the ingress from one, or every client behind it
+   * counts as that edge; narrow the default to the hops' own ranges where clients share a trusted network.
+   */
+  BV_TRUSTED_PROXIES: trustedProxies.default(TRUSTED_PROXIES_DEFAULT),
   /** Upper bound of any outgoing call (HTTP between services, readiness checks). */
   BV_CALL_TIMEOUT_MS: z.coerce.number().int().min(50).max(120_000).default(5_000),
   /** Grace period to drain on SIGINT/SIGTERM before closing anyway. */

@@ -125,3 +125,39 @@ Deno.test("BV_WEBHOOK_EGRESS defaults to public, accepts any, and names itself w
     });
   }
 });
+
+Deno.test("BV_TRUSTED_PROXIES takes comma-separated CIDRs or addresses and names a malformed entry", () => {
+  assert.deepEqual(loadConfig({}).BV_TRUSTED_PROXIES, [
+    "127.0.0.0/8",
+    "::1/128",
+    "10.0.0.0/8",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "fc00::/7",
+    "100.64.0.0/10",
+    "169.254.0.0/16",
+    "fe80::/10",
+  ]);
+  const config = loadConfig({ BV_TRUSTED_PROXIES: " 10.0.0.0/8,203.0.113.50 , 2001:db8::/32,2001:db8:ff::1" });
+  assert.deepEqual(config.BV_TRUSTED_PROXIES, ["10.0.0.0/8", "203.0.113.50/32", "2001:db8::/32", "2001:db8:ff::1/128"]);
+  assert.ok(Object.isFrozen(config.BV_TRUSTED_PROXIES));
+  const cases: [string, string][] = [
+    ["10.0.0.0/33", `"10.0.0.0/33" is not a CIDR or an IP address (e.g. 10.0.0.0/8, fd00::/8, 203.0.113.7)`],
+    ["edge.example.com", `"edge.example.com" is not a CIDR or an IP address (e.g. 10.0.0.0/8, fd00::/8, 203.0.113.7)`],
+    ["10.0.0.0/8,,fd00::/8", "has an empty entry (a stray comma?)"],
+    ["10.1.2.3/8", `"10.1.2.3/8" has host bits set: write 10.0.0.0/8`],
+    ["::ffff:10.0.0.0/104", `"::ffff:10.0.0.0/104" is IPv4-mapped IPv6: write the range as IPv4`],
+    [Array(65).fill("10.0.0.1").join(","), "must list at most 64 ranges, got 65"],
+  ];
+  for (const [value, problem] of cases) {
+    assert.throws(() => loadConfig({ BV_TRUSTED_PROXIES: value }), (error: unknown) => {
+      assert.ok(error instanceof ConfigError);
+      assert.equal(error.variable, "BV_TRUSTED_PROXIES");
+      assert.equal(
+        error.message,
+        `Configuration error: BV_TRUSTED_PROXIES is malformed ("${value.slice(0, 80)}"): ${problem}`,
+      );
+      return true;
+    }, value);
+  }
+});

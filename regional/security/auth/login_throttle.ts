@@ -2,13 +2,22 @@
  * @module
  * Failed-login limits per account e-mail and per client address, kept in SQL (`auth_login_failures`) so every
  * process of a region shares them and they survive restarts. Each key has a fixed window that opens at its first
- * failure; once a key holds its maximum, attempts for it are refused (429 with `Retry-After`) until the window ends.
+ * count; once a key holds its maximum, attempts for it are refused (429 with `Retry-After`) until the window ends.
  *
- * The check runs before any password hashing, so a refused attempt costs one indexed read and no scrypt. An attempt
- * that passes reserves its place with an atomic upsert before it hashes: concurrent guesses cannot all pass one
- * check and overshoot the limit. A failed attempt keeps its place; a successful one clears its e-mail's count and
- * gives back its place in the address's; one that ends without a verdict (hasher busy, database error) gives both
- * back. Counting never depends on whether the account exists, so a refusal says nothing about it.
+ * The check runs before any password hashing, so a refused attempt costs one indexed read and no scrypt. The two keys
+ * count differently, because they bound different things:
+ *
+ * - The e-mail's key bounds guesses at one account, so an attempt that passes reserves its place with an atomic upsert
+ *   before it hashes: a burst of concurrent guesses cannot all pass one check and overshoot the limit. A failed attempt
+ *   keeps its place, a successful one clears the key, and one that ends without a verdict (hasher busy, database error)
+ *   gives its place back.
+ * - The address's key counts finished failures only, recorded after the verdict. An address is shared by everyone
+ *   behind one NAT, one load generator, or a whole local platform (every hop on 127.0.0.1): had logins in flight held
+ *   places there, 21 simultaneous correct logins would have locked the address out for its whole window although
+ *   nothing failed. The price: attempts that pass the check together all run, so a burst may overshoot the address's
+ *   limit by the attempts in flight at once (bounded by the hasher's queue), once per window.
+ *
+ * Counting never depends on whether the account exists, so a refusal says nothing about it.
  */
 import { ProblemError } from "../../../shared/contracts/problem.ts";
 import type { Sql } from "../../../shared/ports/sql.ts";
@@ -112,19 +121,17 @@ export function createLoginThrottle(deps: {
   const options = loginThrottleOptionsOf(deps.options);
   let lastSweepMs = -Infinity;
 
-  const limitsOf = (email: string, address: string | undefined): Limit[] => {
-    const limits: Limit[] = [];
-    // The address first: a client over its limit must not open a counter for each e-mail it tries.
-    if (address !== undefined) {
-      limits.push({
-        key: `address:${address}`,
-        failuresMax: options.addressFailuresMax,
-        windowMs: options.addressWindowMs,
-      });
-    }
-    limits.push({ key: `email:${email}`, failuresMax: options.emailFailuresMax, windowMs: options.emailWindowMs });
-    return limits;
-  };
+  const emailLimitOf = (email: string): Limit => ({
+    key: `email:${email}`,
+    failuresMax: options.emailFailuresMax,
+    windowMs: options.emailWindowMs,
+  });
+  const addressLimitOf = (address: string | undefined): Limit | undefined =>
+    address === undefined ? undefined : {
+      key: `address:${address}`,
+      failuresMax: options.addressFailuresMax,
+      windowMs: options.addressWindowMs,
+    };
 
   /** Deletes every ended window at once: those rows were opened one window ago, so its cost follows the failure rate. */
   async function sweep(atMs: number): Promise<void> {
@@ -133,7 +140,10 @@ export function createLoginThrottle(deps: {
     await sql.query`delete from auth_login_failures where window_ends_at <= ${new Date(atMs)}`;
   }
 
-  /** Refuses the attempt when a key already holds its maximum (a read only: refusals write nothing). */
+  /**
+   * Refuses the attempt when a key already holds its maximum (a read only: refusals write nothing). Both keys are read
+   * before anything is written: a client over its address's limit must not open a counter for each e-mail it tries.
+   */
   async function check(limits: readonly Limit[], at: Date): Promise<void> {
     const [first, second = first] = limits;
     const rows = await sql.query<{ key: string; failures: number; window_ends_at: Date }>`
@@ -143,44 +153,45 @@ export function createLoginThrottle(deps: {
     if (full.length > 0) throw throttled(Math.max(...full.map((row) => row.window_ends_at.getTime())), at.getTime());
   }
 
-  /** Counts the attempt against each key (atomically, opening a new window when the last one has ended). */
-  async function reserve(limits: readonly Limit[], at: Date): Promise<Reservation[]> {
-    const reserved: Reservation[] = [];
-    for (const limit of limits) {
-      const [row] = await sql.query<{ failures: number; window_ends_at: Date }>`
-        insert into auth_login_failures as f (key, failures, window_ends_at)
-        values (${limit.key}, 1, ${new Date(at.getTime() + limit.windowMs)})
-        on conflict (key) do update set
-          failures = case when f.window_ends_at <= ${at} then 1 else f.failures + 1 end,
-          window_ends_at = case when f.window_ends_at <= ${at} then excluded.window_ends_at else f.window_ends_at end
-        returning failures, window_ends_at`;
-      reserved.push({ key: limit.key, windowEndsAt: row.window_ends_at });
-      // Concurrent attempts passed the check with this one and took the last places: this one gets none.
-      if (row.failures > limit.failuresMax) {
-        await release(reserved);
-        throw throttled(row.window_ends_at.getTime(), at.getTime());
-      }
-    }
-    return reserved;
+  /** Adds one to the key's count atomically, opening a new window when the last one has ended. */
+  async function increment(limit: Limit, at: Date): Promise<Reservation & { readonly failures: number }> {
+    const [row] = await sql.query<{ failures: number; window_ends_at: Date }>`
+      insert into auth_login_failures as f (key, failures, window_ends_at)
+      values (${limit.key}, 1, ${new Date(at.getTime() + limit.windowMs)})
+      on conflict (key) do update set
+        failures = case when f.window_ends_at <= ${at} then 1 else f.failures + 1 end,
+        window_ends_at = case when f.window_ends_at <= ${at} then excluded.window_ends_at else f.window_ends_at end
+      returning failures, window_ends_at`;
+    return { key: limit.key, windowEndsAt: row.window_ends_at, failures: row.failures };
   }
 
-  /** Gives places back, in the windows they were taken in only (a newer window's count is not this attempt's). */
-  async function release(reserved: readonly Reservation[]): Promise<void> {
-    for (const { key, windowEndsAt } of reserved) {
-      await sql.query`
-        update auth_login_failures set failures = failures - 1
-        where key = ${key} and window_ends_at = ${windowEndsAt} and failures > 0`;
+  /** Takes the attempt's place in the e-mail's count before it hashes, or refuses it when the places are gone. */
+  async function reserve(limit: Limit, at: Date): Promise<Reservation> {
+    const reservation = await increment(limit, at);
+    // Concurrent attempts passed the check with this one and took the last places: this one gets none.
+    if (reservation.failures > limit.failuresMax) {
+      await release(reservation);
+      throw throttled(reservation.windowEndsAt.getTime(), at.getTime());
     }
+    return reservation;
+  }
+
+  /** Gives a place back, in the window it was taken in only (a newer window's count is not this attempt's). */
+  async function release({ key, windowEndsAt }: Reservation): Promise<void> {
+    await sql.query`
+      update auth_login_failures set failures = failures - 1
+      where key = ${key} and window_ends_at = ${windowEndsAt} and failures > 0`;
   }
 
   return {
     async attempt<T>(who: LoginAttempt, verify: () => Promise<T | undefined>): Promise<T | undefined> {
       const atMs = now();
       const at = new Date(atMs);
-      const limits = limitsOf(who.email, who.address);
+      const emailLimit = emailLimitOf(who.email);
+      const addressLimit = addressLimitOf(who.address);
       await sweep(atMs);
-      await check(limits, at);
-      const reserved = await reserve(limits, at);
+      await check(addressLimit === undefined ? [emailLimit] : [addressLimit, emailLimit], at);
+      const reserved = await reserve(emailLimit, at);
       let verified: T | undefined;
       try {
         verified = await verify();
@@ -191,10 +202,13 @@ export function createLoginThrottle(deps: {
         );
         throw error;
       }
-      if (verified === undefined) return undefined;
-      const emailKey = limits[limits.length - 1].key;
-      await sql.query`delete from auth_login_failures where key = ${emailKey}`;
-      await release(reserved.filter((r) => r.key !== emailKey));
+      if (verified === undefined) {
+        // The e-mail's place is the failure already; the address learns of it now that it is one, at the time it
+        // happened (a window opened at the attempt's start would end early by the time the hasher took).
+        if (addressLimit !== undefined) await increment(addressLimit, new Date(now()));
+        return undefined;
+      }
+      await sql.query`delete from auth_login_failures where key = ${emailLimit.key}`;
       return verified;
     },
   };

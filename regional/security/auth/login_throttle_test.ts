@@ -17,21 +17,38 @@ import { createPasswordHasher, type PasswordHasher } from "./password.ts";
 const PASSWORD = "correct-horse-1";
 const WRONG = "wrong-password-1";
 
-/** A cheap scrypt (the cost is not under test here) that counts verifications and can play an overloaded hasher. */
+/**
+ * A cheap scrypt (the cost is not under test here) that counts verifications, can play an overloaded hasher, and can
+ * hold verifications until `beforeVerify` resolves (so concurrent logins are all in flight at once).
+ */
 function countingHasher() {
   const real = createPasswordHasher({ params: { N: 2 ** 10, r: 8, p: 1 } });
-  const state = { verified: 0, busy: false };
+  const state: { verified: number; busy: boolean; beforeVerify?: () => Promise<void> } = { verified: 0, busy: false };
   const passwords: PasswordHasher = {
     hash: (password) => real.hash(password),
-    verify: (password, encoded) => {
-      if (state.busy) {
-        return Promise.reject(new ProblemError("COMMON.RATE_LIMITED", "Busy", { headers: { "retry-after": "1" } }));
-      }
+    verify: async (password, encoded) => {
+      if (state.busy) throw new ProblemError("COMMON.RATE_LIMITED", "Busy", { headers: { "retry-after": "1" } });
       state.verified++;
-      return real.verify(password, encoded);
+      await state.beforeVerify?.();
+      return await real.verify(password, encoded);
     },
   };
   return { state, passwords };
+}
+
+/**
+ * A gate that opens once `expected` events have arrived: a verification that started, or an answer that came without
+ * one. Concurrent logins wait in the hasher until every one of them has either reached it or been answered, so the
+ * test knows they overlapped, with no sleeps.
+ */
+function gate(expected: number) {
+  let arrived = 0;
+  let open!: () => void;
+  const opened = new Promise<void>((resolve) => open = resolve);
+  const arrive = () => {
+    if (++arrived === expected) open();
+  };
+  return { opened, arrive };
 }
 
 type Hasher = ReturnType<typeof countingHasher>["state"];
@@ -155,12 +172,83 @@ throttleTest("a login refused by a busy hasher is not counted as a failure", asy
   hasher.busy = false;
   const rows = await h.sql.query<{ key: string; failures: number }>`
     select key, failures from auth_login_failures order by key`;
-  assert.deepEqual(rows, [{ key: "address:203.0.113.9", failures: 0 }, {
-    key: "email:quinn@example.com",
-    failures: 0,
-  }]);
+  // The address counts finished failures only: it has no row at all.
+  assert.deepEqual(rows, [{ key: "email:quinn@example.com", failures: 0 }]);
   await h.login("quinn@example.com", PASSWORD);
 });
+
+throttleTest(
+  "25 concurrent correct logins from one address all succeed, and leave the address nothing counted",
+  async (h, hasher) => {
+    // The local platform: edge, ingress and service on 127.0.0.1, so every local user is this one address.
+    const local = { "x-forwarded-for": "127.0.0.1" };
+    const emails = Array.from({ length: 25 }, (_, i) => `user${i}@example.com`);
+    for (const email of emails) await h.signup(email, PASSWORD);
+    const { opened, arrive } = gate(emails.length);
+    hasher.beforeVerify = () => {
+      arrive();
+      return opened;
+    };
+    const answers = await Promise.all(emails.map(async (email) => {
+      const response = await login(h, email, PASSWORD, local);
+      if (response.status !== 200) arrive();
+      return response;
+    }));
+    const statuses = answers.map((response) => response.status);
+    await Promise.all(answers.map((response) => response.body?.cancel()));
+    assert.deepEqual(statuses, emails.map(() => 200));
+    hasher.beforeVerify = undefined;
+    const rows = await h.sql.query<{ key: string }>`select key from auth_login_failures where key like 'address:%'`;
+    assert.deepEqual(rows, []);
+    // Logins in flight held no place either: 20 failures are still needed to throttle the address.
+    for (let i = 0; i < 19; i++) await failTimes(h, 1, `${crypto.randomUUID()}@example.com`, local);
+    assert.equal((await login(h, emails[0], PASSWORD, local)).status, 200);
+    await failTimes(h, 1, `${crypto.randomUUID()}@example.com`, local);
+    await assertThrottled(await login(h, emails[1], PASSWORD, local), 300);
+  },
+);
+
+throttleTest(
+  "20 concurrent wrong guesses from one address are all verified, then the address is throttled",
+  async (h) => {
+    const attacker = { "x-forwarded-for": "203.0.113.10" };
+    const answers = await Promise.all(
+      Array.from({ length: 20 }, () => login(h, `${crypto.randomUUID()}@example.com`, WRONG, attacker)),
+    );
+    for (const response of answers) await assertProblem(response, 401, "AUTH.INVALID_CREDENTIALS");
+    await assertThrottled(await login(h, `${crypto.randomUUID()}@example.com`, WRONG, attacker), 300);
+  },
+);
+
+throttleTest(
+  "an address's window opens at its first failure, not at an earlier successful login",
+  async (h) => {
+    await h.signup("sam@example.com", PASSWORD);
+    const office = { "x-forwarded-for": "203.0.113.11" };
+    assert.equal((await login(h, "sam@example.com", PASSWORD, office)).status, 200);
+    h.clock.nowMs += 200_000;
+    for (let i = 0; i < 20; i++) await failTimes(h, 1, `${crypto.randomUUID()}@example.com`, office);
+    await assertThrottled(await login(h, "sam@example.com", PASSWORD, office), 300);
+    h.clock.nowMs += 299_000;
+    await assertThrottled(await login(h, "sam@example.com", PASSWORD, office), 1);
+  },
+);
+
+throttleTest(
+  "concurrent wrong guesses for one e-mail from one address run at most 5 verifications",
+  async (h, hasher) => {
+    await h.signup("tess@example.com", PASSWORD);
+    const attacker = { "x-forwarded-for": "203.0.113.12" };
+    const answers = await Promise.all(Array.from({ length: 12 }, () => login(h, "tess@example.com", WRONG, attacker)));
+    const statuses = answers.map((response) => response.status).sort();
+    await Promise.all(answers.map((response) => response.body?.cancel()));
+    assert.deepEqual(statuses, [401, 401, 401, 401, 401, 429, 429, 429, 429, 429, 429, 429]);
+    assert.equal(hasher.verified, 5);
+    const [address] = await h.sql.query<{ failures: number }>`
+    select failures from auth_login_failures where key = 'address:203.0.113.12'`;
+    assert.equal(address.failures, 5, "refusals are not failures");
+  },
+);
 
 throttleTest("lower limits and windows set on the module apply", async (h) => {
   await failTimes(h, 2, "ray@example.com");

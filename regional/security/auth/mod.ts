@@ -19,7 +19,13 @@ import { createTokenService } from "./tokens.ts";
 import { createUser, findUserByEmail, grantRoles, rolesOf } from "./users.ts";
 
 export { authMigrations } from "./migrations.ts";
-export { type ClientAddressOf, forwardedClientAddressOf } from "./client_address.ts";
+export {
+  type ClientAddressOf,
+  type ClientAddressOptions,
+  createClientAddressOf,
+  DEFAULT_TRUSTED_PROXIES,
+  forwardedClientAddressOf,
+} from "./client_address.ts";
 export { LOGIN_THROTTLE_DEFAULTS, LOGIN_THROTTLED_CODE, type LoginThrottleOptions } from "./login_throttle.ts";
 export { JWKS_MAX_AGE_SEC } from "./signing_keys.ts";
 export type { TokenPair } from "./tokens.ts";
@@ -44,8 +50,8 @@ export interface AuthModuleDeps {
   /** Failed-login limits per e-mail and per client address. @default {LOGIN_THROTTLE_DEFAULTS} */
   readonly loginThrottle?: LoginThrottleOptions;
   /**
-   * The address a login counts against (undefined: per e-mail only). Replace it when the platform's hops are not on
-   * loopback or a private network (see client_address.ts).
+   * The address a login counts against (undefined: per e-mail only). Make it with `createClientAddressOf` when the
+   * platform's hops run outside the default trusted ranges (the service passes `BV_TRUSTED_PROXIES`; client_address.ts).
    * @default {forwardedClientAddressOf}
    */
   readonly clientAddressOf?: ClientAddressOf;
