@@ -60,16 +60,21 @@ function productNotFound(id: string): ProblemError {
   );
 }
 
-/** Creates an empty cart for `userId`. */
+/**
+ * Creates an empty cart for `userId`. At the per-user limit it first reclaims the user's oldest carts that are empty
+ * and idle ({@linkcode reclaimIdleEmptyCarts}); only when there are none is it 409.
+ */
 export async function createCart(sql: Sql, userId: string): Promise<CartView> {
   return await sql.transaction(async (tx) => {
     // Serialises one user's cart creations so the per-user bound holds under concurrency.
     await tx.query`select pg_advisory_xact_lock(hashtext(${`cart:${userId}`}))`;
     const [{ n }] = await tx.query<{ n: number }>`select count(*)::int as n from carts where user_id = ${userId}`;
-    if (n >= CART_LIMITS.CARTS_PER_USER_MAX) {
+    const over = n - CART_LIMITS.CARTS_PER_USER_MAX + 1;
+    // Throwing rolls back whatever was reclaimed: a refused creation deletes nothing.
+    if (over > 0 && (await reclaimIdleEmptyCarts(tx, userId, over)) < over) {
       throw new ProblemError(
         "COMMON.CONFLICT",
-        `You already have ${n} carts, the most allowed; reuse one of them`,
+        `You already have ${n} carts, the most allowed; reuse one of them or delete one with DELETE /api/v1/carts/{id}`,
       );
     }
     const [row] = await tx.query<CartRow>`
@@ -77,6 +82,36 @@ export async function createCart(sql: Sql, userId: string): Promise<CartView> {
       returning id::text as id, created_at, updated_at`;
     return { id: row.id, items: [], total: "0.00", currency: null, ...timesOf(row) };
   });
+}
+
+/**
+ * Deletes up to `count` of `userId`'s carts that hold no items and were last changed longer ago than
+ * {@linkcode CART_LIMITS}.EMPTY_CART_RECLAIM_AFTER_MS (a checked-out cart, or one made and never used), oldest
+ * first; resolves with how many it deleted.
+ */
+async function reclaimIdleEmptyCarts(tx: SqlExecutor, userId: string, count: number): Promise<number> {
+  const idleMs = CART_LIMITS.EMPTY_CART_RECLAIM_AFTER_MS;
+  // `updated_at` is checked again on the row itself: a change that commits while this runs (an item added, the
+  // cart checked out) bumps it, and the delete, which waits for that row's lock, then re-reads the row and skips it
+  // instead of deleting a cart that is no longer empty and idle.
+  const rows = await tx.query`
+    delete from carts where id in (
+      select c.id from carts c
+      where c.user_id = ${userId} and c.updated_at < now() - ${idleMs} * interval '1 millisecond'
+        and not exists (select 1 from cart_items i where i.cart_id = c.id)
+      order by c.updated_at, c.id
+      limit ${count})
+    and updated_at < now() - ${idleMs} * interval '1 millisecond'
+    returning id`;
+  return rows.length;
+}
+
+/** Deletes `userId`'s cart and its lines; 404 when it is not theirs (or does not exist). */
+export async function deleteCart(sql: SqlExecutor, userId: string, cartId: string): Promise<void> {
+  if (!UUID.test(cartId)) throw cartNotFound(cartId);
+  // cart_items go with it (`on delete cascade`).
+  const rows = await sql.query`delete from carts where id = ${cartId}::uuid and user_id = ${userId} returning id`;
+  if (rows.length === 0) throw cartNotFound(cartId);
 }
 
 /** The cart with its lines priced now; 404 when it is not `userId`'s, 422 when its currencies differ. */

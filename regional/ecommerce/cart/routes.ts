@@ -9,7 +9,7 @@ import type { TokenVerifier } from "../../../shared/auth/verifier.ts";
 import { readJson } from "../../../shared/http/json_body.ts";
 import { installProblemHandlers } from "../../../shared/http/problem_response.ts";
 import type { Sql } from "../../../shared/ports/sql.ts";
-import { changeItem, createCart, readCart } from "./cart_store.ts";
+import { changeItem, createCart, deleteCart, readCart } from "./cart_store.ts";
 import { addItemSchema, createCartSchema, setItemSchema } from "./schemas.ts";
 
 export interface CartRoutesDeps {
@@ -36,6 +36,11 @@ export function createCartRoutes(deps: CartRoutesDeps): Hono {
   });
 
   app.get("/api/v1/carts/:id", async (c) => c.json(await readCart(sql, userOf(c), c.req.param("id"))));
+
+  app.delete("/api/v1/carts/:id", async (c) => {
+    await deleteCart(sql, userOf(c), c.req.param("id"));
+    return c.body(null, 204);
+  });
 
   app.post("/api/v1/carts/:id/items", async (c) => {
     const cartId = c.req.param("id");

@@ -5,11 +5,24 @@
  * catalog deletes the entry when it consumes `product.updated`; stock changes are picked up when the TTL
  * runs out, which is why the TTL is short. The cache is an optimisation only: when it is slow, down or
  * holds garbage, reads fall through to SQL.
+ *
+ * Fills cannot go backwards past a product change: they are guarded by the catalog's version mark
+ * `product:{id}:v`, which consuming product.updated raises as it deletes this entry (`invalidateCachedProduct`).
+ * A miss reads the mark BEFORE its SQL read, and the fill stores only if the mark has not risen since
+ * (`setUnlessStale` with that version): a reader that stalled between its SQL read and its write, while the product
+ * changed and the change was consumed, is refused instead of serving the old product for the TTL. (The catalog's
+ * batch read carries no row version; the mark as it stood before the read orders the fill just as well.) Stock
+ * changes only delete the entry (no mark): a stalled fill may bring old stock back, for at most the 30 s TTL.
  */
 import client from "prom-client";
 import { z } from "zod";
 import type { Cache } from "../../../shared/ports/cache.ts";
 import { log, metrics } from "../../../shared/observability/mod.ts";
+import {
+  gqlProductCacheKey as catalogGqlProductCacheKey,
+  PRODUCT_VERSION_MARK_TTL_MS,
+  productVersionKey,
+} from "../catalog/mod.ts";
 import { withTimeout } from "./_timeout.ts";
 import type { ProductAggregate } from "./product_loaders.ts";
 
@@ -21,10 +34,24 @@ export const GQL_PRODUCT_CACHE = Object.freeze({
   CALL_TIMEOUT_MS: 250,
 });
 
-/** The cache key of the aggregated read of product `id` (lower-case uuid, as the catalog stores it). */
+/** The cache key of the aggregated read of product `id`: the catalog's key (the one it invalidates), lower case. */
 export function gqlProductCacheKey(id: string): string {
-  return `gql:product:${id.toLowerCase()}`;
+  return catalogGqlProductCacheKey(id.toLowerCase());
 }
+
+/**
+ * What a miss hands to the fill after its SQL read: the product's version mark as it stood before that read
+ * (0 when there was none). Only a read that started after {@linkcode lookUpCachedProduct} resolved may fill with it.
+ */
+export interface FillGuard {
+  readonly productId: string;
+  readonly markVersion: number;
+}
+
+/** A lookup: the cached aggregate, or a miss with the guard its fill needs (none when the mark could not be read). */
+export type CacheLookup =
+  | { readonly hit: ProductAggregate }
+  | { readonly hit?: undefined; readonly fill: FillGuard | undefined };
 
 const cacheRequests = new client.Counter({
   name: "bv_graphql_cache_requests_total",
@@ -56,41 +83,78 @@ const entrySchema = z.object({
   inventory: inventorySchema,
 });
 
-/** The cached aggregate of `id`, or undefined on a miss (or when the cache failed or held garbage). */
-export async function readCachedProduct(cache: Cache, id: string): Promise<ProductAggregate | undefined> {
+/** Looks `id` up in the cache; a miss (or a failed, garbage entry) comes with the guard of its fill. */
+export async function lookUpCachedProduct(cache: Cache, id: string): Promise<CacheLookup> {
+  const productId = id.toLowerCase();
   let raw: string | null;
   try {
-    raw = await withTimeout(cache.get(gqlProductCacheKey(id)), GQL_PRODUCT_CACHE.CALL_TIMEOUT_MS, "the cache");
+    raw = await withTimeout(cache.get(gqlProductCacheKey(productId)), GQL_PRODUCT_CACHE.CALL_TIMEOUT_MS, "the cache");
   } catch (error) {
     cacheRequests.inc({ result: "error" });
-    log.warn("graphql cache read failed; reading through", { productId: id, error: String(error) });
-    return undefined;
+    log.warn("graphql cache read failed; reading through", { productId, error: String(error) });
+    // A cache that just failed is not written to either: no guard, no fill.
+    return { fill: undefined };
   }
   if (raw === null) {
     cacheRequests.inc({ result: "miss" });
-    return undefined;
+    return { fill: await fillGuardOf(cache, productId) };
   }
   const parsed = entrySchema.safeParse(parseJson(raw));
   if (!parsed.success) {
     cacheRequests.inc({ result: "error" });
-    log.warn("graphql cache entry is malformed; reading through", { productId: id });
-    return undefined;
+    log.warn("graphql cache entry is malformed; reading through", { productId });
+    return { fill: await fillGuardOf(cache, productId) };
   }
   cacheRequests.inc({ result: "hit" });
-  return { product: parsed.data.product, inventory: parsed.data.inventory };
+  return { hit: { product: parsed.data.product, inventory: parsed.data.inventory } };
 }
 
-/** Stores the aggregate for {@linkcode GQL_PRODUCT_CACHE}.TTL_MS; a failure is logged, never thrown. */
-export async function writeCachedProduct(cache: Cache, aggregate: ProductAggregate): Promise<void> {
+/** The product's version mark now (0 when it has none), or undefined when it cannot be read: then no fill. */
+async function fillGuardOf(cache: Cache, productId: string): Promise<FillGuard | undefined> {
+  try {
+    const mark = await withTimeout(
+      cache.get(productVersionKey(productId)),
+      GQL_PRODUCT_CACHE.CALL_TIMEOUT_MS,
+      "the cache",
+    );
+    const markVersion = mark === null ? 0 : Number(mark);
+    if (Number.isSafeInteger(markVersion) && markVersion >= 0) return { productId, markVersion };
+    log.warn("graphql cache skips the fill: the product's version mark is not a version", { productId });
+  } catch (error) {
+    log.warn("graphql cache skips the fill: the version mark could not be read", { productId, error: String(error) });
+  }
+  return undefined;
+}
+
+/**
+ * Stores the aggregate for {@linkcode GQL_PRODUCT_CACHE}.TTL_MS unless the product changed (and the change was
+ * consumed) since `guard` was taken; resolves whether it stored. A failure is logged, never thrown.
+ */
+export async function writeCachedProduct(
+  cache: Cache,
+  aggregate: ProductAggregate,
+  guard: FillGuard,
+): Promise<boolean> {
+  const productId = aggregate.product.id.toLowerCase();
+  if (productId !== guard.productId) {
+    throw new RangeError(`The fill guard is for product "${guard.productId}", not "${productId}"`);
+  }
   const entry = { v: 1, product: aggregate.product, inventory: aggregate.inventory };
   try {
-    await withTimeout(
-      cache.set(gqlProductCacheKey(aggregate.product.id), JSON.stringify(entry), { ttlMs: GQL_PRODUCT_CACHE.TTL_MS }),
+    // Atomic on the cache's side: a write that the timeout gave up on but that lands later is still checked.
+    return await withTimeout(
+      cache.setUnlessStale(gqlProductCacheKey(productId), JSON.stringify(entry), {
+        ttlMs: GQL_PRODUCT_CACHE.TTL_MS,
+        markKey: productVersionKey(productId),
+        version: guard.markVersion,
+        markTtlMs: PRODUCT_VERSION_MARK_TTL_MS,
+      }),
       GQL_PRODUCT_CACHE.CALL_TIMEOUT_MS,
       "the cache",
     );
   } catch (error) {
-    log.warn("graphql cache write failed", { productId: aggregate.product.id, error: String(error) });
+    log.warn("graphql cache write failed", { productId, error: String(error) });
+    return false;
   }
 }
 

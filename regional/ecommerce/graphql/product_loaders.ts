@@ -10,7 +10,7 @@ import type { SqlExecutor } from "../../../shared/ports/sql.ts";
 import { getProductsByIds, type ProductView } from "../catalog/mod.ts";
 import { getStockByProductIds } from "../inventory/mod.ts";
 import { withTimeout } from "./_timeout.ts";
-import { readCachedProduct, writeCachedProduct } from "./product_cache.ts";
+import { type FillGuard, lookUpCachedProduct, writeCachedProduct } from "./product_cache.ts";
 
 /** A product as the GraphQL API shows it (no timestamps, no internal columns). */
 export interface ProductNode {
@@ -81,15 +81,23 @@ export function emptyInventoryOf(product: ProductNode): InventoryNode {
 /** Creates the loaders of one request. */
 export function createProductLoaders(deps: { readonly sql: SqlExecutor; readonly cache: Cache }): ProductLoaders {
   const options = { maxBatchSize: LOADER_LIMITS.BATCH_IDS_MAX, cacheKeyFn: (id: string) => id.toLowerCase() };
+  // Which products query read each node (numbered as they start): a fill may store only a node read after its
+  // guard was taken. A node primed from `products` (listProducts) or read by an earlier batch was not.
+  let productReadsStarted = 0;
+  const readBy = new WeakMap<ProductNode, number>();
 
   const product = new DataLoader<string, ProductNode | null>(async (ids) => {
+    const read = ++productReadsStarted;
     const wanted = ids.map(productIdOf).filter((id): id is string => id !== null);
     const found = wanted.length === 0
       ? new Map<string, ProductView>()
       : await withTimeout(getProductsByIds(deps.sql, wanted), LOADER_LIMITS.SQL_TIMEOUT_MS, "products");
     return ids.map((id) => {
       const view = found.get(id.toLowerCase());
-      return view ? productNodeOf(view) : null;
+      if (!view) return null;
+      const node = productNodeOf(view);
+      readBy.set(node, read);
+      return node;
     });
   }, options);
 
@@ -112,17 +120,20 @@ export function createProductLoaders(deps: { readonly sql: SqlExecutor; readonly
   }, options);
 
   const aggregate = new DataLoader<string, ProductAggregate | null>(async (ids) => {
-    const results: (ProductAggregate | null | undefined)[] = await Promise.all(
+    const lookups = await Promise.all(
       ids.map((id) => {
         const canonical = productIdOf(id);
-        return canonical === null ? null : readCachedProduct(deps.cache, canonical);
+        return canonical === null ? null : lookUpCachedProduct(deps.cache, canonical);
       }),
     );
+    // Every guard above was taken before this point; a products query that starts after it read after them.
+    const readsBeforeGuards = productReadsStarted;
+    const results: (ProductAggregate | null | undefined)[] = lookups.map((l) => l === null ? null : l.hit);
     const missIndexes = ids.flatMap((_, i) => results[i] === undefined ? [i] : []);
     const misses = missIndexes.map((i) => ids[i]);
     // Both loaders dispatch in the same tick: one products query and one stock query for every miss.
     const [products, stocks] = await Promise.all([product.loadMany(misses), stock.loadMany(misses)]);
-    const fresh: ProductAggregate[] = [];
+    const fills: [ProductAggregate, FillGuard][] = [];
     missIndexes.forEach((index, i) => {
       const found = products[i];
       const counted = stocks[i];
@@ -130,10 +141,12 @@ export function createProductLoaders(deps: { readonly sql: SqlExecutor; readonly
       if (counted instanceof Error) throw counted;
       const value = found === null ? null : { product: found, inventory: counted ?? emptyInventoryOf(found) };
       results[index] = value;
-      if (value) fresh.push(value);
+      const lookup = lookups[index];
+      const guard = lookup && !lookup.hit ? lookup.fill : undefined;
+      // Absent products are not cached: a product created a moment later must show up at once.
+      if (value && guard && (readBy.get(value.product) ?? 0) > readsBeforeGuards) fills.push([value, guard]);
     });
-    // Absent products are not cached: a product created a moment later must show up at once.
-    await Promise.all(fresh.map((value) => writeCachedProduct(deps.cache, value)));
+    await Promise.all(fills.map(([value, guard]) => writeCachedProduct(deps.cache, value, guard)));
     return results.map((value) => value ?? null);
   }, options);
 

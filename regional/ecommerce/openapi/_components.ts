@@ -1,4 +1,4 @@
-/** @module Reusable schemas and responses of the e-commerce OpenAPI document. */
+/** @module Reusable schemas, parameters and responses of the e-commerce OpenAPI document. */
 import type { ParameterObject, ResponseObject, SchemaObject } from "./_types.ts";
 
 const money = (description: string): SchemaObject => ({
@@ -297,5 +297,37 @@ export const bodyProblems = {
   "413": problem("The body exceeds 1 MiB", ["COMMON.PAYLOAD_TOO_LARGE"]),
   "415": problem("The body is not JSON", ["COMMON.UNSUPPORTED_MEDIA_TYPE"]),
 } as const;
+
+export const idempotencyKey: ParameterObject = {
+  name: "Idempotency-Key",
+  in: "header",
+  required: true,
+  description:
+    "1..255 printable characters, unique per user and request; a repeat with the same body replays the first " +
+    "response (with `Idempotent-Replayed: true`) for 24 h",
+  schema: { type: "string", minLength: 1, maxLength: 255 },
+};
+/** The same header, optional: admin stock adjustments honour it when sent and run as before without it. */
+export const optionalIdempotencyKey: ParameterObject = {
+  ...idempotencyKey,
+  required: false,
+  description: "Optional; send one (a random UUID) whenever the request may be retried, for example after a timeout. " +
+    "With it, a repeat with the same body replays the first response (with `Idempotent-Replayed: true`) for 24 h " +
+    "instead of applying the delta again; without it every request is applied",
+};
+export const correlationId: ParameterObject = {
+  name: "Correlation-Id",
+  in: "header",
+  required: false,
+  description: "Echoed back and carried into the events the request causes",
+  schema: { type: "string", maxLength: 128 },
+};
+/** The response header of a replayed answer. */
+export const replayedHeaders: ResponseObject["headers"] = {
+  "idempotent-replayed": {
+    description: "`true` when this is the stored response to an earlier request with the same key",
+    schema: { type: "string", enum: ["true"] },
+  },
+};
 
 export { ref };

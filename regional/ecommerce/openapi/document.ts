@@ -10,10 +10,14 @@ import {
   authProblems,
   bearer,
   bodyProblems,
+  correlationId,
+  idempotencyKey,
   jsonBody,
   jsonResponse,
+  optionalIdempotencyKey,
   pathUuid,
   problem,
+  replayedHeaders,
   schemas,
 } from "./_components.ts";
 import type { OpenApiDocument, OperationObject, ParameterObject } from "./_types.ts";
@@ -34,22 +38,6 @@ const query = (name: string, description: string, schema: ParameterObject["schem
   schema,
 });
 
-const idempotencyKey: ParameterObject = {
-  name: "Idempotency-Key",
-  in: "header",
-  required: true,
-  description:
-    "1..255 printable characters, unique per user and request; a repeat with the same body replays the first " +
-    "response (with `Idempotent-Replayed: true`) for 24 h",
-  schema: { type: "string", minLength: 1, maxLength: 255 },
-};
-const correlationId: ParameterObject = {
-  name: "Correlation-Id",
-  in: "header",
-  required: false,
-  description: "Echoed back and carried into the events the request causes",
-  schema: { type: "string", maxLength: 128 },
-};
 const idempotencyProblems = {
   "409": problem("The first request with this key is still in flight, or the transition is not allowed", [
     "ECOMMERCE.IDEMPOTENCY_KEY_IN_FLIGHT",
@@ -193,7 +181,9 @@ export const ecommerceOpenApiDocument: OpenApiDocument = {
           "201": jsonResponse("The empty cart", "Cart"),
           ...bodyProblems,
           ...authProblems,
-          "409": problem("The caller holds the most carts allowed", ["COMMON.CONFLICT"]),
+          "409": problem("1000 carts, none empty and unchanged for 24 h (a new cart replaces one)", [
+            "COMMON.CONFLICT",
+          ]),
         },
       },
     },
@@ -210,6 +200,14 @@ export const ecommerceOpenApiDocument: OpenApiDocument = {
           "404": cartNotFound,
           "422": problem("The cart's products are priced in more than one currency", ["ECOMMERCE.CURRENCY_MISMATCH"]),
         },
+      },
+      delete: {
+        operationId: "deleteCart",
+        summary: "Delete the caller's cart and its lines",
+        tags: ["cart"],
+        security: bearer,
+        parameters: [cartId],
+        responses: { "204": { description: "Deleted" }, ...authProblems, "404": cartNotFound },
       },
     },
     "/api/v1/carts/{id}/items": {
@@ -268,17 +266,29 @@ export const ecommerceOpenApiDocument: OpenApiDocument = {
     "/api/v1/inventory/{productId}/adjustments": {
       post: {
         operationId: "adjustStock",
-        summary: "Add or remove units on hand (ADMIN)",
+        summary: "Add or remove units on hand (ADMIN); send an Idempotency-Key to make a retry safe",
         tags: ["inventory"],
         security: bearer,
-        parameters: [itemProductId],
+        parameters: [itemProductId, optionalIdempotencyKey],
         requestBody: jsonBody("StockAdjustment"),
         responses: {
-          "200": jsonResponse("The stock after the adjustment", "Stock"),
+          "200": {
+            ...jsonResponse("The stock after the adjustment (or the first response, replayed)", "Stock"),
+            headers: replayedHeaders,
+          },
           ...bodyProblems,
+          "400": problem("Bad body, or an Idempotency-Key that is blank or not 1..255 printable characters", [
+            "COMMON.VALIDATION_FAILED",
+            "COMMON.MALFORMED_JSON",
+            "ECOMMERCE.IDEMPOTENCY_KEY_REQUIRED",
+          ]),
           ...adminProblems,
           "404": productNotFound,
-          "409": problem("On hand would drop below zero or below what is reserved", ["ECOMMERCE.STOCK_NEGATIVE"]),
+          "409": problem("On hand would drop below zero or below what is reserved, or the key is in flight", [
+            "ECOMMERCE.STOCK_NEGATIVE",
+            "ECOMMERCE.IDEMPOTENCY_KEY_IN_FLIGHT",
+          ]),
+          "422": problem("The key was used with a different request", ["ECOMMERCE.IDEMPOTENCY_KEY_REUSED"]),
         },
       },
     },

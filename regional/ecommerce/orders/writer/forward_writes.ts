@@ -45,6 +45,7 @@ const OTHER_WRITE_PATHS: readonly (readonly [string, RegExp])[] = [
   ["POST", /^\/api\/v1\/carts\/[^/]+\/items\/?$/],
   ["PUT", /^\/api\/v1\/carts\/[^/]+\/items\/[^/]+\/?$/],
   ["DELETE", /^\/api\/v1\/carts\/[^/]+\/items\/[^/]+\/?$/],
+  ["DELETE", /^\/api\/v1\/carts\/[^/]+\/?$/],
 ];
 
 export interface ForwardOrderWritesOptions {

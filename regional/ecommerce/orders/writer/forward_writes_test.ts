@@ -169,6 +169,7 @@ Deno.test("isReplicatedWrite() matches catalog, inventory and cart writes, never
     ["POST", "/api/v1/carts/c-1/items"],
     ["PUT", "/api/v1/carts/c-1/items/p-1"],
     ["DELETE", "/api/v1/carts/c-1/items/p-1"],
+    ["DELETE", "/api/v1/carts/c-1"],
     ["POST", "/api/v1/orders/o-1/pay"],
   ];
   for (const [method, path] of writes) assert.ok(isReplicatedWrite(method, path), `${method} ${path}`);
