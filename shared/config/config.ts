@@ -37,11 +37,10 @@ const bindHost = z.string().refine(
 );
 
 /**
- * The default of BV_TRUSTED_PROXIES: loopback, private and unique-local networks, carrier-grade NAT, link-local.
- * `regional/security/auth/client_address.ts` holds the same list (shared/ may not import a context); its test pins
- * the two together.
+ * The default of BV_TRUSTED_PROXIES: loopback, private and unique-local networks, carrier-grade NAT, link-local (the
+ * security service's client address reads it too).
  */
-const TRUSTED_PROXIES_DEFAULT: readonly string[] = Object.freeze([
+export const TRUSTED_PROXIES_DEFAULT: readonly string[] = Object.freeze([
   "127.0.0.0/8",
   "::1/128",
   "10.0.0.0/8",
@@ -52,8 +51,8 @@ const TRUSTED_PROXIES_DEFAULT: readonly string[] = Object.freeze([
   "169.254.0.0/16",
   "fe80::/10",
 ]);
-/** The security service's `TRUSTED_PROXIES_MAX` (client_address.ts), repeated for the same reason. */
-const TRUSTED_PROXIES_MAX = 64;
+/** The most ranges BV_TRUSTED_PROXIES (and the security service's client address) accepts. */
+export const TRUSTED_PROXIES_MAX = 64;
 /** Comma-separated CIDRs or single addresses (made /32 or /128); host bits and IPv4-mapped IPv6 are refused. */
 const trustedProxies = z.string().transform((text, ctx) => {
   const entries = text.split(",").map((entry) => entry.trim());

@@ -10,29 +10,17 @@
  */
 import { isIP } from "node:net";
 import ipaddr from "ipaddr.js";
+import { TRUSTED_PROXIES_DEFAULT, TRUSTED_PROXIES_MAX } from "../../../shared/config/config.ts";
 
 /** The client's address of a request (`env` is what `Deno.serve` hands the app), or undefined when unknown. */
 export type ClientAddressOf = (request: Request, env: unknown) => string | undefined;
 
 /**
- * Where the platform's hops run unless told otherwise. `shared/config/config.ts` repeats it as the default of
- * `BV_TRUSTED_PROXIES` (shared/ may not import a context); `client_address_test.ts` pins the two together.
+ * Where the platform's hops run unless told otherwise: loopback, private and unique-local networks, carrier-grade NAT
+ * (RFC 6598, which overlay networks use) and link-local — the default of `BV_TRUSTED_PROXIES`, defined once in the
+ * config.
  */
-export const DEFAULT_TRUSTED_PROXIES: readonly string[] = Object.freeze([
-  // Loopback: every hop on one host.
-  "127.0.0.0/8",
-  "::1/128",
-  // Private and unique-local networks.
-  "10.0.0.0/8",
-  "172.16.0.0/12",
-  "192.168.0.0/16",
-  "fc00::/7",
-  // Carrier-grade NAT space (RFC 6598), which overlay networks and some clouds use as a private network.
-  "100.64.0.0/10",
-  // Link-local.
-  "169.254.0.0/16",
-  "fe80::/10",
-]);
+export const DEFAULT_TRUSTED_PROXIES: readonly string[] = TRUSTED_PROXIES_DEFAULT;
 
 export interface ClientAddressOptions {
   /**
@@ -45,7 +33,7 @@ export interface ClientAddressOptions {
 }
 
 /** Each range costs a comparison per `X-Forwarded-For` entry read. */
-export const TRUSTED_PROXIES_MAX = 64;
+export { TRUSTED_PROXIES_MAX };
 
 /**
  * `X-Forwarded-For` entries read, from the right: our chain appends two; a longer one is mostly what a client wrote,
