@@ -141,9 +141,13 @@ export function createGrpcClient(
  * with code 2"); a handler's failure carries `bv-problem-code` (our servers set it on every error).
  */
 function isTransportFailure(error: grpc.ServiceError): boolean {
-  if (error.code === grpc.status.UNAVAILABLE || error.code === grpc.status.DEADLINE_EXCEEDED) return true;
+  // An answer our handler gave carries its problem code: the channel delivered it, whatever the status (a handler's
+  // UNAVAILABLE is a busy database or pool behind a working connection, and replacing the channel for it only
+  // churned connections).
   const fromHandler = (error.metadata?.get(PROBLEM_CODE_METADATA).length ?? 0) > 0;
-  return !fromHandler && error.code !== grpc.status.UNIMPLEMENTED;
+  if (fromHandler) return false;
+  if (error.code === grpc.status.UNAVAILABLE || error.code === grpc.status.DEADLINE_EXCEEDED) return true;
+  return error.code !== grpc.status.UNIMPLEMENTED;
 }
 
 /**

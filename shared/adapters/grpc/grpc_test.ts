@@ -269,6 +269,26 @@ grpcTest("the client keeps working after the server restarts on the same port (d
   }
 });
 
+grpcTest("a handler's UNAVAILABLE is retried on the same connection; the channel is kept", async () => {
+  const peers: string[] = [];
+  let calls = 0;
+  const server = await serveCheck((_request, call) => {
+    peers.push(call.getPeer());
+    if (++calls <= 2) throw new ProblemError("COMMON.UPSTREAM_UNAVAILABLE", "The database is busy; retry");
+    return { status: "SERVING" };
+  });
+  const client = kitClient(server.port);
+  try {
+    const response = await client.call<{ status: string }>("Check", { service: "" });
+    assert.equal(response.status, "SERVING");
+    assert.equal(calls, 3, "retried on UNAVAILABLE");
+    assert.equal(new Set(peers).size, 1, `one connection for all attempts, got ${peers.join(", ")}`);
+  } finally {
+    client.close();
+    await server.close(500);
+  }
+});
+
 grpcTest("health Check follows a readiness check that flips, and each check can be asked by name", async () => {
   let databaseUp = true;
   const health = createHealthService({
