@@ -16,7 +16,7 @@ export interface MemoryCacheOptions {
   /**
    * Keys held at most. When a write would exceed it, expired keys are purged first, then the least
    * recently used key (read or written) is evicted, like Redis `maxmemory-policy allkeys-lru`.
-   * @default 10000
+   * @default 20000
    */
   readonly maxEntries?: number;
   /**
@@ -28,7 +28,8 @@ export interface MemoryCacheOptions {
   readonly maxBytes?: number;
 }
 
-const maxEntriesDefault = 10_000;
+/** 10,000 cached values with their version marks (`setUnlessStale`: a product entry comes with `product:{id}:v`). */
+const maxEntriesDefault = 20_000;
 const maxBytesDefault = 64 * 1024 * 1024;
 /** Redis stores 64-bit integers; JavaScript numbers are exact only up to 2^53. */
 const notAnInteger = "ERR value is not an integer or out of range";
