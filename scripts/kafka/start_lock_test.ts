@@ -5,23 +5,7 @@
 import assert from "node:assert/strict";
 import { exists } from "./_process.ts";
 import { isDenoProcess, withStartLock } from "./_start_lock.ts";
-
-/** Runs `test` with a lock file path in a temporary folder, removed afterwards. */
-async function withLockFile(test: (lockFile: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "bv_start_lock_" });
-  try {
-    await test(`${dir}/start.lock`);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
-
-/** The pid of a process that has exited (and been reaped), as a lock left by `Deno.exit` would name. */
-async function deadPid(): Promise<number> {
-  const child = new Deno.Command("true", { stdout: "null", stderr: "null" }).spawn();
-  await child.status;
-  return child.pid;
-}
+import { deadPid, withLockFile } from "../../shared/testing/lock_files.ts";
 
 Deno.test("withStartLock() takes over at once a lock whose pid has exited", () =>
   withLockFile(async (lockFile) => {

@@ -14,9 +14,13 @@ import type { BatchSubscribeOptions, EventLog, IncomingRecord, SubscribeOptions 
 
 export function prefixedEventLog(log: EventLog, prefix: string): EventLog {
   const physical = (topic: string) => physicalTopicOf(topic, prefix);
-  /** Maps a record's physical topic back to the logical name the subscription asked for. */
+  /**
+   * Maps a record's physical topic back to the logical name the subscription asked for; undefined when every name
+   * is its own physical name (no prefix, no remote topic), so records pass through without a copy each.
+   */
   const logicalNamesOf = (options: Pick<SubscribeOptions, "topics">) => {
     const byPhysical = new Map(options.topics.map((topic) => [physical(topic), topic]));
+    if (prefix === "" && [...byPhysical].every(([physicalName, topic]) => physicalName === topic)) return undefined;
     return (record: IncomingRecord): IncomingRecord => {
       const topic = byPhysical.get(record.topic) ??
         (record.topic.startsWith(prefix) ? record.topic.slice(prefix.length) : record.topic);
@@ -33,7 +37,8 @@ export function prefixedEventLog(log: EventLog, prefix: string): EventLog {
     publish: (topic, records) => log.publish(physical(topic), records),
     subscribe: (options) => {
       const logical = logicalNamesOf(options);
-      return log.subscribe({ ...renamed(options), handler: (record) => options.handler(logical(record)) });
+      const handler = logical ? (record: IncomingRecord) => options.handler(logical(record)) : options.handler;
+      return log.subscribe({ ...renamed(options), handler });
     },
     // Offered only when the inner log has it, so callers can still tell whether batches are supported.
     ...(log.subscribeBatches === undefined ? {} : {
@@ -41,7 +46,7 @@ export function prefixedEventLog(log: EventLog, prefix: string): EventLog {
         const logical = logicalNamesOf(options);
         return log.subscribeBatches!({
           ...renamed(options),
-          handler: (records) => options.handler(records.map(logical)),
+          handler: logical ? (records) => options.handler(records.map(logical)) : options.handler,
         });
       },
     }),

@@ -4,22 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { acquirePidLock, LockHeldError, readLock } from "./pid_lock.ts";
-
-async function withLockFile(test: (lockFile: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "bv_pid_lock_" });
-  try {
-    await test(`${dir}/dir.lock`);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
-
-/** The pid of a process that has exited and been reaped, as a crashed holder's lock names. */
-async function deadPid(): Promise<number> {
-  const child = new Deno.Command("true", { stdout: "null", stderr: "null" }).spawn();
-  await child.status;
-  return child.pid;
-}
+import { deadPid, withLockFile } from "../testing/lock_files.ts";
 
 async function exists(path: string): Promise<boolean> {
   return await Deno.stat(path).then(() => true, () => false);

@@ -5,11 +5,10 @@
  */
 import assert from "node:assert/strict";
 import { createMemoryCache, createMemoryEventLog } from "../../../shared/adapters/memory/mod.ts";
-import { createRedisCache } from "../../../shared/adapters/redis/mod.ts";
 import { createEnvelope } from "../../../shared/contracts/envelope.ts";
 import { productUpdated } from "../../../shared/contracts/events/ecommerce.ts";
 import type { Cache, EventLog, Row, SqlExecutor, SqlValue } from "../../../shared/ports/mod.ts";
-import { realInfra } from "../../../shared/testing/real_infra.ts";
+import { withScratchRedis } from "../../../shared/testing/scratch_redis.ts";
 import { uniqueName } from "../../../shared/testing/unique.ts";
 import { closeWorld, createProduct, opts, send, type World, world } from "./_catalog_fixture.ts";
 import { readProductThroughCache } from "./product_cache.ts";
@@ -105,32 +104,7 @@ Deno.test({
 Deno.test({
   ...opts,
   name: "[redis] a read-through fill that read the product before a consumed product.updated is refused",
-  fn: async () => {
-    const redis = createRedisCache({ url: realInfra.redisUrl, keyPrefix: `${uniqueName("bvtest")}:` });
-    // Redis is shared: remember every key written under the test's prefix, to delete them after.
-    const written = new Set<string>();
-    const cache: Cache = {
-      ...redis,
-      set(key, value, options) {
-        written.add(key);
-        return redis.set(key, value, options);
-      },
-      setUnlessStale(key, value, options) {
-        written.add(key).add(options.markKey);
-        return redis.setUnlessStale(key, value, options);
-      },
-      invalidateVersion(keys, mark) {
-        written.add(mark.markKey);
-        return redis.invalidateVersion(keys, mark);
-      },
-    };
-    try {
-      await staleFillScenario(cache);
-    } finally {
-      if (written.size > 0) await redis.del(...written);
-      await redis.close();
-    }
-  },
+  fn: () => withScratchRedis(staleFillScenario),
 });
 
 Deno.test({

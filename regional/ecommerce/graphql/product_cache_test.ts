@@ -8,10 +8,9 @@ import assert from "node:assert/strict";
 import type { Hono } from "hono";
 import { createMemoryCache } from "../../../shared/adapters/memory/mod.ts";
 import { createPgliteSql } from "../../../shared/adapters/pglite/mod.ts";
-import { createRedisCache } from "../../../shared/adapters/redis/mod.ts";
 import type { Cache } from "../../../shared/ports/cache.ts";
 import type { Row, Sql, SqlValue } from "../../../shared/ports/sql.ts";
-import { realInfra } from "../../../shared/testing/real_infra.ts";
+import { withScratchRedis } from "../../../shared/testing/scratch_redis.ts";
 import { uniqueName } from "../../../shared/testing/unique.ts";
 import { invalidateCachedProduct, productVersionKey } from "../catalog/mod.ts";
 import { insertProduct, migrateForGraphql, post } from "./_fixture_for_test.ts";
@@ -122,33 +121,6 @@ async function primedFillScenario(cache: Cache): Promise<void> {
   assert.equal(next.body.data.product.price, "42.00", "a product read before the miss's guard is never stored");
 }
 
-/** Real Redis, under a prefix of the test's own; every key written is deleted after. */
-async function withRedis(body: (cache: Cache) => Promise<void>): Promise<void> {
-  const redis = createRedisCache({ url: realInfra.redisUrl, keyPrefix: `${uniqueName("bvtest")}:` });
-  const written = new Set<string>();
-  const cache: Cache = {
-    ...redis,
-    set(key, value, options) {
-      written.add(key);
-      return redis.set(key, value, options);
-    },
-    setUnlessStale(key, value, options) {
-      written.add(key).add(options.markKey);
-      return redis.setUnlessStale(key, value, options);
-    },
-    invalidateVersion(keys, mark) {
-      written.add(mark.markKey);
-      return redis.invalidateVersion(keys, mark);
-    },
-  };
-  try {
-    await body(cache);
-  } finally {
-    if (written.size > 0) await redis.del(...written);
-    await redis.close();
-  }
-}
-
 for (
   const [name, scenario] of [
     ["a GraphQL fill that read the product before a consumed product.updated is refused", stalledFillScenario],
@@ -156,7 +128,7 @@ for (
   ] as const
 ) {
   Deno.test({ ...opts, name: `[memory] ${name}`, fn: () => scenario(createMemoryCache()) });
-  Deno.test({ ...opts, name: `[redis] ${name}`, fn: () => withRedis(scenario) });
+  Deno.test({ ...opts, name: `[redis] ${name}`, fn: () => withScratchRedis(scenario) });
 }
 
 Deno.test({
