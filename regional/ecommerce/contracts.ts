@@ -53,3 +53,19 @@ export type PaymentResult =
 export interface PaymentGateway {
   charge(request: PaymentRequest): Promise<PaymentResult>;
 }
+
+/** A flash sale's price of one product, as checkout charges it. */
+export interface SalePrice {
+  readonly saleId: string;
+  /** Decimal string in `currency`, below the product's list price. */
+  readonly price: string;
+  readonly currency: string;
+}
+
+/**
+ * The running flash sales of `productIds` (lowercase ids), keyed by product id; a product without a sale is
+ * absent. Implemented by the flash-sales context (`flash_sales/sale_prices.ts`): `flash_price:{productId}` is
+ * the price authority while a sale runs (seed 003 section 7). Throws when neither the cache nor the sales table
+ * could answer: checkout then refuses (503) rather than charge a price it cannot know.
+ */
+export type SalePrices = (productIds: readonly string[]) => Promise<ReadonlyMap<string, SalePrice>>;

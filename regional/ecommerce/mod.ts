@@ -34,7 +34,7 @@ import { createSoapPaymentGateway } from "./payment/mod.ts";
 import { createGraphqlRoutes } from "./graphql/mod.ts";
 import { createOpenApiRoutes } from "./openapi/mod.ts";
 import { notificationsMigrations, startOrderNotifications } from "./notifications/mod.ts";
-import { flashSalesMigrations, startFlashSales } from "./flash_sales/mod.ts";
+import { createSalePrices, flashSalesMigrations, startFlashSales } from "./flash_sales/mod.ts";
 import { startInvalidations } from "./invalidations/mod.ts";
 import { createSensorBatchRoutes, internalSigningKeyOf } from "./sensors/mod.ts";
 import { startWebhooks, webhooksMigrations } from "./webhooks/mod.ts";
@@ -169,6 +169,8 @@ export const createEcommerceService: ServiceFactory = async (context) => {
       stock,
       payments,
       nudgeOutbox,
+      // The writer's own cache and table (orders are placed in the writer region): never the replica bypass.
+      salePrices: createSalePrices(cache, sql),
       reservationTtlSec: config.BV_RESERVATION_TTL_SEC,
     }),
   );

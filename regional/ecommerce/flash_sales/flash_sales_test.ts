@@ -14,7 +14,7 @@ import { catalogMigrations } from "../catalog/mod.ts";
 import { openSse, type SseEvent, waitUntil } from "./_sse_client_for_test.ts";
 import { recordBroadcast } from "./broadcast_log.ts";
 import { startFlashSaleHub } from "./flash_sale_hub.ts";
-import { flashPriceKey, type FlashSales, flashSalesMigrations, startFlashSales } from "./mod.ts";
+import { createSalePrices, flashPriceKey, type FlashSales, flashSalesMigrations, startFlashSales } from "./mod.ts";
 
 interface Process {
   readonly flashSales: FlashSales;
@@ -184,6 +184,9 @@ Deno.test({
         await waitUntil("the price in the cache", async () => (await w.cache.get(flashPriceKey(productId))) !== null);
         const ttlMs = await w.cache.ttlMs(flashPriceKey(productId));
         assert.ok(ttlMs > 0 && ttlMs <= 2_000, `TTL ${ttlMs} ms`);
+        // Checkout's reader (orders charge this price) understands what the projection wrote.
+        const charged = await createSalePrices(w.cache, w.sql)([productId.toUpperCase()]);
+        assert.deepEqual(charged.get(productId), { saleId: sale.saleId, price: "59.90", currency: "EUR" });
         const res = await send(w, "GET", `/api/v1/flash-sales/${productId.toUpperCase()}`);
         assert.equal(res.status, 200);
         assert.equal(res.headers.get("cache-control"), "no-store");

@@ -14,4 +14,5 @@ export {
 } from "./start_flash_sales.ts";
 export { type FlashPrice, flashPriceKey } from "./flash_price_projection.ts";
 export type { FlashSaleView } from "./flash_sale_store.ts";
+export { createSalePrices } from "./sale_prices.ts";
 export { FLASH_SALE_LIMITS } from "./schemas.ts";

@@ -224,7 +224,9 @@ export const schemas: Readonly<Record<string, SchemaObject>> = {
           properties: {
             productId: uuid,
             qty: { type: "integer", minimum: 1, maximum: 1000 },
-            price: money("Unit price when ordered"),
+            price: money(
+              "Unit price when ordered: the running flash sale's price if the product was on sale, else the list price",
+            ),
           },
         },
       },

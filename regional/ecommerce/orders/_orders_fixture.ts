@@ -14,6 +14,7 @@ import { migrate } from "../../../shared/ports/sql_migrate.ts";
 import { createTestTokens, type TestTokens } from "../../../shared/testing/test_tokens.ts";
 import { cartMigrations, createCartRoutes } from "../cart/mod.ts";
 import { catalogMigrations } from "../catalog/mod.ts";
+import type { SalePrices } from "../contracts.ts";
 import { outboxMigrations } from "../outbox/mod.ts";
 import { createMemoryStock, createScriptedPayments, type MemoryStock, type ScriptedPayments } from "./_test_doubles.ts";
 import { createOrderRoutes, ordersMigrations } from "./mod.ts";
@@ -29,6 +30,8 @@ export interface Bench {
   readonly nudges: () => number;
   /** Product ids by name: `apple` (USD 25.00, 10 in stock), `pear` (USD 1.50, 100), `euro` (EUR 3.00, 10). */
   readonly products: { readonly apple: string; readonly pear: string; readonly euro: string };
+  /** Replaces the routes' flash-sale source (none by default: list prices). */
+  setSalePrices(source: SalePrices): void;
 }
 
 export async function migrateAll(sql: Sql): Promise<void> {
@@ -53,18 +56,21 @@ export async function createBench(sql: Sql, options: { readonly stockTimeoutMs?:
   const payments = createScriptedPayments();
   const tokens = await createTestTokens();
   let nudges = 0;
+  let salePrices: SalePrices = () => Promise.resolve(new Map());
   const app = createOrderRoutes({
     sql,
     verifier: tokens.verifier,
     stock,
     payments,
     nudgeOutbox: () => nudges++,
+    salePrices: (ids) => salePrices(ids),
     reservationTtlSec: 60,
     stockTimeoutMs: options.stockTimeoutMs ?? 2_000,
     paymentTimeoutMs: 2_000,
   });
   const carts = createCartRoutes({ sql, verifier: tokens.verifier });
-  return { sql, app, carts, stock, payments, tokens, nudges: () => nudges, products };
+  const setSalePrices = (source: SalePrices) => salePrices = source;
+  return { sql, app, carts, stock, payments, tokens, nudges: () => nudges, products, setSalePrices };
 }
 
 export interface Call {

@@ -1,7 +1,7 @@
 /** @module What the order context is given by the wiring, with every bound defaulted in one place. */
 import type { TokenVerifier } from "../../../shared/auth/mod.ts";
 import type { Sql } from "../../../shared/ports/mod.ts";
-import type { PaymentGateway, StockReservations } from "../contracts.ts";
+import type { PaymentGateway, SalePrices, StockReservations } from "../contracts.ts";
 import { RESERVATION_TTL_SEC_MAX } from "../inventory/mod.ts";
 
 export interface OrderRoutesDeps {
@@ -11,6 +11,11 @@ export interface OrderRoutesDeps {
   readonly payments: PaymentGateway;
   /** Wakes the outbox relay after a commit that appended events. */
   readonly nudgeOutbox: () => void;
+  /**
+   * The running flash sales: a product on sale is charged its sale price (flash_sales/sale_prices.ts).
+   * @default no sales: list prices only
+   */
+  readonly salePrices?: SalePrices;
   /** How long a reservation holds stock before it lapses unless paid; 1 to 3600 (inventory's max). @default 900 */
   readonly reservationTtlSec?: number;
   /** Bound on each inventory call (reserve, release, confirm, commit). @default 5000 */
@@ -32,6 +37,7 @@ export interface OrderContext {
   readonly stock: StockReservations;
   readonly payments: PaymentGateway;
   readonly nudgeOutbox: () => void;
+  readonly salePrices: SalePrices;
   readonly reservationTtlSec: number;
   readonly stockTimeoutMs: number;
   readonly paymentTimeoutMs: number;
@@ -53,6 +59,7 @@ export function orderContextOf(deps: OrderRoutesDeps): OrderContext {
     stock: deps.stock,
     payments: deps.payments,
     nudgeOutbox: deps.nudgeOutbox,
+    salePrices: deps.salePrices ?? (() => Promise.resolve(new Map())),
     reservationTtlSec: deps.reservationTtlSec ?? 900,
     stockTimeoutMs: deps.stockTimeoutMs ?? 5_000,
     paymentTimeoutMs: deps.paymentTimeoutMs ?? 30_000,

@@ -1,19 +1,18 @@
 /**
  * @module
- * Placing an order: price the items from the catalog, insert the order PENDING with its items and the
- * `order.created` event (one statement), reserve stock over the inventory port, then RESERVED (one statement,
- * or a transaction that also empties the cart) — or CANCELED with the `order.canceled` event when stock is
- * short. Round trips are counted here on purpose: on this platform each costs more CPU than its SQL.
+ * Placing an order: price the items from the catalog (a product in a running flash sale at its sale price),
+ * insert the order PENDING with its items and the `order.created` event (one statement), reserve stock over the
+ * inventory port, then RESERVED (one statement, or a transaction that also empties the cart) — or CANCELED with
+ * the `order.canceled` event when stock is short. Round trips are counted here on purpose: on this platform each costs more CPU than its SQL.
  */
 import type { Principal } from "../../../shared/auth/mod.ts";
 import { orderCreated } from "../../../shared/contracts/events/ecommerce.ts";
 import { AMOUNT_MAX_UNITS, formatMoney, multiplyMoneyUnits } from "../../../shared/contracts/money.ts";
 import { ProblemError } from "../../../shared/contracts/problem.ts";
 import { log } from "../../../shared/observability/mod.ts";
-import type { SqlExecutor } from "../../../shared/ports/sql.ts";
 import { clearCart, getCartItemsForCheckout } from "../cart/mod.ts";
 import { getPricesByIds } from "../catalog/mod.ts";
-import type { ReserveOutcome } from "../contracts.ts";
+import type { ReserveOutcome, SalePrice } from "../contracts.ts";
 import { envelopeFor, outboxRowOf } from "../outbox/mod.ts";
 import { ORDER_PRODUCER, type OrderContext } from "./order_deps.ts";
 import { writeCancel } from "./order_actions.ts";
@@ -106,7 +105,7 @@ async function place(
 ): Promise<OrderView> {
   const cartId = "cartId" in body ? body.cartId : undefined;
   const requested = "cartId" in body ? await cartLines(ctx, principal, body.cartId) : body.items;
-  const priced = await priceLines(ctx.sql, requested);
+  const priced = await priceLines(ctx, requested);
   const pending = await insertPending(ctx, principal, priced, claim);
   return await reserveAndConfirm(ctx, principal, pending, priced.items, cartId, setOutcome);
 }
@@ -248,12 +247,16 @@ async function cartLines(ctx: OrderContext, principal: Principal, cartId: string
   return lines.map((l) => ({ productId: l.productId.toLowerCase(), qty: l.qty }));
 }
 
-/** Prices every line from the catalog: one currency per order, every product known, total within bounds. */
+/**
+ * Prices every line: a product in a running flash sale at its sale price, any other at its catalog price. One
+ * currency per order, every product known, total within bounds. The catalog and the sales are read together.
+ */
 async function priceLines(
-  sql: SqlExecutor,
+  ctx: OrderContext,
   lines: readonly RequestedLine[],
 ): Promise<{ items: OrderItemView[]; totalAmount: string; currency: string }> {
-  const products = await getPricesByIds(sql, lines.map((l) => l.productId));
+  const ids = lines.map((l) => l.productId);
+  const [products, sales] = await Promise.all([getPricesByIds(ctx.sql, ids), salePricesOf(ctx, ids)]);
   const items: OrderItemView[] = [];
   for (const line of lines) {
     const product = products.get(line.productId);
@@ -263,7 +266,11 @@ async function priceLines(
         `Product "${line.productId}" does not exist; remove it from the order or check the id`,
       );
     }
-    items.push({ productId: line.productId, qty: line.qty, price: product.price });
+    // A sale is priced in its product's currency when it starts; a product re-priced in another currency
+    // since then is sold at its list price.
+    const sale = sales.get(line.productId);
+    const price = sale && sale.currency === product.currency ? sale.price : product.price;
+    items.push({ productId: line.productId, qty: line.qty, price });
   }
   const currencies = [...new Set(lines.map((l) => products.get(l.productId)!.currency))];
   if (currencies.length > 1) {
@@ -284,6 +291,20 @@ async function priceLines(
     );
   }
   return { items, totalAmount, currency: currencies[0] };
+}
+
+/** The running sales of `ids`; when they cannot be known, the order is refused before anything is written. */
+async function salePricesOf(ctx: OrderContext, ids: readonly string[]): Promise<ReadonlyMap<string, SalePrice>> {
+  try {
+    return await ctx.salePrices(ids);
+  } catch (error) {
+    throw new ProblemError(
+      "COMMON.UPSTREAM_UNAVAILABLE",
+      "Flash sale prices cannot be read right now, so the order cannot be priced; retry the request (the same " +
+        "Idempotency-Key is fine)",
+      { cause: error, headers: { "retry-after": "2" } },
+    );
+  }
 }
 
 /**
