@@ -83,8 +83,17 @@ export async function startFlashPriceProjection(options: FlashPriceProjectionOpt
         if (envelope.eventType === flashSaleStarted.eventType) {
           const sale = envelope.payload as FlashPrice;
           const ttlMs = Math.ceil(Date.parse(sale.endsAt) - now());
-          // A start read after its end (a lagging consumer) sets nothing: the sale is over.
-          if (ttlMs > 0) await cache.set(flashPriceKey(sale.productId), JSON.stringify(sale), { ttlMs });
+          // A start read after its end (a lagging consumer) sets nothing and announces nothing: the sale is over.
+          // Starts and ends travel on two topics, so its end may have been broadcast already, and a late "started"
+          // would be every client's last word on a sale that no longer runs.
+          if (ttlMs <= 0) {
+            log.info("a flash sale start was read after the sale ended; not priced, not broadcast", {
+              saleId: sale.saleId,
+              productId: sale.productId,
+            });
+            return;
+          }
+          await cache.set(flashPriceKey(sale.productId), JSON.stringify(sale), { ttlMs });
           await broadcast(envelope.eventId, "flash_sale.started", { ...sale });
         } else {
           const ended = envelope.payload as { saleId: string; productId: string; endedAt: string };

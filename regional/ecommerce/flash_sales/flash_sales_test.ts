@@ -3,13 +3,14 @@ import type { Hono } from "hono";
 import { createMemoryCache, createMemoryEventLog } from "../../../shared/adapters/memory/mod.ts";
 import { createPgliteSql } from "../../../shared/adapters/pglite/mod.ts";
 import { flashSaleStarted } from "../../../shared/contracts/events/ecommerce.ts";
+import { flashSaleEnded } from "../../../shared/contracts/events/pricing.ts";
 import { ProblemError } from "../../../shared/contracts/problem.ts";
 import { type Cache, dlqTopicOf, type EventLog, type IncomingRecord, type Sql } from "../../../shared/ports/mod.ts";
 import { migrate } from "../../../shared/ports/sql_migrate.ts";
 import { createServiceApp } from "../../../shared/runtime/mod.ts";
 import { createTestTokens } from "../../../shared/testing/test_tokens.ts";
 import { createCatalogRoutes } from "../catalog/mod.ts";
-import { outboxMigrations, type OutboxRelay, startOutboxRelay } from "../outbox/mod.ts";
+import { envelopeFor, outboxMigrations, type OutboxRelay, startOutboxRelay } from "../outbox/mod.ts";
 import { catalogMigrations } from "../catalog/mod.ts";
 import { openSse, type SseEvent, waitUntil } from "./_sse_client_for_test.ts";
 import { recordBroadcast } from "./broadcast_log.ts";
@@ -312,6 +313,38 @@ Deno.test({
           );
         } finally {
           await sub.close();
+        }
+      });
+
+      await t.step("a start read after its sale ended is neither priced nor broadcast; its end is", async () => {
+        const client = await openSse(`${w.processes[0].url}/sse/flash-sales`);
+        try {
+          const productId = await createProduct(w);
+          const sale = {
+            saleId: crypto.randomUUID(),
+            productId,
+            price: "10.00",
+            currency: "EUR",
+            endsAt: new Date(Date.now() - 1_000).toISOString(),
+          };
+          // The end was read first (it travels on its own topic), then the late start.
+          const ended = { saleId: sale.saleId, productId, endedAt: new Date().toISOString() };
+          await w.eventLog.publish(flashSaleEnded.eventType, [{
+            key: productId,
+            value: JSON.stringify(envelopeFor(flashSaleEnded, ended, "test")),
+          }]);
+          await client.waitForEvents(1, ofProduct(productId), 5_000);
+          await w.eventLog.publish(flashSaleStarted.eventType, [{
+            key: productId,
+            value: JSON.stringify(envelopeFor(flashSaleStarted, sale, "test")),
+          }]);
+          // A live sale published after it is broadcast, so the late start had its chance to arrive first.
+          const next = await startSale(w, await createProduct(w), 30);
+          await client.waitForEvents(1, ofProduct(next.productId), 5_000);
+          assert.deepEqual(client.events.filter(ofProduct(productId)).map((e) => e.event), ["flash_sale.ended"]);
+          assert.equal(await w.cache.get(flashPriceKey(productId)), null);
+        } finally {
+          await client.close();
         }
       });
 
