@@ -4,7 +4,8 @@
  * `If-None-Match` matches on a GET); a stale one is served while one background refresh runs, but only
  * while the region's invalidation stream is up (so a missed purge is bounded by the TTL alone); anything
  * else goes to a region, and a storable 200 is kept. Fills strip the client's conditional headers so the
- * region always answers with a body to store.
+ * region always answers with a body to store. An entry's ETag is the region's own when it sent one (a product's
+ * `"v7"`, which its writes compare `If-Match` with), else a hash of the body.
  *
  * A hit is the hot path (issue 5 asks for 10,000 req/s): its answer is built in one `new Response` from a
  * header list prepared at fill time, trace headers included, and its headers are never touched afterwards
@@ -74,6 +75,9 @@ export interface CachedReads {
 
 /** Conditional request headers: a fill must get a full body, whatever the client holds. */
 const CONDITIONAL = ["if-none-match", "if-modified-since", "if-match", "if-unmodified-since", "if-range"];
+/** An entity tag as RFC 9110 section 8.8.3 spells it; a region's ETag that is not one gives way to the body's hash. */
+const ENTITY_TAG = /^(?:W\/)?"[\x21\x23-\x7e\x80-\xff]*"$/;
+
 /** Response headers set per answer (or added once per entry: etag, region), never stored as the region sent them. */
 const PER_RESPONSE = new Set([
   "age",
@@ -150,7 +154,10 @@ export function createCachedReads(deps: CachedReadDeps): CachedReads {
     }
     const answered = response.headers.get("x-bv-region") ?? "";
     const key = `${answered} ${read.keyBase}`;
-    const etag = await etagOf(body.bytes);
+    // The region's validator is kept, not replaced by the hash: the catalog compares a write's If-Match with the
+    // ETag of its reads, so a client that read through this cache must get that one to send back.
+    const regionEtag = response.headers.get("etag");
+    const etag = regionEtag !== null && ENTITY_TAG.test(regionEtag) ? regionEtag : await etagOf(body.bytes);
     const headers: [string, string][] = [];
     for (const [name, value] of response.headers) if (!PER_RESPONSE.has(name)) headers.push([name, value]);
     headers.push(["etag", etag], ["x-bv-region", answered]);

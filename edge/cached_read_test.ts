@@ -87,6 +87,37 @@ Deno.test("edge answers 304 when the client's If-None-Match matches the cached E
   }
 });
 
+Deno.test("edge keeps the region's ETag (a product's version) on cached answers and revalidates with it", async () => {
+  const { region, edge, clock } = setup();
+  try {
+    region.state.answerHeaders = { etag: '"v1"' };
+    const first = await read(edge, "/api/v1/products/p1");
+    assert.equal(first.cache, "MISS");
+    assert.equal(first.etag, '"v1"', "a client that reads through the cache can send it back in If-Match");
+    const hit = await read(edge, "/api/v1/products/p1");
+    assert.equal(hit.cache, "HIT");
+    assert.equal(hit.etag, '"v1"');
+    const revalidated = await read(edge, "/api/v1/products/p1", { headers: { "if-none-match": '"v1"' } });
+    assert.equal(revalidated.status, 304);
+    assert.equal(revalidated.etag, '"v1"');
+    // A refreshed entry takes the region's new tag with the new body.
+    region.state.versions.set("p1", 2);
+    region.state.answerHeaders = { etag: '"v2"' };
+    clock.ms += TTL_MS + 1;
+    assert.equal((await read(edge, "/api/v1/products/p1")).etag, '"v1"', "the stale answer keeps its own tag");
+    await eventually("the background refresh", async () => (await read(edge, "/api/v1/products/p1")).cache === "HIT");
+    const fresh = await read(edge, "/api/v1/products/p1");
+    assert.equal(fresh.body.version, 2);
+    assert.equal(fresh.etag, '"v2"');
+    // A value that is not an entity tag is not passed on as one: the body's hash replaces it.
+    region.state.answerHeaders = { etag: "v3 unquoted" };
+    const other = await read(edge, "/api/v1/products/p2");
+    assert.match(other.etag ?? "", /^"[A-Za-z0-9_-]{22}"$/);
+  } finally {
+    await teardown(edge, region);
+  }
+});
+
 Deno.test("edge serves a stale entry while one background refresh fetches the new one", async () => {
   const { region, edge, clock } = setup();
   try {

@@ -93,4 +93,20 @@ export const catalogMigrations: readonly { id: string; sql: string }[] = [
       end $$;
     `,
   },
+  {
+    id: "ecommerce-catalog-003",
+    sql: `
+      -- Text search (GET /api/v1/products?q=) is name or description ILIKE '%q%': a leading wildcard rules out a
+      -- b-tree, so every search that does not fill its page early read the whole table. A trigram GIN index serves
+      -- ILIKE with wildcards anywhere; with one per column the planner ORs them (a BitmapOr) for the store's query.
+      -- pg_trgm is in PostgreSQL's contrib package and is trusted (PostgreSQL 13+: a user with CREATE on the database
+      -- may create it); the PGlite adapter loads it. It runs in a replica region too: the writer guard refuses DML
+      -- on products, not DDL, and logical replication carries rows, not indexes. Not CONCURRENTLY (a migration is
+      -- one transaction): the build holds off writes to products (the replication apply worker's included) until it
+      -- ends.
+      create extension if not exists pg_trgm;
+      create index if not exists products_name_trgm on products using gin (name gin_trgm_ops);
+      create index if not exists products_description_trgm on products using gin (description gin_trgm_ops);
+    `,
+  },
 ];

@@ -16,6 +16,8 @@ export {
 } from "./product_store.ts";
 export {
   gqlProductCacheKey,
+  gqlProductVersionKey,
+  invalidateCachedAggregate,
   invalidateCachedProduct,
   PRODUCT_CACHE_TTL_MS,
   PRODUCT_VERSION_MARK_TTL_MS,

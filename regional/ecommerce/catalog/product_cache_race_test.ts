@@ -90,7 +90,11 @@ async function staleFillScenario(cache: Cache): Promise<void> {
     const next = await readProductThroughCache(w.sql, cache, product.id);
     assert.equal(next.price, "42.00", "the next reader gets the new price, not the one the stalled reader read");
     assert.equal(cachedAfterFill, null, "the stalled fill was refused: the product changed after it was read");
-    assert.equal(JSON.parse((await cache.get(productCacheKey(product.id)))!).price, "42.00", "the fresh read fills");
+    assert.equal(
+      JSON.parse((await cache.get(productCacheKey(product.id)))!).product.price,
+      "42.00",
+      "the fresh read fills",
+    );
     assert.equal((await readProductThroughCache(w.sql, cache, product.id)).price, "42.00");
   });
 }
@@ -118,7 +122,7 @@ Deno.test({
       await send(w, "PATCH", `/api/v1/products/${product.id}`, { price: "42.00" });
       // The event is still on its way: a reader fills with the new row (version 2) meanwhile.
       assert.equal((await readProductThroughCache(w.sql, cache, product.id)).price, "42.00");
-      assert.equal(JSON.parse((await cache.get(productCacheKey(product.id)))!).price, "42.00");
+      assert.equal(JSON.parse((await cache.get(productCacheKey(product.id)))!).product.price, "42.00");
       await relayNewestEvent(w, eventLog, product.id);
       await waitFor("product:{id} deleted", async () => (await cache.get(productCacheKey(product.id))) === null);
       assert.equal((await readProductThroughCache(w.sql, cache, product.id)).price, "42.00");

@@ -4,7 +4,9 @@
  * `ecommerce.product.product.updated.v1` to the outbox in the same transaction, and a price (or currency)
  * change closes the current `product_price_history` row and opens the next one in that transaction too
  * (SCD2: `valid_to` of the old row equals `valid_from` of the new one, one instant read after the product's
- * row lock was taken, so the rows follow the order in which changes took the lock).
+ * row lock was taken, so the rows follow the order in which changes took the lock). A write may be conditional on
+ * the version its client read (`If-Match`): the update statement itself names that version, so it cannot overwrite a
+ * change it did not see.
  */
 import { productUpdated } from "../../../shared/contracts/events/ecommerce.ts";
 import { ProblemError } from "../../../shared/contracts/problem.ts";
@@ -12,6 +14,7 @@ import type { Sql, SqlExecutor } from "../../../shared/ports/sql.ts";
 import { SqlError } from "../../../shared/ports/sql_values.ts";
 import { appendToOutbox, envelopeFor } from "../outbox/mod.ts";
 import { decodeCursor, encodeCursor } from "./cursor.ts";
+import { productEtag, type VersionPrecondition } from "./product_etag.ts";
 import { PRODUCT_LIMITS, type ProductChanges } from "./schemas.ts";
 
 /** The public shape of a product (REST, GraphQL, orders). Money is a decimal string. */
@@ -210,7 +213,7 @@ function assertValidFilter(filter: ProductFilter): void {
 }
 
 /** Creates a product with its first price-history row and a product.updated event, in one transaction. */
-export async function createProduct(sql: Sql, product: NewProduct, actor: string): Promise<ProductView> {
+export async function createProduct(sql: Sql, product: NewProduct, actor: string): Promise<VersionedProduct> {
   try {
     return await sql.transaction(async (tx) => {
       const [row] = await tx.query<VersionedProductRow>`
@@ -221,7 +224,7 @@ export async function createProduct(sql: Sql, product: NewProduct, actor: string
                   updated_at, version`;
       await openPrice(tx, row.id, product.price, product.currency, actor);
       await announce(tx, row);
-      return viewOf(row);
+      return { product: viewOf(row), version: row.version };
     });
   } catch (error) {
     // The id is a fresh random UUID, so a unique violation on anything but the primary key is the sku.
@@ -237,20 +240,28 @@ export async function createProduct(sql: Sql, product: NewProduct, actor: string
 
 /**
  * Applies `changes` to product `id` under a row lock. A change that alters nothing writes nothing (no new
- * version, no event); otherwise the version goes up and the event is appended.
+ * version, no event); otherwise the version goes up and the event is appended. With `precondition` listing
+ * versions (`If-Match`), a product at none of them is a 412 problem and nothing is written, a no-op included.
  */
 export async function updateProduct(
   sql: Sql,
   id: string,
   changes: ProductChanges,
   actor: string,
-): Promise<ProductView> {
+  precondition: VersionPrecondition = { any: true },
+): Promise<VersionedProduct> {
   if (!isUuid(id)) throw productNotFound(id);
+  // Null: any version. Otherwise the versions the update may apply to, checked by the update statement itself.
+  const expected = "versions" in precondition ? [...precondition.versions] : null;
   return await sql.transaction(async (tx) => {
-    const [current] = await tx.query<ProductRow>`
-      select id::text as id, sku, name, description, category, price::text as price, currency, created_at, updated_at
+    const [current] = await tx.query<VersionedProductRow>`
+      select id::text as id, sku, name, description, category, price::text as price, currency, created_at, updated_at,
+             version
       from products where id = ${id}::uuid for update`;
+    // A missing product is a 404 whatever If-Match says (RFC 9110 section 13.2.1: no precondition for a 404).
     if (!current) throw productNotFound(id);
+    // Under the row lock, so no change can land between this check and the update; it also refuses a no-op.
+    if (expected !== null && !expected.includes(current.version)) throw versionMismatch(id, current.version);
     const next = {
       name: changes.name ?? current.name,
       description: changes.description ?? current.description,
@@ -262,17 +273,28 @@ export async function updateProduct(
     const priceChanged = cents(next.price) !== cents(current.price) || next.currency !== current.currency;
     const changed = priceChanged || next.name !== current.name || next.description !== current.description ||
       next.category !== current.category;
-    if (!changed) return viewOf(current);
+    if (!changed) return { product: viewOf(current), version: current.version };
+    // The write names the version it builds on: the precondition holds in the statement that changes the row, not
+    // only in the read before it (which holds it too, for as long as the lock above is taken).
     const [row] = await tx.query<VersionedProductRow>`
       update products set name = ${next.name}, description = ${next.description}, category = ${next.category},
         price = ${next.price}::numeric, currency = ${next.currency}, updated_at = now(), version = version + 1
-      where id = ${id}::uuid
+      where id = ${id}::uuid and (${expected}::int[] is null or version = any(${expected}::int[]))
       returning id::text as id, sku, name, description, category, price::text as price, currency, created_at,
                 updated_at, version`;
+    if (!row) throw versionMismatch(id, current.version);
     if (priceChanged) await replacePrice(tx, id, next.price, next.currency, actor);
     await announce(tx, row);
-    return viewOf(row);
+    return { product: viewOf(row), version: row.version };
   });
+}
+
+function versionMismatch(id: string, current: number): ProblemError {
+  return new ProblemError(
+    "ECOMMERCE.PRODUCT_VERSION_MISMATCH",
+    `Product "${id}" changed since you read it: If-Match names none of its current version ${productEtag(current)}; ` +
+      `read it again with GET /api/v1/products/${id}, apply your change to what it shows and send its ETag`,
+  );
 }
 
 /** The newest `limit` price rows of a product, newest first; a 404 problem when it does not exist. */

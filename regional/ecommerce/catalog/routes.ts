@@ -1,7 +1,8 @@
 /**
  * @module
  * The catalog REST API (seed 003 section 4). Reads are public; writes need an ADMIN access token. Paths are
- * absolute, so the wiring mounts the app at "/".
+ * absolute, so the wiring mounts the app at "/". A product answers with a strong ETag of its row version
+ * (product_etag.ts); `If-Match` makes a replace or patch conditional on it, `If-None-Match` makes a read a 304.
  */
 import { type Context, Hono } from "hono";
 import { type AuthEnv, requireAuth } from "../../../shared/auth/require_auth.ts";
@@ -10,7 +11,8 @@ import { readJson } from "../../../shared/http/json_body.ts";
 import { installProblemHandlers } from "../../../shared/http/problem_response.ts";
 import type { Cache, Sql } from "../../../shared/ports/mod.ts";
 import { readQuery } from "./_query.ts";
-import { readProductThroughCache } from "./product_cache.ts";
+import { readVersionedProductThroughCache } from "./product_cache.ts";
+import { ifNoneMatchHits, parseIfMatch, productEtag } from "./product_etag.ts";
 import {
   createProduct,
   getPriceHistory,
@@ -45,9 +47,9 @@ export function createCatalogRoutes(deps: CatalogRoutesDeps): Hono {
 
   app.post("/api/v1/products", admin, async (c) => {
     const body = await readJson(c, createProductSchema);
-    const product = await createProduct(sql, body, c.get("principal").userId);
+    const { product, version } = await createProduct(sql, body, c.get("principal").userId);
     nudgeOutbox();
-    return c.json(product, 201, { location: `/api/v1/products/${product.id}` });
+    return c.json(product, 201, { location: `/api/v1/products/${product.id}`, etag: productEtag(version) });
   });
 
   app.get("/api/v1/products", async (c) => {
@@ -56,17 +58,25 @@ export function createCatalogRoutes(deps: CatalogRoutesDeps): Hono {
   });
 
   app.get("/api/v1/products/:id", async (c) => {
-    return c.json(await readProductThroughCache(sql, cache, c.req.param("id")));
+    // The ETag comes with the product from the same read (a cache entry holds its version), never from a second one.
+    const { product, version } = await readVersionedProductThroughCache(sql, cache, c.req.param("id"));
+    const etag = productEtag(version);
+    if (ifNoneMatchHits(c.req.header("if-none-match"), version)) return c.body(null, 304, { etag });
+    return c.json(product, 200, { etag });
   });
 
   const replace = async (c: Context<AuthEnv>, partial: boolean) => {
     const id = c.req.param("id") ?? "";
     // An id that can name no product answers 404 before the body is judged, like GET does.
     if (!isUuid(id)) throw productNotFound(id);
+    // Without If-Match the write applies to whatever version is current, as it always did (clients that predate
+    // ETags depend on it); with it, to one of the versions it names.
+    const ifMatch = c.req.header("if-match");
+    const precondition = ifMatch === undefined ? undefined : parseIfMatch(ifMatch);
     const changes = partial ? await readJson(c, patchProductSchema) : await readJson(c, replaceProductSchema);
-    const product = await updateProduct(sql, id, changes, c.get("principal").userId);
+    const { product, version } = await updateProduct(sql, id, changes, c.get("principal").userId, precondition);
     nudgeOutbox();
-    return c.json(product);
+    return c.json(product, 200, { etag: productEtag(version) });
   };
   app.put("/api/v1/products/:id", admin, (c) => replace(c, false));
   app.patch("/api/v1/products/:id", admin, (c) => replace(c, true));

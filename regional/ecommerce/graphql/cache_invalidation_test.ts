@@ -1,7 +1,7 @@
 /**
  * `gql:product:{id}` invalidation on real Kafka and Redis, where the event log hands the consumer batches:
- * every product named by a stock.adjusted event loses its entry, a malformed record is skipped, and a
- * product no event names keeps its entry. Topics and groups are namespaced per run.
+ * every product named by a stock.adjusted event loses its entry and has its aggregate mark raised, a malformed
+ * record is skipped, and a product no event names keeps its entry. Topics and groups are namespaced per run.
  */
 import assert from "node:assert/strict";
 import { createKafkaEventLog } from "../../../shared/adapters/kafka/mod.ts";
@@ -11,6 +11,7 @@ import { stockAdjusted } from "../../../shared/contracts/events/ecommerce.ts";
 import { prefixedEventLog } from "../../../shared/ports/prefixed_event_log.ts";
 import { realInfra } from "../../../shared/testing/real_infra.ts";
 import { uniqueName } from "../../../shared/testing/unique.ts";
+import { gqlProductVersionKey } from "../catalog/mod.ts";
 import { startGraphqlCacheInvalidation } from "./cache_invalidation.ts";
 import { gqlProductCacheKey } from "./product_cache.ts";
 
@@ -37,6 +38,7 @@ Deno.test({
     const cache = createRedisCache({ url: realInfra.redisUrl, keyPrefix: `${run}:` });
     const [a, b, untouched] = [crypto.randomUUID(), crypto.randomUUID(), crypto.randomUUID()];
     const keys = [a, b, untouched].map(gqlProductCacheKey);
+    const marks = [a, b, untouched].map(gqlProductVersionKey);
     try {
       await eventLog.ensureTopics([{ name: stockAdjusted.eventType, partitions: 1 }]);
       const subscription = await startGraphqlCacheInvalidation({ eventLog, cache, groupId: "graphql-cache" });
@@ -56,11 +58,14 @@ Deno.test({
           await new Promise((resolve) => setTimeout(resolve, 50));
         }
         assert.equal(await cache.get(keys[2]), '{"cached":true}', "a product no event names keeps its entry");
+        // Raised before the delete: a GraphQL fill that read before the events (mark 0) can no longer land.
+        assert.ok(Number(await cache.get(marks[0])) >= 1 && Number(await cache.get(marks[1])) >= 1);
+        assert.equal(await cache.get(marks[2]), null);
       } finally {
         await subscription.close();
       }
     } finally {
-      await cache.del(...keys);
+      await cache.del(...keys, ...marks);
       await kafka.close();
       await cache.close();
     }

@@ -5,6 +5,7 @@ import { createTestDatabase } from "../../../shared/testing/pg_database.ts";
 import { realInfra } from "../../../shared/testing/real_infra.ts";
 import { uniqueName } from "../../../shared/testing/unique.ts";
 import { graphqlApp, insertProduct, migrateForGraphql, post, type TestProduct } from "./_fixture_for_test.ts";
+import { gqlProductVersionKey } from "../catalog/mod.ts";
 import { GQL_PRODUCT_CACHE, gqlProductCacheKey } from "./mod.ts";
 
 Deno.test("on real Postgres and Redis, the second product(id) read is served from gql:product:{id}", {
@@ -42,7 +43,8 @@ Deno.test("on real Postgres and Redis, the second product(id) read is served fro
     assert.deepEqual(second.body, first.body);
     assert.equal(statements(), 0, "every aggregate came from Redis");
   } finally {
-    await cache.del(...products.map((p) => gqlProductCacheKey(p.id)));
+    // The entries and the aggregate marks their fills wrote.
+    await cache.del(...products.flatMap((p) => [gqlProductCacheKey(p.id), gqlProductVersionKey(p.id)]));
     await cache.close();
     await sql.close();
     await database.drop();

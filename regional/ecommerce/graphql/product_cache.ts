@@ -1,18 +1,20 @@
 /**
  * @module
  * The short-lived cache of aggregated product reads (seed 003 section 7: `gql:product:{id}`, 30 s TTL).
- * One entry holds what `product(id)` and `productInventory(id)` answer: the product and its stock. The
- * catalog deletes the entry when it consumes `product.updated`; stock changes are picked up when the TTL
- * runs out, which is why the TTL is short. The cache is an optimisation only: when it is slow, down or
- * holds garbage, reads fall through to SQL.
+ * One entry holds what `product(id)` and `productInventory(id)` answer: the product and its stock. It is
+ * invalidated when a product changes (the catalog's consumer and the invalidation stream, on `product.updated`)
+ * and when its stock changes (ours, `cache_invalidation.ts`, and the invalidation stream, on `stock.adjusted`,
+ * which every reservation, release, expiry, fulfilment and adjustment announces). The TTL bounds staleness
+ * only if an invalidation is lost. The cache is an optimisation only: when it is slow, down or holds garbage,
+ * reads fall through to SQL.
  *
- * Fills cannot go backwards past a product change: they are guarded by the catalog's version mark
- * `product:{id}:v`, which consuming product.updated raises as it deletes this entry (`invalidateCachedProduct`).
- * A miss reads the mark BEFORE its SQL read, and the fill stores only if the mark has not risen since
- * (`setUnlessStale` with that version): a reader that stalled between its SQL read and its write, while the product
- * changed and the change was consumed, is refused instead of serving the old product for the TTL. (The catalog's
- * batch read carries no row version; the mark as it stood before the read orders the fill just as well.) Stock
- * changes only delete the entry (no mark): a stalled fill may bring old stock back, for at most the 30 s TTL.
+ * Fills cannot go backwards past either kind of change: they are guarded by the aggregate's own mark
+ * `gql:product:{id}:v`, which every invalidation of the entry raises by one before it deletes the entry
+ * (the catalog's `invalidateCachedAggregate`). A miss reads the mark BEFORE its SQL reads, and the fill stores
+ * only if the mark has not risen since (`setUnlessStale` with that count): a reader that stalled between its
+ * SQL read and its write, while the product or its stock changed and the change was consumed, is refused
+ * instead of serving the old product or the old stock for the TTL. (Stock changes carry no version, so the mark
+ * counts invalidations rather than holding a row version; the count as it stood before the read orders the fill.)
  */
 import client from "prom-client";
 import { z } from "zod";
@@ -20,8 +22,8 @@ import type { Cache } from "../../../shared/ports/cache.ts";
 import { log, metrics } from "../../../shared/observability/mod.ts";
 import {
   gqlProductCacheKey as catalogGqlProductCacheKey,
+  gqlProductVersionKey,
   PRODUCT_VERSION_MARK_TTL_MS,
-  productVersionKey,
 } from "../catalog/mod.ts";
 import { withTimeout } from "./_timeout.ts";
 import type { ProductAggregate } from "./product_loaders.ts";
@@ -40,8 +42,8 @@ export function gqlProductCacheKey(id: string): string {
 }
 
 /**
- * What a miss hands to the fill after its SQL read: the product's version mark as it stood before that read
- * (0 when there was none). Only a read that started after {@linkcode lookUpCachedProduct} resolved may fill with it.
+ * What a miss hands to the fill after its SQL reads: the aggregate's mark as it stood before them (0 when there was
+ * none). Only reads that started after {@linkcode lookUpCachedProduct} resolved may fill with it.
  */
 export interface FillGuard {
   readonly productId: string;
@@ -109,17 +111,17 @@ export async function lookUpCachedProduct(cache: Cache, id: string): Promise<Cac
   return { hit: { product: parsed.data.product, inventory: parsed.data.inventory } };
 }
 
-/** The product's version mark now (0 when it has none), or undefined when it cannot be read: then no fill. */
+/** The aggregate's mark now (0 when it has none), or undefined when it cannot be read: then no fill. */
 async function fillGuardOf(cache: Cache, productId: string): Promise<FillGuard | undefined> {
   try {
     const mark = await withTimeout(
-      cache.get(productVersionKey(productId)),
+      cache.get(gqlProductVersionKey(productId)),
       GQL_PRODUCT_CACHE.CALL_TIMEOUT_MS,
       "the cache",
     );
     const markVersion = mark === null ? 0 : Number(mark);
     if (Number.isSafeInteger(markVersion) && markVersion >= 0) return { productId, markVersion };
-    log.warn("graphql cache skips the fill: the product's version mark is not a version", { productId });
+    log.warn("graphql cache skips the fill: the aggregate's mark is not a count", { productId });
   } catch (error) {
     log.warn("graphql cache skips the fill: the version mark could not be read", { productId, error: String(error) });
   }
@@ -127,8 +129,8 @@ async function fillGuardOf(cache: Cache, productId: string): Promise<FillGuard |
 }
 
 /**
- * Stores the aggregate for {@linkcode GQL_PRODUCT_CACHE}.TTL_MS unless the product changed (and the change was
- * consumed) since `guard` was taken; resolves whether it stored. A failure is logged, never thrown.
+ * Stores the aggregate for {@linkcode GQL_PRODUCT_CACHE}.TTL_MS unless the product or its stock changed (and the
+ * change was consumed) since `guard` was taken; resolves whether it stored. A failure is logged, never thrown.
  */
 export async function writeCachedProduct(
   cache: Cache,
@@ -145,7 +147,7 @@ export async function writeCachedProduct(
     return await withTimeout(
       cache.setUnlessStale(gqlProductCacheKey(productId), JSON.stringify(entry), {
         ttlMs: GQL_PRODUCT_CACHE.TTL_MS,
-        markKey: productVersionKey(productId),
+        markKey: gqlProductVersionKey(productId),
         version: guard.markVersion,
         markTtlMs: PRODUCT_VERSION_MARK_TTL_MS,
       }),

@@ -1,20 +1,24 @@
 /**
  * The `gql:product:{id}` fill race, replayed step by step on the memory cache and on real Redis: a GraphQL read
- * misses, reads the product, and stalls before its fill; the product changes and its product.updated is consumed
- * (`invalidateCachedProduct`: the version mark `product:{id}:v` rises, the entry goes); then the stalled fill
- * arrives. It must not put the old product back for the 30 s TTL.
+ * misses, reads the product and its stock, and stalls before its fill; the product or its stock changes and the
+ * change is consumed (the aggregate's mark `gql:product:{id}:v` rises, the entry goes); then the stalled fill
+ * arrives. It must not put the old product, or the old stock, back for the 30 s TTL.
  */
 import assert from "node:assert/strict";
 import type { Hono } from "hono";
 import { createMemoryCache } from "../../../shared/adapters/memory/mod.ts";
 import { createPgliteSql } from "../../../shared/adapters/pglite/mod.ts";
 import type { Cache } from "../../../shared/ports/cache.ts";
+import { stockAdjusted } from "../../../shared/contracts/events/ecommerce.ts";
+import type { BatchSubscribeOptions, EventLog, SubscribeOptions } from "../../../shared/ports/event_log.ts";
 import type { Row, Sql, SqlValue } from "../../../shared/ports/sql.ts";
 import { withScratchRedis } from "../../../shared/testing/scratch_redis.ts";
 import { uniqueName } from "../../../shared/testing/unique.ts";
-import { invalidateCachedProduct, productVersionKey } from "../catalog/mod.ts";
+import { gqlProductVersionKey, invalidateCachedProduct, productVersionKey } from "../catalog/mod.ts";
+import { reserveStock } from "../inventory/mod.ts";
+import { startInvalidations } from "../invalidations/mod.ts";
 import { insertProduct, migrateForGraphql, post } from "./_fixture_for_test.ts";
-import { createGraphqlRoutes, gqlProductCacheKey } from "./mod.ts";
+import { createGraphqlRoutes, gqlProductCacheKey, startGraphqlCacheInvalidation } from "./mod.ts";
 
 const opts = { sanitizeResources: false, sanitizeOps: false };
 
@@ -131,6 +135,118 @@ for (
   Deno.test({ ...opts, name: `[redis] ${name}`, fn: () => withScratchRedis(scenario) });
 }
 
+/** An event log whose records the test hands over itself, in batches (as Kafka) or one at a time. */
+function handDeliveredLog(
+  batches: boolean,
+): { eventLog: EventLog; deliver(key: string, value: string): Promise<void> } {
+  let one: SubscribeOptions["handler"] | undefined;
+  let many: BatchSubscribeOptions["handler"] | undefined;
+  const joined = { ready: Promise.resolve(), close: () => Promise.resolve() };
+  const eventLog: EventLog = {
+    ensureTopics: () => Promise.resolve(),
+    publish: () => Promise.reject(new Error("This log only delivers what the test hands it")),
+    subscribe: (options) => {
+      one = options.handler;
+      return Promise.resolve(joined);
+    },
+    ...(batches
+      ? {
+        subscribeBatches: (options: BatchSubscribeOptions) => {
+          many = options.handler;
+          return Promise.resolve(joined);
+        },
+      }
+      : {}),
+    ping: () => Promise.resolve(),
+    close: () => Promise.resolve(),
+  };
+  let offset = 0;
+  return {
+    eventLog,
+    async deliver(key, value) {
+      const at = offset++;
+      const record = {
+        topic: stockAdjusted.eventType,
+        partition: 0,
+        offset: String(at),
+        key,
+        value,
+        headers: {},
+        timestampMs: at,
+      };
+      if (many) await many([record]);
+      else if (one) await one(record);
+      else throw new Error("Nothing subscribed to the log");
+    },
+  };
+}
+
+/** Starts a consumer of stock.adjusted on `cache`; resolves with its stop. */
+type StockConsumer = (eventLog: EventLog, cache: Cache) => Promise<() => Promise<void>>;
+
+/** The region's consumers that invalidate `gql:product:{id}` on stock.adjusted. */
+const STOCK_CONSUMERS: readonly (readonly [string, boolean, StockConsumer])[] = [
+  ["the GraphQL cache consumer (batches)", true, graphqlCacheConsumer],
+  ["the GraphQL cache consumer (one by one)", false, graphqlCacheConsumer],
+  ["the invalidation stream", true, async (eventLog, cache) => {
+    const invalidations = await startInvalidations({ eventLog, cache, region: "east" });
+    await invalidations.ready;
+    return () => invalidations.close();
+  }],
+];
+
+async function graphqlCacheConsumer(eventLog: EventLog, cache: Cache): Promise<() => Promise<void>> {
+  const subscription = await startGraphqlCacheInvalidation({ eventLog, cache, groupId: "graphql-cache" });
+  return () => subscription.close();
+}
+
+/** The newest stock.adjusted envelope inventory appended for `productId`, as the relay would publish it. */
+async function newestStockEvent(sql: Sql, productId: string): Promise<string> {
+  const [{ envelope }] = await sql.query<{ envelope: string }>`
+    select envelope from outbox where topic = ${stockAdjusted.eventType} and partition_key = ${productId}
+    order by id desc limit 1`;
+  return envelope;
+}
+
+const AVAILABLE = `query($id: ID!) { productInventory(id: $id) { available } }`;
+
+/**
+ * A reader stalls between its stock read and its fill while an order reserves stock (the function behind the
+ * gRPC `ReserveStock`) and the reservation's stock.adjusted is consumed.
+ */
+async function stalledStockFillScenario(cache: Cache, batches: boolean, consumer: StockConsumer): Promise<void> {
+  const sql = await database();
+  const p = await insertProduct(sql, { stock: { onHand: 5, reserved: 0 } });
+  const log = handDeliveredLog(batches);
+  const stop = await consumer(log.eventLog, cache);
+  try {
+    const read = gate();
+    const stalled = createGraphqlRoutes({ sql: pausingFirst(sql, /inventory_stock/, read), cache });
+    const reading = post(stalled, AVAILABLE, { id: p.id });
+    await read.reached;
+
+    const reservation = { reservationId: crypto.randomUUID(), items: [{ productId: p.id, qty: 2 }], ttlSec: 60 };
+    assert.equal((await reserveStock(sql, reservation)).ok, true);
+    await log.deliver(p.id, await newestStockEvent(sql, p.id));
+    read.open();
+    assert.equal((await reading).body.data.productInventory.available, 5, "the stalled reader answers what it read");
+
+    const next = await post(createGraphqlRoutes({ sql, cache }), AVAILABLE, { id: p.id });
+    assert.equal(next.body.data.productInventory.available, 3, "the next reader sees the reservation");
+    const entry = await cache.get(gqlProductCacheKey(p.id));
+    assert.equal(JSON.parse(entry!).inventory.available, 3, "the fresh read fills the entry");
+  } finally {
+    await stop();
+  }
+}
+
+for (const [consumerName, batches, consumer] of STOCK_CONSUMERS) {
+  const name = `a GraphQL fill that read the stock before a stock.adjusted consumed by ${consumerName} is refused`;
+  const scenario = (cache: Cache) => stalledStockFillScenario(cache, batches, consumer);
+  Deno.test({ ...opts, name: `[memory] ${name}`, fn: () => scenario(createMemoryCache()) });
+  Deno.test({ ...opts, name: `[redis] ${name}`, fn: () => withScratchRedis(scenario) });
+}
+
 Deno.test({
   ...opts,
   name: "a fill that read the product after the change is stored, with the mark the change raised",
@@ -142,7 +258,8 @@ Deno.test({
     const app = createGraphqlRoutes({ sql, cache });
     assert.equal((await post(app, PRICE, { id: p.id })).body.data.product.price, "11.00");
     assert.equal(JSON.parse((await cache.get(gqlProductCacheKey(p.id)))!).product.price, "11.00");
-    assert.equal(await cache.get(productVersionKey(p.id)), "2", "the mark stays where the change put it");
+    assert.equal(await cache.get(productVersionKey(p.id)), "2", "the product's mark stays where the change put it");
+    assert.equal(await cache.get(gqlProductVersionKey(p.id)), "1", "the aggregate's mark counts the one change");
   },
 });
 

@@ -143,7 +143,9 @@ export function createProductLoaders(deps: { readonly sql: SqlExecutor; readonly
       results[index] = value;
       const lookup = lookups[index];
       const guard = lookup && !lookup.hit ? lookup.fill : undefined;
-      // Absent products are not cached: a product created a moment later must show up at once.
+      // Absent products are not cached: a product created a moment later must show up at once. The stock needs
+      // no read number of its own: its only other reader is `Product.inventory` on the nodes of a `products` list,
+      // which primed those products first, so stock read before the guard comes with a product refused here.
       if (value && guard && (readBy.get(value.product) ?? 0) > readsBeforeGuards) fills.push([value, guard]);
     });
     await Promise.all(fills.map(([value, guard]) => writeCachedProduct(deps.cache, value, guard)));

@@ -12,6 +12,7 @@ import type { Cache, EventLog, Subscription } from "../../../shared/ports/mod.ts
 import { createLifecycle, createServiceApp } from "../../../shared/runtime/mod.ts";
 import {
   gqlProductCacheKey,
+  gqlProductVersionKey,
   PRODUCT_CACHE_TTL_MS,
   PRODUCT_VERSION_MARK_TTL_MS,
   productCacheKey,
@@ -147,6 +148,16 @@ Deno.test("stock.adjusted purges the product after dropping its GraphQL aggregat
     await eventually("the purge", () => world.purges.length === 1);
     assert.equal(world.purges[0].productId, id);
     assert.deepEqual(await world.purges[0].cached, ['{"id":"same"}', null]);
+    // The GraphQL fill (graphql/product_cache.ts) of a reader that read the old stock, guarded by the aggregate's
+    // mark as it read it before the change (none: 0).
+    const stale = await world.cache.setUnlessStale(gqlProductCacheKey(id), '{"available":0}', {
+      ttlMs: 30_000,
+      markKey: gqlProductVersionKey(id),
+      version: 0,
+      markTtlMs: PRODUCT_VERSION_MARK_TTL_MS,
+    });
+    assert.equal(stale, false, "the old stock is not put back for the edge's refetch to read");
+    assert.equal(await world.cache.get(gqlProductCacheKey(id)), null);
   } finally {
     await world.close();
   }

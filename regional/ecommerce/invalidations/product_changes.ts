@@ -5,12 +5,13 @@
  *
  * - `product.updated`: this consumer invalidates the product itself, as the catalog's consumer does
  *   (`invalidateCachedProduct`: raise the version mark `product:{id}:v` to the event's version and delete
- *   `product:{id}` and `gql:product:{id}`, atomically), then reports the change. The catalog's consumer does
- *   the same (idempotent), but in another group at its own pace; doing it here, in the same handler, is what
- *   lets the purge leave only after it. Raising the mark, not only deleting, matters for the purge: a reader
- *   that read the product before the change cannot fill the old one back after it, where the edge's refetch
- *   prompted by the purge would read it.
- * - `stock.adjusted`: deletes `gql:product:{id}` (the GraphQL aggregate includes stock), then reports.
+ *   `product:{id}`, atomically; raise the aggregate's mark `gql:product:{id}:v` by one, then delete
+ *   `gql:product:{id}`), then reports the change. The catalog's consumer does the same (harmless to repeat),
+ *   but in another group at its own pace; doing it here, in the same handler, is what lets the purge leave only
+ *   after it. Raising the marks, not only deleting, matters for the purge: a reader that read the product before
+ *   the change cannot fill the old one back after it, where the edge's refetch prompted by the purge would read it.
+ * - `stock.adjusted`: invalidates `gql:product:{id}` the same way (`invalidateCachedAggregate`: the GraphQL
+ *   aggregate includes stock, so a reader that read the old stock cannot fill it back), then reports.
  *   Inventory REST reads come from the database, which committed before the event was published.
  * - flash-sale start/end: the flash-sale projection sets or deletes `flash_price:{id}` and only then
  *   publishes the broadcast on the region channel `flash_sales:<region>` (flash_sales/README.md); this
@@ -25,7 +26,7 @@ import { parseEnvelope } from "../../../shared/contracts/envelope.ts";
 import { productUpdated, stockAdjusted } from "../../../shared/contracts/events/ecommerce.ts";
 import { log } from "../../../shared/observability/mod.ts";
 import type { Cache, EventLog, IncomingRecord, Subscription } from "../../../shared/ports/mod.ts";
-import { gqlProductCacheKey, invalidateCachedProduct } from "../catalog/mod.ts";
+import { invalidateCachedAggregate, invalidateCachedProduct } from "../catalog/mod.ts";
 import { BACKGROUND_CONSUMER_WINDOW_MS } from "../consumer_windows.ts";
 
 export interface ProductChangesDeps {
@@ -66,22 +67,25 @@ export async function followProductChanges(
     }
     onChange(productId);
   });
-  // All the `stock.adjusted` records of a batch (Kafka) share one cache round trip: at the order rate every
-  // reservation is one, and one DEL per record was this consumer's main cost (bench `order_create` profile). A
-  // product.updated (an admin's edit, rare) costs one round trip per product, at the batch's highest version.
+  // A batch (Kafka) invalidates each product once, whatever the number of its records: at the order rate every
+  // reservation is a `stock.adjusted`, and one cache call per record was this consumer's main cost (bench
+  // `order_create` profile). A stock change costs two round trips (raise the aggregate's mark, then delete), the
+  // products of a batch in parallel; a product.updated (an admin's edit, rare) is invalidated at the batch's
+  // highest version, which covers its aggregate too.
   const handleBatch = async (records: readonly IncomingRecord[]) => {
-    const aggregates = new Set<string>();
+    const stocked = new Set<string>();
     const updated = new Map<string, number | undefined>();
     const changed: string[] = [];
     for (const record of records) {
       const change = productChangeOf(record);
       if (change === undefined) continue;
-      if (change.kind === "stock") aggregates.add(gqlProductCacheKey(change.productId));
+      if (change.kind === "stock") stocked.add(change.productId);
       else updated.set(change.productId, newest(updated.get(change.productId), change.version));
       changed.push(change.productId);
     }
     await Promise.all([
-      aggregates.size > 0 ? cache.del(...aggregates) : undefined,
+      ...[...stocked].filter((productId) => !updated.has(productId))
+        .map((productId) => invalidateCachedAggregate(cache, productId)),
       ...[...updated].map(([productId, version]) => invalidateCachedProduct(cache, productId, version)),
     ]);
     for (const productId of new Set(changed)) onChange(productId);

@@ -7,7 +7,7 @@ import { createMemoryCache } from "../../../shared/adapters/memory/mod.ts";
 import { createEnvelope } from "../../../shared/contracts/envelope.ts";
 import { productUpdated, stockAdjusted } from "../../../shared/contracts/events/ecommerce.ts";
 import type { BatchSubscribeOptions, EventLog, IncomingRecord } from "../../../shared/ports/mod.ts";
-import { gqlProductCacheKey, productCacheKey, productVersionKey } from "../catalog/mod.ts";
+import { gqlProductCacheKey, gqlProductVersionKey, productCacheKey, productVersionKey } from "../catalog/mod.ts";
 import { followProductChanges } from "./product_changes.ts";
 
 const CONTEXT = { producer: "test", traceId: "0".repeat(32), correlationId: "test" };
@@ -72,9 +72,14 @@ Deno.test("one batch raises each updated product's mark to its highest version a
       await cache.set(productCacheKey(id), "cached");
       await cache.set(gqlProductCacheKey(id), "aggregate");
     }
-    await log.handler()([updated(a, 3), stock(b), updated(a, 2), updated(c)]);
+    await log.handler()([updated(a, 3), stock(b), updated(a, 2), updated(c), stock(b), stock(a)]);
     assert.equal(await cache.get(productVersionKey(a)), "3", "the highest version of the batch, whatever the order");
     assert.equal(await cache.get(productVersionKey(c)), null, "an event without a version only deletes");
+    assert.deepEqual(
+      await Promise.all([a, b, c].map((id) => cache.get(gqlProductVersionKey(id)))),
+      ["1", "1", "1"],
+      "each product's aggregate mark rises once per batch, for stock and product changes alike",
+    );
     assert.deepEqual(
       await Promise.all(
         [a, b, c].map(async (id) => [await cache.get(productCacheKey(id)), await cache.get(gqlProductCacheKey(id))]),
@@ -83,6 +88,18 @@ Deno.test("one batch raises each updated product's mark to its highest version a
       "stock.adjusted drops only the GraphQL aggregate",
     );
     assert.deepEqual(reported, [a, b, c]);
+    const stalledFill = (id: string) =>
+      cache.setUnlessStale(gqlProductCacheKey(id), "read before", {
+        ttlMs: 30_000,
+        markKey: gqlProductVersionKey(id),
+        version: 0,
+        markTtlMs: 600_000,
+      });
+    assert.deepEqual(
+      await Promise.all([a, b, c].map(stalledFill)),
+      [false, false, false],
+      "a GraphQL fill that read before the batch (mark 0) is refused after it",
+    );
   } finally {
     await changes.close();
     await cache.close();

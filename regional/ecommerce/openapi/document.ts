@@ -20,7 +20,7 @@ import {
   replayedHeaders,
   schemas,
 } from "./_components.ts";
-import type { OpenApiDocument, OperationObject, ParameterObject } from "./_types.ts";
+import type { OpenApiDocument, OperationObject, ParameterObject, ResponseObject } from "./_types.ts";
 
 const productId = pathUuid("id", "The product id");
 const cartId = pathUuid("id", "The cart id");
@@ -29,6 +29,41 @@ const itemProductId = pathUuid("productId", "The product id");
 const productNotFound = problem("No such product", ["ECOMMERCE.PRODUCT_NOT_FOUND"]);
 const cartNotFound = problem("No such cart, or it belongs to another user", ["ECOMMERCE.CART_NOT_FOUND"]);
 const orderNotFound = problem("No such order, or it belongs to another user", ["ECOMMERCE.ORDER_NOT_FOUND"]);
+
+/** The product's strong ETag: its row version, `"v7"`; the same from the cache as from the database. */
+const productEtag: ResponseObject["headers"] = {
+  etag: {
+    description: 'The product\'s version as a strong entity tag, `"v7"`; send it back in `If-Match` to change it',
+    schema: { type: "string", pattern: '^"v[1-9][0-9]*"$' },
+  },
+};
+const productResponse = (description: string): ResponseObject => ({
+  ...jsonResponse(description, "Product"),
+  headers: productEtag,
+});
+const ifMatch: ParameterObject = {
+  name: "If-Match",
+  in: "header",
+  required: false,
+  description: 'Optional: the ETag you read (`"v7"`), a list of at most 16, or `*` (any existing product). The ' +
+    "change applies only if the product is still at one of those versions, checked by the statement that writes " +
+    'it; otherwise 412. Compared strongly: `W/"v7"` never matches. A value that is not `*` or a list of quoted ' +
+    "entity tags answers 400. Without the header the change overwrites whatever version is current, as before " +
+    "products had ETags.",
+  schema: { type: "string" },
+};
+const ifNoneMatch: ParameterObject = {
+  name: "If-None-Match",
+  in: "header",
+  required: false,
+  description: "Optional: ETags you hold (or `*`); 304 without a body when one names the current version (weak " +
+    "comparison). A malformed value is ignored.",
+  schema: { type: "string" },
+};
+const productChanged = problem(
+  "`If-Match` names none of the product's current version: it changed since you read it; read it again",
+  ["ECOMMERCE.PRODUCT_VERSION_MISMATCH"],
+);
 
 const query = (name: string, description: string, schema: ParameterObject["schema"]): ParameterObject => ({
   name,
@@ -113,7 +148,7 @@ export const ecommerceOpenApiDocument: OpenApiDocument = {
         responses: {
           "201": {
             ...jsonResponse("The product", "Product"),
-            headers: { location: { description: "The product's URL", schema: { type: "string" } } },
+            headers: { location: { description: "The product's URL", schema: { type: "string" } }, ...productEtag },
           },
           ...bodyProblems,
           ...adminProblems,
@@ -126,21 +161,26 @@ export const ecommerceOpenApiDocument: OpenApiDocument = {
         operationId: "getProduct",
         summary: "Read a product (served from a cache invalidated by product.updated events)",
         tags: ["catalog"],
-        parameters: [productId],
-        responses: { "200": jsonResponse("The product", "Product"), "404": productNotFound },
+        parameters: [productId, ifNoneMatch],
+        responses: {
+          "200": productResponse("The product"),
+          "304": { description: "`If-None-Match` names the current version: no body", headers: productEtag },
+          "404": productNotFound,
+        },
       },
       put: {
         operationId: "replaceProduct",
         summary: "Replace every mutable field (ADMIN); a price change starts a new price-history row",
         tags: ["catalog"],
         security: bearer,
-        parameters: [productId],
+        parameters: [productId, ifMatch],
         requestBody: jsonBody("ProductReplace"),
         responses: {
-          "200": jsonResponse("The product", "Product"),
+          "200": productResponse("The product, with the ETag of its new version"),
           ...bodyProblems,
           ...adminProblems,
           "404": productNotFound,
+          "412": productChanged,
         },
       },
       patch: {
@@ -148,13 +188,14 @@ export const ecommerceOpenApiDocument: OpenApiDocument = {
         summary: "Change some fields (ADMIN); a price change starts a new price-history row",
         tags: ["catalog"],
         security: bearer,
-        parameters: [productId],
+        parameters: [productId, ifMatch],
         requestBody: jsonBody("ProductPatch"),
         responses: {
-          "200": jsonResponse("The product", "Product"),
+          "200": productResponse("The product, with the ETag of its new version"),
           ...bodyProblems,
           ...adminProblems,
           "404": productNotFound,
+          "412": productChanged,
         },
       },
     },

@@ -8,7 +8,8 @@
  * and errors are normalised by `shared/ports/sql_values.ts`, exactly like the postgres.js adapter.
  */
 
-import { PGlite, types } from "@electric-sql/pglite";
+import { PGlite, type PGliteOptions, types } from "@electric-sql/pglite";
+import { pg_trgm } from "@electric-sql/pglite/contrib/pg_trgm";
 import { type Row, type Sql, type SqlExecutor, type SqlValue, toParameterized } from "../../ports/sql.ts";
 import { createSqlPermits, type SqlPoolBounds } from "../../ports/sql_permits.ts";
 import { normalizeRows, PG_OID, toSqlError } from "../../ports/sql_values.ts";
@@ -87,12 +88,22 @@ const PARSERS = {
   [PG_OID.INT8_ARRAY]: (text: string) => types.arrayParser(text, (element: string) => element, PG_OID.INT8_ARRAY),
 };
 
+/**
+ * The contrib extensions a database here can `CREATE EXTENSION`, as it can on the PostgreSQL servers (their contrib
+ * package), so a migration that needs one runs on both adapters. PGlite offers only those passed when it starts and
+ * unpacks each then (pg_trgm's cost was lost in the noise of a 2–5 s boot on the 2-core machine), so the list holds
+ * what migrations use and no more: pg_trgm, for the catalog's text-search indexes (ecommerce-catalog-003).
+ */
+const EXTENSIONS = { pg_trgm };
+
+const OPTIONS: PGliteOptions = { parsers: PARSERS, extensions: EXTENSIONS };
+
 async function openPglite(dataDir: string | undefined, templates: ClusterTemplates): Promise<PGlite> {
-  if (dataDir !== undefined && await hasCluster(dataDir)) return await PGlite.create(dataDir, { parsers: PARSERS });
+  if (dataDir !== undefined && await hasCluster(dataDir)) return await PGlite.create(dataDir, OPTIONS);
   const loadDataDir = await templates.get((message) => log.warn(message));
-  if (loadDataDir === undefined) return await PGlite.create(dataDir, { parsers: PARSERS });
+  if (loadDataDir === undefined) return await PGlite.create(dataDir, OPTIONS);
   try {
-    return await PGlite.create(dataDir, { parsers: PARSERS, loadDataDir });
+    return await PGlite.create(dataDir, { ...OPTIONS, loadDataDir });
   } catch (error) {
     log.warn("PGlite could not load the cluster template; running initdb and making a new template", {
       error: String(error),
@@ -100,7 +111,7 @@ async function openPglite(dataDir: string | undefined, templates: ClusterTemplat
     await templates.discard();
     // The directory had no cluster before this call: what the failed load left in it is not a database.
     if (dataDir !== undefined) await Deno.remove(dataDir, { recursive: true }).catch(() => {});
-    return await PGlite.create(dataDir, { parsers: PARSERS });
+    return await PGlite.create(dataDir, OPTIONS);
   }
 }
 
