@@ -126,11 +126,12 @@ Deno.test({
         return read.status === 200 ? read : undefined;
       }, 10_000);
 
-      // A user who signed up in west (a token signed with west's key) is accepted by east too.
+      // A user who signs up through west: auth follows the order writer, so the account is made in east.
       const westUser = await call(`${west}/api/v1/auth/signup`, {
         body: { email: `rep-west-${id}@journey.test`, password: "correct horse battery" },
       });
       assert.equal(westUser.status, 201, JSON.stringify(westUser.body));
+      assert.equal(westUser.headers.get(ORDER_WRITER_HEADER), "east");
       const westPlaced = await call(`${west}/api/v1/orders/${viaWest.body.id}/cancel`, {
         token: westUser.body.accessToken,
         body: {},

@@ -7,7 +7,11 @@ import { createSecurityService } from "./mod.ts";
 
 Deno.test("createSecurityService() counts a failed login against the client behind an edge in BV_TRUSTED_PROXIES", async () => {
   const edge = "203.0.113.50";
-  const config = loadConfig({ BV_TRUSTED_PROXIES: `127.0.0.0/8, 10.0.0.0/8, ${edge}` });
+  const config = loadConfig({
+    BV_TRUSTED_PROXIES: `127.0.0.0/8, 10.0.0.0/8, ${edge}`,
+    // Security signs the auth writes it forwards in a replica region: the service requires the key.
+    BV_INTERNAL_SIGNING_KEY: `whsec_${btoa("k".repeat(32))}`,
+  });
   const sql = await createPgliteSql();
   const unused = () => Promise.reject(new Error("the security service uses the SQL port only"));
   const ports: RegionPorts = {

@@ -1,6 +1,6 @@
 /**
  * @module
- * A fresh migrated e-commerce database per region on the project clusters, for the replication tests: brought up
+ * A fresh migrated e-commerce and auth database per region on the project clusters, for the replication tests: brought up
  * when not running, unlinked and dropped whatever the test did.
  */
 import { createPostgresSql } from "../../shared/adapters/postgres/mod.ts";
@@ -8,7 +8,7 @@ import { dropDatabase, ensureDatabase } from "../../shared/adapters/postgres/pro
 import { migrate } from "../../shared/ports/sql_migrate.ts";
 import type { Sql } from "../../shared/ports/mod.ts";
 import { uniqueName } from "../../shared/testing/unique.ts";
-import { ECOMMERCE_MIGRATIONS } from "../../regional/ecommerce/mod.ts";
+import { SINGLE_WRITER_MIGRATIONS } from "./infra_replication.ts";
 import { clusterUrl, ensurePostgres } from "./mod.ts";
 import { type OrderDatabases, teardownOrderReplication } from "./order_replication.ts";
 
@@ -35,7 +35,7 @@ export async function withRegionDatabases(
   const east = createPostgresSql({ url: dbs.east, maxConnections: 2 });
   const west = createPostgresSql({ url: dbs.west, maxConnections: 2 });
   try {
-    for (const sql of [east, west]) await migrate(sql, ECOMMERCE_MIGRATIONS);
+    for (const sql of [east, west]) await migrate(sql, SINGLE_WRITER_MIGRATIONS);
     await body({ dbs, names, east, west });
   } finally {
     await east.close();

@@ -1,6 +1,6 @@
 /**
  * @module
- * Single-writer replication (orders, catalog, inventory, carts) as `start:infra` runs it: decided from the
+ * Single-writer replication (orders, catalog, inventory, carts, auth) as `start:infra` runs it: decided from the
  * config (each region's database URL and `BV_ORDER_REPLICATION`), skipped with one line when the regions share
  * a server or the writer's server cannot publish (`wal_level` below `logical`, as on the shared 5432), set up
  * before the services start otherwise.
@@ -10,12 +10,19 @@ import { walLevel } from "../../shared/adapters/postgres/replication.ts";
 import { createPostgresSql } from "../../shared/adapters/postgres/mod.ts";
 import { migrate } from "../../shared/ports/sql_migrate.ts";
 import { ECOMMERCE_MIGRATIONS } from "../../regional/ecommerce/mod.ts";
+import { authMigrations } from "../../regional/security/auth/mod.ts";
 import {
   ensureOrderReplication,
   type OrderDatabases,
   prepareSynchronousWriter,
   readWriterRoles,
 } from "./order_replication.ts";
+
+/**
+ * The schemas of every single-writer table (e-commerce's and auth's), so both regions' copies exist and match
+ * before the link. Either order works: both create the writer row and its guard function when missing.
+ */
+export const SINGLE_WRITER_MIGRATIONS = Object.freeze([...ECOMMERCE_MIGRATIONS, ...authMigrations]);
 
 /** Each region's database URL from the config. */
 export function orderDatabasesOf(config: Config): OrderDatabases {
@@ -32,7 +39,7 @@ async function unsupportedReason(config: Config): Promise<string | undefined> {
 }
 
 /**
- * Before the services start: both e-commerce schemas are migrated here and the regions linked, so the
+ * Before the services start: both regions' e-commerce and auth schemas are migrated here and the regions linked, so the
  * replica region forwards its first write and serves its first read from the copy (linked after the
  * services, a client quick off the mark could write catalog or carts into west, which the link then
  * refuses to overwrite, or read a product east has and west does not yet). With `BV_ORDER_REPLICATION=sync`,
@@ -52,7 +59,7 @@ export async function prepareOrderReplication(config: Config): Promise<void> {
     // The services' own migrate() then finds everything applied (the runner is idempotent and locked).
     const sql = createPostgresSql({ url, maxConnections: 1 });
     try {
-      await migrate(sql, ECOMMERCE_MIGRATIONS);
+      await migrate(sql, SINGLE_WRITER_MIGRATIONS);
     } finally {
       await sql.close();
     }

@@ -1,8 +1,9 @@
 /**
  * @module
- * Orders are single-writer (seed 000 section 5), and so is what an order reads: the writer region publishes
- * `REPLICATED_TABLES` (orders, payments, catalog, inventory, carts, idempotency keys), the other region
- * subscribes. This module sets that up (idempotently, after both schemas are migrated), promotes a
+ * Orders are single-writer (seed 000 section 5), and so is what an order reads, and auth: the writer region
+ * publishes `SINGLE_WRITER_TABLES` (e-commerce's `REPLICATED_TABLES` — orders, payments, catalog, inventory, carts,
+ * idempotency keys — and auth's `REPLICATED_AUTH_TABLES` — accounts, roles, refresh tokens, login counters), the
+ * other region subscribes. This module sets that up (idempotently, after both schemas are migrated), promotes a
  * replica to writer, re-syncs a former writer as the new replica, and checks parity. The writer is data:
  * the `order_writer` row in each region's database (`regional/ecommerce/orders/writer`).
  */
@@ -22,6 +23,7 @@ import {
   withPg,
 } from "../../shared/adapters/postgres/replication.ts";
 import { REPLICATED_TABLES } from "../../regional/ecommerce/orders/writer/mod.ts";
+import { REPLICATED_AUTH_TABLES } from "../../regional/security/auth/mod.ts";
 
 export type OrderRegion = "east" | "west";
 /** The URL of each region's database (not the admin database). */
@@ -31,6 +33,12 @@ export type ProgressLog = (line: string) => void;
 /** The publication's name in the writer's database (publications are per database). */
 export const ORDER_PUBLICATION = "bv_orders";
 const INITIAL_SYNC_TIMEOUT_MS_DEFAULT = 60_000;
+
+/**
+ * Every table the writer region authors, parents first: auth's (accounts follow the order writer, so a logout or
+ * a failover holds in both regions; signing keys stay per region) and e-commerce's.
+ */
+export const SINGLE_WRITER_TABLES: readonly string[] = Object.freeze([...REPLICATED_AUTH_TABLES, ...REPLICATED_TABLES]);
 
 export function otherRegion(region: OrderRegion): OrderRegion {
   return region === "east" ? "west" : "east";
@@ -109,7 +117,7 @@ export async function ensureOrderReplication(
   await assertSameShapes(dbs);
   await writeWriterRole(dbs, writer, writer, epoch);
   await writeWriterRole(dbs, replica, writer, epoch);
-  await ensurePublication(dbs[writer], ORDER_PUBLICATION, REPLICATED_TABLES);
+  await ensurePublication(dbs[writer], ORDER_PUBLICATION, SINGLE_WRITER_TABLES);
   const subscription = orderSubscriptionName(dbs, writer);
   const existing = await subscriptionState(dbs[replica], subscription);
   const slot = existing?.slot === undefined ? "missing" : await replicationSlotState(dbs[writer], existing.slot);
@@ -119,6 +127,9 @@ export async function ensureOrderReplication(
   } else if (existing !== undefined) {
     await addNewTables(dbs[replica], subscription, say);
   } else {
+    // Each region's security made its own admin account at its first start, before any link: the writer's
+    // accounts are the ones kept, so the replica's are discarded (said so) rather than refused as a collision.
+    await discardOwnAccounts(dbs[replica], say);
     const rows = await orderRowCount(dbs[replica]);
     if (rows > 0) {
       throw new Error(
@@ -200,7 +211,7 @@ export async function promoteOrderWriter(
   const old = otherRegion(region);
   const subscription = orderSubscriptionName(dbs, old);
   const dropped = await dropSubscriptionDetached(dbs[region], subscription);
-  const sequences = await advanceSequences(dbs[region], REPLICATED_TABLES);
+  const sequences = await advanceSequences(dbs[region], SINGLE_WRITER_TABLES);
   const [own] = await withPg(dbs[region], (sql) => sql`select epoch from order_writer`);
   const epoch = (own ? Number(own.epoch) : 1) + 1;
   await writeWriterRole(dbs, region, region, epoch);
@@ -237,8 +248,8 @@ export async function resyncAsReplica(
   if (discardedOrderIds.length > 0) {
     say(`[orders] ${region} holds ${discardedOrderIds.length} orders ${writer} never received; they are discarded`);
   }
-  await withPg(dbs[region], (sql) => sql.unsafe(`truncate ${REPLICATED_TABLES.join(", ")}`));
-  await ensurePublication(dbs[writer], ORDER_PUBLICATION, REPLICATED_TABLES);
+  await withPg(dbs[region], (sql) => sql.unsafe(`truncate ${SINGLE_WRITER_TABLES.join(", ")}`));
+  await ensurePublication(dbs[writer], ORDER_PUBLICATION, SINGLE_WRITER_TABLES);
   const subscription = orderSubscriptionName(dbs, writer);
   await dropSubscriptionDetached(dbs[region], subscription);
   await ensureSubscription({
@@ -285,10 +296,10 @@ export async function teardownOrderReplication(dbs: OrderDatabases): Promise<voi
 
 async function assertSameShapes(dbs: OrderDatabases): Promise<void> {
   const [east, west] = await Promise.all([
-    tableShapes(dbs.east, REPLICATED_TABLES),
-    tableShapes(dbs.west, REPLICATED_TABLES),
+    tableShapes(dbs.east, SINGLE_WRITER_TABLES),
+    tableShapes(dbs.west, SINGLE_WRITER_TABLES),
   ]);
-  for (const table of REPLICATED_TABLES) {
+  for (const table of SINGLE_WRITER_TABLES) {
     if (east[table] !== west[table]) {
       throw new Error(`Table ${table} differs between east (${east[table]}) and west (${west[table]}); migrate both`);
     }
@@ -296,13 +307,13 @@ async function assertSameShapes(dbs: OrderDatabases): Promise<void> {
 }
 
 /**
- * A link made when fewer tables were replicated (orders only, before catalog, inventory and carts joined):
- * the replica's own rows of the new tables are discarded (the writer authors them now; their ids would
- * collide with the copy), then the subscription takes the new tables with their rows.
+ * A link made when fewer tables were replicated (orders only, before catalog, inventory and carts joined, or
+ * before the auth tables did): the replica's own rows of the new tables are discarded (the writer authors them now;
+ * their ids would collide with the copy), then the subscription takes the new tables with their rows.
  */
 async function addNewTables(replicaUrl: string, subscription: string, say: ProgressLog): Promise<void> {
   const have = new Set(await subscribedTables(replicaUrl, subscription));
-  const missing = REPLICATED_TABLES.filter((table) => !have.has(table));
+  const missing = SINGLE_WRITER_TABLES.filter((table) => !have.has(table));
   if (missing.length === 0) return;
   const rows = await withPg(replicaUrl, async (sql) => {
     const counts = missing.map((t) => `(select count(*) from ${t})`).join(" + ");
@@ -362,16 +373,29 @@ async function discardLostLink(
     orderRowCount(dbs[replica]),
     orderIdsMissingIn(dbs[replica], dbs[writer]),
   ]);
-  await withPg(dbs[replica], (sql) => sql.unsafe(`truncate ${REPLICATED_TABLES.join(", ")}`));
+  await withPg(dbs[replica], (sql) => sql.unsafe(`truncate ${SINGLE_WRITER_TABLES.join(", ")}`));
   say(
     `[orders] ${writer}'s slot ${subscription} is ${slot} (purged, dropped or invalidated): ${replica} re-syncs; ` +
       `its ${rows} copied rows are discarded, ${lacking.length} orders the writer ${writer} lacks among them`,
   );
 }
 
+/** Empties the auth tables of a region about to subscribe for the first time (the writer authors accounts). */
+async function discardOwnAccounts(replicaUrl: string, say: ProgressLog): Promise<void> {
+  const accounts = await withPg(replicaUrl, async (sql) => {
+    const [row] = await sql`select count(*)::int as n from auth_users`;
+    // Table names come from the frozen list, never from input; truncate skips the guard triggers.
+    await sql.unsafe(`truncate ${REPLICATED_AUTH_TABLES.join(", ")}`);
+    return Number(row.n);
+  });
+  if (accounts > 0) {
+    say(`[orders] ${accounts} accounts the replica made on its own are discarded; the writer's are copied`);
+  }
+}
+
 function orderRowCount(url: string): Promise<number> {
   return withPg(url, async (sql) => {
-    const counts = REPLICATED_TABLES.map((t) => `(select count(*) from ${t})`).join(" + ");
+    const counts = SINGLE_WRITER_TABLES.map((t) => `(select count(*) from ${t})`).join(" + ");
     return Number((await sql.unsafe(`select ${counts} as n`))[0].n);
   });
 }

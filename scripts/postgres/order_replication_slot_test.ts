@@ -10,7 +10,7 @@ import { dropDatabase, ensureDatabase } from "../../shared/adapters/postgres/pro
 import { dropReplicationSlot, ensureSubscription } from "../../shared/adapters/postgres/replication.ts";
 import { migrate } from "../../shared/ports/sql_migrate.ts";
 import type { Sql } from "../../shared/ports/mod.ts";
-import { ECOMMERCE_MIGRATIONS } from "../../regional/ecommerce/mod.ts";
+import { SINGLE_WRITER_MIGRATIONS } from "./infra_replication.ts";
 import { clusterUrl } from "./mod.ts";
 import { withRegionDatabases } from "./_region_databases_for_test.ts";
 import { tableParity } from "./table_parity.ts";
@@ -111,7 +111,7 @@ Deno.test({
       assert.equal(await dropReplicationSlot(dbs.east, subscription), true);
       await dropDatabase(clusterUrl("east"), names.east);
       await ensureDatabase(clusterUrl("east"), names.east);
-      await migrate(east, ECOMMERCE_MIGRATIONS);
+      await migrate(east, SINGLE_WRITER_MIGRATIONS);
 
       const lines: string[] = [];
       const again = await ensureOrderReplication(dbs, { log: (l) => lines.push(l), initialSyncTimeoutMs: 20_000 });

@@ -1,12 +1,11 @@
 /**
  * @module
- * Parity of the whole single-writer set beyond order ids: per replicated table, the row count and a digest
+ * Parity of the whole single-writer set (e-commerce's tables and auth's) beyond order ids: per replicated table, the row count and a digest
  * of every row (md5 of the rows' text, sorted), in both regions. Equal digests mean equal contents (stock
  * counts, cart lines, prices), which order ids alone do not show.
  */
 import { withPg } from "../../shared/adapters/postgres/replication.ts";
-import { REPLICATED_TABLES } from "../../regional/ecommerce/orders/writer/mod.ts";
-import type { OrderDatabases } from "./order_replication.ts";
+import { type OrderDatabases, SINGLE_WRITER_TABLES } from "./order_replication.ts";
 
 export interface TableParity {
   readonly table: string;
@@ -18,7 +17,7 @@ export interface TableParity {
 /** Every replicated table's count and digest in both regions; `equal` compares the digests. */
 export async function tableParity(dbs: OrderDatabases): Promise<TableParity[]> {
   const [east, west] = await Promise.all([digests(dbs.east), digests(dbs.west)]);
-  return REPLICATED_TABLES.map((table) => ({
+  return SINGLE_WRITER_TABLES.map((table) => ({
     table,
     east: east[table],
     west: west[table],
@@ -29,7 +28,7 @@ export async function tableParity(dbs: OrderDatabases): Promise<TableParity[]> {
 function digests(url: string): Promise<Record<string, { rows: number; digest: string }>> {
   return withPg(url, async (sql) => {
     const out: Record<string, { rows: number; digest: string }> = {};
-    for (const table of REPLICATED_TABLES) {
+    for (const table of SINGLE_WRITER_TABLES) {
       // Table names come from the frozen list above, never from input.
       const [row] = await sql.unsafe(
         `select count(*)::int as n, coalesce(md5(string_agg(t::text, '|' order by t::text)), '') as d from ${table} t`,

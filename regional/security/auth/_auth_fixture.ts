@@ -20,7 +20,7 @@ export const ADMIN = { email: "root@bitvelocity.test", password: "admin-password
 /** What a test may set on the module (the clock is the harness's own). */
 export type HarnessOptions = Pick<
   AuthModuleDeps,
-  "keyActivationDelayMs" | "loginThrottle" | "passwords" | "passwordHasher" | "clientAddressOf"
+  "keyActivationDelayMs" | "loginThrottle" | "signupThrottle" | "passwords" | "passwordHasher" | "clientAddressOf"
 >;
 
 export interface Harness {

@@ -78,6 +78,16 @@ export function createClientAddressOf(options?: ClientAddressOptions): ClientAdd
 /** The default {@linkcode ClientAddressOf}: {@linkcode createClientAddressOf} with the default trusted proxies. */
 export const forwardedClientAddressOf: ClientAddressOf = createClientAddressOf();
 
+/**
+ * True when a {@linkcode ClientAddressOf} result is loopback: 127.0.0.0/8, or the /64 that holds ::1 (the whole
+ * ::/64 is reserved, never a public client's). Such a result means the request started on this machine: the walk
+ * stops at a public client's own address before any entry left of it, so only a client connecting from a trusted
+ * range could name loopback, and such a client can name any address it likes already.
+ */
+export function isLoopbackClientAddress(address: string): boolean {
+  return address === LOOPBACK_IPV6_KEY || (isIP(address) === 4 && ipaddr.IPv4.parse(address).range() === "loopback");
+}
+
 /** A trusted range from its text, strictly: a range that silently matched nothing (or too much) would go unnoticed. */
 function rangeOf(text: string): Range {
   const [addressText, prefixText, extra] = text.trim().split("/");
@@ -123,3 +133,5 @@ function keyOf(address: Address): string {
   const prefix = (address as ipaddr.IPv6).parts.slice(0, 4).map((part) => part.toString(16));
   return `${prefix.join(":")}::/64`;
 }
+
+const LOOPBACK_IPV6_KEY = keyOf(ipaddr.parse("::1"));

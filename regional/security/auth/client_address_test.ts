@@ -1,6 +1,11 @@
 import assert from "node:assert/strict";
 import { loadConfig } from "../../../shared/config/config.ts";
-import { createClientAddressOf, DEFAULT_TRUSTED_PROXIES, forwardedClientAddressOf } from "./client_address.ts";
+import {
+  createClientAddressOf,
+  DEFAULT_TRUSTED_PROXIES,
+  forwardedClientAddressOf,
+  isLoopbackClientAddress,
+} from "./client_address.ts";
 
 /** The address of a request from `peer` (as `Deno.serve` reports it) carrying `forwardedFor`. */
 function addressOf(peer: string | undefined, forwardedFor?: string): string | undefined {
@@ -117,4 +122,17 @@ Deno.test("createClientAddressOf() refuses a malformed trusted range at setup, n
 Deno.test("createClientAddressOf() takes BV_TRUSTED_PROXIES as the config parses it", () => {
   const configured = loadConfig({ BV_TRUSTED_PROXIES: `10.0.0.0/8, ${EDGE}, 2001:db8::/32` }).BV_TRUSTED_PROXIES;
   assert.equal(addressBehind(configured, "10.0.0.9", `198.51.100.1, ${EDGE}`), "198.51.100.1");
+});
+
+Deno.test("isLoopbackClientAddress() is true for what a request from this machine resolves to, and only that", () => {
+  // Everything on one machine: the edge, the ingress and the client all on loopback.
+  assert.equal(isLoopbackClientAddress(addressOf("127.0.0.1", "127.0.0.1, 127.0.0.1")!), true);
+  assert.equal(isLoopbackClientAddress(addressOf("::1")!), true);
+  assert.equal(isLoopbackClientAddress("127.0.0.53"), true);
+  // A public client behind the local hops, and a client that wrote loopback into the header itself.
+  assert.equal(isLoopbackClientAddress(addressOf("127.0.0.1", "203.0.113.7, 127.0.0.1")!), false);
+  assert.equal(isLoopbackClientAddress(addressOf("127.0.0.1", "127.0.0.1, 203.0.113.7, 127.0.0.1")!), false);
+  for (const other of ["10.0.0.5", "192.168.1.20", "2001:db8:1:2::/64", "fe80:0:0:0::/64", "128.0.0.1"]) {
+    assert.equal(isLoopbackClientAddress(other), false, other);
+  }
 });

@@ -1,27 +1,37 @@
 /**
  * @module
- * Failed-login limits per account e-mail and per client address, kept in SQL (`auth_login_failures`) so every
- * process of a region shares them and they survive restarts. Each key has a fixed window that opens at its first
- * count; once a key holds its maximum, attempts for it are refused (429 with `Retry-After`) until the window ends.
+ * Failed-login limits per account e-mail and per client address, kept in SQL (`auth_login_failures`, through
+ * `_throttle_counters.ts`) so every process of a region shares them and they survive restarts. Each key has a fixed
+ * window that opens at its first count; once a key holds its maximum of failures, attempts for it are refused (429
+ * with `Retry-After`) until the window ends.
  *
  * The check runs before any password hashing, so a refused attempt costs one indexed read and no scrypt. The two keys
  * count differently, because they bound different things:
  *
- * - The e-mail's key bounds guesses at one account, so an attempt that passes reserves its place with an atomic upsert
- *   before it hashes: a burst of concurrent guesses cannot all pass one check and overshoot the limit. A failed attempt
- *   keeps its place, a successful one clears the key, and one that ends without a verdict (hasher busy, database error)
- *   gives its place back.
+ * - The e-mail's key bounds guesses at one account, so an attempt that passes takes a place in flight with an atomic
+ *   upsert before it hashes: a burst of concurrent guesses cannot all pass one check and overshoot the limit. A failed
+ *   attempt turns its place into a failure, a successful one clears the key, and one that ends without a verdict
+ *   (hasher busy, database error) gives its place back. Places in flight are not failures: an attempt that finds the
+ *   places held by attempts still hashing is refused for a second (`Retry-After: 1`), not locked out for the window,
+ *   whatever its password; only finished failures lock the account.
  * - The address's key counts finished failures only, recorded after the verdict. An address is shared by everyone
  *   behind one NAT, one load generator, or a whole local platform (every hop on 127.0.0.1): had logins in flight held
- *   places there, 21 simultaneous correct logins would have locked the address out for its whole window although
- *   nothing failed. The price: attempts that pass the check together all run, so a burst may overshoot the address's
- *   limit by the attempts in flight at once (bounded by the hasher's queue), once per window.
+ *   places there, 21 simultaneous correct logins would have been refused although nothing failed. The price: attempts
+ *   that pass the check together all run, so a burst may overshoot the address's limit by the attempts in flight at
+ *   once (bounded by the hasher's queue), once per window.
  *
  * Counting never depends on whether the account exists, so a refusal says nothing about it.
  */
 import { ProblemError } from "../../../shared/contracts/problem.ts";
-import type { Sql } from "../../../shared/ports/sql.ts";
 import { log } from "../../../shared/observability/mod.ts";
+import {
+  COUNT_MAX_LIMIT,
+  type Place,
+  type ThrottleCounters,
+  type ThrottleLimit,
+  WINDOW_MS_MAX,
+  WINDOW_MS_MIN,
+} from "./_throttle_counters.ts";
 
 /**
  * The code of the 429 a throttled login answers (the hasher's overload is `COMMON.RATE_LIMITED`, retried in a
@@ -46,7 +56,7 @@ export interface LoginThrottleOptions {
   /** @default {300_000} (5 minutes) */
   readonly addressWindowMs?: number;
   /**
-   * How often a process deletes expired counters (on the next login after the interval).
+   * How often a process deletes expired counters, sign-ups' included (on the next login or sign-up after the interval).
    * @default {60_000}
    */
   readonly sweepIntervalMs?: number;
@@ -60,15 +70,12 @@ export const LOGIN_THROTTLE_DEFAULTS: Readonly<Required<LoginThrottleOptions>> =
   sweepIntervalMs: 60_000,
 });
 
-const FAILURES_MAX_LIMIT = 1_000;
-const WINDOW_MS_MIN = 1_000;
-const WINDOW_MS_MAX = 86_400_000;
-
 export interface LoginThrottle {
   /**
    * Runs `verify` for a login by `email` (normalised) from `address` (undefined: counted per e-mail only), unless
-   * either is throttled: then `ProblemError` 429 and `verify` is not called. `verify` resolves the signed-in value
-   * or undefined for a wrong e-mail or password, which counts as a failure.
+   * either is throttled: then `ProblemError` 429 and `verify` is not called (`Retry-After: 1` when the e-mail's
+   * places are held by attempts still hashing). `verify` resolves the signed-in value or undefined for a wrong e-mail
+   * or password, which counts as a failure.
    */
   attempt<T>(who: LoginAttempt, verify: () => Promise<T | undefined>): Promise<T | undefined>;
 }
@@ -81,24 +88,13 @@ export interface LoginAttempt {
   readonly address?: string;
 }
 
-interface Limit {
-  readonly key: string;
-  readonly failuresMax: number;
-  readonly windowMs: number;
-}
-
-interface Reservation {
-  readonly key: string;
-  readonly windowEndsAt: Date;
-}
-
 /** Throws a RangeError naming the first option out of range. */
 export function loginThrottleOptionsOf(options?: LoginThrottleOptions): Readonly<Required<LoginThrottleOptions>> {
   const resolved = { ...LOGIN_THROTTLE_DEFAULTS, ...options };
   for (const name of ["emailFailuresMax", "addressFailuresMax"] as const) {
     const value = resolved[name];
-    if (!(Number.isSafeInteger(value) && value >= 1 && value <= FAILURES_MAX_LIMIT)) {
-      throw new RangeError(`loginThrottle.${name} must be an integer from 1 to ${FAILURES_MAX_LIMIT}, got ${value}`);
+    if (!(Number.isSafeInteger(value) && value >= 1 && value <= COUNT_MAX_LIMIT)) {
+      throw new RangeError(`loginThrottle.${name} must be an integer from 1 to ${COUNT_MAX_LIMIT}, got ${value}`);
     }
   }
   for (const name of ["emailWindowMs", "addressWindowMs", "sweepIntervalMs"] as const) {
@@ -113,74 +109,47 @@ export function loginThrottleOptionsOf(options?: LoginThrottleOptions): Readonly
 }
 
 export function createLoginThrottle(deps: {
-  readonly sql: Sql;
+  readonly counters: ThrottleCounters;
   readonly now: () => number;
   readonly options?: LoginThrottleOptions;
 }): LoginThrottle {
-  const { sql, now } = deps;
+  const { counters, now } = deps;
   const options = loginThrottleOptionsOf(deps.options);
-  let lastSweepMs = -Infinity;
 
-  const emailLimitOf = (email: string): Limit => ({
+  const emailLimitOf = (email: string): ThrottleLimit => ({
     key: `email:${email}`,
-    failuresMax: options.emailFailuresMax,
+    max: options.emailFailuresMax,
     windowMs: options.emailWindowMs,
   });
-  const addressLimitOf = (address: string | undefined): Limit | undefined =>
+  const addressLimitOf = (address: string | undefined): ThrottleLimit | undefined =>
     address === undefined ? undefined : {
       key: `address:${address}`,
-      failuresMax: options.addressFailuresMax,
+      max: options.addressFailuresMax,
       windowMs: options.addressWindowMs,
     };
 
-  /** Deletes every ended window at once: those rows were opened one window ago, so its cost follows the failure rate. */
-  async function sweep(atMs: number): Promise<void> {
-    if (atMs - lastSweepMs < options.sweepIntervalMs) return;
-    lastSweepMs = atMs;
-    await sql.query`delete from auth_login_failures where window_ends_at <= ${new Date(atMs)}`;
-  }
-
   /**
-   * Refuses the attempt when a key already holds its maximum (a read only: refusals write nothing). Both keys are read
-   * before anything is written: a client over its address's limit must not open a counter for each e-mail it tries.
+   * Refuses the attempt when a key already holds its maximum of failures (a read only: refusals write nothing). Both
+   * keys are read before anything is written: a client over its address's limit must not open a counter for each
+   * e-mail it tries.
    */
-  async function check(limits: readonly Limit[], at: Date): Promise<void> {
-    const [first, second = first] = limits;
-    const rows = await sql.query<{ key: string; failures: number; window_ends_at: Date }>`
-      select key, failures, window_ends_at from auth_login_failures
-      where (key = ${first.key} or key = ${second.key}) and window_ends_at > ${at}`;
-    const full = rows.filter((row) => row.failures >= limits.find((l) => l.key === row.key)!.failuresMax);
-    if (full.length > 0) throw throttled(Math.max(...full.map((row) => row.window_ends_at.getTime())), at.getTime());
-  }
-
-  /** Adds one to the key's count atomically, opening a new window when the last one has ended. */
-  async function increment(limit: Limit, at: Date): Promise<Reservation & { readonly failures: number }> {
-    const [row] = await sql.query<{ failures: number; window_ends_at: Date }>`
-      insert into auth_login_failures as f (key, failures, window_ends_at)
-      values (${limit.key}, 1, ${new Date(at.getTime() + limit.windowMs)})
-      on conflict (key) do update set
-        failures = case when f.window_ends_at <= ${at} then 1 else f.failures + 1 end,
-        window_ends_at = case when f.window_ends_at <= ${at} then excluded.window_ends_at else f.window_ends_at end
-      returning failures, window_ends_at`;
-    return { key: limit.key, windowEndsAt: row.window_ends_at, failures: row.failures };
+  async function check(limits: readonly ThrottleLimit[], at: Date): Promise<void> {
+    const counts = await counters.finished(limits.map((limit) => limit.key), at);
+    const full = limits.flatMap((limit) => {
+      const counted = counts.get(limit.key);
+      return counted !== undefined && counted.count >= limit.max ? [counted.windowEndsAt.getTime()] : [];
+    });
+    if (full.length > 0) throw throttled(Math.max(...full), at.getTime());
   }
 
   /** Takes the attempt's place in the e-mail's count before it hashes, or refuses it when the places are gone. */
-  async function reserve(limit: Limit, at: Date): Promise<Reservation> {
-    const reservation = await increment(limit, at);
-    // Concurrent attempts passed the check with this one and took the last places: this one gets none.
-    if (reservation.failures > limit.failuresMax) {
-      await release(reservation);
-      throw throttled(reservation.windowEndsAt.getTime(), at.getTime());
-    }
-    return reservation;
-  }
-
-  /** Gives a place back, in the window it was taken in only (a newer window's count is not this attempt's). */
-  async function release({ key, windowEndsAt }: Reservation): Promise<void> {
-    await sql.query`
-      update auth_login_failures set failures = failures - 1
-      where key = ${key} and window_ends_at = ${windowEndsAt} and failures > 0`;
+  async function reserve(limit: ThrottleLimit, at: Date): Promise<Place> {
+    const reserved = await counters.reserve(limit, at);
+    if (!("full" in reserved)) return reserved;
+    // Full of failures that finished since the check: locked for the window. Full of attempts still hashing: their
+    // verdicts come within a hash's time and may free the places (a success clears them all), so a second, not 15
+    // minutes; a correct password must not be locked out by logins that have not failed.
+    throw reserved.full ? throttled(reserved.windowEndsAt.getTime(), at.getTime()) : busy();
   }
 
   return {
@@ -189,26 +158,28 @@ export function createLoginThrottle(deps: {
       const at = new Date(atMs);
       const emailLimit = emailLimitOf(who.email);
       const addressLimit = addressLimitOf(who.address);
-      await sweep(atMs);
+      await counters.sweep(atMs);
       await check(addressLimit === undefined ? [emailLimit] : [addressLimit, emailLimit], at);
       const reserved = await reserve(emailLimit, at);
       let verified: T | undefined;
       try {
         verified = await verify();
       } catch (error) {
-        // The attempt's own error is the answer; a failed release only leaves it counted until its window ends.
-        await release(reserved).catch((releaseError) =>
+        // The attempt's own error is the answer; a failed release only leaves it held until its window ends.
+        await counters.release(reserved).catch((releaseError) =>
           log.warn("login attempt left counted", { error: String(releaseError) })
         );
         throw error;
       }
       if (verified === undefined) {
-        // The e-mail's place is the failure already; the address learns of it now that it is one, at the time it
-        // happened (a window opened at the attempt's start would end early by the time the hasher took).
-        if (addressLimit !== undefined) await increment(addressLimit, new Date(now()));
+        // The e-mail's place becomes a failure; the address learns of it now that it is one, at the time it happened
+        // (a window opened at the attempt's start would end early by the time the hasher took).
+        const failedAt = new Date(now());
+        await counters.count(emailLimit, failedAt, reserved);
+        if (addressLimit !== undefined) await counters.count(addressLimit, failedAt);
         return undefined;
       }
-      await sql.query`delete from auth_login_failures where key = ${emailLimit.key}`;
+      await counters.clear(reserved);
       return verified;
     },
   };
@@ -220,5 +191,14 @@ function throttled(windowEndsMs: number, atMs: number): ProblemError {
     LOGIN_THROTTLED_CODE,
     `Too many failed sign-ins; try again in ${retryAfterSec} seconds`,
     { headers: { "retry-after": String(retryAfterSec) } },
+  );
+}
+
+/** Every place of the e-mail is held by an attempt still hashing: retry in a second. */
+function busy(): ProblemError {
+  return new ProblemError(
+    LOGIN_THROTTLED_CODE,
+    "Too many sign-ins to this account at once; try again in 1 second",
+    { headers: { "retry-after": "1" } },
   );
 }

@@ -51,6 +51,21 @@ function gate(expected: number) {
   return { opened, arrive };
 }
 
+/**
+ * Holds verifications until `release()` is called; `started` resolves once `count` of them are held, so a test can
+ * act while exactly those logins are in flight.
+ */
+function hold(count: number) {
+  const { opened: started, arrive } = gate(count);
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => release = resolve);
+  const beforeVerify = () => {
+    arrive();
+    return released;
+  };
+  return { started, release, beforeVerify };
+}
+
 type Hasher = ReturnType<typeof countingHasher>["state"];
 
 /** Registers `fn` on a fresh PostgreSQL database and on PGlite, with a counting hasher. */
@@ -158,6 +173,77 @@ throttleTest(
     assert.deepEqual(statuses, [401, 401, 401, 401, 401, 429, 429, 429, 429, 429, 429, 429]);
     assert.equal(hasher.verified - verified, 5);
     await assertThrottled(await login(h, "pat@example.com", PASSWORD), 900);
+  },
+);
+
+throttleTest(
+  "12 concurrent wrong guesses for one e-mail run 5 verifications; those refused while the 5 are in flight may retry in a second",
+  async (h, hasher) => {
+    await h.signup("ann@example.com", PASSWORD);
+    const verified = hasher.verified;
+    // The 5 verifications wait until the other 7 have been answered, so every refusal met 5 places in flight.
+    const { opened, arrive } = gate(12);
+    hasher.beforeVerify = () => {
+      arrive();
+      return opened;
+    };
+    const answers = await Promise.all(Array.from({ length: 12 }, async () => {
+      const response = await login(h, "ann@example.com", WRONG);
+      if (response.status !== 401) arrive();
+      return response;
+    }));
+    hasher.beforeVerify = undefined;
+    const refused = answers.filter((response) => response.status !== 401);
+    for (const response of answers.filter((response) => response.status === 401)) await response.body?.cancel();
+    assert.equal(refused.length, 7);
+    for (const response of refused) await assertThrottled(response, 1);
+    assert.equal(hasher.verified - verified, 5);
+    // The 5 finished as failures: now the account is locked for the window.
+    await assertThrottled(await login(h, "ann@example.com", PASSWORD), 900);
+  },
+);
+
+throttleTest(
+  "a correct login while 5 logins to the account are in flight answers 429 with Retry-After: 1, not a lockout",
+  async (h, hasher) => {
+    await h.signup("uma@example.com", PASSWORD);
+    const held = hold(5);
+    hasher.beforeVerify = held.beforeVerify;
+    const inFlight = Array.from({ length: 5 }, () => login(h, "uma@example.com", PASSWORD));
+    await held.started;
+    const verified = hasher.verified;
+    await assertThrottled(await login(h, "uma@example.com", PASSWORD), 1);
+    assert.equal(hasher.verified, verified, "a refused attempt runs no scrypt");
+    hasher.beforeVerify = undefined;
+    held.release();
+    const statuses = await Promise.all(inFlight.map(async (answer) => {
+      const response = await answer;
+      await response.body?.cancel();
+      return response.status;
+    }));
+    assert.deepEqual(statuses, [200, 200, 200, 200, 200]);
+    h.clock.nowMs += 1_000;
+    await h.login("uma@example.com", PASSWORD);
+  },
+);
+
+throttleTest(
+  "only finished failures lock an account: 3 failures and 2 guesses in flight refuse for a second, then lock it",
+  async (h, hasher) => {
+    await h.signup("vic@example.com", PASSWORD);
+    await failTimes(h, 3, "vic@example.com");
+    const held = hold(2);
+    hasher.beforeVerify = held.beforeVerify;
+    const guesses = Array.from({ length: 2 }, () => login(h, "vic@example.com", WRONG));
+    await held.started;
+    await assertThrottled(await login(h, "vic@example.com", PASSWORD), 1);
+    hasher.beforeVerify = undefined;
+    held.release();
+    for (const response of await Promise.all(guesses)) {
+      await assertProblem(response, 401, "AUTH.INVALID_CREDENTIALS");
+    }
+    h.clock.nowMs += 1_000;
+    await assertThrottled(await login(h, "vic@example.com", PASSWORD), 899);
   },
 );
 

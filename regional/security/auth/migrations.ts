@@ -4,6 +4,8 @@
  * Timestamps are written by the application (its injected clock), never by `now()`, so tests can move time.
  */
 import type { Migration } from "../../../shared/ports/sql_migrate.ts";
+import { writerGuardMigrationSql } from "../../wiring/writer/mod.ts";
+import { REPLICATED_AUTH_TABLES } from "./single_writer.ts";
 
 export const authMigrations: readonly Migration[] = Object.freeze([
   {
@@ -68,5 +70,20 @@ export const authMigrations: readonly Migration[] = Object.freeze([
         window_ends_at timestamptz not null
       );
       create index auth_login_failures_window_ends on auth_login_failures (window_ends_at);`,
+  },
+  {
+    id: "security_auth_0005_throttle_in_flight",
+    sql: `
+      -- Attempts holding a place while they hash (an e-mail's logins, an address's sign-ups under 'signup:<address>'),
+      -- apart from finished ones in failures (_throttle_counters.ts): only finished ones fill a key for its window.
+      -- Places in flight of 0004's rows were counted in failures; they stay there until their window ends.
+      alter table auth_login_failures add column in_flight integer not null default 0 check (in_flight >= 0);`,
+  },
+  {
+    // Auth follows the region's single writer (single_writer.ts): its replicated tables refuse local writes while
+    // the region's order_writer row names another region (SQLSTATE 25006); replication's apply worker still writes
+    // them. The row and the guard function are created here when this service migrates before e-commerce.
+    id: "security_auth_0006_writer_guard",
+    sql: writerGuardMigrationSql(REPLICATED_AUTH_TABLES),
   },
 ]);

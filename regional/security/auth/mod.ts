@@ -10,11 +10,13 @@ import type { Sql } from "../../../shared/ports/sql.ts";
 import { migrate, type Migration } from "../../../shared/ports/sql_migrate.ts";
 import { log } from "../../../shared/observability/mod.ts";
 import { type ClientAddressOf, forwardedClientAddressOf } from "./client_address.ts";
-import { createLoginThrottle, type LoginThrottleOptions } from "./login_throttle.ts";
+import { createThrottleCounters } from "./_throttle_counters.ts";
+import { createLoginThrottle, type LoginThrottleOptions, loginThrottleOptionsOf } from "./login_throttle.ts";
 import { authMigrations } from "./migrations.ts";
 import { createPasswordHasher, type PasswordHasher, type PasswordHasherOptions } from "./password.ts";
 import { createAuthRoutes } from "./routes.ts";
 import { createSigningKeyStore } from "./signing_keys.ts";
+import { createSignupThrottle, type SignupThrottleOptions } from "./signup_throttle.ts";
 import { createTokenService } from "./tokens.ts";
 import { createUser, findUserByEmail, grantRoles, rolesOf } from "./users.ts";
 
@@ -28,6 +30,8 @@ export {
 } from "./client_address.ts";
 export { LOGIN_THROTTLE_DEFAULTS, LOGIN_THROTTLED_CODE, type LoginThrottleOptions } from "./login_throttle.ts";
 export { JWKS_MAX_AGE_SEC } from "./signing_keys.ts";
+export { isAuthWrite, REPLICATED_AUTH_TABLES } from "./single_writer.ts";
+export { SIGNUP_THROTTLE_DEFAULTS, SIGNUP_THROTTLED_CODE, type SignupThrottleOptions } from "./signup_throttle.ts";
 export type { TokenPair } from "./tokens.ts";
 
 export interface AuthModuleDeps {
@@ -49,9 +53,12 @@ export interface AuthModuleDeps {
   readonly passwords?: PasswordHasher;
   /** Failed-login limits per e-mail and per client address. @default {LOGIN_THROTTLE_DEFAULTS} */
   readonly loginThrottle?: LoginThrottleOptions;
+  /** Sign-ups per client address (loopback not counted). @default {SIGNUP_THROTTLE_DEFAULTS} */
+  readonly signupThrottle?: SignupThrottleOptions;
   /**
-   * The address a login counts against (undefined: per e-mail only). Make it with `createClientAddressOf` when the
-   * platform's hops run outside the default trusted ranges (the service passes `BV_TRUSTED_PROXIES`; client_address.ts).
+   * The address a login or sign-up counts against (undefined: a login per e-mail only, a sign-up not at all). Make it
+   * with `createClientAddressOf` when the platform's hops run outside the default trusted ranges (the service passes
+   * `BV_TRUSTED_PROXIES`; client_address.ts).
    * @default {forwardedClientAddressOf}
    */
   readonly clientAddressOf?: ClientAddressOf;
@@ -76,7 +83,10 @@ export async function createAuthModule(deps: AuthModuleDeps): Promise<AuthModule
   const now = deps.now ?? Date.now;
   const accessTokenTtlSec = deps.accessTokenTtlSec ?? 900;
   // Before the migrations: bad limits stop the process at setup, not at the first login.
-  const loginThrottle = createLoginThrottle({ sql: deps.sql, now, options: deps.loginThrottle });
+  const loginOptions = loginThrottleOptionsOf(deps.loginThrottle);
+  const counters = createThrottleCounters({ sql: deps.sql, sweepIntervalMs: loginOptions.sweepIntervalMs });
+  const loginThrottle = createLoginThrottle({ counters, now, options: loginOptions });
+  const signupThrottle = createSignupThrottle({ counters, now, options: deps.signupThrottle });
   await migrate(deps.sql, authMigrations);
   const keys = createSigningKeyStore({
     sql: deps.sql,
@@ -113,6 +123,7 @@ export async function createAuthModule(deps: AuthModuleDeps): Promise<AuthModule
     now,
     decoyPasswordHash,
     loginThrottle,
+    signupThrottle,
     clientAddressOf: deps.clientAddressOf ?? forwardedClientAddressOf,
   });
 

@@ -12,6 +12,7 @@ import type { Sql } from "../../../shared/ports/sql.ts";
 import type { ClientAddressOf } from "./client_address.ts";
 import type { LoginThrottle } from "./login_throttle.ts";
 import type { PasswordHasher } from "./password.ts";
+import type { SignupThrottle } from "./signup_throttle.ts";
 import { JWKS_MAX_AGE_SEC, type SigningKeyStore } from "./signing_keys.ts";
 import type { TokenService } from "./tokens.ts";
 import { createUser, findUserByEmail, grantRoles, rolesOf, userExists } from "./users.ts";
@@ -27,7 +28,9 @@ export interface AuthRoutesDeps {
   readonly decoyPasswordHash: string;
   /** Failed-login limits, checked before any hashing. */
   readonly loginThrottle: LoginThrottle;
-  /** The address a login counts against; undefined counts it per e-mail only. */
+  /** Sign-ups per client address, checked before any hashing. */
+  readonly signupThrottle: SignupThrottle;
+  /** The address a login or sign-up counts against; undefined counts a login per e-mail only, a sign-up not at all. */
   readonly clientAddressOf: ClientAddressOf;
 }
 
@@ -49,10 +52,13 @@ export function createAuthRoutes(deps: AuthRoutesDeps): Hono<AuthEnv> {
 
   app.post("/api/v1/auth/signup", async (c) => {
     const body = await readJson(c, SignupBody);
-    const passwordHash = await passwords.hash(body.password);
-    const id = await sql.transaction((tx) =>
-      createUser(tx, { email: body.email, passwordHash, roles: ["CUSTOMER"] }, new Date(now()))
-    );
+    const address = deps.clientAddressOf(c.req.raw, c.env);
+    const id = await deps.signupThrottle.attempt(address, async () => {
+      const passwordHash = await passwords.hash(body.password);
+      return await sql.transaction((tx) =>
+        createUser(tx, { email: body.email, passwordHash, roles: ["CUSTOMER"] }, new Date(now()))
+      );
+    });
     if (!id) {
       throw new ProblemError(
         "AUTH.EMAIL_TAKEN",

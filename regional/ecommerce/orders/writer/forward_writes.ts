@@ -1,7 +1,9 @@
 /**
  * @module
  * Writes of the single-writer tables (orders, and the catalog, inventory and carts they read) that reach a
- * region which is not the writer are forwarded to the writer region's ingress (seed 000 section 5). The request goes as it came — Authorization,
+ * region which is not the writer are forwarded to the writer region's ingress (seed 000 section 5) by the
+ * forwarder every service shares (`regional/wiring/writer/forward_writes.ts`; security forwards its auth writes
+ * with it too); this file says which e-commerce routes write. The request goes as it came — Authorization,
  * Idempotency-Key, correlation id and body — so the writer authenticates it and replays a retried key
  * exactly as if the client had called it directly. Only when forwarding is impossible (no URL for the
  * writer, or a forwarding loop) does the client get 421 `ECOMMERCE.ORDER_WRITER_ELSEWHERE` naming the writer.
@@ -11,27 +13,14 @@
  * directly can neither make a replica refuse its write nor learn the writer's WAL position.
  */
 import type { MiddlewareHandler } from "hono";
-import { problemResponse, PROXY_ERROR_HEADER, proxyRequest } from "../../../../shared/http/mod.ts";
-import { log, traceHeaders } from "../../../../shared/observability/mod.ts";
+import { FORWARDED_FROM_HEADER, forwardWritesToWriter, WRITER_HEADER } from "../../../wiring/writer/mod.ts";
 import type { WriterRoleReader } from "./writer_role.ts";
-import {
-  assertHopSigningKey,
-  FORWARDED_FROM_HEADER,
-  type HopVerdict,
-  signedHopHeaders,
-  verifiedHopOf,
-} from "./hop_signature.ts";
-import {
-  REPLICA_WAIT_HEADER,
-  type ReplicationPositions,
-  waitForReplica,
-  WRITER_LSN_HEADER,
-} from "./read_your_writes.ts";
+import type { ReplicationPositions } from "./read_your_writes.ts";
 
 /** Set on a forwarded request (the region that forwarded it), signed; a second hop is refused, never looped. */
 export { FORWARDED_FROM_HEADER };
 /** Set on every answer to a forwarded write: the region that wrote it. */
-export const ORDER_WRITER_HEADER = "x-bv-order-writer";
+export const ORDER_WRITER_HEADER = WRITER_HEADER;
 
 /** POST /api/v1/orders and POST /api/v1/orders/{id}/pay|cancel|fulfill. */
 const ORDER_WRITE_PATH = /^\/api\/v1\/orders(?:\/[^/]+\/(?:pay|cancel|fulfill))?\/?$/;
@@ -75,88 +64,10 @@ export function isReplicatedWrite(method: string, pathname: string): boolean {
   return isOrderWrite(method, pathname) || OTHER_WRITE_PATHS.some(([m, path]) => m === method && path.test(pathname));
 }
 
-/** Middleware for the e-commerce app: forwards the writes of the replicated tables while this region is a replica. */
-export function forwardOrderWrites(options: ForwardOrderWritesOptions): MiddlewareHandler {
-  if (!(options.timeoutMs > 0)) throw new RangeError(`timeoutMs must be positive, got ${options.timeoutMs}`);
-  assertHopSigningKey(options.signingKey);
-  return async (c, next) => {
-    // Hono's path, percent-decoded as Hono routes it: the raw one would let `/api/v1/%6Frders` reach the order
-    // route here unforwarded, to fail on the replica's write guard (SQLSTATE 25006, a 500).
-    if (!isReplicatedWrite(c.req.method, c.req.path)) return await next();
-    const role = await options.role.current();
-    if (role === undefined) return await next();
-    const hop = await hopOf(c.req.method, c.req.path, c.req.raw.headers, options.signingKey);
-    const from = hop.claimed && hop.trusted ? hop.fromRegion : undefined;
-    if (role.writerRegion === role.localRegion) {
-      await next();
-      // A write forwarded by the replica: tell it the WAL position to wait for before it answers.
-      if (options.positions && from !== undefined && c.res.status < 300) {
-        const lsn = await options.positions.writerLsn().catch(() => undefined);
-        if (lsn !== undefined) c.res.headers.set(WRITER_LSN_HEADER, lsn);
-      }
-      return;
-    }
-    const writer = role.writerRegion;
-    const upstream = options.ingressUrlOf(writer);
-    if (upstream === undefined || hop.claimed) {
-      // A forwarded write that lands on another replica means the regions disagree on the writer (a
-      // promotion in progress): refusing is safe, forwarding again could loop. A claim whose signature does not
-      // verify is refused too: it is a forgery or a peer whose key differs, and forwarding it again would lose the
-      // loop guard exactly when the regions disagree on both the key and the writer.
-      return problemResponse(
-        "ECOMMERCE.ORDER_WRITER_ELSEWHERE",
-        `Orders are written in region "${writer}"; send the request there` +
-          (hop.claimed ? ` (it was already forwarded by region "${hop.fromRegion.slice(0, 64)}")` : ""),
-        { headers: { [ORDER_WRITER_HEADER]: writer } },
-      );
-    }
-    const response = await proxyRequest(c.req.raw, {
-      upstream,
-      headersTimeoutMs: options.timeoutMs,
-      // Replaces any hop headers the client sent (a claim it made without a valid signature was refused above).
-      setHeaders: {
-        ...traceHeaders(),
-        ...await signedHopHeaders(
-          { method: c.req.method, path: c.req.path, fromRegion: role.localRegion },
-          options.signingKey,
-        ),
-      },
-      fetch: options.fetch,
-    });
-    if (response.status >= 500) {
-      log.warn("order write forwarded to the writer failed", { writer, status: response.status });
-    }
-    const headers = new Headers(response.headers);
-    if (options.positions && response.status < 300) {
-      const wait = await waitForReplica(options.positions, response.headers.get(WRITER_LSN_HEADER)).catch(() => ({
-        waitedMs: 0,
-        caughtUp: false,
-      }));
-      if (!wait.caughtUp) log.warn("replica did not catch up with a forwarded write in time", { writer, ...wait });
-      headers.set(REPLICA_WAIT_HEADER, wait.waitedMs.toFixed(1));
-    }
-    // This region answered; only the hop to the writer failed. Left in place, an edge would take the answer
-    // for "this region is unreachable".
-    headers.delete(PROXY_ERROR_HEADER);
-    headers.set(ORDER_WRITER_HEADER, writer);
-    return new Response(response.body, { status: response.status, statusText: response.statusText, headers });
-  };
-}
-
 /**
- * The region that forwarded this request, when its hop signature verifies; undefined otherwise. A claim without a
- * valid signature is what a client can send (the ingress passes the header for the regions' own forwards): it is
- * logged once and treated as absent, so the request is served as any client's.
+ * Middleware for the e-commerce app: forwards the writes of the replicated tables while this region is a replica
+ * (the generic forwarder, `regional/wiring/writer/forward_writes.ts`, which security's auth writes use too).
  */
-async function hopOf(method: string, path: string, headers: Headers, signingKey: string): Promise<HopVerdict> {
-  const hop = await verifiedHopOf({ method, path, headers }, signingKey);
-  if (!hop.claimed || hop.trusted) return hop;
-  log.warn("a forwarded-write claim without a valid signature is not trusted", {
-    claimedFrom: hop.fromRegion.slice(0, 64),
-    code: hop.code,
-    reason: hop.reason,
-    method,
-    path: path.slice(0, 256),
-  });
-  return hop;
+export function forwardOrderWrites(options: ForwardOrderWritesOptions): MiddlewareHandler {
+  return forwardWritesToWriter({ ...options, isWrite: isReplicatedWrite, subject: "Orders", label: "order write" });
 }
