@@ -111,9 +111,21 @@ export function realRegionPorts(config: Config, region: Region, processName: str
         ),
       ),
     workQueue: () => Promise.resolve(createAmqpWorkQueue({ url: endpoints.amqpUrl })),
-    mqttUrl: config.BV_MQTT_URL,
+    mqttUrl: endpoints.mqttUrl,
     mqttProtocolVersion: 5,
   });
+}
+
+/**
+ * Whether both regions' MQTT clients reach ONE broker: in infra mode when BV_EAST_MQTT_URL and BV_WEST_MQTT_URL (both
+ * BV_MQTT_URL when unset) name the same one; never embedded, where each region runs its own aedes (scripts/start.ts).
+ * A subscription both regions make must then go through one shared-subscription group, or each region gets its copy
+ * of every message (the sensor bridges: regional/ecommerce/sensors/README.md). In production each region has its own.
+ */
+export function mqttBrokerShared(config: Config, mode: "embedded" | "infra"): boolean {
+  const [east, west] = [new URL(config.regions.east.mqttUrl), new URL(config.regions.west.mqttUrl)];
+  // Scheme, host and port name the broker; credentials or a path do not make it another one.
+  return mode === "infra" && east.protocol === west.protocol && east.host === west.host;
 }
 
 /**

@@ -11,6 +11,12 @@ export interface MqttMessage {
   readonly payload: Uint8Array;
   readonly qos: QoS;
   readonly userProperties: Readonly<Record<string, string>>;
+  /**
+   * The broker sent it because it was retained (the last value on the topic, delivered to a new subscription),
+   * not because it was published just now. On MQTT 5 the bus asks for none (Retain Handling 2); a 3.1.1 broker
+   * (aedes) cannot be told, so a handler for which a stale copy is harmful refuses these itself.
+   */
+  readonly retain: boolean;
 }
 
 export interface MqttBus {
@@ -23,6 +29,8 @@ export interface MqttBus {
   /**
    * Subscribes to a topic filter. With QoS 1 a message is acknowledged only after `handler` resolves, so
    * a message whose handler did not finish is delivered again after a reconnect (persistent session).
+   * `$share/<group>/<filter>` (an MQTT shared subscription; the broker must support it) gives each message of
+   * `<filter>` to one member of the group, and `handler` gets the messages of `<filter>`.
    */
   subscribe(topicFilter: string, qos: QoS, handler: (message: MqttMessage) => Promise<void>): Promise<void>;
   ping(timeoutMs: number): Promise<void>;

@@ -22,7 +22,9 @@ import { sensorDeltaReceived } from "../../../shared/contracts/events/sensors.ts
 import { ProblemError } from "../../../shared/contracts/problem.ts";
 import type { IncomingRecord, Sql, SqlExecutor } from "../../../shared/ports/mod.ts";
 import { INVENTORY_PRODUCER } from "../inventory/mod.ts";
+import { log } from "../../../shared/observability/mod.ts";
 import { envelopeFor, outboxRowOf } from "../outbox/mod.ts";
+import { sensorDeltaDuplicates } from "./sensor_metrics.ts";
 
 /** The `source` of every sensor adjustment in `inventory_adjustment`. */
 export const SENSOR_ADJUSTMENT_SOURCE = "mqtt";
@@ -64,15 +66,26 @@ export async function applySensorBatch(sql: Sql, records: readonly IncomingRecor
     else deltas.push(read);
   }
   if (deltas.length === 0) return { applied: 0, duplicates: 0, rejected };
-  const counts = await sql.transaction((tx) => applyInTransaction(tx, deltas, rejected));
-  return { ...counts, rejected };
+  const { applied, duplicateIds } = await sql.transaction((tx) => applyInTransaction(tx, deltas, rejected));
+  // After the commit: a transaction that rolled back and is retried would count its duplicates twice.
+  if (duplicateIds.length > 0) {
+    sensorDeltaDuplicates.inc(duplicateIds.length);
+    log.info("sensor deltas already applied were skipped", {
+      duplicates: duplicateIds.length,
+      messageIds: duplicateIds.slice(0, DUPLICATE_IDS_LOGGED_MAX),
+    });
+  }
+  return { applied, duplicates: duplicateIds.length, rejected };
 }
+
+/** Message ids one log line of skipped duplicates names: a redelivered batch may hold hundreds. */
+const DUPLICATE_IDS_LOGGED_MAX = 20;
 
 async function applyInTransaction(
   tx: SqlExecutor,
   deltas: readonly Delta[],
   rejected: { record: IncomingRecord; error: ProblemError }[],
-): Promise<{ applied: number; duplicates: number }> {
+): Promise<{ applied: number; duplicateIds: string[] }> {
   const skus = [...new Set(deltas.map((d) => d.sku))];
   const { locked, seen } = await lockStockAndReadSeen(tx, skus, deltas.map((d) => d.messageId));
   const bySku = new Map<string, StockRow>(locked.map((row) => [row.sku, row]));
@@ -82,7 +95,7 @@ async function applyInTransaction(
   const stock = new Map([...bySku.values()].map((row) => [row.product_id, { ...row, net: 0, steps: 0, reason: "" }]));
 
   const accepted: { product_id: string; delta: number; reason: string; message_id: string }[] = [];
-  let duplicates = 0;
+  const duplicateIds: string[] = [];
   for (const d of deltas) {
     const row = bySku.has(d.sku) ? stock.get(bySku.get(d.sku)!.product_id)! : undefined;
     if (row === undefined) {
@@ -90,7 +103,7 @@ async function applyInTransaction(
       continue;
     }
     if (seen.has(d.messageId)) {
-      duplicates++;
+      duplicateIds.push(d.messageId);
       continue;
     }
     const onHand = row.on_hand + d.delta;
@@ -105,7 +118,7 @@ async function applyInTransaction(
     row.reason = d.reason;
     accepted.push({ product_id: row.product_id, delta: d.delta, reason: d.reason, message_id: d.messageId });
   }
-  if (accepted.length === 0) return { applied: 0, duplicates };
+  if (accepted.length === 0) return { applied: 0, duplicateIds };
 
   const changed = [...stock.values()].filter((row) => row.steps > 0);
   const counts = changed.map(({ product_id, sku, on_hand }) => ({ product_id, sku, on_hand }));
@@ -145,7 +158,7 @@ async function applyInTransaction(
     // product): roll everything back; the retry sees the ids.
     throw new Error(`${accepted.length - n} sensor message ids were applied concurrently; retrying`);
   }
-  return { applied: accepted.length, duplicates };
+  return { applied: accepted.length, duplicateIds };
 }
 
 /**

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { createPgliteSql } from "../../../shared/adapters/pglite/mod.ts";
+import { metrics } from "../../../shared/observability/mod.ts";
 import type { Sql } from "../../../shared/ports/mod.ts";
 import { applySensorBatch } from "./apply_sensor_batch.ts";
 import { deltaRecord, migrateForSensors, productWithStock, stockOf } from "./_fixture_for_test.ts";
@@ -102,3 +103,30 @@ Deno.test("applySensorBatch() creates the stock row of a product counted for the
     assert.deepEqual(await stockAnnouncements(sql, id), [{ delta: 3, onHand: 3 }]);
   });
 });
+
+Deno.test("applySensorBatch() counts the duplicates it skips and logs their message ids", async () => {
+  await withDatabase(async (sql) => {
+    const product = await productWithStock(sql, 100);
+    await applySensorBatch(sql, [deltaRecord(product.sku, "dup-1", -1)]);
+    const before = await duplicatesCounted();
+    const lines: string[] = [];
+    const print = console.log;
+    console.log = (line: string) => lines.push(line);
+    try {
+      await applySensorBatch(sql, [deltaRecord(product.sku, "dup-1", -1), deltaRecord(product.sku, "dup-2", -1)]);
+    } finally {
+      console.log = print;
+    }
+    // Not an error, but visible: on /metrics and in the log, with the id that was already applied.
+    assert.equal(await duplicatesCounted() - before, 1);
+    const logged = lines.map((line) => JSON.parse(line)).find((entry) => entry.msg.includes("already applied"));
+    assert.ok(logged, `a log line for the duplicate, got: ${lines.join(" / ")}`);
+    assert.equal(logged.level, "info");
+    assert.deepEqual(logged.messageIds, ["dup-1"]);
+  });
+});
+
+async function duplicatesCounted(): Promise<number> {
+  const metric = metrics.registry.getSingleMetric("bv_sensor_delta_duplicates_total");
+  return metric === undefined ? 0 : (await metric.get()).values.reduce((sum, v) => sum + v.value, 0);
+}

@@ -13,6 +13,7 @@ import { DLQ_HEADERS, dlqTopicOf, type EventLog, type MqttBus, type MqttMessage 
 import { createBatcher } from "./batcher.ts";
 import {
   eventIdOf,
+  type ReadSensorMessage,
   readSensorMessage,
   SENSOR_PAYLOAD_BYTES_MAX,
   SENSOR_TOPIC_FILTER,
@@ -36,12 +37,24 @@ export const SENSOR_BRIDGE_PUBLISH_DEADLINE_MS = 20_000;
 const PUBLISH_RETRY_DELAY_MS_MIN = 100;
 const PUBLISH_RETRY_DELAY_MS_MAX = 2_000;
 
+/**
+ * How long a message waits for the Kafka topics at start before it is left unacknowledged for the bus to get
+ * again after a reconnect (1 s, doubling). Short: while a handler waits the bus reads no other packet, the
+ * SUBACK of the bridge's own subscribe() (bounded by the bus's `connectTimeoutMs`, 5 s) included.
+ */
+const SENSOR_BRIDGE_TOPICS_WAIT_MS = 1_000;
+
 /** Headers of a bridge dead letter besides `x-bv-error`. */
 export const SENSOR_DLQ_HEADERS = Object.freeze({
   source: "x-bv-source",
   mqttTopic: "x-bv-mqtt-topic",
   receivedAt: "x-bv-received-at",
 });
+
+/** Longest `x-bv-mqtt-topic` (and log field) a bridge dead letter carries; an MQTT topic may be 64 KiB. */
+const SENSOR_DLQ_TOPIC_CHARS_MAX = 256;
+/** Longest `x-bv-error` (and log field) a bridge dead letter carries. */
+const SENSOR_DLQ_REASON_CHARS_MAX = 1_000;
 
 /** What {@linkcode startSensorBridge} needs. */
 export interface SensorBridgeDeps {
@@ -52,6 +65,14 @@ export interface SensorBridgeDeps {
    * only; per-sku order across connections is then not kept).
    */
   readonly mqtt: MqttBus | readonly MqttBus[];
+  /**
+   * Subscribe through the shared-subscription group `$share/<shareGroup>/iot/inventory/+/delta` (the broker must
+   * support it: Mosquitto does, aedes does not). Set when several regions' bridges connect to ONE broker, with the
+   * same group in every region: each reading then reaches exactly one bridge (a replica's consumer forwards it to
+   * the writer), where a plain subscription would give every region its own copy, applied once per region.
+   * Unset: `bv-sensor-bridge-<region>` when several buses are passed, else a plain subscription.
+   */
+  readonly shareGroup?: string;
   readonly eventLog: EventLog;
   readonly region: string;
   /** Records per Kafka publish. @default {@linkcode SENSOR_BRIDGE_BATCH_MAX_DEFAULT} */
@@ -73,7 +94,16 @@ export async function startSensorBridge(deps: SensorBridgeDeps): Promise<{ close
   if (buses.length === 0) throw new TypeError("startSensorBridge() needs at least one MQTT bus");
   const topic = sensorDeltaReceived.eventType;
   const deadLetters = dlqTopicOf(topic);
-  await deps.eventLog.ensureTopics([{ name: topic, partitions: 3 }, { name: deadLetters, partitions: 3 }]);
+  // Asked for now but awaited only by the handler: the bus is connected, and a persistent session's queued
+  // readings arrive at once; the bus holds them only `unmatchedHoldMs` (5 s) for subscribe(), after which it
+  // acknowledges them unhandled. A Kafka slow to answer must not cost those readings, so subscribe() comes first.
+  const topicsReady = deps.eventLog.ensureTopics([{ name: topic, partitions: 3 }, {
+    name: deadLetters,
+    partitions: 3,
+  }]);
+  let topicsMade = false;
+  // Observed below (start fails with it) and in the handler (the message stays unacknowledged).
+  topicsReady.then(() => topicsMade = true, () => {});
   const publishDeadlineMs = deps.publishDeadlineMs ?? SENSOR_BRIDGE_PUBLISH_DEADLINE_MS;
 
   const batcher = createBatcher<Outgoing>({
@@ -86,14 +116,20 @@ export async function startSensorBridge(deps: SensorBridgeDeps): Promise<{ close
   const handler = async (message: MqttMessage): Promise<void> => {
     // Thrown, not swallowed: the message stays unacknowledged and the next session gets it.
     if (closed) throw new Error("The sensor bridge is closed; the message stays in the session");
+    if (!topicsMade) await topicsMadeWithin(topicsReady, SENSOR_BRIDGE_TOPICS_WAIT_MS);
     await batcher.add(await outgoingOf(message, topic, deadLetters));
   };
-  // One shared subscription spreads messages over the connections; a single bus subscribes plainly
-  // (aedes, the embedded broker, has no shared subscriptions).
-  const filter = buses.length > 1
-    ? `$share/bv-sensor-bridge-${deps.region}/${SENSOR_TOPIC_FILTER}`
-    : SENSOR_TOPIC_FILTER;
-  await Promise.all(buses.map((bus) => bus.subscribe(filter, 1, handler)));
+  // One shared subscription spreads messages over the connections (and over the regions sharing a broker); a
+  // single bus of its own broker subscribes plainly (aedes, the embedded broker, has no shared subscriptions).
+  const group = deps.shareGroup ?? (buses.length > 1 ? `bv-sensor-bridge-${deps.region}` : undefined);
+  const filter = group === undefined ? SENSOR_TOPIC_FILTER : `$share/${group}/${SENSOR_TOPIC_FILTER}`;
+  try {
+    await Promise.all(buses.map((bus) => bus.subscribe(filter, 1, handler)));
+    await topicsReady;
+  } catch (error) {
+    closed = true;
+    throw error;
+  }
   return {
     async close() {
       closed = true;
@@ -102,9 +138,28 @@ export async function startSensorBridge(deps: SensorBridgeDeps): Promise<{ close
   };
 }
 
+/** Resolves once `made` did within `waitMs`; rejects (the message stays in the session) when it failed or is late. */
+async function topicsMadeWithin(made: Promise<void>, waitMs: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<"late">((resolve) => timer = setTimeout(() => resolve("late"), waitMs));
+  try {
+    if (await Promise.race([made, late]) === "late") {
+      throw new Error(
+        `The Kafka topics of the sensor bridge are not made yet (${waitMs} ms); the message stays in the session`,
+      );
+    }
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 async function outgoingOf(message: MqttMessage, topic: string, deadLetters: string): Promise<Outgoing> {
   const receivedAt = new Date().toISOString();
-  const read = await readSensorMessage(message);
+  // A retained message is the topic's last reading, sent again to every new subscription: applied, it would
+  // change the stock at each bridge start. MQTT 5 subscriptions ask for none (the bus's Retain Handling 2), so
+  // this catches a 3.1.1 broker (aedes), which cannot be asked. A retained reading is dead-lettered, not dropped:
+  // the device's firmware publishes with the retain flag, which is the thing to fix.
+  const read = message.retain ? retainedRefusal(message.topic) : await readSensorMessage(message);
   // Captured here, in the message's own trace context: a batch is published from one caller's context.
   const trace = currentTraceContext() ?? newTraceContext();
   // A fresh context's correlation id IS its trace id, which `traceparent` carries (and `contextFromCarrier`
@@ -113,18 +168,22 @@ async function outgoingOf(message: MqttMessage, topic: string, deadLetters: stri
   const headers: Record<string, string> = { traceparent: formatTraceparent(trace) };
   if (trace.correlationId !== trace.traceId) headers["correlation-id"] = trace.correlationId;
   if (!read.ok) {
-    log.warn("sensor message rejected", { mqttTopic: message.topic, reason: read.reason });
+    // Bounded like the dead letter's headers: a topic may be 64 KiB, and this line is written per message.
+    log.warn("sensor message rejected", {
+      mqttTopic: message.topic.slice(0, SENSOR_DLQ_TOPIC_CHARS_MAX),
+      reason: read.reason.slice(0, SENSOR_DLQ_REASON_CHARS_MAX),
+    });
     const text = new TextDecoder().decode(message.payload.subarray(0, SENSOR_PAYLOAD_BYTES_MAX));
     return {
       topic: deadLetters,
       record: {
-        key: read.sku ?? message.topic.slice(0, 256),
+        key: read.sku ?? message.topic.slice(0, SENSOR_DLQ_TOPIC_CHARS_MAX),
         value: text,
         headers: {
           ...headers,
-          [DLQ_HEADERS.error]: read.reason.slice(0, 1_000),
+          [DLQ_HEADERS.error]: read.reason.slice(0, SENSOR_DLQ_REASON_CHARS_MAX),
           [SENSOR_DLQ_HEADERS.source]: "mqtt",
-          [SENSOR_DLQ_HEADERS.mqttTopic]: message.topic.slice(0, 256),
+          [SENSOR_DLQ_HEADERS.mqttTopic]: message.topic.slice(0, SENSOR_DLQ_TOPIC_CHARS_MAX),
           [SENSOR_DLQ_HEADERS.receivedAt]: receivedAt,
         },
       },
@@ -134,6 +193,17 @@ async function outgoingOf(message: MqttMessage, topic: string, deadLetters: stri
   return {
     topic,
     record: { key: read.value.sku, value: JSON.stringify(envelope), headers: { ...headers, "event-type": topic } },
+  };
+}
+
+/** The refusal of a retained message, with its sku when the topic names one. */
+function retainedRefusal(topic: string): ReadSensorMessage {
+  const sku = /^iot\/inventory\/([^/]+)\/delta$/.exec(topic)?.[1];
+  return {
+    ok: false,
+    reason: "Retained message: the broker sends it again to every new subscription, so it is not applied; " +
+      "publish sensor readings without the retain flag",
+    ...(sku !== undefined && sku.length <= SENSOR_DLQ_TOPIC_CHARS_MAX ? { sku } : {}),
   };
 }
 

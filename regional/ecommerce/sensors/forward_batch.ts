@@ -19,7 +19,15 @@ import { type Config, ConfigError } from "../../../shared/config/config.ts";
 import { ProblemError } from "../../../shared/contracts/problem.ts";
 import { log } from "../../../shared/observability/mod.ts";
 import { isProblemCode } from "../../../shared/contracts/grpc_problem.ts";
-import { problemResponse, readJson } from "../../../shared/http/mod.ts";
+import {
+  bodyTooLarge,
+  boundedBody,
+  declaredOver,
+  errorToResponse,
+  problemResponse,
+  readJson,
+  requestBodyBoundsOf,
+} from "../../../shared/http/mod.ts";
 import type { IncomingRecord, Sql } from "../../../shared/ports/mod.ts";
 import { isDeterministicSqlFailure } from "../../../shared/ports/retry_later.ts";
 import { verifyWebhook } from "../../../partner-kit/mod.ts";
@@ -139,18 +147,29 @@ export function createSensorBatchRoutes(deps: {
   return app;
 }
 
-/** A 401 (or 413) problem response unless `c` carries a valid signature by `key`; undefined when it does. */
+/** A 401 (or 413, 408) problem response unless `c` carries a valid signature by `key`; undefined when it does. */
 async function signatureRefusal(c: Context, key: string): Promise<Response | undefined> {
-  // An unsigned request is refused before its body is read; a signed one is read within the route's bound.
-  if (!c.req.header("webhook-signature")) {
-    return problemResponse("COMMON.SIGNATURE_INVALID", 'The "webhook-signature" header is missing');
+  // What the headers alone tell is checked before any byte of the body is read: anyone who reaches the port may
+  // send a body, and a chunked one declares no length.
+  const unsigned = unsignedHeadersReason(c.req.raw.headers, Date.now());
+  if (unsigned !== undefined) {
+    log.warn("a sensor batch without a valid signature was refused", { reason: unsigned });
+    return problemResponse("COMMON.SIGNATURE_INVALID", `${unsigned}; sign the batch with BV_INTERNAL_SIGNING_KEY`);
   }
-  const declared = Number(c.req.header("content-length") ?? "0");
-  if (declared > BATCH_BYTES_MAX) {
-    return problemResponse("COMMON.PAYLOAD_TOO_LARGE", `Body of ${declared} bytes exceeds ${BATCH_BYTES_MAX} bytes`);
+  const bounds = requestBodyBoundsOf({ bytesMax: BATCH_BYTES_MAX });
+  const declared = declaredOver(c.req.raw.headers, bounds.bytesMax);
+  if (declared !== undefined) return errorToResponse(bodyTooLarge(bounds.bytesMax, declared));
+  // Read as it arrives, refused past the bound (a chunked body is never buffered whole to be measured).
+  let body: Uint8Array<ArrayBuffer>;
+  try {
+    body = c.req.raw.body === null
+      ? new Uint8Array()
+      : new Uint8Array(await new Response(boundedBody(c.req.raw.body, bounds)).arrayBuffer());
+  } catch (error) {
+    return errorToResponse(error);
   }
-  // Hono keeps the bytes read here, and readJson parses those same bytes once the signature holds.
-  const body = new Uint8Array(await c.req.arrayBuffer());
+  // readJson parses these same bytes once the signature holds.
+  c.req.raw = new Request(c.req.raw, { body });
   const verdict = await verifyWebhook({
     headers: c.req.raw.headers,
     body,
@@ -164,6 +183,22 @@ async function signatureRefusal(c: Context, key: string): Promise<Response | und
     `The batch's signature is not valid (${verdict.code}): sign it with the BV_INTERNAL_SIGNING_KEY this region ` +
       `holds, with a clock less than ${INTERNAL_SIGNATURE_TOLERANCE_SEC} s off`,
   );
+}
+
+/**
+ * Why the signature headers cannot be valid whatever the body (missing, or a timestamp outside the window), or
+ * undefined; `verifyWebhook` checks them all again with the body.
+ */
+function unsignedHeadersReason(headers: Headers, nowMs: number): string | undefined {
+  for (const name of ["webhook-signature", "webhook-id", "webhook-timestamp"]) {
+    if (!headers.get(name)) return `The "${name}" header is missing`;
+  }
+  const timestamp = headers.get("webhook-timestamp")!;
+  if (!/^\d{1,12}$/.test(timestamp)) return `The "webhook-timestamp" header is not Unix seconds`;
+  if (Math.abs(Number(timestamp) - nowMs / 1_000) > INTERNAL_SIGNATURE_TOLERANCE_SEC + 1) {
+    return `The "webhook-timestamp" header is more than ${INTERNAL_SIGNATURE_TOLERANCE_SEC} s off`;
+  }
+  return undefined;
 }
 
 /**

@@ -7,7 +7,8 @@
  * MQTT packet ids are reused within a session and restart with every session, so they cannot identify a
  * message. The id is, in order of preference:
  * 1. `mid:` + SHA-256 of (sku, the MQTT 5 user property `message-id`) when the device sends one;
- * 2. `seq:` + SHA-256 of (sku, deviceId, seq, delta, reason) when the payload carries a `seq`;
+ * 2. `seq:` + SHA-256 of (sku, deviceId, seq, delta, reason) when the payload carries a `seq` (which then needs a
+ *    `deviceId`: a reading with `seq` and neither is refused, for two devices' ids would collide);
  * 3. otherwise `rcv:` + SHA-256 of (sku, payload, a random nonce drawn when the bridge received it).
  * Rules 1 and 2 collapse every redelivery (MQTT or Kafka) to one adjustment. Rule 3 cannot tell a
  * redelivery from a second, identical reading (a shelf reporting `-1` twice), and collapsing real readings
@@ -54,7 +55,10 @@ export const sensorPayloadSchema = z.strictObject({
     (s) => !CONTROL_CHARACTER.test(s),
     { message: "must not contain control characters" },
   ),
-  /** A per-device sequence number; with it a redelivery collapses to one adjustment. */
+  /**
+   * A per-device sequence number; with it a redelivery collapses to one adjustment. Needs `deviceId` unless the
+   * message has a `message-id` property (`readSensorMessage` refuses it alone).
+   */
   seq: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER).optional(),
   /** Tells apart several devices reporting on one sku with their own `seq`. */
   deviceId: z.string().regex(DEVICE_ID, "Use 1 to 64 letters, digits, '.', '_', ':' or '-'").optional(),
@@ -116,6 +120,14 @@ export async function readSensorMessage(
   if (deviceMessageId !== undefined && !validDeviceMessageId(deviceMessageId)) {
     return refuse(
       `User property "${MESSAGE_ID_PROPERTY}" must be 1 to ${DEVICE_MESSAGE_ID_CHARS_MAX} printable characters`,
+    );
+  }
+  // Rule 2's id is forever (the ledger's unique message id): without a device id, two devices of one sku that
+  // count their own `seq` make the same ids, and the second reading is taken for a redelivery and lost.
+  if (deviceMessageId === undefined && payload.seq !== undefined && payload.deviceId === undefined) {
+    return refuse(
+      `Payload has "seq" but no "deviceId": readings of two devices with the same seq would share an id and ` +
+        `one would be lost; send "deviceId" with "seq" (or an MQTT 5 "${MESSAGE_ID_PROPERTY}" property)`,
     );
   }
   // The nonce is drawn only for rule 3, the one id that needs it.

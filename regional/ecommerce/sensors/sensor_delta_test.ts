@@ -77,6 +77,19 @@ Deno.test("a redelivered message with a seq gets the same message id; another se
   assert.notEqual(otherDevice.value.messageId, first.value.messageId);
 });
 
+Deno.test("a reading with seq but no deviceId is refused: two devices' seq would share ids", async () => {
+  // Two shelves of one product, each counting its own seq: one id for both would lose a reading for good.
+  assert.match(
+    await reasonOf(message('{"delta": -1, "reason": "SENSOR", "seq": 7}')),
+    /"seq" but no "deviceId".*send "deviceId"/,
+  );
+  // The seed's payload has neither, and stays valid; so do seq with a device id, and seq with a message-id.
+  assert.ok((await readSensorMessage(message('{"delta": -2, "reason": "SENSOR"}'))).ok);
+  assert.ok((await readSensorMessage(message('{"delta": -1, "reason": "SENSOR", "seq": 7, "deviceId": "a"}'))).ok);
+  const props = { "message-id": "dev-42/7" };
+  assert.ok((await readSensorMessage(message('{"delta": -1, "reason": "SENSOR", "seq": 7}', undefined, props))).ok);
+});
+
 Deno.test("an MQTT 5 message-id property names the message whatever the payload", async () => {
   const props = { "message-id": "dev-42/000123" };
   const a = await readSensorMessage(message('{"delta": -1, "reason": "SENSOR", "seq": 1}', undefined, props));
@@ -159,8 +172,9 @@ Deno.test("the plain-payload fast path accepts nothing the schema refuses, and r
 });
 
 Deno.test("readSensorMessage() draws a nonce only for readings without seq or message-id", async () => {
-  const withSeq = await readSensorMessage(message('{"delta": -1, "reason": "S", "seq": 1}'), "nonce-a");
-  const withSeqOtherNonce = await readSensorMessage(message('{"delta": -1, "reason": "S", "seq": 1}'), "nonce-b");
+  const seqPayload = '{"delta": -1, "reason": "S", "seq": 1, "deviceId": "d"}';
+  const withSeq = await readSensorMessage(message(seqPayload), "nonce-a");
+  const withSeqOtherNonce = await readSensorMessage(message(seqPayload), "nonce-b");
   const plainA = await readSensorMessage(message('{"delta": -1, "reason": "S"}'), "nonce-a");
   const plainAagain = await readSensorMessage(message('{"delta": -1, "reason": "S"}'), "nonce-a");
   assert.ok(withSeq.ok && withSeqOtherNonce.ok && plainA.ok && plainAagain.ok);

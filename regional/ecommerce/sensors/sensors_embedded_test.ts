@@ -61,12 +61,20 @@ Deno.test({
       const repeat = JSON.stringify({ delta: -2, reason: "SENSOR", seq: 2, deviceId: "shelf-1" });
       await sensor.publish(`iot/inventory/${product.sku}/delta`, repeat, { qos: 1 });
       await sensor.publish(`iot/inventory/${product.sku}/delta`, '{"delta": "lots"}', { qos: 1 });
-      await sensor.publish("iot/inventory/NO-SUCH-SKU-1/delta", '{"delta": 1, "reason": "SENSOR", "seq": 1}', {
-        qos: 1,
-      });
-      await sensor.publish(`iot/inventory/${product.sku}/delta`, '{"delta": -500, "reason": "SENSOR", "seq": 99}', {
-        qos: 1,
-      });
+      await sensor.publish(
+        "iot/inventory/NO-SUCH-SKU-1/delta",
+        '{"delta": 1, "reason": "SENSOR", "seq": 1, "deviceId": "d"}',
+        {
+          qos: 1,
+        },
+      );
+      await sensor.publish(
+        `iot/inventory/${product.sku}/delta`,
+        '{"delta": -500, "reason": "SENSOR", "seq": 99, "deviceId": "d"}',
+        {
+          qos: 1,
+        },
+      );
 
       await eventually("three dead letters", () => dlq.records.length >= 3);
       await eventually("the cache snapshot at 106", async () => {

@@ -1,3 +1,4 @@
+import { ECOMMERCE_TOPICS } from "../mod.ts";
 import assert from "node:assert/strict";
 import { createKafkaEventLog } from "../../../shared/adapters/kafka/mod.ts";
 import { createMqttBus } from "../../../shared/adapters/mqtt/mod.ts";
@@ -135,6 +136,9 @@ async function withPipeline(
   const closers: (() => Promise<unknown>)[] = [];
   try {
     await migrateForSensors(sql);
+    // The service makes its topics at start (regional/ecommerce/mod.ts); this pipeline is not the service, and a
+    // fresh broker does not create topics on first use.
+    await eventLog.ensureTopics(ECOMMERCE_TOPICS.map((name) => ({ name, partitions: 3 })));
     const relay = startOutboxRelay({ sql, eventLog, pollIntervalMs: 50 });
     closers.push(() => relay.stop());
     const projection = await startInventoryCacheProjection({
@@ -207,9 +211,13 @@ Deno.test({
         await sensors[0].publish(`iot/inventory/${first.sku}/delta`, "{oops", { qos: 1 });
         await sensors[0].publish(`iot/inventory/${first.sku}/delta`, '{"delta": 1, "reason": "X", "x": 1}', { qos: 1 });
         const unknownSku = uniqueName("NOSKU").toUpperCase();
-        await sensors[0].publish(`iot/inventory/${unknownSku}/delta`, '{"delta": 1, "reason": "SENSOR", "seq": 1}', {
-          qos: 1,
-        });
+        await sensors[0].publish(
+          `iot/inventory/${unknownSku}/delta`,
+          '{"delta": 1, "reason": "SENSOR", "seq": 1, "deviceId": "d"}',
+          {
+            qos: 1,
+          },
+        );
         // After the re-sends: once a sku's marker is applied, a re-send counted twice would already show.
         for (const product of products) await runSensor(sensors[1], endMarkerOf(product.sku));
 

@@ -108,14 +108,19 @@ export async function createMqttBus(options: MqttBusAdapterOptions): Promise<Mqt
     // MQTT 5: with Clean Start false the session must outlive the connection, or the broker drops it at once.
     properties: protocolVersion === 5 && !cleanSession ? { sessionExpiryInterval: sessionExpirySec } : undefined,
   });
-  const handlers: { filter: string; id: number; handler: Handler }[] = [];
+  /** `matches` is the filter a message's real topic is matched against: a shared subscription's without `$share/…`. */
+  const handlers: { filter: string; matches: string; id: number; handler: Handler }[] = [];
   const waiters = new Set<() => void>();
   let closed = false;
   const matching = (packet: mqtt.IPublishPacket) => {
-    // MQTT 5 brokers may send one copy per matching subscription; the subscription identifiers say which.
+    // MQTT 5 brokers may send one copy per matching subscription; the subscription identifiers say which. A copy
+    // whose identifiers are none of ours came through a subscription this process did not make (a stale one the
+    // session kept, such as the plain filter a deploy replaced with `$share/…`): handled by topic, it would be a
+    // second copy of what our own subscription delivers.
     const ids = subscriptionIdsOf(packet);
-    const byId = handlers.filter((h) => ids.includes(h.id));
-    const chosen = byId.length > 0 ? byId : handlers.filter((h) => topicMatches(h.filter, packet.topic));
+    const chosen = ids.length > 0
+      ? handlers.filter((h) => ids.includes(h.id))
+      : handlers.filter((h) => topicMatches(h.matches, packet.topic));
     return chosen.map((h) => h.handler);
   };
   const unmatched = createUnmatched({
@@ -272,7 +277,12 @@ export async function createMqttBus(options: MqttBusAdapterOptions): Promise<Mqt
     },
 
     async subscribe(topicFilter: string, qos: QoS, handler: Handler): Promise<void> {
-      const entry = { filter: topicFilter, id: subscriptionIdOf(topicFilter), handler };
+      const entry = {
+        filter: topicFilter,
+        matches: topicFilterOf(topicFilter),
+        id: subscriptionIdOf(topicFilter),
+        handler,
+      };
       // Registered before SUBSCRIBE is sent so messages held since CONNACK can run at once.
       handlers.push(entry);
       for (const wake of waiters) wake();
@@ -280,7 +290,10 @@ export async function createMqttBus(options: MqttBusAdapterOptions): Promise<Mqt
         const grants = await withTimeout(
           client.subscribeAsync(
             topicFilter,
-            protocolVersion === 5 ? { qos, properties: { subscriptionIdentifier: entry.id } } : { qos },
+            // Retain Handling 2: no retained message at SUBSCRIBE. A persistent session subscribes again at every
+            // start, and each time the broker would send the topic's retained message anew, which handlers of a
+            // stream of events (a stock delta) would apply again. MQTT 3.1.1 cannot ask this: see `retain`.
+            protocolVersion === 5 ? { qos, rh: 2, properties: { subscriptionIdentifier: entry.id } } : { qos },
           ),
           connectTimeoutMs,
           `Subscribing to "${topicFilter}" got no SUBACK`,
@@ -350,7 +363,19 @@ function toMessage(packet: mqtt.IPublishPacket): MqttMessage {
   const payload = typeof packet.payload === "string"
     ? new TextEncoder().encode(packet.payload)
     : new Uint8Array(packet.payload.buffer, packet.payload.byteOffset, packet.payload.length);
-  return { topic: packet.topic, payload, qos: packet.qos === 0 ? 0 : 1, userProperties };
+  return { topic: packet.topic, payload, qos: packet.qos === 0 ? 0 : 1, userProperties, retain: packet.retain };
+}
+
+/**
+ * The filter a subscription's messages are published under: `$share/<group>/<filter>` (an MQTT 5 shared
+ * subscription, which Mosquitto also takes on 3.1.1) delivers messages with their real topic, which matches
+ * `<filter>`, never the `$share/…` string. On MQTT 5 the subscription identifier routes them anyway; on 3.1.1
+ * there is none, and without this they would wait the unmatched hold and be acknowledged unhandled.
+ */
+export function topicFilterOf(subscription: string): string {
+  if (!subscription.startsWith("$share/")) return subscription;
+  const filterStart = subscription.indexOf("/", "$share/".length);
+  return filterStart === -1 ? subscription : subscription.slice(filterStart + 1);
 }
 
 function waitForHandler(waiters: Set<() => void>, timeoutMs: number): Promise<void> {
