@@ -25,6 +25,7 @@ import {
   BrokenCircuitError,
   circuitBreaker,
   type CircuitBreakerPolicy,
+  CircuitState,
   ConsecutiveBreaker,
   handleAll,
 } from "cockatiel";
@@ -32,7 +33,7 @@ import client from "prom-client";
 import { webhookDeliveryFailed } from "../../../shared/contracts/events/ecommerce.ts";
 import { log, metrics } from "../../../shared/observability/mod.ts";
 import type { ConsumerHandle, QueueMessage, Sql, SqlExecutor, WorkQueue } from "../../../shared/ports/mod.ts";
-import { dlqQueueOf, retryLaterOnFailure } from "../../../shared/ports/mod.ts";
+import { dlqQueueOf, RetryLaterError, retryLaterOnFailure } from "../../../shared/ports/mod.ts";
 import { appendToOutbox, envelopeFor } from "../outbox/mod.ts";
 import { destinationRefusalOf, RESOLVE_TIMEOUT_MS_DEFAULT, type ResolveHost } from "./destination_check.ts";
 import type { WebhookEgress } from "./egress_policy.ts";
@@ -105,14 +106,44 @@ class HttpStatusError extends Error {
   }
 }
 
-/** Starts one consumer per lane; resolves with handles to cancel them. */
-export async function startDeliveryWorker(options: DeliveryWorkerOptions): Promise<ConsumerHandle[]> {
+/** The lane consumers of one process. */
+export interface DeliveryWorker {
+  /**
+   * Stops for a shutdown: messages arriving from now on are handed back untried, deliveries in flight may finish
+   * (up to `deliveryTimeoutMs` more), then the consumers are cancelled. Cancelling at once would hand a delivery
+   * whose POST is still in flight back to the lane, and another instance would POST it again meanwhile.
+   */
+  stop(): Promise<void>;
+}
+
+/** Starts one consumer per lane. */
+export async function startDeliveryWorker(options: DeliveryWorkerOptions): Promise<DeliveryWorker> {
   const handle = createDeliveryHandler(options);
+  const inFlight = new Set<Promise<void>>();
+  let stopping = false;
+  const tracked = (message: QueueMessage): Promise<void> => {
+    // Never acked (that would drop it): it stays unacked until the cancel below returns it to the lane.
+    if (stopping) return Promise.reject(new RetryLaterError("The webhook delivery worker is stopping"));
+    const running = handle(message);
+    const settled = running.then(() => {}, () => {}).finally(() => inFlight.delete(settled));
+    inFlight.add(settled);
+    return running;
+  };
   const handles: ConsumerHandle[] = [];
   for (let lane = 0; lane < DELIVERY_LANES; lane++) {
-    handles.push(await options.queue.consume(laneQueueOf(lane), handle, { prefetch: options.prefetch ?? 16 }));
+    handles.push(await options.queue.consume(laneQueueOf(lane), tracked, { prefetch: options.prefetch ?? 16 }));
   }
-  return handles;
+  return {
+    stop: async () => {
+      stopping = true;
+      // An attempt lasts at most deliveryTimeoutMs; its bookkeeping afterwards is a few statements.
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const waitedOut = new Promise<void>((resolve) => timer = setTimeout(resolve, options.deliveryTimeoutMs + 1_000));
+      await Promise.race([Promise.all(inFlight), waitedOut]);
+      clearTimeout(timer);
+      await Promise.all(handles.map((handle) => handle.cancel()));
+    },
+  };
 }
 
 /** The handler of one delivery message (exported for tests of its decisions). */
@@ -135,6 +166,13 @@ export function createDeliveryHandler(options: DeliveryWorkerOptions): (message:
 
   async function handle(delivery: DeliveryMessage, message: QueueMessage): Promise<void> {
     const lane = laneQueueOf(laneOf(delivery.deliveryId));
+    const cycle = Number(message.headers[CYCLE_HEADER] ?? "0");
+    // A restarted schedule (below) is republished to the lane, where it arrives at attempt 1 at once. It is sent
+    // on to the first retry queue untried, so its next request waits the first retry delay like any retry instead
+    // of following the last failure immediately. No row: nothing was attempted.
+    if (cycle > 0 && message.attempt === 1 && attemptsMax > 1) {
+      throw new DeliveryAttemptFailed(`Schedule restarted (cycle ${cycle}): waiting for the first retry delay`);
+    }
     const history = await historyOf(sql, delivery.deliveryId);
     if (history.terminal) {
       // Redelivered after the final attempt was committed but before it reached the DLQ: finish the move.
@@ -154,6 +192,18 @@ export function createDeliveryHandler(options: DeliveryWorkerOptions): (message:
       await record(sql, { outcome: "SKIPPED", httpStatus: null, error, durationMs: 0 });
       return;
     }
+    if (target.secretsError !== undefined) {
+      // The secrets key changed (or its previous one is gone): no retry can sign it, so it is not retried for
+      // ever (holding a prefetch slot each time) but dead-lettered at once with the reason, for the operator.
+      log.error("webhook delivery cannot be signed: its secret does not open; moved to the DLQ", {
+        deliveryId: delivery.deliveryId,
+        subscriptionId: delivery.subscriptionId,
+        error: target.secretsError,
+      });
+      attemptsTotal.inc({ outcome: "FAILED" });
+      const result = { outcome: "FAILED", httpStatus: null, error: target.secretsError, durationMs: 0 } as const;
+      return await failForGood(delivery, message, lane, result, history.failures + 1, record);
+    }
     const result = await attempt(target.url, target.secrets, delivery, breakerFor(target.url), options);
     attemptsTotal.inc({ outcome: result.outcome });
     if (result.outcome !== "CIRCUIT_OPEN" && attemptNumber > 1) retryAttemptsTotal.inc();
@@ -167,7 +217,6 @@ export function createDeliveryHandler(options: DeliveryWorkerOptions): (message:
       return;
     }
     const failures = history.failures + (result.outcome === "FAILED" ? 1 : 0);
-    const cycle = Number(message.headers[CYCLE_HEADER] ?? "0");
     // Only real requests use up the budget. An open circuit defers the delivery to the next step; if it was
     // the last step, the message starts the schedule again (at most CYCLES_MAX times) instead of dying
     // untried. Past that, or after attemptsMax real failures, it is dead-lettered.
@@ -180,6 +229,18 @@ export function createDeliveryHandler(options: DeliveryWorkerOptions): (message:
       });
       return;
     }
+    await failForGood(delivery, message, lane, result, failures, record);
+  }
+
+  /** The final attempt row and the failure event (one transaction), then the DLQ; a racing copy's row wins. */
+  async function failForGood(
+    delivery: DeliveryMessage,
+    message: QueueMessage,
+    lane: string,
+    result: AttemptResult,
+    failures: number,
+    record: (tx: SqlExecutor, result: AttemptResult, final?: boolean) => Promise<boolean>,
+  ): Promise<void> {
     const error = result.error ?? "Delivery failed";
     const recorded = await sql.transaction(async (tx) => {
       if (!(await record(tx, result, true))) return false;
@@ -255,6 +316,12 @@ async function attempt(
     const error = `${timeoutError} (resolving the destination used all of it; not sent)`;
     return { outcome: "FAILED", httpStatus: null, error, durationMs: durationMs() };
   }
+  // Half-open: another delivery's trial request is in flight, and cockatiel would make this one wait for its
+  // verdict while this attempt's deadline runs, so it would reach the endpoint with only what the wait left and
+  // could time out against a healthy endpoint (a FAILED attempt that re-opens the circuit). It is treated as an
+  // open circuit instead: no request, no attempt used, the slot freed at once. Checked with no await before
+  // execute(), so the state cannot change in between.
+  if (breaker.state === CircuitState.HalfOpen) return circuitOpen("Circuit half-open: a trial request is in flight");
   try {
     const status = await breaker.execute(async () => {
       const headers = await signatureHeaders(
@@ -286,14 +353,7 @@ async function attempt(
       durationMs: durationMs(),
     };
   } catch (error) {
-    if (error instanceof BrokenCircuitError) {
-      return {
-        outcome: "CIRCUIT_OPEN",
-        httpStatus: null,
-        error: "Circuit open: the endpoint failed repeatedly",
-        durationMs: 0,
-      };
-    }
+    if (error instanceof BrokenCircuitError) return circuitOpen("Circuit open: the endpoint failed repeatedly");
     if (error instanceof HttpStatusError) {
       return { outcome: "FAILED", httpStatus: error.status, error: error.message, durationMs: durationMs() };
     }
@@ -301,6 +361,11 @@ async function attempt(
     const text = timedOut ? timeoutError : `Request failed: ${error instanceof Error ? error.message : String(error)}`;
     return { outcome: "FAILED", httpStatus: null, error: text.slice(0, ERROR_CHARS_MAX), durationMs: durationMs() };
   }
+}
+
+/** No request was made: the endpoint's circuit does not allow one now. */
+function circuitOpen(error: string): AttemptResult {
+  return { outcome: "CIRCUIT_OPEN", httpStatus: null, error, durationMs: 0 };
 }
 
 /** One breaker per endpoint URL, kept in LRU order and bounded. */

@@ -8,7 +8,8 @@
  */
 import { parseEnvelope } from "../../../shared/contracts/envelope.ts";
 import { orderCanceled, orderCreated, orderFulfilled, orderPaid } from "../../../shared/contracts/events/ecommerce.ts";
-import { log } from "../../../shared/observability/mod.ts";
+import client from "prom-client";
+import { log, metrics } from "../../../shared/observability/mod.ts";
 import {
   type EventLog,
   retryLaterOnFailure,
@@ -28,11 +29,21 @@ export const WEBHOOK_EVENT_TYPES: readonly string[] = Object.freeze([
   orderCanceled.eventType,
   orderFulfilled.eventType,
 ]);
-/** Bound on the fan-out of one event: more matching subscriptions than this are a configuration error. */
+/**
+ * Bound on the fan-out of one event: more matching subscriptions than this are a configuration error. The rest
+ * are not enqueued; the cut is logged and counted (`bv_webhook_fanout_cut_total`).
+ */
 export const FANOUT_MAX = 10_000;
 /** Publishes in flight at once for one event. */
 const PUBLISH_CONCURRENCY = 32;
 const CONSUMER_NAME = "webhooks-dispatcher";
+
+const fanoutCutTotal = new client.Counter({
+  name: "bv_webhook_fanout_cut_total",
+  help: "Events whose webhook fan-out was cut at FANOUT_MAX matching subscriptions (some partners missed them)",
+  labelNames: ["event_type"] as const,
+  registers: [metrics.registry],
+});
 
 export interface DispatcherOptions {
   readonly sql: Sql;
@@ -64,7 +75,19 @@ export async function startDispatcher(options: DispatcherOptions): Promise<Subsc
         // made after this read sees the next events, as it would had it been made a moment later.
         if ((await activeSubscriptionIdsFor(sql, envelope.eventType, 1)).length === 0) return;
         await processOnce(sql, CONSUMER_NAME, envelope.eventId, async (tx) => {
-          const ids = await activeSubscriptionIdsFor(tx, envelope.eventType, FANOUT_MAX);
+          // One more than the bound tells a cut fan-out from one that reached it exactly.
+          const found = await activeSubscriptionIdsFor(tx, envelope.eventType, FANOUT_MAX + 1);
+          const ids = found.slice(0, FANOUT_MAX);
+          if (found.length > FANOUT_MAX) {
+            // Only the first FANOUT_MAX (by id) get this event: an operator must raise the bound or find why so
+            // many subscriptions match (a partner's limit is 25; this many means very many partners, or a bug).
+            fanoutCutTotal.inc({ event_type: envelope.eventType });
+            log.warn("webhook fan-out cut: more active subscriptions match than FANOUT_MAX", {
+              eventId: envelope.eventId,
+              eventType: envelope.eventType,
+              fanoutMax: FANOUT_MAX,
+            });
+          }
           const body = JSON.stringify({
             type: envelope.eventType,
             timestamp: envelope.occurredAt,

@@ -49,4 +49,11 @@ export const webhooksMigrations: readonly { id: string; sql: string }[] = [
         where outcome in ('DELIVERED', 'GONE', 'SKIPPED') or final;
     `,
   },
+  {
+    // The housekeeping purge (delivery_attempts_purge.ts) finds the oldest rows by this.
+    id: "ecommerce-webhooks-002",
+    sql: `
+      create index if not exists webhook_delivery_attempts_attempted_at on webhook_delivery_attempts (attempted_at);
+    `,
+  },
 ];

@@ -16,3 +16,4 @@ export { DEFAULT_RETRY_DELAYS_MS, type DeliveryMessage, deliveryQueues } from ".
 export { deliveryIdOf, WEBHOOK_EVENT_TYPES } from "./dispatcher.ts";
 export type { BreakerOptions } from "./delivery_worker.ts";
 export { WEBHOOK_EGRESS_MODES, type WebhookEgress } from "./egress_policy.ts";
+export { DELIVERY_ATTEMPTS_RETAIN_MS_DEFAULT, purgeDeliveryAttempts } from "./delivery_attempts_purge.ts";

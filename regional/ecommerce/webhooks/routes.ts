@@ -33,13 +33,20 @@ export interface WebhookRoutesDeps {
   readonly egress: WebhookEgress;
 }
 
+/** C0 controls and DEL: the URL parser drops some and percent-encodes others, and PostgreSQL refuses NUL in text. */
+// deno-lint-ignore no-control-regex
+const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f]/;
+
 const urlSchema = z.string().max(SUBSCRIPTION_LIMITS.URL_CHARS_MAX).refine((text) => {
-  if (!URL.canParse(text)) return false;
+  // Stored and shown as given: it must be what is sent to, and storable (no NUL, no lone surrogate).
+  if (CONTROL_CHARACTERS.test(text) || !text.isWellFormed() || !URL.canParse(text)) return false;
   const url = new URL(text);
-  // Credentials in a URL would be stored and logged; a fragment is never sent.
-  return (url.protocol === "https:" || url.protocol === "http:") && !url.username && !url.password && !url.hash;
+  // Credentials in a URL would be stored and logged; a fragment is never sent; port 0 cannot be connected to.
+  return (url.protocol === "https:" || url.protocol === "http:") && !url.username && !url.password && !url.hash &&
+    url.port !== "0";
 }, {
-  message: "must be an absolute http(s) URL without credentials or fragment, for example https://example.com/hooks",
+  message: "must be an absolute http(s) URL without credentials, fragment, port 0 or control characters, " +
+    "for example https://example.com/hooks",
 });
 
 const createSchema = z.strictObject({

@@ -3,7 +3,8 @@
  * Webhook secrets at rest. They must stay usable for signing (a hash would not do), so with a configured
  * key they are sealed with AES-256-GCM, bound to their subscription id as associated data (a sealed
  * secret copied onto another row does not open). Without a key they are stored as `plain:…` and a warning
- * is logged once at start: the deployment should set one (see README).
+ * is logged once at start: the deployment should set one (see README). A previous key opens what it sealed, so the
+ * key can be changed without losing the secrets sealed before (new secrets are sealed with the current key).
  */
 import { toBase64 } from "./signing.ts";
 
@@ -16,9 +17,16 @@ export interface SecretBox {
   open(stored: string, subscriptionId: string): Promise<string>;
 }
 
-/** `keyBase64`: 32 random bytes, base64 (`openssl rand -base64 32`); undefined stores secrets in the clear. */
-export async function createSecretBox(keyBase64: string | undefined): Promise<SecretBox> {
+/**
+ * `keyBase64`: 32 random bytes, base64 (`openssl rand -base64 32`); undefined stores secrets in the clear.
+ * `previousKeyBase64`: the key used before it, tried when the current one does not open a secret (a key rotation).
+ */
+export async function createSecretBox(
+  keyBase64: string | undefined,
+  previousKeyBase64?: string,
+): Promise<SecretBox> {
   const key = keyBase64 === undefined ? undefined : await importKey(keyBase64);
+  const previousKey = previousKeyBase64 === undefined ? undefined : await importKey(previousKeyBase64);
   const encoder = new TextEncoder();
   return {
     encrypted: key !== undefined,
@@ -41,11 +49,20 @@ export async function createSecretBox(keyBase64: string | undefined): Promise<Se
         );
       }
       const [iv, data] = stored.slice(SEALED.length).split(":").map(fromBase64);
-      const opened = await crypto.subtle.decrypt(
-        { name: "AES-GCM", iv: iv as Uint8Array<ArrayBuffer>, additionalData: encoder.encode(subscriptionId) },
-        key,
-        data as Uint8Array<ArrayBuffer>,
-      );
+      const decrypt = (candidate: CryptoKey) =>
+        crypto.subtle.decrypt(
+          { name: "AES-GCM", iv: iv as Uint8Array<ArrayBuffer>, additionalData: encoder.encode(subscriptionId) },
+          candidate,
+          data as Uint8Array<ArrayBuffer>,
+        );
+      let opened: ArrayBuffer;
+      try {
+        opened = await decrypt(key);
+      } catch (error) {
+        // GCM authenticates: a wrong key fails here (never a garbled secret), so the previous key is tried.
+        if (!previousKey) throw error;
+        opened = await decrypt(previousKey);
+      }
       return new TextDecoder().decode(opened);
     },
   };

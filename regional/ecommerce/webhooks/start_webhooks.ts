@@ -5,6 +5,7 @@
  */
 import type { Hono } from "hono";
 import type { TokenVerifier } from "../../../shared/auth/verifier.ts";
+import { WEBHOOK_SECRETS_KEY_DEV_DEFAULT } from "../../../shared/config/config.ts";
 import { log } from "../../../shared/observability/mod.ts";
 import type { EventLog, Sql, WorkQueue } from "../../../shared/ports/mod.ts";
 import { declareDeliveryQueues, DEFAULT_RETRY_DELAYS_MS } from "./delivery_queues.ts";
@@ -34,6 +35,8 @@ export interface WebhooksDeps {
   readonly deliveryTimeoutMs?: number;
   /** AES-256-GCM key (base64 of 32 bytes) sealing secrets at rest. @default none: stored as "plain:" (warned) */
   readonly secretsKey?: string;
+  /** The key `secretsKey` replaced: still opens the secrets it sealed (a key rotation). @default none */
+  readonly previousSecretsKey?: string;
   /** @default 24 h */
   readonly secretOverlapMs?: number;
   readonly breaker?: BreakerOptions;
@@ -51,7 +54,10 @@ export interface Webhooks {
   readonly routes: Hono;
   /** Resolves once the dispatcher joined its group (events published afterwards are dispatched). */
   readonly ready: Promise<void>;
-  /** Stops the dispatcher and the workers; unacked deliveries return to their queues. */
+  /**
+   * Stops the dispatcher and the workers: deliveries in flight may finish (up to the delivery timeout), the
+   * others return to their queues untried.
+   */
   close(): Promise<void>;
 }
 
@@ -77,8 +83,16 @@ export async function startWebhooks(deps: WebhooksDeps): Promise<Webhooks> {
       { region: deps.region },
     );
   }
-  const box = await createSecretBox(deps.secretsKey);
+  const box = await createSecretBox(deps.secretsKey, deps.previousSecretsKey);
   if (!box.encrypted) log.warn("webhook secrets are stored unencrypted: pass a secretsKey to seal them at rest");
+  if (deps.secretsKey === WEBHOOK_SECRETS_KEY_DEV_DEFAULT) {
+    // The default is committed to the repository: anyone can open secrets sealed with it.
+    log.warn(
+      "webhook secrets are sealed with the committed development key: set BV_WEBHOOK_SECRETS_KEY " +
+        "(openssl rand -base64 32) anywhere partners are real, with the current key as BV_WEBHOOK_SECRETS_KEY_PREVIOUS",
+      { region: deps.region },
+    );
+  }
 
   await declareDeliveryQueues(deps.queue, retryDelaysMs);
   const workers = await startDeliveryWorker({
@@ -113,7 +127,7 @@ export async function startWebhooks(deps: WebhooksDeps): Promise<Webhooks> {
       if (closed) return;
       closed = true;
       await dispatcher.close();
-      await Promise.all(workers.map((worker) => worker.cancel()));
+      await workers.stop();
     },
   };
 }

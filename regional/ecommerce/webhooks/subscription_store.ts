@@ -158,18 +158,39 @@ export interface DeliveryTarget {
   readonly id: string;
   readonly url: string;
   readonly status: SubscriptionStatus;
+  /** Opened only for an ACTIVE subscription (empty otherwise, or when they cannot be opened). */
   readonly secrets: readonly string[];
+  /** Why the secrets of an ACTIVE subscription cannot be opened (a changed secrets key): nothing can be signed. */
+  readonly secretsError?: string;
 }
 
 export async function deliveryTargetOf(sql: Sql, box: SecretBox, id: string): Promise<DeliveryTarget | undefined> {
   const [row] = await sql.query<SubscriptionRow>`select * from webhook_subscriptions where id = ${id}`;
   if (!row) return undefined;
-  const secrets = [await box.open(row.secret, row.id)];
-  if (row.previous_secret && row.previous_secret_expires_at && row.previous_secret_expires_at > new Date()) {
-    secrets.push(await box.open(row.previous_secret, row.id));
+  const target = { id: row.id, url: row.url, status: row.status };
+  // A deleted or disabled subscription's deliveries are skipped: its secrets are not needed, and must not be
+  // opened (after a key change they no longer open, and that would hold the delivery forever).
+  if (row.status !== "ACTIVE") return { ...target, secrets: [] };
+  try {
+    const secrets = [await box.open(row.secret, row.id)];
+    if (row.previous_secret && row.previous_secret_expires_at && row.previous_secret_expires_at > new Date()) {
+      secrets.push(await box.open(row.previous_secret, row.id));
+    }
+    return { ...target, secrets };
+  } catch (error) {
+    // Not transient (the stored value and the configured keys decide it): the caller fails the delivery for good.
+    const reason = error instanceof Error ? error.message : String(error);
+    return {
+      ...target,
+      secrets: [],
+      secretsError: `Not sent: the signing secret cannot be opened with the configured ${SECRETS_KEY_VARIABLES} ` +
+        `(${reason}); set the key it was sealed with (as the previous key during a key rotation)`,
+    };
   }
-  return { id: row.id, url: row.url, status: row.status, secrets };
 }
+
+/** The configuration that opens sealed secrets, named in the reason of a delivery that could not be signed. */
+const SECRETS_KEY_VARIABLES = "BV_WEBHOOK_SECRETS_KEY / BV_WEBHOOK_SECRETS_KEY_PREVIOUS";
 
 /** A 410 Gone from the endpoint: no more deliveries to this subscription. */
 export async function disableSubscription(tx: SqlExecutor, id: string, reason: string): Promise<void> {

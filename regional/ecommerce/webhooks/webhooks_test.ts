@@ -130,6 +130,39 @@ Deno.test({
 });
 
 Deno.test({
+  name: "subscriptions API: a URL with a control character, a lone surrogate or port 0 is 400, never a 500",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const t = await setup();
+    try {
+      const path = "/api/v1/webhooks/subscriptions";
+      for (
+        const url of [
+          "https://partner.example/hooks?a=\u0000",
+          "https://partner.example/\u0000",
+          "https://partner.example/a\tb",
+          "https://partner.example/\u007f",
+          "https://partner.example/\ud800",
+          "https://partner.example:0/x",
+        ]
+      ) {
+        const response = await t.call("POST", path, t.partner, { url, events: [orderCreated.eventType] });
+        assert.equal(response.status, 400, JSON.stringify(url));
+        assert.equal(response.headers.get("content-type"), "application/problem+json");
+        const problem = await response.json();
+        assert.equal(problem.code, "COMMON.VALIDATION_FAILED");
+        assert.deepEqual(problem.errors.map((e: { path: string }) => e.path), ["url"]);
+      }
+      const [{ n }] = await t.sql.query<{ n: number }>`select count(*)::int as n from webhook_subscriptions`;
+      assert.equal(n, 0, "nothing stored");
+    } finally {
+      await t.close();
+    }
+  },
+});
+
+Deno.test({
   name: "subscriptions API under egress public: loopback, private and metadata URLs are refused with 400",
   sanitizeResources: false,
   sanitizeOps: false,
