@@ -29,7 +29,8 @@ import {
 } from "./sensors/mod.ts";
 import { startGraphqlCacheInvalidation } from "./graphql/mod.ts";
 import { startRevenueProjection } from "./analytics/mod.ts";
-import type { RegionPorts } from "../wiring/region_ports.ts";
+import { purgeDeliveryAttempts } from "./webhooks/mod.ts";
+import { mqttBrokerShared, type RegionPorts } from "../wiring/region_ports.ts";
 
 /** Housekeeping (expired idempotency keys, old consumer markers) runs this often, each purge bounded. */
 const HOUSEKEEPING_INTERVAL_MS = 60_000;
@@ -42,6 +43,11 @@ export interface EcommerceBackgroundDeps {
   readonly eventLog: EventLog;
   /** One MQTT client per session identity (the sensor bridge's). */
   readonly mqtt: (clientId: string) => Promise<MqttBus>;
+  /**
+   * Set when both regions' sensor bridges connect to one broker (`mqttBrokerShared`): the shared-subscription group
+   * they all subscribe through, so each reading reaches one region. Unset: the region's broker is its own.
+   */
+  readonly sensorShareGroup?: string;
   /** Everything started here is closed by it, in reverse order. */
   readonly lifecycle: Lifecycle;
   /** `<service>-<region>`, for the lifecycle's names. */
@@ -59,7 +65,20 @@ export async function startEcommerceBackgroundOn(
   context: Pick<EcommerceBackgroundDeps, "config" | "region" | "name" | "lifecycle">,
 ): Promise<EcommerceBackground> {
   const [sql, cache, eventLog] = await Promise.all([ports.sql(), ports.cache(), ports.eventLog()]);
-  return await startEcommerceBackground({ ...context, sql, cache, eventLog, mqtt: (id) => ports.mqtt(id) });
+  // Named after both regions' databases, like the bridge's session after its own: the same in east and west, and
+  // another platform sharing the broker (a test run's) has its own group and gets its own copy.
+  const { east, west } = context.config.regions;
+  const sensorShareGroup = mqttBrokerShared(context.config, ports.mode)
+    ? `bv-sensor-bridge-${east.pgDatabase}-${west.pgDatabase}`
+    : undefined;
+  return await startEcommerceBackground({
+    ...context,
+    sql,
+    cache,
+    eventLog,
+    mqtt: (id) => ports.mqtt(id),
+    sensorShareGroup,
+  });
 }
 
 /** Starts the background work; migrations and topics must exist (the deployable made them first). */
@@ -143,6 +162,8 @@ export async function startEcommerceBackground(deps: EcommerceBackgroundDeps): P
     // The session identity follows the region's database, so two platforms sharing one broker (a
     // developer's and a test run's) do not take over each other's persistent session.
     mqtt: await deps.mqtt(`bv-sensor-bridge-${config.regions[region].pgDatabase}`),
+    // One broker for both regions (infra with one BV_MQTT_URL): each reading goes to one region's bridge.
+    shareGroup: deps.sensorShareGroup,
     eventLog,
     region,
   });
@@ -154,7 +175,8 @@ export async function startEcommerceBackground(deps: EcommerceBackgroundDeps): P
   const housekeepingTimer = setInterval(() => {
     if (housekeepingRunning) return;
     housekeepingRunning = true;
-    housekeeping = runHousekeeping(sql, isReplica).finally(() => housekeepingRunning = false);
+    housekeeping = runHousekeeping(sql, isReplica, config.BV_WEBHOOK_ATTEMPTS_RETENTION_DAYS * 24 * 60 * 60_000)
+      .finally(() => housekeepingRunning = false);
   }, HOUSEKEEPING_INTERVAL_MS);
   lifecycle.onStop(`${name} housekeeping`, async () => {
     clearInterval(housekeepingTimer);
@@ -163,7 +185,11 @@ export async function startEcommerceBackground(deps: EcommerceBackgroundDeps): P
   return { nudgeOutbox };
 }
 
-async function runHousekeeping(sql: Sql, isReplica: () => Promise<boolean>): Promise<void> {
+async function runHousekeeping(
+  sql: Sql,
+  isReplica: () => Promise<boolean>,
+  webhookAttemptsRetainMs: number,
+): Promise<void> {
   // A replica's keys are the writer's (replicated); the writer's purge deletes them in both.
   await (isReplica().then((replica) => replica ? 0 : purgeExpiredIdempotencyKeys(sql))).catch((error) =>
     log.warn("idempotency key purge failed; will retry", { error: String(error), intervalMs: HOUSEKEEPING_INTERVAL_MS })
@@ -171,6 +197,13 @@ async function runHousekeeping(sql: Sql, isReplica: () => Promise<boolean>): Pro
   // Markers are the region's own (not replicated): each region purges its own.
   await purgeProcessedEvents(sql).catch((error) =>
     log.warn("processed_events purge failed; will retry", {
+      error: String(error),
+      intervalMs: HOUSEKEEPING_INTERVAL_MS,
+    })
+  );
+  // Webhook delivery attempts are the region's own too (its workers wrote them).
+  await purgeDeliveryAttempts(sql, webhookAttemptsRetainMs).catch((error) =>
+    log.warn("webhook_delivery_attempts purge failed; will retry", {
       error: String(error),
       intervalMs: HOUSEKEEPING_INTERVAL_MS,
     })

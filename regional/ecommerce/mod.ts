@@ -131,6 +131,14 @@ export const createEcommerceService: ServiceFactory = async (context) => {
     nudgeOutbox,
     region,
     secretsKey: config.BV_WEBHOOK_SECRETS_KEY,
+    previousSecretsKey: config.BV_WEBHOOK_SECRETS_KEY_PREVIOUS,
+    retryDelaysMs: config.BV_WEBHOOK_RETRY_DELAYS_MS,
+    deliveryTimeoutMs: config.BV_WEBHOOK_DELIVERY_TIMEOUT_MS,
+    breaker: {
+      consecutiveFailures: config.BV_WEBHOOK_BREAKER_FAILURES,
+      halfOpenAfterMs: config.BV_WEBHOOK_BREAKER_HALF_OPEN_MS,
+    },
+    secretOverlapMs: config.BV_WEBHOOK_SECRET_OVERLAP_MS,
     // `public` unless set: `./bv start` and `start:infra` choose `any` for their partner receivers on localhost.
     egress: config.BV_WEBHOOK_EGRESS,
   });

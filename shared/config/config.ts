@@ -86,6 +86,37 @@ function cidrProblemOf(entry: string): string | undefined {
   return start.toString() === parsed.toString() ? undefined : `"${entry}" has host bits set: write ${start}/${bits}`;
 }
 
+/** The development key BV_WEBHOOK_SECRETS_KEY defaults to (committed: it seals nothing that matters). */
+export const WEBHOOK_SECRETS_KEY_DEV_DEFAULT = "Yml0dmVsb2NpdHktZGV2LXdlYmhvb2sta2V5LTMyYiE=";
+/** Bound on the webhook retry schedule's steps (each is a RabbitMQ retry queue per lane). */
+export const WEBHOOK_RETRY_STEPS_MAX = 20;
+/** Base64 of 32 bytes: an AES-256-GCM key. */
+const webhookSecretsKey = z.string().refine((v) => {
+  try {
+    return atob(v).length === 32;
+  } catch {
+    return false;
+  }
+}, "must be base64 of 32 bytes (openssl rand -base64 32)");
+/** Comma-separated delays in milliseconds, in order, each 1 ms to a day. */
+const webhookRetryDelaysMs = z.string().transform((text, ctx) => {
+  const entries = text.split(",").map((entry) => entry.trim());
+  const delays = entries.map(Number);
+  if (
+    entries.length <= WEBHOOK_RETRY_STEPS_MAX &&
+    delays.every((ms) => /^\d+$/.test(String(ms)) && ms >= 1 && ms <= 86_400_000)
+  ) {
+    return Object.freeze(delays);
+  }
+  ctx.issues.push({
+    code: "custom",
+    message: `must be 1 to ${WEBHOOK_RETRY_STEPS_MAX} comma-separated whole numbers of ms (at most a day each), ` +
+      "e.g. 30000,120000,300000",
+    input: text,
+  });
+  return z.NEVER;
+});
+
 /** Every variable, its parser and its default. Names are the contract (README lists them). */
 const variables = {
   BV_MODE: z.enum(["embedded", "infra"]).default("embedded"),
@@ -161,6 +192,25 @@ const variables = {
     message: 'must be "public" (public addresses only) or "any" (development: loopback and private too)',
   }).default("public"),
   /**
+   * The key BV_WEBHOOK_SECRETS_KEY replaced: it still opens the secrets it sealed, so the key can be changed
+   * without breaking deliveries (new and rotated secrets are sealed with the current key). Unset: none.
+   */
+  BV_WEBHOOK_SECRETS_KEY_PREVIOUS: webhookSecretsKey.optional(),
+  /** Partner webhook retry schedule (delays before each retry; attempts = delays + 1). Default 30 s, 2, 5, 15, 30 m. */
+  BV_WEBHOOK_RETRY_DELAYS_MS: webhookRetryDelaysMs.default(
+    Object.freeze([30_000, 120_000, 300_000, 900_000, 1_800_000]),
+  ),
+  /** Deadline of one webhook delivery attempt (resolving the destination and the POST); Standard Webhooks: 15-30 s. */
+  BV_WEBHOOK_DELIVERY_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(15_000),
+  /** Consecutive failed deliveries to one endpoint that open its circuit. */
+  BV_WEBHOOK_BREAKER_FAILURES: z.coerce.number().int().min(1).max(1_000).default(5),
+  /** How long an endpoint's circuit stays open before a trial request. Unset: min(30 s, the first retry delay). */
+  BV_WEBHOOK_BREAKER_HALF_OPEN_MS: z.coerce.number().int().min(100).max(3_600_000).optional(),
+  /** How long a rotated-out webhook secret keeps signing beside the new one (time for the partner to deploy it). */
+  BV_WEBHOOK_SECRET_OVERLAP_MS: z.coerce.number().int().min(0).max(30 * 24 * 60 * 60_000).default(24 * 60 * 60_000),
+  /** Webhook delivery attempt rows older than this are purged (well past a delivery's life of about 3 hours). */
+  BV_WEBHOOK_ATTEMPTS_RETENTION_DAYS: z.coerce.number().int().min(1).max(3_650).default(7),
+  /**
    * The key every e-commerce process shares to sign and verify service-to-service requests (a replica region's
    * sensor batches forwarded to the writer's): Standard Webhooks form, `whsec_` + base64 of at least 32 random
    * bytes. No default on purpose: the start scripts make one per run when it is unset; e-commerce refuses to
@@ -196,6 +246,13 @@ const variables = {
   BV_EAST_AMQP_VHOST: z.string().min(1).default("bv_east"),
   BV_WEST_AMQP_VHOST: z.string().min(1).default("bv_west"),
   BV_MQTT_URL: url.default("mqtt://127.0.0.1:1883"),
+  /**
+   * A region's own MQTT broker (infra mode; embedded, each region has its aedes). Unset: BV_MQTT_URL. When both regions
+   * reach the same broker, their sensor bridges subscribe through one shared-subscription group, so each reading
+   * reaches one region, not both (regional/ecommerce/sensors/README.md).
+   */
+  BV_EAST_MQTT_URL: url.optional(),
+  BV_WEST_MQTT_URL: url.optional(),
   BV_ADMIN_EMAIL: z.email().default("admin@bitvelocity.local"),
   BV_ADMIN_PASSWORD: z.string().min(8).default("bitvelocity-admin"),
   BV_JWT_ISSUER: z.string().min(1).default("bitvelocity-auth"),
@@ -231,6 +288,8 @@ export interface RegionEndpoints {
   readonly grpcInventoryPort: number;
   readonly servicePorts: Readonly<Record<ServiceName, number>>;
   readonly embeddedMqttPort: number;
+  /** Infra mode: the region's MQTT broker (`BV_<REGION>_MQTT_URL`, else BV_MQTT_URL). */
+  readonly mqttUrl: string;
   readonly kafkaBrokers: readonly string[];
   readonly pgUrl: string;
   readonly pgDatabase: string;
@@ -276,6 +335,7 @@ function regionEndpoints(v: Variables, region: Region): RegionEndpoints {
     grpcInventoryPort: v[`BV_${upper}_GRPC_INVENTORY_PORT`],
     servicePorts: Object.freeze(servicePorts),
     embeddedMqttPort: v[`BV_${upper}_EMBEDDED_MQTT_PORT`],
+    mqttUrl: v[`BV_${upper}_MQTT_URL`] ?? v.BV_MQTT_URL,
     kafkaBrokers: Object.freeze([`127.0.0.1:${v[`KAFKA_${upper}_PORT`]}`]),
     pgUrl: pgUrl.toString(),
     pgDatabase,

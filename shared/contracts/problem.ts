@@ -86,6 +86,7 @@ export const problemCodes = Object.freeze(
     "AUTH.EMAIL_TAKEN": 409,
     "AUTH.USER_NOT_FOUND": 404,
     "AUTH.LOGIN_THROTTLED": 429,
+    "AUTH.SIGNUP_THROTTLED": 429,
     "ECOMMERCE.ORDER_NOT_FOUND": 404,
     "ECOMMERCE.ORDER_NOT_CANCELABLE": 409,
     "ECOMMERCE.ORDER_INVALID_TRANSITION": 409,
@@ -100,6 +101,8 @@ export const problemCodes = Object.freeze(
     "ECOMMERCE.PRODUCT_NOT_FOUND": 404,
     "ECOMMERCE.STOCK_NEGATIVE": 409,
     "ECOMMERCE.SKU_TAKEN": 409,
+    /** `If-Match` on a product write names none of its current version: someone changed it since it was read. */
+    "ECOMMERCE.PRODUCT_VERSION_MISMATCH": 412,
     "ECOMMERCE.CART_NOT_FOUND": 404,
     "ECOMMERCE.CURRENCY_MISMATCH": 422,
     /** An order write reached a region that is not the order writer and could not be forwarded to it. */
@@ -157,6 +160,7 @@ const titles: Readonly<Record<number, string>> = Object.freeze({
   405: "Method Not Allowed",
   408: "Request Timeout",
   409: "Conflict",
+  412: "Precondition Failed",
   413: "Content Too Large",
   415: "Unsupported Media Type",
   421: "Misdirected Request",
