@@ -9,6 +9,7 @@
  * it is the record the reconciler restores lost keys from, so it names the same running sales. Charging the list
  * price to a customer who came for a sale, because a cache blinked, would be the one wrong answer.
  */
+import { parseMoney } from "../../../shared/contracts/money.ts";
 import { log } from "../../../shared/observability/mod.ts";
 import type { Cache, SqlExecutor } from "../../../shared/ports/mod.ts";
 import type { SalePrice, SalePrices } from "../contracts.ts";
@@ -48,7 +49,7 @@ function saleOf(text: string | null, productId: string, nowMs: number): SalePric
   }
   const { saleId, price, currency, endsAt } = value;
   if (
-    typeof saleId !== "string" || typeof price !== "string" || typeof currency !== "string" ||
+    typeof saleId !== "string" || typeof price !== "string" || !isPrice(price) || typeof currency !== "string" ||
     typeof endsAt !== "string" || value.productId?.toLowerCase() !== productId
   ) {
     log.warn("a flash price entry is not a sale of its product; the list price applies", { productId });
@@ -57,6 +58,15 @@ function saleOf(text: string | null, productId: string, nowMs: number): SalePric
   // The TTL ends the key at the sale's end; a clock-skewed Redis may keep it a moment longer.
   if (!(Date.parse(endsAt) > nowMs)) return undefined;
   return { saleId, price, currency };
+}
+
+/** A decimal amount above zero that checkout can charge (a sale's price is one when it starts). */
+function isPrice(text: string): boolean {
+  try {
+    return parseMoney(text) > 0n;
+  } catch {
+    return false;
+  }
 }
 
 async function runningSalesInTable(

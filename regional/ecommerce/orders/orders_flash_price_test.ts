@@ -57,12 +57,22 @@ const scenarios: Record<string, (bench: Bench) => Promise<void>> = {
     // Past its end (a clock-skewed Redis keeps it a moment), not JSON, another product's, another currency.
     await cache.set(flashPriceKey(apple), JSON.stringify(saleOf(apple, "1.00", "USD", -1_000)), { ttlMs: HOUR_MS });
     await cache.set(flashPriceKey(pear), "{not json", { ttlMs: HOUR_MS });
+    const lemon = crypto.randomUUID();
+    await cache.set(flashPriceKey(lemon), JSON.stringify(saleOf(lemon, "free", "USD")), { ttlMs: HOUR_MS });
+    assert.equal((await createSalePrices(cache, bench.sql)([lemon])).size, 0, "a price that is not an amount");
     await cache.set(flashPriceKey(euro), JSON.stringify(saleOf(euro, "2.00", "USD")), { ttlMs: HOUR_MS });
     bench.setSalePrices(createSalePrices(cache, bench.sql));
     const order = await orderOf(bench, [{ productId: apple, qty: 1 }, { productId: pear, qty: 2 }]);
     assert.equal(order.totalAmount, "28.00");
     const euroOrder = await orderOf(bench, [{ productId: euro, qty: 1 }]);
     assert.equal(euroOrder.totalAmount, "3.00", "a USD sale price never applies to a EUR product");
+    // An admin lowered the list price below the running sale's: the lower price is charged.
+    const dear = createMemoryCache();
+    await dear.set(flashPriceKey(pear), JSON.stringify(saleOf(pear, "1.40", "USD")), { ttlMs: HOUR_MS });
+    await bench.sql.query`update products set price = 1.20 where id = ${pear}::uuid`;
+    bench.setSalePrices(createSalePrices(dear, bench.sql));
+    assert.equal((await orderOf(bench, [{ productId: pear, qty: 2 }])).totalAmount, "2.40", "the list price won");
+    await bench.sql.query`update products set price = 1.50 where id = ${pear}::uuid`;
     const other = createMemoryCache();
     await other.set(flashPriceKey(pear), JSON.stringify(saleOf(apple, "0.50", "USD")), { ttlMs: HOUR_MS });
     bench.setSalePrices(createSalePrices(other, bench.sql));

@@ -7,7 +7,7 @@
  */
 import type { Principal } from "../../../shared/auth/mod.ts";
 import { orderCreated } from "../../../shared/contracts/events/ecommerce.ts";
-import { AMOUNT_MAX_UNITS, formatMoney, multiplyMoneyUnits } from "../../../shared/contracts/money.ts";
+import { AMOUNT_MAX_UNITS, formatMoney, multiplyMoneyUnits, parseMoney } from "../../../shared/contracts/money.ts";
 import { ProblemError } from "../../../shared/contracts/problem.ts";
 import { log } from "../../../shared/observability/mod.ts";
 import { clearCart, getCartItemsForCheckout } from "../cart/mod.ts";
@@ -267,9 +267,11 @@ async function priceLines(
       );
     }
     // A sale is priced in its product's currency when it starts; a product re-priced in another currency
-    // since then is sold at its list price.
+    // since then is sold at its list price. A sale is a discount: a list price lowered below it meanwhile wins.
     const sale = sales.get(line.productId);
-    const price = sale && sale.currency === product.currency ? sale.price : product.price;
+    const onSale = sale && sale.currency === product.currency &&
+      parseMoney(sale.price) < parseMoney(product.price);
+    const price = onSale ? sale.price : product.price;
     items.push({ productId: line.productId, qty: line.qty, price });
   }
   const currencies = [...new Set(lines.map((l) => products.get(l.productId)!.currency))];
