@@ -132,6 +132,7 @@ export const createEcommerceService: ServiceFactory = async (context) => {
     region,
     secretsKey: config.BV_WEBHOOK_SECRETS_KEY,
     previousSecretsKey: config.BV_WEBHOOK_SECRETS_KEY_PREVIOUS,
+    secretUnreadableGraceMs: config.BV_WEBHOOK_SECRET_UNREADABLE_GRACE_MS,
     retryDelaysMs: config.BV_WEBHOOK_RETRY_DELAYS_MS,
     deliveryTimeoutMs: config.BV_WEBHOOK_DELIVERY_TIMEOUT_MS,
     breaker: {

@@ -196,6 +196,11 @@ const variables = {
    * without breaking deliveries (new and rotated secrets are sealed with the current key). Unset: none.
    */
   BV_WEBHOOK_SECRETS_KEY_PREVIOUS: webhookSecretsKey.optional(),
+  /**
+   * How long a webhook delivery whose secret opens with neither key is tried again (every first retry delay) before
+   * it fails for good: during a rolling key change another instance may have the new key already. 0: at once.
+   */
+  BV_WEBHOOK_SECRET_UNREADABLE_GRACE_MS: z.coerce.number().int().min(0).max(24 * 60 * 60_000).default(600_000),
   /** Partner webhook retry schedule (delays before each retry; attempts = delays + 1). Default 30 s, 2, 5, 15, 30 m. */
   BV_WEBHOOK_RETRY_DELAYS_MS: webhookRetryDelaysMs.default(
     Object.freeze([30_000, 120_000, 300_000, 900_000, 1_800_000]),

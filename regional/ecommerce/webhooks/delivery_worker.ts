@@ -16,6 +16,9 @@
  * - An open circuit sends nothing and does not use up an attempt: the delivery moves to the next step
  *   (and, at the last step, starts the schedule again, at most 3 times), so a flapping endpoint does not
  *   push deliveries into the DLQ untried.
+ * - A secret that does not open with this process's keys sends nothing and uses up no attempt: the delivery waits
+ *   the first retry delay (in a retry queue, no prefetch slot held) and is tried again, by whichever instance takes
+ *   it, until it has failed to open for `secretUnreadableGraceMs`; then it fails for good (final row, event, DLQ).
  *
  * Idempotent by delivery id: a delivery with a terminal row (delivered, gone, skipped, final) is not sent
  * again; a unique index keeps that row single even when two copies race. A copy whose last attempt fails
@@ -62,6 +65,10 @@ const PRODUCER = "webhooks-service";
 /** Header counting how often a delivery restarted the schedule because its circuit was open at the last step. */
 const CYCLE_HEADER = "x-webhook-cycle";
 const CYCLES_MAX = 3;
+/** Header on a delivery whose secret did not open: when it first failed to (ms since the epoch). */
+const SECRET_UNREADABLE_SINCE_HEADER = "x-webhook-secret-unreadable-since";
+/** How long a delivery's secret may keep failing to open before the delivery fails for good: 10 minutes. */
+export const SECRET_UNREADABLE_GRACE_MS_DEFAULT = 600_000;
 
 export interface BreakerOptions {
   /** Consecutive failures that open an endpoint's circuit. @default 5 */
@@ -84,6 +91,12 @@ export interface DeliveryWorkerOptions {
   readonly egress: WebhookEgress;
   /** Resolves a destination's name under `public` (tests stand in for DNS). @default A and AAAA over DNS */
   readonly resolveHost?: ResolveHost;
+  /**
+   * How long a delivery is tried again while its subscription's secret does not open with this process's keys
+   * (during a rolling change of the secrets key another instance may already have the key); then it fails for
+   * good. 0, or a schedule without retries, fails it at the first try. @default 10 minutes
+   */
+  readonly secretUnreadableGraceMs?: number;
 }
 
 type Outcome = "DELIVERED" | "FAILED" | "CIRCUIT_OPEN" | "GONE" | "SKIPPED";
@@ -150,6 +163,7 @@ export async function startDeliveryWorker(options: DeliveryWorkerOptions): Promi
 export function createDeliveryHandler(options: DeliveryWorkerOptions): (message: QueueMessage) => Promise<void> {
   const { sql, box, queue } = options;
   const attemptsMax = options.retryDelaysMs.length + 1;
+  const secretUnreadableGraceMs = options.secretUnreadableGraceMs ?? SECRET_UNREADABLE_GRACE_MS_DEFAULT;
   const breakerFor = breakers(options);
   const handler = async (message: QueueMessage) => {
     // A malformed message throws here: a counted failure (retry steps, then the DLQ).
@@ -167,11 +181,14 @@ export function createDeliveryHandler(options: DeliveryWorkerOptions): (message:
   async function handle(delivery: DeliveryMessage, message: QueueMessage): Promise<void> {
     const lane = laneQueueOf(laneOf(delivery.deliveryId));
     const cycle = Number(message.headers[CYCLE_HEADER] ?? "0");
-    // A restarted schedule (below) is republished to the lane, where it arrives at attempt 1 at once. It is sent
-    // on to the first retry queue untried, so its next request waits the first retry delay like any retry instead
-    // of following the last failure immediately. No row: nothing was attempted.
-    if (cycle > 0 && message.attempt === 1 && attemptsMax > 1) {
-      throw new DeliveryAttemptFailed(`Schedule restarted (cycle ${cycle}): waiting for the first retry delay`);
+    const unreadableSince = unreadableSinceOf(message);
+    // A restarted schedule (below), or a delivery whose secret did not open (secretUnreadable), is republished to
+    // the lane, where it arrives at attempt 1 at once. It is sent on to the first retry queue untried, so its next
+    // try waits the first retry delay like any retry (holding no prefetch slot meanwhile) instead of following the
+    // last one immediately. No row: nothing was attempted.
+    if ((cycle > 0 || unreadableSince !== undefined) && message.attempt === 1 && attemptsMax > 1) {
+      const why = cycle > 0 ? `Schedule restarted (cycle ${cycle})` : "Signing secret did not open";
+      throw new DeliveryAttemptFailed(`${why}: waiting for the first retry delay`);
     }
     const history = await historyOf(sql, delivery.deliveryId);
     if (history.terminal) {
@@ -193,16 +210,8 @@ export function createDeliveryHandler(options: DeliveryWorkerOptions): (message:
       return;
     }
     if (target.secretsError !== undefined) {
-      // The secrets key changed (or its previous one is gone): no retry can sign it, so it is not retried for
-      // ever (holding a prefetch slot each time) but dead-lettered at once with the reason, for the operator.
-      log.error("webhook delivery cannot be signed: its secret does not open; moved to the DLQ", {
-        deliveryId: delivery.deliveryId,
-        subscriptionId: delivery.subscriptionId,
-        error: target.secretsError,
-      });
-      attemptsTotal.inc({ outcome: "FAILED" });
-      const result = { outcome: "FAILED", httpStatus: null, error: target.secretsError, durationMs: 0 } as const;
-      return await failForGood(delivery, message, lane, result, history.failures + 1, record);
+      const unreadable = { error: target.secretsError, since: unreadableSince };
+      return await secretUnreadable(delivery, message, lane, unreadable, history.failures, record);
     }
     const result = await attempt(target.url, target.secrets, delivery, breakerFor(target.url), options);
     attemptsTotal.inc({ outcome: result.outcome });
@@ -230,6 +239,54 @@ export function createDeliveryHandler(options: DeliveryWorkerOptions): (message:
       return;
     }
     await failForGood(delivery, message, lane, result, failures, record);
+  }
+
+  /**
+   * The subscription's secret does not open with this process's keys. During a rolling change of the secrets key
+   * another instance (or this one, restarted) may already have the key that sealed it, and a moment later the
+   * delivery would go out: so for `secretUnreadableGraceMs` it is handed back, republished to its lane with the
+   * time it first failed to open (header), from where it goes on untried to the first retry queue (see handle()).
+   * It waits there holding no prefetch slot, and whichever instance takes it next tries again. Past the window
+   * the key is taken to be missing (not being rolled out): the delivery fails for good, for the operator to see.
+   * The header stays on the message for the rest of its life (a copy never drops a header), so a secret that stops
+   * opening again later in the same delivery's life counts from the first time; a delivery lives a few hours.
+   */
+  async function secretUnreadable(
+    delivery: DeliveryMessage,
+    message: QueueMessage,
+    lane: string,
+    unreadable: { readonly error: string; readonly since: number | undefined },
+    failures: number,
+    record: (tx: SqlExecutor, result: AttemptResult, final?: boolean) => Promise<boolean>,
+  ): Promise<void> {
+    const now = Date.now();
+    const since = unreadable.since ?? now;
+    // Ids and the reason only: the reason is the key check's error text, never the secret.
+    const fields = {
+      deliveryId: delivery.deliveryId,
+      subscriptionId: delivery.subscriptionId,
+      unreadableForMs: now - since,
+      graceMs: secretUnreadableGraceMs,
+      error: unreadable.error,
+    };
+    if (now - since < secretUnreadableGraceMs && attemptsMax > 1) {
+      log.warn(
+        "webhook delivery cannot be signed: its secret does not open with this process's keys; tried again later",
+        fields,
+      );
+      await queue.publish(lane, message.body, {
+        id: message.id,
+        headers: { ...message.headers, [SECRET_UNREADABLE_SINCE_HEADER]: String(since) },
+      });
+      return;
+    }
+    log.error(
+      "webhook delivery cannot be signed: its secret did not open within the grace window; moved to the DLQ",
+      fields,
+    );
+    attemptsTotal.inc({ outcome: "FAILED" });
+    const result = { outcome: "FAILED", httpStatus: null, error: unreadable.error, durationMs: 0 } as const;
+    await failForGood(delivery, message, lane, result, failures + 1, record);
   }
 
   /** The final attempt row and the failure event (one transaction), then the DLQ; a racing copy's row wins. */
@@ -273,6 +330,12 @@ export function createDeliveryHandler(options: DeliveryWorkerOptions): (message:
     await deadLetter(queue, lane, message, error, failures);
   }
   return handler;
+}
+
+/** When the delivery's secret first failed to open (secretUnreadable), or undefined. */
+function unreadableSinceOf(message: QueueMessage): number | undefined {
+  const since = Number(message.headers[SECRET_UNREADABLE_SINCE_HEADER]);
+  return Number.isSafeInteger(since) && since > 0 ? since : undefined;
 }
 
 /** Stores the message in the lane's DLQ (confirmed) with the port's dead-letter headers; then it is acked. */

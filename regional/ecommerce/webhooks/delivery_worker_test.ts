@@ -1,19 +1,19 @@
 /**
  * The delivery worker against a real HTTP endpoint on PGlite: what is recorded and sent while an endpoint's circuit
- * is half-open, deliveries whose secret no longer opens (a changed secrets key), the schedule restarting through
- * the first retry delay, and a shutdown that lets a delivery in flight finish.
+ * is half-open, deliveries whose secret does not open (tried again for a grace window: a rolling key change), the
+ * schedule restarting through the first retry delay, and a shutdown that lets a delivery in flight finish.
  */
 import assert from "node:assert/strict";
 import { createMemoryWorkQueue } from "../../../shared/adapters/memory/mod.ts";
 import { createPgliteSql } from "../../../shared/adapters/pglite/mod.ts";
 import { waitFor } from "../../../shared/ports/contract/_wait_for.ts";
-import { dlqQueueOf, RetryLaterError, type Sql, type WorkQueue } from "../../../shared/ports/mod.ts";
+import { dlqQueueOf, type QueueMessage, RetryLaterError, type Sql, type WorkQueue } from "../../../shared/ports/mod.ts";
 import { migrate } from "../../../shared/ports/sql_migrate.ts";
 import { outboxMigrations } from "../outbox/mod.ts";
 import { declareDeliveryQueues, laneOf, laneQueueOf } from "./delivery_queues.ts";
 import { createDeliveryHandler, type DeliveryWorkerOptions, startDeliveryWorker } from "./delivery_worker.ts";
 import { webhooksMigrations } from "./migrations.ts";
-import { createSecretBox } from "./secret_box.ts";
+import { createSecretBox, type SecretBox } from "./secret_box.ts";
 import { createSubscription, deleteSubscription } from "./subscription_store.ts";
 
 const EVENT_TYPE = "ecommerce.order.order.created.v1";
@@ -100,8 +100,24 @@ Deno.test("deliveries arriving while a half-open trial is in flight are CIRCUIT_
   }
 });
 
-Deno.test("after the secrets key changed: a deleted subscription's delivery is skipped, an active one's is dead-lettered at once", async () => {
+/** `box`, counting the secrets it is asked to open. */
+function countingBox(box: SecretBox) {
+  const counted = {
+    box: { ...box, open: (stored: string, id: string) => (counted.opens++, box.open(stored, id)) },
+    opens: 0,
+  };
+  return counted;
+}
+
+/** Publishes `message` to its lane, as the dispatcher does. */
+const dispatch = (queue: WorkQueue, message: ReturnType<typeof messageFor>) =>
+  queue.publish(laneQueueOf(laneOf(message.id)), message.body, { id: message.id });
+
+Deno.test("a secret no key opens is tried again for the grace window, then fails for good; a deleted subscription's is skipped", async () => {
   const sql = await database();
+  const queue = createMemoryWorkQueue();
+  const retryDelaysMs = [100, 100];
+  const graceMs = 700;
   try {
     const sealedWith = await createSecretBox(newKey());
     const owner = "partner-1";
@@ -116,35 +132,110 @@ Deno.test("after the secrets key changed: a deleted subscription's delivery is s
       url: "https://partner.example/b",
       events: [EVENT_TYPE],
     });
-    const { queue, published } = recordingQueue();
+    await declareDeliveryQueues(queue, retryDelaysMs);
+    // The secrets key changed and the one that sealed these secrets is not configured as the previous key.
+    const keys = countingBox(await createSecretBox(newKey()));
     let nudges = 0;
-    const handler = createDeliveryHandler({
+    const worker = await startDeliveryWorker({
       sql,
       queue,
-      box: await createSecretBox(newKey()),
+      box: keys.box,
       nudgeOutbox: () => void nudges++,
-      retryDelaysMs: [1, 1],
+      retryDelaysMs,
       deliveryTimeoutMs: 1_000,
       egress: "any",
+      secretUnreadableGraceMs: graceMs,
     });
+    try {
+      await dispatch(queue, messageFor(deleted.id));
+      await waitFor("the skipped row", async () => (await outcomes(sql)).length === 1);
+      assert.deepEqual((await outcomes(sql)).map((r) => r.outcome), ["SKIPPED"]);
+      assert.equal(keys.opens, 0, "a deleted subscription's secret is not opened");
 
-    await handler(messageFor(deleted.id)); // acked, not RetryLaterError
-    assert.deepEqual((await outcomes(sql)).map((r) => r.outcome), ["SKIPPED"]);
-
-    const message = messageFor(active.id);
-    await handler(message); // acked after the move to the DLQ, not RetryLaterError for ever
-    const [, row] = await outcomes(sql);
-    assert.equal(row.outcome, "FAILED");
-    assert.equal(row.final, true);
-    assert.match(row.error!, /signing secret cannot be opened.*BV_WEBHOOK_SECRETS_KEY/);
-    assert.deepEqual(published.map((p) => p.queue), [dlqQueueOf(laneQueueOf(laneOf(message.id)))]);
-    assert.match(published[0].headers["x-bv-error"], /signing secret cannot be opened/);
-    const events = await sql.query<{ payload: string }>`
-      select envelope as payload from outbox where topic like '%webhook.delivery.failed%'`;
-    assert.equal(events.length, 1);
-    assert.match(events[0].payload, /signing secret cannot be opened/);
-    assert.equal(nudges, 1);
+      const message = messageFor(active.id);
+      const started = performance.now();
+      await dispatch(queue, message);
+      await waitFor("the final attempt", async () => (await outcomes(sql)).some((r) => r.final));
+      const elapsedMs = performance.now() - started;
+      assert.ok(elapsedMs >= graceMs, `failed for good after ${Math.round(elapsedMs)} ms, within the grace window`);
+      assert.ok(keys.opens >= 3, `tried ${keys.opens} times during the grace window, every first retry delay`);
+      // The tries made no request and used up no attempt: one row, the final one.
+      const [, row, ...more] = await outcomes(sql);
+      assert.equal(more.length, 0);
+      assert.equal(row.outcome, "FAILED");
+      assert.equal(row.final, true);
+      assert.match(row.error!, /signing secret cannot be opened.*BV_WEBHOOK_SECRETS_KEY/);
+      const events = await sql.query<{ payload: string }>`
+        select envelope as payload from outbox where topic like '%webhook.delivery.failed%'`;
+      assert.equal(events.length, 1);
+      assert.match(events[0].payload, /signing secret cannot be opened/);
+      assert.equal(nudges, 1);
+      const dlq = dlqQueueOf(laneQueueOf(laneOf(message.id)));
+      await queue.declare({ name: dlq });
+      const dead: QueueMessage[] = [];
+      await queue.consume(dlq, (deadMessage) => Promise.resolve(void dead.push(deadMessage)));
+      await waitFor("the DLQ copy", () => dead.length === 1);
+      assert.equal(dead[0].id, message.id);
+      assert.match(dead[0].headers["x-bv-error"], /signing secret cannot be opened/);
+    } finally {
+      await worker.stop();
+    }
   } finally {
+    await queue.close();
+    await sql.close();
+  }
+});
+
+Deno.test("rolling change of the secrets key: a delivery an old-key instance cannot sign goes out from a new-key one", async () => {
+  const sql = await database();
+  const target = endpoint(() => new Response(null, { status: 204 }));
+  const queue = createMemoryWorkQueue();
+  const retryDelaysMs = [150, 150];
+  try {
+    const oldKey = newKey();
+    // Instance A runs with the new key (the old one as previous) and seals a new subscription's secret with it.
+    const newKeyBox = await createSecretBox(newKey(), oldKey);
+    const { id } = await createSubscription(sql, newKeyBox, {
+      ownerUserId: "p",
+      url: target.url,
+      events: [EVENT_TYPE],
+    });
+    await declareDeliveryQueues(queue, retryDelaysMs);
+    const options = (box: SecretBox): DeliveryWorkerOptions => ({
+      sql,
+      queue,
+      box,
+      nudgeOutbox: () => {},
+      retryDelaysMs,
+      deliveryTimeoutMs: 1_000,
+      egress: "any",
+      secretUnreadableGraceMs: 60_000,
+    });
+    // Instance B has not been given the new key yet: it takes the delivery first.
+    const oldKeys = countingBox(await createSecretBox(oldKey));
+    const instanceB = await startDeliveryWorker(options(oldKeys.box));
+    try {
+      await dispatch(queue, messageFor(id));
+      await waitFor("instance B's second try", () => oldKeys.opens >= 2);
+    } finally {
+      await instanceB.stop();
+    }
+    assert.equal(target.arrivals.length, 0);
+    assert.deepEqual(await outcomes(sql), [], "no final row: the delivery was handed back");
+    // B restarts with the new key (or A takes the delivery): it goes out after its retry delay.
+    const instanceA = await startDeliveryWorker(options(newKeyBox));
+    try {
+      await waitFor("the delivery", async () => (await outcomes(sql)).length > 0);
+      assert.deepEqual((await outcomes(sql)).map((r) => r.outcome), ["DELIVERED"]);
+      assert.equal(target.arrivals.length, 1);
+      const events = await sql.query`select 1 from outbox where topic like '%webhook.delivery.failed%'`;
+      assert.equal(events.length, 0, "no failure event");
+    } finally {
+      await instanceA.stop();
+    }
+  } finally {
+    await queue.close();
+    await target.close();
     await sql.close();
   }
 });

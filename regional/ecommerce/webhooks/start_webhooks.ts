@@ -37,6 +37,8 @@ export interface WebhooksDeps {
   readonly secretsKey?: string;
   /** The key `secretsKey` replaced: still opens the secrets it sealed (a key rotation). @default none */
   readonly previousSecretsKey?: string;
+  /** How long a delivery whose secret does not open is tried again before it fails for good. @default 10 min */
+  readonly secretUnreadableGraceMs?: number;
   /** @default 24 h */
   readonly secretOverlapMs?: number;
   readonly breaker?: BreakerOptions;
@@ -104,6 +106,7 @@ export async function startWebhooks(deps: WebhooksDeps): Promise<Webhooks> {
     deliveryTimeoutMs,
     breaker: deps.breaker,
     egress: deps.egress,
+    secretUnreadableGraceMs: deps.secretUnreadableGraceMs,
   });
   const dispatcher = await startDispatcher({
     sql: deps.sql,

@@ -178,7 +178,8 @@ export async function deliveryTargetOf(sql: Sql, box: SecretBox, id: string): Pr
     }
     return { ...target, secrets };
   } catch (error) {
-    // Not transient (the stored value and the configured keys decide it): the caller fails the delivery for good.
+    // The stored value and this process's keys decide it: during a rolling key change another instance (or this one,
+    // restarted) may open it, so the caller tries again for a grace window, then fails the delivery for good.
     const reason = error instanceof Error ? error.message : String(error);
     return {
       ...target,

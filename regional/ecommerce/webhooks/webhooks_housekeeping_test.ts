@@ -95,7 +95,7 @@ async function cutCount(): Promise<number> {
   return metric?.values.reduce((sum, value) => sum + value.value, 0) ?? 0;
 }
 
-Deno.test("config: the webhook schedule, timeout, breaker, overlap, retention and previous key are variables", () => {
+Deno.test("config: the webhook schedule, timeout, breaker, overlap, retention, previous key and unreadable-secret grace are variables", () => {
   const defaults = loadConfig({});
   assert.deepEqual(defaults.BV_WEBHOOK_RETRY_DELAYS_MS, DEFAULT_RETRY_DELAYS_MS);
   assert.equal(defaults.BV_WEBHOOK_DELIVERY_TIMEOUT_MS, 15_000);
@@ -104,6 +104,7 @@ Deno.test("config: the webhook schedule, timeout, breaker, overlap, retention an
   assert.equal(defaults.BV_WEBHOOK_SECRET_OVERLAP_MS, DAY_MS);
   assert.equal(defaults.BV_WEBHOOK_ATTEMPTS_RETENTION_DAYS, 7);
   assert.equal(defaults.BV_WEBHOOK_SECRETS_KEY_PREVIOUS, undefined);
+  assert.equal(defaults.BV_WEBHOOK_SECRET_UNREADABLE_GRACE_MS, 600_000);
   // The start warns when this committed key is in use: it must be the default.
   assert.equal(defaults.BV_WEBHOOK_SECRETS_KEY, WEBHOOK_SECRETS_KEY_DEV_DEFAULT);
 
@@ -116,6 +117,7 @@ Deno.test("config: the webhook schedule, timeout, breaker, overlap, retention an
     BV_WEBHOOK_SECRET_OVERLAP_MS: "3600000",
     BV_WEBHOOK_ATTEMPTS_RETENTION_DAYS: "30",
     BV_WEBHOOK_SECRETS_KEY_PREVIOUS: key,
+    BV_WEBHOOK_SECRET_UNREADABLE_GRACE_MS: "0",
   });
   assert.deepEqual(set.BV_WEBHOOK_RETRY_DELAYS_MS, [1_000, 5_000, 60_000]);
   assert.equal(set.BV_WEBHOOK_DELIVERY_TIMEOUT_MS, 20_000);
@@ -124,6 +126,11 @@ Deno.test("config: the webhook schedule, timeout, breaker, overlap, retention an
   assert.equal(set.BV_WEBHOOK_SECRET_OVERLAP_MS, 3_600_000);
   assert.equal(set.BV_WEBHOOK_ATTEMPTS_RETENTION_DAYS, 30);
   assert.equal(set.BV_WEBHOOK_SECRETS_KEY_PREVIOUS, key);
+  assert.equal(set.BV_WEBHOOK_SECRET_UNREADABLE_GRACE_MS, 0);
+  assert.throws(
+    () => loadConfig({ BV_WEBHOOK_SECRET_UNREADABLE_GRACE_MS: "-1" }),
+    /BV_WEBHOOK_SECRET_UNREADABLE_GRACE_MS/,
+  );
 
   for (const bad of ["0", "1,,2", "1.5", "-1", "abc", Array(21).fill("1").join(",")]) {
     assert.throws(() => loadConfig({ BV_WEBHOOK_RETRY_DELAYS_MS: bad }), /BV_WEBHOOK_RETRY_DELAYS_MS/, bad);
