@@ -45,3 +45,33 @@ export async function withRegionDatabases(
     await dropDatabase(clusterUrl("east"), names.east);
   }
 }
+
+const SLOT_DROPPED_WITHIN_MS = 10_000;
+
+/**
+ * Drops `slot` from east's cluster as a purge loses it. West's apply worker re-takes an active slot within
+ * about a second of its sender ending, so: end the sender, wait for it to exit, drop; again while it is held.
+ * (On its own, not through the adapter's `dropReplicationSlot`, so the tests also run on the code before.)
+ */
+export async function loseSlot(slot: string): Promise<void> {
+  const admin = createPostgresSql({ url: clusterUrl("east"), maxConnections: 1 });
+  const started = performance.now();
+  try {
+    for (;;) {
+      await admin.query`select pg_terminate_backend(active_pid, 5000) from pg_replication_slots
+        where slot_name = ${slot} and active_pid is not null`;
+      try {
+        await admin.query`select pg_drop_replication_slot(${slot})`;
+        return;
+      } catch (error) {
+        if ((error as { code?: string }).code !== "55006") throw error; // 55006: taken again meanwhile
+      }
+      if (performance.now() - started > SLOT_DROPPED_WITHIN_MS) {
+        throw new Error(`slot ${slot} not dropped within ${SLOT_DROPPED_WITHIN_MS} ms`);
+      }
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  } finally {
+    await admin.close();
+  }
+}

@@ -24,6 +24,7 @@ import {
 } from "../../shared/adapters/postgres/replication.ts";
 import { REPLICATED_TABLES } from "../../regional/ecommerce/orders/writer/mod.ts";
 import { REPLICATED_AUTH_TABLES } from "../../regional/security/auth/mod.ts";
+import { mergeReplicaAccounts } from "./_merge_replica_accounts.ts";
 
 export type OrderRegion = "east" | "west";
 /** The URL of each region's database (not the admin database). */
@@ -125,11 +126,12 @@ export async function ensureOrderReplication(
   if (resync) {
     await discardLostLink(dbs, writer, subscription, slot, say);
   } else if (existing !== undefined) {
-    await addNewTables(dbs[replica], subscription, say);
+    await addNewTables(dbs, writer, subscription, say);
   } else {
-    // Each region's security made its own admin account at its first start, before any link: the writer's
-    // accounts are the ones kept, so the replica's are discarded (said so) rather than refused as a collision.
-    await discardOwnAccounts(dbs[replica], say);
+    // Each region's security made its own admin account at its first start, before any link, and people may have
+    // signed up in the replica: its accounts are merged into the writer (the writer's win an e-mail both hold) and
+    // copied back, rather than refused as a collision.
+    await handOverOwnAccounts(dbs, writer, say);
     const rows = await orderRowCount(dbs[replica]);
     if (rows > 0) {
       throw new Error(
@@ -309,12 +311,21 @@ async function assertSameShapes(dbs: OrderDatabases): Promise<void> {
 /**
  * A link made when fewer tables were replicated (orders only, before catalog, inventory and carts joined, or
  * before the auth tables did): the replica's own rows of the new tables are discarded (the writer authors them now;
- * their ids would collide with the copy), then the subscription takes the new tables with their rows.
+ * their ids would collide with the copy), then the subscription takes the new tables with their rows. Accounts are
+ * the exception: the replica's own are merged into the writer first, so the copy brings them back.
  */
-async function addNewTables(replicaUrl: string, subscription: string, say: ProgressLog): Promise<void> {
+async function addNewTables(
+  dbs: OrderDatabases,
+  writer: OrderRegion,
+  subscription: string,
+  say: ProgressLog,
+): Promise<void> {
+  const replicaUrl = dbs[otherRegion(writer)];
   const have = new Set(await subscribedTables(replicaUrl, subscription));
   const missing = SINGLE_WRITER_TABLES.filter((table) => !have.has(table));
   if (missing.length === 0) return;
+  // Not subscribed yet, so every account in the replica is one it made itself (the guard let it write then).
+  if (missing.includes("auth_users")) await mergeReplicaAccounts({ dbs, writer }, say);
   const rows = await withPg(replicaUrl, async (sql) => {
     const counts = missing.map((t) => `(select count(*) from ${t})`).join(" + ");
     const [row] = await sql.unsafe(`select ${counts} as n`);
@@ -358,7 +369,8 @@ async function waitForInitialSync(
  * touching the writer (its slot is gone) and empties the replica's replicated tables, reporting what the
  * writer lacks, so the subscription made next copies them afresh — the initial setup's rule (a replica holds
  * nothing the copy would collide with), and the same truncate-and-copy as {@linkcode resyncAsReplica}. The
- * replica's own writes are refused by the guard triggers, so the writer holds everything it authored.
+ * replica's own writes are refused by the guard triggers, so the writer holds everything it authored — except the
+ * accounts of a link made before auth replicated, which are merged into the writer first (as {@linkcode addNewTables}).
  */
 async function discardLostLink(
   dbs: OrderDatabases,
@@ -368,6 +380,8 @@ async function discardLostLink(
   say: ProgressLog,
 ): Promise<void> {
   const replica = otherRegion(writer);
+  const subscribed = await subscribedTables(dbs[replica], subscription);
+  if (!subscribed.includes("auth_users")) await mergeReplicaAccounts({ dbs, writer }, say);
   await dropSubscriptionDetached(dbs[replica], subscription);
   const [rows, lacking] = await Promise.all([
     orderRowCount(dbs[replica]),
@@ -380,17 +394,14 @@ async function discardLostLink(
   );
 }
 
-/** Empties the auth tables of a region about to subscribe for the first time (the writer authors accounts). */
-async function discardOwnAccounts(replicaUrl: string, say: ProgressLog): Promise<void> {
-  const accounts = await withPg(replicaUrl, async (sql) => {
-    const [row] = await sql`select count(*)::int as n from auth_users`;
-    // Table names come from the frozen list, never from input; truncate skips the guard triggers.
-    await sql.unsafe(`truncate ${REPLICATED_AUTH_TABLES.join(", ")}`);
-    return Number(row.n);
-  });
-  if (accounts > 0) {
-    say(`[orders] ${accounts} accounts the replica made on its own are discarded; the writer's are copied`);
-  }
+/**
+ * Empties the auth tables of a region about to subscribe for the first time (the writer authors accounts), once its
+ * own accounts are merged into the writer: the initial copy brings them back.
+ */
+async function handOverOwnAccounts(dbs: OrderDatabases, writer: OrderRegion, say: ProgressLog): Promise<void> {
+  await mergeReplicaAccounts({ dbs, writer }, say);
+  // Table names come from the frozen list, never from input; truncate skips the guard triggers.
+  await withPg(dbs[otherRegion(writer)], (sql) => sql.unsafe(`truncate ${REPLICATED_AUTH_TABLES.join(", ")}`));
 }
 
 function orderRowCount(url: string): Promise<number> {

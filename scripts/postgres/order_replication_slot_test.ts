@@ -5,14 +5,13 @@
  * again, not report the link "unchanged". On throw-away databases of the project clusters (scripts/postgres).
  */
 import assert from "node:assert/strict";
-import { createPostgresSql } from "../../shared/adapters/postgres/mod.ts";
 import { dropDatabase, ensureDatabase } from "../../shared/adapters/postgres/provision.ts";
 import { dropReplicationSlot, ensureSubscription } from "../../shared/adapters/postgres/replication.ts";
 import { migrate } from "../../shared/ports/sql_migrate.ts";
 import type { Sql } from "../../shared/ports/mod.ts";
 import { SINGLE_WRITER_MIGRATIONS } from "./infra_replication.ts";
 import { clusterUrl } from "./mod.ts";
-import { withRegionDatabases } from "./_region_databases_for_test.ts";
+import { loseSlot, withRegionDatabases } from "./_region_databases_for_test.ts";
 import { tableParity } from "./table_parity.ts";
 import { ensureOrderReplication, ORDER_PUBLICATION, orderParity, orderSubscriptionName } from "./order_replication.ts";
 
@@ -36,30 +35,6 @@ async function waitFor(what: string, probe: () => Promise<boolean>, timeoutMs: n
   while (!(await probe())) {
     if (performance.now() - started > timeoutMs) throw new Error(`${what}: not within ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
-/**
- * Drops `slot` from east's cluster as a purge loses it. West's apply worker re-takes an active slot within
- * about a second of its sender ending, so: end the sender, wait for it to exit, drop; again while it is held.
- * (On its own, not through the adapter's `dropReplicationSlot`, so this file also runs on the code before.)
- */
-async function loseSlot(slot: string): Promise<void> {
-  const admin = createPostgresSql({ url: clusterUrl("east"), maxConnections: 1 });
-  try {
-    await waitFor("slot dropped", async () => {
-      await admin.query`select pg_terminate_backend(active_pid, 5000) from pg_replication_slots
-        where slot_name = ${slot} and active_pid is not null`;
-      try {
-        await admin.query`select pg_drop_replication_slot(${slot})`;
-        return true;
-      } catch (error) {
-        if ((error as { code?: string }).code === "55006") return false; // taken again meanwhile
-        throw error;
-      }
-    }, REPLICATED_WITHIN_MS);
-  } finally {
-    await admin.close();
   }
 }
 
