@@ -24,6 +24,8 @@ import { createWriterRoleReader } from "./orders/writer/mod.ts";
 import {
   createSensorBatchApplier,
   internalSigningKeyOf,
+  type SensorSharing,
+  sensorSharingOf,
   startSensorBridge,
   startSensorDeltaConsumer,
 } from "./sensors/mod.ts";
@@ -44,10 +46,10 @@ export interface EcommerceBackgroundDeps {
   /** One MQTT client per session identity (the sensor bridge's). */
   readonly mqtt: (clientId: string) => Promise<MqttBus>;
   /**
-   * Set when both regions' sensor bridges connect to one broker (`mqttBrokerShared`): the shared-subscription group
-   * they all subscribe through, so each reading reaches one region. Unset: the region's broker is its own.
+   * How the sensor bridge subscribes (`sensorSharingOf`): through the regions' shared-subscription group when both
+   * connect to one broker and are linked, so each reading reaches one region; else plainly. Unset: plainly.
    */
-  readonly sensorShareGroup?: string;
+  readonly sensorSharing?: SensorSharing;
   /** Everything started here is closed by it, in reverse order. */
   readonly lifecycle: Lifecycle;
   /** `<service>-<region>`, for the lifecycle's names. */
@@ -68,16 +70,22 @@ export async function startEcommerceBackgroundOn(
   // Named after both regions' databases, like the bridge's session after its own: the same in east and west, and
   // another platform sharing the broker (a test run's) has its own group and gets its own copy.
   const { east, west } = context.config.regions;
-  const sensorShareGroup = mqttBrokerShared(context.config, ports.mode)
-    ? `bv-sensor-bridge-${east.pgDatabase}-${west.pgDatabase}`
-    : undefined;
+  const brokerShared = mqttBrokerShared(context.config, ports.mode);
+  // Linked = the region's order_writer row exists: start:infra links the regions before the services start, so it is
+  // there by now. Read once: a region linked or unlinked later (a DR drill) subscribes anew at its next start.
+  const linked = brokerShared && (await createWriterRoleReader(sql).current()) !== undefined;
+  const sensorSharing = sensorSharingOf({
+    brokerShared,
+    linked,
+    group: `bv-sensor-bridge-${east.pgDatabase}-${west.pgDatabase}`,
+  });
   return await startEcommerceBackground({
     ...context,
     sql,
     cache,
     eventLog,
     mqtt: (id) => ports.mqtt(id),
-    sensorShareGroup,
+    sensorSharing,
   });
 }
 
@@ -162,8 +170,8 @@ export async function startEcommerceBackground(deps: EcommerceBackgroundDeps): P
     // The session identity follows the region's database, so two platforms sharing one broker (a
     // developer's and a test run's) do not take over each other's persistent session.
     mqtt: await deps.mqtt(`bv-sensor-bridge-${config.regions[region].pgDatabase}`),
-    // One broker for both regions (infra with one BV_MQTT_URL): each reading goes to one region's bridge.
-    shareGroup: deps.sensorShareGroup,
+    // One broker for both linked regions (infra with one BV_MQTT_URL): each reading goes to one region's bridge.
+    ...deps.sensorSharing,
     eventLog,
     region,
   });

@@ -123,9 +123,36 @@ export function realRegionPorts(config: Config, region: Region, processName: str
  * of every message (the sensor bridges: regional/ecommerce/sensors/README.md). In production each region has its own.
  */
 export function mqttBrokerShared(config: Config, mode: "embedded" | "infra"): boolean {
-  const [east, west] = [new URL(config.regions.east.mqttUrl), new URL(config.regions.west.mqttUrl)];
-  // Scheme, host and port name the broker; credentials or a path do not make it another one.
-  return mode === "infra" && east.protocol === west.protocol && east.host === west.host;
+  return mode === "infra" && mqttBrokerOf(config.regions.east.mqttUrl) === mqttBrokerOf(config.regions.west.mqttUrl);
+}
+
+/** The transport and default port of each scheme mqtt.js connects with (its connect/tcp, tls and ws builders). */
+const MQTT_SCHEMES: Readonly<Record<string, { readonly transport: string; readonly port: string }>> = {
+  "mqtt:": { transport: "tcp", port: "1883" },
+  "tcp:": { transport: "tcp", port: "1883" },
+  "mqtts:": { transport: "tls", port: "8883" },
+  "ssl:": { transport: "tls", port: "8883" },
+  "tls:": { transport: "tls", port: "8883" },
+  // Special schemes: URL already drops 80 and 443, and mqtt.js fills them in again.
+  "ws:": { transport: "ws", port: "80" },
+  "wss:": { transport: "wss", port: "443" },
+};
+
+/** This host's loopback names: each reaches the broker listening on this machine. */
+const LOOPBACK_HOSTS = new Set(["localhost", "127.0.0.1", "[::1]"]);
+
+/**
+ * The broker a URL names, as `<transport>://<host>:<port>`: scheme, host and port name it, and credentials or a path
+ * do not make it another one. Written differently, the same broker must compare equal: `mqtt://127.0.0.1` and
+ * `mqtt://LOCALHOST:1883` both reach 1883 on loopback (URL keeps a non-special scheme's host as written, so it is
+ * lower-cased here).
+ */
+export function mqttBrokerOf(url: string): string {
+  const parsed = new URL(url);
+  const scheme = MQTT_SCHEMES[parsed.protocol];
+  const hostname = parsed.hostname.toLowerCase();
+  const host = LOOPBACK_HOSTS.has(hostname) ? "loopback" : hostname;
+  return `${scheme?.transport ?? parsed.protocol}://${host}:${parsed.port || (scheme?.port ?? "")}`;
 }
 
 /**

@@ -61,6 +61,7 @@ export function tracedMqttBus(bus: MqttBus): MqttBus {
         qos,
         (message) => withTraceContext(contextFromCarrier(message.userProperties), () => handler(message)),
       ),
+    unsubscribe: (filter) => bus.unsubscribe(filter),
     ping: (timeoutMs) => bus.ping(timeoutMs),
     close: () => bus.close(),
   };

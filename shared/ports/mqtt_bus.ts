@@ -33,6 +33,12 @@ export interface MqttBus {
    * `<filter>` to one member of the group, and `handler` gets the messages of `<filter>`.
    */
   subscribe(topicFilter: string, qos: QoS, handler: (message: MqttMessage) => Promise<void>): Promise<void>;
+  /**
+   * Ends the session's subscription to `topicFilter` (exactly as subscribed, `$share/…` included), whether this
+   * process or an earlier one of the persistent session made it; resolves as well when there was none. The filter's
+   * handler here, if any, gets no further message.
+   */
+  unsubscribe(topicFilter: string): Promise<void>;
   ping(timeoutMs: number): Promise<void>;
   close(): Promise<void>;
 }

@@ -73,6 +73,12 @@ export interface SensorBridgeDeps {
    * Unset: `bv-sensor-bridge-<region>` when several buses are passed, else a plain subscription.
    */
   readonly shareGroup?: string;
+  /**
+   * With a plain subscription: the group this session subscribes through when it does share (background.ts: the
+   * regions linked on one broker). A persistent session keeps its subscriptions across processes, so the bridge
+   * takes `$share/<group>/…` back: a region that shared before would otherwise get the group's readings beside its own.
+   */
+  readonly formerShareGroup?: string;
   readonly eventLog: EventLog;
   readonly region: string;
   /** Records per Kafka publish. @default {@linkcode SENSOR_BRIDGE_BATCH_MAX_DEFAULT} */
@@ -123,8 +129,22 @@ export async function startSensorBridge(deps: SensorBridgeDeps): Promise<{ close
   // single bus of its own broker subscribes plainly (aedes, the embedded broker, has no shared subscriptions).
   const group = deps.shareGroup ?? (buses.length > 1 ? `bv-sensor-bridge-${deps.region}` : undefined);
   const filter = group === undefined ? SENSOR_TOPIC_FILTER : `$share/${group}/${SENSOR_TOPIC_FILTER}`;
+  // The other form of the filter, which the session may keep from an earlier process (a deploy, the regions linked
+  // or unlinked): left there, it gives the session a second copy of every reading.
+  const former = group !== undefined
+    ? [SENSOR_TOPIC_FILTER]
+    : deps.formerShareGroup === undefined
+    ? []
+    : [`$share/${deps.formerShareGroup}/${SENSOR_TOPIC_FILTER}`];
+  const subscribe = async (bus: MqttBus) => {
+    await bus.subscribe(filter, 1, handler);
+    // Only after the new subscription: with neither, a reading published in between would be queued for no one. A
+    // reading published in that window comes twice, once per subscription (without `seq`/message-id, applied
+    // twice); readings queued on the old one while the bridge was down come once, routed to `handler` by topic.
+    for (const stale of former) await bus.unsubscribe(stale);
+  };
   try {
-    await Promise.all(buses.map((bus) => bus.subscribe(filter, 1, handler)));
+    await Promise.all(buses.map(subscribe));
     await topicsReady;
   } catch (error) {
     closed = true;

@@ -13,6 +13,7 @@ export {
   startSensorBridge,
 } from "./bridge.ts";
 export { applySensorBatch, type SensorBatchOutcome } from "./apply_sensor_batch.ts";
+export { type SensorSharing, type SensorSharingInput, sensorSharingOf } from "./share_group.ts";
 export {
   SENSOR_ADJUSTMENT_SOURCE,
   SENSOR_CONSUMER_ATTEMPTS_MAX,

@@ -114,13 +114,14 @@ export async function createMqttBus(options: MqttBusAdapterOptions): Promise<Mqt
   let closed = false;
   const matching = (packet: mqtt.IPublishPacket) => {
     // MQTT 5 brokers may send one copy per matching subscription; the subscription identifiers say which. A copy
-    // whose identifiers are none of ours came through a subscription this process did not make (a stale one the
-    // session kept, such as the plain filter a deploy replaced with `$share/…`): handled by topic, it would be a
-    // second copy of what our own subscription delivers.
+    // whose identifiers are none of ours came through a subscription an earlier process made and this session kept
+    // (the plain filter a deploy replaced with `$share/…`, or the reverse): it goes by topic to the handler of the
+    // same filter. Queued while no process ran, it is the only copy there is (its publisher had its PUBACK long ago),
+    // and dropping it would lose it. The caller takes the stale subscription back (`unsubscribe()`); until then a
+    // message may come twice, once per subscription (README).
     const ids = subscriptionIdsOf(packet);
-    const chosen = ids.length > 0
-      ? handlers.filter((h) => ids.includes(h.id))
-      : handlers.filter((h) => topicMatches(h.matches, packet.topic));
+    const byId = handlers.filter((h) => ids.includes(h.id));
+    const chosen = byId.length > 0 ? byId : handlers.filter((h) => topicMatches(h.matches, packet.topic));
     return chosen.map((h) => h.handler);
   };
   const unmatched = createUnmatched({
@@ -306,6 +307,25 @@ export async function createMqttBus(options: MqttBusAdapterOptions): Promise<Mqt
         // (and mqtt.js would subscribe again after a session loss): take it back, unless another handler uses it.
         if (!handlers.some((h) => h.filter === topicFilter)) unsubscribeLeftover(topicFilter);
         throw error;
+      }
+    },
+
+    async unsubscribe(topicFilter: string): Promise<void> {
+      // Taken off first: a message of this filter still on its way finds no handler of it (it may match another).
+      for (let i = handlers.length - 1; i >= 0; i--) if (handlers[i].filter === topicFilter) handlers.splice(i, 1);
+      const reply = await withTimeout(
+        client.unsubscribeAsync(topicFilter),
+        connectTimeoutMs,
+        `Unsubscribing from "${topicFilter}" got no UNSUBACK`,
+      );
+      // MQTT 5 answers 0x11 ("no subscription existed") for a filter this session never had, which is no failure:
+      // callers take back a subscription an earlier process may or may not have made. 0x80 and above refuse.
+      const codes = (reply as { granted?: number[] } | undefined)?.granted ?? [];
+      const refused = codes.find((code) => code >= 0x80);
+      if (refused !== undefined) {
+        throw new Error(
+          `The broker refused to unsubscribe from "${topicFilter}" (reason code 0x${refused.toString(16)})`,
+        );
       }
     },
 

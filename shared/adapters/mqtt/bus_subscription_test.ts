@@ -1,7 +1,8 @@
 /**
  * The bus's subscriptions beyond the contract: shared subscriptions (`$share/<group>/<filter>`) routed to their
- * handler by the real topic, a stale plain subscription not doubling a shared one, and retained messages (none at
- * SUBSCRIBE on MQTT 5; marked `retain` on aedes, which cannot be asked). Topics and client ids are unique per test.
+ * handler by the real topic, a session moved from a plain filter to `$share` losing none of its queued messages,
+ * `unsubscribe()` of a filter never subscribed, and retained messages (none at SUBSCRIBE on MQTT 5; marked `retain`
+ * on aedes, which cannot be asked). Topics and client ids are unique per test; persistent sessions are discarded.
  */
 import assert from "node:assert/strict";
 import mqtt from "mqtt";
@@ -76,31 +77,66 @@ Deno.test("[mqtt] bus routes a $share subscription's messages to its handler on 
 });
 
 Deno.test(
-  "[mqtt] bus hands a message once when its session still holds the plain filter a $share one replaced (Mosquitto)",
+  "[mqtt] bus moved from a plain filter to $share loses none of the readings queued meanwhile, then hands each once (Mosquitto)",
   async () => {
     const prefix = uniqueName("bvt");
     const clientId = uniqueName("bridge");
     const url = realInfra.mqttUrl;
-    // The previous deploy subscribed plainly; the session (persistent) keeps that subscription.
+    const plain = `${prefix}/+/t`;
+    // The previous deploy subscribed plainly; the session (persistent) keeps that subscription, and the broker
+    // queues for it what is published while no process is connected.
     const earlier = await createMqttBus({ url, clientId, onError: () => {} });
-    await earlier.subscribe(`${prefix}/+/t`, 1, () => Promise.resolve());
+    await earlier.subscribe(plain, 1, () => Promise.resolve());
     await earlier.close();
-    const sub = await createMqttBus({ url, clientId, unmatchedHoldMs: HOLD_MS, onError: () => {} });
     const pub = await createMqttBus({ url, clientId: uniqueName("pub"), cleanSession: true });
     try {
-      const got = inbox();
-      await sub.subscribe(`$share/${uniqueName("g")}/${prefix}/+/t`, 1, got.handler);
-      await pub.publish(`${prefix}/a/t`, "reading", { qos: 1 });
-      await eventually("the reading", () => got.messages.length > 0);
-      await pause(3 * HOLD_MS); // the stale subscription's copy, held then acknowledged unhandled
-      assert.deepEqual(got.messages.map((m) => decode(m.payload)), ["reading"], "once, not once per subscription");
+      for (let i = 1; i <= 3; i++) await pub.publish(`${prefix}/a/t`, `queued ${i}`, { qos: 1 });
+      // A hold long enough that the queued copies, which arrive right after CONNACK, wait for subscribe() below.
+      const sub = await createMqttBus({ url, clientId, unmatchedHoldMs: 2_000, onError: () => {} });
+      try {
+        const got = inbox();
+        await sub.subscribe(`$share/${uniqueName("g")}/${plain}`, 1, got.handler);
+        await sub.unsubscribe(plain);
+        // Acknowledged to the publisher before: the session's copies are the only ones, carrying the old
+        // subscription's identifier.
+        await eventually("the queued readings", () => got.messages.length >= 3);
+        await pub.publish(`${prefix}/a/t`, "live", { qos: 1 });
+        await eventually("the live reading", () => got.messages.length >= 4);
+        await pause(3 * HOLD_MS); // a second copy, if any, has had time to arrive
+        assert.deepEqual(got.messages.map((m) => decode(m.payload)), ["queued 1", "queued 2", "queued 3", "live"]);
+      } finally {
+        await sub.close();
+      }
     } finally {
-      await sub.close();
       await pub.close();
       await discardSession(url, clientId, 5);
     }
   },
 );
+
+Deno.test("[mqtt] bus unsubscribe() from a filter the session never had resolves (Mosquitto 5 and 3.1.1, aedes)", async () => {
+  const broker = await startEmbeddedMqttBroker({ port: 0 });
+  try {
+    const targets = [[realInfra.mqttUrl, 5], [realInfra.mqttUrl, 4], [broker.url, 4]] as const;
+    for (const [url, protocolVersion] of targets) {
+      const bus = await createMqttBus({ url, clientId: uniqueName("unsub"), cleanSession: true, protocolVersion });
+      try {
+        const prefix = uniqueName("bvt");
+        await bus.unsubscribe(`${prefix}/+/t`);
+        await bus.unsubscribe(`$share/${uniqueName("g")}/${prefix}/+/t`);
+        // And the bus still works: a subscription afterwards gets its message.
+        const got = inbox();
+        await bus.subscribe(`${prefix}/+/t`, 1, got.handler);
+        await bus.publish(`${prefix}/a/t`, "after", { qos: 1 });
+        await eventually(`the message (${url}, ${protocolVersion})`, () => got.messages.length > 0);
+      } finally {
+        await bus.close();
+      }
+    }
+  } finally {
+    await broker.close();
+  }
+});
 
 Deno.test("[mqtt] bus on MQTT 5 gets no retained message when it subscribes, first or again (Mosquitto)", async () => {
   const topic = `${uniqueName("bvt")}/a/t`;
