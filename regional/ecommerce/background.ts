@@ -209,8 +209,9 @@ async function runHousekeeping(
       intervalMs: HOUSEKEEPING_INTERVAL_MS,
     })
   );
-  // Webhook delivery attempts are the region's own too (its workers wrote them).
-  await purgeDeliveryAttempts(sql, webhookAttemptsRetainMs).catch((error) =>
+  // Webhook delivery attempts replicate with the subscriptions (single writer): the writer's purge deletes in both.
+  const purgeAttempts = () => purgeDeliveryAttempts(sql, webhookAttemptsRetainMs);
+  await (isReplica().then((replica) => replica ? 0 : purgeAttempts())).catch((error) =>
     log.warn("webhook_delivery_attempts purge failed; will retry", {
       error: String(error),
       intervalMs: HOUSEKEEPING_INTERVAL_MS,

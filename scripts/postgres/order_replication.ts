@@ -2,10 +2,11 @@
  * @module
  * Orders are single-writer (seed 000 section 5), and so is what an order reads, and auth: the writer region
  * publishes `SINGLE_WRITER_TABLES` (e-commerce's `REPLICATED_TABLES` — orders, payments, catalog, inventory, carts,
- * idempotency keys — and auth's `REPLICATED_AUTH_TABLES` — accounts, roles, refresh tokens, login counters), the
- * other region subscribes. This module sets that up (idempotently, after both schemas are migrated), promotes a
- * replica to writer, re-syncs a former writer as the new replica, and checks parity. The writer is data:
- * the `order_writer` row in each region's database (`regional/ecommerce/orders/writer`).
+ * idempotency keys, partner webhook subscriptions and their delivery attempts — and auth's `REPLICATED_AUTH_TABLES`
+ * — accounts, roles, refresh tokens, login counters), the other region subscribes. This module sets that up
+ * (idempotently, after both schemas are migrated), promotes a replica to writer, re-syncs a former writer as the new
+ * replica, and checks parity. The writer is data: the `order_writer` row in each region's database
+ * (`regional/ecommerce/orders/writer`).
  */
 import {
   advanceSequences,
@@ -24,7 +25,9 @@ import {
 } from "../../shared/adapters/postgres/replication.ts";
 import { REPLICATED_TABLES } from "../../regional/ecommerce/orders/writer/mod.ts";
 import { REPLICATED_AUTH_TABLES } from "../../regional/security/auth/mod.ts";
+import { REPLICATED_WEBHOOK_TABLES } from "../../regional/ecommerce/webhooks/migrations.ts";
 import { mergeReplicaAccounts } from "./_merge_replica_accounts.ts";
+import { mergeReplicaWebhookSubscriptions } from "./_merge_replica_webhooks.ts";
 
 export type OrderRegion = "east" | "west";
 /** The URL of each region's database (not the admin database). */
@@ -130,8 +133,8 @@ export async function ensureOrderReplication(
   } else {
     // Each region's security made its own admin account at its first start, before any link, and people may have
     // signed up in the replica: its accounts are merged into the writer (the writer's win an e-mail both hold) and
-    // copied back, rather than refused as a collision.
-    await handOverOwnAccounts(dbs, writer, say);
+    // copied back, rather than refused as a collision; so are partners' webhook subscriptions made there.
+    await handOverOwnRows(dbs, writer, say);
     const rows = await orderRowCount(dbs[replica]);
     if (rows > 0) {
       throw new Error(
@@ -311,8 +314,9 @@ async function assertSameShapes(dbs: OrderDatabases): Promise<void> {
 /**
  * A link made when fewer tables were replicated (orders only, before catalog, inventory and carts joined, or
  * before the auth tables did): the replica's own rows of the new tables are discarded (the writer authors them now;
- * their ids would collide with the copy), then the subscription takes the new tables with their rows. Accounts are
- * the exception: the replica's own are merged into the writer first, so the copy brings them back.
+ * their ids would collide with the copy), then the subscription takes the new tables with their rows. Accounts and
+ * webhook subscriptions are the exception: the replica's own are merged into the writer first, so the copy brings
+ * them back.
  */
 async function addNewTables(
   dbs: OrderDatabases,
@@ -326,6 +330,8 @@ async function addNewTables(
   if (missing.length === 0) return;
   // Not subscribed yet, so every account in the replica is one it made itself (the guard let it write then).
   if (missing.includes("auth_users")) await mergeReplicaAccounts({ dbs, writer }, say);
+  // The same for partner webhook subscriptions (their delivery attempts, history, are discarded).
+  if (missing.includes("webhook_subscriptions")) await mergeReplicaWebhookSubscriptions({ dbs, writer }, say);
   const rows = await withPg(replicaUrl, async (sql) => {
     const counts = missing.map((t) => `(select count(*) from ${t})`).join(" + ");
     const [row] = await sql.unsafe(`select ${counts} as n`);
@@ -370,7 +376,8 @@ async function waitForInitialSync(
  * writer lacks, so the subscription made next copies them afresh — the initial setup's rule (a replica holds
  * nothing the copy would collide with), and the same truncate-and-copy as {@linkcode resyncAsReplica}. The
  * replica's own writes are refused by the guard triggers, so the writer holds everything it authored — except the
- * accounts of a link made before auth replicated, which are merged into the writer first (as {@linkcode addNewTables}).
+ * accounts of a link made before auth replicated and the webhook subscriptions of one made before webhooks did, which
+ * are merged into the writer first (as {@linkcode addNewTables}).
  */
 async function discardLostLink(
   dbs: OrderDatabases,
@@ -382,6 +389,7 @@ async function discardLostLink(
   const replica = otherRegion(writer);
   const subscribed = await subscribedTables(dbs[replica], subscription);
   if (!subscribed.includes("auth_users")) await mergeReplicaAccounts({ dbs, writer }, say);
+  if (!subscribed.includes("webhook_subscriptions")) await mergeReplicaWebhookSubscriptions({ dbs, writer }, say);
   await dropSubscriptionDetached(dbs[replica], subscription);
   const [rows, lacking] = await Promise.all([
     orderRowCount(dbs[replica]),
@@ -395,13 +403,16 @@ async function discardLostLink(
 }
 
 /**
- * Empties the auth tables of a region about to subscribe for the first time (the writer authors accounts), once its
- * own accounts are merged into the writer: the initial copy brings them back.
+ * Empties the auth and webhook tables of a region about to subscribe for the first time (the writer authors accounts
+ * and partner subscriptions), once its own accounts and subscriptions are merged into the writer: the initial copy
+ * brings them back. Its delivery attempts (history) are discarded with them.
  */
-async function handOverOwnAccounts(dbs: OrderDatabases, writer: OrderRegion, say: ProgressLog): Promise<void> {
+async function handOverOwnRows(dbs: OrderDatabases, writer: OrderRegion, say: ProgressLog): Promise<void> {
   await mergeReplicaAccounts({ dbs, writer }, say);
-  // Table names come from the frozen list, never from input; truncate skips the guard triggers.
-  await withPg(dbs[otherRegion(writer)], (sql) => sql.unsafe(`truncate ${REPLICATED_AUTH_TABLES.join(", ")}`));
+  await mergeReplicaWebhookSubscriptions({ dbs, writer }, say);
+  // Table names come from the frozen lists, never from input; truncate skips the guard triggers.
+  const tables = [...REPLICATED_AUTH_TABLES, ...REPLICATED_WEBHOOK_TABLES];
+  await withPg(dbs[otherRegion(writer)], (sql) => sql.unsafe(`truncate ${tables.join(", ")}`));
 }
 
 function orderRowCount(url: string): Promise<number> {

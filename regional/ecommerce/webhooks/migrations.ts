@@ -1,8 +1,18 @@
 /**
  * @module
  * Tables of partner webhooks (seed 003 section 5): subscriptions with their signing secrets, and one row per
- * delivery attempt. Applied after the outbox migrations (the failure event goes through the outbox).
+ * delivery attempt. Applied after the outbox migrations (the failure event goes through the outbox) and after the
+ * order writer's (migration 003 guards both tables with its writer guard).
  */
+import { writerGuardMigrationSql } from "../../wiring/writer/mod.ts";
+
+/**
+ * Partner subscriptions follow the region's single writer (orders/writer): only the writer region's outbox publishes
+ * the order events they are for, so a subscription held by the replica alone would never be delivered. Both tables
+ * replicate with the order tables (the attempts reference the subscriptions: one cannot be truncated without the
+ * other) and refuse local writes in a replica. Parents first.
+ */
+export const REPLICATED_WEBHOOK_TABLES = Object.freeze(["webhook_subscriptions", "webhook_delivery_attempts"]);
 
 export const webhooksMigrations: readonly { id: string; sql: string }[] = [
   {
@@ -55,5 +65,12 @@ export const webhooksMigrations: readonly { id: string; sql: string }[] = [
     sql: `
       create index if not exists webhook_delivery_attempts_attempted_at on webhook_delivery_attempts (attempted_at);
     `,
+  },
+  {
+    // Single writer (REPLICATED_WEBHOOK_TABLES): statement triggers refuse local writes (SQLSTATE 25006) while the
+    // region's order_writer row names another region; replication's apply worker still writes them. A replica's
+    // e-commerce service forwards the subscription writes to the writer (orders/writer/forward_writes.ts).
+    id: "ecommerce-webhooks-003",
+    sql: writerGuardMigrationSql(REPLICATED_WEBHOOK_TABLES),
   },
 ];

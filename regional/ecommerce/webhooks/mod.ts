@@ -4,7 +4,7 @@
  * RabbitMQ work queue, and a delivery worker that signs (Standard Webhooks + X-BV-Signature), retries on
  * a jittered schedule, trips a per-endpoint circuit, and dead-letters with a failure event.
  */
-export { webhooksMigrations } from "./migrations.ts";
+export { REPLICATED_WEBHOOK_TABLES, webhooksMigrations } from "./migrations.ts";
 export {
   DEFAULT_DELIVERY_TIMEOUT_MS,
   DEFAULT_SECRET_OVERLAP_MS,

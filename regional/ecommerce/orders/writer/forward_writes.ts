@@ -24,7 +24,7 @@ export const ORDER_WRITER_HEADER = WRITER_HEADER;
 
 /** POST /api/v1/orders and POST /api/v1/orders/{id}/pay|cancel|fulfill. */
 const ORDER_WRITE_PATH = /^\/api\/v1\/orders(?:\/[^/]+\/(?:pay|cancel|fulfill))?\/?$/;
-/** The other writes of the replicated tables, by method (catalog, inventory adjustments, carts). */
+/** The other writes of the replicated tables, by method (catalog, inventory adjustments, carts, webhooks). */
 const OTHER_WRITE_PATHS: readonly (readonly [string, RegExp])[] = [
   ["POST", /^\/api\/v1\/products\/?$/],
   ["PUT", /^\/api\/v1\/products\/[^/]+\/?$/],
@@ -35,6 +35,10 @@ const OTHER_WRITE_PATHS: readonly (readonly [string, RegExp])[] = [
   ["PUT", /^\/api\/v1\/carts\/[^/]+\/items\/[^/]+\/?$/],
   ["DELETE", /^\/api\/v1\/carts\/[^/]+\/items\/[^/]+\/?$/],
   ["DELETE", /^\/api\/v1\/carts\/[^/]+\/?$/],
+  // Partner webhook subscriptions: create, delete, rotate the secret (their reads stay local).
+  ["POST", /^\/api\/v1\/webhooks\/subscriptions\/?$/],
+  ["DELETE", /^\/api\/v1\/webhooks\/subscriptions\/[^/]+\/?$/],
+  ["POST", /^\/api\/v1\/webhooks\/subscriptions\/[^/]+\/rotate-secret\/?$/],
 ];
 
 export interface ForwardOrderWritesOptions {
@@ -58,7 +62,8 @@ export function isOrderWrite(method: string, pathname: string): boolean {
 
 /**
  * True for every route that writes the single-writer tables (`REPLICATED_TABLES`): the order writes, product
- * create/replace/patch, inventory adjustments and cart create/add/change/remove. Reads are never matched.
+ * create/replace/patch, inventory adjustments, cart create/add/change/remove and webhook subscription
+ * create/delete/rotate-secret. Reads are never matched.
  */
 export function isReplicatedWrite(method: string, pathname: string): boolean {
   return isOrderWrite(method, pathname) || OTHER_WRITE_PATHS.some(([m, path]) => m === method && path.test(pathname));

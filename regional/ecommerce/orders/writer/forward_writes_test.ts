@@ -159,7 +159,7 @@ Deno.test("isOrderWrite() matches the four order write routes only", () => {
   assert.ok(!isOrderWrite("POST", "/api/v1/ordersx"));
 });
 
-Deno.test("isReplicatedWrite() matches catalog, inventory and cart writes, never their reads", () => {
+Deno.test("isReplicatedWrite() matches catalog, inventory, cart and webhook writes, never their reads", () => {
   const writes = [
     ["POST", "/api/v1/products"],
     ["PUT", "/api/v1/products/p-1"],
@@ -171,6 +171,9 @@ Deno.test("isReplicatedWrite() matches catalog, inventory and cart writes, never
     ["DELETE", "/api/v1/carts/c-1/items/p-1"],
     ["DELETE", "/api/v1/carts/c-1"],
     ["POST", "/api/v1/orders/o-1/pay"],
+    ["POST", "/api/v1/webhooks/subscriptions"],
+    ["DELETE", "/api/v1/webhooks/subscriptions/s-1"],
+    ["POST", "/api/v1/webhooks/subscriptions/s-1/rotate-secret"],
   ];
   for (const [method, path] of writes) assert.ok(isReplicatedWrite(method, path), `${method} ${path}`);
   const reads = [
@@ -181,6 +184,8 @@ Deno.test("isReplicatedWrite() matches catalog, inventory and cart writes, never
     ["GET", "/api/v1/carts/c-1"],
     ["DELETE", "/api/v1/products/p-1"],
     ["POST", "/api/v1/flash-sales"],
+    ["GET", "/api/v1/webhooks/subscriptions"],
+    ["GET", "/api/v1/webhooks/subscriptions/s-1"],
   ];
   for (const [method, path] of reads) assert.ok(!isReplicatedWrite(method, path), `${method} ${path}`);
 });

@@ -4,9 +4,11 @@
  * failover promotion). One row says which region this database belongs to and which region writes orders;
  * promotion flips it. Statement triggers make the replicated order tables refuse local writes while this
  * database is a replica (the order tables, and since migration 002 catalog, inventory, carts and idempotency
- * keys); logical replication's apply worker runs with `session_replication_role = replica`,
- * so ordinary triggers do not fire for it and replicated rows still arrive.
+ * keys; the webhook tables are guarded by the webhooks' own migration 003, which runs after their tables exist);
+ * logical replication's apply worker runs with `session_replication_role = replica`, so ordinary triggers do not
+ * fire for it and replicated rows still arrive.
  */
+import { REPLICATED_WEBHOOK_TABLES } from "../../webhooks/migrations.ts";
 
 /** The order tables (the first replicated set; their row counts are the drill's RPO measure). */
 export const REPLICATED_ORDER_TABLES = Object.freeze(["orders", "order_items", "order_status_history", "payments"]);
@@ -29,8 +31,15 @@ export const REPLICATED_COMMERCE_TABLES = Object.freeze([
   "idempotency_keys",
 ]);
 
-/** The whole single-writer set: published by the writer, subscribed to by the replica, guarded there. */
-export const REPLICATED_TABLES = Object.freeze([...REPLICATED_ORDER_TABLES, ...REPLICATED_COMMERCE_TABLES]);
+/**
+ * The whole single-writer set: published by the writer, subscribed to by the replica, guarded there. The partner
+ * webhook tables (`REPLICATED_WEBHOOK_TABLES`) are in it: only the writer's outbox publishes the events they are for.
+ */
+export const REPLICATED_TABLES = Object.freeze([
+  ...REPLICATED_ORDER_TABLES,
+  ...REPLICATED_COMMERCE_TABLES,
+  ...REPLICATED_WEBHOOK_TABLES,
+]);
 
 const guardsOn = (tables: readonly string[]) =>
   tables.map((table) => `
