@@ -25,7 +25,7 @@ export const IDENTITY_HEADERS: readonly string[] = Object.freeze([
  * verified subject (for logging) and a replica's `x-bv-forwarded-from-region` with its `x-bv-hop-*` signature
  * (its write forwarding calls the writer region's ingress, `regional/ecommerce/orders/writer/forward_writes.ts`).
  * The ingress cannot tell those callers from a client that reaches it directly (same door), so the e-commerce
- * service trusts the forwarded-from claim only when its signature verifies (`orders/writer/hop_signature.ts`);
+ * service trusts the forwarded-from claim only when its signature verifies (`regional/wiring/writer/hop_signature.ts`);
  * no region decides anything on the verified subject.
  */
 export const INGRESS_HOP_HEADERS: readonly string[] = Object.freeze([

@@ -8,14 +8,18 @@
  * exactly as if the client had called it directly. Only when forwarding is impossible (no URL for the
  * writer, or a forwarding loop) does the client get 421 `ECOMMERCE.ORDER_WRITER_ELSEWHERE` naming the writer.
  *
- * The hop itself (`x-bv-forwarded-from-region`) is signed with `BV_INTERNAL_SIGNING_KEY` (hop_signature.ts): a
+ * The hop itself (`x-bv-forwarded-from-region`) is signed with `BV_INTERNAL_SIGNING_KEY` (`regional/wiring/writer/hop_signature.ts`): a
  * claim whose signature does not verify is treated as absent (logged), so a client that reaches an ingress
  * directly can neither make a replica refuse its write nor learn the writer's WAL position.
  */
 import type { MiddlewareHandler } from "hono";
-import { FORWARDED_FROM_HEADER, forwardWritesToWriter, WRITER_HEADER } from "../../../wiring/writer/mod.ts";
-import type { WriterRoleReader } from "./writer_role.ts";
-import type { ReplicationPositions } from "./read_your_writes.ts";
+import {
+  FORWARDED_FROM_HEADER,
+  forwardWritesToWriter,
+  type ReplicationPositions,
+  WRITER_HEADER,
+  type WriterRoleReader,
+} from "../../../wiring/writer/mod.ts";
 
 /** Set on a forwarded request (the region that forwarded it), signed; a second hop is refused, never looped. */
 export { FORWARDED_FROM_HEADER };

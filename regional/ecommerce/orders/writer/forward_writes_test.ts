@@ -7,9 +7,16 @@ import {
   isReplicatedWrite,
   ORDER_WRITER_HEADER,
 } from "./forward_writes.ts";
-import { HOP_SIGNATURE_TOLERANCE_SEC, signedHopHeaders, verifiedHopOf } from "./hop_signature.ts";
-import { REPLICA_WAIT_HEADER, waitForReplica, WRITER_LSN_HEADER } from "./read_your_writes.ts";
-import type { WriterRole, WriterRoleReader } from "./writer_role.ts";
+import {
+  HOP_SIGNATURE_TOLERANCE_SEC,
+  REPLICA_WAIT_HEADER,
+  signedHopHeaders,
+  verifiedHopOf,
+  waitForReplica,
+  WRITER_LSN_HEADER,
+  type WriterRole,
+  type WriterRoleReader,
+} from "../../../wiring/writer/mod.ts";
 
 /** BV_INTERNAL_SIGNING_KEY as every e-commerce process of both regions holds it. */
 const SIGNING_KEY = `whsec_${btoa("hop-signing-key-for-tests-32byte")}`;

@@ -9,7 +9,7 @@ export {
   REPLICATED_ORDER_TABLES,
   REPLICATED_TABLES,
 } from "./migrations.ts";
-export { createWriterRoleReader, type WriterRole, type WriterRoleReader } from "./writer_role.ts";
+export { createWriterRoleReader, type WriterRole, type WriterRoleReader } from "../../../wiring/writer/mod.ts";
 export {
   FORWARDED_FROM_HEADER,
   forwardOrderWrites,
@@ -25,5 +25,5 @@ export {
   sqlReplicationPositions,
   waitForReplica,
   WRITER_LSN_HEADER,
-} from "./read_your_writes.ts";
+} from "../../../wiring/writer/mod.ts";
 export { bypassedWhileReplica } from "./replica_read_cache.ts";
