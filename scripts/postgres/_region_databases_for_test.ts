@@ -10,7 +10,13 @@ import type { Sql } from "../../shared/ports/mod.ts";
 import { uniqueName } from "../../shared/testing/unique.ts";
 import { SINGLE_WRITER_MIGRATIONS } from "./infra_replication.ts";
 import { clusterUrl, ensurePostgres } from "./mod.ts";
-import { type OrderDatabases, teardownOrderReplication } from "./order_replication.ts";
+import { ensurePublication, ensureSubscription } from "../../shared/adapters/postgres/replication.ts";
+import {
+  ORDER_PUBLICATION,
+  type OrderDatabases,
+  orderSubscriptionName,
+  teardownOrderReplication,
+} from "./order_replication.ts";
 
 /** What a test body gets: the two databases' URLs and names, and a pool on each. */
 export interface RegionDatabases {
@@ -74,4 +80,20 @@ export async function loseSlot(slot: string): Promise<void> {
   } finally {
     await admin.close();
   }
+}
+
+/**
+ * Links east (writer) to west with only `tables` published, as an older release did (before auth or webhooks
+ * replicated): the starting point of an upgrade, which `ensureOrderReplication` then completes.
+ */
+export async function linkTablesOnly(dbs: OrderDatabases, tables: readonly string[]): Promise<void> {
+  await ensurePublication(dbs.east, ORDER_PUBLICATION, tables);
+  await ensureSubscription({
+    subscriberUrl: dbs.west,
+    publisherUrl: dbs.east,
+    publication: ORDER_PUBLICATION,
+    subscription: orderSubscriptionName(dbs, "east"),
+    copyData: true,
+    synchronousCommit: "off",
+  });
 }

@@ -328,10 +328,7 @@ async function addNewTables(
   const have = new Set(await subscribedTables(replicaUrl, subscription));
   const missing = SINGLE_WRITER_TABLES.filter((table) => !have.has(table));
   if (missing.length === 0) return;
-  // Not subscribed yet, so every account in the replica is one it made itself (the guard let it write then).
-  if (missing.includes("auth_users")) await mergeReplicaAccounts({ dbs, writer }, say);
-  // The same for partner webhook subscriptions (their delivery attempts, history, are discarded).
-  if (missing.includes("webhook_subscriptions")) await mergeReplicaWebhookSubscriptions({ dbs, writer }, say);
+  await mergeOwnRows(dbs, writer, [...have], say);
   const rows = await withPg(replicaUrl, async (sql) => {
     const counts = missing.map((t) => `(select count(*) from ${t})`).join(" + ");
     const [row] = await sql.unsafe(`select ${counts} as n`);
@@ -388,8 +385,7 @@ async function discardLostLink(
 ): Promise<void> {
   const replica = otherRegion(writer);
   const subscribed = await subscribedTables(dbs[replica], subscription);
-  if (!subscribed.includes("auth_users")) await mergeReplicaAccounts({ dbs, writer }, say);
-  if (!subscribed.includes("webhook_subscriptions")) await mergeReplicaWebhookSubscriptions({ dbs, writer }, say);
+  await mergeOwnRows(dbs, writer, subscribed, say);
   await dropSubscriptionDetached(dbs[replica], subscription);
   const [rows, lacking] = await Promise.all([
     orderRowCount(dbs[replica]),
@@ -408,11 +404,26 @@ async function discardLostLink(
  * brings them back. Its delivery attempts (history) are discarded with them.
  */
 async function handOverOwnRows(dbs: OrderDatabases, writer: OrderRegion, say: ProgressLog): Promise<void> {
-  await mergeReplicaAccounts({ dbs, writer }, say);
-  await mergeReplicaWebhookSubscriptions({ dbs, writer }, say);
+  await mergeOwnRows(dbs, writer, [], say);
   // Table names come from the frozen lists, never from input; truncate skips the guard triggers.
   const tables = [...REPLICATED_AUTH_TABLES, ...REPLICATED_WEBHOOK_TABLES];
   await withPg(dbs[otherRegion(writer)], (sql) => sql.unsafe(`truncate ${tables.join(", ")}`));
+}
+
+/**
+ * Merges into the writer the rows the replica made on its own, of every table it does not yet get from the writer
+ * (`subscribed`: the tables its subscription already carries). Not subscribed yet, so each account and partner
+ * subscription in the replica is one it made itself (the guard let it write then); delivery attempts are history and
+ * are discarded with the truncate that follows.
+ */
+async function mergeOwnRows(
+  dbs: OrderDatabases,
+  writer: OrderRegion,
+  subscribed: readonly string[],
+  say: ProgressLog,
+): Promise<void> {
+  if (!subscribed.includes("auth_users")) await mergeReplicaAccounts({ dbs, writer }, say);
+  if (!subscribed.includes("webhook_subscriptions")) await mergeReplicaWebhookSubscriptions({ dbs, writer }, say);
 }
 
 function orderRowCount(url: string): Promise<number> {

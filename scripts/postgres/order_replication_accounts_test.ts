@@ -5,11 +5,10 @@
  */
 import assert from "node:assert/strict";
 import type { Sql } from "../../shared/ports/mod.ts";
-import { ensurePublication, ensureSubscription } from "../../shared/adapters/postgres/replication.ts";
 import { REPLICATED_ORDER_TABLES } from "../../regional/ecommerce/orders/writer/mod.ts";
-import { loseSlot, withRegionDatabases } from "./_region_databases_for_test.ts";
+import { linkTablesOnly, loseSlot, withRegionDatabases } from "./_region_databases_for_test.ts";
 import { mergeReplicaAccounts } from "./_merge_replica_accounts.ts";
-import { ensureOrderReplication, ORDER_PUBLICATION, orderSubscriptionName } from "./order_replication.ts";
+import { ensureOrderReplication, orderSubscriptionName } from "./order_replication.ts";
 import { tableParity } from "./table_parity.ts";
 
 const ADMIN_EMAIL = "root@bitvelocity.test";
@@ -53,16 +52,8 @@ async function sessions(sql: Sql, hashes: string[]): Promise<string[]> {
 }
 
 /** The previous release's link: orders only, so each region kept writing its own accounts. */
-async function linkOrdersOnly(dbs: { east: string; west: string }): Promise<void> {
-  await ensurePublication(dbs.east, ORDER_PUBLICATION, REPLICATED_ORDER_TABLES);
-  await ensureSubscription({
-    subscriberUrl: dbs.west,
-    publisherUrl: dbs.east,
-    publication: ORDER_PUBLICATION,
-    subscription: orderSubscriptionName(dbs, "east"),
-    copyData: true,
-    synchronousCommit: "off",
-  });
+function linkOrdersOnly(dbs: { east: string; west: string }): Promise<void> {
+  return linkTablesOnly(dbs, REPLICATED_ORDER_TABLES);
 }
 
 /** East's and west's accounts before the link, each region with its own admin, and one e-mail in both. */

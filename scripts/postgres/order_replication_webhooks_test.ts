@@ -6,14 +6,8 @@
  */
 import assert from "node:assert/strict";
 import type { Sql } from "../../shared/ports/mod.ts";
-import { ensurePublication, ensureSubscription } from "../../shared/adapters/postgres/replication.ts";
-import { loseSlot, withRegionDatabases } from "./_region_databases_for_test.ts";
-import {
-  ensureOrderReplication,
-  ORDER_PUBLICATION,
-  orderSubscriptionName,
-  SINGLE_WRITER_TABLES,
-} from "./order_replication.ts";
+import { linkTablesOnly, loseSlot, withRegionDatabases } from "./_region_databases_for_test.ts";
+import { ensureOrderReplication, orderSubscriptionName, SINGLE_WRITER_TABLES } from "./order_replication.ts";
 import { tableParity } from "./table_parity.ts";
 
 /** A subscription row as the subscriptions API writes it (the secret sealed or plain: copied as it is). */
@@ -39,17 +33,8 @@ async function subscriptions(sql: Sql): Promise<string[]> {
 }
 
 /** The previous release's link: every single-writer table but the webhook ones. */
-async function linkWithoutWebhooks(dbs: { east: string; west: string }): Promise<void> {
-  const tables = SINGLE_WRITER_TABLES.filter((t) => !t.startsWith("webhook_"));
-  await ensurePublication(dbs.east, ORDER_PUBLICATION, tables);
-  await ensureSubscription({
-    subscriberUrl: dbs.west,
-    publisherUrl: dbs.east,
-    publication: ORDER_PUBLICATION,
-    subscription: orderSubscriptionName(dbs, "east"),
-    copyData: true,
-    synchronousCommit: "off",
-  });
+function linkWithoutWebhooks(dbs: { east: string; west: string }): Promise<void> {
+  return linkTablesOnly(dbs, SINGLE_WRITER_TABLES.filter((t) => !t.startsWith("webhook_")));
 }
 
 /** East's and west's own subscriptions (west: one live with an attempt, one deleted), east's with an attempt. */
