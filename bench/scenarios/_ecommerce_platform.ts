@@ -221,6 +221,8 @@ async function start(ctx: ScenarioContext): Promise<Shared> {
     // Long enough that the customer's token outlives every scenario of the run.
     BV_ACCESS_TOKEN_TTL_SEC: "3600",
     BV_SHUTDOWN_GRACE_MS: "3000",
+    // flash_sale_fanout opens 10,000 streams on east's e-commerce; each edge's follower holds one more there.
+    BV_FLASH_SALE_STREAMS_MAX: "10100",
   });
   const platform = PLATFORM_MODE === "lean"
     ? await startPlatform("bench/scenarios/_lean_platform.ts", env, ["security-east", "ecommerce-east"])

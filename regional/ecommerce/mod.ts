@@ -117,7 +117,9 @@ export const createEcommerceService: ServiceFactory = async (context) => {
   const notifications = await startOrderNotifications({ sql, cache, eventLog, verifier, region });
   consumers.push(notifications);
 
-  const flashSales = await startFlashSales({ sql, cache, eventLog, verifier, nudgeOutbox, region });
+  const flashSales = await startFlashSales({ sql, cache, eventLog, verifier, nudgeOutbox, region }, {
+    subscribersMax: config.BV_FLASH_SALE_STREAMS_MAX,
+  });
   consumers.push(flashSales);
   // The edge's purge feed; not awaited: the route answers 503 until its consumer has joined.
   const invalidations = await startInvalidations({ eventLog, cache, region });

@@ -201,6 +201,11 @@ const variables = {
    * it fails for good: during a rolling key change another instance may have the new key already. 0: at once.
    */
   BV_WEBHOOK_SECRET_UNREADABLE_GRACE_MS: z.coerce.number().int().min(0).max(24 * 60 * 60_000).default(600_000),
+  /**
+   * Flash-sale streams (SSE and WebSocket together) one e-commerce process holds; more are refused with 429 and
+   * Retry-After. Size it to the process's open-file limit. The edges' followers each hold one.
+   */
+  BV_FLASH_SALE_STREAMS_MAX: z.coerce.number().int().min(1).max(1_000_000).default(10_000),
   /** Partner webhook retry schedule (delays before each retry; attempts = delays + 1). Default 30 s, 2, 5, 15, 30 m. */
   BV_WEBHOOK_RETRY_DELAYS_MS: webhookRetryDelaysMs.default(
     Object.freeze([30_000, 120_000, 300_000, 900_000, 1_800_000]),

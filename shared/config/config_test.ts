@@ -161,3 +161,11 @@ Deno.test("BV_TRUSTED_PROXIES takes comma-separated CIDRs or addresses and names
     }, value);
   }
 });
+
+Deno.test("BV_FLASH_SALE_STREAMS_MAX defaults to 10,000 and refuses 0 and fractions", () => {
+  assert.equal(loadConfig({}).BV_FLASH_SALE_STREAMS_MAX, 10_000);
+  assert.equal(loadConfig({ BV_FLASH_SALE_STREAMS_MAX: "10100" }).BV_FLASH_SALE_STREAMS_MAX, 10_100);
+  for (const bad of ["0", "1.5", "many"]) {
+    assert.throws(() => loadConfig({ BV_FLASH_SALE_STREAMS_MAX: bad }), /BV_FLASH_SALE_STREAMS_MAX/);
+  }
+});

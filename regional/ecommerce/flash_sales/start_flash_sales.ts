@@ -32,7 +32,7 @@ export interface FlashSalesOptions {
   readonly recentEventsMax?: number;
   /** Broadcasts kept in the log table (catch-up and hub start). @default 1000 */
   readonly broadcastsRetained?: number;
-  /** SSE streams per process. @default 10000 */
+  /** Streams (SSE and WebSocket) per process (`BV_FLASH_SALE_STREAMS_MAX`). @default 10000 */
   readonly subscribersMax?: number;
   /** @default 15000 */
   readonly heartbeatMs?: number;
