@@ -173,7 +173,13 @@ export interface PrivateMosquitto {
   stop(): Promise<void>;
 }
 
-export async function startPrivateMosquitto(): Promise<PrivateMosquitto> {
+/**
+ * `maxQueuedMessages` is the broker's per-session queue bound (Mosquitto's default is 1000); a test of what happens
+ * past it sets a small one.
+ */
+export async function startPrivateMosquitto(
+  options: { readonly maxQueuedMessages?: number } = {},
+): Promise<PrivateMosquitto> {
   const dir = await Deno.makeTempDir({ prefix: "bv-sensors-mosquitto-" });
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (listener.addr as Deno.NetAddr).port;
@@ -189,7 +195,7 @@ export async function startPrivateMosquitto(): Promise<PrivateMosquitto> {
       "persistence true",
       `persistence_location ${dir}/`,
       // The default (1000) drops QoS 1 messages queued for a slow subscriber past it, acknowledged or not.
-      "max_queued_messages 100000",
+      `max_queued_messages ${options.maxQueuedMessages ?? 100_000}`,
       `log_dest file ${dir}/mosquitto.log`,
     ].join("\n") + "\n",
   );
