@@ -29,6 +29,7 @@ export const createSecurityService: ServiceFactory = async (context) => {
     issuer: config.BV_JWT_ISSUER,
     audience: config.BV_JWT_AUDIENCE,
     accessTokenTtlSec: config.BV_ACCESS_TOKEN_TTL_SEC,
+    refreshReuseGraceMs: config.BV_REFRESH_REUSE_GRACE_MS,
     // Where our edges and ingress connect from: their X-Forwarded-For entries are passed over to find the client.
     clientAddressOf: createClientAddressOf({ trustedProxies: config.BV_TRUSTED_PROXIES }),
   });

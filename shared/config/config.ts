@@ -269,6 +269,13 @@ const variables = {
   BV_JWT_AUDIENCE: z.string().min(1).default("bitvelocity"),
   BV_ACCESS_TOKEN_TTL_SEC: z.coerce.number().int().min(30).max(86_400).default(900),
   /**
+   * How long after its rotation a refresh token may be presented once more, as the retry of an answer that was lost
+   * (a dropped connection, a 504 from the edge or a forward to the writer region), and be answered in the same
+   * session instead of revoking it as reuse (regional/security/auth/README.md). 0 disables the window. Keep it above
+   * BV_CALL_TIMEOUT_MS plus a client's retry delay.
+   */
+  BV_REFRESH_REUSE_GRACE_MS: z.coerce.number().int().min(0).max(300_000).default(30_000),
+  /**
    * The security service's trusted proxies: the addresses our edges and ingress connect from, whose
    * `X-Forwarded-For` entries are passed over to find the client a login counts against (comma-separated CIDRs or
    * single addresses). List an edge's public address when it reaches the ingress from one, or every client behind it

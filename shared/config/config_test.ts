@@ -13,6 +13,7 @@ Deno.test("loadConfig() applies the documented defaults and freezes the result",
   assert.equal(config.regions.west.pgUrl, "postgres://postgres@127.0.0.1:5432/bv_west");
   assert.equal(config.regions.east.amqpUrl, "amqp://guest:guest@127.0.0.1:5672/bv_east");
   assert.equal(config.regions.east.redisPrefix, "bv:east:");
+  assert.equal(config.BV_REFRESH_REUSE_GRACE_MS, 30_000);
   assert.ok(Object.isFrozen(config) && Object.isFrozen(config.regions.east));
 });
 
@@ -23,6 +24,7 @@ Deno.test("loadConfig() names the malformed variable in one line", () => {
     [{ BV_PG_URL: "not a url" }, "BV_PG_URL"],
     [{ BV_ADMIN_EMAIL: "nobody" }, "BV_ADMIN_EMAIL"],
     [{ BV_ACCESS_TOKEN_TTL_SEC: "5" }, "BV_ACCESS_TOKEN_TTL_SEC"],
+    [{ BV_REFRESH_REUSE_GRACE_MS: "-1" }, "BV_REFRESH_REUSE_GRACE_MS"],
     // Inventory refuses reservations over 3600 s: a longer TTL would fail every order instead of the start.
     [{ BV_RESERVATION_TTL_SEC: "7200" }, "BV_RESERVATION_TTL_SEC"],
   ];

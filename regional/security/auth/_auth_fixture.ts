@@ -20,7 +20,13 @@ export const ADMIN = { email: "root@bitvelocity.test", password: "admin-password
 /** What a test may set on the module (the clock is the harness's own). */
 export type HarnessOptions = Pick<
   AuthModuleDeps,
-  "keyActivationDelayMs" | "loginThrottle" | "signupThrottle" | "passwords" | "passwordHasher" | "clientAddressOf"
+  | "keyActivationDelayMs"
+  | "loginThrottle"
+  | "signupThrottle"
+  | "passwords"
+  | "passwordHasher"
+  | "clientAddressOf"
+  | "refreshReuseGraceMs"
 >;
 
 export interface Harness {

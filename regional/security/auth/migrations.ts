@@ -86,4 +86,16 @@ export const authMigrations: readonly Migration[] = Object.freeze([
     id: "security_auth_0006_writer_guard",
     sql: writerGuardMigrationSql(REPLICATED_AUTH_TABLES),
   },
+  {
+    // The reuse grace window (tokens.ts): a token presented again shortly after its rotation, because its answer was
+    // lost, is a retry when its successor is still unused. replaced_by is that successor's hash (null for rotations
+    // before this migration: their replay stays reuse); replayed_at marks the one retry a token gets. Nullable and
+    // without a default, so adding them rewrites nothing. The table is replicated with every column (the publication
+    // has no column list): the replica region runs this migration too, and must run it before the writer does, or its
+    // apply worker stops on the new column until it has (see README.md, "Reuse grace window").
+    id: "security_auth_0007_refresh_token_successor",
+    sql: `
+      alter table auth_refresh_tokens add column replaced_by text;
+      alter table auth_refresh_tokens add column replayed_at timestamptz;`,
+  },
 ]);

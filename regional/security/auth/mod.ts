@@ -62,6 +62,13 @@ export interface AuthModuleDeps {
    * @default {forwardedClientAddressOf}
    */
   readonly clientAddressOf?: ClientAddressOf;
+  /**
+   * How long after its rotation a refresh token may be presented once more as a retry of a lost answer, answered in
+   * the same family (tokens.ts); 0: every replay is reuse and revokes the family. The service passes
+   * `BV_REFRESH_REUSE_GRACE_MS`.
+   * @default {30_000}
+   */
+  readonly refreshReuseGraceMs?: number;
 }
 
 export interface AuthModule {
@@ -101,6 +108,7 @@ export async function createAuthModule(deps: AuthModuleDeps): Promise<AuthModule
     issuer: deps.issuer,
     audience: deps.audience,
     accessTokenTtlSec,
+    refreshReuseGraceMs: deps.refreshReuseGraceMs,
     now,
   });
   // The key store caches its rows itself, so an unknown kid may reload at once (no cooldown needed).

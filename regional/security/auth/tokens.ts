@@ -6,6 +6,13 @@
  * every token descended from one sign-in. Using a token marks it used and issues the next one in the same
  * family. Presenting a used token again means two parties hold it (one of them a thief), so the whole
  * family is revoked and both must sign in again.
+ *
+ * One exception, the reuse grace window (`refreshReuseGraceMs`, as Okta's grace period and Auth0's reuse
+ * interval): a client whose answer was lost (a dropped connection, a 504 from the edge or from a replica region
+ * forwarding to the writer) presents the same token again. Within the window after its rotation, once, and only
+ * while the successor that answer carried is unused, that is a retry: it is answered with a fresh pair in the same
+ * family, and the lost successor is spent (marked used, with no successor of its own), so presenting it later is
+ * reuse. Anything else — past the window, a second replay, a successor already used — is reuse as before.
  */
 import { SignJWT } from "jose";
 import { ProblemError } from "../../../shared/contracts/problem.ts";
@@ -31,6 +38,12 @@ export interface TokenServiceOptions {
   readonly accessTokenTtlSec: number;
   /** @default {2_592_000} (30 days) */
   readonly refreshTokenTtlSec?: number;
+  /**
+   * How long after its rotation a refresh token may be presented once more as a retry of a lost answer (0: never;
+   * every replay is reuse). An integer in 0..300000.
+   * @default {30_000}
+   */
+  readonly refreshReuseGraceMs?: number;
   /** Milliseconds since the epoch. */
   readonly now: () => number;
 }
@@ -38,7 +51,10 @@ export interface TokenServiceOptions {
 export interface TokenService {
   /** Starts a new refresh family for `user` (a sign-in) and returns its first pair. */
   issue(user: TokenSubject): Promise<TokenPair>;
-  /** Rotates `refreshToken`; throws 401 `AUTH.REFRESH_TOKEN_INVALID` when it is unknown, expired, revoked or reused. */
+  /**
+   * Rotates `refreshToken` (or answers its one retry within the grace window); throws 401
+   * `AUTH.REFRESH_TOKEN_INVALID` when it is unknown, expired, revoked or reused.
+   */
   refresh(refreshToken: string): Promise<TokenPair>;
   /** Revokes every token of `refreshToken`'s family (a sign-out); an unknown or revoked token is a no-op. */
   revokeFamily(refreshToken: string): Promise<void>;
@@ -57,21 +73,31 @@ interface RefreshTokenRow {
   readonly expires_at: Date;
   readonly used_at: Date | null;
   readonly revoked_at: Date | null;
+  /** The hash of the token its rotation (or its retry) issued; null before `security_auth_0007`. */
+  readonly replaced_by: string | null;
+  /** When its one retry within the grace window was answered. */
+  readonly replayed_at: Date | null;
 }
 
 /** What a refresh transaction decided; a reuse must commit its revocation, so outcomes are returned, not thrown. */
 type RefreshOutcome =
   | { readonly kind: "invalid" }
   | { readonly kind: "reused"; readonly userId: string; readonly familyId: string }
-  | { readonly kind: "rotated"; readonly pair: TokenPair };
+  | { readonly kind: "rotated"; readonly pair: TokenPair; readonly retryOf?: { userId: string; familyId: string } };
 
 const REFRESH_TOKEN_FORMAT = /^[A-Za-z0-9_-]{43}$/;
+/** Longer than any answer can be lost for (a forward times out after `BV_CALL_TIMEOUT_MS`, at most 120 s). */
+const REFRESH_REUSE_GRACE_MS_MAX = 300_000;
 
 export function createTokenService(options: TokenServiceOptions): TokenService {
   const { sql, keys, now, accessTokenTtlSec } = options;
   const refreshTtlMs = (options.refreshTokenTtlSec ?? 30 * 24 * 3600) * 1000;
   if (!(Number.isInteger(accessTokenTtlSec) && accessTokenTtlSec > 0 && accessTokenTtlSec <= 86_400)) {
     throw new RangeError(`accessTokenTtlSec must be an integer in 1..86400, got ${accessTokenTtlSec}`);
+  }
+  const graceMs = options.refreshReuseGraceMs ?? 30_000;
+  if (!(Number.isInteger(graceMs) && graceMs >= 0 && graceMs <= REFRESH_REUSE_GRACE_MS_MAX)) {
+    throw new RangeError(`refreshReuseGraceMs must be an integer in 0..${REFRESH_REUSE_GRACE_MS_MAX}, got ${graceMs}`);
   }
 
   /** Pure crypto: no I/O, so it may run inside a transaction. */
@@ -89,30 +115,53 @@ export function createTokenService(options: TokenServiceOptions): TokenService {
       .sign(key.privateKey);
   }
 
-  async function storeRefreshToken(tx: SqlExecutor, userId: string, familyId: string): Promise<string> {
+  /** Stores a new token of `familyId`; resolves the token and its hash. */
+  async function storeRefreshToken(
+    tx: SqlExecutor,
+    userId: string,
+    familyId: string,
+  ): Promise<{ token: string; hash: string }> {
     const token = base64url(crypto.getRandomValues(new Uint8Array(32)));
+    const hash = await sha256Hex(token);
     const at = now();
     await tx.query`
       insert into auth_refresh_tokens (token_hash, user_id, family_id, created_at, expires_at)
-      values (${await sha256Hex(token)}, ${userId}, ${familyId}, ${new Date(at)}, ${new Date(
-      at + refreshTtlMs,
-    )})`;
-    return token;
+      values (${hash}, ${userId}, ${familyId}, ${new Date(at)}, ${new Date(at + refreshTtlMs)})`;
+    return { token, hash };
   }
 
   /**
-   * One rotation, all or nothing. The access token is signed before the presented token is marked used and
-   * before the commit: if signing throws, the rollback leaves that token unused, so the client's retry is
-   * a rotation again and not a reuse that would revoke the family (signing out a user by our own failure).
+   * The successor a replay of used `row` may replace, or undefined when the replay is reuse: no window, past it, a
+   * second replay, no successor on record (rotated before `security_auth_0007`, or spent by a retry), or a successor
+   * already used. The successor's row is locked, so its own rotation cannot commit between this check and the
+   * retry's write. Rotations lock the replayed token, then its successor; a family-wide revocation (logout, reuse)
+   * racing a retry may take them the other way round, and PostgreSQL then aborts one of the two as a deadlock (its
+   * client gets 503 with Retry-After, sql_problem.ts, and its retry finds the family revoked or the logout done).
+   */
+  async function replaceableSuccessor(tx: SqlExecutor, row: RefreshTokenRow, at: Date): Promise<string | undefined> {
+    if (graceMs === 0 || row.used_at === null || row.replayed_at !== null || row.replaced_by === null) return undefined;
+    if (at.getTime() - row.used_at.getTime() > graceMs) return undefined;
+    const [successor] = await tx.query<{ used_at: Date | null; revoked_at: Date | null }>`
+      select used_at, revoked_at from auth_refresh_tokens where token_hash = ${row.replaced_by} for update`;
+    if (!successor || successor.used_at || successor.revoked_at) return undefined;
+    return row.replaced_by;
+  }
+
+  /**
+   * One rotation (or one retry within the grace window), all or nothing. The access token is signed before the
+   * presented token is marked used and before the commit: if signing throws, the rollback leaves that token unused,
+   * so the client's retry is a rotation again and not a reuse that would revoke the family (signing out a user by
+   * our own failure). Two refreshes of one token serialise on its row lock (`for update`).
    */
   async function rotate(tx: SqlExecutor, hash: string, key: SigningKey): Promise<RefreshOutcome> {
     const at = new Date(now());
     const [row] = await tx.query<RefreshTokenRow & Record<string, unknown>>`
-      select user_id, family_id, expires_at, used_at, revoked_at from auth_refresh_tokens
+      select user_id, family_id, expires_at, used_at, revoked_at, replaced_by, replayed_at from auth_refresh_tokens
       where token_hash = ${hash} for update`;
     if (!row || row.revoked_at || row.expires_at.getTime() <= at.getTime()) return { kind: "invalid" };
     if (await familyRevoked(tx, row.family_id)) return { kind: "invalid" };
-    if (row.used_at) {
+    const replaced = row.used_at ? await replaceableSuccessor(tx, row, at) : undefined;
+    if (row.used_at && replaced === undefined) {
       await revokeFamilyRows(tx, row.family_id, at);
       return { kind: "reused", userId: row.user_id, familyId: row.family_id };
     }
@@ -120,9 +169,19 @@ export function createTokenService(options: TokenServiceOptions): TokenService {
       select id, email from auth_users where id = ${row.user_id}`;
     if (!user) return { kind: "invalid" };
     const accessToken = await signAccessToken(key, { ...user, roles: await rolesOf(tx, user.id) });
-    await tx.query`update auth_refresh_tokens set used_at = ${at} where token_hash = ${hash}`;
-    const refreshToken = await storeRefreshToken(tx, user.id, row.family_id);
-    return { kind: "rotated", pair: { accessToken, refreshToken, expiresIn: accessTokenTtlSec } };
+    const next = await storeRefreshToken(tx, user.id, row.family_id);
+    const pair = { accessToken, refreshToken: next.token, expiresIn: accessTokenTtlSec };
+    if (replaced === undefined) {
+      await tx.query`
+        update auth_refresh_tokens set used_at = ${at}, replaced_by = ${next.hash} where token_hash = ${hash}`;
+      return { kind: "rotated", pair };
+    }
+    // The lost answer's successor is spent, not revoked (a revoked token revokes its family): used, with no
+    // successor on record, so whoever presents it later is taken for a thief and the family is revoked.
+    await tx.query`update auth_refresh_tokens set used_at = ${at} where token_hash = ${replaced}`;
+    await tx.query`
+      update auth_refresh_tokens set replaced_by = ${next.hash}, replayed_at = ${at} where token_hash = ${hash}`;
+    return { kind: "rotated", pair, retryOf: { userId: row.user_id, familyId: row.family_id } };
   }
 
   return {
@@ -130,7 +189,7 @@ export function createTokenService(options: TokenServiceOptions): TokenService {
       const key = await keys.signingKey();
       const accessToken = await signAccessToken(key, user);
       // Stored only once the access token exists: a failed sign-in leaves no orphan family behind.
-      const refreshToken = await storeRefreshToken(sql, user.id, crypto.randomUUID());
+      const { token: refreshToken } = await storeRefreshToken(sql, user.id, crypto.randomUUID());
       return { accessToken, refreshToken, expiresIn: accessTokenTtlSec };
     },
     async refresh(refreshToken) {
@@ -144,6 +203,9 @@ export function createTokenService(options: TokenServiceOptions): TokenService {
         log.warn("refresh token reused; family revoked", { userId: outcome.userId, familyId: outcome.familyId });
       }
       if (outcome.kind !== "rotated") throw invalidRefreshToken();
+      if (outcome.retryOf) {
+        log.info("refresh retried within the reuse grace window; lost successor replaced", outcome.retryOf);
+      }
       return outcome.pair;
     },
     async revokeFamily(refreshToken) {
