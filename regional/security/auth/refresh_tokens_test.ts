@@ -204,3 +204,25 @@ Deno.test("logout refuses a bad body with 400 problem+json", async () => {
     );
   });
 });
+
+testOnBothDatabases("expired refresh tokens are deleted in the background of a refresh; live ones stay", async (h) => {
+  await h.signup("dora@example.com");
+  const old = await h.login("dora@example.com", "correct-horse-1");
+  h.clock.nowMs += 10 * 86_400_000;
+  const live = await h.login("dora@example.com", "correct-horse-1");
+  // 31 days after the first sign-in: its tokens (30-day TTL) are expired, the second session's are not.
+  h.clock.nowMs += 21 * 86_400_000;
+  const count = async () => (await h.sql.query<{ n: number }>`select count(*)::int as n from auth_refresh_tokens`)[0].n;
+  const before = await count();
+  const rotated: TokenPair = await (await h.post("/api/v1/auth/refresh", { refreshToken: live.refreshToken })).json();
+  const deadline = Date.now() + 5_000;
+  while (await count() !== before - 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  // Gone: the first session's token and the sign-up's; kept: the live session's used token and its successor.
+  assert.equal(await count(), before + 1 - 2);
+  await assertProblem(
+    await h.post("/api/v1/auth/refresh", { refreshToken: old.refreshToken }),
+    401,
+    "AUTH.REFRESH_TOKEN_INVALID",
+  );
+  assert.equal((await h.post("/api/v1/auth/refresh", { refreshToken: rotated.refreshToken })).status, 200);
+});

@@ -18,6 +18,7 @@ import { SignJWT } from "jose";
 import { ProblemError } from "../../../shared/contracts/problem.ts";
 import { log } from "../../../shared/observability/mod.ts";
 import type { Sql, SqlExecutor } from "../../../shared/ports/sql.ts";
+import { deleteInBatches } from "../../../shared/ports/sql_purge.ts";
 import { ACCESS_TOKEN_TYPE, type Role } from "../../../shared/auth/mod.ts";
 import type { SigningKey, SigningKeyStore } from "./signing_keys.ts";
 import { rolesOf } from "./users.ts";
@@ -44,6 +45,12 @@ export interface TokenServiceOptions {
    * @default {30_000}
    */
   readonly refreshReuseGraceMs?: number;
+  /**
+   * Expired refresh tokens are deleted at most this often per process, in bounded batches, in the background of
+   * a sign-in or a refresh (where this region writes auth). 0: only when `sweepExpired()` is called.
+   * @default {60_000}
+   */
+  readonly sweepIntervalMs?: number;
   /** Milliseconds since the epoch. */
   readonly now: () => number;
 }
@@ -58,6 +65,11 @@ export interface TokenService {
   refresh(refreshToken: string): Promise<TokenPair>;
   /** Revokes every token of `refreshToken`'s family (a sign-out); an unknown or revoked token is a no-op. */
   revokeFamily(refreshToken: string): Promise<void>;
+  /**
+   * Deletes refresh tokens past their expiry (bounded: `DEFAULT_PURGE_BOUNDS` per call); resolves how many. An
+   * expired token is refused before its use or revocation is looked at, so its row decides nothing any more.
+   */
+  sweepExpired(): Promise<number>;
 }
 
 /** Whom an access token speaks for. */
@@ -96,6 +108,12 @@ export function createTokenService(options: TokenServiceOptions): TokenService {
     throw new RangeError(`accessTokenTtlSec must be an integer in 1..86400, got ${accessTokenTtlSec}`);
   }
   const graceMs = options.refreshReuseGraceMs ?? 30_000;
+  const sweepIntervalMs = options.sweepIntervalMs ?? 60_000;
+  if (!(Number.isInteger(sweepIntervalMs) && sweepIntervalMs >= 0)) {
+    throw new RangeError(`sweepIntervalMs must be a whole number of ms, got ${sweepIntervalMs}`);
+  }
+  let lastSweepMs = -Infinity;
+  let sweeping = false;
   if (!(Number.isInteger(graceMs) && graceMs >= 0 && graceMs <= REFRESH_REUSE_GRACE_MS_MAX)) {
     throw new RangeError(`refreshReuseGraceMs must be an integer in 0..${REFRESH_REUSE_GRACE_MS_MAX}, got ${graceMs}`);
   }
@@ -184,8 +202,35 @@ export function createTokenService(options: TokenServiceOptions): TokenService {
     return { kind: "rotated", pair, retryOf: { userId: row.user_id, familyId: row.family_id } };
   }
 
+  async function sweepExpired(): Promise<number> {
+    const at = new Date(now());
+    return await deleteInBatches(async (limit) => {
+      const deleted = await sql.query<{ token_hash: string }>`
+        delete from auth_refresh_tokens where token_hash in (
+          select token_hash from auth_refresh_tokens where expires_at <= ${at} order by expires_at limit ${limit})
+        returning token_hash`;
+      return deleted.length;
+    });
+  }
+
+  /** Starts a sweep in the background when the last one began `sweepIntervalMs` ago and none is running. */
+  function sweepWhenDue(): void {
+    const at = now();
+    if (sweepIntervalMs === 0 || sweeping || at - lastSweepMs < sweepIntervalMs) return;
+    lastSweepMs = at;
+    sweeping = true;
+    sweepExpired()
+      .then((deleted) => {
+        if (deleted > 0) log.info("expired refresh tokens deleted", { deleted });
+      })
+      .catch((error) => log.warn("expired refresh tokens could not be deleted; will retry", { error: String(error) }))
+      .finally(() => sweeping = false);
+  }
+
   return {
+    sweepExpired,
     async issue(user) {
+      sweepWhenDue();
       const key = await keys.signingKey();
       const accessToken = await signAccessToken(key, user);
       // Stored only once the access token exists: a failed sign-in leaves no orphan family behind.
@@ -194,6 +239,7 @@ export function createTokenService(options: TokenServiceOptions): TokenService {
     },
     async refresh(refreshToken) {
       if (!REFRESH_TOKEN_FORMAT.test(refreshToken)) throw invalidRefreshToken();
+      sweepWhenDue();
       const hash = await sha256Hex(refreshToken);
       // Fetched before the transaction: the key store may read (and promote keys in) SQL itself, which would
       // wait forever on PGlite's single connection, or on a pool drained by transactions waiting likewise.
