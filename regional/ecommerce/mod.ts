@@ -141,6 +141,7 @@ export const createEcommerceService: ServiceFactory = async (context) => {
       consecutiveFailures: config.BV_WEBHOOK_BREAKER_FAILURES,
       halfOpenAfterMs: config.BV_WEBHOOK_BREAKER_HALF_OPEN_MS,
     },
+    endpointConcurrency: config.BV_WEBHOOK_ENDPOINT_CONCURRENCY,
     secretOverlapMs: config.BV_WEBHOOK_SECRET_OVERLAP_MS,
     // `public` unless set: `./bv start` and `start:infra` choose `any` for their partner receivers on localhost.
     egress: config.BV_WEBHOOK_EGRESS,

@@ -216,6 +216,11 @@ const variables = {
   BV_WEBHOOK_BREAKER_FAILURES: z.coerce.number().int().min(1).max(1_000).default(5),
   /** How long an endpoint's circuit stays open before a trial request. Unset: min(30 s, the first retry delay). */
   BV_WEBHOOK_BREAKER_HALF_OPEN_MS: z.coerce.number().int().min(100).max(3_600_000).optional(),
+  /**
+   * Webhook delivery attempts in flight per destination origin in one process; more wait the first retry delay
+   * without using an attempt, so one slow partner cannot take every delivery slot (4 lanes × prefetch 16).
+   */
+  BV_WEBHOOK_ENDPOINT_CONCURRENCY: z.coerce.number().int().min(1).max(1_000).default(4),
   /** How long a rotated-out webhook secret keeps signing beside the new one (time for the partner to deploy it). */
   BV_WEBHOOK_SECRET_OVERLAP_MS: z.coerce.number().int().min(0).max(30 * 24 * 60 * 60_000).default(24 * 60 * 60_000),
   /** Webhook delivery attempt rows older than this are purged (well past a delivery's life of about 3 hours). */

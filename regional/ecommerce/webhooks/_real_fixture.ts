@@ -29,18 +29,29 @@ export interface RealFixture {
   webhooks: Webhooks;
   /** Starts webhooks again on the same ports (after `webhooks.close()`). */
   restart(): Promise<void>;
-  /** Subscribes a fresh partner route to order.created; resolves with the subscription id. */
-  subscribe(path: string, behaviour: Omit<Behaviour, "secrets">): Promise<{ id: string; secret: string }>;
-  /** Publishes a fresh order.created event; resolves with its envelope. */
-  publishOrderCreated(): Promise<Envelope>;
+  /** Subscribes a fresh partner route (of `receiver`) to order.created; resolves with the subscription id. */
+  subscribe(
+    path: string,
+    behaviour: Omit<Behaviour, "secrets">,
+    receiver?: TestReceiver,
+  ): Promise<{ id: string; secret: string }>;
+  /** Publishes a fresh order.created event (the first one `accept` takes); resolves with its envelope. */
+  publishOrderCreated(accept?: (envelope: Envelope) => boolean | Promise<boolean>): Promise<Envelope>;
   close(): Promise<void>;
 }
 
 export async function startRealFixture(
-  options: Partial<Pick<WebhooksDeps, "retryDelaysMs" | "deliveryTimeoutMs" | "breaker" | "egress">> & {
-    readonly eventLog?: EventLog;
-    readonly publishTimeoutMs?: number;
-  } = {},
+  options:
+    & Partial<
+      Pick<
+        WebhooksDeps,
+        "retryDelaysMs" | "deliveryTimeoutMs" | "breaker" | "egress" | "endpointConcurrency" | "prefetch"
+      >
+    >
+    & {
+      readonly eventLog?: EventLog;
+      readonly publishTimeoutMs?: number;
+    } = {},
 ): Promise<RealFixture> {
   const [db, vhost, tokens] = await Promise.all([createTestDatabase(), createTestVhost(), createTestTokens()]);
   const sql = createPostgresSql({ url: db.url });
@@ -66,6 +77,10 @@ export async function startRealFixture(
       breaker: options.breaker,
       // The test receiver listens on loopback, which `public` refuses.
       egress: options.egress ?? "any",
+      // Every route of the test receiver is one origin: tests of other behaviours are not shaped by the per-endpoint
+      // cap (64 = 4 lanes × prefetch 16, no cap); the bulkhead's own test sets it.
+      endpointConcurrency: options.endpointConcurrency ?? 64,
+      prefetch: options.prefetch,
     });
     await started.ready;
     return started;
@@ -80,9 +95,9 @@ export async function startRealFixture(
     restart: async () => {
       fixture.webhooks = await start();
     },
-    subscribe: async (path, behaviour) => {
+    subscribe: async (path, behaviour, on = receiver) => {
       const route = { ...behaviour, secrets: [] as string[] };
-      const url = receiver.route(path, route);
+      const url = on.route(path, route);
       const response = await fixture.webhooks.routes.request("/api/v1/webhooks/subscriptions", {
         method: "POST",
         headers: { authorization: `Bearer ${partner}`, "content-type": "application/json" },
@@ -93,15 +108,23 @@ export async function startRealFixture(
       route.secrets.push(created.secret);
       return { id: created.id, secret: created.secret };
     },
-    publishOrderCreated: async () => {
-      const orderId = crypto.randomUUID();
-      const envelope = createEnvelope(orderCreated, {
-        orderId,
-        userId: "u-1",
-        totalAmount: "129.50",
-        currency: "USD",
-        items: [{ productId: "p-1", qty: 2, price: "64.75" }],
-      }, trace);
+    publishOrderCreated: async (accept = () => true) => {
+      const fresh = () => {
+        const orderId = crypto.randomUUID();
+        const envelope = createEnvelope(orderCreated, {
+          orderId,
+          userId: "u-1",
+          totalAmount: "129.50",
+          currency: "USD",
+          items: [{ productId: "p-1", qty: 2, price: "64.75" }],
+        }, trace);
+        return { orderId, envelope };
+      };
+      let { orderId, envelope } = fresh();
+      for (let tries = 1; !(await accept(envelope)); tries++) {
+        if (tries === 10_000) throw new Error("publishOrderCreated(): no event accepted in 10000 tries");
+        ({ orderId, envelope } = fresh());
+      }
       await eventLog.publish(envelope.eventType, [{ key: orderId, value: JSON.stringify(envelope) }]);
       return envelope;
     },

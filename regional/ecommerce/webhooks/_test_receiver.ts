@@ -16,6 +16,8 @@ export interface ReceivedRequest {
   /** Both the Standard Webhooks and the X-BV-Signature verdicts of the partner kit. */
   readonly verified: boolean;
   readonly reason?: string;
+  /** When the request arrived (`performance.now()`), before any `delayMs`. */
+  readonly atMs: number;
 }
 
 export interface Behaviour {
@@ -41,6 +43,7 @@ export function startTestReceiver(): TestReceiver {
   const routes = new Map<string, Behaviour>();
   const requests: ReceivedRequest[] = [];
   const server = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen: () => {} }, async (request) => {
+    const atMs = performance.now();
     const path = new URL(request.url).pathname;
     const behaviour = routes.get(path);
     const body = await request.text();
@@ -66,6 +69,7 @@ export function startTestReceiver(): TestReceiver {
       status,
       verified: !failed,
       reason: failed && !failed.ok ? failed.reason : undefined,
+      atMs,
     });
     if (behaviour.delayMs) await new Promise((r) => setTimeout(r, behaviour.delayMs));
     return new Response(null, { status });

@@ -19,6 +19,9 @@
  * - A secret that does not open with this process's keys sends nothing and uses up no attempt: the delivery waits
  *   the first retry delay (in a retry queue, no prefetch slot held) and is tried again, by whichever instance takes
  *   it, until it has failed to open for `secretUnreadableGraceMs`; then it fails for good (final row, event, DLQ).
+ * - An endpoint (origin) with `endpointConcurrency` attempts in flight in this process sends nothing and uses up no
+ *   attempt: the delivery is parked the same way, through the first retry queue (endpoint_bulkhead.ts), so a slow
+ *   partner holds at most that many prefetch slots; after ENDPOINT_DEFERRALS_MAX deferrals it fails for good.
  *
  * Idempotent by delivery id: a delivery with a terminal row (delivered, gone, skipped, final) is not sent
  * again; a unique index keeps that row single even when two copies race. A copy whose last attempt fails
@@ -44,6 +47,15 @@ import { DELIVERY_LANES, type DeliveryMessage, laneOf, laneQueueOf, parseDeliver
 import type { SecretBox } from "./secret_box.ts";
 import { signatureHeaders } from "./signing.ts";
 import { deliveryTargetOf, disableSubscription } from "./subscription_store.ts";
+import {
+  createEndpointBulkhead,
+  deferDelivery,
+  deferralsOf,
+  ENDPOINT_CONCURRENCY_DEFAULT,
+  ENDPOINT_FULL,
+  endpointBusyError,
+  endpointOf,
+} from "./endpoint_bulkhead.ts";
 
 const attemptsTotal = new client.Counter({
   name: "bv_webhook_delivery_attempts_total",
@@ -97,6 +109,11 @@ export interface DeliveryWorkerOptions {
    * good. 0, or a schedule without retries, fails it at the first try. @default 10 minutes
    */
   readonly secretUnreadableGraceMs?: number;
+  /**
+   * Attempts in flight per destination origin in this process; a delivery finding its endpoint full is deferred
+   * (endpoint_bulkhead.ts). Keep it well below lanes × prefetch, the slots it protects. @default 4
+   */
+  readonly endpointConcurrency?: number;
 }
 
 type Outcome = "DELIVERED" | "FAILED" | "CIRCUIT_OPEN" | "GONE" | "SKIPPED";
@@ -165,6 +182,7 @@ export function createDeliveryHandler(options: DeliveryWorkerOptions): (message:
   const attemptsMax = options.retryDelaysMs.length + 1;
   const secretUnreadableGraceMs = options.secretUnreadableGraceMs ?? SECRET_UNREADABLE_GRACE_MS_DEFAULT;
   const breakerFor = breakers(options);
+  const bulkhead = createEndpointBulkhead(options.endpointConcurrency ?? ENDPOINT_CONCURRENCY_DEFAULT);
   const handler = async (message: QueueMessage) => {
     // A malformed message throws here: a counted failure (retry steps, then the DLQ).
     const delivery = parseDeliveryMessage(message.body);
@@ -186,8 +204,13 @@ export function createDeliveryHandler(options: DeliveryWorkerOptions): (message:
     // the lane, where it arrives at attempt 1 at once. It is sent on to the first retry queue untried, so its next
     // try waits the first retry delay like any retry (holding no prefetch slot meanwhile) instead of following the
     // last one immediately. No row: nothing was attempted.
-    if ((cycle > 0 || unreadableSince !== undefined) && message.attempt === 1 && attemptsMax > 1) {
-      const why = cycle > 0 ? `Schedule restarted (cycle ${cycle})` : "Signing secret did not open";
+    const deferrals = deferralsOf(message);
+    if ((cycle > 0 || unreadableSince !== undefined || deferrals > 0) && message.attempt === 1 && attemptsMax > 1) {
+      const why = cycle > 0
+        ? `Schedule restarted (cycle ${cycle})`
+        : unreadableSince !== undefined
+        ? "Signing secret did not open"
+        : `Endpoint busy (deferral ${deferrals})`;
       throw new DeliveryAttemptFailed(`${why}: waiting for the first retry delay`);
     }
     const history = await historyOf(sql, delivery.deliveryId);
@@ -213,7 +236,20 @@ export function createDeliveryHandler(options: DeliveryWorkerOptions): (message:
       const unreadable = { error: target.secretsError, since: unreadableSince };
       return await secretUnreadable(delivery, message, lane, unreadable, history.failures, record);
     }
-    const result = await attempt(target.url, target.secrets, delivery, breakerFor(target.url), options);
+    const endpoint = endpointOf(target.url);
+    const result = await bulkhead.tryRun(
+      endpoint,
+      () => attempt(target.url, target.secrets, delivery, breakerFor(target.url), options),
+    );
+    if (result === ENDPOINT_FULL) {
+      // A schedule without retries has no retry queue to park in: the work queue's retry-later wait is all there is.
+      if (attemptsMax === 1) throw new RetryLaterError(`Webhook endpoint ${endpoint} is busy: delivered again later`);
+      if (await deferDelivery(queue, lane, message)) return;
+      attemptsTotal.inc({ outcome: "FAILED" });
+      const error = endpointBusyError(endpoint, bulkhead.limit);
+      const busy = { outcome: "FAILED", httpStatus: null, error, durationMs: 0 } as const;
+      return await failForGood(delivery, message, lane, busy, history.failures + 1, record);
+    }
     attemptsTotal.inc({ outcome: result.outcome });
     if (result.outcome !== "CIRCUIT_OPEN" && attemptNumber > 1) retryAttemptsTotal.inc();
     if (result.outcome === "DELIVERED") return void await record(sql, result);

@@ -11,6 +11,7 @@ import type { EventLog, Sql, WorkQueue } from "../../../shared/ports/mod.ts";
 import { declareDeliveryQueues, DEFAULT_RETRY_DELAYS_MS } from "./delivery_queues.ts";
 import { type BreakerOptions, startDeliveryWorker } from "./delivery_worker.ts";
 import { startDispatcher } from "./dispatcher.ts";
+import { ENDPOINT_CONCURRENCY_DEFAULT } from "./endpoint_bulkhead.ts";
 import { EGRESS_VARIABLE, type WebhookEgress } from "./egress_policy.ts";
 import { createWebhookRoutes } from "./routes.ts";
 import { createSecretBox } from "./secret_box.ts";
@@ -42,6 +43,13 @@ export interface WebhooksDeps {
   /** @default 24 h */
   readonly secretOverlapMs?: number;
   readonly breaker?: BreakerOptions;
+  /**
+   * Attempts in flight per destination origin in this process (`BV_WEBHOOK_ENDPOINT_CONCURRENCY`); a delivery whose
+   * endpoint is full waits the first retry delay without using an attempt. @default 4
+   */
+  readonly endpointConcurrency?: number;
+  /** Deliveries in flight per lane (4 lanes). @default 16 */
+  readonly prefetch?: number;
   /** Where a new dispatcher group starts. @default "latest" */
   readonly from?: "earliest" | "latest";
   /**
@@ -71,6 +79,10 @@ export async function startWebhooks(deps: WebhooksDeps): Promise<Webhooks> {
   }
   if (!Number.isSafeInteger(deliveryTimeoutMs) || deliveryTimeoutMs < 100 || deliveryTimeoutMs > 60_000) {
     throw new RangeError(`startWebhooks() "deliveryTimeoutMs" must be 100 to 60000, got ${deliveryTimeoutMs}`);
+  }
+  const endpointConcurrency = deps.endpointConcurrency ?? ENDPOINT_CONCURRENCY_DEFAULT;
+  if (!Number.isSafeInteger(endpointConcurrency) || endpointConcurrency < 1 || endpointConcurrency > 1_000) {
+    throw new RangeError(`startWebhooks() "endpointConcurrency" must be 1 to 1000, got ${endpointConcurrency}`);
   }
   if (!/^[a-z0-9_-]{1,64}$/i.test(deps.region)) {
     throw new TypeError(`startWebhooks() "region" must be a short name such as "east", got "${deps.region}"`);
@@ -107,6 +119,8 @@ export async function startWebhooks(deps: WebhooksDeps): Promise<Webhooks> {
     breaker: deps.breaker,
     egress: deps.egress,
     secretUnreadableGraceMs: deps.secretUnreadableGraceMs,
+    endpointConcurrency,
+    prefetch: deps.prefetch,
   });
   const dispatcher = await startDispatcher({
     sql: deps.sql,

@@ -95,7 +95,7 @@ async function cutCount(): Promise<number> {
   return metric?.values.reduce((sum, value) => sum + value.value, 0) ?? 0;
 }
 
-Deno.test("config: the webhook schedule, timeout, breaker, overlap, retention, previous key and unreadable-secret grace are variables", () => {
+Deno.test("config: the webhook schedule, timeout, breaker, endpoint concurrency, overlap, retention, previous key and unreadable-secret grace are variables", () => {
   const defaults = loadConfig({});
   assert.deepEqual(defaults.BV_WEBHOOK_RETRY_DELAYS_MS, DEFAULT_RETRY_DELAYS_MS);
   assert.equal(defaults.BV_WEBHOOK_DELIVERY_TIMEOUT_MS, 15_000);
@@ -105,6 +105,7 @@ Deno.test("config: the webhook schedule, timeout, breaker, overlap, retention, p
   assert.equal(defaults.BV_WEBHOOK_ATTEMPTS_RETENTION_DAYS, 7);
   assert.equal(defaults.BV_WEBHOOK_SECRETS_KEY_PREVIOUS, undefined);
   assert.equal(defaults.BV_WEBHOOK_SECRET_UNREADABLE_GRACE_MS, 600_000);
+  assert.equal(defaults.BV_WEBHOOK_ENDPOINT_CONCURRENCY, 4);
   // The start warns when this committed key is in use: it must be the default.
   assert.equal(defaults.BV_WEBHOOK_SECRETS_KEY, WEBHOOK_SECRETS_KEY_DEV_DEFAULT);
 
@@ -118,6 +119,7 @@ Deno.test("config: the webhook schedule, timeout, breaker, overlap, retention, p
     BV_WEBHOOK_ATTEMPTS_RETENTION_DAYS: "30",
     BV_WEBHOOK_SECRETS_KEY_PREVIOUS: key,
     BV_WEBHOOK_SECRET_UNREADABLE_GRACE_MS: "0",
+    BV_WEBHOOK_ENDPOINT_CONCURRENCY: "2",
   });
   assert.deepEqual(set.BV_WEBHOOK_RETRY_DELAYS_MS, [1_000, 5_000, 60_000]);
   assert.equal(set.BV_WEBHOOK_DELIVERY_TIMEOUT_MS, 20_000);
@@ -127,6 +129,10 @@ Deno.test("config: the webhook schedule, timeout, breaker, overlap, retention, p
   assert.equal(set.BV_WEBHOOK_ATTEMPTS_RETENTION_DAYS, 30);
   assert.equal(set.BV_WEBHOOK_SECRETS_KEY_PREVIOUS, key);
   assert.equal(set.BV_WEBHOOK_SECRET_UNREADABLE_GRACE_MS, 0);
+  assert.equal(set.BV_WEBHOOK_ENDPOINT_CONCURRENCY, 2);
+  for (const bad of ["0", "1001", "1.5"]) {
+    assert.throws(() => loadConfig({ BV_WEBHOOK_ENDPOINT_CONCURRENCY: bad }), /BV_WEBHOOK_ENDPOINT_CONCURRENCY/, bad);
+  }
   assert.throws(
     () => loadConfig({ BV_WEBHOOK_SECRET_UNREADABLE_GRACE_MS: "-1" }),
     /BV_WEBHOOK_SECRET_UNREADABLE_GRACE_MS/,
