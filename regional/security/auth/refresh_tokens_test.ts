@@ -226,3 +226,34 @@ testOnBothDatabases("expired refresh tokens are deleted in the background of a r
   );
   assert.equal((await h.post("/api/v1/auth/refresh", { refreshToken: rotated.refreshToken })).status, 200);
 });
+
+testOnBothDatabases(
+  "the sweep keeps a revoked family whose racing successor is still live: it stays refused",
+  async (h) => {
+    await h.signup("erin@example.com");
+    const first = await h.login("erin@example.com", "correct-horse-1");
+    h.clock.nowMs += 10 * 86_400_000;
+    const second: TokenPair = await (await h.post("/api/v1/auth/refresh", { refreshToken: first.refreshToken })).json();
+    // The end state of a logout racing that rotation: the revoking update did not see the successor it inserted.
+    await h.sql.query`update auth_refresh_tokens set revoked_at = now() where replaced_by is not null`;
+    await assertProblem(
+      await h.post("/api/v1/auth/refresh", { refreshToken: second.refreshToken }),
+      401,
+      "AUTH.REFRESH_TOKEN_INVALID",
+    );
+    // 31 days after the first sign-in its token is expired; a sign-in starts the sweep.
+    h.clock.nowMs += 21 * 86_400_000;
+    await h.login("erin@example.com", "correct-horse-1");
+    const count = async () =>
+      (await h.sql.query<{ n: number }>`select count(*)::int as n from auth_refresh_tokens`)[0].n;
+    // The sign-up's family (all expired) goes; the raced family keeps its revoked row.
+    const deadline = Date.now() + 5_000;
+    while (await count() !== 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(await count(), 3);
+    await assertProblem(
+      await h.post("/api/v1/auth/refresh", { refreshToken: second.refreshToken }),
+      401,
+      "AUTH.REFRESH_TOKEN_INVALID",
+    );
+  },
+);

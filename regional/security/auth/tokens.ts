@@ -66,8 +66,9 @@ export interface TokenService {
   /** Revokes every token of `refreshToken`'s family (a sign-out); an unknown or revoked token is a no-op. */
   revokeFamily(refreshToken: string): Promise<void>;
   /**
-   * Deletes refresh tokens past their expiry (bounded: `DEFAULT_PURGE_BOUNDS` per call); resolves how many. An
-   * expired token is refused before its use or revocation is looked at, so its row decides nothing any more.
+   * Deletes the refresh tokens of families whose every token is past its expiry (bounded: `DEFAULT_PURGE_BOUNDS`
+   * per call); resolves how many. An expired token is refused before its use is looked at, and no live token is
+   * left for a revoked row of its family to refuse.
    */
   sweepExpired(): Promise<number>;
 }
@@ -205,9 +206,16 @@ export function createTokenService(options: TokenServiceOptions): TokenService {
   async function sweepExpired(): Promise<number> {
     const at = new Date(now());
     return await deleteInBatches(async (limit) => {
+      // Whole families only: a revoked row is what refuses the rest of its family (familyRevoked), and a successor
+      // issued in a rotation that raced the revocation may be live and unrevoked; deleting the family's expired rows
+      // first would bring it back.
       const deleted = await sql.query<{ token_hash: string }>`
         delete from auth_refresh_tokens where token_hash in (
-          select token_hash from auth_refresh_tokens where expires_at <= ${at} order by expires_at limit ${limit})
+          select t.token_hash from auth_refresh_tokens t
+          where t.expires_at <= ${at}
+            and not exists (
+              select 1 from auth_refresh_tokens o where o.family_id = t.family_id and o.expires_at > ${at})
+          order by t.expires_at limit ${limit})
         returning token_hash`;
       return deleted.length;
     });
