@@ -242,8 +242,13 @@ export function createDeliveryHandler(options: DeliveryWorkerOptions): (message:
       () => attempt(target.url, target.secrets, delivery, breakerFor(target.url), options),
     );
     if (result === ENDPOINT_FULL) {
-      // A schedule without retries has no retry queue to park in: the work queue's retry-later wait is all there is.
-      if (attemptsMax === 1) throw new RetryLaterError(`Webhook endpoint ${endpoint} is busy: delivered again later`);
+      // Parking goes back through the lane and the first retry queue, so the delivery comes back at step 2: for a
+      // delivery at step 1 or 2 that is where it was going anyway, but one further along its schedule would have its
+      // later, longer delays cut short (diff review). It, and a schedule without retries (no retry queue to park in),
+      // waits the work queue's retry-later delay at the same step instead, holding its prefetch slot meanwhile.
+      if (attemptsMax === 1 || message.attempt > 2) {
+        throw new RetryLaterError(`Webhook endpoint ${endpoint} is busy: delivered again later`);
+      }
       if (await deferDelivery(queue, lane, message)) return;
       attemptsTotal.inc({ outcome: "FAILED" });
       const error = endpointBusyError(endpoint, bulkhead.limit);

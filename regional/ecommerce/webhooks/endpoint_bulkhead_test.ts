@@ -192,6 +192,11 @@ Deno.test("the handler defers a delivery to a full endpoint untried, bounces it 
     const blocker = noRetries(messageFor(id));
     while (requests < 2) await new Promise((resolve) => setTimeout(resolve, 5));
     await assert.rejects(noRetries(messageFor(id)), RetryLaterError);
+    // Further along its schedule (step 3): parking would bring it back at step 2 and cut its later, longer delays
+    // short, so it waits at its step, the work queue's way, and nothing is republished.
+    const publishedBefore = published.length;
+    await assert.rejects(handler(messageFor(id, {}, 3)), RetryLaterError);
+    assert.equal(published.length, publishedBefore);
     // Deferred ENDPOINT_DEFERRALS_MAX times already: fails for good (final row, event, DLQ).
     const spent = messageFor(id, { [DEFERRALS_HEADER]: String(ENDPOINT_DEFERRALS_MAX) });
     await handler(spent);
