@@ -156,21 +156,46 @@ function pausingAfterFirstStatement(sql: Sql, parties: number, waitMs: number): 
 
 /** Refreshes `tokens` at once, overlapping (above); resolves how many were answered and how many tokens are live. */
 async function race(h: Harness, tokens: string[]): Promise<{ answered: number; live: number }> {
-  const now = () => h.clock.nowMs;
-  const service = createTokenService({
-    sql: pausingAfterFirstStatement(h.sql, tokens.length, 500),
-    keys: createSigningKeyStore({ sql: h.sql, now, accessTokenTtlSec: 900 }),
-    issuer: ISSUER,
-    audience: AUDIENCE,
-    accessTokenTtlSec: 900,
-    now,
-  });
+  const service = overlappingService(h, tokens.length);
   const results = await Promise.allSettled(tokens.map((token) => service.refresh(token)));
   for (const result of results) {
     if (result.status === "rejected") assert.equal((result.reason as ProblemError).code, "AUTH.REFRESH_TOKEN_INVALID");
   }
   return { answered: results.filter((result) => result.status === "fulfilled").length, live: (await family(h)).live };
 }
+
+/** A token service on `h`'s database whose transactions overlap (`pausingAfterFirstStatement`, `parties`). */
+function overlappingService(h: Harness, parties: number) {
+  const now = () => h.clock.nowMs;
+  return createTokenService({
+    sql: pausingAfterFirstStatement(h.sql, parties, 500),
+    keys: createSigningKeyStore({ sql: h.sql, now, accessTokenTtlSec: 900 }),
+    issuer: ISSUER,
+    audience: AUDIENCE,
+    accessTokenTtlSec: 900,
+    now,
+  });
+}
+
+Deno.test("[postgres] a retry racing a logout of its family: no deadlock, and the family ends revoked", async () => {
+  await onPostgres(async (h) => {
+    const signedUp = await h.signup("zoe@example.com");
+    await refreshed(h, signedUp.refreshToken);
+    // The retry locks the replayed token, then its successor; the logout's update meets the successor first (the
+    // replayed token's updated row lies after it). Without one lock per family ahead of both they could deadlock, and
+    // the logout's update, not seeing the retry's new token, left it unrevoked (refused only by its family's mark).
+    const service = overlappingService(h, 2);
+    const [retry, logout] = await Promise.allSettled([
+      service.refresh(signedUp.refreshToken),
+      service.revokeFamily(signedUp.refreshToken),
+    ]);
+    assert.equal(logout.status, "fulfilled", logout.status === "rejected" ? String(logout.reason) : "");
+    if (retry.status === "rejected") {
+      assert.equal((retry.reason as ProblemError).code, "AUTH.REFRESH_TOKEN_INVALID", String(retry.reason));
+    }
+    assert.equal((await family(h)).live, 0);
+  });
+});
 
 Deno.test("[postgres] two concurrent retries of one token: one is answered, and no branch survives", async () => {
   await onPostgres(async (h) => {

@@ -153,9 +153,7 @@ export function createTokenService(options: TokenServiceOptions): TokenService {
    * The successor a replay of used `row` may replace, or undefined when the replay is reuse: no window, past it, a
    * second replay, no successor on record (rotated before `security_auth_0007`, or spent by a retry), or a successor
    * already used. The successor's row is locked, so its own rotation cannot commit between this check and the
-   * retry's write. Rotations lock the replayed token, then its successor; a family-wide revocation (logout, reuse)
-   * racing a retry may take them the other way round, and PostgreSQL then aborts one of the two as a deadlock (its
-   * client gets 503 with Retry-After, sql_problem.ts, and its retry finds the family revoked or the logout done).
+   * retry's write. A revocation racing it waits for the family's lock (`lockFamilyOf`).
    */
   async function replaceableSuccessor(tx: SqlExecutor, row: RefreshTokenRow, at: Date): Promise<string | undefined> {
     if (graceMs === 0 || row.used_at === null || row.replayed_at !== null || row.replaced_by === null) return undefined;
@@ -174,6 +172,7 @@ export function createTokenService(options: TokenServiceOptions): TokenService {
    */
   async function rotate(tx: SqlExecutor, hash: string, key: SigningKey): Promise<RefreshOutcome> {
     const at = new Date(now());
+    if (!await lockFamilyOf(tx, hash)) return { kind: "invalid" };
     const [row] = await tx.query<RefreshTokenRow & Record<string, unknown>>`
       select user_id, family_id, expires_at, used_at, revoked_at, replaced_by, replayed_at from auth_refresh_tokens
       where token_hash = ${hash} for update`;
@@ -266,13 +265,34 @@ export function createTokenService(options: TokenServiceOptions): TokenService {
       // A token that cannot exist is simply unknown: the caller answers the same either way.
       if (!REFRESH_TOKEN_FORMAT.test(refreshToken)) return;
       const hash = await sha256Hex(refreshToken);
-      const [family] = await sql.query<{ family_id: string; user_id: string }>`
-        select family_id, user_id from auth_refresh_tokens where token_hash = ${hash}`;
-      if (!family) return;
-      const revoked = await revokeFamilyRows(sql, family.family_id, new Date(now()));
-      if (revoked > 0) log.info("refresh token family revoked", { userId: family.user_id, familyId: family.family_id });
+      const done = await sql.transaction(async (tx) => {
+        if (!await lockFamilyOf(tx, hash)) return undefined;
+        const [family] = await tx.query<{ family_id: string; user_id: string }>`
+          select family_id, user_id from auth_refresh_tokens where token_hash = ${hash}`;
+        if (!family) return undefined;
+        return { ...family, revoked: await revokeFamilyRows(tx, family.family_id, new Date(now())) };
+      });
+      if (done && done.revoked > 0) {
+        log.info("refresh token family revoked", { userId: done.user_id, familyId: done.family_id });
+      }
     },
   };
+}
+
+/** The class of the per-family advisory locks (two-key form: apart from every one-key lock, the outbox relay's). */
+const FAMILY_LOCK_CLASS = 0x62764652; // "bvFR"
+
+/**
+ * Takes the transaction-scoped lock of `hash`'s family; false when no such token exists. Every change to a family
+ * (a rotation, its retry, a logout, a reuse revocation) takes it first, so they serialise instead of locking the
+ * family's rows in different orders: a retry locks the replayed token then its successor, a revocation every row in
+ * scan order, and the two had deadlocked (one aborted, its client answered 503; diff review).
+ */
+async function lockFamilyOf(tx: SqlExecutor, hash: string): Promise<boolean> {
+  const rows = await tx.query`
+    select pg_advisory_xact_lock(${FAMILY_LOCK_CLASS}::int4, hashtext(family_id::text)) from auth_refresh_tokens
+    where token_hash = ${hash}`;
+  return rows.length > 0;
 }
 
 /** Marks every live token of the family revoked; resolves how many were. */
