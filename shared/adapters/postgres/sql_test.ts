@@ -44,14 +44,19 @@ Deno.test("[postgres] sql idleInTransactionTimeoutMs ends a transaction left idl
     await setup.exec(`create table ${table} (id int primary key)`);
     // The transaction's code stalls past the bound between two statements: the server ends the session,
     // and the transaction rejects without waiting for the stalled code.
-    let secondInsert: Promise<unknown> = Promise.resolve();
+    // Handed over once the stalled code has made its next statement (wrapped: a promise resolved with a promise
+    // would be flattened). Waiting on it, not on a fixed time, keeps a loaded machine's late timer from passing the
+    // check with no statement made yet.
+    let made: (next: { insert: Promise<unknown> }) => void = () => {};
+    const secondInsert = new Promise<{ insert: Promise<unknown> }>((resolve) => made = resolve);
     const started = performance.now();
     await assert.rejects(
       sql.transaction(async (tx) => {
         await tx.exec(`insert into ${table} (id) values (1)`);
         await new Promise((resolve) => setTimeout(resolve, 1_500));
-        secondInsert = tx.exec(`insert into ${table} (id) values (2)`);
-        await secondInsert;
+        const insert = tx.exec(`insert into ${table} (id) values (2)`);
+        made({ insert });
+        await insert;
       }),
     );
     assert.ok(performance.now() - started < 1_400, "rejected at the server's bound, not after the stall");
@@ -62,8 +67,7 @@ Deno.test("[postgres] sql idleInTransactionTimeoutMs ends a transaction left idl
     });
     assert.deepEqual(await setup.query`select id from idle_tx`, [{ id: 3 }]);
     // The stalled code's next statement fails too, instead of running outside any transaction.
-    await new Promise((resolve) => setTimeout(resolve, 1_600 - (performance.now() - started)));
-    await assert.rejects(secondInsert);
+    await assert.rejects((await secondInsert).insert);
     assert.deepEqual(await setup.query`select id from idle_tx`, [{ id: 3 }]);
   } finally {
     await sql.close();
