@@ -7,7 +7,7 @@
  * behind requests on the serving event loop; embedded, the in-process ports are not shareable with another
  * thread and it runs beside the routes. Nothing here holds state a request or a socket needs.
  */
-import { type Config, type Region, REGIONS } from "../../shared/config/config.ts";
+import type { Config, Region } from "../../shared/config/config.ts";
 import { log } from "../../shared/observability/mod.ts";
 import type { Lifecycle } from "../../shared/runtime/mod.ts";
 import type { Cache, EventLog, MqttBus, Sql } from "../../shared/ports/mod.ts";
@@ -24,7 +24,6 @@ import { createWriterRoleReader } from "./orders/writer/mod.ts";
 import {
   createSensorBatchApplier,
   internalSigningKeyOf,
-  sensorPresenceTopicOf,
   type SensorSharing,
   sensorSharingOf,
   startSensorBridge,
@@ -44,8 +43,8 @@ export interface EcommerceBackgroundDeps {
   readonly sql: Sql;
   readonly cache: Cache;
   readonly eventLog: EventLog;
-  /** One MQTT client per session identity (the sensor bridge's); `presenceTopic` as the bus port's. */
-  readonly mqtt: (clientId: string, options?: { readonly presenceTopic?: string }) => Promise<MqttBus>;
+  /** One MQTT client per session identity (the sensor bridge's). */
+  readonly mqtt: (clientId: string) => Promise<MqttBus>;
   /**
    * How the sensor bridge subscribes (`sensorSharingOf`): through the regions' shared-subscription group when both
    * connect to one broker and are linked, so each reading reaches one region; else plainly. Unset: plainly.
@@ -85,7 +84,7 @@ export async function startEcommerceBackgroundOn(
     sql,
     cache,
     eventLog,
-    mqtt: (id, options) => ports.mqtt(id, options),
+    mqtt: (id) => ports.mqtt(id),
     sensorSharing,
   });
 }
@@ -167,22 +166,12 @@ export async function startEcommerceBackground(deps: EcommerceBackgroundDeps): P
     }),
   });
   consumers.push(sensorDeltas);
-  // The session identity follows the region's database, so two platforms sharing one broker (a developer's and a
-  // test run's) do not take over each other's persistent session.
-  const sensorClientIdOf = (r: Region) => `bv-sensor-bridge-${config.regions[r].pgDatabase}`;
-  const sensorClientId = sensorClientIdOf(region);
-  const shareGroup = deps.sensorSharing?.shareGroup;
   const sensorBridge = await startSensorBridge({
-    // In a share group the bus announces its presence, so the other region's bridge drains this session while
-    // this one is down (sensors/session_rescue.ts; on by default with `shareGroup`).
-    mqtt: await deps.mqtt(
-      sensorClientId,
-      shareGroup === undefined ? undefined : { presenceTopic: sensorPresenceTopicOf(shareGroup, sensorClientId) },
-    ),
+    // The session identity follows the region's database, so two platforms sharing one broker (a
+    // developer's and a test run's) do not take over each other's persistent session.
+    mqtt: await deps.mqtt(`bv-sensor-bridge-${config.regions[region].pgDatabase}`),
     // One broker for both linked regions (infra with one BV_MQTT_URL): each reading goes to one region's bridge.
     ...deps.sensorSharing,
-    // The other region's bridge is the only session this one ever takes over (whoever else says `offline` there).
-    rescue: { peerClientIds: REGIONS.filter((r) => r !== region).map(sensorClientIdOf) },
     eventLog,
     region,
   });

@@ -34,11 +34,8 @@ export interface RegionPorts {
   cache(): Promise<Cache>;
   eventLog(): Promise<EventLog>;
   workQueue(): Promise<WorkQueue>;
-  /**
-   * One MQTT client per caller; `clientId` is its session identity. `presenceTopic` (the port's option) is taken
-   * from the first call for a client id.
-   */
-  mqtt(clientId: string, options?: { readonly presenceTopic?: string }): Promise<MqttBus>;
+  /** One MQTT client per caller; `clientId` is its session identity. */
+  mqtt(clientId: string): Promise<MqttBus>;
   /** Closes every adapter that was created. */
   close(): Promise<void>;
 }
@@ -75,7 +72,7 @@ function lazyPorts(region: Region, mode: "embedded" | "infra", factories: Factor
     // Messaging ports carry W3C trace context whichever adapter is behind them.
     eventLog: () => once("eventLog", async () => tracedEventLog(await factories.eventLog())),
     workQueue: () => once("workQueue", async () => tracedWorkQueue(await factories.workQueue())),
-    mqtt: (clientId, options) =>
+    mqtt: (clientId) =>
       once(
         `mqtt:${clientId}`,
         async () => {
@@ -84,7 +81,6 @@ function lazyPorts(region: Region, mode: "embedded" | "infra", factories: Factor
             clientId,
             cleanSession: false,
             protocolVersion: factories.mqttProtocolVersion,
-            presenceTopic: options?.presenceTopic,
           });
           // MQTT 3.1.1 has no user properties, so trace context cannot ride along on the embedded broker.
           return factories.mqttProtocolVersion === 5 ? tracedMqttBus(bus) : bus;

@@ -55,26 +55,14 @@ export function tracedMqttBus(bus: MqttBus): MqttBus {
   return {
     publish: (topic, payload, options) =>
       bus.publish(topic, payload, { ...options, userProperties: withTrace(options?.userProperties) }),
-    subscribe: (filter, qos, handler, options) =>
+    subscribe: (filter, qos, handler) =>
       bus.subscribe(
         filter,
         qos,
         (message) => withTraceContext(contextFromCarrier(message.userProperties), () => handler(message)),
-        options,
       ),
     unsubscribe: (filter) => bus.unsubscribe(filter),
     ping: (timeoutMs) => bus.ping(timeoutMs),
     close: () => bus.close(),
-    clientId: bus.clientId,
-    connectAs: async (clientId, options) => {
-      const other = await bus.connectAs(clientId, {
-        ...options,
-        handlers: options.handlers.map(({ topicFilter, handler }) => ({
-          topicFilter,
-          handler: (message) => withTraceContext(contextFromCarrier(message.userProperties), () => handler(message)),
-        })),
-      });
-      return other && tracedMqttBus(other);
-    },
   };
 }

@@ -19,12 +19,6 @@ import {
   SENSOR_TOPIC_FILTER,
   type SensorDelta,
 } from "./sensor_delta.ts";
-import {
-  sensorPresenceFilterOf,
-  sensorPresenceTopicOf,
-  type SessionRescueOptions,
-  startSessionRescue,
-} from "./session_rescue.ts";
 
 /** The payload of `iot.inventory.sensor.delta_received.v1`. */
 type SensorDeltaReceived = typeof sensorDeltaReceived extends EventDefinition<infer P> ? P : never;
@@ -85,12 +79,6 @@ export interface SensorBridgeDeps {
    * takes `$share/<group>/…` back: a region that shared before would otherwise get the group's readings beside its own.
    */
   readonly formerShareGroup?: string;
-  /**
-   * With `shareGroup`: drain the session of a peer bridge of the group while it is down (`session_rescue.ts`).
-   * Each bus should then be made with `presenceTopic: sensorPresenceTopicOf(shareGroup, clientId)`, which is how
-   * its peers learn that it is down. `false` turns the rescue off. @default {} (on, `confirmMs` 5 s)
-   */
-  readonly rescue?: SessionRescueOptions | false;
   readonly eventLog: EventLog;
   readonly region: string;
   /** Records per Kafka publish. @default {@linkcode SENSOR_BRIDGE_BATCH_MAX_DEFAULT} */
@@ -147,7 +135,7 @@ export async function startSensorBridge(deps: SensorBridgeDeps): Promise<{ close
     ? [SENSOR_TOPIC_FILTER]
     : deps.formerShareGroup === undefined
     ? []
-    : [`$share/${deps.formerShareGroup}/${SENSOR_TOPIC_FILTER}`, sensorPresenceFilterOf(deps.formerShareGroup)];
+    : [`$share/${deps.formerShareGroup}/${SENSOR_TOPIC_FILTER}`];
   const subscribe = async (bus: MqttBus) => {
     await bus.subscribe(filter, 1, handler);
     // Only after the new subscription: with neither, a reading published in between would be queued for no one. A
@@ -155,52 +143,19 @@ export async function startSensorBridge(deps: SensorBridgeDeps): Promise<{ close
     // twice); readings queued on the old one while the bridge was down come once, routed to `handler` by topic.
     for (const stale of former) await bus.unsubscribe(stale);
   };
-  let rescue: { stop(): Promise<void> } | undefined;
   try {
     await Promise.all(buses.map(subscribe));
-    // Unlinked: the presence a linked process of this session left (a retained `offline`) would make the other
-    // region's bridge take this live session over as a down peer's. After subscribe(), and not awaited: its PUBACK
-    // comes behind the readings the session queued meanwhile, which the handler must be there to take.
-    const formerGroup = deps.formerShareGroup;
-    if (group === undefined && formerGroup !== undefined) {
-      for (const bus of buses) void clearPresence(bus, formerGroup);
-    }
     await topicsReady;
-    // Only in a group several bridges' sessions share (linked regions on one Mosquitto): its down member's turn.
-    if (deps.shareGroup !== undefined && deps.rescue !== false) {
-      rescue = await startSessionRescue({
-        bus: buses[0],
-        ownClientIds: buses.map((bus) => bus.clientId),
-        group: deps.shareGroup,
-        filter,
-        handler,
-        options: deps.rescue,
-      });
-    }
   } catch (error) {
     closed = true;
     throw error;
   }
   return {
     async close() {
-      // New messages are refused from here (they stay unacknowledged in their session, the peer's too).
       closed = true;
-      // Before the rescue's connection closes: a rescued reading in the batch gets its PUBACK out on it, or the
-      // peer's session would deliver it again, to be forwarded twice.
       await batcher.drain();
-      await rescue?.stop();
     },
   };
-}
-
-/** Deletes the retained presence of `bus` under `group` (an empty retained message); a failure is only logged. */
-async function clearPresence(bus: MqttBus, group: string): Promise<void> {
-  try {
-    await bus.publish(sensorPresenceTopicOf(group, bus.clientId), "", { qos: 1, retain: true });
-  } catch (error) {
-    // A client id no presence topic can name never had one; a broker that did not answer: the next start tries again.
-    log.warn("sensor bridge presence not cleared", { group, clientId: bus.clientId, error: String(error) });
-  }
 }
 
 /** Resolves once `made` did within `waitMs`; rejects (the message stays in the session) when it failed or is late. */

@@ -15,13 +15,6 @@ export {
 export { applySensorBatch, type SensorBatchOutcome } from "./apply_sensor_batch.ts";
 export { type SensorSharing, type SensorSharingInput, sensorSharingOf } from "./share_group.ts";
 export {
-  SENSOR_PRESENCE_TOPIC_ROOT,
-  SENSOR_RESCUE_CONFIRM_MS_DEFAULT,
-  sensorPresenceFilterOf,
-  sensorPresenceTopicOf,
-  type SessionRescueOptions,
-} from "./session_rescue.ts";
-export {
   SENSOR_ADJUSTMENT_SOURCE,
   SENSOR_CONSUMER_ATTEMPTS_MAX,
   SENSOR_CONSUMER_BATCH_MAX,

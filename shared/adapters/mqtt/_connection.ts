@@ -20,8 +20,8 @@ export function dropConnection(client: mqtt.MqttClient): void {
   stream.end(() => stream.destroy());
 }
 
-/** Resolves with the CONNACK; rejects (and ends the client) on an error or after `timeoutMs`. */
-export function connected(client: mqtt.MqttClient, timeoutMs: number, url: string): Promise<mqtt.IConnackPacket> {
+/** Resolves on the CONNACK; rejects (and ends the client) on an error or after `timeoutMs`. */
+export function connected(client: mqtt.MqttClient, timeoutMs: number, url: string): Promise<void> {
   return new Promise((resolve, reject) => {
     const fail = (error: Error) => {
       cleanup();
@@ -29,9 +29,9 @@ export function connected(client: mqtt.MqttClient, timeoutMs: number, url: strin
       reject(new Error(`Cannot connect to MQTT at ${url}: ${error.message}`, { cause: error }));
     };
     const timer = setTimeout(() => fail(new Error(`no CONNACK within ${timeoutMs} ms`)), timeoutMs);
-    const onConnect = (connack: mqtt.IConnackPacket) => {
+    const onConnect = () => {
       cleanup();
-      resolve(connack);
+      resolve();
     };
     const cleanup = () => {
       clearTimeout(timer);
@@ -54,27 +54,4 @@ export async function withTimeout<T>(promise: Promise<T>, timeoutMs: number, mes
   } finally {
     clearTimeout(timer);
   }
-}
-
-/** What a final close is reported with (`connectAs`' `onClosed`). */
-export type OnClosed = (reason: string, how: { readonly takenOver: boolean }) => void;
-
-/** Calls `onClosed` once, with the broker's DISCONNECT reason when it sent one, at the close that is final. */
-export function watchClose(client: mqtt.MqttClient, onClosed: OnClosed, final: () => boolean): void {
-  let reason = "connection closed";
-  let takenOver = false;
-  let called = false;
-  const report = () => {
-    if (called || !final()) return;
-    called = true;
-    onClosed(reason, { takenOver });
-  };
-  client.on("disconnect", (packet) => {
-    const code = packet.reasonCode ?? 0;
-    takenOver = code === 0x8e;
-    reason = takenOver ? "session taken over (0x8e)" : `broker sent DISCONNECT 0x${code.toString(16)}`;
-  });
-  client.on("close", report);
-  // Closed between the CONNACK and now: no close event is left to come.
-  if (!client.connected) report();
 }

@@ -11,21 +11,12 @@
 
 import { Buffer } from "node:buffer";
 import mqtt from "mqtt";
-import type {
-  MqttBus,
-  MqttBusOptions,
-  MqttConnectAsOptions,
-  MqttMessage,
-  MqttSubscribeOptions,
-  QoS,
-} from "../../ports/mqtt_bus.ts";
+import type { MqttBus, MqttBusOptions, MqttMessage, QoS } from "../../ports/mqtt_bus.ts";
 import { mqttForcedReconnects, mqttHandlerFailures } from "./mqtt_metrics.ts";
 import { createRedelivery } from "./redelivery.ts";
 import { topicMatches } from "./topic_match.ts";
 import { createUnmatched } from "./unmatched.ts";
-import { CLOSE_TIMEOUT_MS, connected, dropConnection, type OnClosed, watchClose, withTimeout } from "./_connection.ts";
-import { subscriptionIdOf, subscriptionIdsOf, toMessage, topicFilterOf } from "./_packets.ts";
-import { assertPresenceTopic, presenceWillOf, publishPresence } from "./_presence.ts";
+import { CLOSE_TIMEOUT_MS, connected, dropConnection, withTimeout } from "./_connection.ts";
 
 /** Adapter options on top of the port's {@linkcode MqttBusOptions}. */
 export interface MqttBusAdapterOptions extends MqttBusOptions {
@@ -33,7 +24,7 @@ export interface MqttBusAdapterOptions extends MqttBusOptions {
   readonly protocolVersion?: 4 | 5;
   /** Seconds between PINGREQs when idle; the broker drops us after 1.5× this with no traffic. @default 30 */
   readonly keepaliveSec?: number;
-  /** Delay between reconnect attempts after the connection drops; 0: never reconnect. @default 1000 */
+  /** Delay between reconnect attempts after the connection drops. @default 1000 */
   readonly reconnectPeriodMs?: number;
   /** How long a publish waits for its PUBACK (QoS 1) or for the write (QoS 0). @default 5000 */
   readonly publishTimeoutMs?: number;
@@ -65,26 +56,12 @@ export interface MqttBusAdapterOptions extends MqttBusOptions {
    * is refused at once instead of growing that queue without bound through an outage. @default 1000
    */
   readonly maxPendingPublishes?: number;
-  /** Called once when the connection ended for good (with `reconnectPeriodMs` 0: any close); see `connectAs`. */
-  readonly onClosed?: OnClosed;
 }
 
 type Handler = (message: MqttMessage) => Promise<void>;
 
 /** Connects and resolves once the broker accepted the session (CONNACK). */
 export async function createMqttBus(options: MqttBusAdapterOptions): Promise<MqttBus> {
-  return (await openBus(options, {}))!;
-}
-
-/** What `connectAs` adds to a bus's options. */
-interface Resume {
-  /** Handlers of subscriptions the session has already: registered before CONNECT, with no SUBSCRIBE. */
-  readonly handlers?: MqttConnectAsOptions["handlers"];
-  /** Only an existing session: with CONNACK Session Present 0, end it (Session Expiry 0) and resolve `undefined`. */
-  readonly existingSessionOnly?: boolean;
-}
-
-async function openBus(options: MqttBusAdapterOptions, resume: Resume): Promise<MqttBus | undefined> {
   const {
     url,
     clientId,
@@ -100,9 +77,7 @@ async function openBus(options: MqttBusAdapterOptions, resume: Resume): Promise<
     redeliveryDelayMsMin = 1_000,
     redeliveryDelayMsMax = 30_000,
     onError = (error: Error) => console.error(`[mqtt ${clientId}]`, error.message),
-    presenceTopic,
   } = options;
-  assertPresenceTopic(presenceTopic);
   if (clientId === "") throw new TypeError("Cannot connect to MQTT: clientId is empty; it names the session");
   if (!Number.isSafeInteger(maxPendingPublishes) || maxPendingPublishes < 1) {
     throw new RangeError(`maxPendingPublishes must be a positive whole number, got ${maxPendingPublishes}`);
@@ -132,13 +107,9 @@ async function openBus(options: MqttBusAdapterOptions, resume: Resume): Promise<
     log: () => {},
     // MQTT 5: with Clean Start false the session must outlive the connection, or the broker drops it at once.
     properties: protocolVersion === 5 && !cleanSession ? { sessionExpiryInterval: sessionExpirySec } : undefined,
-    // Presence: the broker publishes `offline` (retained) when this connection drops without DISCONNECT.
-    will: presenceWillOf(presenceTopic),
   });
   /** `matches` is the filter a message's real topic is matched against: a shared subscription's without `$share/…`. */
-  const handlers: { filter: string; matches: string; id: number; handler: Handler }[] = (resume.handlers ?? []).map((
-    { topicFilter, handler },
-  ) => ({ filter: topicFilter, matches: topicFilterOf(topicFilter), id: subscriptionIdOf(topicFilter), handler }));
+  const handlers: { filter: string; matches: string; id: number; handler: Handler }[] = [];
   const waiters = new Set<() => void>();
   let closed = false;
   const matching = (packet: mqtt.IPublishPacket) => {
@@ -219,7 +190,7 @@ async function openBus(options: MqttBusAdapterOptions, resume: Resume): Promise<
     // Not held again once a message of the same subscription waited a whole hold in vain: each hold stops the
     // connection's traffic, and a stale subscription may keep receiving for as long as the session lives.
     const hold = packet.qos > 0 && !unmatched.stale(packet.topic, ids);
-    const handling = dispatch(packet, hold).then(
+    dispatch(packet, hold).then(
       (outcome) => {
         if (outcome === "handled") {
           redelivery.succeeded();
@@ -252,12 +223,7 @@ async function openBus(options: MqttBusAdapterOptions, resume: Resume): Promise<
         settle(callback, connection);
       },
     );
-    running.add(handling);
-    const done = () => running.delete(handling);
-    handling.then(done, done);
   };
-  /** Messages being handled: `close()` lets them finish (their PUBACK written) before its DISCONNECT, within a bound. */
-  const running = new Set<Promise<void>>();
   const settle = (callback: (error?: Error) => void, connection: number, error?: Error) => {
     try {
       callback(error);
@@ -273,40 +239,15 @@ async function openBus(options: MqttBusAdapterOptions, resume: Resume): Promise<
         if (!closed) onError(new Error(`${what}; its messages are acknowledged unhandled`, { cause: error }));
       });
   // Installed before the CONNACK is read: a persistent session's queued messages follow it immediately.
-  const connack = await connected(client, connectTimeoutMs, url);
-  if (resume.existingSessionOnly && !connack.sessionPresent) {
-    // The broker made a new, empty session for this client id: nothing to resume. Ended with Session Expiry 0, so
-    // it does not stay behind (a `$share` member nobody reads would be dealt its turn of the group's messages).
-    closed = true;
-    await withTimeout(
-      client.endAsync(false, { reasonCode: 0, properties: { sessionExpiryInterval: 0 } }),
-      CLOSE_TIMEOUT_MS,
-      "MQTT close",
-    ).catch(() => client.stream?.destroy());
-    return undefined;
-  }
+  await connected(client, connectTimeoutMs, url);
   // Dropping the connection may end in a reset from the broker: expected, and reported once already.
   client.on("error", (error) => {
     if (!redelivery.dropping) onError(error);
   });
-  if (presenceTopic !== undefined) {
-    const announce = () => {
-      // A reconnect's CONNACK while close() runs: its `offline` is the last word.
-      if (closed) return;
-      publishPresence(client, presenceTopic, "online", publishTimeoutMs).catch((error: Error) => onError(error));
-    };
-    // Every CONNACK: a reconnect follows a dropped connection, whose will said `offline`.
-    client.on("connect", announce);
-    // Not awaited: a persistent session's queued messages come right after the CONNACK, ahead of this PUBACK, and
-    // the first is held (no handler before the caller's subscribe()); mqtt.js reads nothing past a held message, so
-    // awaiting the PUBACK here would keep the caller from subscribing until the hold acknowledged them unhandled.
-    announce();
-  }
-  if (options.onClosed) watchClose(client, options.onClosed, () => closed || reconnectPeriodMs === 0);
 
   return {
     publish(topic, payload, publishOptions = {}) {
-      const { qos = 0, userProperties, retain = false } = publishOptions;
+      const { qos = 0, userProperties } = publishOptions;
       const hasProperties = userProperties !== undefined && Object.keys(userProperties).length > 0;
       if (hasProperties && protocolVersion !== 5) {
         return Promise.reject(
@@ -326,7 +267,7 @@ async function openBus(options: MqttBusAdapterOptions, resume: Resume): Promise<
       const body = typeof payload === "string" ? Buffer.from(payload, "utf8") : Buffer.from(payload);
       const properties = hasProperties ? { userProperties: { ...userProperties } } : undefined;
       pendingPublishes++;
-      const sent = client.publishAsync(topic, body, { qos, retain, properties }).finally(() => pendingPublishes--);
+      const sent = client.publishAsync(topic, body, { qos, properties }).finally(() => pendingPublishes--);
       // Settled by the timeout below when it comes first; its own outcome is then nobody's to observe.
       sent.catch(() => {});
       return withTimeout(
@@ -336,34 +277,7 @@ async function openBus(options: MqttBusAdapterOptions, resume: Resume): Promise<
       );
     },
 
-    clientId,
-
-    connectAs(otherClientId: string, connectAsOptions: MqttConnectAsOptions): Promise<MqttBus | undefined> {
-      // Ending a session the broker made by mistake needs MQTT 5's Session Expiry on DISCONNECT.
-      if (protocolVersion !== 5) {
-        return Promise.reject(new TypeError(`connectAs("${otherClientId}") needs MQTT 5 (protocolVersion 5)`));
-      }
-      // This bus's settings (protocol, keepalive, session expiry), so the other session is resumed as its owner
-      // left it; no reconnect (it must never take the session back from an owner that returned) and no presence.
-      return openBus({
-        ...options,
-        clientId: otherClientId,
-        cleanSession: false,
-        protocolVersion,
-        keepaliveSec,
-        sessionExpirySec,
-        reconnectPeriodMs: 0,
-        presenceTopic: undefined,
-        onClosed: connectAsOptions.onClosed,
-      }, { handlers: connectAsOptions.handlers, existingSessionOnly: true });
-    },
-
-    async subscribe(
-      topicFilter: string,
-      qos: QoS,
-      handler: Handler,
-      subscribeOptions: MqttSubscribeOptions = {},
-    ): Promise<void> {
+    async subscribe(topicFilter: string, qos: QoS, handler: Handler): Promise<void> {
       const entry = {
         filter: topicFilter,
         matches: topicFilterOf(topicFilter),
@@ -380,10 +294,7 @@ async function openBus(options: MqttBusAdapterOptions, resume: Resume): Promise<
             // Retain Handling 2: no retained message at SUBSCRIBE. A persistent session subscribes again at every
             // start, and each time the broker would send the topic's retained message anew, which handlers of a
             // stream of events (a stock delta) would apply again. MQTT 3.1.1 cannot ask this: see `retain`.
-            // A state topic (presence) asks for them: its retained message is its current value.
-            protocolVersion === 5
-              ? { qos, rh: subscribeOptions.retained ? 0 : 2, properties: { subscriptionIdentifier: entry.id } }
-              : { qos },
+            protocolVersion === 5 ? { qos, rh: 2, properties: { subscriptionIdentifier: entry.id } } : { qos },
           ),
           connectTimeoutMs,
           `Subscribing to "${topicFilter}" got no SUBACK`,
@@ -433,13 +344,6 @@ async function openBus(options: MqttBusAdapterOptions, resume: Resume): Promise<
       redelivery.close();
       for (const wake of waiters) wake();
       handlers.length = 0;
-      // A handler that just resolved (its caller drained first) has its PUBACK written by a continuation still to run:
-      // after the DISCONNECT, it would be lost, and the session would deliver the message again.
-      if (running.size > 0) await withTimeout(Promise.all(running), CLOSE_TIMEOUT_MS, "MQTT handlers").catch(() => {});
-      // Said before the DISCONNECT (which sends no will); a connection already gone had its will published.
-      if (presenceTopic !== undefined && client.connected) {
-        await publishPresence(client, presenceTopic, "offline", CLOSE_TIMEOUT_MS).catch(() => {});
-      }
       // A graceful DISCONNECT; a handler still running keeps the socket half-open, so cut it after a bound.
       try {
         await withTimeout(client.endAsync(false), CLOSE_TIMEOUT_MS, "MQTT close");
@@ -454,6 +358,45 @@ async function openBus(options: MqttBusAdapterOptions, resume: Resume): Promise<
 const UNMATCHED_KEYS_MAX = 1_000;
 /** A stale subscription is reported once, then at most once per this: a busy one must not flood the log. */
 const UNMATCHED_REPORT_INTERVAL_MS = 60_000;
+
+/**
+ * A subscription identifier derived from the filter (FNV-1a, 1…2^28-1), so a later process reusing the
+ * persistent session recognises the identifiers on messages queued for the earlier one.
+ */
+function subscriptionIdOf(filter: string): number {
+  let hash = 0x811c9dc5;
+  for (const byte of new TextEncoder().encode(filter)) hash = Math.imul(hash ^ byte, 0x01000193) >>> 0;
+  return (hash % 0x0ffffffe) + 1;
+}
+
+function subscriptionIdsOf(packet: mqtt.IPublishPacket): number[] {
+  return [packet.properties?.subscriptionIdentifier ?? []].flat();
+}
+
+function toMessage(packet: mqtt.IPublishPacket): MqttMessage {
+  const raw = packet.properties?.userProperties ?? {};
+  const userProperties: Record<string, string> = {};
+  // MQTT allows a key to repeat; the port carries one value per key, the last one sent.
+  for (const [key, value] of Object.entries(raw)) {
+    userProperties[key] = Array.isArray(value) ? value.at(-1)! : value;
+  }
+  const payload = typeof packet.payload === "string"
+    ? new TextEncoder().encode(packet.payload)
+    : new Uint8Array(packet.payload.buffer, packet.payload.byteOffset, packet.payload.length);
+  return { topic: packet.topic, payload, qos: packet.qos === 0 ? 0 : 1, userProperties, retain: packet.retain };
+}
+
+/**
+ * The filter a subscription's messages are published under: `$share/<group>/<filter>` (an MQTT 5 shared
+ * subscription, which Mosquitto also takes on 3.1.1) delivers messages with their real topic, which matches
+ * `<filter>`, never the `$share/…` string. On MQTT 5 the subscription identifier routes them anyway; on 3.1.1
+ * there is none, and without this they would wait the unmatched hold and be acknowledged unhandled.
+ */
+export function topicFilterOf(subscription: string): string {
+  if (!subscription.startsWith("$share/")) return subscription;
+  const filterStart = subscription.indexOf("/", "$share/".length);
+  return filterStart === -1 ? subscription : subscription.slice(filterStart + 1);
+}
 
 function waitForHandler(waiters: Set<() => void>, timeoutMs: number): Promise<void> {
   return new Promise((resolve) => {
